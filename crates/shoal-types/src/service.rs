@@ -1,0 +1,334 @@
+//! Services: the desired state an operator declares, and the task template each task copies.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::node::Resources;
+use crate::{Id, Meta, Timestamp};
+
+/// Swarm's default pause between a task's end and its replacement.
+pub const DEFAULT_RESTART_DELAY: Duration = Duration::from_secs(5);
+/// Swarm's default grace between the stop signal and SIGKILL.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceMode {
+    Replicated { replicas: u64 },
+    Global,
+    ReplicatedJob { max_concurrent: u64, total_completions: u64 },
+    GlobalJob,
+}
+
+impl Default for ServiceMode {
+    fn default() -> Self {
+        ServiceMode::Replicated { replicas: 1 }
+    }
+}
+
+impl ServiceMode {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ServiceMode::Replicated { .. } => "replicated",
+            ServiceMode::Global => "global",
+            ServiceMode::ReplicatedJob { .. } => "replicated job",
+            ServiceMode::GlobalJob => "global job",
+        }
+    }
+
+    pub fn is_job(&self) -> bool {
+        matches!(self, ServiceMode::ReplicatedJob { .. } | ServiceMode::GlobalJob)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureAction {
+    #[default]
+    Pause,
+    Continue,
+    Rollback,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    #[default]
+    StopFirst,
+    StartFirst,
+}
+
+/// How a spec change rolls across tasks (also used for rollbacks).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateConfig {
+    /// Tasks replaced at once; 0 means all at once.
+    pub parallelism: u64,
+    pub delay: Duration,
+    pub failure_action: FailureAction,
+    /// How long a new task is watched for failure after it starts.
+    pub monitor: Duration,
+    pub max_failure_ratio: f64,
+    pub order: UpdateOrder,
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        UpdateConfig {
+            parallelism: 1,
+            delay: Duration::ZERO,
+            failure_action: FailureAction::Pause,
+            monitor: Duration::from_secs(5),
+            max_failure_ratio: 0.0,
+            order: UpdateOrder::StopFirst,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartCondition {
+    None,
+    OnFailure,
+    #[default]
+    Any,
+}
+
+impl RestartCondition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartCondition::None => "none",
+            RestartCondition::OnFailure => "on-failure",
+            RestartCondition::Any => "any",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(RestartCondition::None),
+            "on-failure" => Some(RestartCondition::OnFailure),
+            "any" => Some(RestartCondition::Any),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct RestartPolicy {
+    #[serde(default)]
+    pub condition: RestartCondition,
+    /// `None` means Swarm's default of 5 s.
+    #[serde(default)]
+    pub delay: Option<Duration>,
+    /// Restarts allowed within `window`; 0 means unlimited.
+    #[serde(default)]
+    pub max_attempts: u64,
+    /// Span over which `max_attempts` is counted; zero means since the service began.
+    #[serde(default)]
+    pub window: Duration,
+}
+
+impl RestartPolicy {
+    pub fn effective_delay(&self) -> Duration {
+        self.delay.unwrap_or(DEFAULT_RESTART_DELAY)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct ResourceRequirements {
+    #[serde(default)]
+    pub limits: Resources,
+    #[serde(default)]
+    pub reservations: Resources,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct SpreadPreference {
+    /// The node attribute to spread over, e.g. `node.labels.zone`.
+    pub spread: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Placement {
+    /// Expressions such as `node.role==manager` or `node.labels.zone!=east`.
+    #[serde(default)]
+    pub constraints: Vec<String>,
+    #[serde(default)]
+    pub preferences: Vec<SpreadPreference>,
+    /// At most this many tasks of the service per node; 0 means no limit.
+    #[serde(default)]
+    pub max_replicas: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct ContainerSpec {
+    /// The image reference; the reserved name `host` runs on the node's own filesystem.
+    pub image: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Replaces the image's entrypoint when non-empty.
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub hostname: String,
+    /// `KEY=VALUE` entries, in order.
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub dir: String,
+    /// `user`, `uid`, `user:group` or `uid:gid`.
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub tty: bool,
+    #[serde(default)]
+    pub open_stdin: bool,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub stop_signal: String,
+    #[serde(default)]
+    pub stop_grace_period: Option<Duration>,
+    #[serde(default)]
+    pub init: Option<bool>,
+}
+
+impl ContainerSpec {
+    /// The full argv: command (or the image's entrypoint, none for `host`) then args.
+    pub fn argv(&self) -> Vec<String> {
+        self.command.iter().chain(self.args.iter()).cloned().collect()
+    }
+
+    pub fn effective_stop_grace(&self) -> Duration {
+        self.stop_grace_period.unwrap_or(DEFAULT_STOP_GRACE)
+    }
+}
+
+/// What every task of a service runs. A task copies its service's template when it is created, so
+/// comparing the two tells whether the task is up to date.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct TaskSpec {
+    pub container: ContainerSpec,
+    #[serde(default)]
+    pub resources: ResourceRequirements,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    #[serde(default)]
+    pub placement: Placement,
+    /// Bumped by `service update --force` so that every task becomes out of date.
+    #[serde(default)]
+    pub force_update: u64,
+    /// Runtime driver to use; empty lets the node pick its default.
+    #[serde(default)]
+    pub runtime: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointMode {
+    #[default]
+    Vip,
+    Dnsrr,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EndpointSpec {
+    #[serde(default)]
+    pub mode: EndpointMode,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ServiceSpec {
+    pub name: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub task: TaskSpec,
+    #[serde(default)]
+    pub mode: ServiceMode,
+    #[serde(default)]
+    pub update: Option<UpdateConfig>,
+    #[serde(default)]
+    pub rollback: Option<UpdateConfig>,
+    #[serde(default)]
+    pub endpoint: EndpointSpec,
+}
+
+impl ServiceSpec {
+    pub fn update_config(&self) -> UpdateConfig {
+        self.update.clone().unwrap_or_default()
+    }
+
+    pub fn rollback_config(&self) -> UpdateConfig {
+        self.rollback.clone().unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateState {
+    Updating,
+    Paused,
+    Completed,
+    RollbackStarted,
+    RollbackPaused,
+    RollbackCompleted,
+}
+
+impl UpdateState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateState::Updating => "updating",
+            UpdateState::Paused => "paused",
+            UpdateState::Completed => "completed",
+            UpdateState::RollbackStarted => "rollback_started",
+            UpdateState::RollbackPaused => "rollback_paused",
+            UpdateState::RollbackCompleted => "rollback_completed",
+        }
+    }
+
+    pub fn is_rollback(self) -> bool {
+        matches!(
+            self,
+            UpdateState::RollbackStarted | UpdateState::RollbackPaused | UpdateState::RollbackCompleted
+        )
+    }
+
+    pub fn in_progress(self) -> bool {
+        matches!(self, UpdateState::Updating | UpdateState::RollbackStarted)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateStatus {
+    pub state: UpdateState,
+    pub started_at: Timestamp,
+    #[serde(default)]
+    pub completed_at: Timestamp,
+    #[serde(default)]
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Service {
+    pub id: Id,
+    pub meta: Meta,
+    pub spec: ServiceSpec,
+    /// The spec before the last update: what `service rollback` returns to.
+    #[serde(default)]
+    pub previous_spec: Option<ServiceSpec>,
+    #[serde(default)]
+    pub update_status: Option<UpdateStatus>,
+}
+
+impl Service {
+    /// The update settings in force: the rollback settings while a rollback runs.
+    pub fn active_update_config(&self) -> UpdateConfig {
+        match &self.update_status {
+            Some(s) if s.state.is_rollback() => self.spec.rollback_config(),
+            _ => self.spec.update_config(),
+        }
+    }
+}
