@@ -6,7 +6,17 @@ use std::time::Duration;
 
 /// Nanoseconds since the Unix epoch (UTC). Zero means "never".
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
@@ -26,12 +36,20 @@ impl Timestamp {
         self.0 == 0
     }
 
+    #[allow(clippy::should_implement_trait)] // kept inherent so callers need no trait import
     pub fn add(self, d: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
+        Timestamp(
+            self.0
+                .saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+        )
     }
 
+    #[allow(clippy::should_implement_trait)]
     pub fn sub(self, d: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
+        Timestamp(
+            self.0
+                .saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+        )
     }
 
     /// How long after `earlier` this is; zero when it is not later.
@@ -39,6 +57,20 @@ impl Timestamp {
         u64::try_from(self.0.saturating_sub(earlier.0))
             .map(Duration::from_nanos)
             .unwrap_or(Duration::ZERO)
+    }
+}
+
+impl std::ops::Add<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, d: Duration) -> Timestamp {
+        Timestamp::add(self, d)
+    }
+}
+
+impl std::ops::Sub<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn sub(self, d: Duration) -> Timestamp {
+        Timestamp::sub(self, d)
     }
 }
 
@@ -66,7 +98,11 @@ pub fn format_rfc3339(t: Timestamp) -> String {
 /// Parses the RFC 3339 forms the Docker API and CLI use (`Z` or `+hh:mm`, optional fraction).
 pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b't' && b[10] != b' ') {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] != b'T' && b[10] != b't' && b[10] != b' ')
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
@@ -100,7 +136,9 @@ pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
         _ => return None,
     };
     let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se - offset;
-    Some(Timestamp(secs.checked_mul(1_000_000_000)?.checked_add(nanos)?))
+    Some(Timestamp(
+        secs.checked_mul(1_000_000_000)?.checked_add(nanos)?,
+    ))
 }
 
 // Howard Hinnant's civil-date algorithms: exact for the proleptic Gregorian calendar.
@@ -174,7 +212,10 @@ mod tests {
 
     #[test]
     fn formats_known_instants() {
-        assert_eq!(format_rfc3339(Timestamp(0)), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            format_rfc3339(Timestamp(0)),
+            "1970-01-01T00:00:00.000000000Z"
+        );
         assert_eq!(
             format_rfc3339(Timestamp(1_700_000_000_123_456_789)),
             "2023-11-14T22:13:20.123456789Z"
@@ -183,7 +224,10 @@ mod tests {
 
     #[test]
     fn parses_offsets_and_fractions() {
-        assert_eq!(parse_rfc3339("2023-11-14T22:13:20Z"), Some(Timestamp(1_700_000_000_000_000_000)));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20Z"),
+            Some(Timestamp(1_700_000_000_000_000_000))
+        );
         assert_eq!(
             parse_rfc3339("2023-11-14T23:13:20.5+01:00"),
             Some(Timestamp(1_700_000_000_500_000_000))

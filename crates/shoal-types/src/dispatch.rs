@@ -1,9 +1,9 @@
 //! The protocol between a node's agent and the managers' dispatcher. The agent only ever sees
 //! these types, never a manager stage, so the same agent runs in-process or over the network.
 
+use crate::Id;
 use crate::node::NodeDescription;
 use crate::task::{Task, TaskStatus};
-use crate::Id;
 
 /// Everything one node must run, sent whole whenever it changes. Tasks whose desired state is
 /// past `running` are still listed until the store drops them, so the agent stops them.

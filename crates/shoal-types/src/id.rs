@@ -4,7 +4,18 @@ use std::fmt;
 
 use rand::RngCore;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct Id(String);
 
@@ -27,7 +38,9 @@ impl Id {
 
     /// Whether `s` has the shape of a full ID, so callers can tell IDs from names.
     pub fn is_well_formed(s: &str) -> bool {
-        s.len() == ID_LEN && s.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+        s.len() == ID_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
     }
 }
 

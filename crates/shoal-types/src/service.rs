@@ -14,9 +14,14 @@ pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceMode {
-    Replicated { replicas: u64 },
+    Replicated {
+        replicas: u64,
+    },
     Global,
-    ReplicatedJob { max_concurrent: u64, total_completions: u64 },
+    ReplicatedJob {
+        max_concurrent: u64,
+        total_completions: u64,
+    },
     GlobalJob,
 }
 
@@ -37,7 +42,10 @@ impl ServiceMode {
     }
 
     pub fn is_job(&self) -> bool {
-        matches!(self, ServiceMode::ReplicatedJob { .. } | ServiceMode::GlobalJob)
+        matches!(
+            self,
+            ServiceMode::ReplicatedJob { .. } | ServiceMode::GlobalJob
+        )
     }
 }
 
@@ -84,7 +92,9 @@ impl Default for UpdateConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartCondition {
     None,
@@ -199,7 +209,11 @@ pub struct ContainerSpec {
 impl ContainerSpec {
     /// The full argv: command (or the image's entrypoint, none for `host`) then args.
     pub fn argv(&self) -> Vec<String> {
-        self.command.iter().chain(self.args.iter()).cloned().collect()
+        self.command
+            .iter()
+            .chain(self.args.iter())
+            .cloned()
+            .collect()
     }
 
     pub fn effective_stop_grace(&self) -> Duration {
@@ -292,7 +306,9 @@ impl UpdateState {
     pub fn is_rollback(self) -> bool {
         matches!(
             self,
-            UpdateState::RollbackStarted | UpdateState::RollbackPaused | UpdateState::RollbackCompleted
+            UpdateState::RollbackStarted
+                | UpdateState::RollbackPaused
+                | UpdateState::RollbackCompleted
         )
     }
 

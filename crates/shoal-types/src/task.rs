@@ -6,7 +6,17 @@ use crate::{Id, Meta, Timestamp};
 
 /// Swarm's task states, in life-cycle order; the derived `Ord` is that order.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum TaskState {
@@ -65,7 +75,9 @@ impl TaskState {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        TaskState::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s))
+        TaskState::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s))
     }
 
     /// The task's process has ended (or will never start).

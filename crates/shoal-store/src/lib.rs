@@ -1,0 +1,278 @@
+//! The cluster's state: versioned objects in a deterministic state machine ([`state`]),
+//! replicated by openraft and stored in redb ([`storage`]).
+//!
+//! All writes go through [`Store::propose`]; reads take an immutable snapshot with
+//! [`Store::view`] and never block writes. Watchers follow [`Store::subscribe`] (the newest state)
+//! or [`Store::changes`] (what each applied batch touched).
+
+pub mod network;
+pub mod ops;
+pub mod state;
+pub mod storage;
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use tokio::sync::{broadcast, watch};
+
+pub use ops::{Applied, Event, Kind, Op, OpError, Proposal};
+pub use state::State;
+pub use storage::Changes;
+
+openraft::declare_raft_types!(
+    /// shoal's Raft types: a log entry carries one [`Proposal`].
+    pub TypeConfig:
+        D = Proposal,
+        R = Applied,
+        NodeId = u64,
+        Node = BasicNode,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+pub type ShoalRaft = Raft<TypeConfig>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the state store at {path}: {why}")]
+    Open { path: String, why: String },
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProposeError {
+    /// Another manager leads; writes must go there.
+    #[error("this manager is not the leader; the leader is raft member {leader}")]
+    NotLeader { leader: u64 },
+    #[error(
+        "The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online."
+    )]
+    NoLeader,
+    #[error("the state store is shutting down")]
+    ShuttingDown,
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// Timing of the Raft group. Elections are short because every manager is on a fast, local-ish
+/// network; this is what makes leader failover take about a second instead of Swarm's 10 s.
+#[derive(Debug, Clone)]
+pub struct RaftTiming {
+    pub heartbeat: Duration,
+    pub election_min: Duration,
+    pub election_max: Duration,
+    pub snapshot_every: u64,
+    /// Log entries kept after a snapshot, so a slightly lagging follower catches up from the log.
+    pub keep_after_snapshot: u64,
+}
+
+impl Default for RaftTiming {
+    fn default() -> Self {
+        RaftTiming {
+            heartbeat: Duration::from_millis(100),
+            election_min: Duration::from_millis(400),
+            election_max: Duration::from_millis(800),
+            snapshot_every: 10_000,
+            keep_after_snapshot: 1000,
+        }
+    }
+}
+
+/// Opens the database, waiting a little if it is still held: redb releases its file lock shortly
+/// after the last handle drops, so a store reopened in the same process (leave, then init) can
+/// briefly find it locked. Another process holding it is reported after the wait.
+async fn open_db_waiting(path: &Path) -> Result<Arc<redb::Database>, std::io::Error> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match storage::open_db(path) {
+            Err(e)
+                if e.to_string().contains("already open")
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) if e.to_string().contains("already open") => {
+                return Err(std::io::Error::other(format!(
+                    "{e} (is another shoal daemon using this data directory?)"
+                )));
+            }
+            other => return other,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    raft: ShoalRaft,
+    raft_id: u64,
+    published: Arc<storage::Published>,
+    db: std::sync::Weak<redb::Database>,
+}
+
+impl Store {
+    /// Opens the store in `dir` (creating it) and starts this manager's Raft member.
+    pub async fn open(
+        dir: &Path,
+        raft_id: u64,
+        timing: RaftTiming,
+        network: network::Network,
+    ) -> Result<Store, StoreError> {
+        let path = dir.join("state.redb");
+        let open_err = |why: String| StoreError::Open {
+            path: path.display().to_string(),
+            why,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        let db = open_db_waiting(&path)
+            .await
+            .map_err(|e| open_err(e.to_string()))?;
+        let (sm, _) =
+            storage::StateMachine::load(db.clone()).map_err(|e| open_err(e.to_string()))?;
+        let published = sm.published();
+        let config = Config {
+            cluster_name: "shoal".into(),
+            heartbeat_interval: timing.heartbeat.as_millis() as u64,
+            election_timeout_min: timing.election_min.as_millis() as u64,
+            election_timeout_max: timing.election_max.as_millis() as u64,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(timing.snapshot_every),
+            max_in_snapshot_log_to_keep: timing.keep_after_snapshot,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| StoreError::Raft(e.to_string()))?;
+        let weak = Arc::downgrade(&db);
+        let raft = Raft::new(
+            raft_id,
+            Arc::new(config),
+            network,
+            storage::LogStore::new(db),
+            sm,
+        )
+        .await
+        .map_err(|e| StoreError::Raft(e.to_string()))?;
+        Ok(Store {
+            raft,
+            raft_id,
+            published,
+            db: weak,
+        })
+    }
+
+    /// Makes this member the sole voter of a new Raft group (swarm init). A no-op if the group
+    /// already exists.
+    pub async fn bootstrap(&self, addr: &str) -> Result<(), StoreError> {
+        if self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| StoreError::Raft(e.to_string()))?
+        {
+            return Ok(());
+        }
+        let mut members = BTreeMap::new();
+        members.insert(
+            self.raft_id,
+            BasicNode {
+                addr: addr.to_string(),
+            },
+        );
+        self.raft
+            .initialize(members)
+            .await
+            .map_err(|e| StoreError::Raft(e.to_string()))
+    }
+
+    pub fn raft_id(&self) -> u64 {
+        self.raft_id
+    }
+
+    pub fn raft(&self) -> &ShoalRaft {
+        &self.raft
+    }
+
+    /// Replicates `p` and returns how each op applied. A proposal whose ops failed is still
+    /// committed (as a no-op), so failure of an op is in `Applied`, not an `Err`.
+    pub async fn propose(&self, p: Proposal) -> Result<Applied, ProposeError> {
+        match self.raft.client_write(p).await {
+            Ok(resp) => Ok(resp.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => match f.leader_id {
+                Some(leader) => Err(ProposeError::NotLeader { leader }),
+                None => Err(ProposeError::NoLeader),
+            },
+            Err(RaftError::APIError(e)) => Err(ProposeError::Raft(e.to_string())),
+            Err(RaftError::Fatal(openraft::error::Fatal::Stopped)) => {
+                Err(ProposeError::ShuttingDown)
+            }
+            Err(RaftError::Fatal(e)) => Err(ProposeError::Raft(e.to_string())),
+        }
+    }
+
+    /// The newest applied state, without waiting.
+    pub fn view(&self) -> Arc<State> {
+        self.published.state.borrow().clone()
+    }
+
+    /// Wakes on every applied batch, with the newest state.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<State>> {
+        self.published.state.subscribe()
+    }
+
+    /// What each applied batch changed. A receiver that lags gets `Lagged` and should re-read
+    /// `view()`.
+    pub fn changes(&self) -> broadcast::Receiver<Arc<Changes>> {
+        self.published.changes.subscribe()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.raft_id)
+    }
+
+    pub fn leader(&self) -> Option<u64> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Waits until some member leads (this one, for a single manager), or the timeout passes.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<u64> {
+        let mut m = self.raft.metrics();
+        let wait = async {
+            loop {
+                if let Some(l) = m.borrow().current_leader {
+                    return l;
+                }
+                if m.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.ok()
+    }
+
+    /// Asks for a snapshot now (tests and backups); the log up to it may then be purged.
+    pub async fn trigger_snapshot(&self) -> Result<(), StoreError> {
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| StoreError::Raft(e.to_string()))
+    }
+
+    /// Stops the Raft member and waits until the database file is released, so the same
+    /// directory can be opened again in this process (swarm leave, then init).
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft did not shut down cleanly");
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.db.strong_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if self.db.strong_count() > 0 {
+            tracing::warn!("raft storage still held 10 s after shutdown");
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! What a write is: a [`Proposal`] of [`Op`]s, replicated as one Raft log entry and applied by every
+//! manager in the same order with the same result. Everything an op needs (new objects, IDs, the
+//! time) is decided by the proposer, so applying is deterministic.
+
+use shoal_types::cluster::Cluster;
+use shoal_types::service::Service;
+use shoal_types::task::{Task, TaskState, TaskStatus};
+use shoal_types::{Id, Node, Timestamp};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Op {
+    CreateNode(Node),
+    /// Replaces the node; with `expect_version`, only if the stored version matches.
+    UpdateNode {
+        node: Node,
+        expect_version: Option<u64>,
+    },
+    DeleteNode {
+        id: Id,
+    },
+    CreateService(Service),
+    UpdateService {
+        service: Service,
+        expect_version: Option<u64>,
+    },
+    DeleteService {
+        id: Id,
+    },
+    CreateTask(Task),
+    UpdateTask {
+        task: Task,
+        expect_version: Option<u64>,
+    },
+    /// Moves a task's observed status forward. An older state is ignored (not an error), so
+    /// reports can be retried and reordered; the same state refreshes message and error only.
+    SetTaskStatus {
+        id: Id,
+        status: TaskStatus,
+    },
+    /// Moves a task's desired state forward; an older one is ignored.
+    SetTaskDesired {
+        id: Id,
+        desired: TaskState,
+    },
+    /// Gives a pending task its node, moving it to `assigned`. Fails with Conflict if the task is
+    /// no longer pending, so two schedulers can never both place it.
+    AssignTask {
+        id: Id,
+        node_id: Id,
+        status: TaskStatus,
+    },
+    DeleteTask {
+        id: Id,
+    },
+    PutCluster {
+        cluster: Cluster,
+        expect_version: Option<u64>,
+    },
+}
+
+/// One replicated write. With `atomic`, either every op applies or none does; otherwise each op
+/// applies on its own and fails on its own (status batches from many tasks).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Proposal {
+    pub now: Timestamp,
+    pub ops: Vec<Op>,
+    pub atomic: bool,
+}
+
+impl Proposal {
+    pub fn atomic(now: Timestamp, ops: Vec<Op>) -> Self {
+        Proposal {
+            now,
+            ops,
+            atomic: true,
+        }
+    }
+
+    pub fn each(now: Timestamp, ops: Vec<Op>) -> Self {
+        Proposal {
+            now,
+            ops,
+            atomic: false,
+        }
+    }
+}
+
+impl std::fmt::Display for Proposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "proposal({} ops)", self.ops.len())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Node,
+    Service,
+    Task,
+    Cluster,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Node => "node",
+            Kind::Service => "service",
+            Kind::Task => "task",
+            Kind::Cluster => "cluster",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub enum OpError {
+    #[error("{kind} {id} not found")]
+    NotFound { kind: Kind, id: Id },
+    #[error("{kind} {id} already exists")]
+    Exists { kind: Kind, id: Id },
+    #[error("{kind} name {name:?} is already in use")]
+    NameInUse { kind: Kind, name: String },
+    #[error(
+        "update out of sequence: {kind} {id} is at version {current}, the change was based on version {expected}"
+    )]
+    VersionConflict {
+        kind: Kind,
+        id: Id,
+        current: u64,
+        expected: u64,
+    },
+    #[error("task {id} is no longer pending (it is {state})")]
+    NotPending { id: Id, state: String },
+    #[error("not applied: another change in the same atomic proposal failed")]
+    Aborted,
+}
+
+/// The outcome of one applied log entry, returned to its proposer.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Applied {
+    /// The store version (Raft log index) of this entry.
+    pub version: u64,
+    /// One result per op, in order.
+    pub results: Vec<Result<(), OpError>>,
+}
+
+impl Applied {
+    /// The first failure, for atomic proposals where one failure means none applied.
+    pub fn first_error(&self) -> Option<&OpError> {
+        self.results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .find(|e| !matches!(e, OpError::Aborted))
+    }
+}
+
+/// What changed, for watchers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: Kind,
+    pub id: Id,
+    pub deleted: bool,
+}

@@ -1,0 +1,542 @@
+//! Durable storage for the Raft log and the state machine, in one redb database.
+//!
+//! The log store and the state machine are separate handles on the same file, as openraft drives
+//! them from separate tasks. Every log append and every applied batch commits with
+//! `Durability::Immediate` before openraft is told it is done, so an acknowledged write survives
+//! `kill -9`. The state machine's objects are stored one row per object, so restart loads the
+//! state without replaying the log.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::io::Cursor;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
+use openraft::{
+    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftLogReader, RaftSnapshotBuilder,
+    SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
+};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::{broadcast, watch};
+
+use crate::TypeConfig;
+use crate::ops::{Applied, Event};
+use crate::state::{Object, State, object_key};
+
+type NodeId = u64;
+type SErr = StorageError<NodeId>;
+
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+const RAFT_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
+const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
+const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
+const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot");
+
+/// What one applied batch changed, for watchers.
+#[derive(Debug, Clone)]
+pub struct Changes {
+    pub version: u64,
+    pub events: Vec<Event>,
+}
+
+fn io_err<E: std::error::Error + 'static>(e: E) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, std::io::Error> {
+    serde_json::to_vec(v).map_err(io_err)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, std::io::Error> {
+    serde_json::from_slice(b).map_err(io_err)
+}
+
+fn read_meta<T: serde::de::DeserializeOwned>(
+    db: &Database,
+    table: TableDefinition<&str, &[u8]>,
+    key: &str,
+) -> Result<Option<T>, std::io::Error> {
+    let rtx = db.begin_read().map_err(io_err)?;
+    let t = match rtx.open_table(table) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(io_err(e)),
+    };
+    match t.get(key).map_err(io_err)? {
+        Some(v) => Ok(Some(from_json(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn write_meta<T: serde::Serialize>(
+    db: &Database,
+    table: TableDefinition<&str, &[u8]>,
+    key: &str,
+    v: &T,
+) -> Result<(), std::io::Error> {
+    let bytes = to_json(v)?;
+    let mut tx = db.begin_write().map_err(io_err)?;
+    tx.set_durability(Durability::Immediate).map_err(io_err)?;
+    {
+        let mut t = tx.open_table(table).map_err(io_err)?;
+        t.insert(key, bytes.as_slice()).map_err(io_err)?;
+    }
+    tx.commit().map_err(io_err)
+}
+
+/// Opens (or creates) the database and makes sure every table exists, so readers never race a
+/// table's creation.
+pub fn open_db(path: &std::path::Path) -> Result<Arc<Database>, std::io::Error> {
+    let db = Database::create(path).map_err(io_err)?;
+    let tx = db.begin_write().map_err(io_err)?;
+    tx.open_table(LOG).map_err(io_err)?;
+    tx.open_table(RAFT_META).map_err(io_err)?;
+    tx.open_table(SM_META).map_err(io_err)?;
+    tx.open_table(OBJECTS).map_err(io_err)?;
+    tx.open_table(SNAPSHOT).map_err(io_err)?;
+    tx.commit().map_err(io_err)?;
+    Ok(Arc::new(db))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Log store
+
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<Database>,
+}
+
+impl LogStore {
+    pub fn new(db: Arc<Database>) -> Self {
+        LogStore { db }
+    }
+
+    fn entries(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> Result<Vec<Entry<TypeConfig>>, std::io::Error> {
+        let rtx = self.db.begin_read().map_err(io_err)?;
+        let t = rtx.open_table(LOG).map_err(io_err)?;
+        let mut out = Vec::new();
+        for row in t.range::<u64>((start, end)).map_err(io_err)? {
+            let (_, v) = row.map_err(io_err)?;
+            out.push(from_json(v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn last_entry_id(&self) -> Result<Option<LogId<NodeId>>, std::io::Error> {
+        let rtx = self.db.begin_read().map_err(io_err)?;
+        let t = rtx.open_table(LOG).map_err(io_err)?;
+        match t.last().map_err(io_err)? {
+            Some((_, v)) => {
+                let e: Entry<TypeConfig> = from_json(v.value())?;
+                Ok(Some(e.log_id))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes log rows in `range` in one durable transaction.
+    fn delete_range(&self, from: u64, to_inclusive: Option<u64>) -> Result<(), std::io::Error> {
+        let mut tx = self.db.begin_write().map_err(io_err)?;
+        tx.set_durability(Durability::Immediate).map_err(io_err)?;
+        {
+            let mut t = tx.open_table(LOG).map_err(io_err)?;
+            let keys: Vec<u64> = {
+                let range = match to_inclusive {
+                    Some(end) => t.range(from..=end).map_err(io_err)?,
+                    None => t.range(from..).map_err(io_err)?,
+                };
+                let mut keys = Vec::new();
+                for row in range {
+                    keys.push(row.map_err(io_err)?.0.value());
+                }
+                keys
+            };
+            for k in keys {
+                t.remove(k).map_err(io_err)?;
+            }
+        }
+        tx.commit().map_err(io_err)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, SErr> {
+        self.entries(range.start_bound().cloned(), range.end_bound().cloned())
+            .map_err(|e| StorageIOError::read_logs(&e).into())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, SErr> {
+        let purged: Option<LogId<NodeId>> =
+            read_meta(&self.db, RAFT_META, "purged").map_err(|e| StorageIOError::read_logs(&e))?;
+        let last = self
+            .last_entry_id()
+            .map_err(|e| StorageIOError::read_logs(&e))?
+            .or(purged);
+        Ok(LogState {
+            last_purged_log_id: purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), SErr> {
+        write_meta(&self.db, RAFT_META, "vote", vote)
+            .map_err(|e| StorageIOError::write_vote(&e).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, SErr> {
+        read_meta(&self.db, RAFT_META, "vote").map_err(|e| StorageIOError::read_vote(&e).into())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), SErr> {
+        write_meta(&self.db, RAFT_META, "committed", &committed)
+            .map_err(|e| StorageIOError::write(&e).into())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, SErr> {
+        let c: Option<Option<LogId<NodeId>>> =
+            read_meta(&self.db, RAFT_META, "committed").map_err(|e| StorageIOError::read(&e))?;
+        Ok(c.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), SErr>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let res = (|| -> Result<(), std::io::Error> {
+            let mut tx = self.db.begin_write().map_err(io_err)?;
+            tx.set_durability(Durability::Immediate).map_err(io_err)?;
+            {
+                let mut t = tx.open_table(LOG).map_err(io_err)?;
+                for e in entries {
+                    let bytes = to_json(&e)?;
+                    t.insert(e.log_id.index, bytes.as_slice()).map_err(io_err)?;
+                }
+            }
+            tx.commit().map_err(io_err)
+        })();
+        match res {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                callback.log_io_completed(Err(e));
+                Err(StorageIOError::write_logs(&std::io::Error::other(msg)).into())
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), SErr> {
+        self.delete_range(log_id.index, None)
+            .map_err(|e| StorageIOError::write_logs(&e).into())
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), SErr> {
+        write_meta(&self.db, RAFT_META, "purged", &log_id)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.delete_range(0, Some(log_id.index))
+            .map_err(|e| StorageIOError::write_logs(&e).into())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// State machine
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct SmMeta {
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, BasicNode>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SnapshotFile {
+    objects: Vec<Object>,
+}
+
+/// Shared between the state machine (the only writer) and every reader.
+pub struct Published {
+    pub state: watch::Sender<Arc<State>>,
+    pub changes: broadcast::Sender<Arc<Changes>>,
+}
+
+pub struct StateMachine {
+    db: Arc<Database>,
+    meta: SmMeta,
+    published: Arc<Published>,
+}
+
+impl StateMachine {
+    /// Loads the applied state from the database.
+    pub fn load(db: Arc<Database>) -> Result<(Self, State), std::io::Error> {
+        let meta: SmMeta = read_meta(&db, SM_META, "meta")?.unwrap_or_default();
+        let mut state = State::default();
+        {
+            let rtx = db.begin_read().map_err(io_err)?;
+            let t = rtx.open_table(OBJECTS).map_err(io_err)?;
+            for row in t.iter().map_err(io_err)? {
+                let (k, v) = row.map_err(io_err)?;
+                let obj: Object = from_json(v.value()).map_err(|e| {
+                    std::io::Error::other(format!(
+                        "stored object {:?} is unreadable: {e}",
+                        k.value()
+                    ))
+                })?;
+                state.load(obj);
+            }
+        }
+        state.version = meta.last_applied.map_or(0, |l| l.index);
+        let (state_tx, _) = watch::channel(Arc::new(state.clone()));
+        let (changes_tx, _) = broadcast::channel(1024);
+        let published = Arc::new(Published {
+            state: state_tx,
+            changes: changes_tx,
+        });
+        Ok((
+            StateMachine {
+                db,
+                meta,
+                published,
+            },
+            state,
+        ))
+    }
+
+    pub fn published(&self) -> Arc<Published> {
+        self.published.clone()
+    }
+
+    fn persist(
+        &self,
+        dirty: &BTreeMap<String, Option<Object>>,
+        meta: &SmMeta,
+    ) -> Result<(), std::io::Error> {
+        let mut tx = self.db.begin_write().map_err(io_err)?;
+        tx.set_durability(Durability::Immediate).map_err(io_err)?;
+        {
+            let mut t = tx.open_table(OBJECTS).map_err(io_err)?;
+            for (k, obj) in dirty {
+                match obj {
+                    Some(o) => {
+                        let b = to_json(o)?;
+                        t.insert(k.as_str(), b.as_slice()).map_err(io_err)?;
+                    }
+                    None => {
+                        t.remove(k.as_str()).map_err(io_err)?;
+                    }
+                }
+            }
+            let mut m = tx.open_table(SM_META).map_err(io_err)?;
+            let b = to_json(meta)?;
+            m.insert("meta", b.as_slice()).map_err(io_err)?;
+        }
+        tx.commit().map_err(io_err)
+    }
+
+    fn replace_all(
+        &self,
+        objects: &[Object],
+        meta: &SmMeta,
+        snap: Option<(&SnapshotMeta<NodeId, BasicNode>, &[u8])>,
+    ) -> Result<(), std::io::Error> {
+        let mut tx = self.db.begin_write().map_err(io_err)?;
+        tx.set_durability(Durability::Immediate).map_err(io_err)?;
+        {
+            tx.delete_table(OBJECTS).map_err(io_err)?;
+            let mut t = tx.open_table(OBJECTS).map_err(io_err)?;
+            for o in objects {
+                let b = to_json(o)?;
+                t.insert(o.key().as_str(), b.as_slice()).map_err(io_err)?;
+            }
+            let mut m = tx.open_table(SM_META).map_err(io_err)?;
+            let b = to_json(meta)?;
+            m.insert("meta", b.as_slice()).map_err(io_err)?;
+            if let Some((smeta, data)) = snap {
+                let mut s = tx.open_table(SNAPSHOT).map_err(io_err)?;
+                let b = to_json(smeta)?;
+                s.insert("meta", b.as_slice()).map_err(io_err)?;
+                s.insert("data", data).map_err(io_err)?;
+            }
+        }
+        tx.commit().map_err(io_err)
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), SErr> {
+        Ok((self.meta.last_applied, self.meta.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, SErr>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut state = (**self.published.state.borrow()).clone();
+        let mut meta = self.meta.clone();
+        let mut replies = Vec::new();
+        let mut dirty_keys = BTreeMap::new();
+        let mut all_events = Vec::new();
+        for entry in entries {
+            meta.last_applied = Some(entry.log_id);
+            state.version = entry.log_id.index;
+            match entry.payload {
+                EntryPayload::Blank => replies.push(Applied {
+                    version: entry.log_id.index,
+                    results: vec![],
+                }),
+                EntryPayload::Membership(m) => {
+                    meta.membership = StoredMembership::new(Some(entry.log_id), m);
+                    replies.push(Applied {
+                        version: entry.log_id.index,
+                        results: vec![],
+                    });
+                }
+                EntryPayload::Normal(p) => {
+                    let (applied, events) = state.apply(entry.log_id.index, &p);
+                    for e in &events {
+                        dirty_keys.insert(object_key(e.kind, &e.id), (e.kind, e.id.clone()));
+                    }
+                    all_events.extend(events);
+                    replies.push(applied);
+                }
+            }
+        }
+        let dirty: BTreeMap<String, Option<Object>> = dirty_keys
+            .into_iter()
+            .map(|(k, (kind, id))| (k, state.object(kind, &id)))
+            .collect();
+        let last = meta.last_applied;
+        self.persist(&dirty, &meta).map_err(|e| match last {
+            Some(l) => StorageIOError::apply(l, &e),
+            None => StorageIOError::write_state_machine(&e),
+        })?;
+        self.meta = meta;
+        let version = state.version;
+        self.published.state.send_replace(Arc::new(state));
+        if !all_events.is_empty() {
+            // No receivers is fine: watchers come and go.
+            let _ = self.published.changes.send(Arc::new(Changes {
+                version,
+                events: all_events,
+            }));
+        }
+        Ok(replies)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            db: self.db.clone(),
+            state: self.published.state.borrow().clone(),
+            meta: self.meta.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, SErr> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), SErr> {
+        let data = snapshot.into_inner();
+        let file: SnapshotFile = from_json(&data)
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        let mut state = State::default();
+        for o in file.objects.iter().cloned() {
+            state.load(o);
+        }
+        state.version = meta.last_log_id.map_or(0, |l| l.index);
+        let sm = SmMeta {
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+        };
+        self.replace_all(&file.objects, &sm, Some((meta, &data)))
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        self.meta = sm;
+        self.published.state.send_replace(Arc::new(state));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {
+        let read = || -> Result<Option<Snapshot<TypeConfig>>, std::io::Error> {
+            let rtx = self.db.begin_read().map_err(io_err)?;
+            let t = rtx.open_table(SNAPSHOT).map_err(io_err)?;
+            let (Some(m), Some(d)) = (
+                t.get("meta").map_err(io_err)?,
+                t.get("data").map_err(io_err)?,
+            ) else {
+                return Ok(None);
+            };
+            let meta: SnapshotMeta<NodeId, BasicNode> = from_json(m.value())?;
+            Ok(Some(Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(d.value().to_vec())),
+            }))
+        };
+        read().map_err(|e| StorageIOError::read_snapshot(None, &e).into())
+    }
+}
+
+pub struct SnapshotBuilder {
+    db: Arc<Database>,
+    state: Arc<State>,
+    meta: SmMeta,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SErr> {
+        let file = SnapshotFile {
+            objects: self.state.all_objects(),
+        };
+        let data = to_json(&file).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        let snapshot_id = match self.meta.last_applied {
+            Some(l) => format!("{}-{}", l.leader_id.term, l.index),
+            None => "empty".into(),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: self.meta.last_applied,
+            last_membership: self.meta.membership.clone(),
+            snapshot_id,
+        };
+        let write = || -> Result<(), std::io::Error> {
+            let mut tx = self.db.begin_write().map_err(io_err)?;
+            tx.set_durability(Durability::Immediate).map_err(io_err)?;
+            {
+                let mut s = tx.open_table(SNAPSHOT).map_err(io_err)?;
+                let b = to_json(&meta)?;
+                s.insert("meta", b.as_slice()).map_err(io_err)?;
+                s.insert("data", data.as_slice()).map_err(io_err)?;
+            }
+            tx.commit().map_err(io_err)
+        };
+        write().map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}

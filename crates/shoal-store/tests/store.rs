@@ -1,0 +1,145 @@
+//! The store against openraft's storage conformance suite, and a single-member group end to end:
+//! writes, restart on the same directory, snapshots with log purge.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::StorageError;
+use openraft::testing::{StoreBuilder, Suite};
+use shoal_store::network::Network;
+use shoal_store::storage::{LogStore, StateMachine, open_db};
+use shoal_store::{Op, OpError, Proposal, RaftTiming, Store, TypeConfig};
+use shoal_types::service::{Service, ServiceSpec};
+use shoal_types::{Id, Timestamp};
+
+struct Builder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Builder {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<u64>> {
+        let dir = tempfile::tempdir().map_err(|e| openraft::StorageIOError::write(&e))?;
+        let db =
+            open_db(&dir.path().join("s.redb")).map_err(|e| openraft::StorageIOError::write(&e))?;
+        let (sm, _) =
+            StateMachine::load(db.clone()).map_err(|e| openraft::StorageIOError::write(&e))?;
+        Ok((dir, LogStore::new(db), sm))
+    }
+}
+
+#[test]
+fn passes_openraft_storage_conformance_suite() {
+    if let Err(e) = Suite::test_all(Builder) {
+        panic!("storage conformance: {e}");
+    }
+}
+
+fn service(n: u64) -> Service {
+    Service {
+        id: Id::from_raw(format!("svc{n:022}")),
+        spec: ServiceSpec {
+            name: format!("web{n}"),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+async fn open(dir: &std::path::Path, timing: RaftTiming) -> Store {
+    let store = Store::open(dir, 1, timing, Network)
+        .await
+        .expect("store opens");
+    store.bootstrap("127.0.0.1:2377").await.expect("bootstraps");
+    assert_eq!(
+        store.wait_for_leader(Duration::from_secs(10)).await,
+        Some(1),
+        "single member leads"
+    );
+    store
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_survive_restart_and_versions_keep_growing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path(), RaftTiming::default()).await;
+    let applied = store
+        .propose(Proposal::atomic(
+            Timestamp(5),
+            vec![Op::CreateService(service(1))],
+        ))
+        .await
+        .expect("proposes");
+    assert_eq!(applied.results, vec![Ok(())]);
+    let v1 = applied.version;
+    let dup = store
+        .propose(Proposal::atomic(
+            Timestamp(6),
+            vec![Op::CreateService(Service {
+                id: Id::from_raw("other"),
+                ..service(1)
+            })],
+        ))
+        .await
+        .expect("proposes");
+    assert!(matches!(dup.first_error(), Some(OpError::NameInUse { .. })));
+    assert_eq!(store.view().services().count(), 1);
+    store.shutdown().await;
+    drop(store);
+
+    let store = open(dir.path(), RaftTiming::default()).await;
+    let view = store.view();
+    let svc = view
+        .service_by_name("web1")
+        .expect("service survived restart");
+    assert_eq!(svc.meta.version, v1);
+    assert_eq!(svc.meta.created_at, Timestamp(5));
+    let next = store
+        .propose(Proposal::atomic(
+            Timestamp(7),
+            vec![Op::CreateService(service(2))],
+        ))
+        .await
+        .expect("proposes after restart");
+    assert!(next.version > v1, "{} > {v1}", next.version);
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_purge_the_log_and_restart_from_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let timing = RaftTiming {
+        snapshot_every: 20,
+        keep_after_snapshot: 0,
+        ..Default::default()
+    };
+    let store = open(dir.path(), timing.clone()).await;
+    for n in 0..120 {
+        let a = store
+            .propose(Proposal::atomic(
+                Timestamp(n as i64),
+                vec![Op::CreateService(service(n))],
+            ))
+            .await
+            .expect("proposes");
+        assert_eq!(a.results, vec![Ok(())]);
+    }
+    store.trigger_snapshot().await.expect("snapshot");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = store.raft().metrics().borrow().clone();
+        if m.snapshot.is_some_and(|s| s.index >= 100) && m.purged.is_some() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no snapshot/purge: {m:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store.shutdown().await;
+    drop(store);
+    let store = open(dir.path(), timing).await;
+    let view: Arc<_> = store.view();
+    assert_eq!(view.services().count(), 120);
+    store.shutdown().await;
+}
