@@ -1,0 +1,157 @@
+//! The scheduler's picture of the cluster: one entry per node with the counters the filters and
+//! scorers read (resources still free, tasks on the node, tasks per service on the node).
+//!
+//! A `ClusterView` is built from a store snapshot and then owned by one caller; [`crate::schedule`]
+//! updates it in place as it places tasks, so consecutive batches (or one large batch) never
+//! oversubscribe a node. It is plain data (`Clone`, no interior mutability, no locks).
+
+use std::collections::HashMap;
+
+use shoal_types::{Id, Node, Resources, Task, TaskState};
+
+/// What a node has left and carries, kept in step with every placement.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeEntry {
+    pub(crate) node: Node,
+    /// `description.resources` minus the reservations of the tasks counted on the node. May be
+    /// negative when the store already holds more than the node reports (e.g. it shrank).
+    pub(crate) available: Resources,
+    /// Tasks counted on the node, all services.
+    pub(crate) tasks: u32,
+}
+
+/// Per-node facts the filters and scorers need. Nodes are kept sorted by ID, so a node's index is
+/// also its rank in the deterministic tie-break.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    pub(crate) nodes: Vec<NodeEntry>,
+    pub(crate) index: HashMap<Id, u32>,
+    /// Tasks counted per service, per node index. Sparse: most services run on few nodes, and a
+    /// dense service × node matrix would not fit large clusters.
+    pub(crate) by_service: HashMap<Id, HashMap<u32, u32>>,
+}
+
+/// A task's reservation as the scheduler accounts it. Negative numbers are not a reservation (the
+/// API rejects them); clamping keeps a bad spec from creating capacity out of thin air.
+pub(crate) fn reservation(task_spec_res: Resources) -> Resources {
+    Resources {
+        nano_cpus: task_spec_res.nano_cpus.max(0),
+        memory_bytes: task_spec_res.memory_bytes.max(0),
+    }
+}
+
+/// Whether a stored task holds a place on its node. Tasks still `New`/`Pending` are excluded even
+/// with a node ID: those are pre-assigned (global) tasks waiting for [`crate::schedule`] to confirm
+/// them, and counting them here as well would count them twice (swarmkit does the same).
+fn occupies_node(task: &Task) -> bool {
+    task.node_id.is_some()
+        && task.status.state >= TaskState::Assigned
+        && !task.status.state.is_terminal()
+}
+
+impl ClusterView {
+    /// Builds the view from every node and every task in the store.
+    ///
+    /// `tasks`: every task in the store; only those with a node ID whose observed state is
+    /// assigned or later and not terminal count against their node (reservations, per-service
+    /// counts). Tasks on nodes not in `nodes` are ignored. If two nodes share an ID the first wins.
+    pub fn new<'a>(
+        nodes: impl IntoIterator<Item = &'a Node>,
+        tasks: impl IntoIterator<Item = &'a Task>,
+    ) -> Self {
+        let mut list: Vec<&Node> = nodes.into_iter().collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        list.dedup_by(|b, a| a.id == b.id);
+
+        let mut view = ClusterView {
+            nodes: Vec::with_capacity(list.len()),
+            index: HashMap::with_capacity(list.len()),
+            by_service: HashMap::new(),
+        };
+        for (i, n) in list.into_iter().enumerate() {
+            let Ok(i) = u32::try_from(i) else { break };
+            view.index.insert(n.id.clone(), i);
+            view.nodes.push(NodeEntry {
+                node: n.clone(),
+                available: n.description.resources,
+                tasks: 0,
+            });
+        }
+        for t in tasks {
+            if !occupies_node(t) {
+                continue;
+            }
+            let Some(&i) = t.node_id.as_ref().and_then(|id| view.index.get(id)) else {
+                continue;
+            };
+            view.charge(i, reservation(t.spec.resources.reservations));
+            view.count_service(&t.service_id, i);
+        }
+        view
+    }
+
+    /// Books one task's reservation and task count on node `i` (the per-service count is the
+    /// caller's, which may hold it densely while placing a group).
+    pub(crate) fn charge(&mut self, i: u32, res: Resources) {
+        if let Some(e) = self.nodes.get_mut(i as usize) {
+            e.available.nano_cpus = e.available.nano_cpus.saturating_sub(res.nano_cpus);
+            e.available.memory_bytes = e.available.memory_bytes.saturating_sub(res.memory_bytes);
+            e.tasks = e.tasks.saturating_add(1);
+        }
+    }
+
+    /// Adds one task of `service` on node `i` (cloning the ID only for a service not seen yet).
+    pub(crate) fn count_service(&mut self, service: &Id, i: u32) {
+        let counts = match self.by_service.get_mut(service) {
+            Some(c) => c,
+            None => self.by_service.entry(service.clone()).or_default(),
+        };
+        *counts.entry(i).or_insert(0) += 1;
+    }
+
+    pub(crate) fn service_count(&self, service: &Id, i: u32) -> u32 {
+        self.by_service
+            .get(service)
+            .and_then(|m| m.get(&i))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Number of nodes in the view.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The node with this ID, as the view holds it.
+    pub fn node(&self, node_id: &str) -> Option<&Node> {
+        self.index
+            .get(node_id)
+            .map(|&i| &self.nodes[i as usize].node)
+    }
+
+    /// Resources still free on the node: reported capacity minus counted reservations.
+    pub fn available(&self, node_id: &str) -> Option<Resources> {
+        self.index
+            .get(node_id)
+            .map(|&i| self.nodes[i as usize].available)
+    }
+
+    /// Tasks counted on the node, all services.
+    pub fn task_count(&self, node_id: &str) -> Option<u32> {
+        self.index
+            .get(node_id)
+            .map(|&i| self.nodes[i as usize].tasks)
+    }
+
+    /// Tasks of `service_id` counted on the node (0 for an unknown node or service).
+    pub fn service_task_count(&self, node_id: &str, service_id: &str) -> u32 {
+        match (self.index.get(node_id), self.by_service.get(service_id)) {
+            (Some(i), Some(m)) => m.get(i).copied().unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
