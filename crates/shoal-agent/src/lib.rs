@@ -1,16 +1,25 @@
 //! The node agent. It holds one session with the managers' dispatcher (through
 //! [`DispatcherClient`], so it never imports a manager stage), runs the tasks assigned to its node
 //! through a [`RuntimeDriver`], and reports each task's status as it moves forward.
+//!
+//! - [`executor`]: the [`Agent`] (session, heartbeats, assignments, adoption) and its pure task
+//!   controller.
+//! - [`native`]: the native runtime driver (processes under a per-task shim, namespaces, cgroups).
+//! - [`fake`]: an in-memory driver for tests and simulation.
+//! - [`runtime`]: the driver seam and its types.
 
+pub mod executor;
+pub mod fake;
 pub mod native;
 pub mod runtime;
 
+pub use executor::{Agent, AgentConfig, AgentError, describe_node};
 pub use runtime::{ExitInfo, LogLine, LogOptions, LogStream, RuntimeDriver, RuntimeError, TaskRun};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use shoal_types::dispatch::{Assignments, SessionRequest, TaskStatusReport};
 use shoal_types::Id;
+use shoal_types::dispatch::{Assignments, SessionRequest, TaskStatusReport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
@@ -34,6 +43,10 @@ pub struct Session {
 #[async_trait]
 pub trait DispatcherClient: Send + Sync + 'static {
     async fn session(&self, req: SessionRequest) -> Result<Session, DispatchError>;
-    async fn report(&self, node_id: &Id, reports: Vec<TaskStatusReport>) -> Result<(), DispatchError>;
+    async fn report(
+        &self,
+        node_id: &Id,
+        reports: Vec<TaskStatusReport>,
+    ) -> Result<(), DispatchError>;
     async fn heartbeat(&self, node_id: &Id) -> Result<std::time::Duration, DispatchError>;
 }

@@ -42,7 +42,9 @@ pub struct ExitInfo {
 pub enum RuntimeTaskState {
     /// Prepared, not started.
     Created,
-    Running { pid: i64 },
+    Running {
+        pid: i64,
+    },
     Exited(ExitInfo),
 }
 
@@ -79,6 +81,11 @@ pub struct LogOptions {
 }
 
 pub type LogStream = BoxStream<'static, Result<LogLine, RuntimeError>>;
+
+/// The next item of a log stream, for callers that do not depend on `futures` themselves.
+pub async fn next_log_line(stream: &mut LogStream) -> Option<Result<LogLine, RuntimeError>> {
+    futures::StreamExt::next(stream).await
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

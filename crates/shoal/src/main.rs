@@ -1,4 +1,35 @@
-//! The `shoal` binary: daemon, CLI and the per-task shim, in one executable.
+//! The `shoal` binary: the daemon (`shoal daemon`), the newcomer's `shoal up`, the docker-like
+//! client commands, and the per-task shim, in one executable.
+
+mod daemon;
+mod demo;
+mod up;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "shoal", version, about = "Run containerised services on a cluster of machines", propagate_version = true)]
+struct Cli {
+    /// Daemon socket to connect to (client commands), or to listen on (`daemon`, `up`; repeatable):
+    /// unix:///path or tcp://addr:port.
+    #[arg(short = 'H', long = "host", env = "SHOAL_HOST", global = true, value_delimiter = ',')]
+    host: Vec<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the shoal daemon in the foreground.
+    Daemon(daemon::DaemonArgs),
+    /// Start a one-node cluster with a demo service, in the foreground; Ctrl-C stops it.
+    Up(up::UpArgs),
+    // CLIENT #[command(flatten)]
+    // CLIENT Client(shoal_cli::ClientCommand),
+    /// A tiny web server for the demo service.
+    #[command(hide = true, name = "demo-http")]
+    DemoHttp(demo::DemoArgs),
+}
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -7,6 +38,32 @@ fn main() {
     if args.get(1).is_some_and(|a| a == "shim") {
         std::process::exit(shoal_agent::native::shim::main(&args[2..]));
     }
-    eprintln!("shoal: not yet");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let code = match cli.cmd {
+        Cmd::Daemon(a) => daemon::main(a, cli.host),
+        Cmd::Up(a) => up::main(a, cli.host),
+        Cmd::DemoHttp(a) => demo::main(a),
+        // CLIENT Cmd::Client(c) => client(c, cli.host),
+    };
+    std::process::exit(code);
+}
+
+#[cfg(any())]
+fn client(cmd: shoal_cli::ClientCommand, hosts: Vec<String>) -> i32 {
+    let host = match hosts.as_slice() {
+        [] => format!("unix://{}", daemon::default_data_dir().join("shoal.sock").display()),
+        [one] => one.clone(),
+        _ => {
+            eprintln!("shoal: -H/--host: a client connects to one daemon; got {}", hosts.len());
+            return 2;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("shoal: cannot start: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(shoal_cli::execute(&shoal_cli::GlobalOpts { host }, cmd))
 }

@@ -1,0 +1,216 @@
+//! One task's runner: a tokio task that loops the pure [`controller::step`], performs the runtime
+//! call it asks for, turns the result into new [`Facts`], and queues every transition with the
+//! reporter. It learns of new desired states through a watch channel, and cancels an in-flight
+//! `wait` (only that call: prepare/start/stop always run to the end) when the desired state
+//! changes, so the driver never sees two start/stop calls for one task at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_types::{Clock, Id, Task, TaskState};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::controller::{self, Facts, Op, Step};
+use super::reporter::Reporter;
+use crate::runtime::{RuntimeDriver, RuntimeError, RuntimeTaskState, TaskRun};
+
+/// What the agent wants of a task right now.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Wanted {
+    pub task: Task,
+    /// The agent itself is shutting down and stopping its tasks.
+    pub stop_local: bool,
+    /// The task left the node's assignments: stop it if needed, remove it, end the runner.
+    pub removed: bool,
+}
+
+/// Shared by all runners.
+pub(crate) struct Ctx {
+    pub driver: Arc<dyn RuntimeDriver>,
+    pub reporter: Arc<Reporter>,
+    pub clock: Arc<dyn Clock>,
+    pub node_id: Id,
+}
+
+pub(crate) struct Runner {
+    tx: watch::Sender<Wanted>,
+    pub join: JoinHandle<()>,
+}
+
+impl Runner {
+    pub fn spawn(ctx: Arc<Ctx>, task: Task, facts: Facts) -> Runner {
+        let (tx, rx) = watch::channel(Wanted {
+            task,
+            stop_local: false,
+            removed: false,
+        });
+        let join = tokio::spawn(run(ctx, rx, facts));
+        Runner { tx, join }
+    }
+
+    /// A newer version of the task from the assignments.
+    pub fn update(&self, task: Task) {
+        self.tx.send_if_modified(|w| {
+            let changed = w.task != task;
+            w.task = task;
+            changed
+        });
+    }
+
+    pub fn stop_local(&self) {
+        self.tx.send_modify(|w| w.stop_local = true);
+    }
+
+    pub fn remove(self) -> JoinHandle<()> {
+        self.tx.send_modify(|w| w.removed = true);
+        self.join
+    }
+}
+
+pub(crate) fn facts_from_runtime(state: &RuntimeTaskState) -> Facts {
+    match state {
+        RuntimeTaskState::Created => Facts::Created,
+        RuntimeTaskState::Running { pid } => Facts::Running { pid: *pid },
+        RuntimeTaskState::Exited(e) => Facts::Exited(e.clone()),
+    }
+}
+
+/// The hostname a task sees: the spec's, else the short task ID (Docker's default is the short
+/// container ID, and the task ID is the container ID here).
+pub(crate) fn hostname(task: &Task) -> String {
+    let h = &task.spec.container.hostname;
+    if h.is_empty() {
+        task.id.short().to_string()
+    } else {
+        h.clone()
+    }
+}
+
+fn task_run(task: &Task, node_id: &Id) -> TaskRun {
+    TaskRun {
+        task_id: task.id.clone(),
+        task_name: task.name(),
+        service_id: task.service_id.clone(),
+        service_name: task.service_name.clone(),
+        node_id: node_id.clone(),
+        slot: task.slot,
+        container: task.spec.container.clone(),
+        resources: task.spec.resources.clone(),
+        hostname: hostname(task),
+    }
+}
+
+enum Done {
+    Facts(Facts),
+    /// The desired state changed while waiting: step again.
+    Interrupted,
+    /// The agent dropped this runner.
+    Gone,
+}
+
+async fn perform(ctx: &Ctx, task: &Task, op: Op, rx: &mut watch::Receiver<Wanted>) -> Done {
+    let id = &task.id;
+    let err = |e: RuntimeError| Facts::Error(e.to_string());
+    let facts = match op {
+        Op::Prepare => {
+            let runtime = &task.spec.runtime;
+            if !runtime.is_empty() && runtime != ctx.driver.name() {
+                Facts::Error(format!(
+                    "runtime {runtime:?} is not available on this node (it runs {:?})",
+                    ctx.driver.name()
+                ))
+            } else {
+                ctx.driver
+                    .prepare(&task_run(task, &ctx.node_id))
+                    .await
+                    .map_or_else(err, |()| Facts::Created)
+            }
+        }
+        Op::Start => ctx
+            .driver
+            .start(id)
+            .await
+            .map_or_else(err, |pid| Facts::Running { pid }),
+        Op::Wait => {
+            tokio::select! {
+                r = ctx.driver.wait(id) => r.map_or_else(err, Facts::Exited),
+                c = rx.changed() => return if c.is_ok() { Done::Interrupted } else { Done::Gone },
+            }
+        }
+        Op::Stop { grace } => match ctx.driver.stop(id, grace).await {
+            Ok(()) => Facts::Stopped(ctx.driver.wait(id).await.ok()),
+            Err(e) => err(e),
+        },
+    };
+    Done::Facts(facts)
+}
+
+async fn run(ctx: Arc<Ctx>, mut rx: watch::Receiver<Wanted>, mut facts: Facts) {
+    let id = rx.borrow().task.id.clone();
+    let mut status = rx.borrow().task.status.clone();
+    loop {
+        let wanted = rx.borrow_and_update().clone();
+        // Another instance of this agent may have got further before a crash: never go back.
+        if wanted.task.status.state > status.state {
+            status = wanted.task.status.clone();
+        }
+        let grace = wanted.task.spec.container.effective_stop_grace();
+        if wanted.removed {
+            cleanup(&ctx, &id, &facts, grace).await;
+            return;
+        }
+        if wanted.stop_local && status.state.is_terminal() {
+            return;
+        }
+        let mut desired = wanted.task.desired_state;
+        if wanted.stop_local {
+            desired = desired.max(TaskState::Shutdown);
+        }
+        match controller::step(
+            &status,
+            desired,
+            &facts,
+            grace,
+            id.as_str(),
+            ctx.clock.now(),
+        ) {
+            Step::Report(next) => {
+                tracing::info!(task.id = %id, from = status.state.as_str(), to = next.state.as_str(),
+                    err = %next.err, "agent: task state changed");
+                ctx.reporter.push(&id, next.clone());
+                status = next;
+            }
+            Step::Run(op) => {
+                tracing::debug!(task.id = %id, ?op, "agent: runtime call");
+                match perform(&ctx, &wanted.task, op, &mut rx).await {
+                    Done::Facts(f) => facts = f,
+                    Done::Interrupted => {}
+                    Done::Gone => return,
+                }
+            }
+            Step::Idle => {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Stops (if it may be running) and removes a task the node no longer runs.
+pub(crate) async fn cleanup(ctx: &Ctx, id: &Id, facts: &Facts, grace: Duration) {
+    if !matches!(facts, Facts::Exited(_) | Facts::Stopped(_)) {
+        match ctx.driver.stop(id, grace).await {
+            Ok(()) | Err(RuntimeError::NotFound(_)) => {}
+            Err(e) => {
+                tracing::warn!(task.id = %id, error = %e, "agent: stopping a removed task failed")
+            }
+        }
+    }
+    match ctx.driver.remove(id).await {
+        Ok(()) | Err(RuntimeError::NotFound(_)) => {}
+        Err(e) => tracing::warn!(task.id = %id, error = %e, "agent: removing a task failed"),
+    }
+    ctx.reporter.forget(id);
+}

@@ -1,0 +1,412 @@
+//! Services and task specs.
+
+use bollard_stubs::models as w;
+use shoal_types::node::Resources;
+use shoal_types::service::{
+    ContainerSpec, EndpointMode, EndpointSpec, FailureAction, Placement, ResourceRequirements, RestartCondition,
+    RestartPolicy, Service, ServiceMode, ServiceSpec, SpreadPreference, TaskSpec, UpdateConfig, UpdateOrder,
+    UpdateState, UpdateStatus,
+};
+
+use super::{labels_in, labels_out, nanos, non_negative, opt_duration, time, version};
+use crate::error::ApiError;
+
+/// The wire form of a service: bollard's model plus `PreviousSpec`, which the Engine API has and
+/// the model lacks.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct WireService {
+    #[serde(flatten)]
+    pub service: w::Service,
+    #[serde(rename = "PreviousSpec", skip_serializing_if = "Option::is_none")]
+    pub previous_spec: Option<w::ServiceSpec>,
+}
+
+fn refuse_if<T>(field: &str, v: &Option<T>, set: impl Fn(&T) -> bool) -> Result<(), ApiError> {
+    match v {
+        Some(x) if set(x) => Err(ApiError::invalid(field, "is not supported by shoal yet")),
+        _ => Ok(()),
+    }
+}
+
+fn non_empty<T>(v: &Vec<T>) -> bool {
+    !v.is_empty()
+}
+
+pub fn spec_in(s: w::ServiceSpec) -> Result<ServiceSpec, ApiError> {
+    let name = s.name.unwrap_or_default();
+    refuse_if("Networks", &s.networks, non_empty)?;
+    let endpoint = match s.endpoint_spec {
+        None => EndpointSpec::default(),
+        Some(e) => {
+            refuse_if("EndpointSpec.Ports", &e.ports, non_empty)?;
+            EndpointSpec {
+                mode: match e.mode {
+                    Some(w::EndpointSpecModeEnum::DNSRR) => EndpointMode::Dnsrr,
+                    _ => EndpointMode::Vip,
+                },
+            }
+        }
+    };
+    let mode = match s.mode {
+        None => ServiceMode::Replicated { replicas: 1 },
+        Some(m) => {
+            let given = [m.replicated.is_some(), m.global.is_some(), m.replicated_job.is_some(), m.global_job.is_some()];
+            if given.iter().filter(|g| **g).count() > 1 {
+                return Err(ApiError::invalid("Mode", "only one of Replicated, Global, ReplicatedJob and GlobalJob may be set"));
+            }
+            if let Some(r) = m.replicated {
+                ServiceMode::Replicated { replicas: non_negative("Mode.Replicated.Replicas", r.replicas.or(Some(1)))? }
+            } else if m.global.is_some() {
+                ServiceMode::Global
+            } else if let Some(j) = m.replicated_job {
+                ServiceMode::ReplicatedJob {
+                    max_concurrent: non_negative("Mode.ReplicatedJob.MaxConcurrent", j.max_concurrent.or(Some(1)))?,
+                    total_completions: non_negative(
+                        "Mode.ReplicatedJob.TotalCompletions",
+                        j.total_completions.or(j.max_concurrent).or(Some(1)),
+                    )?,
+                }
+            } else if m.global_job.is_some() {
+                ServiceMode::GlobalJob
+            } else {
+                ServiceMode::Replicated { replicas: 1 }
+            }
+        }
+    };
+    let task = task_spec_in(s.task_template.unwrap_or_default())?;
+    let update = s.update_config.map(|u| update_in("UpdateConfig", u)).transpose()?;
+    let rollback = s
+        .rollback_config
+        .map(|r| {
+            update_in(
+                "RollbackConfig",
+                w::ServiceSpecUpdateConfig {
+                    parallelism: r.parallelism,
+                    delay: r.delay,
+                    failure_action: r.failure_action.map(|f| match f {
+                        w::ServiceSpecRollbackConfigFailureActionEnum::CONTINUE => {
+                            w::ServiceSpecUpdateConfigFailureActionEnum::CONTINUE
+                        }
+                        w::ServiceSpecRollbackConfigFailureActionEnum::PAUSE => w::ServiceSpecUpdateConfigFailureActionEnum::PAUSE,
+                        w::ServiceSpecRollbackConfigFailureActionEnum::EMPTY => w::ServiceSpecUpdateConfigFailureActionEnum::EMPTY,
+                    }),
+                    monitor: r.monitor,
+                    max_failure_ratio: r.max_failure_ratio,
+                    order: r.order.map(|o| match o {
+                        w::ServiceSpecRollbackConfigOrderEnum::START_FIRST => w::ServiceSpecUpdateConfigOrderEnum::START_FIRST,
+                        w::ServiceSpecRollbackConfigOrderEnum::STOP_FIRST => w::ServiceSpecUpdateConfigOrderEnum::STOP_FIRST,
+                        w::ServiceSpecRollbackConfigOrderEnum::EMPTY => w::ServiceSpecUpdateConfigOrderEnum::EMPTY,
+                    }),
+                },
+            )
+        })
+        .transpose()?;
+    Ok(ServiceSpec { name, labels: labels_in(s.labels), task, mode, update, rollback, endpoint })
+}
+
+fn update_in(field: &str, u: w::ServiceSpecUpdateConfig) -> Result<UpdateConfig, ApiError> {
+    let d = UpdateConfig::default();
+    Ok(UpdateConfig {
+        parallelism: match u.parallelism {
+            None => d.parallelism,
+            Some(p) => non_negative(&format!("{field}.Parallelism"), Some(p))?,
+        },
+        delay: opt_duration(&format!("{field}.Delay"), u.delay)?.unwrap_or(d.delay),
+        failure_action: match u.failure_action {
+            Some(w::ServiceSpecUpdateConfigFailureActionEnum::CONTINUE) => FailureAction::Continue,
+            Some(w::ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK) => FailureAction::Rollback,
+            _ => FailureAction::Pause,
+        },
+        monitor: opt_duration(&format!("{field}.Monitor"), u.monitor)?.unwrap_or(d.monitor),
+        max_failure_ratio: u.max_failure_ratio.unwrap_or(0.0),
+        order: match u.order {
+            Some(w::ServiceSpecUpdateConfigOrderEnum::START_FIRST) => UpdateOrder::StartFirst,
+            _ => UpdateOrder::StopFirst,
+        },
+    })
+}
+
+pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
+    refuse_if("TaskTemplate.PluginSpec", &t.plugin_spec, |_| true)?;
+    refuse_if("TaskTemplate.NetworkAttachmentSpec", &t.network_attachment_spec, |_| true)?;
+    refuse_if("TaskTemplate.Networks", &t.networks, non_empty)?;
+    refuse_if("TaskTemplate.LogDriver", &t.log_driver, |l| l.name.as_deref().is_some_and(|n| !n.is_empty()))?;
+    let Some(c) = t.container_spec else {
+        return Err(ApiError::invalid("TaskTemplate.ContainerSpec", "a container spec is required"));
+    };
+    let cf = |f: &str| format!("TaskTemplate.ContainerSpec.{f}");
+    refuse_if(&cf("Mounts"), &c.mounts, non_empty)?;
+    refuse_if(&cf("Secrets"), &c.secrets, non_empty)?;
+    refuse_if(&cf("Configs"), &c.configs, non_empty)?;
+    refuse_if(&cf("HealthCheck"), &c.health_check, |h| h.test.as_ref().is_some_and(|t| !t.is_empty()))?;
+    refuse_if(&cf("Hosts"), &c.hosts, non_empty)?;
+    refuse_if(&cf("DNSConfig"), &c.dns_config, |d| {
+        d.nameservers.as_ref().is_some_and(|v| !v.is_empty())
+            || d.search.as_ref().is_some_and(|v| !v.is_empty())
+            || d.options.as_ref().is_some_and(|v| !v.is_empty())
+    })?;
+    refuse_if(&cf("Privileges"), &c.privileges, |_| true)?;
+    refuse_if(&cf("CapabilityAdd"), &c.capability_add, non_empty)?;
+    refuse_if(&cf("CapabilityDrop"), &c.capability_drop, non_empty)?;
+    refuse_if(&cf("Sysctls"), &c.sysctls, |m| !m.is_empty())?;
+    refuse_if(&cf("Ulimits"), &c.ulimits, non_empty)?;
+    refuse_if(&cf("Init"), &c.init, |i| *i)?;
+    refuse_if(&cf("Isolation"), &c.isolation, |i| !matches!(i, w::TaskSpecContainerSpecIsolationEnum::DEFAULT | w::TaskSpecContainerSpecIsolationEnum::EMPTY))?;
+    let container = ContainerSpec {
+        image: c.image.unwrap_or_default(),
+        labels: labels_in(c.labels),
+        command: c.command.unwrap_or_default(),
+        args: c.args.unwrap_or_default(),
+        hostname: c.hostname.unwrap_or_default(),
+        env: c.env.unwrap_or_default(),
+        dir: c.dir.unwrap_or_default(),
+        user: c.user.unwrap_or_default(),
+        groups: c.groups.unwrap_or_default(),
+        tty: c.tty.unwrap_or(false),
+        open_stdin: c.open_stdin.unwrap_or(false),
+        read_only: c.read_only.unwrap_or(false),
+        stop_signal: c.stop_signal.unwrap_or_default(),
+        stop_grace_period: opt_duration(&cf("StopGracePeriod"), c.stop_grace_period)?,
+        // Only `true` means anything (and is refused above); `false` and absent are the same.
+        init: c.init.filter(|i| *i),
+    };
+    let resources = match t.resources {
+        None => ResourceRequirements::default(),
+        Some(r) => {
+            refuse_if("TaskTemplate.Resources.Limits.Pids", &r.limits.as_ref().and_then(|l| l.pids), |p| *p != 0)?;
+            refuse_if(
+                "TaskTemplate.Resources.Reservations.GenericResources",
+                &r.reservations.as_ref().and_then(|l| l.generic_resources.clone()),
+                non_empty,
+            )?;
+            let limits = r.limits.unwrap_or_default();
+            let res = r.reservations.unwrap_or_default();
+            ResourceRequirements {
+                limits: Resources {
+                    nano_cpus: limits.nano_cpus.unwrap_or(0),
+                    memory_bytes: limits.memory_bytes.unwrap_or(0),
+                },
+                reservations: Resources {
+                    nano_cpus: res.nano_cpus.unwrap_or(0),
+                    memory_bytes: res.memory_bytes.unwrap_or(0),
+                },
+            }
+        }
+    };
+    let restart = match t.restart_policy {
+        None => RestartPolicy::default(),
+        Some(r) => RestartPolicy {
+            condition: match r.condition {
+                Some(w::TaskSpecRestartPolicyConditionEnum::NONE) => RestartCondition::None,
+                Some(w::TaskSpecRestartPolicyConditionEnum::ON_FAILURE) => RestartCondition::OnFailure,
+                _ => RestartCondition::Any,
+            },
+            delay: opt_duration("TaskTemplate.RestartPolicy.Delay", r.delay)?,
+            max_attempts: non_negative("TaskTemplate.RestartPolicy.MaxAttempts", r.max_attempts)?,
+            window: opt_duration("TaskTemplate.RestartPolicy.Window", r.window)?.unwrap_or_default(),
+        },
+    };
+    let placement = match t.placement {
+        None => Placement::default(),
+        Some(p) => {
+            refuse_if("TaskTemplate.Placement.Platforms", &p.platforms, non_empty)?;
+            let mut preferences = Vec::new();
+            for (i, pref) in p.preferences.unwrap_or_default().into_iter().enumerate() {
+                let Some(d) = pref.spread.and_then(|s| s.spread_descriptor) else {
+                    return Err(ApiError::invalid(
+                        &format!("TaskTemplate.Placement.Preferences[{i}]"),
+                        "only spread preferences (Spread.SpreadDescriptor) are supported",
+                    ));
+                };
+                preferences.push(SpreadPreference { spread: d });
+            }
+            Placement {
+                constraints: p.constraints.unwrap_or_default(),
+                preferences,
+                max_replicas: non_negative("TaskTemplate.Placement.MaxReplicas", p.max_replicas)?,
+            }
+        }
+    };
+    let runtime = match t.runtime.as_deref() {
+        None | Some("") | Some("container") => String::new(),
+        Some(other) => return Err(ApiError::invalid("TaskTemplate.Runtime", format!("{other:?} is not supported; use \"container\""))),
+    };
+    Ok(TaskSpec { container, resources, restart, placement, force_update: t.force_update.unwrap_or(0), runtime })
+}
+
+pub fn spec_out(s: &ServiceSpec) -> w::ServiceSpec {
+    let mode = match &s.mode {
+        ServiceMode::Replicated { replicas } => w::ServiceSpecMode {
+            replicated: Some(w::ServiceSpecModeReplicated { replicas: Some(i64::try_from(*replicas).unwrap_or(i64::MAX)) }),
+            ..Default::default()
+        },
+        ServiceMode::Global => w::ServiceSpecMode { global: Some(Default::default()), ..Default::default() },
+        ServiceMode::ReplicatedJob { max_concurrent, total_completions } => w::ServiceSpecMode {
+            replicated_job: Some(w::ServiceSpecModeReplicatedJob {
+                max_concurrent: Some(i64::try_from(*max_concurrent).unwrap_or(i64::MAX)),
+                total_completions: Some(i64::try_from(*total_completions).unwrap_or(i64::MAX)),
+            }),
+            ..Default::default()
+        },
+        ServiceMode::GlobalJob => w::ServiceSpecMode { global_job: Some(Default::default()), ..Default::default() },
+    };
+    w::ServiceSpec {
+        name: Some(s.name.clone()),
+        labels: labels_out(&s.labels),
+        task_template: Some(task_spec_out(&s.task)),
+        mode: Some(mode),
+        update_config: s.update.as_ref().map(update_out),
+        rollback_config: s.rollback.as_ref().map(|u| {
+            let o = update_out(u);
+            w::ServiceSpecRollbackConfig {
+                parallelism: o.parallelism,
+                delay: o.delay,
+                failure_action: Some(match u.failure_action {
+                    FailureAction::Continue => w::ServiceSpecRollbackConfigFailureActionEnum::CONTINUE,
+                    _ => w::ServiceSpecRollbackConfigFailureActionEnum::PAUSE,
+                }),
+                monitor: o.monitor,
+                max_failure_ratio: o.max_failure_ratio,
+                order: Some(match u.order {
+                    UpdateOrder::StartFirst => w::ServiceSpecRollbackConfigOrderEnum::START_FIRST,
+                    UpdateOrder::StopFirst => w::ServiceSpecRollbackConfigOrderEnum::STOP_FIRST,
+                }),
+            }
+        }),
+        networks: None,
+        endpoint_spec: Some(endpoint_out(&s.endpoint)),
+    }
+}
+
+fn endpoint_out(e: &EndpointSpec) -> w::EndpointSpec {
+    w::EndpointSpec {
+        mode: Some(match e.mode {
+            EndpointMode::Vip => w::EndpointSpecModeEnum::VIP,
+            EndpointMode::Dnsrr => w::EndpointSpecModeEnum::DNSRR,
+        }),
+        ports: None,
+    }
+}
+
+fn update_out(u: &UpdateConfig) -> w::ServiceSpecUpdateConfig {
+    w::ServiceSpecUpdateConfig {
+        parallelism: Some(i64::try_from(u.parallelism).unwrap_or(i64::MAX)),
+        delay: Some(nanos(u.delay)),
+        failure_action: Some(match u.failure_action {
+            FailureAction::Pause => w::ServiceSpecUpdateConfigFailureActionEnum::PAUSE,
+            FailureAction::Continue => w::ServiceSpecUpdateConfigFailureActionEnum::CONTINUE,
+            FailureAction::Rollback => w::ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK,
+        }),
+        monitor: Some(nanos(u.monitor)),
+        max_failure_ratio: Some(u.max_failure_ratio),
+        order: Some(match u.order {
+            UpdateOrder::StopFirst => w::ServiceSpecUpdateConfigOrderEnum::STOP_FIRST,
+            UpdateOrder::StartFirst => w::ServiceSpecUpdateConfigOrderEnum::START_FIRST,
+        }),
+    }
+}
+
+pub fn task_spec_out(t: &TaskSpec) -> w::TaskSpec {
+    let c = &t.container;
+    let some_vec = |v: &Vec<String>| if v.is_empty() { None } else { Some(v.clone()) };
+    let some_str = |s: &String| if s.is_empty() { None } else { Some(s.clone()) };
+    w::TaskSpec {
+        container_spec: Some(w::TaskSpecContainerSpec {
+            image: Some(c.image.clone()),
+            labels: labels_out(&c.labels),
+            command: some_vec(&c.command),
+            args: some_vec(&c.args),
+            hostname: some_str(&c.hostname),
+            env: some_vec(&c.env),
+            dir: some_str(&c.dir),
+            user: some_str(&c.user),
+            groups: some_vec(&c.groups),
+            tty: c.tty.then_some(true),
+            open_stdin: c.open_stdin.then_some(true),
+            read_only: c.read_only.then_some(true),
+            stop_signal: some_str(&c.stop_signal),
+            stop_grace_period: c.stop_grace_period.map(nanos),
+            init: c.init,
+            ..Default::default()
+        }),
+        resources: Some(w::TaskSpecResources {
+            limits: Some(w::Limit {
+                nano_cpus: (t.resources.limits.nano_cpus != 0).then_some(t.resources.limits.nano_cpus),
+                memory_bytes: (t.resources.limits.memory_bytes != 0).then_some(t.resources.limits.memory_bytes),
+                pids: None,
+            }),
+            reservations: Some(w::ResourceObject {
+                nano_cpus: (t.resources.reservations.nano_cpus != 0).then_some(t.resources.reservations.nano_cpus),
+                memory_bytes: (t.resources.reservations.memory_bytes != 0)
+                    .then_some(t.resources.reservations.memory_bytes),
+                generic_resources: None,
+            }),
+            ..Default::default()
+        }),
+        restart_policy: Some(w::TaskSpecRestartPolicy {
+            condition: Some(match t.restart.condition {
+                RestartCondition::None => w::TaskSpecRestartPolicyConditionEnum::NONE,
+                RestartCondition::OnFailure => w::TaskSpecRestartPolicyConditionEnum::ON_FAILURE,
+                RestartCondition::Any => w::TaskSpecRestartPolicyConditionEnum::ANY,
+            }),
+            delay: t.restart.delay.map(nanos),
+            max_attempts: Some(i64::try_from(t.restart.max_attempts).unwrap_or(i64::MAX)),
+            window: (!t.restart.window.is_zero()).then(|| nanos(t.restart.window)),
+        }),
+        placement: Some(w::TaskSpecPlacement {
+            constraints: some_vec(&t.placement.constraints),
+            preferences: (!t.placement.preferences.is_empty()).then(|| {
+                t.placement
+                    .preferences
+                    .iter()
+                    .map(|p| w::TaskSpecPlacementPreferences {
+                        spread: Some(w::TaskSpecPlacementSpread { spread_descriptor: Some(p.spread.clone()) }),
+                    })
+                    .collect()
+            }),
+            max_replicas: (t.placement.max_replicas > 0)
+                .then(|| i64::try_from(t.placement.max_replicas).unwrap_or(i64::MAX)),
+            platforms: None,
+        }),
+        force_update: Some(t.force_update),
+        runtime: Some("container".into()),
+        ..Default::default()
+    }
+}
+
+pub fn update_status_out(u: &UpdateStatus) -> w::ServiceUpdateStatus {
+    w::ServiceUpdateStatus {
+        state: Some(match u.state {
+            UpdateState::Updating => w::ServiceUpdateStatusStateEnum::UPDATING,
+            UpdateState::Paused => w::ServiceUpdateStatusStateEnum::PAUSED,
+            UpdateState::Completed => w::ServiceUpdateStatusStateEnum::COMPLETED,
+            UpdateState::RollbackStarted => w::ServiceUpdateStatusStateEnum::ROLLBACK_STARTED,
+            UpdateState::RollbackPaused => w::ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED,
+            UpdateState::RollbackCompleted => w::ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED,
+        }),
+        started_at: (!u.started_at.is_zero()).then(|| time(u.started_at)).flatten(),
+        completed_at: (!u.completed_at.is_zero()).then(|| time(u.completed_at)).flatten(),
+        message: Some(u.message.clone()),
+    }
+}
+
+pub fn service_out(s: &Service, status: Option<w::ServiceServiceStatus>) -> WireService {
+    WireService {
+        service: w::Service {
+            id: Some(s.id.to_string()),
+            version: version(s.meta.version),
+            created_at: time(s.meta.created_at),
+            updated_at: time(s.meta.updated_at),
+            spec: Some(spec_out(&s.spec)),
+            endpoint: Some(w::ServiceEndpoint { spec: Some(endpoint_out(&s.spec.endpoint)), ports: None, virtual_ips: None }),
+            update_status: s.update_status.as_ref().map(update_status_out),
+            service_status: status,
+            job_status: None,
+        },
+        previous_spec: s.previous_spec.as_ref().map(spec_out),
+    }
+}
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

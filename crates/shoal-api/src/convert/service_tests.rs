@@ -1,0 +1,116 @@
+use super::*;
+use std::time::Duration;
+
+fn wire(json: &str) -> w::ServiceSpec {
+    crate::body::parse_json(json.as_bytes()).expect("parses")
+}
+
+fn err_of(json: &str) -> String {
+    match spec_in(wire(json)) {
+        Err(e) => e.message,
+        Ok(s) => panic!("accepted: {s:?}"),
+    }
+}
+
+/// What `docker service create -d --name web --replicas 3 host sleep 1000` sends (docker 28.2).
+const CLI_CREATE: &str = r#"{"Name":"web","Labels":{},"TaskTemplate":{"ContainerSpec":{"Image":"host:latest","Args":["sleep","1000"],"Init":false,"DNSConfig":{}},"Resources":{"Limits":{},"Reservations":{}},"Placement":{},"ForceUpdate":0},"Mode":{"Replicated":{"Replicas":3}},"EndpointSpec":{"Mode":"vip"}}"#;
+
+#[test]
+fn docker_cli_create_body_maps_to_the_model() {
+    let s = spec_in(wire(CLI_CREATE)).expect("accepted");
+    assert_eq!(s.name, "web");
+    assert_eq!(s.mode, ServiceMode::Replicated { replicas: 3 });
+    assert_eq!(s.task.container.image, "host:latest");
+    assert_eq!(s.task.container.args, vec!["sleep", "1000"]);
+    assert!(s.task.container.command.is_empty());
+    assert_eq!(s.task.restart, RestartPolicy::default());
+    assert!(s.update.is_none());
+}
+
+fn full_spec() -> ServiceSpec {
+    let mut s = ServiceSpec { name: "api".into(), ..Default::default() };
+    s.labels.insert("team".into(), "a".into());
+    s.mode = ServiceMode::Replicated { replicas: 7 };
+    s.task.container = ContainerSpec {
+        image: "host".into(),
+        command: vec!["/bin/sh".into()],
+        args: vec!["-c".into(), "sleep 1".into()],
+        hostname: "h".into(),
+        env: vec!["A=1".into()],
+        dir: "/tmp".into(),
+        user: "nobody".into(),
+        groups: vec!["wheel".into()],
+        tty: true,
+        read_only: true,
+        stop_signal: "SIGINT".into(),
+        stop_grace_period: Some(Duration::from_secs(3)),
+        ..Default::default()
+    };
+    s.task.container.labels.insert("l".into(), "v".into());
+    s.task.resources.limits = Resources { nano_cpus: 500_000_000, memory_bytes: 64 << 20 };
+    s.task.resources.reservations = Resources { nano_cpus: 100_000_000, memory_bytes: 0 };
+    s.task.restart = RestartPolicy {
+        condition: RestartCondition::OnFailure,
+        delay: Some(Duration::from_secs(2)),
+        max_attempts: 3,
+        window: Duration::from_secs(60),
+    };
+    s.task.placement = Placement {
+        constraints: vec!["node.role==manager".into()],
+        preferences: vec![SpreadPreference { spread: "node.labels.zone".into() }],
+        max_replicas: 2,
+    };
+    s.task.force_update = 4;
+    s.update = Some(UpdateConfig {
+        parallelism: 2,
+        delay: Duration::from_secs(1),
+        failure_action: FailureAction::Rollback,
+        monitor: Duration::from_secs(9),
+        max_failure_ratio: 0.25,
+        order: UpdateOrder::StartFirst,
+    });
+    s.rollback = Some(UpdateConfig { failure_action: FailureAction::Continue, ..Default::default() });
+    s
+}
+
+#[test]
+fn model_to_wire_and_back_is_the_identity() {
+    for spec in [full_spec(), spec_in(wire(CLI_CREATE)).expect("accepted"), ServiceSpec {
+        name: "g".into(),
+        mode: ServiceMode::Global,
+        task: TaskSpec { container: ContainerSpec { image: "host".into(), ..Default::default() }, ..Default::default() },
+        ..Default::default()
+    }] {
+        let json = serde_json::to_vec(&spec_out(&spec)).expect("serialises");
+        let back = spec_in(crate::body::parse_json(&json).expect("parses")).expect("accepted");
+        assert_eq!(back, spec);
+    }
+}
+
+#[test]
+fn unsupported_fields_are_refused_by_name() {
+    let with = |patch: &str| CLI_CREATE.replace(r#""Init":false"#, patch);
+    assert!(err_of(&with(r#""Mounts":[{"Type":"volume","Target":"/data"}]"#)).starts_with("TaskTemplate.ContainerSpec.Mounts"));
+    assert!(err_of(&with(r#""Init":true"#)).starts_with("TaskTemplate.ContainerSpec.Init"));
+    let ports = CLI_CREATE.replace(r#"{"Mode":"vip"}"#, r#"{"Mode":"vip","Ports":[{"TargetPort":80,"PublishedPort":8080}]}"#);
+    assert!(err_of(&ports).starts_with("EndpointSpec.Ports"));
+}
+
+#[test]
+fn bad_numbers_name_their_field() {
+    let neg = CLI_CREATE.replace(r#""Replicas":3"#, r#""Replicas":-1"#);
+    assert_eq!(err_of(&neg), "Mode.Replicated.Replicas: must be 0 or more, got -1");
+    let grace = CLI_CREATE.replace(r#""Init":false"#, r#""StopGracePeriod":-5"#);
+    assert!(err_of(&grace).starts_with("TaskTemplate.ContainerSpec.StopGracePeriod"));
+    let two = CLI_CREATE.replace(r#"{"Replicated":{"Replicas":3}}"#, r#"{"Replicated":{"Replicas":3},"Global":{}}"#);
+    assert!(err_of(&two).starts_with("Mode:"));
+}
+
+#[test]
+fn malformed_json_names_the_path() {
+    let bad = CLI_CREATE.replace(r#""Args":["sleep","1000"]"#, r#""Args":["sleep",1000]"#);
+    let e = crate::body::parse_json::<w::ServiceSpec>(bad.as_bytes()).err().expect("refused");
+    assert!(e.message.contains("TaskTemplate.ContainerSpec.Args[1]"), "{}", e.message);
+    let e = crate::body::parse_json::<w::ServiceSpec>(b"{\"Name\": ").err().expect("refused");
+    assert!(e.message.starts_with("invalid JSON"), "{}", e.message);
+}

@@ -1,0 +1,120 @@
+//! The swarm (cluster) object and its spec.
+
+use bollard_stubs::models as w;
+use shoal_types::cluster::{Cluster, ClusterSpec};
+
+use super::{labels_in, labels_out, nanos, opt_duration, time, version};
+use crate::error::ApiError;
+
+/// Applies the fields a client sent onto `base`: Docker clients send partial specs on init and
+/// full ones on update, and absent means "keep".
+pub fn spec_in(base: &ClusterSpec, s: w::SwarmSpec) -> Result<ClusterSpec, ApiError> {
+    let mut out = base.clone();
+    if let Some(n) = s.name.filter(|n| !n.is_empty()) {
+        out.name = n;
+    }
+    if s.labels.is_some() {
+        out.labels = labels_in(s.labels);
+    }
+    if let Some(o) = s.orchestration
+        && let Some(l) = o.task_history_retention_limit
+    {
+        out.task_history_limit = l;
+    }
+    if let Some(r) = s.raft {
+        if let Some(v) = r.snapshot_interval.filter(|v| *v > 0) {
+            out.snapshot_interval = v;
+        }
+        if let Some(v) = r.keep_old_snapshots {
+            out.keep_old_snapshots = v;
+        }
+        if let Some(v) = r.log_entries_for_slow_followers.filter(|v| *v > 0) {
+            out.log_entries_for_slow_followers = v;
+        }
+        if let Some(v) = r.election_tick.filter(|v| *v > 0) {
+            out.election_tick = u32::try_from(v).map_err(|_| ApiError::invalid("Raft.ElectionTick", "is too large"))?;
+        }
+        if let Some(v) = r.heartbeat_tick.filter(|v| *v > 0) {
+            out.heartbeat_tick = u32::try_from(v).map_err(|_| ApiError::invalid("Raft.HeartbeatTick", "is too large"))?;
+        }
+    }
+    if let Some(d) = s.dispatcher
+        && let Some(p) = opt_duration("Dispatcher.HeartbeatPeriod", d.heartbeat_period)?.filter(|p| !p.is_zero())
+    {
+        out.heartbeat_period = p;
+    }
+    if let Some(ca) = s.ca_config {
+        if let Some(e) = opt_duration("CAConfig.NodeCertExpiry", ca.node_cert_expiry)?.filter(|e| !e.is_zero()) {
+            if e < std::time::Duration::from_secs(3600) {
+                return Err(ApiError::invalid("CAConfig.NodeCertExpiry", "must be at least 1h"));
+            }
+            out.node_cert_expiry = e;
+        }
+        if ca.external_cas.as_ref().is_some_and(|v| !v.is_empty()) {
+            return Err(ApiError::invalid("CAConfig.ExternalCAs", "is not supported by shoal yet"));
+        }
+    }
+    if let Some(e) = s.encryption_config
+        && let Some(a) = e.auto_lock_managers
+    {
+        if a {
+            return Err(ApiError::invalid("EncryptionConfig.AutoLockManagers", "autolock is not supported by shoal yet"));
+        }
+        out.autolock = a;
+    }
+    Ok(out)
+}
+
+pub fn spec_out(s: &ClusterSpec) -> w::SwarmSpec {
+    w::SwarmSpec {
+        name: Some(s.name.clone()),
+        labels: labels_out(&s.labels),
+        orchestration: Some(w::SwarmSpecOrchestration { task_history_retention_limit: Some(s.task_history_limit) }),
+        raft: Some(w::SwarmSpecRaft {
+            snapshot_interval: Some(s.snapshot_interval),
+            keep_old_snapshots: Some(s.keep_old_snapshots),
+            log_entries_for_slow_followers: Some(s.log_entries_for_slow_followers),
+            election_tick: Some(i64::from(s.election_tick)),
+            heartbeat_tick: Some(i64::from(s.heartbeat_tick)),
+        }),
+        dispatcher: Some(w::SwarmSpecDispatcher { heartbeat_period: Some(nanos(s.heartbeat_period)) }),
+        ca_config: Some(w::SwarmSpecCaConfig { node_cert_expiry: Some(nanos(s.node_cert_expiry)), ..Default::default() }),
+        encryption_config: Some(w::SwarmSpecEncryptionConfig { auto_lock_managers: Some(s.autolock) }),
+        task_defaults: Some(Default::default()),
+    }
+}
+
+pub fn cluster_info(c: &Cluster) -> w::ClusterInfo {
+    w::ClusterInfo {
+        id: Some(c.id.to_string()),
+        version: version(c.meta.version),
+        created_at: time(c.meta.created_at),
+        updated_at: time(c.meta.updated_at),
+        spec: Some(spec_out(&c.spec)),
+        tls_info: None,
+        root_rotation_in_progress: Some(false),
+        data_path_port: None,
+        default_addr_pool: None,
+        subnet_size: None,
+    }
+}
+
+pub fn swarm_out(c: &Cluster) -> w::Swarm {
+    let i = cluster_info(c);
+    w::Swarm {
+        id: i.id,
+        version: i.version,
+        created_at: i.created_at,
+        updated_at: i.updated_at,
+        spec: i.spec,
+        tls_info: i.tls_info,
+        root_rotation_in_progress: i.root_rotation_in_progress,
+        data_path_port: i.data_path_port,
+        default_addr_pool: i.default_addr_pool,
+        subnet_size: i.subnet_size,
+        join_tokens: Some(w::JoinTokens {
+            worker: Some(c.join_tokens.worker.clone()),
+            manager: Some(c.join_tokens.manager.clone()),
+        }),
+    }
+}

@@ -1,0 +1,82 @@
+//! API errors as Docker clients expect them: `{"message": "..."}` with the status they branch on
+//! (404 for unknown objects, 409 for conflicts, 503 when this node cannot serve the request).
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use shoal_manager::ControlError;
+use shoal_node::NodeError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn invalid(field: &str, why: impl std::fmt::Display) -> Self {
+        ApiError::bad_request(format!("{field}: {why}"))
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn not_manager() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(status = %self.status, message = %self.message, "request failed");
+        }
+        (self.status, axum::Json(serde_json::json!({ "message": self.message }))).into_response()
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        let status = match &e {
+            ControlError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ControlError::Ambiguous { .. } | ControlError::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
+            ControlError::Conflict(_) => StatusCode::CONFLICT,
+            ControlError::FailedPrecondition(_) => StatusCode::BAD_REQUEST,
+            ControlError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ControlError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = match e {
+            ControlError::NotFound { kind: "service", name } => format!("service {name} not found"),
+            ControlError::NotFound { kind: "node", name } => format!("node {name} not found"),
+            ControlError::NotFound { kind: "task", name } => format!("task {name} not found"),
+            other => other.to_string(),
+        };
+        ApiError::new(status, message)
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        let status = match &e {
+            NodeError::AlreadyInSwarm | NodeError::NotInSwarm | NodeError::FailedPrecondition(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            NodeError::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
+            NodeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,52 @@
+//! The Docker Engine API's swarm subset, served over HTTP on a unix socket or TCP, so the real
+//! `docker` CLI and SDKs drive shoal unchanged. Handlers translate wire types to the object model
+//! ([`convert`]) and call the node's control API; they hold no state of their own.
+//!
+//! Every path may carry a `/v1.NN` prefix; versions 1.41 to 1.50 are served, others refused.
+
+pub mod body;
+pub mod convert;
+pub mod error;
+pub mod filters;
+mod routes;
+mod version;
+
+use std::sync::Arc;
+
+use shoal_node::Daemon;
+use shoal_types::Clock;
+use tokio::sync::watch;
+
+pub use version::{MAX_API_VERSION, MIN_API_VERSION};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub daemon: Arc<Daemon>,
+    pub clock: Arc<dyn Clock>,
+    /// Flips to true when the daemon stops, ending long-lived responses (log follows).
+    pub shutdown: watch::Receiver<bool>,
+    pub engine_version: String,
+}
+
+/// Where to serve.
+pub enum Listener {
+    Unix(tokio::net::UnixListener),
+    Tcp(tokio::net::TcpListener),
+}
+
+/// Serves the API on `listener` until `state.shutdown` flips.
+pub async fn serve(listener: Listener, state: AppState) -> std::io::Result<()> {
+    let mut stop = state.shutdown.clone();
+    let router = routes::router(state);
+    let svc = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn(version::route_version))
+        .service(router);
+    let make = tower::make::Shared::new(svc);
+    let signal = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    match listener {
+        Listener::Unix(l) => axum::serve(l, make).with_graceful_shutdown(signal).await,
+        Listener::Tcp(l) => axum::serve(l, make).with_graceful_shutdown(signal).await,
+    }
+}

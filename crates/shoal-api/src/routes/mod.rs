@@ -1,0 +1,49 @@
+//! The routes. Each handler resolves what it needs from the daemon, calls the control API and
+//! converts the answer; errors are [`ApiError`]s with Docker's statuses.
+
+mod logs;
+mod nodes;
+mod services;
+mod swarm;
+mod system;
+mod tasks;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use shoal_node::SwarmHandle;
+
+use crate::AppState;
+use crate::body::MAX_BODY;
+use crate::error::{ApiError, ApiResult};
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/_ping", get(system::ping).head(system::ping))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
+        .route("/swarm", get(swarm::inspect))
+        .route("/swarm/init", post(swarm::init))
+        .route("/swarm/join", post(swarm::join))
+        .route("/swarm/leave", post(swarm::leave))
+        .route("/swarm/update", post(swarm::update))
+        .route("/nodes", get(nodes::list))
+        .route("/nodes/{id}", get(nodes::inspect).delete(nodes::remove))
+        .route("/nodes/{id}/update", post(nodes::update))
+        .route("/services", get(services::list))
+        .route("/services/create", post(services::create))
+        .route("/services/{id}", get(services::inspect).delete(services::remove))
+        .route("/services/{id}/update", post(services::update))
+        .route("/services/{id}/logs", get(logs::service_logs))
+        .route("/tasks", get(tasks::list))
+        .route("/tasks/{id}", get(tasks::inspect))
+        .route("/tasks/{id}/logs", get(logs::task_logs))
+        .fallback(|| async { ApiError::not_found("page not found") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// The active swarm, or Docker's "not a manager" answer.
+async fn manager(state: &AppState) -> ApiResult<SwarmHandle> {
+    state.daemon.swarm().await.ok_or_else(ApiError::not_manager)
+}

@@ -1,0 +1,133 @@
+//! `/services`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use bollard_stubs::models as w;
+use http::StatusCode;
+use shoal_manager::Control;
+use shoal_store::State as StoreState;
+use shoal_types::node::NodeState;
+use shoal_types::service::{Service, ServiceMode};
+use shoal_types::task::TaskState;
+
+use super::manager;
+use crate::AppState;
+use crate::body::{Json, query_bool, query_u64};
+use crate::convert::service::{WireService, service_out, spec_in};
+use crate::error::{ApiError, ApiResult};
+use crate::filters::Filters;
+
+/// Running, desired and completed task counts, as `docker service ls` shows them. Only tasks on
+/// nodes that are up count as running.
+pub fn service_status(view: &StoreState, s: &Service) -> w::ServiceServiceStatus {
+    let mut running = 0u64;
+    let mut desired_running = 0u64;
+    let mut completed = 0u64;
+    for t in view.tasks_of_service(&s.id) {
+        let node_up = t
+            .node_id
+            .as_ref()
+            .and_then(|n| view.node(n))
+            .is_some_and(|n| n.status.state != NodeState::Down);
+        if t.status.state == TaskState::Running && node_up {
+            running += 1;
+        }
+        if t.desired_state == TaskState::Running && !t.status.state.is_terminal() {
+            desired_running += 1;
+        }
+        if t.status.state == TaskState::Complete {
+            completed += 1;
+        }
+    }
+    let desired = match s.spec.mode {
+        ServiceMode::Replicated { replicas } => replicas,
+        ServiceMode::ReplicatedJob { max_concurrent, total_completions } => {
+            max_concurrent.min(total_completions.saturating_sub(completed))
+        }
+        ServiceMode::Global | ServiceMode::GlobalJob => desired_running,
+    };
+    w::ServiceServiceStatus { running_tasks: Some(running), desired_tasks: Some(desired), completed_tasks: Some(completed) }
+}
+
+fn mode_name(m: &ServiceMode) -> &'static str {
+    match m {
+        ServiceMode::Replicated { .. } => "replicated",
+        ServiceMode::Global => "global",
+        ServiceMode::ReplicatedJob { .. } => "replicated-job",
+        ServiceMode::GlobalJob => "global-job",
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<axum::Json<Vec<WireService>>> {
+    let h = manager(&state).await?;
+    let f = Filters::parse(q.get("filters"), &["id", "label", "mode", "name"])?;
+    for m in f.get("mode") {
+        if !["replicated", "global", "replicated-job", "global-job"].contains(&m.as_str()) {
+            return Err(ApiError::bad_request(format!("invalid filter 'mode={m}'")));
+        }
+    }
+    let status = query_bool(&q, "status")?;
+    let view = h.control.view();
+    let out = view
+        .services()
+        .filter(|s| {
+            f.any("id", |v| s.id.as_str().starts_with(v))
+                && f.any("name", |v| s.spec.name.starts_with(v))
+                && f.any("mode", |v| v == mode_name(&s.spec.mode))
+                && f.labels("label", &s.spec.labels)
+        })
+        .map(|s| service_out(s, status.then(|| service_status(&view, s))))
+        .collect();
+    Ok(axum::Json(out))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Json(body): Json<w::ServiceSpec>,
+) -> ApiResult<(StatusCode, axum::Json<serde_json::Value>)> {
+    let h = manager(&state).await?;
+    let spec = spec_in(body)?;
+    let s = h.control.create_service(spec).await?;
+    Ok((StatusCode::CREATED, axum::Json(serde_json::json!({ "ID": s.id.to_string() }))))
+}
+
+pub async fn inspect(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<axum::Json<WireService>> {
+    let h = manager(&state).await?;
+    let view = h.control.view();
+    let s = Control::find_service(&view, &id)?;
+    Ok(axum::Json(service_out(&s, None)))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    Json(body): Json<w::ServiceSpec>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    let h = manager(&state).await?;
+    let version = query_u64(&q, "version")?
+        .ok_or_else(|| ApiError::bad_request("query parameter version: required (the service's Version.Index)"))?;
+    let rollback = match q.get("rollback").map(String::as_str) {
+        None | Some("") | Some("none") => false,
+        Some("previous") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "query parameter rollback: expected \"previous\", got {other:?}"
+            )));
+        }
+    };
+    // With a rollback the body is ignored, as in Docker: the previous spec is the new one.
+    let spec = if rollback { Default::default() } else { spec_in(body)? };
+    h.control.update_service(&id, version, spec, rollback).await?;
+    Ok(axum::Json(serde_json::json!({})))
+}
+
+pub async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<()> {
+    let h = manager(&state).await?;
+    h.control.remove_service(&id).await?;
+    Ok(())
+}

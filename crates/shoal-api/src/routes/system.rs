@@ -1,0 +1,140 @@
+//! `/_ping`, `/version`, `/info`.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use bollard_stubs::models as w;
+use http::HeaderValue;
+use shoal_types::node::NodeRole;
+
+use crate::AppState;
+use crate::convert::swarm::cluster_info;
+
+pub async fn ping(State(state): State<AppState>) -> Response {
+    let swarm = match state.daemon.swarm().await {
+        Some(_) => "active/manager",
+        None => "inactive",
+    };
+    let mut r = "OK".into_response();
+    let h = r.headers_mut();
+    h.insert("Swarm", HeaderValue::from_static(swarm));
+    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    h.insert(http::header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+fn kernel_version() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+pub async fn version(State(state): State<AppState>) -> axum::Json<w::SystemVersion> {
+    axum::Json(w::SystemVersion {
+        platform: Some(w::SystemVersionPlatform { name: "shoal".into() }),
+        components: Some(vec![w::SystemVersionComponents {
+            name: "Engine".into(),
+            version: state.engine_version.clone(),
+            details: None,
+        }]),
+        version: Some(state.engine_version.clone()),
+        api_version: Some("1.50".into()),
+        min_api_version: Some("1.41".into()),
+        git_commit: Some(option_env!("SHOAL_GIT_COMMIT").unwrap_or("unknown").into()),
+        go_version: Some("n/a (rust)".into()),
+        os: Some("linux".into()),
+        arch: Some(go_arch().into()),
+        kernel_version: Some(kernel_version()),
+        experimental: Some(false),
+        build_time: None,
+    })
+}
+
+pub async fn info(State(state): State<AppState>) -> axum::Json<w::SystemInfo> {
+    let host = nix_hostname();
+    let swarm = match state.daemon.swarm().await {
+        None => w::SwarmInfo {
+            node_id: Some(String::new()),
+            node_addr: Some(String::new()),
+            local_node_state: Some(w::LocalNodeState::INACTIVE),
+            control_available: Some(false),
+            error: Some(String::new()),
+            remote_managers: None,
+            nodes: None,
+            managers: None,
+            cluster: None,
+        },
+        Some(h) => {
+            let view = h.control.view();
+            let managers: Vec<_> = view.nodes().filter(|n| n.spec.role == NodeRole::Manager).collect();
+            w::SwarmInfo {
+                node_id: Some(h.identity.node_id.to_string()),
+                node_addr: Some(h.identity.advertise_addr.rsplit_once(':').map_or(h.identity.advertise_addr.clone(), |(a, _)| a.to_string())),
+                local_node_state: Some(w::LocalNodeState::ACTIVE),
+                control_available: Some(true),
+                error: Some(String::new()),
+                remote_managers: Some(
+                    managers
+                        .iter()
+                        .filter_map(|n| {
+                            n.manager.as_ref().map(|m| w::PeerNode { node_id: Some(n.id.to_string()), addr: Some(m.addr.clone()) })
+                        })
+                        .collect(),
+                ),
+                nodes: Some(view.nodes().count() as i64),
+                managers: Some(managers.len() as i64),
+                cluster: view.cluster().map(|c| cluster_info(c)),
+            }
+        }
+    };
+    let (cpus, mem) = host_resources();
+    axum::Json(w::SystemInfo {
+        id: Some(host.clone()),
+        name: Some(host),
+        server_version: Some(state.engine_version.clone()),
+        operating_system: Some(os_name()),
+        os_type: Some("linux".into()),
+        architecture: Some(std::env::consts::ARCH.into()),
+        kernel_version: Some(kernel_version()),
+        ncpu: Some(cpus),
+        mem_total: Some(mem),
+        docker_root_dir: Some(state.daemon.data_dir().display().to_string()),
+        driver: Some(state.daemon.runtime_name().into()),
+        default_runtime: Some(state.daemon.runtime_name().into()),
+        swarm: Some(swarm),
+        ..Default::default()
+    })
+}
+
+fn nix_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+fn os_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+        })
+        .unwrap_or_else(|| "Linux".into())
+}
+
+fn host_resources() -> (i64, i64) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as i64);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+            })
+        })
+        .map_or(0, |kb| kb * 1024);
+    (cpus, mem)
+}

@@ -1,0 +1,257 @@
+//! The control API: every user-facing read and write, validated, in terms of the object model.
+//! Front ends (the Docker API today) translate to these calls; no stage knows which front end a
+//! request came from.
+//!
+//! Writes carry the version the caller read (`version`), so a change based on a stale read is
+//! refused instead of silently undoing someone else's.
+
+use std::sync::{Arc, Mutex};
+
+use shoal_store::{Op, Proposal, State, Store};
+use shoal_types::cluster::{Cluster, ClusterSpec};
+use shoal_types::node::{NodeRole, NodeSpec};
+use shoal_types::service::{Service, ServiceSpec, UpdateState, UpdateStatus};
+use shoal_types::task::Task;
+use shoal_types::{Clock, Id, IdGen, Node};
+
+use crate::error::ControlError;
+use crate::validate;
+
+#[derive(Clone)]
+pub struct Control {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    ids: Arc<Mutex<IdGen>>,
+}
+
+impl Control {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, ids: Arc<Mutex<IdGen>>) -> Self {
+        Control { store, clock, ids }
+    }
+
+    pub fn view(&self) -> Arc<State> {
+        self.store.view()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn next_id(&self) -> Id {
+        match self.ids.lock() {
+            Ok(mut g) => g.next_id(),
+            Err(poisoned) => poisoned.into_inner().next_id(),
+        }
+    }
+
+    async fn write(&self, ops: Vec<Op>) -> Result<u64, ControlError> {
+        let applied = self.store.propose(Proposal::atomic(self.clock.now(), ops)).await?;
+        match applied.first_error() {
+            Some(e) => Err(e.clone().into()),
+            None => Ok(applied.version),
+        }
+    }
+
+    // -- lookups --------------------------------------------------------------------------
+
+    /// By full ID, then name, then unambiguous ID prefix, as the Docker API resolves services.
+    pub fn find_service(view: &State, key: &str) -> Result<Arc<Service>, ControlError> {
+        if let Some(s) = view.service(&Id::from_raw(key)) {
+            return Ok(s.clone());
+        }
+        if let Some(s) = view.service_by_name(key) {
+            return Ok(s.clone());
+        }
+        unique_prefix("service", key, view.services().filter(|s| s.id.as_str().starts_with(key)).cloned())
+    }
+
+    /// By full ID, then name or hostname, then unambiguous ID prefix.
+    pub fn find_node(view: &State, key: &str) -> Result<Arc<Node>, ControlError> {
+        if let Some(n) = view.node(&Id::from_raw(key)) {
+            return Ok(n.clone());
+        }
+        let by_name: Vec<_> = view.nodes().filter(|n| n.display_name() == key).cloned().collect();
+        match by_name.len() {
+            1 => return Ok(by_name[0].clone()),
+            n if n > 1 => {
+                return Err(ControlError::Ambiguous { kind: "node", prefix: key.to_string(), matches: n });
+            }
+            _ => {}
+        }
+        unique_prefix("node", key, view.nodes().filter(|n| n.id.as_str().starts_with(key)).cloned())
+    }
+
+    pub fn find_task(view: &State, key: &str) -> Result<Arc<Task>, ControlError> {
+        if let Some(t) = view.task(&Id::from_raw(key)) {
+            return Ok(t.clone());
+        }
+        unique_prefix("task", key, view.tasks().filter(|t| t.id.as_str().starts_with(key)).cloned())
+    }
+
+    // -- services -------------------------------------------------------------------------
+
+    pub async fn create_service(&self, spec: ServiceSpec) -> Result<Arc<Service>, ControlError> {
+        validate::check_service_spec(&spec)?;
+        if self.view().service_by_name(&spec.name).is_some() {
+            return Err(ControlError::Conflict(format!("service name {:?} is already in use", spec.name)));
+        }
+        let service = Service { id: self.next_id(), spec, ..Default::default() };
+        let id = service.id.clone();
+        self.write(vec![Op::CreateService(service)]).await?;
+        self.view()
+            .service(&id)
+            .cloned()
+            .ok_or_else(|| ControlError::Internal("created service vanished".into()))
+    }
+
+    /// Replaces a service's spec (keeping the old one for rollback), or with `rollback` returns
+    /// to the previous spec. `version` is the service version the caller based the change on.
+    pub async fn update_service(
+        &self,
+        key: &str,
+        version: u64,
+        spec: ServiceSpec,
+        rollback: bool,
+    ) -> Result<Arc<Service>, ControlError> {
+        let view = self.view();
+        let cur = Self::find_service(&view, key)?;
+        if cur.meta.version != version {
+            return Err(ControlError::Conflict(format!(
+                "update out of sequence: service {} is at version {}, the update was based on version {version}; inspect it and retry",
+                cur.spec.name, cur.meta.version
+            )));
+        }
+        let mut next = (*cur).clone();
+        if rollback {
+            let Some(prev) = cur.previous_spec.clone() else {
+                return Err(ControlError::FailedPrecondition(format!(
+                    "service {} does not have a previous spec",
+                    cur.spec.name
+                )));
+            };
+            next.previous_spec = Some(cur.spec.clone());
+            next.spec = prev;
+            next.update_status = Some(UpdateStatus {
+                state: UpdateState::RollbackStarted,
+                started_at: self.clock.now(),
+                completed_at: Default::default(),
+                message: "manually requested rollback".into(),
+            });
+        } else {
+            validate::check_service_update(&cur.spec, &spec)?;
+            if spec.name != cur.spec.name {
+                validate::check_name("Name", &spec.name)?;
+            }
+            next.previous_spec = Some(cur.spec.clone());
+            next.spec = spec;
+            next.update_status = None;
+        }
+        let id = next.id.clone();
+        self.write(vec![Op::UpdateService { service: next, expect_version: Some(version) }]).await?;
+        self.view()
+            .service(&id)
+            .cloned()
+            .ok_or_else(|| ControlError::Internal("updated service vanished".into()))
+    }
+
+    /// Deletes the service; the orchestrator then stops and removes its tasks.
+    pub async fn remove_service(&self, key: &str) -> Result<(), ControlError> {
+        let cur = Self::find_service(&self.view(), key)?;
+        self.write(vec![Op::DeleteService { id: cur.id.clone() }]).await.map(|_| ())
+    }
+
+    // -- nodes ----------------------------------------------------------------------------
+
+    pub async fn update_node(&self, key: &str, version: u64, spec: NodeSpec) -> Result<Arc<Node>, ControlError> {
+        validate::check_node_spec(&spec)?;
+        let view = self.view();
+        let cur = Self::find_node(&view, key)?;
+        if cur.meta.version != version {
+            return Err(ControlError::Conflict(format!(
+                "update out of sequence: node {} is at version {}, the update was based on version {version}; inspect it and retry",
+                cur.display_name(),
+                cur.meta.version
+            )));
+        }
+        if cur.spec.role != spec.role {
+            let managers = view.nodes().filter(|n| n.spec.role == NodeRole::Manager).count();
+            match spec.role {
+                NodeRole::Worker if managers <= 1 => {
+                    return Err(ControlError::FailedPrecondition(
+                        "attempting to demote the last manager of the swarm".into(),
+                    ));
+                }
+                _ => {
+                    return Err(ControlError::FailedPrecondition(format!(
+                        "changing the role of node {} needs a multi-manager cluster, which this build does not form yet",
+                        cur.display_name()
+                    )));
+                }
+            }
+        }
+        let mut next = (*cur).clone();
+        next.spec = spec;
+        let id = next.id.clone();
+        self.write(vec![Op::UpdateNode { node: next, expect_version: Some(version) }]).await?;
+        self.view().node(&id).cloned().ok_or_else(|| ControlError::Internal("updated node vanished".into()))
+    }
+
+    pub async fn remove_node(&self, key: &str, force: bool) -> Result<(), ControlError> {
+        let view = self.view();
+        let cur = Self::find_node(&view, key)?;
+        if cur.spec.role == NodeRole::Manager || cur.manager.is_some() {
+            return Err(ControlError::FailedPrecondition(format!(
+                "rpc error: node {} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal",
+                cur.id
+            )));
+        }
+        if !force && cur.status.state == shoal_types::NodeState::Ready {
+            return Err(ControlError::FailedPrecondition(format!(
+                "node {} is not down and can't be removed",
+                cur.id
+            )));
+        }
+        self.write(vec![Op::DeleteNode { id: cur.id.clone() }]).await.map(|_| ())
+    }
+
+    // -- cluster --------------------------------------------------------------------------
+
+    pub fn cluster(&self) -> Result<Arc<Cluster>, ControlError> {
+        self.view()
+            .cluster()
+            .cloned()
+            .ok_or_else(|| ControlError::Unavailable("the cluster object does not exist yet".into()))
+    }
+
+    pub async fn update_cluster(&self, version: u64, spec: ClusterSpec) -> Result<Arc<Cluster>, ControlError> {
+        let cur = self.cluster()?;
+        if cur.meta.version != version {
+            return Err(ControlError::Conflict(format!(
+                "update out of sequence: the swarm is at version {}, the update was based on version {version}; inspect it and retry",
+                cur.meta.version
+            )));
+        }
+        if spec.task_history_limit < -1 {
+            return Err(ControlError::invalid(
+                "Orchestration.TaskHistoryRetentionLimit",
+                format!("must be -1 (keep all) or more, got {}", spec.task_history_limit),
+            ));
+        }
+        let mut next = (*cur).clone();
+        next.spec = spec;
+        self.write(vec![Op::PutCluster { cluster: next, expect_version: Some(version) }]).await?;
+        self.cluster()
+    }
+}
+
+fn unique_prefix<T>(kind: &'static str, key: &str, matches: impl Iterator<Item = Arc<T>>) -> Result<Arc<T>, ControlError> {
+    if key.is_empty() {
+        return Err(ControlError::NotFound { kind, name: "\"\"".into() });
+    }
+    let found: Vec<_> = matches.collect();
+    match found.len() {
+        0 => Err(ControlError::NotFound { kind, name: key.to_string() }),
+        1 => Ok(found[0].clone()),
+        _ => Err(ControlError::Ambiguous { kind, prefix: key.to_string(), matches: found.len() }),
+    }
+}

@@ -1,0 +1,107 @@
+//! Global services: one live task on every eligible node.
+//!
+//! A node is eligible when it is not `Down`, not drained, and satisfies the service's placement
+//! constraints (constraints that do not parse match no node). A paused node keeps the tasks it
+//! has but gets no new ones, no restarts and no rolling-update replacements (as Swarm). Tasks on
+//! ineligible or deleted nodes, or with no node, are shut down and not replaced. Each node is a
+//! slot (see `slot`): restarts, duplicates and rolling updates work as for replicas.
+
+use std::collections::BTreeMap;
+
+use shoal_types::{Availability, Id, IdGen, Node, NodeState, Service, Task};
+
+use crate::constraint;
+use crate::plan::{Place, Plan};
+use crate::slot::{self, Env, Slot};
+use crate::view::{self, Nodes};
+use crate::{Context, Reconciled, update};
+
+/// What a node may hold for a global service or global job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Eligibility {
+    /// Keep one task there, creating it when missing.
+    Active,
+    /// Paused: keep what is there, add nothing.
+    Keep,
+    /// Shut everything there down.
+    No,
+}
+
+pub(crate) fn eligibility(service: &Service, node: &Node) -> Eligibility {
+    let fits =
+        constraint::node_matches(&service.spec.task.placement.constraints, node) == Some(true);
+    if !fits || node.status.state == NodeState::Down {
+        return Eligibility::No;
+    }
+    match node.spec.availability {
+        Availability::Active => Eligibility::Active,
+        Availability::Pause => Eligibility::Keep,
+        Availability::Drain => Eligibility::No,
+    }
+}
+
+/// The service's tasks by node, with an entry for every eligible node; tasks without a node
+/// come back separately.
+pub(crate) fn group_by_node<'a>(
+    service: &Service,
+    nodes: &Nodes,
+    tasks: &[&'a Task],
+) -> (BTreeMap<Id, Vec<&'a Task>>, Vec<&'a Task>) {
+    let mut by_node: BTreeMap<Id, Vec<&Task>> = nodes
+        .all()
+        .filter(|n| eligibility(service, n) != Eligibility::No)
+        .map(|n| (n.id.clone(), Vec::new()))
+        .collect();
+    let mut nodeless = Vec::new();
+    for &t in tasks {
+        match &t.node_id {
+            Some(id) => by_node.entry(id.clone()).or_default().push(t),
+            None => nodeless.push(t),
+        }
+    }
+    (by_node, nodeless)
+}
+
+pub(crate) fn reconcile(
+    ctx: &Context,
+    service: &Service,
+    tasks: &[&Task],
+    ids: &mut IdGen,
+) -> Reconciled {
+    let nodes = Nodes::new(ctx.nodes);
+    let env = Env {
+        service,
+        target: &service.spec.task,
+        nodes: &nodes,
+        job: false,
+    };
+    let mut plan = Plan::new(ctx.now);
+
+    let (by_node, nodeless) = group_by_node(service, &nodes, tasks);
+    slot::retire(&mut plan, &env, &nodeless);
+    let mut summaries = Vec::new();
+    for (node_id, mut group) in by_node {
+        view::sort_by_age(&mut group);
+        let can_create = match nodes.get(&node_id).map(|n| eligibility(service, n)) {
+            Some(Eligibility::Active) => true,
+            Some(Eligibility::Keep) => false,
+            Some(Eligibility::No) | None => {
+                slot::retire(&mut plan, &env, &group);
+                continue;
+            }
+        };
+        let mut s = slot::reconcile(
+            &mut plan,
+            &env,
+            Slot {
+                place: Place::Node(node_id),
+                tasks: group,
+                can_create,
+            },
+        );
+        s.fulfil(&mut plan, &env, ids);
+        summaries.push(s);
+    }
+    update::drive(&mut plan, &env, &mut summaries, ids);
+    plan.finish()
+}

@@ -1,0 +1,185 @@
+//! `shoal daemon`: one node's daemon in the foreground, serving the API until SIGINT/SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use shoal_agent::native::{NativeConfig, NativeDriver};
+use shoal_node::{Daemon, DaemonConfig};
+use shoal_types::clock::SystemClock;
+use tokio::sync::watch;
+
+#[derive(clap::Args, Clone)]
+pub struct DaemonArgs {
+    /// Where the node keeps its state, its tasks' files and its API socket.
+    #[arg(long, env = "SHOAL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Runtime that runs tasks.
+    #[arg(long, default_value = "native", value_parser = ["native"])]
+    pub runtime: String,
+    /// Keep tasks running when the daemon stops; the next daemon adopts them.
+    #[arg(long)]
+    pub live_restore: bool,
+    /// Log filter, e.g. `info` or `shoal_manager=debug,info` (overridden by RUST_LOG).
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+}
+
+pub fn default_data_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        PathBuf::from("/var/lib/shoal")
+    } else {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        home.join(".local/share/shoal")
+    }
+}
+
+pub fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+pub fn main(args: DaemonArgs, hosts: Vec<String>) -> i32 {
+    init_logging(&args.log_level);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("shoal daemon: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let res = rt.block_on(async {
+        let running = Running::start(&args, &hosts).await?;
+        wait_for_signal().await;
+        tracing::info!("stopping");
+        running.stop().await;
+        anyhow::Ok(())
+    });
+    match res {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("shoal daemon: {e:#}");
+            1
+        }
+    }
+}
+
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// A started daemon: the node and its API servers.
+pub struct Running {
+    pub daemon: Arc<Daemon>,
+    pub endpoints: Vec<String>,
+    shutdown: watch::Sender<bool>,
+    servers: tokio::task::JoinSet<()>,
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl Running {
+    pub async fn start(args: &DaemonArgs, hosts: &[String]) -> anyhow::Result<Running> {
+        let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+        std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let lock = lock_data_dir(&data_dir)?;
+        let shim_exe = std::env::current_exe().context("cannot find the shoal executable for task shims")?;
+        let driver = NativeDriver::new(NativeConfig::new(data_dir.join("native"), shim_exe))
+            .context("cannot start the native runtime")?;
+        let caps = driver.capabilities();
+        let missing = caps.missing();
+        if missing.is_empty() {
+            tracing::info!(?caps, "native runtime: namespaces and cgroup limits enforced");
+        } else {
+            tracing::warn!(?missing, "native runtime: running without some isolation");
+        }
+        let engine_version = env!("CARGO_PKG_VERSION").to_string();
+        let clock = Arc::new(SystemClock);
+        let daemon = Daemon::start(
+            DaemonConfig {
+                data_dir: data_dir.clone(),
+                engine_version: engine_version.clone(),
+                stop_tasks_on_shutdown: !args.live_restore,
+            },
+            clock.clone(),
+            Arc::new(driver),
+        )
+        .await
+        .context("cannot start the node")?;
+
+        let hosts: Vec<String> = if hosts.is_empty() {
+            vec![format!("unix://{}", data_dir.join("shoal.sock").display())]
+        } else {
+            hosts.to_vec()
+        };
+        let (shutdown, rx) = watch::channel(false);
+        let mut servers = tokio::task::JoinSet::new();
+        for h in &hosts {
+            let listener = bind(h).await?;
+            let state = shoal_api::AppState {
+                daemon: daemon.clone(),
+                clock: clock.clone(),
+                shutdown: rx.clone(),
+                engine_version: engine_version.clone(),
+            };
+            let host = h.clone();
+            servers.spawn(async move {
+                if let Err(e) = shoal_api::serve(listener, state).await {
+                    tracing::error!(%host, error = %e, "API server stopped");
+                }
+            });
+            tracing::info!(host = %h, "API listening");
+        }
+        Ok(Running { daemon, endpoints: hosts, shutdown, servers, _lock: lock })
+    }
+
+    pub async fn stop(mut self) {
+        self.daemon.shutdown().await;
+        let _ = self.shutdown.send(true);
+        while self.servers.join_next().await.is_some() {}
+    }
+}
+
+fn lock_data_dir(dir: &Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+    let path = dir.join("shoal.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        anyhow::anyhow!("another shoal daemon is using {} ({e}); stop it or pass a different --data-dir", dir.display())
+    })
+}
+
+async fn bind(host: &str) -> anyhow::Result<shoal_api::Listener> {
+    if let Some(path) = host.strip_prefix("unix://") {
+        let path = Path::new(path);
+        if path.exists() {
+            if tokio::net::UnixStream::connect(path).await.is_ok() {
+                bail!("{host}: another daemon is listening there");
+            }
+            std::fs::remove_file(path).with_context(|| format!("{host}: cannot remove the stale socket"))?;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("{host}: cannot create {}", parent.display()))?;
+        }
+        let l = tokio::net::UnixListener::bind(path).with_context(|| format!("{host}: cannot listen"))?;
+        return Ok(shoal_api::Listener::Unix(l));
+    }
+    if let Some(addr) = host.strip_prefix("tcp://") {
+        let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("{host}: cannot listen"))?;
+        return Ok(shoal_api::Listener::Tcp(l));
+    }
+    bail!("-H {host:?}: expected unix:///path or tcp://addr:port")
+}

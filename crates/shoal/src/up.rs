@@ -1,0 +1,157 @@
+//! `shoal up`: the newcomer's one command. It runs a daemon in the foreground, makes this machine
+//! a one-node swarm if it is not one yet, starts a small demo web service, tells what to try next
+//! and stops everything cleanly on Ctrl-C.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use shoal_node::InitRequest;
+use shoal_types::node::Availability;
+use shoal_types::service::{ContainerSpec, ServiceMode, ServiceSpec, TaskSpec};
+use shoal_types::task::TaskState;
+
+use crate::daemon::{DaemonArgs, Running, init_logging, wait_for_signal};
+
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// Where the node keeps its state (default /var/lib/shoal as root).
+    #[arg(long, env = "SHOAL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Port the demo web service answers on.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Replicas of the demo service.
+    #[arg(long, default_value_t = 2)]
+    replicas: u64,
+    /// Do not create the demo service.
+    #[arg(long)]
+    no_demo: bool,
+    /// Log filter for the daemon's own messages.
+    #[arg(long, default_value = "warn")]
+    log_level: String,
+}
+
+const DEMO: &str = "demo";
+
+pub fn main(a: UpArgs, hosts: Vec<String>) -> i32 {
+    init_logging(&a.log_level);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("shoal up: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(run(a, hosts)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("shoal up: {e:#}");
+            1
+        }
+    }
+}
+
+async fn run(a: UpArgs, hosts: Vec<String>) -> anyhow::Result<()> {
+    let args = DaemonArgs { data_dir: a.data_dir.clone(), runtime: "native".into(), live_restore: false, log_level: a.log_level.clone() };
+    let running = Running::start(&args, &hosts).await?;
+    let result = bring_up(&running, &a).await;
+    if let Err(e) = &result {
+        eprintln!("shoal up: {e:#}");
+    }
+    println!("Press Ctrl-C to stop shoal (its tasks stop with it).");
+    wait_for_signal().await;
+    println!("\nStopping shoal...");
+    running.stop().await;
+    println!("Stopped.");
+    result
+}
+
+async fn bring_up(running: &Running, a: &UpArgs) -> anyhow::Result<()> {
+    let daemon = &running.daemon;
+    if daemon.swarm().await.is_none() {
+        let id = daemon
+            .swarm_init(InitRequest {
+                advertise_addr: None,
+                listen_addr: "0.0.0.0:2377".into(),
+                spec: Default::default(),
+                availability: Availability::Active,
+                force_new_cluster: false,
+            })
+            .await
+            .context("cannot initialise the swarm")?;
+        println!("Swarm initialized: current node ({id}) is now a manager.");
+    }
+    let swarm = daemon.swarm().await.context("the swarm is not active")?;
+    let control = swarm.control;
+    let endpoint = running.endpoints.first().cloned().unwrap_or_default();
+    println!("shoal {} is serving the Docker API on {endpoint}", env!("CARGO_PKG_VERSION"));
+    if !a.no_demo {
+        if control.view().service_by_name(DEMO).is_none() {
+            let exe = std::env::current_exe().context("cannot find the shoal executable for the demo")?;
+            let spec = ServiceSpec {
+                name: DEMO.into(),
+                mode: ServiceMode::Replicated { replicas: a.replicas },
+                task: TaskSpec {
+                    container: ContainerSpec {
+                        image: "host".into(),
+                        command: vec![exe.display().to_string(), "demo-http".into(), "--port".into(), a.port.to_string()],
+                        stop_grace_period: Some(Duration::from_secs(2)),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            control.create_service(spec).await.context("cannot create the demo service")?;
+            println!("Created service {DEMO:?}: {} replicas of a small web server on port {}", a.replicas, a.port);
+        }
+        wait_converged(&control, DEMO, Duration::from_secs(60)).await?;
+    }
+    let client = if endpoint.ends_with("/var/lib/shoal/shoal.sock") { String::new() } else { format!(" -H {endpoint}") };
+    println!();
+    println!("Try:");
+    if !a.no_demo {
+        println!("  curl http://localhost:{}/", a.port);
+        println!("  cargo run --release --bin shoal --{client} service ps {DEMO}");
+        println!("  cargo run --release --bin shoal --{client} service scale {DEMO}=4");
+    }
+    println!("  cargo run --release --bin shoal --{client} service ls");
+    println!("  docker -H {endpoint} service ls        # the real docker CLI works too");
+    println!();
+    Ok(())
+}
+
+/// Waits until every replica of `name` runs, printing docker-style progress as it changes.
+async fn wait_converged(control: &shoal_manager::Control, name: &str, limit: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut last = None;
+    let mut states = control.store().subscribe();
+    loop {
+        let view = control.view();
+        let svc = view.service_by_name(name).context("the demo service disappeared")?;
+        let want = match svc.spec.mode {
+            ServiceMode::Replicated { replicas } => replicas as usize,
+            _ => 1,
+        };
+        let running = view
+            .tasks_of_service(&svc.id)
+            .filter(|t| t.status.state == TaskState::Running && t.desired_state == TaskState::Running)
+            .count();
+        if last != Some(running) {
+            println!("overall progress: {running} out of {want} tasks");
+            last = Some(running);
+        }
+        if running >= want {
+            println!("verify: Service {name} converged");
+            return Ok(());
+        }
+        if let Some(err) = view.tasks_of_service(&svc.id).find_map(|t| (!t.status.err.is_empty()).then(|| t.status.err.clone())) {
+            tracing::debug!(%err, "demo task not running yet");
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("the demo service did not converge within {}s; see `shoal service ps {name}`", limit.as_secs());
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(500), states.changed()).await;
+    }
+}
