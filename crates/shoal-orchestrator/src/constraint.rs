@@ -1,10 +1,11 @@
 //! Placement constraints (`node.labels.zone==east`, `node.role!=manager`), parsed and matched
-//! against a node as Swarm does: `==` and `!=` only, values compared case-insensitively, label
-//! names case-sensitively, an unknown key never matches.
+//! against a node as Swarm does: `==` and `!=` only, keys case-insensitive, label names
+//! case-sensitive, values compared case-insensitively, a missing attribute never equal.
 //!
-//! This is a minimal local copy: the scheduler crate owns constraint parsing and will expose
-//! `constraint::parse_all` and `Constraint::matches`; once it does, the orchestrator should use
-//! it instead so both stages agree on every edge case.
+//! A deliberately small local copy of the scheduler's `constraint` module, kept to the same
+//! edge cases (the earliest operator wins; unknown keys and malformed `node.ip` values do not
+//! parse), because the design keeps the reconcilers from importing the scheduler. Both stages
+//! should share one implementation once it moves somewhere they may both import.
 
 use std::net::IpAddr;
 
@@ -14,15 +15,29 @@ use shoal_types::Node;
 pub enum ConstraintError {
     #[error("constraint {expr:?}: expected one operator from ==, !=")]
     NoOperator { expr: String },
-    #[error("constraint {expr:?}: key {key:?} is invalid")]
+    #[error("constraint {expr:?}: key {key:?} is invalid or unknown")]
     InvalidKey { expr: String, key: String },
     #[error("constraint {expr:?}: value {value:?} is invalid")]
     InvalidValue { expr: String, value: String },
 }
 
+/// The node attribute a constraint reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Key {
+    Id,
+    Hostname,
+    Role,
+    Os,
+    Arch,
+    /// `node.ip`: the value is an address or a CIDR block, checked at parse time.
+    Ip,
+    NodeLabel(String),
+    EngineLabel(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Constraint {
-    key: String,
+    key: Key,
     equal: bool,
     value: String,
 }
@@ -40,81 +55,88 @@ pub fn node_matches(exprs: &[String], node: &Node) -> Option<bool> {
 
 impl Constraint {
     pub fn parse(expr: &str) -> Result<Constraint, ConstraintError> {
-        // Swarm tries `==` before `!=`, so `a!==b` reads as key `a!`, which the key check rejects.
-        let (key, value, equal) = if let Some((k, v)) = expr.split_once("==") {
-            (k, v, true)
-        } else if let Some((k, v)) = expr.split_once("!=") {
-            (k, v, false)
-        } else {
+        // The earliest operator wins (as the scheduler reads it): `a!=b==c` is `a != "b==c"`,
+        // which the value check then rejects.
+        let found = [("==", true), ("!=", false)]
+            .into_iter()
+            .filter_map(|(op, equal)| expr.find(op).map(|at| (at, equal)))
+            .min_by_key(|&(at, _)| at);
+        let Some((at, equal)) = found else {
             return Err(ConstraintError::NoOperator {
                 expr: expr.to_string(),
             });
         };
-        let (key, value) = (key.trim(), value.trim());
+        let (key, value) = (expr[..at].trim(), expr[at + 2..].trim());
+        let bad_key = || ConstraintError::InvalidKey {
+            expr: expr.to_string(),
+            key: key.to_string(),
+        };
+        let bad_value = || ConstraintError::InvalidValue {
+            expr: expr.to_string(),
+            value: value.to_string(),
+        };
         if !valid_key(key) {
-            return Err(ConstraintError::InvalidKey {
-                expr: expr.to_string(),
-                key: key.to_string(),
-            });
+            return Err(bad_key());
         }
         if !valid_value(value) {
-            return Err(ConstraintError::InvalidValue {
-                expr: expr.to_string(),
-                value: value.to_string(),
-            });
+            return Err(bad_value());
+        }
+        let label = |prefix: &str| {
+            let head = key.get(..prefix.len())?;
+            head.eq_ignore_ascii_case(prefix)
+                .then(|| key[prefix.len()..].to_string())
+        };
+        // Key names are case-insensitive; label names are not.
+        let key = if let Some(name) = label("node.labels.") {
+            Key::NodeLabel(name)
+        } else if let Some(name) = label("engine.labels.") {
+            Key::EngineLabel(name)
+        } else {
+            match key.to_ascii_lowercase().as_str() {
+                "node.id" => Key::Id,
+                "node.hostname" => Key::Hostname,
+                "node.role" => Key::Role,
+                "node.platform.os" => Key::Os,
+                "node.platform.arch" => Key::Arch,
+                "node.ip" if value.parse::<IpAddr>().is_ok() || parse_cidr(value).is_some() => {
+                    Key::Ip
+                }
+                "node.ip" => return Err(bad_value()),
+                // A key that can never match is a typo: refuse it rather than place nothing.
+                _ => return Err(bad_key()),
+            }
+        };
+        if matches!(&key, Key::NodeLabel(n) | Key::EngineLabel(n) if n.is_empty()) {
+            return Err(bad_key());
         }
         Ok(Constraint {
-            key: key.to_string(),
+            key,
             equal,
             value: value.to_string(),
         })
     }
 
     pub fn matches(&self, node: &Node) -> bool {
-        let key = self.key.to_ascii_lowercase();
-        let label = |prefix: &str| {
-            // The prefix is matched case-insensitively, the label name exactly.
-            (key.len() > prefix.len() && key.starts_with(prefix)).then(|| &self.key[prefix.len()..])
+        let is = |actual: &str| self.value.eq_ignore_ascii_case(actual);
+        // A missing label reads as empty, which no (non-empty) value equals.
+        let same = match &self.key {
+            Key::Id => is(node.id.as_str()),
+            Key::Hostname => is(&node.description.hostname),
+            Key::Role => is(node.spec.role.as_str()),
+            Key::Os => is(&node.description.platform.os),
+            Key::Arch => is(&node.description.platform.arch),
+            Key::NodeLabel(n) => node.spec.labels.get(n).is_some_and(|v| is(v)),
+            Key::EngineLabel(n) => node.description.engine.labels.get(n).is_some_and(|v| is(v)),
+            Key::Ip => parse_addr(&node.status.addr).is_some_and(|ip| self.ip_matches(ip)),
         };
-        let actual: &str = match key.as_str() {
-            "node.id" => node.id.as_str(),
-            "node.hostname" => &node.description.hostname,
-            "node.role" => node.spec.role.as_str(),
-            "node.platform.os" => &node.description.platform.os,
-            "node.platform.arch" => &node.description.platform.arch,
-            "node.ip" => return self.matches_ip(&node.status.addr),
-            _ => {
-                if let Some(name) = label("node.labels.") {
-                    node.spec.labels.get(name).map(String::as_str).unwrap_or("")
-                } else if let Some(name) = label("engine.labels.") {
-                    node.description
-                        .engine
-                        .labels
-                        .get(name)
-                        .map(String::as_str)
-                        .unwrap_or("")
-                } else {
-                    return false;
-                }
-            }
-        };
-        self.value.eq_ignore_ascii_case(actual) == self.equal
+        same == self.equal
     }
 
-    /// `node.ip` compares an address or a CIDR block; a malformed one never matches.
-    fn matches_ip(&self, addr: &str) -> bool {
-        let Some(node_ip) = parse_addr(addr) else {
-            return !self.equal
-                && (self.value.parse::<IpAddr>().is_ok() || parse_cidr(&self.value).is_some());
-        };
-        let inside = if let Ok(ip) = self.value.parse::<IpAddr>() {
-            ip == node_ip
-        } else if let Some((net, bits)) = parse_cidr(&self.value) {
-            in_subnet(node_ip, net, bits)
-        } else {
-            return false;
-        };
-        inside == self.equal
+    fn ip_matches(&self, ip: IpAddr) -> bool {
+        if let Ok(want) = self.value.parse::<IpAddr>() {
+            return ip == want;
+        }
+        parse_cidr(&self.value).is_some_and(|(net, bits)| in_subnet(ip, net, bits))
     }
 }
 
@@ -129,7 +151,7 @@ fn valid_value(value: &str) -> bool {
     !value.is_empty()
         && value.chars().all(|c| {
             c.is_ascii_alphanumeric()
-                || c.is_whitespace()
+                || matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c')
                 || matches!(
                     c,
                     ':' | '-'
@@ -225,7 +247,17 @@ mod tests {
         assert!(m("engine.labels.disk==SSD"));
         assert!(m("node.platform.os==linux"));
         assert!(m("node.id==n1"));
-        assert!(!m("node.colour==red"), "unknown keys never match");
+        assert!(
+            Constraint::parse("node.colour==red").is_err(),
+            "unknown keys do not parse"
+        );
+        assert!(Constraint::parse("node.ip==nowhere").is_err());
+        assert!(Constraint::parse("node.labels.==x").is_err());
+        assert!(
+            Constraint::parse("a!=b==c").is_err(),
+            "earliest operator: value b==c"
+        );
+        assert!(m("NODE.ROLE==manager"), "keys are case-insensitive");
         assert!(m("node.ip==10.0.1.7"));
         assert!(m("node.ip==10.0.0.0/16"));
         assert!(m("node.ip!=10.1.0.0/16"));

@@ -1,0 +1,342 @@
+//! The manager's pipeline as pure functions over the state machine: many nodes in one process,
+//! a fake clock, fake agents that move tasks forward. No Raft, no IO, fully deterministic.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use shoal_manager::loops::{changes_to_ops, reconcile_all, schedule_ops};
+use shoal_store::{Op, Proposal, State};
+use shoal_types::cluster::{Cluster, ClusterSpec};
+use shoal_types::node::{Availability, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus, Resources};
+use shoal_types::service::{ContainerSpec, Service, ServiceMode, ServiceSpec, TaskSpec, UpdateConfig};
+use shoal_types::task::{TaskState, TaskStatus};
+use shoal_types::{Id, IdGen, Node, Timestamp};
+
+struct Sim {
+    state: State,
+    version: u64,
+    now: Timestamp,
+    ids: IdGen,
+    /// Most tasks observed between two node-local steps, per service: bounds rolling updates.
+    max_updating: usize,
+}
+
+impl Sim {
+    fn new(nodes: usize, seed: u64) -> Sim {
+        let mut sim = Sim {
+            state: State::default(),
+            version: 0,
+            now: Timestamp(1_700_000_000_000_000_000),
+            ids: IdGen::seeded(seed),
+            max_updating: 0,
+        };
+        let cluster =
+            Cluster { id: Id::from_raw("c"), meta: Default::default(), spec: ClusterSpec::default(), join_tokens: Default::default() };
+        sim.apply(vec![Op::PutCluster { cluster, expect_version: None }]);
+        for i in 0..nodes {
+            sim.add_node(i);
+        }
+        sim
+    }
+
+    fn add_node(&mut self, i: usize) {
+        let node = Node {
+            id: Id::from_raw(format!("node{i:03}")),
+            meta: Default::default(),
+            spec: NodeSpec { role: if i == 0 { NodeRole::Manager } else { NodeRole::Worker }, ..Default::default() },
+            description: NodeDescription {
+                hostname: format!("host{i}"),
+                resources: Resources { nano_cpus: 4_000_000_000, memory_bytes: 8 << 30 },
+                ..Default::default()
+            },
+            status: NodeStatus { state: NodeState::Ready, ..Default::default() },
+            manager: None,
+        };
+        self.apply(vec![Op::CreateNode(node)]);
+    }
+
+    fn apply(&mut self, ops: Vec<Op>) {
+        self.version += 1;
+        self.state.apply(self.version, &Proposal::each(self.now, ops));
+    }
+
+    fn service(&mut self, spec: ServiceSpec) -> Id {
+        let id = self.ids.next_id();
+        self.apply(vec![Op::CreateService(Service { id: id.clone(), spec, ..Default::default() })]);
+        id
+    }
+
+    /// What the agents on every node do: run what is assigned, stop what should stop.
+    fn agents(&mut self) -> Vec<Op> {
+        let mut ops = Vec::new();
+        for t in self.state.tasks() {
+            let Some(node) = t.node_id.as_ref().and_then(|n| self.state.node(n)) else { continue };
+            if node.status.state != NodeState::Ready || t.status.state.is_terminal() {
+                continue;
+            }
+            let next = if t.desired_state > TaskState::Running {
+                TaskState::Shutdown
+            } else if t.status.state >= TaskState::Assigned && t.status.state < TaskState::Running {
+                TaskState::Running
+            } else {
+                continue;
+            };
+            ops.push(Op::SetTaskStatus {
+                id: t.id.clone(),
+                status: TaskStatus { state: next, timestamp: self.now, ..Default::default() },
+            });
+        }
+        ops
+    }
+
+    /// One round of every stage; true when nothing changed.
+    fn step(&mut self) -> bool {
+        let mut quiet = true;
+        let ops = schedule_ops(&self.state, self.now);
+        quiet &= ops.is_empty();
+        self.apply(ops);
+        let r = reconcile_all(&self.state, self.now, &mut self.ids);
+        let ops = changes_to_ops(&self.state, self.now, r.changes);
+        quiet &= ops.is_empty();
+        self.apply(ops);
+        self.check_invariants();
+        let ops = self.agents();
+        quiet &= ops.is_empty();
+        self.apply(ops);
+        self.now = self.now.add(Duration::from_millis(500));
+        quiet
+    }
+
+    fn converge(&mut self) {
+        let mut quiet_rounds = 0;
+        for _ in 0..2000 {
+            if self.step() {
+                quiet_rounds += 1;
+                // Quiet long enough for every restart delay and update monitor to pass.
+                if quiet_rounds > 30 {
+                    return;
+                }
+            } else {
+                quiet_rounds = 0;
+            }
+        }
+        panic!("did not converge; tasks: {:#?}", self.state.tasks().map(|t| (t.name(), t.status.state, t.desired_state)).collect::<Vec<_>>());
+    }
+
+    fn check_invariants(&mut self) {
+        // No node holds more reservations than it has.
+        for n in self.state.nodes() {
+            let used: i64 = self
+                .state
+                .tasks_on_node(&n.id)
+                .filter(|t| !t.status.state.is_terminal() && t.status.state >= TaskState::Assigned)
+                .map(|t| t.spec.resources.reservations.memory_bytes)
+                .sum();
+            assert!(used <= n.description.resources.memory_bytes, "node {} oversubscribed", n.id);
+        }
+        // Rolling updates stay within their parallelism: count slots whose live task is not up
+        // to date or not yet running.
+        for s in self.state.services() {
+            let updating = self
+                .state
+                .tasks_of_service(&s.id)
+                .filter(|t| t.desired_state == TaskState::Running && t.spec == s.spec.task && t.status.state < TaskState::Running)
+                .count();
+            self.max_updating = self.max_updating.max(updating);
+        }
+    }
+
+    fn running(&self, service: &Id) -> Vec<(u64, Id)> {
+        let mut v: Vec<_> = self
+            .state
+            .tasks_of_service(service)
+            .filter(|t| t.status.state == TaskState::Running && t.desired_state == TaskState::Running)
+            .map(|t| (t.slot, t.node_id.clone().unwrap_or_default()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn set_availability(&mut self, node: &str, a: Availability) {
+        let mut n = (**self.state.node(&Id::from_raw(node)).expect("node")).clone();
+        n.spec.availability = a;
+        self.apply(vec![Op::UpdateNode { node: n, expect_version: None }]);
+    }
+
+    fn set_node_state(&mut self, node: &str, s: NodeState) {
+        let mut n = (**self.state.node(&Id::from_raw(node)).expect("node")).clone();
+        n.status.state = s;
+        self.apply(vec![Op::UpdateNode { node: n, expect_version: None }]);
+    }
+
+    fn fail_task_on(&mut self, service: &Id, slot: u64) {
+        let t = self
+            .state
+            .tasks_of_service(service)
+            .find(|t| t.slot == slot && t.status.state == TaskState::Running)
+            .expect("running task in slot")
+            .clone();
+        self.apply(vec![Op::SetTaskStatus {
+            id: t.id.clone(),
+            status: TaskStatus { state: TaskState::Failed, timestamp: self.now, err: "task: non-zero exit (137)".into(), ..Default::default() },
+        }]);
+    }
+}
+
+fn spec(name: &str, replicas: u64) -> ServiceSpec {
+    ServiceSpec {
+        name: name.into(),
+        mode: ServiceMode::Replicated { replicas },
+        task: TaskSpec { container: ContainerSpec { image: "host".into(), args: vec!["sleep".into()], ..Default::default() }, ..Default::default() },
+        ..Default::default()
+    }
+}
+
+fn per_node(running: &[(u64, Id)]) -> BTreeMap<Id, usize> {
+    let mut m = BTreeMap::new();
+    for (_, n) in running {
+        *m.entry(n.clone()).or_default() += 1;
+    }
+    m
+}
+
+#[test]
+fn replicas_converge_one_per_slot_spread_evenly() {
+    let mut sim = Sim::new(50, 1);
+    let svc = sim.service(spec("web", 200));
+    sim.converge();
+    let running = sim.running(&svc);
+    let slots: BTreeSet<u64> = running.iter().map(|(s, _)| *s).collect();
+    assert_eq!(running.len(), 200);
+    assert_eq!(slots, (1..=200).collect());
+    let counts = per_node(&running);
+    assert_eq!(counts.len(), 50);
+    assert!(counts.values().all(|c| *c == 4), "{counts:?}");
+}
+
+#[test]
+fn drained_and_down_nodes_lose_their_tasks_and_replicas_hold() {
+    let mut sim = Sim::new(10, 2);
+    let svc = sim.service(spec("web", 30));
+    sim.converge();
+    sim.set_availability("node003", Availability::Drain);
+    sim.set_node_state("node004", NodeState::Down);
+    sim.converge();
+    let running = sim.running(&svc);
+    assert_eq!(running.len(), 30);
+    assert!(running.iter().all(|(_, n)| n.as_str() != "node003" && n.as_str() != "node004"), "{running:?}");
+    // Paused: nothing new lands, but what runs stays.
+    sim.set_availability("node003", Availability::Active);
+    sim.set_availability("node005", Availability::Pause);
+    let before = per_node(&sim.running(&svc)).get(&Id::from_raw("node005")).copied();
+    let mut s = (**sim.state.service(&svc).expect("svc")).clone();
+    s.spec.mode = ServiceMode::Replicated { replicas: 60 };
+    sim.apply(vec![Op::UpdateService { service: s, expect_version: None }]);
+    sim.converge();
+    let after = per_node(&sim.running(&svc));
+    assert_eq!(sim.running(&svc).len(), 60);
+    assert_eq!(after.get(&Id::from_raw("node005")).copied(), before);
+}
+
+#[test]
+fn impossible_placement_stays_pending_with_the_reason() {
+    let mut sim = Sim::new(3, 3);
+    sim.set_availability("node002", Availability::Drain);
+    let mut s = spec("nowhere", 2);
+    s.task.placement.constraints = vec!["node.labels.zone==mars".into()];
+    let svc = sim.service(s);
+    sim.converge();
+    let tasks: Vec<_> = sim.state.tasks_of_service(&svc).collect();
+    assert_eq!(tasks.len(), 2);
+    for t in tasks {
+        assert_eq!(t.status.state, TaskState::Pending);
+        assert_eq!(
+            t.status.err,
+            "no suitable node (scheduling constraints not satisfied on 2 nodes; 1 node not available for new tasks)"
+        );
+    }
+    let mut big = spec("big", 3);
+    big.task.resources.reservations.memory_bytes = 6 << 30;
+    let svc = sim.service(big);
+    sim.converge();
+    assert_eq!(sim.running(&svc).len(), 2);
+    let pending: Vec<_> = sim.state.tasks_of_service(&svc).filter(|t| t.status.state == TaskState::Pending).collect();
+    assert_eq!(pending.len(), 1);
+    assert!(pending[0].status.err.contains("insufficient resources on 2 nodes"), "{}", pending[0].status.err);
+}
+
+#[test]
+fn failed_task_is_replaced_after_the_restart_delay() {
+    let mut sim = Sim::new(2, 4);
+    let svc = sim.service(spec("web", 2));
+    sim.converge();
+    sim.fail_task_on(&svc, 1);
+    let failed_at = sim.now;
+    // Not replaced before the 5 s default delay...
+    for _ in 0..8 {
+        sim.step();
+        assert_eq!(sim.running(&svc).len(), 1, "replaced before the restart delay");
+    }
+    sim.converge();
+    assert_eq!(sim.running(&svc).len(), 2);
+    let slot1: Vec<_> = sim.state.tasks_of_service(&svc).filter(|t| t.slot == 1).collect();
+    assert_eq!(slot1.len(), 2);
+    let old = slot1.iter().find(|t| t.status.state == TaskState::Failed).expect("failed task kept in history");
+    assert_eq!(old.desired_state, TaskState::Shutdown);
+    let new = slot1.iter().find(|t| t.status.state == TaskState::Running).expect("replacement");
+    assert!(new.meta.created_at.since(failed_at) >= Duration::from_secs(5));
+}
+
+#[test]
+fn rolling_update_respects_parallelism_and_replaces_every_task() {
+    let mut sim = Sim::new(5, 5);
+    let mut s = spec("web", 10);
+    s.update = Some(UpdateConfig { parallelism: 2, monitor: Duration::from_secs(1), ..Default::default() });
+    let svc = sim.service(s);
+    sim.converge();
+    sim.max_updating = 0;
+    let mut cur = (**sim.state.service(&svc).expect("svc")).clone();
+    cur.previous_spec = Some(cur.spec.clone());
+    cur.spec.task.container.env = vec!["A=1".into()];
+    sim.apply(vec![Op::UpdateService { service: cur, expect_version: None }]);
+    sim.converge();
+    let svc_now = sim.state.service(&svc).expect("svc").clone();
+    let running: Vec<_> = sim
+        .state
+        .tasks_of_service(&svc)
+        .filter(|t| t.status.state == TaskState::Running && t.desired_state == TaskState::Running)
+        .collect();
+    assert_eq!(running.len(), 10);
+    assert!(running.iter().all(|t| t.spec == svc_now.spec.task));
+    assert!(sim.max_updating <= 2, "{} tasks updating at once", sim.max_updating);
+    assert!(sim.max_updating >= 1);
+    assert_eq!(svc_now.update_status.as_ref().map(|u| u.state), Some(shoal_types::service::UpdateState::Completed));
+}
+
+#[test]
+fn global_service_follows_nodes() {
+    let mut sim = Sim::new(4, 6);
+    let mut s = spec("agent", 0);
+    s.mode = ServiceMode::Global;
+    let svc = sim.service(s);
+    sim.converge();
+    assert_eq!(per_node(&sim.running(&svc)).len(), 4);
+    sim.add_node(4);
+    sim.set_availability("node001", Availability::Drain);
+    sim.converge();
+    let nodes = per_node(&sim.running(&svc));
+    assert_eq!(nodes.len(), 4);
+    assert!(nodes.contains_key(&Id::from_raw("node004")));
+    assert!(!nodes.contains_key(&Id::from_raw("node001")));
+    assert!(nodes.values().all(|c| *c == 1));
+}
+
+#[test]
+fn removed_service_tasks_stop_and_disappear() {
+    let mut sim = Sim::new(3, 7);
+    let svc = sim.service(spec("web", 6));
+    sim.converge();
+    sim.apply(vec![Op::DeleteService { id: svc.clone() }]);
+    sim.converge();
+    assert_eq!(sim.state.tasks_of_service(&svc).count(), 0);
+}
