@@ -33,8 +33,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("request body is empty; a JSON object is required"));
     }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    serde_path_to_error::deserialize(normalize_keys(value)).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." || path == "?" || path.is_empty() {
@@ -43,6 +44,42 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::bad_request(format!("invalid JSON at {path}: {inner}"))
         }
     })
+}
+
+/// Values under these keys are free-form maps (label names, driver options): their keys are data,
+/// not field names, and are left exactly as sent.
+const OPAQUE: &[&str] = &[
+    "Labels", "Options", "DriverOpts", "Sysctls", "StorageOpt", "Tmpfs", "Annotations", "Attributes", "Details",
+    "Runtimes", "PublishContext", "VolumeContext",
+];
+
+/// Spells every field name as the Engine API does, so keys match case-insensitively as they do
+/// for the Docker daemon (Go's JSON decoding). An exact spelling wins over a case-folded one.
+pub fn normalize_keys(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut out = serde_json::Map::with_capacity(m.len());
+            for (k, v) in m {
+                let canonical = canonical_field(&k);
+                let exact = canonical == k;
+                let v = if OPAQUE.contains(&canonical) { v } else { normalize_keys(v) };
+                if exact || !out.contains_key(canonical) {
+                    out.insert(canonical.to_string(), v);
+                }
+            }
+            serde_json::Value::Object(out)
+        }
+        serde_json::Value::Array(a) => serde_json::Value::Array(a.into_iter().map(normalize_keys).collect()),
+        other => other,
+    }
+}
+
+fn canonical_field(k: &str) -> &str {
+    let lower = k.to_ascii_lowercase();
+    match crate::wire_names::FIELDS.binary_search_by(|(l, _)| (*l).cmp(lower.as_str())) {
+        Ok(i) => crate::wire_names::FIELDS[i].1,
+        Err(_) => k,
+    }
 }
 
 /// A query parameter as Docker clients send booleans: `1`, `true`, `True`, or present and empty.
@@ -54,6 +91,29 @@ pub fn query_bool(q: &std::collections::HashMap<String, String>, name: &str) -> 
         Some(other) => Err(ApiError::bad_request(format!(
             "query parameter {name}: expected a boolean (1, true, 0 or false), got {other:?}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_match_case_insensitively_but_map_keys_are_kept() {
+        let v: serde_json::Value = serde_json::json!({
+            "name": "web",
+            "Labels": {"com.example.team": "a", "name": "kept"},
+            "mode": {"replicated": {"replicas": 2}},
+            "TaskTemplate": {"containerspec": {"image": "host", "tty": true, "readonly": true}}
+        });
+        let n = normalize_keys(v);
+        assert_eq!(n["Name"], "web");
+        assert_eq!(n["Labels"]["name"], "kept");
+        assert_eq!(n["Labels"]["com.example.team"], "a");
+        assert_eq!(n["Mode"]["Replicated"]["Replicas"], 2);
+        assert_eq!(n["TaskTemplate"]["ContainerSpec"]["TTY"], true);
+        assert_eq!(n["TaskTemplate"]["ContainerSpec"]["ReadOnly"], true);
+        assert!(crate::wire_names::FIELDS.windows(2).all(|w| w[0].0 < w[1].0), "table must stay sorted");
     }
 }
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod filters;
 mod routes;
 mod version;
+mod wire_names;
 
 use std::sync::Arc;
 
