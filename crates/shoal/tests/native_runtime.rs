@@ -48,7 +48,7 @@ static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 struct Env {
     driver: NativeDriver,
-    root: tempfile::TempDir,
+    _root: tempfile::TempDir,
 }
 
 impl Env {
@@ -56,7 +56,7 @@ impl Env {
         let root = tempfile::tempdir().expect("tempdir");
         Env {
             driver: Self::driver_on(root.path().to_path_buf(), name),
-            root,
+            _root: root,
         }
     }
 
@@ -597,16 +597,12 @@ async fn a_new_driver_adopts_running_tasks() {
     );
     // Starting it again is a no-op that returns the same process.
     assert_eq!(again.start(&r.task_id).await.expect("start"), pid);
-    let waiter = {
-        let id = r.task_id.clone();
-        let root = env.root.path().to_path_buf();
-        let cfg = again.config().clone();
-        tokio::spawn(async move {
-            assert_eq!(cfg.root, root);
-            let d = NativeDriver::new(cfg).expect("third driver");
-            d.wait(&id).await
-        })
-    };
+    // Waiting works for a process this driver never started.
+    let again = std::sync::Arc::new(again);
+    let waiter = tokio::spawn({
+        let (again, id) = (again.clone(), r.task_id.clone());
+        async move { again.wait(&id).await }
+    });
     kill9(pid);
     let exit = tokio::time::timeout(DEADLINE, waiter)
         .await

@@ -559,3 +559,28 @@ async fn the_node_id_survives_a_restart() {
     assert_eq!(agent2.node_id(), Some(Id::from_raw("node-1")));
     finish(h).await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn a_task_the_store_considers_ended_is_stopped_silently() {
+    let driver = Arc::new(FakeDriver::new());
+    let a = Id::from_raw("a");
+    driver.preload(&a, RuntimeTaskState::Running { pid: 7 });
+    let (d, tx) = TestDispatcher::with_session();
+    let h = harness_with(driver, d, tx, false);
+    // Marked orphaned while the node was away; a replacement runs elsewhere.
+    assign(
+        &h,
+        3,
+        vec![task("a", TaskState::Orphaned, TaskState::Shutdown)],
+    );
+    eventually("stopped", &h, || {
+        matches!(h.driver.state(&a), Some(RuntimeTaskState::Exited(_)))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        h.dispatcher.states(&a).is_empty(),
+        "a terminal state is never reported again"
+    );
+    finish(h).await.expect("clean stop");
+}

@@ -96,7 +96,13 @@ pub fn step(
     now: Timestamp,
 ) -> Step {
     if status.state.is_terminal() {
-        return Step::Idle;
+        // A terminal state is final and never reported again. But if the managers already
+        // consider the task ended (orphaned while the node was away, say) and its process still
+        // runs, it must stop: a replacement may be running elsewhere.
+        return match facts {
+            Facts::Running { .. } => Step::Run(Op::Stop { grace: stop_grace }),
+            _ => Step::Idle,
+        };
     }
     let to = |state: TaskState, message: &str, err: String| {
         // A state never moves backwards; a step that would is no step at all.

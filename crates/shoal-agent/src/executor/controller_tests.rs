@@ -264,14 +264,28 @@ fn terminal_states_are_final() {
     for state in TaskState::ALL.into_iter().filter(|s| s.is_terminal()) {
         for desired in TaskState::ALL {
             for f in &all_facts {
+                let want = match f {
+                    // The store says it ended but the process lives on: stop it, report nothing.
+                    Facts::Running { .. } => Step::Run(Op::Stop { grace: GRACE }),
+                    _ => Step::Idle,
+                };
                 assert_eq!(
                     go(&st(state), desired, f),
-                    Step::Idle,
+                    want,
                     "{state:?} {desired:?} {f:?}"
                 );
             }
         }
     }
+    // After that stop there is nothing more to say.
+    assert_eq!(
+        go(
+            &st(TaskState::Orphaned),
+            TaskState::Running,
+            &Facts::Stopped(None)
+        ),
+        Step::Idle
+    );
 }
 
 #[test]

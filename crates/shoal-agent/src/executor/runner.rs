@@ -160,9 +160,6 @@ async fn run(ctx: Arc<Ctx>, mut rx: watch::Receiver<Wanted>, mut facts: Facts) {
             cleanup(&ctx, &id, &facts, grace).await;
             return;
         }
-        if wanted.stop_local && status.state.is_terminal() {
-            return;
-        }
         let mut desired = wanted.task.desired_state;
         if wanted.stop_local {
             desired = desired.max(TaskState::Shutdown);
@@ -189,6 +186,8 @@ async fn run(ctx: Arc<Ctx>, mut rx: watch::Receiver<Wanted>, mut facts: Facts) {
                     Done::Gone => return,
                 }
             }
+            // Stopping for the agent's shutdown ends here, once the task has reached its end.
+            Step::Idle if wanted.stop_local && status.state.is_terminal() => return,
             Step::Idle => {
                 if rx.changed().await.is_err() {
                     return;

@@ -208,6 +208,8 @@ impl RuntimeDriver for NativeDriver {
         let node = prepare::NodeFacts {
             namespaces: self.namespaces,
             is_root: self.caps.root,
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
         };
         let mut cfg = prepare::shim_config(run, &node)?;
         cgroup::validate_limits(&run.resources.limits, &self.cgroups, self.ncpus)

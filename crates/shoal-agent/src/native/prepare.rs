@@ -57,6 +57,9 @@ fn invalid(field: &'static str, why: impl Into<String>) -> RuntimeError {
 pub(crate) struct NodeFacts {
     pub namespaces: Namespaces,
     pub is_root: bool,
+    /// The daemon's own user and group (what a task runs as when the daemon is not root).
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// Checks the spec and builds the shim's config (cgroup fields left empty for the caller).
@@ -80,13 +83,18 @@ pub(crate) fn shim_config(run: &TaskRun, node: &NodeFacts) -> Result<ShimConfig,
     } else if c.user.is_empty() && c.groups.is_empty() {
         None
     } else {
-        return Err(invalid(
-            "user",
-            format!(
-                "cannot run as {:?}: the daemon is not running as root",
-                c.user
-            ),
-        ));
+        // Without root the task can only be who the daemon is.
+        let want = user::resolve_host(&c.user, &c.groups).map_err(|why| invalid("user", why))?;
+        if (want.uid, want.gid) != (node.uid, node.gid) || !c.groups.is_empty() {
+            return Err(invalid(
+                "user",
+                format!(
+                    "cannot run as {:?}: the daemon is not running as root",
+                    c.user
+                ),
+            ));
+        }
+        None
     };
 
     let dir = if c.dir.is_empty() {
@@ -168,6 +176,8 @@ mod tests {
     }
 
     const NODE: NodeFacts = NodeFacts {
+        uid: 0,
+        gid: 0,
         namespaces: Namespaces {
             pid: true,
             mount: true,
@@ -265,11 +275,18 @@ mod tests {
         let not_root = NodeFacts {
             namespaces: Namespaces::default(),
             is_root: false,
+            uid: 1000,
+            gid: 1000,
         };
         assert!(matches!(
             shim_config(&run(s), &not_root),
             Err(RuntimeError::InvalidSpec { field: "user", .. })
         ));
+        // Asking to be who the daemon already is needs no privilege.
+        let mut s = spec(&["true"]);
+        s.user = "1000:1000".into();
+        let cfg = shim_config(&run(s), &not_root).expect("same user");
+        assert_eq!(cfg.creds, None);
     }
 
     #[test]
