@@ -26,8 +26,8 @@
 //! - [`update`]: rolling updates and rollbacks, and the service's update status.
 //! - [`reaper`]: task history retention.
 //! - [`orphans`]: tasks whose service is gone.
-//! - [`constraint`]: placement-constraint matching (a local copy until the
-//!   scheduler exposes its own).
+//! - [`constraint`]: placement-constraint matching on the grammar shared with the scheduler
+//!   (`shoal_types::constraint`).
 //!
 //! # Decisions where Swarm is silent (or where shoal differs)
 //! - **Restart delay.** A replacement is created only when the delay since the ended task's

@@ -26,7 +26,7 @@
 //! 4. When a group runs out of nodes, every node is counted under the first filter that rejects it
 //!    and the rest of the group gets that one reason.
 
-pub mod constraint;
+pub use shoal_types::constraint;
 pub mod filter;
 mod tree;
 mod view;

@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod cluster;
+pub mod constraint;
 pub mod dispatch;
 pub mod id;
 pub mod node;

@@ -20,6 +20,9 @@ pub struct DaemonArgs {
     /// Keep tasks running when the daemon stops; the next daemon adopts them.
     #[arg(long)]
     pub live_restore: bool,
+    /// Cgroup under which each task gets its own (`<parent>/<task-id>`).
+    #[arg(long, default_value = "shoal")]
+    pub cgroup_parent: String,
     /// Log filter, e.g. `info` or `shoal_manager=debug,info` (overridden by RUST_LOG).
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -93,7 +96,9 @@ impl Running {
         std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
         let lock = lock_data_dir(&data_dir)?;
         let shim_exe = std::env::current_exe().context("cannot find the shoal executable for task shims")?;
-        let driver = NativeDriver::new(NativeConfig::new(data_dir.join("native"), shim_exe))
+        let mut native = NativeConfig::new(data_dir.join("native"), shim_exe);
+        native.cgroup_parent = args.cgroup_parent.clone();
+        let driver = NativeDriver::new(native)
             .context("cannot start the native runtime")?;
         let caps = driver.capabilities();
         let missing = caps.missing();

@@ -53,7 +53,13 @@ pub fn main(a: UpArgs, hosts: Vec<String>) -> i32 {
 }
 
 async fn run(a: UpArgs, hosts: Vec<String>) -> anyhow::Result<()> {
-    let args = DaemonArgs { data_dir: a.data_dir.clone(), runtime: "native".into(), live_restore: false, log_level: a.log_level.clone() };
+    let args = DaemonArgs {
+        data_dir: a.data_dir.clone(),
+        runtime: "native".into(),
+        live_restore: false,
+        cgroup_parent: "shoal".into(),
+        log_level: a.log_level.clone(),
+    };
     let running = Running::start(&args, &hosts).await?;
     let result = bring_up(&running, &a).await;
     if let Err(e) = &result {

@@ -54,13 +54,19 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     pub log: PathBuf,
+    /// This daemon's own cgroup parent, removed when the test ends so no test leaks cgroups.
+    pub cgroup_parent: String,
 }
 
 impl Daemon {
     pub fn start() -> Daemon {
         let dir = tempfile::Builder::new().prefix("shoal-it-").tempdir().expect("tempdir");
         let log = dir.path().join("daemon.log");
-        let mut d = Daemon { dir, child: None, log };
+        let cgroup_parent = format!(
+            "shoal-it-{}",
+            dir.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        );
+        let mut d = Daemon { dir, child: None, log, cgroup_parent };
         d.spawn();
         d
     }
@@ -83,7 +89,7 @@ impl Daemon {
         let child = Command::new(SHOAL)
             .args(["daemon", "--data-dir"])
             .arg(self.dir.path())
-            .args(["-H", &self.host(), "--log-level", "info"])
+            .args(["-H", &self.host(), "--log-level", "info", "--cgroup-parent", &self.cgroup_parent])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -204,6 +210,23 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
+        remove_cgroup_tree(&self.cgroup_parent);
+    }
+}
+
+/// Removes `<controller>/<name>` and the task cgroups under it, on v1 and v2 hierarchies.
+pub fn remove_cgroup_tree(name: &str) {
+    let roots = std::fs::read_dir("/sys/fs/cgroup")
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for root in roots.into_iter().chain([PathBuf::from("/sys/fs/cgroup")]) {
+        let parent = root.join(name);
+        if let Ok(children) = std::fs::read_dir(&parent) {
+            for c in children.filter_map(Result::ok).filter(|c| c.path().is_dir()) {
+                let _ = std::fs::remove_dir(c.path());
+            }
+            let _ = std::fs::remove_dir(&parent);
+        }
     }
 }
 

@@ -16,7 +16,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use shoal_types::Node;
+use crate::Node;
 
 const NODE_LABELS: &str = "node.labels.";
 const ENGINE_LABELS: &str = "engine.labels.";

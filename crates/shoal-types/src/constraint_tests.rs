@@ -1,7 +1,7 @@
 //! Unit tests of the constraint grammar and its matching semantics.
 
 use super::*;
-use shoal_types::{Id, NodeRole};
+use crate::{Id, NodeRole};
 
 fn node() -> Node {
     let mut n = Node {
