@@ -20,7 +20,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             let status = e.status();
             if status == http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(status, format!("request body is larger than the limit of {} bytes", MAX_BODY))
+                ApiError::new(
+                    status,
+                    format!(
+                        "request body is larger than the limit of {} bytes",
+                        MAX_BODY
+                    ),
+                )
             } else {
                 ApiError::new(status, format!("cannot read the request body: {e}"))
             }
@@ -31,10 +37,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("request body is empty; a JSON object is required"));
+        return Err(ApiError::bad_request(
+            "request body is empty; a JSON object is required",
+        ));
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     serde_path_to_error::deserialize(normalize_keys(value)).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -49,8 +57,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// Values under these keys are free-form maps (label names, driver options): their keys are data,
 /// not field names, and are left exactly as sent.
 const OPAQUE: &[&str] = &[
-    "Labels", "Options", "DriverOpts", "Sysctls", "StorageOpt", "Tmpfs", "Annotations", "Attributes", "Details",
-    "Runtimes", "PublishContext", "VolumeContext",
+    "Labels",
+    "Options",
+    "DriverOpts",
+    "Sysctls",
+    "StorageOpt",
+    "Tmpfs",
+    "Annotations",
+    "Attributes",
+    "Details",
+    "Runtimes",
+    "PublishContext",
+    "VolumeContext",
 ];
 
 /// Spells every field name as the Engine API does, so keys match case-insensitively as they do
@@ -62,14 +80,20 @@ pub fn normalize_keys(v: serde_json::Value) -> serde_json::Value {
             for (k, v) in m {
                 let canonical = canonical_field(&k);
                 let exact = canonical == k;
-                let v = if OPAQUE.contains(&canonical) { v } else { normalize_keys(v) };
+                let v = if OPAQUE.contains(&canonical) {
+                    v
+                } else {
+                    normalize_keys(v)
+                };
                 if exact || !out.contains_key(canonical) {
                     out.insert(canonical.to_string(), v);
                 }
             }
             serde_json::Value::Object(out)
         }
-        serde_json::Value::Array(a) => serde_json::Value::Array(a.into_iter().map(normalize_keys).collect()),
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(normalize_keys).collect())
+        }
         other => other,
     }
 }
@@ -83,7 +107,10 @@ fn canonical_field(k: &str) -> &str {
 }
 
 /// A query parameter as Docker clients send booleans: `1`, `true`, `True`, or present and empty.
-pub fn query_bool(q: &std::collections::HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
+pub fn query_bool(
+    q: &std::collections::HashMap<String, String>,
+    name: &str,
+) -> Result<bool, ApiError> {
     match q.get(name).map(|s| s.as_str()) {
         None => Ok(false),
         Some("" | "1" | "true" | "True" | "TRUE") => Ok(true),
@@ -113,15 +140,25 @@ mod tests {
         assert_eq!(n["Mode"]["Replicated"]["Replicas"], 2);
         assert_eq!(n["TaskTemplate"]["ContainerSpec"]["TTY"], true);
         assert_eq!(n["TaskTemplate"]["ContainerSpec"]["ReadOnly"], true);
-        assert!(crate::wire_names::FIELDS.windows(2).all(|w| w[0].0 < w[1].0), "table must stay sorted");
+        assert!(
+            crate::wire_names::FIELDS
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0),
+            "table must stay sorted"
+        );
     }
 }
 
-pub fn query_u64(q: &std::collections::HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+pub fn query_u64(
+    q: &std::collections::HashMap<String, String>,
+    name: &str,
+) -> Result<Option<u64>, ApiError> {
     match q.get(name) {
         None => Ok(None),
         Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
-            ApiError::bad_request(format!("query parameter {name}: expected a non-negative integer, got {v:?}"))
+            ApiError::bad_request(format!(
+                "query parameter {name}: expected a non-negative integer, got {v:?}"
+            ))
         }),
     }
 }

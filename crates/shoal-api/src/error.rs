@@ -14,7 +14,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into() }
+        ApiError {
+            status,
+            message: message.into(),
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -42,7 +45,11 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::warn!(status = %self.status, message = %self.message, "request failed");
         }
-        (self.status, axum::Json(serde_json::json!({ "message": self.message }))).into_response()
+        (
+            self.status,
+            axum::Json(serde_json::json!({ "message": self.message })),
+        )
+            .into_response()
     }
 }
 
@@ -50,14 +57,19 @@ impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> Self {
         let status = match &e {
             ControlError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ControlError::Ambiguous { .. } | ControlError::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
+            ControlError::Ambiguous { .. } | ControlError::InvalidArgument { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             ControlError::Conflict(_) => StatusCode::CONFLICT,
             ControlError::FailedPrecondition(_) => StatusCode::BAD_REQUEST,
             ControlError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ControlError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = match e {
-            ControlError::NotFound { kind: "service", name } => format!("service {name} not found"),
+            ControlError::NotFound {
+                kind: "service",
+                name,
+            } => format!("service {name} not found"),
             ControlError::NotFound { kind: "node", name } => format!("node {name} not found"),
             ControlError::NotFound { kind: "task", name } => format!("task {name} not found"),
             other => other.to_string(),
@@ -69,9 +81,9 @@ impl From<ControlError> for ApiError {
 impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
         let status = match &e {
-            NodeError::AlreadyInSwarm | NodeError::NotInSwarm | NodeError::FailedPrecondition(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            NodeError::AlreadyInSwarm
+            | NodeError::NotInSwarm
+            | NodeError::FailedPrecondition(_) => StatusCode::SERVICE_UNAVAILABLE,
             NodeError::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
             NodeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -16,7 +16,9 @@ impl Filters {
         let v: serde_json::Value = serde_json::from_str(raw)
             .map_err(|e| ApiError::bad_request(format!("filters: invalid JSON: {e}")))?;
         let serde_json::Value::Object(obj) = v else {
-            return Err(ApiError::bad_request("filters: expected a JSON object of filter names"));
+            return Err(ApiError::bad_request(
+                "filters: expected a JSON object of filter names",
+            ));
         };
         let mut out = BTreeMap::new();
         for (k, v) in obj {
@@ -33,10 +35,16 @@ impl Filters {
                     .into_iter()
                     .map(|x| match x {
                         serde_json::Value::String(s) => Ok(s),
-                        other => Err(ApiError::bad_request(format!("filters: {k}: expected strings, got {other}"))),
+                        other => Err(ApiError::bad_request(format!(
+                            "filters: {k}: expected strings, got {other}"
+                        ))),
                     })
                     .collect::<Result<_, _>>()?,
-                other => return Err(ApiError::bad_request(format!("filters: {k}: expected an object or a list, got {other}"))),
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "filters: {k}: expected an object or a list, got {other}"
+                    )));
+                }
             };
             out.insert(k, values);
         }
@@ -69,19 +77,28 @@ mod tests {
 
     #[test]
     fn both_shapes_parse_and_unknown_names_are_refused() {
-        let f = Filters::parse(Some(&r#"{"service":{"web":true},"desired-state":["running"]}"#.into()), &["service", "desired-state"])
-            .expect("parses");
+        let f = Filters::parse(
+            Some(&r#"{"service":{"web":true},"desired-state":["running"]}"#.into()),
+            &["service", "desired-state"],
+        )
+        .expect("parses");
         assert_eq!(f.get("service"), ["web"]);
         assert_eq!(f.get("desired-state"), ["running"]);
         assert!(f.any("node", |_| false));
-        let e = Filters::parse(Some(&r#"{"bogus":{"x":true}}"#.into()), &["service"]).err().expect("refused");
+        let e = Filters::parse(Some(&r#"{"bogus":{"x":true}}"#.into()), &["service"])
+            .err()
+            .expect("refused");
         assert_eq!(e.message, "invalid filter 'bogus'");
         assert!(Filters::parse(Some(&"{".into()), &[]).is_err());
     }
 
     #[test]
     fn label_filters_need_every_label() {
-        let f = Filters::parse(Some(&r#"{"label":{"a":true,"b=2":true}}"#.into()), &["label"]).expect("parses");
+        let f = Filters::parse(
+            Some(&r#"{"label":{"a":true,"b=2":true}}"#.into()),
+            &["label"],
+        )
+        .expect("parses");
         let mut l = BTreeMap::new();
         l.insert("a".to_string(), "1".to_string());
         assert!(!f.labels("label", &l));

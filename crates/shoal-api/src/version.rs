@@ -23,7 +23,9 @@ pub async fn route_version(mut req: Request, next: Next) -> Response {
         && ver.starts_with(|c: char| c.is_ascii_digit())
     {
         let Some(v) = parse_version(ver) else {
-            return with_headers(ApiError::bad_request(format!("invalid API version {ver:?}")).into_response());
+            return with_headers(
+                ApiError::bad_request(format!("invalid API version {ver:?}")).into_response(),
+            );
         };
         if v > MAX_API_VERSION {
             return with_headers(
@@ -51,11 +53,15 @@ pub async fn route_version(mut req: Request, next: Next) -> Response {
         let mut parts = req.uri().clone().into_parts();
         match pq.parse() {
             Ok(p) => parts.path_and_query = Some(p),
-            Err(_) => return with_headers(ApiError::bad_request("invalid request path").into_response()),
+            Err(_) => {
+                return with_headers(ApiError::bad_request("invalid request path").into_response());
+            }
         }
         match Uri::from_parts(parts) {
             Ok(u) => *req.uri_mut() = u,
-            Err(_) => return with_headers(ApiError::bad_request("invalid request path").into_response()),
+            Err(_) => {
+                return with_headers(ApiError::bad_request("invalid request path").into_response());
+            }
         }
     }
     with_headers(next.run(req).await)

@@ -45,7 +45,10 @@ impl Control {
     }
 
     async fn write(&self, ops: Vec<Op>) -> Result<u64, ControlError> {
-        let applied = self.store.propose(Proposal::atomic(self.clock.now(), ops)).await?;
+        let applied = self
+            .store
+            .propose(Proposal::atomic(self.clock.now(), ops))
+            .await?;
         match applied.first_error() {
             Some(e) => Err(e.clone().into()),
             None => Ok(applied.version),
@@ -62,7 +65,13 @@ impl Control {
         if let Some(s) = view.service_by_name(key) {
             return Ok(s.clone());
         }
-        unique_prefix("service", key, view.services().filter(|s| s.id.as_str().starts_with(key)).cloned())
+        unique_prefix(
+            "service",
+            key,
+            view.services()
+                .filter(|s| s.id.as_str().starts_with(key))
+                .cloned(),
+        )
     }
 
     /// By full ID, then name or hostname, then unambiguous ID prefix.
@@ -70,22 +79,42 @@ impl Control {
         if let Some(n) = view.node(&Id::from_raw(key)) {
             return Ok(n.clone());
         }
-        let by_name: Vec<_> = view.nodes().filter(|n| n.display_name() == key).cloned().collect();
+        let by_name: Vec<_> = view
+            .nodes()
+            .filter(|n| n.display_name() == key)
+            .cloned()
+            .collect();
         match by_name.len() {
             1 => return Ok(by_name[0].clone()),
             n if n > 1 => {
-                return Err(ControlError::Ambiguous { kind: "node", prefix: key.to_string(), matches: n });
+                return Err(ControlError::Ambiguous {
+                    kind: "node",
+                    prefix: key.to_string(),
+                    matches: n,
+                });
             }
             _ => {}
         }
-        unique_prefix("node", key, view.nodes().filter(|n| n.id.as_str().starts_with(key)).cloned())
+        unique_prefix(
+            "node",
+            key,
+            view.nodes()
+                .filter(|n| n.id.as_str().starts_with(key))
+                .cloned(),
+        )
     }
 
     pub fn find_task(view: &State, key: &str) -> Result<Arc<Task>, ControlError> {
         if let Some(t) = view.task(&Id::from_raw(key)) {
             return Ok(t.clone());
         }
-        unique_prefix("task", key, view.tasks().filter(|t| t.id.as_str().starts_with(key)).cloned())
+        unique_prefix(
+            "task",
+            key,
+            view.tasks()
+                .filter(|t| t.id.as_str().starts_with(key))
+                .cloned(),
+        )
     }
 
     // -- services -------------------------------------------------------------------------
@@ -93,9 +122,16 @@ impl Control {
     pub async fn create_service(&self, spec: ServiceSpec) -> Result<Arc<Service>, ControlError> {
         validate::check_service_spec(&spec)?;
         if self.view().service_by_name(&spec.name).is_some() {
-            return Err(ControlError::Conflict(format!("service name {:?} is already in use", spec.name)));
+            return Err(ControlError::Conflict(format!(
+                "service name {:?} is already in use",
+                spec.name
+            )));
         }
-        let service = Service { id: self.next_id(), spec, ..Default::default() };
+        let service = Service {
+            id: self.next_id(),
+            spec,
+            ..Default::default()
+        };
         let id = service.id.clone();
         self.write(vec![Op::CreateService(service)]).await?;
         self.view()
@@ -147,7 +183,11 @@ impl Control {
             next.update_status = None;
         }
         let id = next.id.clone();
-        self.write(vec![Op::UpdateService { service: next, expect_version: Some(version) }]).await?;
+        self.write(vec![Op::UpdateService {
+            service: next,
+            expect_version: Some(version),
+        }])
+        .await?;
         self.view()
             .service(&id)
             .cloned()
@@ -157,12 +197,19 @@ impl Control {
     /// Deletes the service; the orchestrator then stops and removes its tasks.
     pub async fn remove_service(&self, key: &str) -> Result<(), ControlError> {
         let cur = Self::find_service(&self.view(), key)?;
-        self.write(vec![Op::DeleteService { id: cur.id.clone() }]).await.map(|_| ())
+        self.write(vec![Op::DeleteService { id: cur.id.clone() }])
+            .await
+            .map(|_| ())
     }
 
     // -- nodes ----------------------------------------------------------------------------
 
-    pub async fn update_node(&self, key: &str, version: u64, spec: NodeSpec) -> Result<Arc<Node>, ControlError> {
+    pub async fn update_node(
+        &self,
+        key: &str,
+        version: u64,
+        spec: NodeSpec,
+    ) -> Result<Arc<Node>, ControlError> {
         validate::check_node_spec(&spec)?;
         let view = self.view();
         let cur = Self::find_node(&view, key)?;
@@ -174,7 +221,10 @@ impl Control {
             )));
         }
         if cur.spec.role != spec.role {
-            let managers = view.nodes().filter(|n| n.spec.role == NodeRole::Manager).count();
+            let managers = view
+                .nodes()
+                .filter(|n| n.spec.role == NodeRole::Manager)
+                .count();
             match spec.role {
                 NodeRole::Worker if managers <= 1 => {
                     return Err(ControlError::FailedPrecondition(
@@ -192,8 +242,15 @@ impl Control {
         let mut next = (*cur).clone();
         next.spec = spec;
         let id = next.id.clone();
-        self.write(vec![Op::UpdateNode { node: next, expect_version: Some(version) }]).await?;
-        self.view().node(&id).cloned().ok_or_else(|| ControlError::Internal("updated node vanished".into()))
+        self.write(vec![Op::UpdateNode {
+            node: next,
+            expect_version: Some(version),
+        }])
+        .await?;
+        self.view()
+            .node(&id)
+            .cloned()
+            .ok_or_else(|| ControlError::Internal("updated node vanished".into()))
     }
 
     pub async fn remove_node(&self, key: &str, force: bool) -> Result<(), ControlError> {
@@ -211,19 +268,24 @@ impl Control {
                 cur.id
             )));
         }
-        self.write(vec![Op::DeleteNode { id: cur.id.clone() }]).await.map(|_| ())
+        self.write(vec![Op::DeleteNode { id: cur.id.clone() }])
+            .await
+            .map(|_| ())
     }
 
     // -- cluster --------------------------------------------------------------------------
 
     pub fn cluster(&self) -> Result<Arc<Cluster>, ControlError> {
-        self.view()
-            .cluster()
-            .cloned()
-            .ok_or_else(|| ControlError::Unavailable("the cluster object does not exist yet".into()))
+        self.view().cluster().cloned().ok_or_else(|| {
+            ControlError::Unavailable("the cluster object does not exist yet".into())
+        })
     }
 
-    pub async fn update_cluster(&self, version: u64, spec: ClusterSpec) -> Result<Arc<Cluster>, ControlError> {
+    pub async fn update_cluster(
+        &self,
+        version: u64,
+        spec: ClusterSpec,
+    ) -> Result<Arc<Cluster>, ControlError> {
         let cur = self.cluster()?;
         if cur.meta.version != version {
             return Err(ControlError::Conflict(format!(
@@ -234,24 +296,45 @@ impl Control {
         if spec.task_history_limit < -1 {
             return Err(ControlError::invalid(
                 "Orchestration.TaskHistoryRetentionLimit",
-                format!("must be -1 (keep all) or more, got {}", spec.task_history_limit),
+                format!(
+                    "must be -1 (keep all) or more, got {}",
+                    spec.task_history_limit
+                ),
             ));
         }
         let mut next = (*cur).clone();
         next.spec = spec;
-        self.write(vec![Op::PutCluster { cluster: next, expect_version: Some(version) }]).await?;
+        self.write(vec![Op::PutCluster {
+            cluster: next,
+            expect_version: Some(version),
+        }])
+        .await?;
         self.cluster()
     }
 }
 
-fn unique_prefix<T>(kind: &'static str, key: &str, matches: impl Iterator<Item = Arc<T>>) -> Result<Arc<T>, ControlError> {
+fn unique_prefix<T>(
+    kind: &'static str,
+    key: &str,
+    matches: impl Iterator<Item = Arc<T>>,
+) -> Result<Arc<T>, ControlError> {
     if key.is_empty() {
-        return Err(ControlError::NotFound { kind, name: "\"\"".into() });
+        return Err(ControlError::NotFound {
+            kind,
+            name: "\"\"".into(),
+        });
     }
     let found: Vec<_> = matches.collect();
     match found.len() {
-        0 => Err(ControlError::NotFound { kind, name: key.to_string() }),
+        0 => Err(ControlError::NotFound {
+            kind,
+            name: key.to_string(),
+        }),
         1 => Ok(found[0].clone()),
-        _ => Err(ControlError::Ambiguous { kind, prefix: key.to_string(), matches: found.len() }),
+        _ => Err(ControlError::Ambiguous {
+            kind,
+            prefix: key.to_string(),
+            matches: found.len(),
+        }),
     }
 }

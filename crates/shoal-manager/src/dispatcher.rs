@@ -69,7 +69,10 @@ impl Dispatcher {
     ) -> Result<BoxStream<'static, Assignments>, ControlError> {
         let view = self.store.view();
         let Some(node) = view.node(node_id) else {
-            return Err(ControlError::NotFound { kind: "node", name: node_id.to_string() });
+            return Err(ControlError::NotFound {
+                kind: "node",
+                name: node_id.to_string(),
+            });
         };
         let now = self.clock.now();
         let mut next = (**node).clone();
@@ -83,7 +86,13 @@ impl Dispatcher {
         if next != **node {
             let applied = self
                 .store
-                .propose(Proposal::atomic(now, vec![Op::UpdateNode { node: next, expect_version: None }]))
+                .propose(Proposal::atomic(
+                    now,
+                    vec![Op::UpdateNode {
+                        node: next,
+                        expect_version: None,
+                    }],
+                ))
                 .await?;
             if let Some(e) = applied.first_error() {
                 return Err(e.clone().into());
@@ -91,7 +100,13 @@ impl Dispatcher {
         }
 
         let (stop_tx, stop_rx) = watch::channel(false);
-        self.sessions().insert(node_id.clone(), SessionEntry { last_seen: now, _stop: stop_tx });
+        self.sessions().insert(
+            node_id.clone(),
+            SessionEntry {
+                last_seen: now,
+                _stop: stop_tx,
+            },
+        );
 
         let (tx, rx) = watch::channel(assignments_for(&self.store.view(), node_id));
         let mut states = self.store.subscribe();
@@ -130,13 +145,20 @@ impl Dispatcher {
                 s.last_seen = now;
                 Ok(self.heartbeat)
             }
-            None => Err(ControlError::NotFound { kind: "session for node", name: node_id.to_string() }),
+            None => Err(ControlError::NotFound {
+                kind: "session for node",
+                name: node_id.to_string(),
+            }),
         }
     }
 
     /// Writes the statuses an agent reports. Reports for tasks not assigned to that node are
     /// dropped: an agent can only speak for itself.
-    pub async fn report(&self, node_id: &Id, reports: Vec<TaskStatusReport>) -> Result<(), ControlError> {
+    pub async fn report(
+        &self,
+        node_id: &Id,
+        reports: Vec<TaskStatusReport>,
+    ) -> Result<(), ControlError> {
         if let Some(s) = self.sessions().get_mut(node_id) {
             s.last_seen = self.clock.now();
         }
@@ -144,15 +166,21 @@ impl Dispatcher {
         let ops: Vec<Op> = reports
             .into_iter()
             .filter(|r| {
-                view.task(&r.task_id)
-                    .is_some_and(|t| t.node_id.as_ref() == Some(node_id) && r.status.state >= t.status.state)
+                view.task(&r.task_id).is_some_and(|t| {
+                    t.node_id.as_ref() == Some(node_id) && r.status.state >= t.status.state
+                })
             })
-            .map(|r| Op::SetTaskStatus { id: r.task_id, status: r.status })
+            .map(|r| Op::SetTaskStatus {
+                id: r.task_id,
+                status: r.status,
+            })
             .collect();
         if ops.is_empty() {
             return Ok(());
         }
-        self.store.propose(Proposal::each(self.clock.now(), ops)).await?;
+        self.store
+            .propose(Proposal::each(self.clock.now(), ops))
+            .await?;
         Ok(())
     }
 
@@ -164,7 +192,9 @@ impl Dispatcher {
         view.nodes()
             .filter(|n| n.status.state == NodeState::Ready)
             .filter(|n| {
-                let last = sessions.get(&n.id).map_or(self.started, |s| s.last_seen.max(self.started));
+                let last = sessions
+                    .get(&n.id)
+                    .map_or(self.started, |s| s.last_seen.max(self.started));
                 now.since(last) > grace
             })
             .map(|n| n.id.clone())
@@ -198,7 +228,10 @@ impl Dispatcher {
                         addr: n.status.addr.clone(),
                         since: now,
                     };
-                    ops.push(Op::UpdateNode { node: next, expect_version: Some(n.meta.version) });
+                    ops.push(Op::UpdateNode {
+                        node: next,
+                        expect_version: Some(n.meta.version),
+                    });
                 }
                 self.sessions().remove(id);
             }
@@ -223,10 +256,16 @@ pub fn assignments_for(view: &State, node: &Id) -> Assignments {
         .map(|t| (**t).clone())
         .collect();
     tasks.sort_by(|a, b| a.id.cmp(&b.id));
-    Assignments { version: view.version, tasks }
+    Assignments {
+        version: view.version,
+        tasks,
+    }
 }
 
 fn same_tasks(a: &Assignments, b: &Assignments) -> bool {
     a.tasks.len() == b.tasks.len()
-        && a.tasks.iter().zip(&b.tasks).all(|(x, y)| x.id == y.id && x.meta.version == y.meta.version)
+        && a.tasks
+            .iter()
+            .zip(&b.tasks)
+            .all(|(x, y)| x.id == y.id && x.meta.version == y.meta.version)
 }

@@ -7,7 +7,11 @@ pub enum ControlError {
     #[error("{kind} {name} not found")]
     NotFound { kind: &'static str, name: String },
     #[error("{kind} {prefix} is ambiguous ({matches} matches found)")]
-    Ambiguous { kind: &'static str, prefix: String, matches: usize },
+    Ambiguous {
+        kind: &'static str,
+        prefix: String,
+        matches: usize,
+    },
     #[error("{field}: {why}")]
     InvalidArgument { field: String, why: String },
     /// The object changed since the caller read it, or a name is taken.
@@ -25,16 +29,19 @@ pub enum ControlError {
 
 impl ControlError {
     pub fn invalid(field: impl Into<String>, why: impl Into<String>) -> Self {
-        ControlError::InvalidArgument { field: field.into(), why: why.into() }
+        ControlError::InvalidArgument {
+            field: field.into(),
+            why: why.into(),
+        }
     }
 }
 
 impl From<ProposeError> for ControlError {
     fn from(e: ProposeError) -> Self {
         match e {
-            ProposeError::NoLeader | ProposeError::NotLeader { .. } | ProposeError::ShuttingDown => {
-                ControlError::Unavailable(e.to_string())
-            }
+            ProposeError::NoLeader
+            | ProposeError::NotLeader { .. }
+            | ProposeError::ShuttingDown => ControlError::Unavailable(e.to_string()),
             ProposeError::Raft(m) => ControlError::Internal(m),
         }
     }
@@ -43,10 +50,13 @@ impl From<ProposeError> for ControlError {
 impl From<OpError> for ControlError {
     fn from(e: OpError) -> Self {
         match e {
-            OpError::NotFound { kind, id } => ControlError::NotFound { kind: kind.as_str(), name: id.to_string() },
-            OpError::VersionConflict { .. } | OpError::NameInUse { .. } | OpError::Exists { .. } => {
-                ControlError::Conflict(e.to_string())
-            }
+            OpError::NotFound { kind, id } => ControlError::NotFound {
+                kind: kind.as_str(),
+                name: id.to_string(),
+            },
+            OpError::VersionConflict { .. }
+            | OpError::NameInUse { .. }
+            | OpError::Exists { .. } => ControlError::Conflict(e.to_string()),
             OpError::NotPending { .. } | OpError::Aborted => ControlError::Conflict(e.to_string()),
         }
     }

@@ -32,15 +32,32 @@ impl Manager {
         let heartbeat = store
             .view()
             .cluster()
-            .map_or(std::time::Duration::from_secs(5), |c| c.spec.heartbeat_period);
+            .map_or(std::time::Duration::from_secs(5), |c| {
+                c.spec.heartbeat_period
+            });
         let control = Control::new(store.clone(), clock.clone(), ids.clone());
         let dispatcher = Dispatcher::new(store.clone(), clock.clone(), heartbeat);
         let (shutdown, rx) = watch::channel(false);
         let mut loops = tokio::task::JoinSet::new();
-        loops.spawn(loops::orchestrator_loop(store.clone(), clock.clone(), ids, rx.clone()));
-        loops.spawn(loops::scheduler_loop(store.clone(), clock.clone(), rx.clone()));
+        loops.spawn(loops::orchestrator_loop(
+            store.clone(),
+            clock.clone(),
+            ids,
+            rx.clone(),
+        ));
+        loops.spawn(loops::scheduler_loop(
+            store.clone(),
+            clock.clone(),
+            rx.clone(),
+        ));
         loops.spawn(dispatcher.clone().run_liveness(rx));
-        Manager { store, control, dispatcher, shutdown, loops }
+        Manager {
+            store,
+            control,
+            dispatcher,
+            shutdown,
+            loops,
+        }
     }
 
     /// Stops the loops, then the store.

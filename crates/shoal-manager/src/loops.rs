@@ -54,8 +54,15 @@ pub fn reconcile_all(view: &State, now: Timestamp, ids: &mut IdGen) -> Reconcile
     let default_cluster = Default::default();
     let cluster = view.cluster().map_or(&default_cluster, |c| &c.spec);
     let nodes: Vec<_> = view.nodes().map(|n| &**n).collect();
-    let ctx = Context { now, cluster, nodes: &nodes };
-    let mut out = Reconciled { changes: Vec::new(), requeue_at: None };
+    let ctx = Context {
+        now,
+        cluster,
+        nodes: &nodes,
+    };
+    let mut out = Reconciled {
+        changes: Vec::new(),
+        requeue_at: None,
+    };
     let merge = |r: Reconciled, out: &mut Reconciled| {
         out.changes.extend(r.changes);
         out.requeue_at = match (out.requeue_at, r.requeue_at) {
@@ -67,11 +74,19 @@ pub fn reconcile_all(view: &State, now: Timestamp, ids: &mut IdGen) -> Reconcile
         let tasks: Vec<&Task> = view.tasks_of_service(&service.id).map(|t| &**t).collect();
         let r = shoal_orchestrator::reconcile_service(&ctx, service, &tasks, ids);
         merge(r, &mut out);
-        out.changes.extend(shoal_orchestrator::reap_history(&ctx, service, &tasks));
+        out.changes
+            .extend(shoal_orchestrator::reap_history(&ctx, service, &tasks));
     }
-    let orphans: Vec<&Task> = view.tasks().filter(|t| view.service(&t.service_id).is_none()).map(|t| &**t).collect();
+    let orphans: Vec<&Task> = view
+        .tasks()
+        .filter(|t| view.service(&t.service_id).is_none())
+        .map(|t| &**t)
+        .collect();
     if !orphans.is_empty() {
-        merge(shoal_orchestrator::reconcile_orphans(&ctx, &orphans), &mut out);
+        merge(
+            shoal_orchestrator::reconcile_orphans(&ctx, &orphans),
+            &mut out,
+        );
     }
     out
 }
@@ -82,16 +97,25 @@ pub fn changes_to_ops(view: &State, now: Timestamp, changes: Vec<Change>) -> Vec
     for c in changes {
         match c {
             Change::CreateTask(t) => ops.push(Op::CreateTask(t)),
-            Change::SetDesiredState { task_id, desired } => ops.push(Op::SetTaskDesired { id: task_id, desired }),
+            Change::SetDesiredState { task_id, desired } => ops.push(Op::SetTaskDesired {
+                id: task_id,
+                desired,
+            }),
             Change::DeleteTask { task_id } => ops.push(Op::DeleteTask { id: task_id }),
             Change::SetUpdateStatus { service_id, status } => {
                 if let Some(s) = view.service(&service_id) {
                     let mut next = (**s).clone();
                     next.update_status = status;
-                    ops.push(Op::UpdateService { service: next, expect_version: Some(s.meta.version) });
+                    ops.push(Op::UpdateService {
+                        service: next,
+                        expect_version: Some(s.meta.version),
+                    });
                 }
             }
-            Change::RollbackService { service_id, message } => {
+            Change::RollbackService {
+                service_id,
+                message,
+            } => {
                 if let Some(s) = view.service(&service_id)
                     && let Some(prev) = s.previous_spec.clone()
                 {
@@ -104,7 +128,10 @@ pub fn changes_to_ops(view: &State, now: Timestamp, changes: Vec<Change>) -> Vec
                         completed_at: Timestamp::ZERO,
                         message,
                     });
-                    ops.push(Op::UpdateService { service: next, expect_version: Some(s.meta.version) });
+                    ops.push(Op::UpdateService {
+                        service: next,
+                        expect_version: Some(s.meta.version),
+                    });
                 }
             }
         }
@@ -175,8 +202,11 @@ pub fn schedule_ops(view: &State, now: Timestamp) -> Vec<Op> {
         return ops;
     }
     // Oldest first, so a burst of new tasks cannot starve older ones.
-    pending.sort_by(|a, b| (a.meta.created_at, &a.service_id, a.slot).cmp(&(b.meta.created_at, &b.service_id, b.slot)));
-    let mut cv = shoal_scheduler::ClusterView::new(view.nodes().map(|n| &**n), view.tasks().map(|t| &**t));
+    pending.sort_by(|a, b| {
+        (a.meta.created_at, &a.service_id, a.slot).cmp(&(b.meta.created_at, &b.service_id, b.slot))
+    });
+    let mut cv =
+        shoal_scheduler::ClusterView::new(view.nodes().map(|n| &**n), view.tasks().map(|t| &**t));
     let plan = shoal_scheduler::schedule(&mut cv, &pending);
     for a in plan.assignments {
         ops.push(Op::AssignTask {
@@ -191,7 +221,10 @@ pub fn schedule_ops(view: &State, now: Timestamp) -> Vec<Op> {
         });
     }
     for u in plan.unassigned {
-        if view.task(&u.task_id).is_some_and(|t| t.status.err != u.reason) {
+        if view
+            .task(&u.task_id)
+            .is_some_and(|t| t.status.err != u.reason)
+        {
             ops.push(Op::SetTaskStatus {
                 id: u.task_id,
                 status: TaskStatus {
@@ -207,7 +240,11 @@ pub fn schedule_ops(view: &State, now: Timestamp) -> Vec<Op> {
     ops
 }
 
-pub async fn scheduler_loop(store: Store, clock: Arc<dyn Clock>, mut shutdown: watch::Receiver<bool>) {
+pub async fn scheduler_loop(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut states = store.subscribe();
     loop {
         let view = states.borrow_and_update().clone();

@@ -12,15 +12,23 @@ pub fn check_name(field: &str, name: &str) -> Result<(), ControlError> {
         return Err(ControlError::invalid(field, "a name is required"));
     }
     if name.len() > 63 {
-        return Err(ControlError::invalid(field, format!("name {name:?} is longer than 63 characters")));
+        return Err(ControlError::invalid(
+            field,
+            format!("name {name:?} is longer than 63 characters"),
+        ));
     }
     let bytes = name.as_bytes();
-    let ok_edges = bytes[0].is_ascii_alphanumeric() && bytes[bytes.len() - 1].is_ascii_alphanumeric();
-    let ok_chars = bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
+    let ok_edges =
+        bytes[0].is_ascii_alphanumeric() && bytes[bytes.len() - 1].is_ascii_alphanumeric();
+    let ok_chars = bytes
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
     if !ok_edges || !ok_chars {
         return Err(ControlError::invalid(
             field,
-            format!("invalid name {name:?}: only letters, digits, '-' and '_' are allowed, starting and ending with a letter or digit"),
+            format!(
+                "invalid name {name:?}: only letters, digits, '-' and '_' are allowed, starting and ending with a letter or digit"
+            ),
         ));
     }
     Ok(())
@@ -31,7 +39,10 @@ pub fn check_service_spec(spec: &ServiceSpec) -> Result<(), ControlError> {
     check_labels("Labels", spec.labels.keys())?;
     let c = &spec.task.container;
     if c.image.trim().is_empty() {
-        return Err(ControlError::invalid("TaskTemplate.ContainerSpec.Image", "an image is required"));
+        return Err(ControlError::invalid(
+            "TaskTemplate.ContainerSpec.Image",
+            "an image is required",
+        ));
     }
     check_labels("TaskTemplate.ContainerSpec.Labels", c.labels.keys())?;
     for (i, e) in c.env.iter().enumerate() {
@@ -43,17 +54,32 @@ pub fn check_service_spec(spec: &ServiceSpec) -> Result<(), ControlError> {
         }
     }
     if !c.dir.is_empty() && !c.dir.starts_with('/') {
-        return Err(ControlError::invalid("TaskTemplate.ContainerSpec.Dir", format!("{:?} is not an absolute path", c.dir)));
+        return Err(ControlError::invalid(
+            "TaskTemplate.ContainerSpec.Dir",
+            format!("{:?} is not an absolute path", c.dir),
+        ));
     }
     let r = &spec.task.resources;
     for (field, v) in [
         ("TaskTemplate.Resources.Limits.NanoCPUs", r.limits.nano_cpus),
-        ("TaskTemplate.Resources.Limits.MemoryBytes", r.limits.memory_bytes),
-        ("TaskTemplate.Resources.Reservations.NanoCPUs", r.reservations.nano_cpus),
-        ("TaskTemplate.Resources.Reservations.MemoryBytes", r.reservations.memory_bytes),
+        (
+            "TaskTemplate.Resources.Limits.MemoryBytes",
+            r.limits.memory_bytes,
+        ),
+        (
+            "TaskTemplate.Resources.Reservations.NanoCPUs",
+            r.reservations.nano_cpus,
+        ),
+        (
+            "TaskTemplate.Resources.Reservations.MemoryBytes",
+            r.reservations.memory_bytes,
+        ),
     ] {
         if v < 0 {
-            return Err(ControlError::invalid(field, format!("must not be negative, got {v}")));
+            return Err(ControlError::invalid(
+                field,
+                format!("must not be negative, got {v}"),
+            ));
         }
     }
     if r.limits.memory_bytes > 0 && r.limits.memory_bytes < 6 * 1024 * 1024 {
@@ -63,30 +89,48 @@ pub fn check_service_spec(spec: &ServiceSpec) -> Result<(), ControlError> {
         ));
     }
     if let Err(e) = shoal_scheduler::constraint::parse_all(&spec.task.placement.constraints) {
-        return Err(ControlError::invalid("TaskTemplate.Placement.Constraints", e.to_string()));
+        return Err(ControlError::invalid(
+            "TaskTemplate.Placement.Constraints",
+            e.to_string(),
+        ));
     }
     for (i, p) in spec.task.placement.preferences.iter().enumerate() {
         let key = p.spread.to_ascii_lowercase();
-        if !(key.starts_with("node.labels.") || key.starts_with("engine.labels.")) || key.ends_with('.') {
+        if !(key.starts_with("node.labels.") || key.starts_with("engine.labels."))
+            || key.ends_with('.')
+        {
             return Err(ControlError::invalid(
                 format!("TaskTemplate.Placement.Preferences[{i}].Spread.SpreadDescriptor"),
-                format!("{:?}: spread is over node.labels.<name> or engine.labels.<name>", p.spread),
+                format!(
+                    "{:?}: spread is over node.labels.<name> or engine.labels.<name>",
+                    p.spread
+                ),
             ));
         }
     }
-    if spec.task.placement.max_replicas > 0 && !matches!(spec.mode, ServiceMode::Replicated { .. }) {
+    if spec.task.placement.max_replicas > 0 && !matches!(spec.mode, ServiceMode::Replicated { .. })
+    {
         return Err(ControlError::invalid(
             "TaskTemplate.Placement.MaxReplicas",
             "a maximum of replicas per node only applies to replicated services",
         ));
     }
-    if let ServiceMode::ReplicatedJob { max_concurrent, total_completions } = spec.mode
+    if let ServiceMode::ReplicatedJob {
+        max_concurrent,
+        total_completions,
+    } = spec.mode
         && max_concurrent == 0
         && total_completions > 0
     {
-        return Err(ControlError::invalid("Mode.ReplicatedJob.MaxConcurrent", "must be at least 1"));
+        return Err(ControlError::invalid(
+            "Mode.ReplicatedJob.MaxConcurrent",
+            "must be at least 1",
+        ));
     }
-    for (field, u) in [("UpdateConfig", &spec.update), ("RollbackConfig", &spec.rollback)] {
+    for (field, u) in [
+        ("UpdateConfig", &spec.update),
+        ("RollbackConfig", &spec.rollback),
+    ] {
         if let Some(u) = u {
             check_update_config(field, u)?;
         }
@@ -109,7 +153,11 @@ pub fn check_service_update(old: &ServiceSpec, new: &ServiceSpec) -> Result<(), 
     if std::mem::discriminant(&old.mode) != std::mem::discriminant(&new.mode) {
         return Err(ControlError::invalid(
             "Mode",
-            format!("service mode change is not allowed ({} to {})", old.mode.name(), new.mode.name()),
+            format!(
+                "service mode change is not allowed ({} to {})",
+                old.mode.name(),
+                new.mode.name()
+            ),
         ));
     }
     check_service_spec(new)
@@ -119,10 +167,16 @@ pub fn check_node_spec(spec: &NodeSpec) -> Result<(), ControlError> {
     check_labels("Labels", spec.labels.keys())
 }
 
-fn check_labels<'a>(field: &str, keys: impl Iterator<Item = &'a String>) -> Result<(), ControlError> {
+fn check_labels<'a>(
+    field: &str,
+    keys: impl Iterator<Item = &'a String>,
+) -> Result<(), ControlError> {
     for k in keys {
         if k.trim().is_empty() {
-            return Err(ControlError::invalid(field, "label names must not be empty"));
+            return Err(ControlError::invalid(
+                field,
+                "label names must not be empty",
+            ));
         }
     }
     Ok(())
@@ -134,8 +188,14 @@ mod tests {
     use shoal_types::service::ContainerSpec;
 
     fn spec() -> ServiceSpec {
-        let mut s = ServiceSpec { name: "web".into(), ..Default::default() };
-        s.task.container = ContainerSpec { image: "host".into(), ..Default::default() };
+        let mut s = ServiceSpec {
+            name: "web".into(),
+            ..Default::default()
+        };
+        s.task.container = ContainerSpec {
+            image: "host".into(),
+            ..Default::default()
+        };
         s
     }
 
@@ -160,19 +220,37 @@ mod tests {
     fn errors_name_the_field() {
         let mut s = spec();
         s.task.container.image.clear();
-        assert_eq!(field_of(check_service_spec(&s)), "TaskTemplate.ContainerSpec.Image");
+        assert_eq!(
+            field_of(check_service_spec(&s)),
+            "TaskTemplate.ContainerSpec.Image"
+        );
         let mut s = spec();
         s.task.placement.constraints = vec!["node.role=manager".into()];
-        assert_eq!(field_of(check_service_spec(&s)), "TaskTemplate.Placement.Constraints");
+        assert_eq!(
+            field_of(check_service_spec(&s)),
+            "TaskTemplate.Placement.Constraints"
+        );
         let mut s = spec();
         s.task.resources.limits.memory_bytes = 1024;
-        assert_eq!(field_of(check_service_spec(&s)), "TaskTemplate.Resources.Limits.MemoryBytes");
+        assert_eq!(
+            field_of(check_service_spec(&s)),
+            "TaskTemplate.Resources.Limits.MemoryBytes"
+        );
         let mut s = spec();
         s.task.container.env = vec!["A=1".into(), "=x".into()];
-        assert_eq!(field_of(check_service_spec(&s)), "TaskTemplate.ContainerSpec.Env[1]");
+        assert_eq!(
+            field_of(check_service_spec(&s)),
+            "TaskTemplate.ContainerSpec.Env[1]"
+        );
         let mut s = spec();
-        s.update = Some(UpdateConfig { max_failure_ratio: 1.5, ..Default::default() });
-        assert_eq!(field_of(check_service_spec(&s)), "UpdateConfig.MaxFailureRatio");
+        s.update = Some(UpdateConfig {
+            max_failure_ratio: 1.5,
+            ..Default::default()
+        });
+        assert_eq!(
+            field_of(check_service_spec(&s)),
+            "UpdateConfig.MaxFailureRatio"
+        );
         assert!(check_service_spec(&spec()).is_ok());
     }
 

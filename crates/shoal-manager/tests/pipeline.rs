@@ -7,8 +7,12 @@ use std::time::Duration;
 use shoal_manager::loops::{changes_to_ops, reconcile_all, schedule_ops};
 use shoal_store::{Op, Proposal, State};
 use shoal_types::cluster::{Cluster, ClusterSpec};
-use shoal_types::node::{Availability, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus, Resources};
-use shoal_types::service::{ContainerSpec, Service, ServiceMode, ServiceSpec, TaskSpec, UpdateConfig};
+use shoal_types::node::{
+    Availability, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus, Resources,
+};
+use shoal_types::service::{
+    ContainerSpec, Service, ServiceMode, ServiceSpec, TaskSpec, UpdateConfig,
+};
 use shoal_types::task::{TaskState, TaskStatus};
 use shoal_types::{Id, IdGen, Node, Timestamp};
 
@@ -30,9 +34,16 @@ impl Sim {
             ids: IdGen::seeded(seed),
             max_updating: 0,
         };
-        let cluster =
-            Cluster { id: Id::from_raw("c"), meta: Default::default(), spec: ClusterSpec::default(), join_tokens: Default::default() };
-        sim.apply(vec![Op::PutCluster { cluster, expect_version: None }]);
+        let cluster = Cluster {
+            id: Id::from_raw("c"),
+            meta: Default::default(),
+            spec: ClusterSpec::default(),
+            join_tokens: Default::default(),
+        };
+        sim.apply(vec![Op::PutCluster {
+            cluster,
+            expect_version: None,
+        }]);
         for i in 0..nodes {
             sim.add_node(i);
         }
@@ -43,13 +54,26 @@ impl Sim {
         let node = Node {
             id: Id::from_raw(format!("node{i:03}")),
             meta: Default::default(),
-            spec: NodeSpec { role: if i == 0 { NodeRole::Manager } else { NodeRole::Worker }, ..Default::default() },
-            description: NodeDescription {
-                hostname: format!("host{i}"),
-                resources: Resources { nano_cpus: 4_000_000_000, memory_bytes: 8 << 30 },
+            spec: NodeSpec {
+                role: if i == 0 {
+                    NodeRole::Manager
+                } else {
+                    NodeRole::Worker
+                },
                 ..Default::default()
             },
-            status: NodeStatus { state: NodeState::Ready, ..Default::default() },
+            description: NodeDescription {
+                hostname: format!("host{i}"),
+                resources: Resources {
+                    nano_cpus: 4_000_000_000,
+                    memory_bytes: 8 << 30,
+                },
+                ..Default::default()
+            },
+            status: NodeStatus {
+                state: NodeState::Ready,
+                ..Default::default()
+            },
             manager: None,
         };
         self.apply(vec![Op::CreateNode(node)]);
@@ -57,12 +81,17 @@ impl Sim {
 
     fn apply(&mut self, ops: Vec<Op>) {
         self.version += 1;
-        self.state.apply(self.version, &Proposal::each(self.now, ops));
+        self.state
+            .apply(self.version, &Proposal::each(self.now, ops));
     }
 
     fn service(&mut self, spec: ServiceSpec) -> Id {
         let id = self.ids.next_id();
-        self.apply(vec![Op::CreateService(Service { id: id.clone(), spec, ..Default::default() })]);
+        self.apply(vec![Op::CreateService(Service {
+            id: id.clone(),
+            spec,
+            ..Default::default()
+        })]);
         id
     }
 
@@ -70,7 +99,9 @@ impl Sim {
     fn agents(&mut self) -> Vec<Op> {
         let mut ops = Vec::new();
         for t in self.state.tasks() {
-            let Some(node) = t.node_id.as_ref().and_then(|n| self.state.node(n)) else { continue };
+            let Some(node) = t.node_id.as_ref().and_then(|n| self.state.node(n)) else {
+                continue;
+            };
             if node.status.state != NodeState::Ready || t.status.state.is_terminal() {
                 continue;
             }
@@ -83,7 +114,11 @@ impl Sim {
             };
             ops.push(Op::SetTaskStatus {
                 id: t.id.clone(),
-                status: TaskStatus { state: next, timestamp: self.now, ..Default::default() },
+                status: TaskStatus {
+                    state: next,
+                    timestamp: self.now,
+                    ..Default::default()
+                },
             });
         }
         ops
@@ -120,7 +155,13 @@ impl Sim {
                 quiet_rounds = 0;
             }
         }
-        panic!("did not converge; tasks: {:#?}", self.state.tasks().map(|t| (t.name(), t.status.state, t.desired_state)).collect::<Vec<_>>());
+        panic!(
+            "did not converge; tasks: {:#?}",
+            self.state
+                .tasks()
+                .map(|t| (t.name(), t.status.state, t.desired_state))
+                .collect::<Vec<_>>()
+        );
     }
 
     fn check_invariants(&mut self) {
@@ -132,7 +173,11 @@ impl Sim {
                 .filter(|t| !t.status.state.is_terminal() && t.status.state >= TaskState::Assigned)
                 .map(|t| t.spec.resources.reservations.memory_bytes)
                 .sum();
-            assert!(used <= n.description.resources.memory_bytes, "node {} oversubscribed", n.id);
+            assert!(
+                used <= n.description.resources.memory_bytes,
+                "node {} oversubscribed",
+                n.id
+            );
         }
         // Rolling updates stay within their parallelism: count slots whose live task is not up
         // to date or not yet running.
@@ -140,7 +185,11 @@ impl Sim {
             let updating = self
                 .state
                 .tasks_of_service(&s.id)
-                .filter(|t| t.desired_state == TaskState::Running && t.spec == s.spec.task && t.status.state < TaskState::Running)
+                .filter(|t| {
+                    t.desired_state == TaskState::Running
+                        && t.spec == s.spec.task
+                        && t.status.state < TaskState::Running
+                })
                 .count();
             self.max_updating = self.max_updating.max(updating);
         }
@@ -150,7 +199,9 @@ impl Sim {
         let mut v: Vec<_> = self
             .state
             .tasks_of_service(service)
-            .filter(|t| t.status.state == TaskState::Running && t.desired_state == TaskState::Running)
+            .filter(|t| {
+                t.status.state == TaskState::Running && t.desired_state == TaskState::Running
+            })
             .map(|t| (t.slot, t.node_id.clone().unwrap_or_default()))
             .collect();
         v.sort();
@@ -160,13 +211,19 @@ impl Sim {
     fn set_availability(&mut self, node: &str, a: Availability) {
         let mut n = (**self.state.node(&Id::from_raw(node)).expect("node")).clone();
         n.spec.availability = a;
-        self.apply(vec![Op::UpdateNode { node: n, expect_version: None }]);
+        self.apply(vec![Op::UpdateNode {
+            node: n,
+            expect_version: None,
+        }]);
     }
 
     fn set_node_state(&mut self, node: &str, s: NodeState) {
         let mut n = (**self.state.node(&Id::from_raw(node)).expect("node")).clone();
         n.status.state = s;
-        self.apply(vec![Op::UpdateNode { node: n, expect_version: None }]);
+        self.apply(vec![Op::UpdateNode {
+            node: n,
+            expect_version: None,
+        }]);
     }
 
     fn fail_task_on(&mut self, service: &Id, slot: u64) {
@@ -178,7 +235,12 @@ impl Sim {
             .clone();
         self.apply(vec![Op::SetTaskStatus {
             id: t.id.clone(),
-            status: TaskStatus { state: TaskState::Failed, timestamp: self.now, err: "task: non-zero exit (137)".into(), ..Default::default() },
+            status: TaskStatus {
+                state: TaskState::Failed,
+                timestamp: self.now,
+                err: "task: non-zero exit (137)".into(),
+                ..Default::default()
+            },
         }]);
     }
 }
@@ -187,7 +249,14 @@ fn spec(name: &str, replicas: u64) -> ServiceSpec {
     ServiceSpec {
         name: name.into(),
         mode: ServiceMode::Replicated { replicas },
-        task: TaskSpec { container: ContainerSpec { image: "host".into(), args: vec!["sleep".into()], ..Default::default() }, ..Default::default() },
+        task: TaskSpec {
+            container: ContainerSpec {
+                image: "host".into(),
+                args: vec!["sleep".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -224,14 +293,24 @@ fn drained_and_down_nodes_lose_their_tasks_and_replicas_hold() {
     sim.converge();
     let running = sim.running(&svc);
     assert_eq!(running.len(), 30);
-    assert!(running.iter().all(|(_, n)| n.as_str() != "node003" && n.as_str() != "node004"), "{running:?}");
+    assert!(
+        running
+            .iter()
+            .all(|(_, n)| n.as_str() != "node003" && n.as_str() != "node004"),
+        "{running:?}"
+    );
     // Paused: nothing new lands, but what runs stays.
     sim.set_availability("node003", Availability::Active);
     sim.set_availability("node005", Availability::Pause);
-    let before = per_node(&sim.running(&svc)).get(&Id::from_raw("node005")).copied();
+    let before = per_node(&sim.running(&svc))
+        .get(&Id::from_raw("node005"))
+        .copied();
     let mut s = (**sim.state.service(&svc).expect("svc")).clone();
     s.spec.mode = ServiceMode::Replicated { replicas: 60 };
-    sim.apply(vec![Op::UpdateService { service: s, expect_version: None }]);
+    sim.apply(vec![Op::UpdateService {
+        service: s,
+        expect_version: None,
+    }]);
     sim.converge();
     let after = per_node(&sim.running(&svc));
     assert_eq!(sim.running(&svc).len(), 60);
@@ -260,9 +339,20 @@ fn impossible_placement_stays_pending_with_the_reason() {
     let svc = sim.service(big);
     sim.converge();
     assert_eq!(sim.running(&svc).len(), 2);
-    let pending: Vec<_> = sim.state.tasks_of_service(&svc).filter(|t| t.status.state == TaskState::Pending).collect();
+    let pending: Vec<_> = sim
+        .state
+        .tasks_of_service(&svc)
+        .filter(|t| t.status.state == TaskState::Pending)
+        .collect();
     assert_eq!(pending.len(), 1);
-    assert!(pending[0].status.err.contains("insufficient resources on 2 nodes"), "{}", pending[0].status.err);
+    assert!(
+        pending[0]
+            .status
+            .err
+            .contains("insufficient resources on 2 nodes"),
+        "{}",
+        pending[0].status.err
+    );
 }
 
 #[test]
@@ -275,15 +365,29 @@ fn failed_task_is_replaced_after_the_restart_delay() {
     // Not replaced before the 5 s default delay...
     for _ in 0..8 {
         sim.step();
-        assert_eq!(sim.running(&svc).len(), 1, "replaced before the restart delay");
+        assert_eq!(
+            sim.running(&svc).len(),
+            1,
+            "replaced before the restart delay"
+        );
     }
     sim.converge();
     assert_eq!(sim.running(&svc).len(), 2);
-    let slot1: Vec<_> = sim.state.tasks_of_service(&svc).filter(|t| t.slot == 1).collect();
+    let slot1: Vec<_> = sim
+        .state
+        .tasks_of_service(&svc)
+        .filter(|t| t.slot == 1)
+        .collect();
     assert_eq!(slot1.len(), 2);
-    let old = slot1.iter().find(|t| t.status.state == TaskState::Failed).expect("failed task kept in history");
+    let old = slot1
+        .iter()
+        .find(|t| t.status.state == TaskState::Failed)
+        .expect("failed task kept in history");
     assert_eq!(old.desired_state, TaskState::Shutdown);
-    let new = slot1.iter().find(|t| t.status.state == TaskState::Running).expect("replacement");
+    let new = slot1
+        .iter()
+        .find(|t| t.status.state == TaskState::Running)
+        .expect("replacement");
     assert!(new.meta.created_at.since(failed_at) >= Duration::from_secs(5));
 }
 
@@ -291,14 +395,21 @@ fn failed_task_is_replaced_after_the_restart_delay() {
 fn rolling_update_respects_parallelism_and_replaces_every_task() {
     let mut sim = Sim::new(5, 5);
     let mut s = spec("web", 10);
-    s.update = Some(UpdateConfig { parallelism: 2, monitor: Duration::from_secs(1), ..Default::default() });
+    s.update = Some(UpdateConfig {
+        parallelism: 2,
+        monitor: Duration::from_secs(1),
+        ..Default::default()
+    });
     let svc = sim.service(s);
     sim.converge();
     sim.max_updating = 0;
     let mut cur = (**sim.state.service(&svc).expect("svc")).clone();
     cur.previous_spec = Some(cur.spec.clone());
     cur.spec.task.container.env = vec!["A=1".into()];
-    sim.apply(vec![Op::UpdateService { service: cur, expect_version: None }]);
+    sim.apply(vec![Op::UpdateService {
+        service: cur,
+        expect_version: None,
+    }]);
     sim.converge();
     let svc_now = sim.state.service(&svc).expect("svc").clone();
     let running: Vec<_> = sim
@@ -308,9 +419,16 @@ fn rolling_update_respects_parallelism_and_replaces_every_task() {
         .collect();
     assert_eq!(running.len(), 10);
     assert!(running.iter().all(|t| t.spec == svc_now.spec.task));
-    assert!(sim.max_updating <= 2, "{} tasks updating at once", sim.max_updating);
+    assert!(
+        sim.max_updating <= 2,
+        "{} tasks updating at once",
+        sim.max_updating
+    );
     assert!(sim.max_updating >= 1);
-    assert_eq!(svc_now.update_status.as_ref().map(|u| u.state), Some(shoal_types::service::UpdateState::Completed));
+    assert_eq!(
+        svc_now.update_status.as_ref().map(|u| u.state),
+        Some(shoal_types::service::UpdateState::Completed)
+    );
 }
 
 #[test]

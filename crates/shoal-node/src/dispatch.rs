@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use shoal_agent::{DispatchError, DispatcherClient, Session};
 use shoal_manager::{ControlError, Dispatcher};
-use shoal_types::dispatch::{SessionRequest, TaskStatusReport};
 use shoal_types::Id;
+use shoal_types::dispatch::{SessionRequest, TaskStatusReport};
 
 pub struct LocalDispatcher {
     pub dispatcher: Arc<Dispatcher>,
@@ -32,10 +32,17 @@ impl DispatcherClient for LocalDispatcher {
             .open_session(&node_id, req.description, self.addr.clone())
             .await
             .map_err(map)?;
-        Ok(Session { node_id, assignments })
+        Ok(Session {
+            node_id,
+            assignments,
+        })
     }
 
-    async fn report(&self, node_id: &Id, reports: Vec<TaskStatusReport>) -> Result<(), DispatchError> {
+    async fn report(
+        &self,
+        node_id: &Id,
+        reports: Vec<TaskStatusReport>,
+    ) -> Result<(), DispatchError> {
         self.dispatcher.report(node_id, reports).await.map_err(map)
     }
 

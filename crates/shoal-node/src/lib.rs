@@ -17,13 +17,17 @@ use shoal_agent::{Agent, AgentConfig, LogOptions, LogStream, RuntimeDriver, Runt
 use shoal_manager::{Control, Manager};
 use shoal_store::{Op, Proposal, RaftTiming, Store};
 use shoal_types::cluster::{Cluster, ClusterSpec};
-use shoal_types::node::{Availability, ManagerStatus, NodeRole, NodeSpec, NodeState, NodeStatus, Reachability};
+use shoal_types::node::{
+    Availability, ManagerStatus, NodeRole, NodeSpec, NodeState, NodeStatus, Reachability,
+};
 use shoal_types::{Clock, Id, IdGen, Node};
 use tokio::sync::{RwLock, watch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    #[error("This node is already part of a swarm. Use \"docker swarm leave\" to leave this swarm and join another one.")]
+    #[error(
+        "This node is already part of a swarm. Use \"docker swarm leave\" to leave this swarm and join another one."
+    )]
     AlreadyInSwarm,
     #[error("This node is not part of a swarm")]
     NotInSwarm,
@@ -92,9 +96,15 @@ impl Daemon {
         clock: Arc<dyn Clock>,
         driver: Arc<dyn RuntimeDriver>,
     ) -> Result<Arc<Daemon>, NodeError> {
-        std::fs::create_dir_all(&cfg.data_dir)
-            .map_err(|e| NodeError::Internal(format!("cannot create {}: {e}", cfg.data_dir.display())))?;
-        let daemon = Arc::new(Daemon { cfg, clock, driver, state: RwLock::new(None) });
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+            NodeError::Internal(format!("cannot create {}: {e}", cfg.data_dir.display()))
+        })?;
+        let daemon = Arc::new(Daemon {
+            cfg,
+            clock,
+            driver,
+            state: RwLock::new(None),
+        });
         if let Some(identity) = daemon.read_identity()? {
             tracing::info!(node.id = %identity.node_id, "resuming swarm membership");
             let active = daemon.activate(identity, None).await?;
@@ -118,14 +128,18 @@ impl Daemon {
                 .map(Some)
                 .map_err(|e| NodeError::Internal(format!("{} is unreadable: {e}", p.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(NodeError::Internal(format!("cannot read {}: {e}", p.display()))),
+            Err(e) => Err(NodeError::Internal(format!(
+                "cannot read {}: {e}",
+                p.display()
+            ))),
         }
     }
 
     fn write_identity(&self, id: &Identity) -> Result<(), NodeError> {
         let p = self.identity_path();
         let tmp = p.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(id).map_err(|e| NodeError::Internal(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec_pretty(id).map_err(|e| NodeError::Internal(e.to_string()))?;
         std::fs::write(&tmp, bytes)
             .and_then(|_| std::fs::rename(&tmp, &p))
             .map_err(|e| NodeError::Internal(format!("cannot write {}: {e}", p.display())))
@@ -133,25 +147,51 @@ impl Daemon {
 
     /// Opens the store, starts the manager, optionally creates the swarm's first objects, and
     /// starts the agent.
-    async fn activate(&self, identity: Identity, bootstrap: Option<(ClusterSpec, Availability)>) -> Result<Active, NodeError> {
-        let store = Store::open(&self.swarm_dir().join("raft"), identity.raft_id, RaftTiming::default(), Default::default())
-            .await
-            .map_err(|e| NodeError::Internal(e.to_string()))?;
+    async fn activate(
+        &self,
+        identity: Identity,
+        bootstrap: Option<(ClusterSpec, Availability)>,
+    ) -> Result<Active, NodeError> {
+        let store = Store::open(
+            &self.swarm_dir().join("raft"),
+            identity.raft_id,
+            RaftTiming::default(),
+            Default::default(),
+        )
+        .await
+        .map_err(|e| NodeError::Internal(e.to_string()))?;
         if bootstrap.is_some() {
-            store.bootstrap(&identity.advertise_addr).await.map_err(|e| NodeError::Internal(e.to_string()))?;
+            store
+                .bootstrap(&identity.advertise_addr)
+                .await
+                .map_err(|e| NodeError::Internal(e.to_string()))?;
         }
-        if store.wait_for_leader(Duration::from_secs(10)).await.is_none() {
+        if store
+            .wait_for_leader(Duration::from_secs(10))
+            .await
+            .is_none()
+        {
             tracing::warn!("no raft leader after 10 s; the manager will keep trying");
         }
-        let description = shoal_agent::describe_node(&self.cfg.engine_version, &[self.driver.name()]);
+        let description =
+            shoal_agent::describe_node(&self.cfg.engine_version, &[self.driver.name()]);
         if let Some((spec, availability)) = bootstrap {
             let now = self.clock.now();
             let mut ids = IdGen::from_os();
-            let cluster = Cluster { id: ids.next_id(), meta: Default::default(), spec, join_tokens: Default::default() };
+            let cluster = Cluster {
+                id: ids.next_id(),
+                meta: Default::default(),
+                spec,
+                join_tokens: Default::default(),
+            };
             let node = Node {
                 id: identity.node_id.clone(),
                 meta: Default::default(),
-                spec: NodeSpec { role: NodeRole::Manager, availability, ..Default::default() },
+                spec: NodeSpec {
+                    role: NodeRole::Manager,
+                    availability,
+                    ..Default::default()
+                },
                 description: description.clone(),
                 status: NodeStatus {
                     state: NodeState::Ready,
@@ -168,7 +208,13 @@ impl Daemon {
             let applied = store
                 .propose(Proposal::atomic(
                     now,
-                    vec![Op::PutCluster { cluster, expect_version: None }, Op::CreateNode(node)],
+                    vec![
+                        Op::PutCluster {
+                            cluster,
+                            expect_version: None,
+                        },
+                        Op::CreateNode(node),
+                    ],
                 ))
                 .await
                 .map_err(|e| NodeError::Internal(e.to_string()))?;
@@ -200,7 +246,13 @@ impl Daemon {
                 tracing::error!(error = %e, "agent stopped with an error");
             }
         });
-        Ok(Active { identity, manager, agent, agent_stop, agent_task })
+        Ok(Active {
+            identity,
+            manager,
+            agent,
+            agent_stop,
+            agent_task,
+        })
     }
 
     /// Creates a new swarm with this node as its only manager. Returns the node's ID.
@@ -216,7 +268,11 @@ impl Daemon {
         let listen_addr = with_default_port(&req.listen_addr, "ListenAddr")?;
         let advertise_addr = match &req.advertise_addr {
             Some(a) if !a.is_empty() => with_default_port(a, "AdvertiseAddr")?,
-            _ => format!("{}:{}", detect_local_ip(&listen_addr), port_of(&listen_addr)),
+            _ => format!(
+                "{}:{}",
+                detect_local_ip(&listen_addr),
+                port_of(&listen_addr)
+            ),
         };
         let mut ids = IdGen::from_os();
         let identity = Identity {
@@ -227,9 +283,13 @@ impl Daemon {
         };
         // A half-created swarm from an earlier failed init must not be resumed.
         let _ = std::fs::remove_dir_all(self.swarm_dir());
-        std::fs::create_dir_all(self.swarm_dir())
-            .map_err(|e| NodeError::Internal(format!("cannot create {}: {e}", self.swarm_dir().display())))?;
-        let active = match self.activate(identity.clone(), Some((req.spec, req.availability))).await {
+        std::fs::create_dir_all(self.swarm_dir()).map_err(|e| {
+            NodeError::Internal(format!("cannot create {}: {e}", self.swarm_dir().display()))
+        })?;
+        let active = match self
+            .activate(identity.clone(), Some((req.spec, req.availability)))
+            .await
+        {
             Ok(a) => a,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(self.swarm_dir());
@@ -261,8 +321,9 @@ impl Daemon {
         // Whatever the agent left (it keeps tasks when configured to outlive the daemon) does
         // not belong to any swarm any more.
         self.remove_all_tasks().await;
-        std::fs::remove_dir_all(self.swarm_dir())
-            .map_err(|e| NodeError::Internal(format!("cannot remove {}: {e}", self.swarm_dir().display())))?;
+        std::fs::remove_dir_all(self.swarm_dir()).map_err(|e| {
+            NodeError::Internal(format!("cannot remove {}: {e}", self.swarm_dir().display()))
+        })?;
         tracing::info!("left the swarm");
         Ok(())
     }
@@ -302,15 +363,18 @@ impl Daemon {
 
     /// The active swarm, if any.
     pub async fn swarm(&self) -> Option<SwarmHandle> {
-        self.state
-            .read()
-            .await
-            .as_ref()
-            .map(|a| SwarmHandle { identity: a.identity.clone(), control: a.manager.control.clone() })
+        self.state.read().await.as_ref().map(|a| SwarmHandle {
+            identity: a.identity.clone(),
+            control: a.manager.control.clone(),
+        })
     }
 
     /// A task's output, from this node's runtime.
-    pub async fn task_logs(&self, task_id: &Id, opts: LogOptions) -> Result<LogStream, RuntimeError> {
+    pub async fn task_logs(
+        &self,
+        task_id: &Id,
+        opts: LogOptions,
+    ) -> Result<LogStream, RuntimeError> {
         let agent = self.state.read().await.as_ref().map(|a| a.agent.clone());
         match agent {
             Some(agent) => agent.logs(task_id, opts).await,
@@ -328,7 +392,10 @@ impl Daemon {
 }
 
 fn with_default_port(addr: &str, field: &str) -> Result<String, NodeError> {
-    let invalid = |why: String| NodeError::InvalidArgument { field: field.into(), why };
+    let invalid = |why: String| NodeError::InvalidArgument {
+        field: field.into(),
+        why,
+    };
     let addr = addr.trim();
     if addr.is_empty() {
         return Err(invalid("an address is required".into()));
@@ -341,15 +408,23 @@ fn with_default_port(addr: &str, field: &str) -> Result<String, NodeError> {
     }
     match addr.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() => {
-            port.parse::<u16>()
-                .map_err(|_| invalid(format!("{addr:?}: port {port:?} is not a number from 0 to 65535")))?;
+            port.parse::<u16>().map_err(|_| {
+                invalid(format!(
+                    "{addr:?}: port {port:?} is not a number from 0 to 65535"
+                ))
+            })?;
             Ok(addr.to_string())
         }
         // An interface name or hostname without a port.
-        _ if addr.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') => {
+        _ if addr
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') =>
+        {
             Ok(format!("{addr}:{DEFAULT_PORT}"))
         }
-        _ => Err(invalid(format!("{addr:?} is not an address (IP[:PORT] or HOST[:PORT])"))),
+        _ => Err(invalid(format!(
+            "{addr:?} is not an address (IP[:PORT] or HOST[:PORT])"
+        ))),
     }
 }
 
@@ -361,7 +436,9 @@ fn host_of(addr: &str) -> String {
 }
 
 fn port_of(addr: &str) -> u16 {
-    addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).unwrap_or(DEFAULT_PORT)
+    addr.rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or(DEFAULT_PORT)
 }
 
 /// The address other machines would reach this one on: the source address of the default route
@@ -384,9 +461,18 @@ mod tests {
 
     #[test]
     fn addresses_get_the_default_port_and_bad_ones_name_the_field() {
-        assert_eq!(with_default_port("10.0.0.1", "AdvertiseAddr").ok(), Some("10.0.0.1:2377".into()));
-        assert_eq!(with_default_port("10.0.0.1:4000", "AdvertiseAddr").ok(), Some("10.0.0.1:4000".into()));
-        assert_eq!(with_default_port("eth0", "AdvertiseAddr").ok(), Some("eth0:2377".into()));
+        assert_eq!(
+            with_default_port("10.0.0.1", "AdvertiseAddr").ok(),
+            Some("10.0.0.1:2377".into())
+        );
+        assert_eq!(
+            with_default_port("10.0.0.1:4000", "AdvertiseAddr").ok(),
+            Some("10.0.0.1:4000".into())
+        );
+        assert_eq!(
+            with_default_port("eth0", "AdvertiseAddr").ok(),
+            Some("eth0:2377".into())
+        );
         match with_default_port("10.0.0.1:http", "ListenAddr") {
             Err(NodeError::InvalidArgument { field, .. }) => assert_eq!(field, "ListenAddr"),
             other => panic!("{other:?}"),

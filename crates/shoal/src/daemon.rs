@@ -32,7 +32,9 @@ pub fn default_data_dir() -> PathBuf {
     if nix::unistd::geteuid().is_root() {
         PathBuf::from("/var/lib/shoal")
     } else {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
         home.join(".local/share/shoal")
     }
 }
@@ -41,12 +43,18 @@ pub fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 pub fn main(args: DaemonArgs, hosts: Vec<String>) -> i32 {
     init_logging(&args.log_level);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("shoal daemon: cannot start the runtime: {e}");
@@ -71,7 +79,10 @@ pub fn main(args: DaemonArgs, hosts: Vec<String>) -> i32 {
 
 pub async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         std::future::pending::<()>().await;
         return;
     };
@@ -93,17 +104,21 @@ pub struct Running {
 impl Running {
     pub async fn start(args: &DaemonArgs, hosts: &[String]) -> anyhow::Result<Running> {
         let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-        std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
         let lock = lock_data_dir(&data_dir)?;
-        let shim_exe = std::env::current_exe().context("cannot find the shoal executable for task shims")?;
+        let shim_exe =
+            std::env::current_exe().context("cannot find the shoal executable for task shims")?;
         let mut native = NativeConfig::new(data_dir.join("native"), shim_exe);
         native.cgroup_parent = args.cgroup_parent.clone();
-        let driver = NativeDriver::new(native)
-            .context("cannot start the native runtime")?;
+        let driver = NativeDriver::new(native).context("cannot start the native runtime")?;
         let caps = driver.capabilities();
         let missing = caps.missing();
         if missing.is_empty() {
-            tracing::info!(?caps, "native runtime: namespaces and cgroup limits enforced");
+            tracing::info!(
+                ?caps,
+                "native runtime: namespaces and cgroup limits enforced"
+            );
         } else {
             tracing::warn!(?missing, "native runtime: running without some isolation");
         }
@@ -144,7 +159,13 @@ impl Running {
             });
             tracing::info!(host = %h, "API listening");
         }
-        Ok(Running { daemon, endpoints: hosts, shutdown, servers, _lock: lock })
+        Ok(Running {
+            daemon,
+            endpoints: hosts,
+            shutdown,
+            servers,
+            _lock: lock,
+        })
     }
 
     pub async fn stop(mut self) {
@@ -163,7 +184,10 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>>
         .open(&path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
-        anyhow::anyhow!("another shoal daemon is using {} ({e}); stop it or pass a different --data-dir", dir.display())
+        anyhow::anyhow!(
+            "another shoal daemon is using {} ({e}); stop it or pass a different --data-dir",
+            dir.display()
+        )
     })
 }
 
@@ -174,16 +198,21 @@ async fn bind(host: &str) -> anyhow::Result<shoal_api::Listener> {
             if tokio::net::UnixStream::connect(path).await.is_ok() {
                 bail!("{host}: another daemon is listening there");
             }
-            std::fs::remove_file(path).with_context(|| format!("{host}: cannot remove the stale socket"))?;
+            std::fs::remove_file(path)
+                .with_context(|| format!("{host}: cannot remove the stale socket"))?;
         }
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("{host}: cannot create {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("{host}: cannot create {}", parent.display()))?;
         }
-        let l = tokio::net::UnixListener::bind(path).with_context(|| format!("{host}: cannot listen"))?;
+        let l = tokio::net::UnixListener::bind(path)
+            .with_context(|| format!("{host}: cannot listen"))?;
         return Ok(shoal_api::Listener::Unix(l));
     }
     if let Some(addr) = host.strip_prefix("tcp://") {
-        let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("{host}: cannot listen"))?;
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("{host}: cannot listen"))?;
         return Ok(shoal_api::Listener::Tcp(l));
     }
     bail!("-H {host:?}: expected unix:///path or tcp://addr:port")

@@ -10,7 +10,10 @@ pub struct DemoArgs {
 }
 
 pub fn main(a: DemoArgs) -> i32 {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("demo-http: {e}");
@@ -44,7 +47,10 @@ async fn serve(port: u16) -> std::io::Result<()> {
             let req = String::from_utf8_lossy(&buf[..n]);
             let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
             println!("demo-http: {peer} GET {path}");
-            let body = format!("Hello from shoal! This is task {host} (pid {}), you asked for {path}\n", std::process::id());
+            let body = format!(
+                "Hello from shoal! This is task {host} (pid {}), you asked for {path}\n",
+                std::process::id()
+            );
             let resp = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()

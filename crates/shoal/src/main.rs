@@ -8,11 +8,22 @@ mod up;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "shoal", version, about = "Run containerised services on a cluster of machines", propagate_version = true)]
+#[command(
+    name = "shoal",
+    version,
+    about = "Run containerised services on a cluster of machines",
+    propagate_version = true
+)]
 struct Cli {
     /// Daemon socket to connect to (client commands), or to listen on (`daemon`, `up`; repeatable):
     /// unix:///path or tcp://addr:port.
-    #[arg(short = 'H', long = "host", env = "SHOAL_HOST", global = true, value_delimiter = ',')]
+    #[arg(
+        short = 'H',
+        long = "host",
+        env = "SHOAL_HOST",
+        global = true,
+        value_delimiter = ','
+    )]
     host: Vec<String>,
     #[command(subcommand)]
     cmd: Cmd,
@@ -51,14 +62,23 @@ fn main() {
 #[cfg(any())]
 fn client(cmd: shoal_cli::ClientCommand, hosts: Vec<String>) -> i32 {
     let host = match hosts.as_slice() {
-        [] => format!("unix://{}", daemon::default_data_dir().join("shoal.sock").display()),
+        [] => format!(
+            "unix://{}",
+            daemon::default_data_dir().join("shoal.sock").display()
+        ),
         [one] => one.clone(),
         _ => {
-            eprintln!("shoal: -H/--host: a client connects to one daemon; got {}", hosts.len());
+            eprintln!(
+                "shoal: -H/--host: a client connects to one daemon; got {}",
+                hosts.len()
+            );
             return 2;
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("shoal: cannot start: {e}");

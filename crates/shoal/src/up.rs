@@ -36,7 +36,10 @@ const DEMO: &str = "demo";
 
 pub fn main(a: UpArgs, hosts: Vec<String>) -> i32 {
     init_logging(&a.log_level);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("shoal up: {e}");
@@ -91,17 +94,28 @@ async fn bring_up(running: &Running, a: &UpArgs) -> anyhow::Result<()> {
     let swarm = daemon.swarm().await.context("the swarm is not active")?;
     let control = swarm.control;
     let endpoint = running.endpoints.first().cloned().unwrap_or_default();
-    println!("shoal {} is serving the Docker API on {endpoint}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "shoal {} is serving the Docker API on {endpoint}",
+        env!("CARGO_PKG_VERSION")
+    );
     if !a.no_demo {
         if control.view().service_by_name(DEMO).is_none() {
-            let exe = std::env::current_exe().context("cannot find the shoal executable for the demo")?;
+            let exe =
+                std::env::current_exe().context("cannot find the shoal executable for the demo")?;
             let spec = ServiceSpec {
                 name: DEMO.into(),
-                mode: ServiceMode::Replicated { replicas: a.replicas },
+                mode: ServiceMode::Replicated {
+                    replicas: a.replicas,
+                },
                 task: TaskSpec {
                     container: ContainerSpec {
                         image: "host".into(),
-                        command: vec![exe.display().to_string(), "demo-http".into(), "--port".into(), a.port.to_string()],
+                        command: vec![
+                            exe.display().to_string(),
+                            "demo-http".into(),
+                            "--port".into(),
+                            a.port.to_string(),
+                        ],
                         stop_grace_period: Some(Duration::from_secs(2)),
                         ..Default::default()
                     },
@@ -109,12 +123,22 @@ async fn bring_up(running: &Running, a: &UpArgs) -> anyhow::Result<()> {
                 },
                 ..Default::default()
             };
-            control.create_service(spec).await.context("cannot create the demo service")?;
-            println!("Created service {DEMO:?}: {} replicas of a small web server on port {}", a.replicas, a.port);
+            control
+                .create_service(spec)
+                .await
+                .context("cannot create the demo service")?;
+            println!(
+                "Created service {DEMO:?}: {} replicas of a small web server on port {}",
+                a.replicas, a.port
+            );
         }
         wait_converged(&control, DEMO, Duration::from_secs(60)).await?;
     }
-    let client = if endpoint.ends_with("/var/lib/shoal/shoal.sock") { String::new() } else { format!(" -H {endpoint}") };
+    let client = if endpoint.ends_with("/var/lib/shoal/shoal.sock") {
+        String::new()
+    } else {
+        format!(" -H {endpoint}")
+    };
     println!();
     println!("Try:");
     if !a.no_demo {
@@ -129,20 +153,28 @@ async fn bring_up(running: &Running, a: &UpArgs) -> anyhow::Result<()> {
 }
 
 /// Waits until every replica of `name` runs, printing docker-style progress as it changes.
-async fn wait_converged(control: &shoal_manager::Control, name: &str, limit: Duration) -> anyhow::Result<()> {
+async fn wait_converged(
+    control: &shoal_manager::Control,
+    name: &str,
+    limit: Duration,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + limit;
     let mut last = None;
     let mut states = control.store().subscribe();
     loop {
         let view = control.view();
-        let svc = view.service_by_name(name).context("the demo service disappeared")?;
+        let svc = view
+            .service_by_name(name)
+            .context("the demo service disappeared")?;
         let want = match svc.spec.mode {
             ServiceMode::Replicated { replicas } => replicas as usize,
             _ => 1,
         };
         let running = view
             .tasks_of_service(&svc.id)
-            .filter(|t| t.status.state == TaskState::Running && t.desired_state == TaskState::Running)
+            .filter(|t| {
+                t.status.state == TaskState::Running && t.desired_state == TaskState::Running
+            })
             .count();
         if last != Some(running) {
             println!("overall progress: {running} out of {want} tasks");
@@ -152,11 +184,17 @@ async fn wait_converged(control: &shoal_manager::Control, name: &str, limit: Dur
             println!("verify: Service {name} converged");
             return Ok(());
         }
-        if let Some(err) = view.tasks_of_service(&svc.id).find_map(|t| (!t.status.err.is_empty()).then(|| t.status.err.clone())) {
+        if let Some(err) = view
+            .tasks_of_service(&svc.id)
+            .find_map(|t| (!t.status.err.is_empty()).then(|| t.status.err.clone()))
+        {
             tracing::debug!(%err, "demo task not running yet");
         }
         if tokio::time::Instant::now() > deadline {
-            anyhow::bail!("the demo service did not converge within {}s; see `shoal service ps {name}`", limit.as_secs());
+            anyhow::bail!(
+                "the demo service did not converge within {}s; see `shoal service ps {name}`",
+                limit.as_secs()
+            );
         }
         let _ = tokio::time::timeout(Duration::from_millis(500), states.changed()).await;
     }

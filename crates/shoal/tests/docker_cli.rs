@@ -14,7 +14,9 @@ fn ready() -> bool {
 fn init(d: &Daemon) -> String {
     let out = d.docker_ok(&["swarm", "init"]);
     assert!(out.contains("Swarm initialized: current node"), "{out}");
-    d.docker_ok(&["info", "--format", "{{.Swarm.NodeID}}"]).trim().to_string()
+    d.docker_ok(&["info", "--format", "{{.Swarm.NodeID}}"])
+        .trim()
+        .to_string()
 }
 
 fn ps(d: &Daemon, service: &str) -> String {
@@ -22,20 +24,43 @@ fn ps(d: &Daemon, service: &str) -> String {
 }
 
 fn service_ls_replicas(d: &Daemon, name: &str) -> String {
-    d.docker_ok(&["service", "ls", "--filter", &format!("name={name}"), "--format", "{{.Replicas}}"]).trim().to_string()
+    d.docker_ok(&[
+        "service",
+        "ls",
+        "--filter",
+        &format!("name={name}"),
+        "--format",
+        "{{.Replicas}}",
+    ])
+    .trim()
+    .to_string()
 }
 
 fn wait_replicas(d: &Daemon, name: &str, want: &str) {
-    wait_for(&format!("service ls to show {name} {want}"), Duration::from_secs(60), || {
-        let r = service_ls_replicas(d, name);
-        if r == want { Ok(()) } else { Err(format!("{r}\n{}", ps(d, name))) }
-    });
+    wait_for(
+        &format!("service ls to show {name} {want}"),
+        Duration::from_secs(60),
+        || {
+            let r = service_ls_replicas(d, name);
+            if r == want {
+                Ok(())
+            } else {
+                Err(format!("{r}\n{}", ps(d, name)))
+            }
+        },
+    );
 }
 
 fn env_of(d: &Daemon, name: &str) -> String {
-    d.docker_ok(&["service", "inspect", "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}", name])
-        .trim()
-        .to_string()
+    d.docker_ok(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
+        name,
+    ])
+    .trim()
+    .to_string()
 }
 
 #[test]
@@ -47,44 +72,127 @@ fn docker_cli_drives_a_one_node_swarm() {
     let node = init(&d);
 
     let info = d.docker_ok(&["info"]);
-    assert!(info.contains("Swarm: active") && info.contains("Managers: 1") && info.contains("Nodes: 1"), "{info}");
+    assert!(
+        info.contains("Swarm: active") && info.contains("Managers: 1") && info.contains("Nodes: 1"),
+        "{info}"
+    );
     let nodes = d.docker_ok(&["node", "ls"]);
     assert_eq!(nodes.lines().count(), 2, "{nodes}");
-    assert!(nodes.contains(" * ") && nodes.contains("Ready") && nodes.contains("Active") && nodes.contains("Leader"), "{nodes}");
+    assert!(
+        nodes.contains(" * ")
+            && nodes.contains("Ready")
+            && nodes.contains("Active")
+            && nodes.contains("Leader"),
+        "{nodes}"
+    );
     d.docker_ok(&["node", "update", "--label-add", "zone=east", &node]);
-    let labels = d.docker_ok(&["node", "inspect", "--format", "{{json .Spec.Labels}}", &node]);
+    let labels = d.docker_ok(&[
+        "node",
+        "inspect",
+        "--format",
+        "{{json .Spec.Labels}}",
+        &node,
+    ]);
     assert_eq!(labels.trim(), r#"{"zone":"east"}"#);
 
-    d.docker_ok(&["service", "create", "-d", "--name", "web", "--replicas", "3", "--stop-grace-period", "1s", "host", "sleep", "1000"]);
+    d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "web",
+        "--replicas",
+        "3",
+        "--stop-grace-period",
+        "1s",
+        "host",
+        "sleep",
+        "1000",
+    ]);
     wait_replicas(&d, "web", "3/3");
     let listing = d.docker_ok(&["service", "ls"]);
-    assert!(listing.contains("web") && listing.contains("replicated") && listing.contains("3/3") && listing.contains("host:latest"), "{listing}");
+    assert!(
+        listing.contains("web")
+            && listing.contains("replicated")
+            && listing.contains("3/3")
+            && listing.contains("host:latest"),
+        "{listing}"
+    );
     let p = ps(&d, "web");
-    assert_eq!(p.lines().filter(|l| l.contains("Running")).count(), 3, "{p}");
+    assert_eq!(
+        p.lines().filter(|l| l.contains("Running")).count(),
+        3,
+        "{p}"
+    );
 
     d.docker_ok(&["service", "scale", "-d", "web=5"]);
     wait_replicas(&d, "web", "5/5");
 
-    let before: Vec<String> = d.running_tasks("web").into_iter().map(|(_, id, _)| id).collect();
-    d.docker_ok(&["service", "update", "-d", "--env-add", "GREETING=hello", "web"]);
+    let before: Vec<String> = d
+        .running_tasks("web")
+        .into_iter()
+        .map(|(_, id, _)| id)
+        .collect();
+    d.docker_ok(&[
+        "service",
+        "update",
+        "-d",
+        "--env-add",
+        "GREETING=hello",
+        "web",
+    ]);
     assert_eq!(env_of(&d, "web"), r#"["GREETING=hello"]"#);
     // Every task is replaced by one with the new spec.
-    wait_for("all tasks replaced after the update", Duration::from_secs(90), || {
-        let now = d.running_tasks("web");
-        let replaced = now.iter().all(|(_, id, _)| !before.contains(id));
-        if now.len() == 5 && replaced { Ok(()) } else { Err(ps(&d, "web")) }
-    });
-    let state = d.docker_ok(&["service", "inspect", "--format", "{{.UpdateStatus.State}}", "web"]);
+    wait_for(
+        "all tasks replaced after the update",
+        Duration::from_secs(90),
+        || {
+            let now = d.running_tasks("web");
+            let replaced = now.iter().all(|(_, id, _)| !before.contains(id));
+            if now.len() == 5 && replaced {
+                Ok(())
+            } else {
+                Err(ps(&d, "web"))
+            }
+        },
+    );
+    let state = d.docker_ok(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{.UpdateStatus.State}}",
+        "web",
+    ]);
     wait_for("update completed", Duration::from_secs(30), || {
-        let s = d.docker_ok(&["service", "inspect", "--format", "{{.UpdateStatus.State}}", "web"]);
-        if s.trim() == "completed" { Ok(()) } else { Err(format!("{s} (was {state})")) }
+        let s = d.docker_ok(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{.UpdateStatus.State}}",
+            "web",
+        ]);
+        if s.trim() == "completed" {
+            Ok(())
+        } else {
+            Err(format!("{s} (was {state})"))
+        }
     });
 
     d.docker_ok(&["service", "rollback", "-d", "web"]);
     assert_eq!(env_of(&d, "web"), "null");
     wait_for("rollback completed", Duration::from_secs(90), || {
-        let s = d.docker_ok(&["service", "inspect", "--format", "{{.UpdateStatus.State}}", "web"]);
-        if s.trim() == "rollback_completed" { Ok(()) } else { Err(format!("{s}\n{}", ps(&d, "web"))) }
+        let s = d.docker_ok(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{.UpdateStatus.State}}",
+            "web",
+        ]);
+        if s.trim() == "rollback_completed" {
+            Ok(())
+        } else {
+            Err(format!("{s}\n{}", ps(&d, "web")))
+        }
     });
     wait_replicas(&d, "web", "5/5");
 
@@ -93,7 +201,11 @@ fn docker_cli_drives_a_one_node_swarm() {
     assert!(ls.trim().is_empty(), "{ls}");
     wait_for("web's processes to stop", Duration::from_secs(30), || {
         let (_, tasks) = d.api("GET", "/v1.50/tasks", None);
-        if tasks.as_array().is_some_and(|a| a.is_empty()) { Ok(()) } else { Err(tasks.to_string()) }
+        if tasks.as_array().is_some_and(|a| a.is_empty()) {
+            Ok(())
+        } else {
+            Err(tasks.to_string())
+        }
     });
 }
 
@@ -105,22 +217,45 @@ fn docker_service_logs_show_each_tasks_output() {
     let d = Daemon::start();
     init(&d);
     d.docker_ok(&[
-        "service", "create", "-d", "--name", "talk", "--replicas", "2", "--stop-grace-period", "1s", "host", "sh", "-c",
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "talk",
+        "--replicas",
+        "2",
+        "--stop-grace-period",
+        "1s",
+        "host",
+        "sh",
+        "-c",
         "echo hello from $(hostname); echo oops >&2; sleep 1000",
     ]);
     d.wait_running("talk", 2);
     let logs = wait_for("both tasks' lines", Duration::from_secs(30), || {
         let out = d.docker(&["service", "logs", "talk"]);
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        if text.matches("hello from").count() == 2 && text.matches("oops").count() == 2 { Ok(text) } else { Err(text) }
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if text.matches("hello from").count() == 2 && text.matches("oops").count() == 2 {
+            Ok(text)
+        } else {
+            Err(text)
+        }
     });
     // docker names each line's task and node from the details shoal sends.
     for line in logs.lines() {
-        assert!(line.starts_with("talk.1.") || line.starts_with("talk.2."), "{line}");
+        assert!(
+            line.starts_with("talk.1.") || line.starts_with("talk.2."),
+            "{line}"
+        );
         assert!(line.contains('@') && line.contains(" | "), "{line}");
     }
     let out = d.docker(&["service", "logs", "--timestamps", "--tail", "1", "talk"]);
-    let stamped = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let stamped =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(stamped.lines().count(), 2, "{stamped}");
     assert!(stamped.lines().all(|l| l.starts_with("20")), "{stamped}");
 }
@@ -142,9 +277,17 @@ print(s.id, ",".join(names))
 "#,
         host = d.host()
     );
-    let out = std::process::Command::new("python3").arg("-c").arg(&script).output().expect("python3");
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python3");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.trim().ends_with(" py"), "{stdout}");
     d.wait_running("py", 2);
 }
@@ -157,24 +300,55 @@ fn killed_task_is_replaced_and_shown_failed() {
     let d = Daemon::start();
     init(&d);
     d.docker_ok(&[
-        "service", "create", "-d", "--name", "web", "--replicas", "2", "--restart-delay", "1s", "--stop-grace-period", "1s",
-        "host", "sleep", "1000",
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "web",
+        "--replicas",
+        "2",
+        "--restart-delay",
+        "1s",
+        "--stop-grace-period",
+        "1s",
+        "host",
+        "sleep",
+        "1000",
     ]);
     let tasks = d.wait_running("web", 2);
     let (slot, victim, pid) = tasks[0].clone();
     assert!(pid > 1, "{tasks:?}");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).expect("kill task");
-    wait_for("the killed task's replacement", Duration::from_secs(60), || {
-        let now = d.running_tasks("web");
-        if now.len() == 2 && now.iter().all(|(_, id, _)| *id != victim) && now.iter().any(|(s, _, _)| *s == slot) {
-            Ok(())
-        } else {
-            Err(ps(&d, "web"))
-        }
-    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill task");
+    wait_for(
+        "the killed task's replacement",
+        Duration::from_secs(60),
+        || {
+            let now = d.running_tasks("web");
+            if now.len() == 2
+                && now.iter().all(|(_, id, _)| *id != victim)
+                && now.iter().any(|(s, _, _)| *s == slot)
+            {
+                Ok(())
+            } else {
+                Err(ps(&d, "web"))
+            }
+        },
+    );
     let p = ps(&d, "web");
-    let old = p.lines().find(|l| l.starts_with(&victim)).unwrap_or_else(|| panic!("old task missing:\n{p}"));
-    assert!(old.contains("Shutdown") && old.contains("Failed") && old.contains("task: non-zero exit (137)"), "{p}");
+    let old = p
+        .lines()
+        .find(|l| l.starts_with(&victim))
+        .unwrap_or_else(|| panic!("old task missing:\n{p}"));
+    assert!(
+        old.contains("Shutdown")
+            && old.contains("Failed")
+            && old.contains("task: non-zero exit (137)"),
+        "{p}"
+    );
 }
 
 #[test]
@@ -186,22 +360,45 @@ fn kill9_of_the_daemon_keeps_state_and_readopts_tasks() {
     let node = init(&d);
     d.docker_ok(&["node", "update", "--label-add", "rack=r1", &node]);
     d.docker_ok(&[
-        "service", "create", "-d", "--name", "web", "--replicas", "3", "--restart-delay", "1s", "--stop-grace-period", "1s",
-        "host", "sleep", "1000",
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "web",
+        "--replicas",
+        "3",
+        "--restart-delay",
+        "1s",
+        "--stop-grace-period",
+        "1s",
+        "host",
+        "sleep",
+        "1000",
     ]);
     let before = d.wait_running("web", 3);
     // Give the task history an entry: kill one task and wait for its replacement.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(before[0].2 as i32), nix::sys::signal::Signal::SIGKILL).expect("kill");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(before[0].2 as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
     let running = wait_for("replacement", Duration::from_secs(60), || {
         let r = d.running_tasks("web");
-        if r.len() == 3 && r.iter().all(|t| t.1 != before[0].1) { Ok(r) } else { Err(ps(&d, "web")) }
+        if r.len() == 3 && r.iter().all(|t| t.1 != before[0].1) {
+            Ok(r)
+        } else {
+            Err(ps(&d, "web"))
+        }
     });
     let history_before = ps(&d, "web").lines().count();
 
     d.kill9();
     // The tasks outlive the daemon: their processes still run.
     for (_, _, pid) in &running {
-        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "task pid {pid} died with the daemon");
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "task pid {pid} died with the daemon"
+        );
     }
     d.spawn();
 
@@ -210,13 +407,27 @@ fn kill9_of_the_daemon_keeps_state_and_readopts_tasks() {
     let p = ps(&d, "web");
     assert_eq!(p.lines().count(), history_before, "{p}");
     assert!(p.contains("Failed"), "task history lost:\n{p}");
-    let labels = d.docker_ok(&["node", "inspect", "--format", "{{json .Spec.Labels}}", &node]);
+    let labels = d.docker_ok(&[
+        "node",
+        "inspect",
+        "--format",
+        "{{json .Spec.Labels}}",
+        &node,
+    ]);
     assert_eq!(labels.trim(), r#"{"rack":"r1"}"#);
     // And a task that dies after the restart is still replaced.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(after[1].2 as i32), nix::sys::signal::Signal::SIGKILL).expect("kill");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(after[1].2 as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
     wait_for("replacement after restart", Duration::from_secs(60), || {
         let r = d.running_tasks("web");
-        if r.len() == 3 && r.iter().all(|t| t.1 != after[1].1) { Ok(()) } else { Err(ps(&d, "web")) }
+        if r.len() == 3 && r.iter().all(|t| t.1 != after[1].1) {
+            Ok(())
+        } else {
+            Err(ps(&d, "web"))
+        }
     });
 }
 
@@ -228,34 +439,100 @@ fn drained_node_gets_nothing_and_impossible_constraints_stay_pending() {
     let d = Daemon::start();
     let node = init(&d);
     d.docker_ok(&["node", "update", "--availability", "drain", &node]);
-    d.docker_ok(&["service", "create", "-d", "--name", "web", "--replicas", "2", "--stop-grace-period", "1s", "host", "sleep", "1000"]);
-    wait_for("pending with the drain reason", Duration::from_secs(30), || {
-        let p = ps(&d, "web");
-        let pending = p.lines().filter(|l| l.contains("Pending") && l.contains("no suitable node (1 node not available for new tasks)")).count();
-        if pending == 2 { Ok(()) } else { Err(p) }
-    });
+    d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "web",
+        "--replicas",
+        "2",
+        "--stop-grace-period",
+        "1s",
+        "host",
+        "sleep",
+        "1000",
+    ]);
+    wait_for(
+        "pending with the drain reason",
+        Duration::from_secs(30),
+        || {
+            let p = ps(&d, "web");
+            let pending = p
+                .lines()
+                .filter(|l| {
+                    l.contains("Pending")
+                        && l.contains("no suitable node (1 node not available for new tasks)")
+                })
+                .count();
+            if pending == 2 { Ok(()) } else { Err(p) }
+        },
+    );
     assert!(d.running_tasks("web").is_empty());
     d.docker_ok(&["node", "update", "--availability", "active", &node]);
     d.wait_running("web", 2);
 
     d.docker_ok(&[
-        "service", "create", "-d", "--name", "nowhere", "--constraint", "node.labels.zone==mars", "--stop-grace-period", "1s",
-        "host", "sleep", "1000",
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "nowhere",
+        "--constraint",
+        "node.labels.zone==mars",
+        "--stop-grace-period",
+        "1s",
+        "host",
+        "sleep",
+        "1000",
     ]);
-    wait_for("pending with the constraint reason", Duration::from_secs(30), || {
-        let p = ps(&d, "nowhere");
-        if p.contains("Pending") && p.contains("no suitable node (scheduling constraints not satisfied on 1 node)") { Ok(()) } else { Err(p) }
-    });
-    d.docker_ok(&["service", "create", "-d", "--name", "huge", "--reserve-memory", "100000g", "host", "sleep", "1000"]);
-    wait_for("pending with the resources reason", Duration::from_secs(30), || {
-        let p = ps(&d, "huge");
-        if p.contains("insufficient resources on 1 node") { Ok(()) } else { Err(p) }
-    });
+    wait_for(
+        "pending with the constraint reason",
+        Duration::from_secs(30),
+        || {
+            let p = ps(&d, "nowhere");
+            if p.contains("Pending")
+                && p.contains("no suitable node (scheduling constraints not satisfied on 1 node)")
+            {
+                Ok(())
+            } else {
+                Err(p)
+            }
+        },
+    );
+    d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "huge",
+        "--reserve-memory",
+        "100000g",
+        "host",
+        "sleep",
+        "1000",
+    ]);
+    wait_for(
+        "pending with the resources reason",
+        Duration::from_secs(30),
+        || {
+            let p = ps(&d, "huge");
+            if p.contains("insufficient resources on 1 node") {
+                Ok(())
+            } else {
+                Err(p)
+            }
+        },
+    );
     // Draining moves running tasks off the node.
     d.docker_ok(&["node", "update", "--availability", "drain", &node]);
     wait_for("drained tasks stopped", Duration::from_secs(60), || {
         let r = d.running_tasks("web");
-        if r.is_empty() { Ok(()) } else { Err(ps(&d, "web")) }
+        if r.is_empty() {
+            Ok(())
+        } else {
+            Err(ps(&d, "web"))
+        }
     });
 }
 
@@ -266,7 +543,18 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     }
     let d = Daemon::start();
     init(&d);
-    d.docker_ok(&["service", "create", "-d", "--name", "web", "--replicas", "0", "host", "sleep", "1"]);
+    d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "web",
+        "--replicas",
+        "0",
+        "host",
+        "sleep",
+        "1",
+    ]);
     let (_, svc) = d.api("GET", "/v1.50/services/web", None);
     let version = svc["Version"]["Index"].as_u64().expect("version");
     let spec = svc["Spec"].to_string();
@@ -277,14 +565,29 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
 
     let (s, v) = d.api("GET", "/v1.50/services/nosuch", None);
     assert_eq!((s, msg(&v).as_str()), (404, "service nosuch not found"));
-    let (s, v) = create(r#"{"Name":"neg","TaskTemplate":{"ContainerSpec":{"Image":"host"}},"Mode":{"Replicated":{"Replicas":-1}}}"#);
-    assert_eq!((s, msg(&v).as_str()), (400, "Mode.Replicated.Replicas: must be 0 or more, got -1"));
-    let (s, v) = create(r#"{"Name":"c","TaskTemplate":{"ContainerSpec":{"Image":"host"},"Placement":{"Constraints":["node.role=manager"]}}}"#);
+    let (s, v) = create(
+        r#"{"Name":"neg","TaskTemplate":{"ContainerSpec":{"Image":"host"}},"Mode":{"Replicated":{"Replicas":-1}}}"#,
+    );
+    assert_eq!(
+        (s, msg(&v).as_str()),
+        (400, "Mode.Replicated.Replicas: must be 0 or more, got -1")
+    );
+    let (s, v) = create(
+        r#"{"Name":"c","TaskTemplate":{"ContainerSpec":{"Image":"host"},"Placement":{"Constraints":["node.role=manager"]}}}"#,
+    );
     assert_eq!(s, 400);
-    assert!(msg(&v).starts_with("TaskTemplate.Placement.Constraints:") && msg(&v).contains("node.role=manager"), "{v}");
-    let (s, v) = create(r#"{"Name":"j","TaskTemplate":{"ContainerSpec":{"Image":"host","Args":[1]}}}"#);
+    assert!(
+        msg(&v).starts_with("TaskTemplate.Placement.Constraints:")
+            && msg(&v).contains("node.role=manager"),
+        "{v}"
+    );
+    let (s, v) =
+        create(r#"{"Name":"j","TaskTemplate":{"ContainerSpec":{"Image":"host","Args":[1]}}}"#);
     assert_eq!(s, 400);
-    assert!(msg(&v).contains("TaskTemplate.ContainerSpec.Args[0]"), "{v}");
+    assert!(
+        msg(&v).contains("TaskTemplate.ContainerSpec.Args[0]"),
+        "{v}"
+    );
     let (s, v) = create("{not json");
     assert_eq!(s, 400, "{v}");
     let big = vec![b' '; 5 * 1024 * 1024];
@@ -293,7 +596,11 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     let (s, v) = create(r#"{"Name":"web","TaskTemplate":{"ContainerSpec":{"Image":"host"}}}"#);
     assert_eq!(s, 409, "{v}");
     // A stale version is refused with the versions named.
-    let (s, v) = d.api("POST", &format!("/v1.50/services/web/update?version={}", version - 1), Some(spec.as_bytes()));
+    let (s, v) = d.api(
+        "POST",
+        &format!("/v1.50/services/web/update?version={}", version - 1),
+        Some(spec.as_bytes()),
+    );
     assert_eq!(s, 409, "{v}");
     assert!(msg(&v).contains("update out of sequence"), "{v}");
     let (s, _) = d.api("POST", "/v1.50/services/web/update", Some(spec.as_bytes()));
@@ -306,7 +613,9 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     // Ambiguous ID prefixes: with 37 services two IDs must share their first character.
     let mut ids: Vec<String> = vec![svc["ID"].as_str().expect("id").to_string()];
     for i in 0..36 {
-        let (s, v) = create(&format!(r#"{{"Name":"s{i}","TaskTemplate":{{"ContainerSpec":{{"Image":"host"}}}},"Mode":{{"Replicated":{{"Replicas":0}}}}}}"#));
+        let (s, v) = create(&format!(
+            r#"{{"Name":"s{i}","TaskTemplate":{{"ContainerSpec":{{"Image":"host"}}}},"Mode":{{"Replicated":{{"Replicas":0}}}}}}"#
+        ));
         assert_eq!(s, 201, "{v}");
         ids.push(v["ID"].as_str().expect("id").to_string());
     }

@@ -26,9 +26,9 @@ pub fn nanos(d: Duration) -> i64 {
 }
 
 pub fn duration(field: &str, n: i64) -> Result<Duration, ApiError> {
-    u64::try_from(n)
-        .map(Duration::from_nanos)
-        .map_err(|_| ApiError::invalid(field, format!("a duration must not be negative, got {n}ns")))
+    u64::try_from(n).map(Duration::from_nanos).map_err(|_| {
+        ApiError::invalid(field, format!("a duration must not be negative, got {n}ns"))
+    })
 }
 
 pub fn opt_duration(field: &str, n: Option<i64>) -> Result<Option<Duration>, ApiError> {
@@ -38,7 +38,8 @@ pub fn opt_duration(field: &str, n: Option<i64>) -> Result<Option<Duration>, Api
 pub fn non_negative(field: &str, n: Option<i64>) -> Result<u64, ApiError> {
     match n {
         None => Ok(0),
-        Some(v) => u64::try_from(v).map_err(|_| ApiError::invalid(field, format!("must be 0 or more, got {v}"))),
+        Some(v) => u64::try_from(v)
+            .map_err(|_| ApiError::invalid(field, format!("must be 0 or more, got {v}"))),
     }
 }
 

@@ -1,8 +1,8 @@
 //! Nodes.
 
 use bollard_stubs::models as w;
-use shoal_types::node::{Availability, NodeRole, NodeSpec, NodeState, Reachability};
 use shoal_types::Node;
+use shoal_types::node::{Availability, NodeRole, NodeSpec, NodeState, Reachability};
 
 use super::{labels_in, labels_out, time, version};
 use crate::error::ApiError;
@@ -14,13 +14,23 @@ pub fn spec_in(s: w::NodeSpec) -> Result<NodeSpec, ApiError> {
         role: match s.role {
             Some(w::NodeSpecRoleEnum::MANAGER) => NodeRole::Manager,
             Some(w::NodeSpecRoleEnum::WORKER) => NodeRole::Worker,
-            _ => return Err(ApiError::invalid("Role", "must be \"worker\" or \"manager\"")),
+            _ => {
+                return Err(ApiError::invalid(
+                    "Role",
+                    "must be \"worker\" or \"manager\"",
+                ));
+            }
         },
         availability: match s.availability {
             Some(w::NodeSpecAvailabilityEnum::ACTIVE) => Availability::Active,
             Some(w::NodeSpecAvailabilityEnum::PAUSE) => Availability::Pause,
             Some(w::NodeSpecAvailabilityEnum::DRAIN) => Availability::Drain,
-            _ => return Err(ApiError::invalid("Availability", "must be \"active\", \"pause\" or \"drain\"")),
+            _ => {
+                return Err(ApiError::invalid(
+                    "Availability",
+                    "must be \"active\", \"pause\" or \"drain\"",
+                ));
+            }
         },
     })
 }
@@ -47,7 +57,10 @@ pub fn node_out(n: &Node, leader_raft_id: Option<u64>) -> w::Node {
         }),
         description: Some(w::NodeDescription {
             hostname: Some(d.hostname.clone()),
-            platform: Some(w::Platform { architecture: Some(d.platform.arch.clone()), os: Some(d.platform.os.clone()) }),
+            platform: Some(w::Platform {
+                architecture: Some(d.platform.arch.clone()),
+                os: Some(d.platform.os.clone()),
+            }),
             resources: Some(w::ResourceObject {
                 nano_cpus: Some(d.resources.nano_cpus),
                 memory_bytes: Some(d.resources.memory_bytes),

@@ -3,9 +3,9 @@
 use bollard_stubs::models as w;
 use shoal_types::node::Resources;
 use shoal_types::service::{
-    ContainerSpec, EndpointMode, EndpointSpec, FailureAction, Placement, ResourceRequirements, RestartCondition,
-    RestartPolicy, Service, ServiceMode, ServiceSpec, SpreadPreference, TaskSpec, UpdateConfig, UpdateOrder,
-    UpdateState, UpdateStatus,
+    ContainerSpec, EndpointMode, EndpointSpec, FailureAction, Placement, ResourceRequirements,
+    RestartCondition, RestartPolicy, Service, ServiceMode, ServiceSpec, SpreadPreference, TaskSpec,
+    UpdateConfig, UpdateOrder, UpdateState, UpdateStatus,
 };
 
 use super::{labels_in, labels_out, nanos, non_negative, opt_duration, time, version};
@@ -50,17 +50,30 @@ pub fn spec_in(s: w::ServiceSpec) -> Result<ServiceSpec, ApiError> {
     let mode = match s.mode {
         None => ServiceMode::Replicated { replicas: 1 },
         Some(m) => {
-            let given = [m.replicated.is_some(), m.global.is_some(), m.replicated_job.is_some(), m.global_job.is_some()];
+            let given = [
+                m.replicated.is_some(),
+                m.global.is_some(),
+                m.replicated_job.is_some(),
+                m.global_job.is_some(),
+            ];
             if given.iter().filter(|g| **g).count() > 1 {
-                return Err(ApiError::invalid("Mode", "only one of Replicated, Global, ReplicatedJob and GlobalJob may be set"));
+                return Err(ApiError::invalid(
+                    "Mode",
+                    "only one of Replicated, Global, ReplicatedJob and GlobalJob may be set",
+                ));
             }
             if let Some(r) = m.replicated {
-                ServiceMode::Replicated { replicas: non_negative("Mode.Replicated.Replicas", r.replicas.or(Some(1)))? }
+                ServiceMode::Replicated {
+                    replicas: non_negative("Mode.Replicated.Replicas", r.replicas.or(Some(1)))?,
+                }
             } else if m.global.is_some() {
                 ServiceMode::Global
             } else if let Some(j) = m.replicated_job {
                 ServiceMode::ReplicatedJob {
-                    max_concurrent: non_negative("Mode.ReplicatedJob.MaxConcurrent", j.max_concurrent.or(Some(1)))?,
+                    max_concurrent: non_negative(
+                        "Mode.ReplicatedJob.MaxConcurrent",
+                        j.max_concurrent.or(Some(1)),
+                    )?,
                     total_completions: non_negative(
                         "Mode.ReplicatedJob.TotalCompletions",
                         j.total_completions.or(j.max_concurrent).or(Some(1)),
@@ -74,7 +87,10 @@ pub fn spec_in(s: w::ServiceSpec) -> Result<ServiceSpec, ApiError> {
         }
     };
     let task = task_spec_in(s.task_template.unwrap_or_default())?;
-    let update = s.update_config.map(|u| update_in("UpdateConfig", u)).transpose()?;
+    let update = s
+        .update_config
+        .map(|u| update_in("UpdateConfig", u))
+        .transpose()?;
     let rollback = s
         .rollback_config
         .map(|r| {
@@ -87,21 +103,39 @@ pub fn spec_in(s: w::ServiceSpec) -> Result<ServiceSpec, ApiError> {
                         w::ServiceSpecRollbackConfigFailureActionEnum::CONTINUE => {
                             w::ServiceSpecUpdateConfigFailureActionEnum::CONTINUE
                         }
-                        w::ServiceSpecRollbackConfigFailureActionEnum::PAUSE => w::ServiceSpecUpdateConfigFailureActionEnum::PAUSE,
-                        w::ServiceSpecRollbackConfigFailureActionEnum::EMPTY => w::ServiceSpecUpdateConfigFailureActionEnum::EMPTY,
+                        w::ServiceSpecRollbackConfigFailureActionEnum::PAUSE => {
+                            w::ServiceSpecUpdateConfigFailureActionEnum::PAUSE
+                        }
+                        w::ServiceSpecRollbackConfigFailureActionEnum::EMPTY => {
+                            w::ServiceSpecUpdateConfigFailureActionEnum::EMPTY
+                        }
                     }),
                     monitor: r.monitor,
                     max_failure_ratio: r.max_failure_ratio,
                     order: r.order.map(|o| match o {
-                        w::ServiceSpecRollbackConfigOrderEnum::START_FIRST => w::ServiceSpecUpdateConfigOrderEnum::START_FIRST,
-                        w::ServiceSpecRollbackConfigOrderEnum::STOP_FIRST => w::ServiceSpecUpdateConfigOrderEnum::STOP_FIRST,
-                        w::ServiceSpecRollbackConfigOrderEnum::EMPTY => w::ServiceSpecUpdateConfigOrderEnum::EMPTY,
+                        w::ServiceSpecRollbackConfigOrderEnum::START_FIRST => {
+                            w::ServiceSpecUpdateConfigOrderEnum::START_FIRST
+                        }
+                        w::ServiceSpecRollbackConfigOrderEnum::STOP_FIRST => {
+                            w::ServiceSpecUpdateConfigOrderEnum::STOP_FIRST
+                        }
+                        w::ServiceSpecRollbackConfigOrderEnum::EMPTY => {
+                            w::ServiceSpecUpdateConfigOrderEnum::EMPTY
+                        }
                     }),
                 },
             )
         })
         .transpose()?;
-    Ok(ServiceSpec { name, labels: labels_in(s.labels), task, mode, update, rollback, endpoint })
+    Ok(ServiceSpec {
+        name,
+        labels: labels_in(s.labels),
+        task,
+        mode,
+        update,
+        rollback,
+        endpoint,
+    })
 }
 
 fn update_in(field: &str, u: w::ServiceSpecUpdateConfig) -> Result<UpdateConfig, ApiError> {
@@ -128,17 +162,28 @@ fn update_in(field: &str, u: w::ServiceSpecUpdateConfig) -> Result<UpdateConfig,
 
 pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
     refuse_if("TaskTemplate.PluginSpec", &t.plugin_spec, |_| true)?;
-    refuse_if("TaskTemplate.NetworkAttachmentSpec", &t.network_attachment_spec, |_| true)?;
+    refuse_if(
+        "TaskTemplate.NetworkAttachmentSpec",
+        &t.network_attachment_spec,
+        |_| true,
+    )?;
     refuse_if("TaskTemplate.Networks", &t.networks, non_empty)?;
-    refuse_if("TaskTemplate.LogDriver", &t.log_driver, |l| l.name.as_deref().is_some_and(|n| !n.is_empty()))?;
+    refuse_if("TaskTemplate.LogDriver", &t.log_driver, |l| {
+        l.name.as_deref().is_some_and(|n| !n.is_empty())
+    })?;
     let Some(c) = t.container_spec else {
-        return Err(ApiError::invalid("TaskTemplate.ContainerSpec", "a container spec is required"));
+        return Err(ApiError::invalid(
+            "TaskTemplate.ContainerSpec",
+            "a container spec is required",
+        ));
     };
     let cf = |f: &str| format!("TaskTemplate.ContainerSpec.{f}");
     refuse_if(&cf("Mounts"), &c.mounts, non_empty)?;
     refuse_if(&cf("Secrets"), &c.secrets, non_empty)?;
     refuse_if(&cf("Configs"), &c.configs, non_empty)?;
-    refuse_if(&cf("HealthCheck"), &c.health_check, |h| h.test.as_ref().is_some_and(|t| !t.is_empty()))?;
+    refuse_if(&cf("HealthCheck"), &c.health_check, |h| {
+        h.test.as_ref().is_some_and(|t| !t.is_empty())
+    })?;
     refuse_if(&cf("Hosts"), &c.hosts, non_empty)?;
     refuse_if(&cf("DNSConfig"), &c.dns_config, |d| {
         d.nameservers.as_ref().is_some_and(|v| !v.is_empty())
@@ -151,7 +196,13 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
     refuse_if(&cf("Sysctls"), &c.sysctls, |m| !m.is_empty())?;
     refuse_if(&cf("Ulimits"), &c.ulimits, non_empty)?;
     refuse_if(&cf("Init"), &c.init, |i| *i)?;
-    refuse_if(&cf("Isolation"), &c.isolation, |i| !matches!(i, w::TaskSpecContainerSpecIsolationEnum::DEFAULT | w::TaskSpecContainerSpecIsolationEnum::EMPTY))?;
+    refuse_if(&cf("Isolation"), &c.isolation, |i| {
+        !matches!(
+            i,
+            w::TaskSpecContainerSpecIsolationEnum::DEFAULT
+                | w::TaskSpecContainerSpecIsolationEnum::EMPTY
+        )
+    })?;
     let container = ContainerSpec {
         image: c.image.unwrap_or_default(),
         labels: labels_in(c.labels),
@@ -173,10 +224,16 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
     let resources = match t.resources {
         None => ResourceRequirements::default(),
         Some(r) => {
-            refuse_if("TaskTemplate.Resources.Limits.Pids", &r.limits.as_ref().and_then(|l| l.pids), |p| *p != 0)?;
+            refuse_if(
+                "TaskTemplate.Resources.Limits.Pids",
+                &r.limits.as_ref().and_then(|l| l.pids),
+                |p| *p != 0,
+            )?;
             refuse_if(
                 "TaskTemplate.Resources.Reservations.GenericResources",
-                &r.reservations.as_ref().and_then(|l| l.generic_resources.clone()),
+                &r.reservations
+                    .as_ref()
+                    .and_then(|l| l.generic_resources.clone()),
                 non_empty,
             )?;
             let limits = r.limits.unwrap_or_default();
@@ -198,12 +255,15 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
         Some(r) => RestartPolicy {
             condition: match r.condition {
                 Some(w::TaskSpecRestartPolicyConditionEnum::NONE) => RestartCondition::None,
-                Some(w::TaskSpecRestartPolicyConditionEnum::ON_FAILURE) => RestartCondition::OnFailure,
+                Some(w::TaskSpecRestartPolicyConditionEnum::ON_FAILURE) => {
+                    RestartCondition::OnFailure
+                }
                 _ => RestartCondition::Any,
             },
             delay: opt_duration("TaskTemplate.RestartPolicy.Delay", r.delay)?,
             max_attempts: non_negative("TaskTemplate.RestartPolicy.MaxAttempts", r.max_attempts)?,
-            window: opt_duration("TaskTemplate.RestartPolicy.Window", r.window)?.unwrap_or_default(),
+            window: opt_duration("TaskTemplate.RestartPolicy.Window", r.window)?
+                .unwrap_or_default(),
         },
     };
     let placement = match t.placement {
@@ -229,26 +289,49 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
     };
     let runtime = match t.runtime.as_deref() {
         None | Some("") | Some("container") => String::new(),
-        Some(other) => return Err(ApiError::invalid("TaskTemplate.Runtime", format!("{other:?} is not supported; use \"container\""))),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "TaskTemplate.Runtime",
+                format!("{other:?} is not supported; use \"container\""),
+            ));
+        }
     };
-    Ok(TaskSpec { container, resources, restart, placement, force_update: t.force_update.unwrap_or(0), runtime })
+    Ok(TaskSpec {
+        container,
+        resources,
+        restart,
+        placement,
+        force_update: t.force_update.unwrap_or(0),
+        runtime,
+    })
 }
 
 pub fn spec_out(s: &ServiceSpec) -> w::ServiceSpec {
     let mode = match &s.mode {
         ServiceMode::Replicated { replicas } => w::ServiceSpecMode {
-            replicated: Some(w::ServiceSpecModeReplicated { replicas: Some(i64::try_from(*replicas).unwrap_or(i64::MAX)) }),
+            replicated: Some(w::ServiceSpecModeReplicated {
+                replicas: Some(i64::try_from(*replicas).unwrap_or(i64::MAX)),
+            }),
             ..Default::default()
         },
-        ServiceMode::Global => w::ServiceSpecMode { global: Some(Default::default()), ..Default::default() },
-        ServiceMode::ReplicatedJob { max_concurrent, total_completions } => w::ServiceSpecMode {
+        ServiceMode::Global => w::ServiceSpecMode {
+            global: Some(Default::default()),
+            ..Default::default()
+        },
+        ServiceMode::ReplicatedJob {
+            max_concurrent,
+            total_completions,
+        } => w::ServiceSpecMode {
             replicated_job: Some(w::ServiceSpecModeReplicatedJob {
                 max_concurrent: Some(i64::try_from(*max_concurrent).unwrap_or(i64::MAX)),
                 total_completions: Some(i64::try_from(*total_completions).unwrap_or(i64::MAX)),
             }),
             ..Default::default()
         },
-        ServiceMode::GlobalJob => w::ServiceSpecMode { global_job: Some(Default::default()), ..Default::default() },
+        ServiceMode::GlobalJob => w::ServiceSpecMode {
+            global_job: Some(Default::default()),
+            ..Default::default()
+        },
     };
     w::ServiceSpec {
         name: Some(s.name.clone()),
@@ -262,7 +345,9 @@ pub fn spec_out(s: &ServiceSpec) -> w::ServiceSpec {
                 parallelism: o.parallelism,
                 delay: o.delay,
                 failure_action: Some(match u.failure_action {
-                    FailureAction::Continue => w::ServiceSpecRollbackConfigFailureActionEnum::CONTINUE,
+                    FailureAction::Continue => {
+                        w::ServiceSpecRollbackConfigFailureActionEnum::CONTINUE
+                    }
                     _ => w::ServiceSpecRollbackConfigFailureActionEnum::PAUSE,
                 }),
                 monitor: o.monitor,
@@ -331,12 +416,15 @@ pub fn task_spec_out(t: &TaskSpec) -> w::TaskSpec {
         }),
         resources: Some(w::TaskSpecResources {
             limits: Some(w::Limit {
-                nano_cpus: (t.resources.limits.nano_cpus != 0).then_some(t.resources.limits.nano_cpus),
-                memory_bytes: (t.resources.limits.memory_bytes != 0).then_some(t.resources.limits.memory_bytes),
+                nano_cpus: (t.resources.limits.nano_cpus != 0)
+                    .then_some(t.resources.limits.nano_cpus),
+                memory_bytes: (t.resources.limits.memory_bytes != 0)
+                    .then_some(t.resources.limits.memory_bytes),
                 pids: None,
             }),
             reservations: Some(w::ResourceObject {
-                nano_cpus: (t.resources.reservations.nano_cpus != 0).then_some(t.resources.reservations.nano_cpus),
+                nano_cpus: (t.resources.reservations.nano_cpus != 0)
+                    .then_some(t.resources.reservations.nano_cpus),
                 memory_bytes: (t.resources.reservations.memory_bytes != 0)
                     .then_some(t.resources.reservations.memory_bytes),
                 generic_resources: None,
@@ -360,7 +448,9 @@ pub fn task_spec_out(t: &TaskSpec) -> w::TaskSpec {
                     .preferences
                     .iter()
                     .map(|p| w::TaskSpecPlacementPreferences {
-                        spread: Some(w::TaskSpecPlacementSpread { spread_descriptor: Some(p.spread.clone()) }),
+                        spread: Some(w::TaskSpecPlacementSpread {
+                            spread_descriptor: Some(p.spread.clone()),
+                        }),
                     })
                     .collect()
             }),
@@ -384,8 +474,12 @@ pub fn update_status_out(u: &UpdateStatus) -> w::ServiceUpdateStatus {
             UpdateState::RollbackPaused => w::ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED,
             UpdateState::RollbackCompleted => w::ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED,
         }),
-        started_at: (!u.started_at.is_zero()).then(|| time(u.started_at)).flatten(),
-        completed_at: (!u.completed_at.is_zero()).then(|| time(u.completed_at)).flatten(),
+        started_at: (!u.started_at.is_zero())
+            .then(|| time(u.started_at))
+            .flatten(),
+        completed_at: (!u.completed_at.is_zero())
+            .then(|| time(u.completed_at))
+            .flatten(),
         message: Some(u.message.clone()),
     }
 }
@@ -398,7 +492,11 @@ pub fn service_out(s: &Service, status: Option<w::ServiceServiceStatus>) -> Wire
             created_at: time(s.meta.created_at),
             updated_at: time(s.meta.updated_at),
             spec: Some(spec_out(&s.spec)),
-            endpoint: Some(w::ServiceEndpoint { spec: Some(endpoint_out(&s.spec.endpoint)), ports: None, virtual_ips: None }),
+            endpoint: Some(w::ServiceEndpoint {
+                spec: Some(endpoint_out(&s.spec.endpoint)),
+                ports: None,
+                virtual_ips: None,
+            }),
             update_status: s.update_status.as_ref().map(update_status_out),
             service_status: status,
             job_status: None,

@@ -28,7 +28,10 @@ fn docker_cli_create_body_maps_to_the_model() {
 }
 
 fn full_spec() -> ServiceSpec {
-    let mut s = ServiceSpec { name: "api".into(), ..Default::default() };
+    let mut s = ServiceSpec {
+        name: "api".into(),
+        ..Default::default()
+    };
     s.labels.insert("team".into(), "a".into());
     s.mode = ServiceMode::Replicated { replicas: 7 };
     s.task.container = ContainerSpec {
@@ -47,8 +50,14 @@ fn full_spec() -> ServiceSpec {
         ..Default::default()
     };
     s.task.container.labels.insert("l".into(), "v".into());
-    s.task.resources.limits = Resources { nano_cpus: 500_000_000, memory_bytes: 64 << 20 };
-    s.task.resources.reservations = Resources { nano_cpus: 100_000_000, memory_bytes: 0 };
+    s.task.resources.limits = Resources {
+        nano_cpus: 500_000_000,
+        memory_bytes: 64 << 20,
+    };
+    s.task.resources.reservations = Resources {
+        nano_cpus: 100_000_000,
+        memory_bytes: 0,
+    };
     s.task.restart = RestartPolicy {
         condition: RestartCondition::OnFailure,
         delay: Some(Duration::from_secs(2)),
@@ -57,7 +66,9 @@ fn full_spec() -> ServiceSpec {
     };
     s.task.placement = Placement {
         constraints: vec!["node.role==manager".into()],
-        preferences: vec![SpreadPreference { spread: "node.labels.zone".into() }],
+        preferences: vec![SpreadPreference {
+            spread: "node.labels.zone".into(),
+        }],
         max_replicas: 2,
     };
     s.task.force_update = 4;
@@ -69,18 +80,31 @@ fn full_spec() -> ServiceSpec {
         max_failure_ratio: 0.25,
         order: UpdateOrder::StartFirst,
     });
-    s.rollback = Some(UpdateConfig { failure_action: FailureAction::Continue, ..Default::default() });
+    s.rollback = Some(UpdateConfig {
+        failure_action: FailureAction::Continue,
+        ..Default::default()
+    });
     s
 }
 
 #[test]
 fn model_to_wire_and_back_is_the_identity() {
-    for spec in [full_spec(), spec_in(wire(CLI_CREATE)).expect("accepted"), ServiceSpec {
-        name: "g".into(),
-        mode: ServiceMode::Global,
-        task: TaskSpec { container: ContainerSpec { image: "host".into(), ..Default::default() }, ..Default::default() },
-        ..Default::default()
-    }] {
+    for spec in [
+        full_spec(),
+        spec_in(wire(CLI_CREATE)).expect("accepted"),
+        ServiceSpec {
+            name: "g".into(),
+            mode: ServiceMode::Global,
+            task: TaskSpec {
+                container: ContainerSpec {
+                    image: "host".into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    ] {
         let json = serde_json::to_vec(&spec_out(&spec)).expect("serialises");
         let back = spec_in(crate::body::parse_json(&json).expect("parses")).expect("accepted");
         assert_eq!(back, spec);
@@ -90,27 +114,47 @@ fn model_to_wire_and_back_is_the_identity() {
 #[test]
 fn unsupported_fields_are_refused_by_name() {
     let with = |patch: &str| CLI_CREATE.replace(r#""Init":false"#, patch);
-    assert!(err_of(&with(r#""Mounts":[{"Type":"volume","Target":"/data"}]"#)).starts_with("TaskTemplate.ContainerSpec.Mounts"));
+    assert!(
+        err_of(&with(r#""Mounts":[{"Type":"volume","Target":"/data"}]"#))
+            .starts_with("TaskTemplate.ContainerSpec.Mounts")
+    );
     assert!(err_of(&with(r#""Init":true"#)).starts_with("TaskTemplate.ContainerSpec.Init"));
-    let ports = CLI_CREATE.replace(r#"{"Mode":"vip"}"#, r#"{"Mode":"vip","Ports":[{"TargetPort":80,"PublishedPort":8080}]}"#);
+    let ports = CLI_CREATE.replace(
+        r#"{"Mode":"vip"}"#,
+        r#"{"Mode":"vip","Ports":[{"TargetPort":80,"PublishedPort":8080}]}"#,
+    );
     assert!(err_of(&ports).starts_with("EndpointSpec.Ports"));
 }
 
 #[test]
 fn bad_numbers_name_their_field() {
     let neg = CLI_CREATE.replace(r#""Replicas":3"#, r#""Replicas":-1"#);
-    assert_eq!(err_of(&neg), "Mode.Replicated.Replicas: must be 0 or more, got -1");
+    assert_eq!(
+        err_of(&neg),
+        "Mode.Replicated.Replicas: must be 0 or more, got -1"
+    );
     let grace = CLI_CREATE.replace(r#""Init":false"#, r#""StopGracePeriod":-5"#);
     assert!(err_of(&grace).starts_with("TaskTemplate.ContainerSpec.StopGracePeriod"));
-    let two = CLI_CREATE.replace(r#"{"Replicated":{"Replicas":3}}"#, r#"{"Replicated":{"Replicas":3},"Global":{}}"#);
+    let two = CLI_CREATE.replace(
+        r#"{"Replicated":{"Replicas":3}}"#,
+        r#"{"Replicated":{"Replicas":3},"Global":{}}"#,
+    );
     assert!(err_of(&two).starts_with("Mode:"));
 }
 
 #[test]
 fn malformed_json_names_the_path() {
     let bad = CLI_CREATE.replace(r#""Args":["sleep","1000"]"#, r#""Args":["sleep",1000]"#);
-    let e = crate::body::parse_json::<w::ServiceSpec>(bad.as_bytes()).err().expect("refused");
-    assert!(e.message.contains("TaskTemplate.ContainerSpec.Args[1]"), "{}", e.message);
-    let e = crate::body::parse_json::<w::ServiceSpec>(b"{\"Name\": ").err().expect("refused");
+    let e = crate::body::parse_json::<w::ServiceSpec>(bad.as_bytes())
+        .err()
+        .expect("refused");
+    assert!(
+        e.message.contains("TaskTemplate.ContainerSpec.Args[1]"),
+        "{}",
+        e.message
+    );
+    let e = crate::body::parse_json::<w::ServiceSpec>(b"{\"Name\": ")
+        .err()
+        .expect("refused");
     assert!(e.message.starts_with("invalid JSON"), "{}", e.message);
 }

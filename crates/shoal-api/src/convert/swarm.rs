@@ -32,33 +32,47 @@ pub fn spec_in(base: &ClusterSpec, s: w::SwarmSpec) -> Result<ClusterSpec, ApiEr
             out.log_entries_for_slow_followers = v;
         }
         if let Some(v) = r.election_tick.filter(|v| *v > 0) {
-            out.election_tick = u32::try_from(v).map_err(|_| ApiError::invalid("Raft.ElectionTick", "is too large"))?;
+            out.election_tick = u32::try_from(v)
+                .map_err(|_| ApiError::invalid("Raft.ElectionTick", "is too large"))?;
         }
         if let Some(v) = r.heartbeat_tick.filter(|v| *v > 0) {
-            out.heartbeat_tick = u32::try_from(v).map_err(|_| ApiError::invalid("Raft.HeartbeatTick", "is too large"))?;
+            out.heartbeat_tick = u32::try_from(v)
+                .map_err(|_| ApiError::invalid("Raft.HeartbeatTick", "is too large"))?;
         }
     }
     if let Some(d) = s.dispatcher
-        && let Some(p) = opt_duration("Dispatcher.HeartbeatPeriod", d.heartbeat_period)?.filter(|p| !p.is_zero())
+        && let Some(p) =
+            opt_duration("Dispatcher.HeartbeatPeriod", d.heartbeat_period)?.filter(|p| !p.is_zero())
     {
         out.heartbeat_period = p;
     }
     if let Some(ca) = s.ca_config {
-        if let Some(e) = opt_duration("CAConfig.NodeCertExpiry", ca.node_cert_expiry)?.filter(|e| !e.is_zero()) {
+        if let Some(e) =
+            opt_duration("CAConfig.NodeCertExpiry", ca.node_cert_expiry)?.filter(|e| !e.is_zero())
+        {
             if e < std::time::Duration::from_secs(3600) {
-                return Err(ApiError::invalid("CAConfig.NodeCertExpiry", "must be at least 1h"));
+                return Err(ApiError::invalid(
+                    "CAConfig.NodeCertExpiry",
+                    "must be at least 1h",
+                ));
             }
             out.node_cert_expiry = e;
         }
         if ca.external_cas.as_ref().is_some_and(|v| !v.is_empty()) {
-            return Err(ApiError::invalid("CAConfig.ExternalCAs", "is not supported by shoal yet"));
+            return Err(ApiError::invalid(
+                "CAConfig.ExternalCAs",
+                "is not supported by shoal yet",
+            ));
         }
     }
     if let Some(e) = s.encryption_config
         && let Some(a) = e.auto_lock_managers
     {
         if a {
-            return Err(ApiError::invalid("EncryptionConfig.AutoLockManagers", "autolock is not supported by shoal yet"));
+            return Err(ApiError::invalid(
+                "EncryptionConfig.AutoLockManagers",
+                "autolock is not supported by shoal yet",
+            ));
         }
         out.autolock = a;
     }
@@ -69,7 +83,9 @@ pub fn spec_out(s: &ClusterSpec) -> w::SwarmSpec {
     w::SwarmSpec {
         name: Some(s.name.clone()),
         labels: labels_out(&s.labels),
-        orchestration: Some(w::SwarmSpecOrchestration { task_history_retention_limit: Some(s.task_history_limit) }),
+        orchestration: Some(w::SwarmSpecOrchestration {
+            task_history_retention_limit: Some(s.task_history_limit),
+        }),
         raft: Some(w::SwarmSpecRaft {
             snapshot_interval: Some(s.snapshot_interval),
             keep_old_snapshots: Some(s.keep_old_snapshots),
@@ -77,9 +93,16 @@ pub fn spec_out(s: &ClusterSpec) -> w::SwarmSpec {
             election_tick: Some(i64::from(s.election_tick)),
             heartbeat_tick: Some(i64::from(s.heartbeat_tick)),
         }),
-        dispatcher: Some(w::SwarmSpecDispatcher { heartbeat_period: Some(nanos(s.heartbeat_period)) }),
-        ca_config: Some(w::SwarmSpecCaConfig { node_cert_expiry: Some(nanos(s.node_cert_expiry)), ..Default::default() }),
-        encryption_config: Some(w::SwarmSpecEncryptionConfig { auto_lock_managers: Some(s.autolock) }),
+        dispatcher: Some(w::SwarmSpecDispatcher {
+            heartbeat_period: Some(nanos(s.heartbeat_period)),
+        }),
+        ca_config: Some(w::SwarmSpecCaConfig {
+            node_cert_expiry: Some(nanos(s.node_cert_expiry)),
+            ..Default::default()
+        }),
+        encryption_config: Some(w::SwarmSpecEncryptionConfig {
+            auto_lock_managers: Some(s.autolock),
+        }),
         task_defaults: Some(Default::default()),
     }
 }

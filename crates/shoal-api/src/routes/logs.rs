@@ -41,17 +41,24 @@ fn parse_opts(q: &HashMap<String, String>) -> ApiResult<Opts> {
     let tail = match q.get("tail").map(String::as_str) {
         None | Some("") | Some("all") => None,
         Some(n) => Some(n.parse::<usize>().map_err(|_| {
-            ApiError::bad_request(format!("query parameter tail: expected \"all\" or a number, got {n:?}"))
+            ApiError::bad_request(format!(
+                "query parameter tail: expected \"all\" or a number, got {n:?}"
+            ))
         })?),
     };
     let since = match q.get("since").map(String::as_str) {
         None | Some("") | Some("0") => Timestamp::ZERO,
-        Some(s) => parse_since(s)
-            .ok_or_else(|| ApiError::bad_request(format!("query parameter since: expected unix seconds like 1700000000.5, got {s:?}")))?,
+        Some(s) => parse_since(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "query parameter since: expected unix seconds like 1700000000.5, got {s:?}"
+            ))
+        })?,
     };
     let (stdout, stderr) = (query_bool(q, "stdout")?, query_bool(q, "stderr")?);
     if !stdout && !stderr {
-        return Err(ApiError::bad_request("you must choose at least one stream: stdout=1 or stderr=1"));
+        return Err(ApiError::bad_request(
+            "you must choose at least one stream: stdout=1 or stderr=1",
+        ));
     }
     Ok(Opts {
         follow: query_bool(q, "follow")?,
@@ -72,7 +79,9 @@ fn parse_since(s: &str) -> Option<Timestamp> {
         let digits: String = frac.chars().take(9).collect();
         nanos = format!("{digits:0<9}").parse().ok()?;
     }
-    secs.checked_mul(1_000_000_000)?.checked_add(nanos).map(Timestamp)
+    secs.checked_mul(1_000_000_000)?
+        .checked_add(nanos)
+        .map(Timestamp)
 }
 
 pub async fn service_logs(
@@ -84,7 +93,14 @@ pub async fn service_logs(
     let opts = parse_opts(&q)?;
     let service = Control::find_service(&h.control.view(), &id)?;
     let tty = service.spec.task.container.tty;
-    stream(state, h.control, Target::Service(service.id.clone()), opts, tty).await
+    stream(
+        state,
+        h.control,
+        Target::Service(service.id.clone()),
+        opts,
+        tty,
+    )
+    .await
 }
 
 pub async fn task_logs(
@@ -148,7 +164,13 @@ fn frame(task: &Task, line: &LogLine, opts: &Opts, tty: bool) -> Bytes {
     out.freeze()
 }
 
-async fn stream(state: AppState, control: Control, target: Target, opts: Opts, tty: bool) -> ApiResult<Response> {
+async fn stream(
+    state: AppState,
+    control: Control,
+    target: Target,
+    opts: Opts,
+    tty: bool,
+) -> ApiResult<Response> {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let opts = std::sync::Arc::new(opts);
     let daemon = state.daemon.clone();
@@ -157,7 +179,9 @@ async fn stream(state: AppState, control: Control, target: Target, opts: Opts, t
         let mut started: HashSet<Id> = HashSet::new();
         let mut readers = tokio::task::JoinSet::new();
         loop {
-            let Some(tasks) = tasks_of(&control, &target) else { break };
+            let Some(tasks) = tasks_of(&control, &target) else {
+                break;
+            };
             for task in tasks {
                 if task.node_id.is_none() || !started.insert(task.id.clone()) {
                     continue;
@@ -171,7 +195,9 @@ async fn stream(state: AppState, control: Control, target: Target, opts: Opts, t
                 };
                 let (daemon, tx, opts) = (daemon.clone(), tx.clone(), opts.clone());
                 readers.spawn(async move {
-                    let Ok(mut lines) = daemon.task_logs(&task.id, lo).await else { return };
+                    let Ok(mut lines) = daemon.task_logs(&task.id, lo).await else {
+                        return;
+                    };
                     while let Some(Ok(line)) = lines.next().await {
                         if tx.send(frame(&task, &line, &opts, tty)).await.is_err() {
                             return;
@@ -191,14 +217,20 @@ async fn stream(state: AppState, control: Control, target: Target, opts: Opts, t
         while readers.join_next().await.is_some() {}
     });
     let body = Body::from_stream(tokio_stream_from(rx));
-    let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    let ct = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
     Response::builder()
         .header(http::header::CONTENT_TYPE, ct)
         .body(body)
         .map_err(|e| ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
-fn tokio_stream_from(mut rx: mpsc::Receiver<Bytes>) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+fn tokio_stream_from(
+    mut rx: mpsc::Receiver<Bytes>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok)))
 }
 
@@ -208,8 +240,14 @@ mod tests {
 
     #[test]
     fn since_parses_docker_forms() {
-        assert_eq!(parse_since("1700000000"), Some(Timestamp(1_700_000_000_000_000_000)));
-        assert_eq!(parse_since("1700000000.5"), Some(Timestamp(1_700_000_000_500_000_000)));
+        assert_eq!(
+            parse_since("1700000000"),
+            Some(Timestamp(1_700_000_000_000_000_000))
+        );
+        assert_eq!(
+            parse_since("1700000000.5"),
+            Some(Timestamp(1_700_000_000_500_000_000))
+        );
         assert_eq!(parse_since("yesterday"), None);
     }
 
@@ -221,12 +259,27 @@ mod tests {
             node_id: Some(Id::from_raw("n1")),
             ..Default::default()
         };
-        let line = LogLine { time: Timestamp(0), stream: LogStreamKind::Stderr, line: Bytes::from_static(b"hi\n") };
-        let opts = Opts { follow: false, details: true, timestamps: true, tail: None, since: Timestamp::ZERO, stdout: true, stderr: true };
+        let line = LogLine {
+            time: Timestamp(0),
+            stream: LogStreamKind::Stderr,
+            line: Bytes::from_static(b"hi\n"),
+        };
+        let opts = Opts {
+            follow: false,
+            details: true,
+            timestamps: true,
+            tail: None,
+            since: Timestamp::ZERO,
+            stdout: true,
+            stderr: true,
+        };
         let f = frame(&task, &line, &opts, false);
         let text = b"1970-01-01T00:00:00.000000000Z com.docker.swarm.node.id=n1,com.docker.swarm.service.id=s1,com.docker.swarm.task.id=t1 hi\n";
         assert_eq!(&f[..4], &[2, 0, 0, 0]);
-        assert_eq!(u32::from_be_bytes([f[4], f[5], f[6], f[7]]) as usize, text.len());
+        assert_eq!(
+            u32::from_be_bytes([f[4], f[5], f[6], f[7]]) as usize,
+            text.len()
+        );
         assert_eq!(&f[8..], &text[..]);
         assert_eq!(&frame(&task, &line, &opts, true)[..], &text[..]);
     }

@@ -32,7 +32,10 @@ pub fn router(state: AppState) -> Router {
         .route("/nodes/{id}/update", post(nodes::update))
         .route("/services", get(services::list))
         .route("/services/create", post(services::create))
-        .route("/services/{id}", get(services::inspect).delete(services::remove))
+        .route(
+            "/services/{id}",
+            get(services::inspect).delete(services::remove),
+        )
         .route("/services/{id}/update", post(services::update))
         .route("/services/{id}/logs", get(logs::service_logs))
         .route("/tasks", get(tasks::list))

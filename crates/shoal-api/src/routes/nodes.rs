@@ -17,7 +17,9 @@ use crate::filters::Filters;
 
 fn matches(f: &Filters, n: &Node) -> bool {
     f.any("id", |v| n.id.as_str().starts_with(v))
-        && f.any("name", |v| n.display_name().starts_with(v) || n.description.hostname.starts_with(v))
+        && f.any("name", |v| {
+            n.display_name().starts_with(v) || n.description.hostname.starts_with(v)
+        })
         && f.any("role", |v| v == n.spec.role.as_str())
         && f.any("membership", |v| v == "accepted")
         && f.labels("label", &n.description.engine.labels)
@@ -29,7 +31,10 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<axum::Json<Vec<w::Node>>> {
     let h = manager(&state).await?;
-    let f = Filters::parse(q.get("filters"), &["id", "label", "membership", "name", "node.label", "role"])?;
+    let f = Filters::parse(
+        q.get("filters"),
+        &["id", "label", "membership", "name", "node.label", "role"],
+    )?;
     for r in f.get("role") {
         if r != NodeRole::Manager.as_str() && r != NodeRole::Worker.as_str() {
             return Err(ApiError::bad_request(format!("invalid filter 'role={r}'")));
@@ -37,10 +42,18 @@ pub async fn list(
     }
     let view = h.control.view();
     let leader = h.control.store().leader();
-    Ok(axum::Json(view.nodes().filter(|n| matches(&f, n)).map(|n| node_out(n, leader)).collect()))
+    Ok(axum::Json(
+        view.nodes()
+            .filter(|n| matches(&f, n))
+            .map(|n| node_out(n, leader))
+            .collect(),
+    ))
 }
 
-pub async fn inspect(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<axum::Json<w::Node>> {
+pub async fn inspect(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<w::Node>> {
     let h = manager(&state).await?;
     let n = Control::find_node(&h.control.view(), &id)?;
     Ok(axum::Json(node_out(&n, h.control.store().leader())))
@@ -53,8 +66,9 @@ pub async fn update(
     Json(body): Json<w::NodeSpec>,
 ) -> ApiResult<()> {
     let h = manager(&state).await?;
-    let version = query_u64(&q, "version")?
-        .ok_or_else(|| ApiError::bad_request("query parameter version: required (the node's Version.Index)"))?;
+    let version = query_u64(&q, "version")?.ok_or_else(|| {
+        ApiError::bad_request("query parameter version: required (the node's Version.Index)")
+    })?;
     h.control.update_node(&id, version, spec_in(body)?).await?;
     Ok(())
 }

@@ -42,12 +42,17 @@ pub fn service_status(view: &StoreState, s: &Service) -> w::ServiceServiceStatus
     }
     let desired = match s.spec.mode {
         ServiceMode::Replicated { replicas } => replicas,
-        ServiceMode::ReplicatedJob { max_concurrent, total_completions } => {
-            max_concurrent.min(total_completions.saturating_sub(completed))
-        }
+        ServiceMode::ReplicatedJob {
+            max_concurrent,
+            total_completions,
+        } => max_concurrent.min(total_completions.saturating_sub(completed)),
         ServiceMode::Global | ServiceMode::GlobalJob => desired_running,
     };
-    w::ServiceServiceStatus { running_tasks: Some(running), desired_tasks: Some(desired), completed_tasks: Some(completed) }
+    w::ServiceServiceStatus {
+        running_tasks: Some(running),
+        desired_tasks: Some(desired),
+        completed_tasks: Some(completed),
+    }
 }
 
 fn mode_name(m: &ServiceMode) -> &'static str {
@@ -92,10 +97,16 @@ pub async fn create(
     let h = manager(&state).await?;
     let spec = spec_in(body)?;
     let s = h.control.create_service(spec).await?;
-    Ok((StatusCode::CREATED, axum::Json(serde_json::json!({ "ID": s.id.to_string() }))))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(serde_json::json!({ "ID": s.id.to_string() })),
+    ))
 }
 
-pub async fn inspect(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<axum::Json<WireService>> {
+pub async fn inspect(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<WireService>> {
     let h = manager(&state).await?;
     let view = h.control.view();
     let s = Control::find_service(&view, &id)?;
@@ -109,8 +120,9 @@ pub async fn update(
     Json(body): Json<w::ServiceSpec>,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
     let h = manager(&state).await?;
-    let version = query_u64(&q, "version")?
-        .ok_or_else(|| ApiError::bad_request("query parameter version: required (the service's Version.Index)"))?;
+    let version = query_u64(&q, "version")?.ok_or_else(|| {
+        ApiError::bad_request("query parameter version: required (the service's Version.Index)")
+    })?;
     let rollback = match q.get("rollback").map(String::as_str) {
         None | Some("") | Some("none") => false,
         Some("previous") => true,
@@ -121,8 +133,14 @@ pub async fn update(
         }
     };
     // With a rollback the body is ignored, as in Docker: the previous spec is the new one.
-    let spec = if rollback { Default::default() } else { spec_in(body)? };
-    h.control.update_service(&id, version, spec, rollback).await?;
+    let spec = if rollback {
+        Default::default()
+    } else {
+        spec_in(body)?
+    };
+    h.control
+        .update_service(&id, version, spec, rollback)
+        .await?;
     Ok(axum::Json(serde_json::json!({})))
 }
 

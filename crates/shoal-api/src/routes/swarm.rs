@@ -38,17 +38,30 @@ pub struct InitBody {
     auto_lock_managers: Option<bool>,
 }
 
-pub async fn init(State(state): State<AppState>, Json(body): Json<InitBody>) -> ApiResult<axum::Json<String>> {
+pub async fn init(
+    State(state): State<AppState>,
+    Json(body): Json<InitBody>,
+) -> ApiResult<axum::Json<String>> {
     let spec = spec_in(&Default::default(), body.spec.unwrap_or_default())?;
     if body.auto_lock_managers == Some(true) {
-        return Err(ApiError::invalid("AutoLockManagers", "autolock is not supported by shoal yet"));
+        return Err(ApiError::invalid(
+            "AutoLockManagers",
+            "autolock is not supported by shoal yet",
+        ));
     }
     let availability = match body.availability.as_deref() {
         None | Some("") => Availability::Active,
-        Some(a) => Availability::parse(a)
-            .ok_or_else(|| ApiError::invalid("Availability", format!("{a:?} is not one of active, pause, drain")))?,
+        Some(a) => Availability::parse(a).ok_or_else(|| {
+            ApiError::invalid(
+                "Availability",
+                format!("{a:?} is not one of active, pause, drain"),
+            )
+        })?,
     };
-    let listen_addr = body.listen_addr.filter(|l| !l.is_empty()).unwrap_or_else(|| "0.0.0.0:2377".into());
+    let listen_addr = body
+        .listen_addr
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| "0.0.0.0:2377".into());
     let id = state
         .daemon
         .swarm_init(InitRequest {
@@ -69,7 +82,10 @@ pub async fn join() -> ApiError {
     )
 }
 
-pub async fn leave(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> ApiResult<()> {
+pub async fn leave(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<()> {
     let force = query_bool(&q, "force")?;
     state.daemon.swarm_leave(force).await?;
     Ok(())
@@ -81,13 +97,20 @@ pub async fn update(
     Json(body): Json<w::SwarmSpec>,
 ) -> ApiResult<()> {
     let h = manager(&state).await?;
-    let version = query_u64(&q, "version")?
-        .ok_or_else(|| ApiError::bad_request("query parameter version: required (the swarm's Version.Index)"))?;
-    for rotate in ["rotateWorkerToken", "rotateManagerToken", "rotateManagerUnlockKey"] {
+    let version = query_u64(&q, "version")?.ok_or_else(|| {
+        ApiError::bad_request("query parameter version: required (the swarm's Version.Index)")
+    })?;
+    for rotate in [
+        "rotateWorkerToken",
+        "rotateManagerToken",
+        "rotateManagerUnlockKey",
+    ] {
         if query_bool(&q, rotate)? {
             return Err(ApiError::new(
                 StatusCode::NOT_IMPLEMENTED,
-                format!("{rotate}: join tokens and unlock keys come with multi-node swarms, not supported by this version of shoal"),
+                format!(
+                    "{rotate}: join tokens and unlock keys come with multi-node swarms, not supported by this version of shoal"
+                ),
             ));
         }
     }

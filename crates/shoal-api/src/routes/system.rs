@@ -17,14 +17,22 @@ pub async fn ping(State(state): State<AppState>) -> Response {
     let mut r = "OK".into_response();
     let h = r.headers_mut();
     h.insert("Swarm", HeaderValue::from_static(swarm));
-    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
     h.insert(http::header::PRAGMA, HeaderValue::from_static("no-cache"));
-    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
 fn kernel_version() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 fn go_arch() -> &'static str {
@@ -37,7 +45,9 @@ fn go_arch() -> &'static str {
 
 pub async fn version(State(state): State<AppState>) -> axum::Json<w::SystemVersion> {
     axum::Json(w::SystemVersion {
-        platform: Some(w::SystemVersionPlatform { name: "shoal".into() }),
+        platform: Some(w::SystemVersionPlatform {
+            name: "shoal".into(),
+        }),
         components: Some(vec![w::SystemVersionComponents {
             name: "Engine".into(),
             version: state.engine_version.clone(),
@@ -72,10 +82,18 @@ pub async fn info(State(state): State<AppState>) -> axum::Json<w::SystemInfo> {
         },
         Some(h) => {
             let view = h.control.view();
-            let managers: Vec<_> = view.nodes().filter(|n| n.spec.role == NodeRole::Manager).collect();
+            let managers: Vec<_> = view
+                .nodes()
+                .filter(|n| n.spec.role == NodeRole::Manager)
+                .collect();
             w::SwarmInfo {
                 node_id: Some(h.identity.node_id.to_string()),
-                node_addr: Some(h.identity.advertise_addr.rsplit_once(':').map_or(h.identity.advertise_addr.clone(), |(a, _)| a.to_string())),
+                node_addr: Some(
+                    h.identity
+                        .advertise_addr
+                        .rsplit_once(':')
+                        .map_or(h.identity.advertise_addr.clone(), |(a, _)| a.to_string()),
+                ),
                 local_node_state: Some(w::LocalNodeState::ACTIVE),
                 control_available: Some(true),
                 error: Some(String::new()),
@@ -83,7 +101,10 @@ pub async fn info(State(state): State<AppState>) -> axum::Json<w::SystemInfo> {
                     managers
                         .iter()
                         .filter_map(|n| {
-                            n.manager.as_ref().map(|m| w::PeerNode { node_id: Some(n.id.to_string()), addr: Some(m.addr.clone()) })
+                            n.manager.as_ref().map(|m| w::PeerNode {
+                                node_id: Some(n.id.to_string()),
+                                addr: Some(m.addr.clone()),
+                            })
                         })
                         .collect(),
                 ),
@@ -113,15 +134,19 @@ pub async fn info(State(state): State<AppState>) -> axum::Json<w::SystemInfo> {
 }
 
 fn nix_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 fn os_name() -> String {
     std::fs::read_to_string("/etc/os-release")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+            s.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
         })
         .unwrap_or_else(|| "Linux".into())
 }
@@ -132,7 +157,8 @@ fn host_resources() -> (i64, i64) {
         .ok()
         .and_then(|s| {
             s.lines().find_map(|l| {
-                l.strip_prefix("MemTotal:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+                l.strip_prefix("MemTotal:")
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
             })
         })
         .map_or(0, |kb| kb * 1024);

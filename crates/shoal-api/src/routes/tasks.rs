@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use bollard_stubs::models as w;
 use shoal_manager::Control;
-use shoal_types::task::TaskState;
 use shoal_types::Id;
+use shoal_types::task::TaskState;
 
 use super::manager;
 use crate::AppState;
@@ -21,13 +21,23 @@ pub async fn list(
     let h = manager(&state).await?;
     let f = Filters::parse(
         q.get("filters"),
-        &["id", "name", "service", "node", "label", "desired-state", "_up-to-date"],
+        &[
+            "id",
+            "name",
+            "service",
+            "node",
+            "label",
+            "desired-state",
+            "_up-to-date",
+        ],
     )?;
     let view = h.control.view();
     let mut desired = Vec::new();
     for d in f.get("desired-state") {
         match TaskState::parse(d) {
-            Some(s @ (TaskState::Running | TaskState::Shutdown | TaskState::Accepted)) => desired.push(s),
+            Some(s @ (TaskState::Running | TaskState::Shutdown | TaskState::Accepted)) => {
+                desired.push(s)
+            }
             _ => {
                 return Err(ApiError::bad_request(format!(
                     "invalid filter 'desired-state={d}': expected running, shutdown or accepted"
@@ -36,10 +46,16 @@ pub async fn list(
         }
     }
     // Services and nodes may be named by ID, name or ID prefix; unknown ones match nothing.
-    let services: Vec<Id> =
-        f.get("service").iter().filter_map(|s| Control::find_service(&view, s).ok().map(|s| s.id.clone())).collect();
-    let nodes: Vec<Id> =
-        f.get("node").iter().filter_map(|n| Control::find_node(&view, n).ok().map(|n| n.id.clone())).collect();
+    let services: Vec<Id> = f
+        .get("service")
+        .iter()
+        .filter_map(|s| Control::find_service(&view, s).ok().map(|s| s.id.clone()))
+        .collect();
+    let nodes: Vec<Id> = f
+        .get("node")
+        .iter()
+        .filter_map(|n| Control::find_node(&view, n).ok().map(|n| n.id.clone()))
+        .collect();
     let up_to_date = f.get("_up-to-date").iter().any(|v| v == "true" || v == "1");
     let out = view
         .tasks()
@@ -47,17 +63,24 @@ pub async fn list(
             f.any("id", |v| t.id.as_str().starts_with(v))
                 && f.any("name", |v| t.name().starts_with(v))
                 && (f.get("service").is_empty() || services.contains(&t.service_id))
-                && (f.get("node").is_empty() || t.node_id.as_ref().is_some_and(|n| nodes.contains(n)))
+                && (f.get("node").is_empty()
+                    || t.node_id.as_ref().is_some_and(|n| nodes.contains(n)))
                 && f.labels("label", &t.spec.container.labels)
                 && (desired.is_empty() || desired.contains(&t.desired_state))
-                && (!up_to_date || view.service(&t.service_id).is_some_and(|s| s.spec.task == t.spec))
+                && (!up_to_date
+                    || view
+                        .service(&t.service_id)
+                        .is_some_and(|s| s.spec.task == t.spec))
         })
         .map(|t| task_out(t))
         .collect();
     Ok(axum::Json(out))
 }
 
-pub async fn inspect(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<axum::Json<w::Task>> {
+pub async fn inspect(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<w::Task>> {
     let h = manager(&state).await?;
     let t = Control::find_task(&h.control.view(), &id)?;
     Ok(axum::Json(task_out(&t)))

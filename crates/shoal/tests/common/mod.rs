@@ -13,7 +13,12 @@ pub const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
 /// Whether a tool the test needs is here. Missing in CI is a failure; locally the test is skipped
 /// with a note, so a developer without Docker can still run the rest.
 pub fn require(tool: &str, probe: &[&str]) -> bool {
-    let ok = Command::new(tool).args(probe).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok = Command::new(tool)
+        .args(probe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if !ok {
         if std::env::var_os("CI").is_some() {
             panic!("this test needs `{tool}` (probed with {probe:?}); install it in .ci/run");
@@ -60,13 +65,24 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start() -> Daemon {
-        let dir = tempfile::Builder::new().prefix("shoal-it-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("shoal-it-")
+            .tempdir()
+            .expect("tempdir");
         let log = dir.path().join("daemon.log");
         let cgroup_parent = format!(
             "shoal-it-{}",
-            dir.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            dir.path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
         );
-        let mut d = Daemon { dir, child: None, log, cgroup_parent };
+        let mut d = Daemon {
+            dir,
+            child: None,
+            log,
+            cgroup_parent,
+        };
         d.spawn();
         d
     }
@@ -85,20 +101,33 @@ impl Daemon {
 
     /// Starts (or restarts) the daemon process on this data dir and waits for its API.
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
         let child = Command::new(SHOAL)
             .args(["daemon", "--data-dir"])
             .arg(self.dir.path())
-            .args(["-H", &self.host(), "--log-level", "info", "--cgroup-parent", &self.cgroup_parent])
+            .args([
+                "-H",
+                &self.host(),
+                "--log-level",
+                "info",
+                "--cgroup-parent",
+                &self.cgroup_parent,
+            ])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start shoal daemon");
         self.child = Some(child);
         let sock = self.socket();
-        wait_for("the daemon's API", Duration::from_secs(20), || match http(&sock, "GET", "/_ping", None) {
-            Ok((200, _)) => Ok(()),
-            other => Err(format!("{other:?}\n{}", self.log_tail())),
+        wait_for("the daemon's API", Duration::from_secs(20), || {
+            match http(&sock, "GET", "/_ping", None) {
+                Ok((200, _)) => Ok(()),
+                other => Err(format!("{other:?}\n{}", self.log_tail())),
+            }
         });
     }
 
@@ -117,7 +146,10 @@ impl Daemon {
     /// SIGTERM and wait: the daemon stops its tasks.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
                 match c.try_wait() {
@@ -164,19 +196,30 @@ impl Daemon {
     }
 
     pub fn shoal(&self, args: &[&str]) -> Output {
-        Command::new(SHOAL).arg("-H").arg(self.host()).args(args).output().expect("run shoal")
+        Command::new(SHOAL)
+            .arg("-H")
+            .arg(self.host())
+            .args(args)
+            .output()
+            .expect("run shoal")
     }
 
     pub fn api(&self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, serde_json::Value) {
         let (status, bytes) = http(&self.socket(), method, path, body).expect("api call");
-        let v = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        let v = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ));
         (status, v)
     }
 
     /// The running tasks of a service as (slot, task id, pid).
     pub fn running_tasks(&self, service: &str) -> Vec<(u64, String, i64)> {
         let filters = format!("{{\"service\":{{\"{service}\":true}}}}");
-        let (_, v) = self.api("GET", &format!("/v1.50/tasks?filters={}", urlencode(&filters)), None);
+        let (_, v) = self.api(
+            "GET",
+            &format!("/v1.50/tasks?filters={}", urlencode(&filters)),
+            None,
+        );
         let mut out: Vec<_> = v
             .as_array()
             .map(|a| a.as_slice())
@@ -196,14 +239,21 @@ impl Daemon {
     }
 
     pub fn wait_running(&self, service: &str, n: usize) -> Vec<(u64, String, i64)> {
-        wait_for(&format!("{n} running tasks of {service}"), Duration::from_secs(60), || {
-            let r = self.running_tasks(service);
-            if r.len() == n {
-                Ok(r)
-            } else {
-                Err(format!("{r:?}\n{}", String::from_utf8_lossy(&self.docker(&["service", "ps", service]).stdout)))
-            }
-        })
+        wait_for(
+            &format!("{n} running tasks of {service}"),
+            Duration::from_secs(60),
+            || {
+                let r = self.running_tasks(service);
+                if r.len() == n {
+                    Ok(r)
+                } else {
+                    Err(format!(
+                        "{r:?}\n{}",
+                        String::from_utf8_lossy(&self.docker(&["service", "ps", service]).stdout)
+                    ))
+                }
+            },
+        )
     }
 }
 
@@ -217,12 +267,19 @@ impl Drop for Daemon {
 /// Removes `<controller>/<name>` and the task cgroups under it, on v1 and v2 hierarchies.
 pub fn remove_cgroup_tree(name: &str) {
     let roots = std::fs::read_dir("/sys/fs/cgroup")
-        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect::<Vec<_>>())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     for root in roots.into_iter().chain([PathBuf::from("/sys/fs/cgroup")]) {
         let parent = root.join(name);
         if let Ok(children) = std::fs::read_dir(&parent) {
-            for c in children.filter_map(Result::ok).filter(|c| c.path().is_dir()) {
+            for c in children
+                .filter_map(Result::ok)
+                .filter(|c| c.path().is_dir())
+            {
                 let _ = std::fs::remove_dir(c.path());
             }
             let _ = std::fs::remove_dir(&parent);
@@ -233,14 +290,21 @@ pub fn remove_cgroup_tree(name: &str) {
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
 /// A minimal HTTP/1.1 client over a unix socket (Connection: close), enough for API tests.
-pub fn http(sock: &Path, method: &str, path: &str, body: Option<&[u8]>) -> std::io::Result<(u16, Vec<u8>)> {
+pub fn http(
+    sock: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+) -> std::io::Result<(u16, Vec<u8>)> {
     let mut s = UnixStream::connect(sock)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let body = body.unwrap_or_default();
@@ -253,7 +317,10 @@ pub fn http(sock: &Path, method: &str, path: &str, body: Option<&[u8]>) -> std::
     let _ = s.write_all(body);
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| std::io::Error::other("no header end"))?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let status: u16 = head
         .split_whitespace()
@@ -261,7 +328,10 @@ pub fn http(sock: &Path, method: &str, path: &str, body: Option<&[u8]>) -> std::
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
     let mut body = raw[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     Ok((status, body))
