@@ -121,6 +121,20 @@ pub fn query_bool(
     }
 }
 
+pub fn query_u64(
+    q: &std::collections::HashMap<String, String>,
+    name: &str,
+) -> Result<Option<u64>, ApiError> {
+    match q.get(name) {
+        None => Ok(None),
+        Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
+            ApiError::bad_request(format!(
+                "query parameter {name}: expected a non-negative integer, got {v:?}"
+            ))
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,19 +160,5 @@ mod tests {
                 .all(|w| w[0].0 < w[1].0),
             "table must stay sorted"
         );
-    }
-}
-
-pub fn query_u64(
-    q: &std::collections::HashMap<String, String>,
-    name: &str,
-) -> Result<Option<u64>, ApiError> {
-    match q.get(name) {
-        None => Ok(None),
-        Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
-            ApiError::bad_request(format!(
-                "query parameter {name}: expected a non-negative integer, got {v:?}"
-            ))
-        }),
     }
 }

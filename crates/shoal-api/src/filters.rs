@@ -86,8 +86,7 @@ mod tests {
         assert_eq!(f.get("desired-state"), ["running"]);
         assert!(f.any("node", |_| false));
         let e = Filters::parse(Some(&r#"{"bogus":{"x":true}}"#.into()), &["service"])
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert_eq!(e.message, "invalid filter 'bogus'");
         assert!(Filters::parse(Some(&"{".into()), &[]).is_err());
     }

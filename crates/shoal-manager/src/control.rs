@@ -119,7 +119,20 @@ impl Control {
 
     // -- services -------------------------------------------------------------------------
 
-    pub async fn create_service(&self, spec: ServiceSpec) -> Result<Arc<Service>, ControlError> {
+    /// Creates a service; one without a name gets a generated one, as in Swarm.
+    pub async fn create_service(&self, mut spec: ServiceSpec) -> Result<Arc<Service>, ControlError> {
+        if spec.name.is_empty() {
+            let view = self.view();
+            let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+            // After a few collisions (about a thousand names exist), add a number as Docker does.
+            spec.name = (0u64..)
+                .map(|attempt| match crate::names::random_name(&mut ids) {
+                    n if attempt < 16 => n,
+                    n => format!("{n}{}", attempt - 15),
+                })
+                .find(|n| view.service_by_name(n).is_none())
+                .unwrap_or_default();
+        }
         validate::check_service_spec(&spec)?;
         if self.view().service_by_name(&spec.name).is_some() {
             return Err(ControlError::Conflict(format!(

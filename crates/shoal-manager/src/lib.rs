@@ -6,6 +6,7 @@ pub mod control;
 pub mod dispatcher;
 pub mod error;
 pub mod loops;
+pub mod names;
 pub mod validate;
 
 use std::sync::{Arc, Mutex};

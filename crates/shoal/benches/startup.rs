@@ -3,6 +3,8 @@
 //! resident memory idle and with 100 tasks. Run with `cargo bench -p shoal --bench startup`
 //! (as root; add `-- --runs N` for more runs).
 
+#![allow(clippy::disallowed_methods)] // measures wall-clock time of real processes
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 

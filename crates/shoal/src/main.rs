@@ -30,13 +30,14 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Cmd {
     /// Run the shoal daemon in the foreground.
     Daemon(daemon::DaemonArgs),
     /// Start a one-node cluster with a demo service, in the foreground; Ctrl-C stops it.
     Up(up::UpArgs),
-    // CLIENT #[command(flatten)]
-    // CLIENT Client(shoal_cli::ClientCommand),
+    #[command(flatten)]
+    Client(shoal_cli::ClientCommand),
     /// A tiny web server for the demo service.
     #[command(hide = true, name = "demo-http")]
     DemoHttp(demo::DemoArgs),
@@ -54,12 +55,11 @@ fn main() {
         Cmd::Daemon(a) => daemon::main(a, cli.host),
         Cmd::Up(a) => up::main(a, cli.host),
         Cmd::DemoHttp(a) => demo::main(a),
-        // CLIENT Cmd::Client(c) => client(c, cli.host),
+        Cmd::Client(c) => client(c, cli.host),
     };
     std::process::exit(code);
 }
 
-#[cfg(any())]
 fn client(cmd: shoal_cli::ClientCommand, hosts: Vec<String>) -> i32 {
     let host = match hosts.as_slice() {
         [] => format!(

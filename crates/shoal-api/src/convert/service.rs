@@ -28,6 +28,7 @@ fn refuse_if<T>(field: &str, v: &Option<T>, set: impl Fn(&T) -> bool) -> Result<
     }
 }
 
+#[allow(clippy::ptr_arg)] // a predicate over the wire's `Option<Vec<_>>` fields
 fn non_empty<T>(v: &Vec<T>) -> bool {
     !v.is_empty()
 }

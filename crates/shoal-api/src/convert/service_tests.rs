@@ -146,15 +146,13 @@ fn bad_numbers_name_their_field() {
 fn malformed_json_names_the_path() {
     let bad = CLI_CREATE.replace(r#""Args":["sleep","1000"]"#, r#""Args":["sleep",1000]"#);
     let e = crate::body::parse_json::<w::ServiceSpec>(bad.as_bytes())
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(
         e.message.contains("TaskTemplate.ContainerSpec.Args[1]"),
         "{}",
         e.message
     );
     let e = crate::body::parse_json::<w::ServiceSpec>(b"{\"Name\": ")
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(e.message.starts_with("invalid JSON"), "{}", e.message);
 }

@@ -178,10 +178,7 @@ async fn stream(
     tokio::spawn(async move {
         let mut started: HashSet<Id> = HashSet::new();
         let mut readers = tokio::task::JoinSet::new();
-        loop {
-            let Some(tasks) = tasks_of(&control, &target) else {
-                break;
-            };
+        while let Some(tasks) = tasks_of(&control, &target) {
             for task in tasks {
                 if task.node_id.is_none() || !started.insert(task.id.clone()) {
                     continue;

@@ -1,0 +1,230 @@
+//! shoal's command line: a client of the Docker Engine API (the swarm subset) that speaks to the
+//! shoal daemon or to a Docker daemon in swarm mode, with docker's verbs, flags, tables, messages
+//! and converge progress.
+//!
+//! The `shoal` binary owns the top-level parser; it flattens [`ClientCommand`] next to its own
+//! `daemon` and `up` commands and calls [`execute`], which prints and returns the exit code
+//! (0 ok, 1 failed operation, 2 bad usage). [`Client`] is reusable on its own.
+//!
+//! Modules: `client`/`transport` (HTTP/1.1 over unix or TCP with hyper, version negotiation,
+//! the daemon's errors), `format` and `units` (docker's tables, durations, sizes, "ago"),
+//! `filters`, `imageref` (image reference normalisation), and one module per command group:
+//! `swarm`, `node`, `service` (create/update/scale/rollback/ls/ps/inspect/logs and the converge
+//! progress), `system` (version, info).
+//!
+//! Deliberate differences from docker: suggested commands say `shoal`; without a terminal the
+//! converge progress prints each changed line once (docker repeats unchanged lines every 200 ms
+//! and hides task states); a converge wait that ends in an automatic rollback, or whose tasks keep
+//! failing, exits 1 instead of 0 or waiting forever; `--format` knows `table` and `json`, not Go
+//! templates; flag errors exit 2 (docker: 125).
+
+pub mod client;
+pub mod error;
+pub mod filters;
+pub mod format;
+pub mod imageref;
+pub mod node;
+pub mod service;
+pub mod swarm;
+pub mod system;
+pub mod transport;
+pub mod units;
+
+pub use client::{ApiVersion, Client};
+pub use error::CliError;
+
+/// The commands that talk to a daemon.
+// Parsed once per process: the size difference between variants costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, clap::Subcommand)]
+pub enum ClientCommand {
+    /// Manage the swarm
+    #[command(subcommand)]
+    Swarm(swarm::SwarmCommand),
+    /// Manage swarm nodes
+    #[command(subcommand)]
+    Node(node::NodeCommand),
+    /// Manage swarm services
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
+    /// Show the client and daemon version information
+    Version,
+    /// Display system-wide information
+    Info,
+}
+
+/// Options every client command takes.
+#[derive(Debug, Clone)]
+pub struct GlobalOpts {
+    /// Daemon address: `unix:///path/to.sock` or `tcp://host:port` (from `-H/--host` or
+    /// `SHOAL_HOST`; the caller supplies the default).
+    pub host: String,
+}
+
+/// Runs one command against the daemon at `opts.host`, printing its output and errors; returns
+/// the process exit code.
+pub async fn execute(opts: &GlobalOpts, cmd: ClientCommand) -> i32 {
+    match run(opts, cmd).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{e}");
+            e.exit_code()
+        }
+    }
+}
+
+async fn run(opts: &GlobalOpts, cmd: ClientCommand) -> Result<(), CliError> {
+    let client = Client::new(&opts.host)?;
+    match cmd {
+        ClientCommand::Swarm(c) => swarm::run(&client, c).await,
+        ClientCommand::Node(c) => node::run(&client, c).await,
+        ClientCommand::Service(c) => service::run(&client, c).await,
+        ClientCommand::Version => system::version(&client).await,
+        ClientCommand::Info => system::info(&client).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, clap::Parser)]
+    #[command(name = "shoal")]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: ClientCommand,
+    }
+
+    #[test]
+    fn command_tree_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn docker_style_invocations_parse() {
+        for argv in [
+            vec![
+                "shoal",
+                "swarm",
+                "init",
+                "--advertise-addr",
+                "127.0.0.1",
+                "--availability",
+                "drain",
+            ],
+            vec!["shoal", "swarm", "leave", "-f"],
+            vec![
+                "shoal",
+                "swarm",
+                "update",
+                "--task-history-limit",
+                "3",
+                "--autolock",
+            ],
+            vec!["shoal", "swarm", "update", "--autolock=false"],
+            vec![
+                "shoal",
+                "node",
+                "ls",
+                "-q",
+                "--filter",
+                "role=manager",
+                "--format",
+                "json",
+            ],
+            vec!["shoal", "node", "inspect", "--pretty", "self"],
+            vec![
+                "shoal",
+                "node",
+                "update",
+                "--availability",
+                "drain",
+                "--label-add",
+                "a=b",
+                "--label-rm",
+                "c",
+                "n1",
+            ],
+            vec![
+                "shoal",
+                "service",
+                "create",
+                "-d",
+                "--name",
+                "web",
+                "--replicas",
+                "3",
+                "-e",
+                "A=1",
+                "bb",
+                "sleep",
+                "1",
+            ],
+            vec!["shoal", "service", "ls", "-q", "-f", "name=web"],
+            vec![
+                "shoal",
+                "service",
+                "ps",
+                "-q",
+                "--no-trunc",
+                "-f",
+                "desired-state=running",
+                "web",
+                "api",
+            ],
+            vec!["shoal", "service", "inspect", "--pretty", "web"],
+            vec!["shoal", "service", "scale", "web=5", "api=2", "-d"],
+            vec![
+                "shoal",
+                "service",
+                "update",
+                "-d",
+                "--image",
+                "bb:2",
+                "--force",
+                "--init=false",
+                "web",
+            ],
+            vec!["shoal", "service", "rollback", "-d", "web"],
+            vec!["shoal", "service", "rm", "web", "api"],
+            vec![
+                "shoal",
+                "service",
+                "logs",
+                "-f",
+                "--tail",
+                "10",
+                "-t",
+                "--raw",
+                "--no-task-ids",
+                "--no-trunc",
+                "web",
+            ],
+            vec!["shoal", "version"],
+            vec!["shoal", "info"],
+        ] {
+            if let Err(e) = Cli::try_parse_from(&argv) {
+                panic!("{argv:?}: {e}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn unreachable_daemon_fails_with_one() {
+        let opts = GlobalOpts {
+            host: "unix:///nonexistent/shoal-cli-test.sock".to_string(),
+        };
+        let cmd = ClientCommand::Service(service::ServiceCommand::Ls(service::ls::LsArgs {
+            quiet: false,
+            filter: vec![],
+            format: None,
+        }));
+        assert_eq!(execute(&opts, cmd).await, 1);
+        let bad = GlobalOpts {
+            host: "ftp://x".to_string(),
+        };
+        assert_eq!(execute(&bad, ClientCommand::Info).await, 2);
+    }
+}
