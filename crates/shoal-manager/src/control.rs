@@ -120,7 +120,10 @@ impl Control {
     // -- services -------------------------------------------------------------------------
 
     /// Creates a service; one without a name gets a generated one, as in Swarm.
-    pub async fn create_service(&self, mut spec: ServiceSpec) -> Result<Arc<Service>, ControlError> {
+    pub async fn create_service(
+        &self,
+        mut spec: ServiceSpec,
+    ) -> Result<Arc<Service>, ControlError> {
         if spec.name.is_empty() {
             let view = self.view();
             let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());

@@ -4,16 +4,45 @@
 use shoal_types::IdGen;
 
 const ADJECTIVES: &[&str] = &[
-    "agile", "bold", "brave", "bright", "calm", "clever", "curious", "daring", "eager", "fast", "fearless",
-    "gentle", "glowing", "happy", "keen", "lively", "loyal", "lucky", "merry", "nimble", "patient", "plucky",
-    "quick", "quiet", "restless", "shiny", "silver", "steady", "swift", "tidy", "vivid", "wise",
+    "agile", "bold", "brave", "bright", "calm", "clever", "curious", "daring", "eager", "fast",
+    "fearless", "gentle", "glowing", "happy", "keen", "lively", "loyal", "lucky", "merry",
+    "nimble", "patient", "plucky", "quick", "quiet", "restless", "shiny", "silver", "steady",
+    "swift", "tidy", "vivid", "wise",
 ];
 
 const FISH: &[&str] = &[
-    "anchovy", "angelfish", "barracuda", "betta", "bluegill", "carp", "catfish", "cod", "damselfish", "eel",
-    "flounder", "goby", "grouper", "guppy", "haddock", "halibut", "herring", "koi", "mackerel", "marlin",
-    "minnow", "mullet", "perch", "pike", "pollock", "salmon", "sardine", "snapper", "sturgeon", "tetra",
-    "trout", "tuna",
+    "anchovy",
+    "angelfish",
+    "barracuda",
+    "betta",
+    "bluegill",
+    "carp",
+    "catfish",
+    "cod",
+    "damselfish",
+    "eel",
+    "flounder",
+    "goby",
+    "grouper",
+    "guppy",
+    "haddock",
+    "halibut",
+    "herring",
+    "koi",
+    "mackerel",
+    "marlin",
+    "minnow",
+    "mullet",
+    "perch",
+    "pike",
+    "pollock",
+    "salmon",
+    "sardine",
+    "snapper",
+    "sturgeon",
+    "tetra",
+    "trout",
+    "tuna",
 ];
 
 pub fn random_name(ids: &mut IdGen) -> String {
@@ -30,7 +59,8 @@ mod tests {
     #[test]
     fn names_are_valid_service_names_and_vary() {
         let mut ids = IdGen::seeded(1);
-        let names: std::collections::BTreeSet<String> = (0..50).map(|_| random_name(&mut ids)).collect();
+        let names: std::collections::BTreeSet<String> =
+            (0..50).map(|_| random_name(&mut ids)).collect();
         assert!(names.len() > 40);
         for n in &names {
             crate::validate::check_name("Name", n).expect("valid");

@@ -145,14 +145,12 @@ fn bad_numbers_name_their_field() {
 #[test]
 fn malformed_json_names_the_path() {
     let bad = CLI_CREATE.replace(r#""Args":["sleep","1000"]"#, r#""Args":["sleep",1000]"#);
-    let e = crate::body::parse_json::<w::ServiceSpec>(bad.as_bytes())
-        .expect_err("refused");
+    let e = crate::body::parse_json::<w::ServiceSpec>(bad.as_bytes()).expect_err("refused");
     assert!(
         e.message.contains("TaskTemplate.ContainerSpec.Args[1]"),
         "{}",
         e.message
     );
-    let e = crate::body::parse_json::<w::ServiceSpec>(b"{\"Name\": ")
-        .expect_err("refused");
+    let e = crate::body::parse_json::<w::ServiceSpec>(b"{\"Name\": ").expect_err("refused");
     assert!(e.message.starts_with("invalid JSON"), "{}", e.message);
 }
