@@ -27,6 +27,9 @@ pub struct UpArgs {
     /// Do not create the demo service.
     #[arg(long)]
     no_demo: bool,
+    /// Cgroup under which each task gets its own.
+    #[arg(long, default_value = "shoal")]
+    cgroup_parent: String,
     /// Log filter for the daemon's own messages.
     #[arg(long, default_value = "warn")]
     log_level: String,
@@ -60,7 +63,7 @@ async fn run(a: UpArgs, hosts: Vec<String>) -> anyhow::Result<()> {
         data_dir: a.data_dir.clone(),
         runtime: "native".into(),
         live_restore: false,
-        cgroup_parent: "shoal".into(),
+        cgroup_parent: a.cgroup_parent.clone(),
         log_level: a.log_level.clone(),
     };
     let running = Running::start(&args, &hosts).await?;

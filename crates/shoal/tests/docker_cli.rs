@@ -633,3 +633,243 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     let out = d.docker(&["service", "scale", "-d", "web=-1"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn api_also_listens_on_tcp_and_swarm_update_leave_and_reinit_work() {
+    if !ready() {
+        return;
+    }
+    let port = common::free_port();
+    let tcp = format!("tcp://127.0.0.1:{port}");
+    let d = Daemon::start_with(vec![tcp.clone()]);
+    init(&d);
+    let over_tcp = std::process::Command::new("docker")
+        .args([
+            "-H",
+            &tcp,
+            "info",
+            "--format",
+            "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
+        ])
+        .env("DOCKER_CONFIG", d.data_dir().join("docker-config"))
+        .output()
+        .expect("docker over tcp");
+    assert_eq!(
+        String::from_utf8_lossy(&over_tcp.stdout).trim(),
+        "active true",
+        "{over_tcp:?}\n{}",
+        d.log_tail()
+    );
+
+    d.docker_ok(&["swarm", "update", "--task-history-limit", "2"]);
+    let limit = d.docker_ok(&[
+        "info",
+        "--format",
+        "{{.Swarm.Cluster.Spec.Orchestration.TaskHistoryRetentionLimit}}",
+    ]);
+    assert_eq!(limit.trim(), "2");
+    // With a limit of 2, a slot keeps its running task and at most 2 ended ones.
+    d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart-delay",
+        "100ms",
+        "--stop-grace-period",
+        "1s",
+        "host",
+        "sh",
+        "-c",
+        "sleep 0.3; exit 1",
+    ]);
+    // Watch several restarts go by: every task ever seen is remembered, while the store keeps
+    // only the live task and the 2 newest ended ones (one more may wait a moment for the reaper).
+    let mut seen = std::collections::BTreeSet::new();
+    let total = wait_for("six restarts", Duration::from_secs(60), || {
+        let (_, tasks) = d.api("GET", "/v1.50/tasks", None);
+        let tasks = tasks.as_array().cloned().unwrap_or_default();
+        seen.extend(
+            tasks
+                .iter()
+                .filter_map(|t| t["ID"].as_str().map(str::to_string)),
+        );
+        if seen.len() >= 6 {
+            Ok(tasks.len())
+        } else {
+            Err(format!("{} seen\n{}", seen.len(), ps(&d, "flaky")))
+        }
+    });
+    assert!(
+        total <= 4,
+        "history not pruned: {total} tasks kept\n{}",
+        ps(&d, "flaky")
+    );
+
+    let refused = d.docker(&["swarm", "leave"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--force"),
+        "{refused:?}"
+    );
+    d.docker_ok(&["swarm", "leave", "--force"]);
+    let state = d.docker_ok(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+    assert_eq!(state.trim(), "inactive");
+    let out = d.docker(&["service", "ls"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a swarm manager"),
+        "{out:?}"
+    );
+    // Leaving stopped the tasks; a new swarm starts empty.
+    init(&d);
+    assert!(d.docker_ok(&["service", "ls", "-q"]).trim().is_empty());
+}
+
+#[test]
+fn restart_conditions_follow_swarm() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    init(&d);
+    d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "once",
+        "--restart-condition",
+        "none",
+        "host",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "clean",
+        "--restart-condition",
+        "on-failure",
+        "host",
+        "true",
+    ]);
+    d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "retry",
+        "--restart-condition",
+        "on-failure",
+        "--restart-delay",
+        "200ms",
+        "--restart-max-attempts",
+        "2",
+        "host",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    wait_for("tasks to settle", Duration::from_secs(60), || {
+        let once = ps(&d, "once");
+        let clean = ps(&d, "clean");
+        let retry = ps(&d, "retry");
+        let ok = once.lines().count() == 2
+            && once.contains("Failed")
+            && once.contains("task: non-zero exit (3)")
+            && clean.lines().count() == 2
+            && clean.contains("Complete")
+            // The first try plus two restarts, then it gives up.
+            && retry.lines().filter(|l| l.contains("Failed")).count() == 3;
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{once}\n{clean}\n{retry}"))
+        }
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        ps(&d, "retry")
+            .lines()
+            .filter(|l| l.contains("Failed"))
+            .count(),
+        3,
+        "{}",
+        ps(&d, "retry")
+    );
+    assert_eq!(service_ls_replicas(&d, "once"), "0/1");
+}
+
+#[test]
+fn docker_service_logs_follow_and_update_force() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    init(&d);
+    d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "tick",
+        "--stop-grace-period",
+        "1s",
+        "host",
+        "sh",
+        "-c",
+        "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
+    ]);
+    d.wait_running("tick", 1);
+    let mut follow = std::process::Command::new("docker")
+        .args(["service", "logs", "-f", "--tail", "0", "tick"])
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.data_dir().join("docker-config"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker logs -f");
+    let mut stdout = follow.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while got.iter().filter(|b| **b == b'\n').count() < 5 {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    let lines = wait_for("followed lines", Duration::from_secs(30), || {
+        if reader.is_finished() {
+            Ok(())
+        } else {
+            Err("still reading".into())
+        }
+    });
+    let _ = lines;
+    let text = reader.join().expect("reader");
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(
+        text.lines().count() >= 5 && text.lines().all(|l| l.contains("| tick ")),
+        "{text}"
+    );
+
+    // --force replaces the task although nothing in the spec changed.
+    let before = d.wait_running("tick", 1);
+    d.docker_ok(&["service", "update", "-d", "--force", "tick"]);
+    wait_for("forced replacement", Duration::from_secs(60), || {
+        let now = d.running_tasks("tick");
+        if now.len() == 1 && now[0].1 != before[0].1 {
+            Ok(())
+        } else {
+            Err(ps(&d, "tick"))
+        }
+    });
+}

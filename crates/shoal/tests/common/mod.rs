@@ -63,10 +63,16 @@ pub struct Daemon {
     pub log: PathBuf,
     /// This daemon's own cgroup parent, removed when the test ends so no test leaks cgroups.
     pub cgroup_parent: String,
+    /// Extra `-H` endpoints to listen on besides the unix socket.
+    pub extra_hosts: Vec<String>,
 }
 
 impl Daemon {
     pub fn start() -> Daemon {
+        Daemon::start_with(Vec::new())
+    }
+
+    pub fn start_with(extra_hosts: Vec<String>) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("shoal-it-")
             .tempdir()
@@ -84,6 +90,7 @@ impl Daemon {
             child: None,
             log,
             cgroup_parent,
+            extra_hosts,
         };
         d.spawn();
         d
@@ -119,6 +126,7 @@ impl Daemon {
                 "--cgroup-parent",
                 &self.cgroup_parent,
             ])
+            .args(self.extra_hosts.iter().flat_map(|h| ["-H", h.as_str()]))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -287,6 +295,14 @@ pub fn remove_cgroup_tree(name: &str) {
             let _ = std::fs::remove_dir(&parent);
         }
     }
+}
+
+/// A TCP port on loopback that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 pub fn urlencode(s: &str) -> String {

@@ -1,0 +1,149 @@
+//! The dispatcher on a real one-member store and a fake clock: sessions record the node,
+//! assignments follow the store, reports only speak for the reporting node, silence is noticed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use shoal_manager::Dispatcher;
+use shoal_store::network::Network;
+use shoal_store::{Op, Proposal, RaftTiming, Store};
+use shoal_types::clock::FakeClock;
+use shoal_types::dispatch::TaskStatusReport;
+use shoal_types::node::{NodeDescription, NodeState, NodeStatus};
+use shoal_types::task::{Task, TaskState, TaskStatus};
+use shoal_types::{Clock, Id, Node, Timestamp};
+
+fn node(id: &str) -> Node {
+    Node {
+        id: Id::from_raw(id),
+        status: NodeStatus {
+            state: NodeState::Ready,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn task(id: &str, node: &str) -> Task {
+    Task {
+        id: Id::from_raw(id),
+        service_id: Id::from_raw("svc"),
+        service_name: "web".into(),
+        slot: 1,
+        node_id: Some(Id::from_raw(node)),
+        desired_state: TaskState::Running,
+        status: TaskStatus {
+            state: TaskState::Assigned,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_assignments_reports_and_silence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), 1, RaftTiming::default(), Network)
+        .await
+        .expect("store");
+    store.bootstrap("127.0.0.1:2377").await.expect("bootstrap");
+    store
+        .wait_for_leader(Duration::from_secs(10))
+        .await
+        .expect("leader");
+    let clock = Arc::new(FakeClock::new(Timestamp(1_000_000_000_000)));
+    let ops = vec![
+        Op::CreateNode(node("n1")),
+        Op::CreateNode(node("n2")),
+        Op::CreateTask(task("t1", "n1")),
+        Op::CreateTask(task("t2", "n2")),
+    ];
+    store
+        .propose(Proposal::atomic(clock.now(), ops))
+        .await
+        .expect("seed");
+    let d = Dispatcher::new(store.clone(), clock.clone(), Duration::from_secs(5));
+
+    let desc = NodeDescription {
+        hostname: "box1".into(),
+        ..Default::default()
+    };
+    let mut stream = d
+        .open_session(&Id::from_raw("n1"), desc, "10.0.0.1".into())
+        .await
+        .expect("session");
+    let n1 = store.view().node(&Id::from_raw("n1")).cloned().expect("n1");
+    assert_eq!(
+        (n1.description.hostname.as_str(), n1.status.addr.as_str()),
+        ("box1", "10.0.0.1")
+    );
+    let first = stream.next().await.expect("assignments");
+    assert_eq!(
+        first
+            .tasks
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect::<Vec<_>>(),
+        ["t1"]
+    );
+
+    // An agent reports for its own tasks only.
+    let running = TaskStatus {
+        state: TaskState::Running,
+        timestamp: clock.now(),
+        ..Default::default()
+    };
+    let reports = vec![
+        TaskStatusReport {
+            task_id: Id::from_raw("t1"),
+            status: running.clone(),
+        },
+        TaskStatusReport {
+            task_id: Id::from_raw("t2"),
+            status: running,
+        },
+    ];
+    d.report(&Id::from_raw("n1"), reports)
+        .await
+        .expect("report");
+    let view = store.view();
+    assert_eq!(
+        view.task(&Id::from_raw("t1")).map(|t| t.status.state),
+        Some(TaskState::Running)
+    );
+    assert_eq!(
+        view.task(&Id::from_raw("t2")).map(|t| t.status.state),
+        Some(TaskState::Assigned)
+    );
+
+    // The store's change reaches the session as a new complete set.
+    let next = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("in time")
+        .expect("more");
+    assert_eq!(next.tasks[0].status.state, TaskState::Running);
+
+    // Silence: n2 never opened a session, n1 heartbeats until t=10s.
+    clock.advance(Duration::from_secs(10));
+    d.heartbeat(&Id::from_raw("n1")).expect("heartbeat");
+    assert!(
+        d.overdue_nodes(&store.view(), clock.now()).is_empty(),
+        "grace is 3 periods from start"
+    );
+    clock.advance(Duration::from_secs(6));
+    assert_eq!(
+        d.overdue_nodes(&store.view(), clock.now()),
+        vec![Id::from_raw("n2")]
+    );
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(
+        d.overdue_nodes(&store.view(), clock.now()),
+        vec![Id::from_raw("n1"), Id::from_raw("n2")]
+    );
+    assert!(
+        d.heartbeat(&Id::from_raw("n9")).is_err(),
+        "no session, no heartbeat"
+    );
+    store.shutdown().await;
+}
