@@ -845,14 +845,13 @@ fn docker_service_logs_follow_and_update_force() {
         }
         String::from_utf8_lossy(&got).into_owned()
     });
-    let lines = wait_for("followed lines", Duration::from_secs(30), || {
+    wait_for("followed lines", Duration::from_secs(30), || {
         if reader.is_finished() {
             Ok(())
         } else {
             Err("still reading".into())
         }
     });
-    let _ = lines;
     let text = reader.join().expect("reader");
     let _ = follow.kill();
     let _ = follow.wait();
