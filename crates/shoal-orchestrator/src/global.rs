@@ -12,7 +12,7 @@ use shoal_types::{Availability, Id, IdGen, Node, NodeState, Service, Task};
 
 use crate::constraint;
 use crate::plan::{Place, Plan};
-use crate::slot::{self, Env, Slot};
+use crate::slot::{self, Env, Slot, Summary};
 use crate::view::{self, Nodes};
 use crate::{Context, Reconciled, update};
 
@@ -62,6 +62,33 @@ pub(crate) fn group_by_node<'a>(
     (by_node, nodeless)
 }
 
+/// One node's slot of a global service or global job: shut down where the service may not run,
+/// kept as it is on a paused node, filled where the node is active.
+pub(crate) fn reconcile_node<'a>(
+    plan: &mut Plan,
+    env: &Env,
+    node_id: Id,
+    group: Vec<&'a Task>,
+    ids: &mut IdGen,
+) -> Option<Summary<'a>> {
+    let can_create = match env.nodes.get(&node_id).map(|n| eligibility(env.service, n)) {
+        Some(Eligibility::Active) => true,
+        Some(Eligibility::Keep) => false,
+        Some(Eligibility::No) | None => {
+            slot::retire(plan, env, &group);
+            return None;
+        }
+    };
+    let slot = Slot {
+        place: Place::Node(node_id),
+        tasks: group,
+        can_create,
+    };
+    let mut s = slot::reconcile(plan, env, slot);
+    s.fulfil(plan, env, ids);
+    Some(s)
+}
+
 pub(crate) fn reconcile(
     ctx: &Context,
     service: &Service,
@@ -82,25 +109,7 @@ pub(crate) fn reconcile(
     let mut summaries = Vec::new();
     for (node_id, mut group) in by_node {
         view::sort_by_age(&mut group);
-        let can_create = match nodes.get(&node_id).map(|n| eligibility(service, n)) {
-            Some(Eligibility::Active) => true,
-            Some(Eligibility::Keep) => false,
-            Some(Eligibility::No) | None => {
-                slot::retire(&mut plan, &env, &group);
-                continue;
-            }
-        };
-        let mut s = slot::reconcile(
-            &mut plan,
-            &env,
-            Slot {
-                place: Place::Node(node_id),
-                tasks: group,
-                can_create,
-            },
-        );
-        s.fulfil(&mut plan, &env, ids);
-        summaries.push(s);
+        summaries.extend(reconcile_node(&mut plan, &env, node_id, group, ids));
     }
     update::drive(&mut plan, &env, &mut summaries, ids);
     plan.finish()

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use shoal_types::{IdGen, Service, Task, TaskState};
 
-use crate::global::{self, Eligibility};
+use crate::global;
 use crate::plan::{Place, Plan};
 use crate::slot::{self, Env, Slot, Summary};
 use crate::view::{self, Nodes};
@@ -124,24 +124,7 @@ pub(crate) fn reconcile_global(
             slot::retire(&mut plan, &env, &group);
             continue;
         }
-        let can_create = match nodes.get(&node_id).map(|n| global::eligibility(service, n)) {
-            Some(Eligibility::Active) => true,
-            Some(Eligibility::Keep) => false,
-            Some(Eligibility::No) | None => {
-                slot::retire(&mut plan, &env, &group);
-                continue;
-            }
-        };
-        let mut s = slot::reconcile(
-            &mut plan,
-            &env,
-            Slot {
-                place: Place::Node(node_id),
-                tasks: group,
-                can_create,
-            },
-        );
-        s.fulfil(&mut plan, &env, ids);
+        global::reconcile_node(&mut plan, &env, node_id, group, ids);
     }
     plan.finish()
 }
