@@ -17,22 +17,32 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        // Refuse by the announced length before reading anything.
+        let announced = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(too_large());
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             let status = e.status();
             if status == http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    status,
-                    format!(
-                        "request body is larger than the limit of {} bytes",
-                        MAX_BODY
-                    ),
-                )
+                too_large()
             } else {
                 ApiError::new(status, format!("cannot read the request body: {e}"))
             }
         })?;
         parse_json(&bytes).map(Json)
     }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        http::StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body is larger than the limit of {MAX_BODY} bytes"),
+    )
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

@@ -590,9 +590,9 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     );
     let (s, v) = create("{not json");
     assert_eq!(s, 400, "{v}");
-    let big = vec![b' '; 5 * 1024 * 1024];
-    let (s, v) = d.api("POST", "/v1.50/services/create", Some(&big));
-    assert_eq!(s, 413, "{v}");
+    let status = common::http_announce_body(&d.socket(), "/v1.50/services/create", 5 * 1024 * 1024)
+        .expect("413 answer");
+    assert_eq!(status, 413);
     let (s, v) = create(r#"{"Name":"web","TaskTemplate":{"ContainerSpec":{"Image":"host"}}}"#);
     assert_eq!(s, 409, "{v}");
     // A stale version is refused with the versions named.

@@ -316,6 +316,31 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// Announces a body of `len` bytes without sending it and returns the status: a server that
+/// refuses by the length alone answers at once. (Sending the body too would race the server's
+/// close against unread bytes, which the kernel turns into a connection reset.)
+pub fn http_announce_body(sock: &Path, path: &str, len: usize) -> std::io::Result<u16> {
+    let mut s = UnixStream::connect(sock)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: shoal\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(head.as_bytes())?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf)? {
+            0 => break,
+            n => raw.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&raw)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no status line"))
+}
+
 /// A minimal HTTP/1.1 client over a unix socket (Connection: close), enough for API tests.
 pub fn http(
     sock: &Path,
