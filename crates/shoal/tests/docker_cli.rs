@@ -565,6 +565,16 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
 
     let (s, v) = d.api("GET", "/v1.50/services/nosuch", None);
     assert_eq!((s, msg(&v).as_str()), (404, "service nosuch not found"));
+    let (s, v) = d.api("GET", "/v1.50/nodes/nosuch", None);
+    assert_eq!((s, msg(&v).as_str()), (404, "node nosuch not found"));
+    let (s, v) = d.api(
+        "POST",
+        "/v1.50/nodes/nosuch/update?version=1",
+        Some(br#"{"Role":"worker","Availability":"drain"}"#),
+    );
+    assert_eq!(s, 404, "{v}");
+    let (s, v) = d.api("GET", "/v1.50/tasks/nosuch", None);
+    assert_eq!(s, 404, "{v}");
     let (s, v) = create(
         r#"{"Name":"neg","TaskTemplate":{"ContainerSpec":{"Image":"host"}},"Mode":{"Replicated":{"Replicas":-1}}}"#,
     );
