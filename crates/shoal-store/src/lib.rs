@@ -36,6 +36,17 @@ openraft::declare_raft_types!(
 
 pub type ShoalRaft = Raft<TypeConfig>;
 
+fn membership_error(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> ProposeError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => match f.leader_id {
+            Some(leader) => ProposeError::NotLeader { leader },
+            None => ProposeError::NoLeader,
+        },
+        RaftError::Fatal(openraft::error::Fatal::Stopped) => ProposeError::ShuttingDown,
+        other => ProposeError::Raft(other.to_string()),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the state store at {path}: {why}")]
@@ -55,6 +66,11 @@ pub enum ProposeError {
     NoLeader,
     #[error("the state store is shutting down")]
     ShuttingDown,
+    /// The write reached no leader that could commit it in time.
+    #[error(
+        "The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online. ({0})"
+    )]
+    NoQuorum(String),
     #[error("raft: {0}")]
     Raft(String),
 }
@@ -112,7 +128,12 @@ pub struct Store {
     raft_id: u64,
     published: Arc<storage::Published>,
     db: std::sync::Weak<redb::Database>,
+    network: network::Network,
+    timing: RaftTiming,
 }
+
+/// How long a write may wait for a leader to commit it before failing with "no leader".
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(8);
 
 impl Store {
     /// Opens the store in `dir` (creating it) and starts this manager's Raft member.
@@ -149,7 +170,7 @@ impl Store {
         let raft = Raft::new(
             raft_id,
             Arc::new(config),
-            network,
+            network.clone(),
             storage::LogStore::new(db),
             sm,
         )
@@ -160,6 +181,8 @@ impl Store {
             raft_id,
             published,
             db: weak,
+            network,
+            timing,
         })
     }
 
@@ -195,21 +218,131 @@ impl Store {
         &self.raft
     }
 
-    /// Replicates `p` and returns how each op applied. A proposal whose ops failed is still
-    /// committed (as a no-op), so failure of an op is in `Applied`, not an `Err`.
+    /// Replicates `p` and returns how each op applied. On a follower the proposal is forwarded to
+    /// the leader. A proposal whose ops failed is still committed (as a no-op), so failure of an
+    /// op is in `Applied`, not an `Err`. Fails fast when no leader can commit.
     pub async fn propose(&self, p: Proposal) -> Result<Applied, ProposeError> {
-        match self.raft.client_write(p).await {
-            Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => match f.leader_id {
-                Some(leader) => Err(ProposeError::NotLeader { leader }),
-                None => Err(ProposeError::NoLeader),
+        let mut attempt = 0;
+        loop {
+            match self.propose_local(p.clone()).await {
+                Err(ProposeError::NotLeader { leader }) => {
+                    let addr = self.member_addr(leader);
+                    let (Some(addr), Some(t)) = (addr, self.network.transport()) else {
+                        return Err(ProposeError::NoLeader);
+                    };
+                    match t.propose(&addr, p.clone()).await {
+                        // The leader moved on while the proposal travelled: ask again.
+                        Err(ProposeError::NotLeader { .. }) if attempt < 3 => {
+                            attempt += 1;
+                            tokio::time::sleep(self.timing.heartbeat).await;
+                        }
+                        other => return other,
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Replicates `p` if this member leads; never forwards (the receiving side of forwarding).
+    pub async fn propose_local(&self, p: Proposal) -> Result<Applied, ProposeError> {
+        if self.leader() == Some(self.raft_id) && !self.has_quorum() {
+            return Err(ProposeError::NoQuorum(
+                "this manager leads but has not heard from a majority".into(),
+            ));
+        }
+        let write = self.raft.client_write(p);
+        match tokio::time::timeout(PROPOSE_TIMEOUT, write).await {
+            Err(_) => Err(ProposeError::NoQuorum(format!(
+                "no commit within {}s",
+                PROPOSE_TIMEOUT.as_secs()
+            ))),
+            Ok(Ok(resp)) => Ok(resp.data),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => match f.leader_id
+            {
+                Some(leader) if leader != self.raft_id => Err(ProposeError::NotLeader { leader }),
+                _ => Err(ProposeError::NoLeader),
             },
-            Err(RaftError::APIError(e)) => Err(ProposeError::Raft(e.to_string())),
-            Err(RaftError::Fatal(openraft::error::Fatal::Stopped)) => {
+            Ok(Err(RaftError::APIError(e))) => Err(ProposeError::Raft(e.to_string())),
+            Ok(Err(RaftError::Fatal(openraft::error::Fatal::Stopped))) => {
                 Err(ProposeError::ShuttingDown)
             }
-            Err(RaftError::Fatal(e)) => Err(ProposeError::Raft(e.to_string())),
+            Ok(Err(RaftError::Fatal(e))) => Err(ProposeError::Raft(e.to_string())),
         }
+    }
+
+    /// Whether a leader has heard from a majority recently (always true on followers: they do
+    /// not know, and forward).
+    pub fn has_quorum(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        if m.current_leader != Some(self.raft_id) {
+            return true;
+        }
+        let voters = m.membership_config.membership().voter_ids().count();
+        if voters <= 1 {
+            return true;
+        }
+        let limit = self.timing.election_max.as_millis() as u64 * 2;
+        m.millis_since_quorum_ack.is_some_and(|ms| ms <= limit)
+    }
+
+    /// The address of a member, from the current membership.
+    pub fn member_addr(&self, raft_id: u64) -> Option<String> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&raft_id)
+            .map(|n| n.addr.clone())
+    }
+
+    /// Voters and learners with their addresses.
+    pub fn members(&self) -> BTreeMap<u64, (String, bool)> {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        membership
+            .nodes()
+            .map(|(id, n)| (*id, (n.addr.clone(), voters.contains(id))))
+            .collect()
+    }
+
+    /// Adds a member as a voter: first as a learner, waiting until it has caught up, then
+    /// promoted. Must run on the leader.
+    pub async fn add_voter(&self, raft_id: u64, addr: &str) -> Result<(), ProposeError> {
+        let node = BasicNode {
+            addr: addr.to_string(),
+        };
+        self.raft
+            .add_learner(raft_id, node, true)
+            .await
+            .map_err(membership_error)?;
+        let ids: std::collections::BTreeSet<u64> = [raft_id].into();
+        self.raft
+            .change_membership(openraft::ChangeMembers::AddVoterIds(ids), false)
+            .await
+            .map_err(membership_error)?;
+        Ok(())
+    }
+
+    /// Removes a member from the voters (and the group). Must run on the leader.
+    pub async fn remove_member(&self, raft_id: u64) -> Result<(), ProposeError> {
+        let members = self.members();
+        let Some((_, voter)) = members.get(&raft_id) else {
+            return Ok(());
+        };
+        let ids: std::collections::BTreeSet<u64> = [raft_id].into();
+        let change = if *voter {
+            openraft::ChangeMembers::RemoveVoters(ids)
+        } else {
+            openraft::ChangeMembers::RemoveNodes(ids)
+        };
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map_err(membership_error)?;
+        Ok(())
     }
 
     /// The newest applied state, without waiting.
@@ -272,7 +405,10 @@ impl Store {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         if self.db.strong_count() > 0 {
-            tracing::warn!("raft storage still held 10 s after shutdown");
+            tracing::warn!(
+                holders = self.db.strong_count(),
+                "raft storage still held 10 s after shutdown"
+            );
         }
     }
 }

@@ -1,0 +1,241 @@
+//! Several Raft members in one process over an in-memory transport: joining voters, forwarded
+//! writes, leader loss, quorum loss and `force_new_cluster`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use shoal_store::network::{Network, RaftTransport, TransportError};
+use shoal_store::{Applied, Op, Proposal, ProposeError, RaftTiming, Store, TypeConfig};
+use shoal_types::service::{Service, ServiceSpec};
+use shoal_types::{Id, Timestamp};
+
+#[derive(Default)]
+struct Mem {
+    peers: Mutex<HashMap<String, Store>>,
+    down: Mutex<HashSet<String>>,
+}
+
+impl Mem {
+    fn get(&self, addr: &str) -> Result<Store, TransportError> {
+        if self.down.lock().expect("lock").contains(addr) {
+            return Err(TransportError::Unreachable {
+                addr: addr.into(),
+                why: "down".into(),
+            });
+        }
+        self.peers
+            .lock()
+            .expect("lock")
+            .get(addr)
+            .cloned()
+            .ok_or_else(|| TransportError::Unreachable {
+                addr: addr.into(),
+                why: "unknown".into(),
+            })
+    }
+}
+
+fn remote(addr: &str, e: impl std::fmt::Display) -> TransportError {
+    TransportError::Remote {
+        addr: addr.into(),
+        why: e.to_string(),
+    }
+}
+
+struct MemTransport(Arc<Mem>);
+
+#[async_trait]
+impl RaftTransport for MemTransport {
+    async fn append_entries(
+        &self,
+        addr: &str,
+        req: AppendEntriesRequest<TypeConfig>,
+    ) -> Result<AppendEntriesResponse<u64>, TransportError> {
+        self.0
+            .get(addr)?
+            .raft()
+            .append_entries(req)
+            .await
+            .map_err(|e| remote(addr, e))
+    }
+    async fn vote(
+        &self,
+        addr: &str,
+        req: VoteRequest<u64>,
+    ) -> Result<VoteResponse<u64>, TransportError> {
+        self.0
+            .get(addr)?
+            .raft()
+            .vote(req)
+            .await
+            .map_err(|e| remote(addr, e))
+    }
+    async fn install_snapshot(
+        &self,
+        addr: &str,
+        req: InstallSnapshotRequest<TypeConfig>,
+    ) -> Result<InstallSnapshotResponse<u64>, TransportError> {
+        self.0
+            .get(addr)?
+            .raft()
+            .install_snapshot(req)
+            .await
+            .map_err(|e| remote(addr, e))
+    }
+    async fn propose(&self, addr: &str, p: Proposal) -> Result<Applied, ProposeError> {
+        let store = self.0.get(addr).map_err(|_| ProposeError::NoLeader)?;
+        store.propose_local(p).await
+    }
+}
+
+fn timing() -> RaftTiming {
+    RaftTiming {
+        heartbeat: Duration::from_millis(50),
+        election_min: Duration::from_millis(200),
+        election_max: Duration::from_millis(400),
+        snapshot_every: 50,
+        keep_after_snapshot: 5,
+    }
+}
+
+fn service(n: u64) -> Op {
+    Op::CreateService(Service {
+        id: Id::from_raw(format!("svc{n:022}")),
+        spec: ServiceSpec {
+            name: format!("s{n}"),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
+async fn member(mem: &Arc<Mem>, dir: &std::path::Path, id: u64) -> Store {
+    let net = Network::new(Arc::new(MemTransport(mem.clone())));
+    let s = Store::open(&dir.join(format!("m{id}")), id, timing(), net)
+        .await
+        .expect("open");
+    mem.peers
+        .lock()
+        .expect("lock")
+        .insert(format!("m{id}"), s.clone());
+    s
+}
+
+async fn wait_leader(stores: &[&Store], not: Option<u64>) -> u64 {
+    for _ in 0..200 {
+        let leaders: HashSet<u64> = stores.iter().filter_map(|s| s.leader()).collect();
+        if leaders.len() == 1 {
+            let l = *leaders.iter().next().expect("one");
+            if Some(l) != not && stores.iter().any(|s| s.raft_id() == l && s.is_leader()) {
+                return l;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no single leader");
+}
+
+async fn wait_services(s: &Store, n: usize) {
+    for _ in 0..400 {
+        if s.view().services().count() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "member {} has {} services, wanted {n}",
+        s.raft_id(),
+        s.view().services().count()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_replicate_forward_and_survive_a_leader_loss() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mem = Arc::new(Mem::default());
+    let a = member(&mem, dir.path(), 1).await;
+    a.bootstrap("m1").await.expect("bootstrap");
+    wait_leader(&[&a], None).await;
+    for n in 0..60 {
+        a.propose(Proposal::atomic(Timestamp(n as i64), vec![service(n)]))
+            .await
+            .expect("write");
+    }
+    // The second and third members join after a snapshot and a purge: they catch up from it.
+    a.trigger_snapshot().await.expect("snapshot");
+    let b = member(&mem, dir.path(), 2).await;
+    let c = member(&mem, dir.path(), 3).await;
+    a.add_voter(2, "m2").await.expect("add 2");
+    a.add_voter(3, "m3").await.expect("add 3");
+    assert_eq!(a.members().values().filter(|(_, voter)| *voter).count(), 3);
+    wait_services(&c, 60).await;
+
+    // A follower forwards writes to the leader.
+    let applied = c
+        .propose(Proposal::atomic(Timestamp(100), vec![service(100)]))
+        .await
+        .expect("forwarded");
+    assert_eq!(applied.results, vec![Ok(())]);
+    wait_services(&b, 61).await;
+
+    // The leader dies: the others elect a new one and keep every acknowledged write.
+    mem.down.lock().expect("lock").insert("m1".into());
+    a.shutdown().await;
+    let l = wait_leader(&[&b, &c], Some(1)).await;
+    assert!(l == 2 || l == 3);
+    b.propose(Proposal::atomic(Timestamp(101), vec![service(101)]))
+        .await
+        .expect("write after failover");
+    wait_services(&c, 62).await;
+
+    // With two of three gone, writes fail fast with Docker's message; reads still work.
+    mem.down.lock().expect("lock").insert("m3".into());
+    c.shutdown().await;
+    let err = b
+        .propose(Proposal::atomic(Timestamp(102), vec![service(102)]))
+        .await
+        .expect_err("no quorum");
+    assert!(
+        err.to_string()
+            .starts_with("The swarm does not have a leader"),
+        "{err}"
+    );
+    assert_eq!(b.view().services().count(), 62);
+    b.shutdown().await;
+    drop(b);
+
+    // force_new_cluster on the survivor keeps every object and makes it a group of one.
+    let last =
+        shoal_store::storage::force_new_cluster(&dir.path().join("m2").join("state.redb"), 2, "m2")
+            .expect("rewrite");
+    assert!(last > 0);
+    let mem2 = Arc::new(Mem::default());
+    let b = member(&mem2, dir.path(), 2).await;
+    wait_leader(&[&b], None).await;
+    // Every acknowledged write is there. The refused one may be too: it reached this member's
+    // log, and recovery keeps the whole local log, as etcd's does.
+    let view = b.view();
+    for n in (0..60).chain([100, 101]) {
+        assert!(
+            view.service_by_name(&format!("s{n}")).is_some(),
+            "acknowledged s{n} lost"
+        );
+    }
+    let kept = view.services().count();
+    assert_eq!(b.members().len(), 1);
+    b.propose(Proposal::atomic(Timestamp(103), vec![service(103)]))
+        .await
+        .expect("writes again");
+    // And it can grow again: a fresh member joins and catches up.
+    let d = member(&mem2, dir.path(), 4).await;
+    b.add_voter(4, "m4").await.expect("add 4");
+    wait_services(&d, kept + 1).await;
+    b.shutdown().await;
+    d.shutdown().await;
+}
