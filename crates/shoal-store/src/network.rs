@@ -95,6 +95,7 @@ fn rpc_error<E: std::error::Error>(e: TransportError) -> RPCError<u64, BasicNode
 }
 
 impl Peer {
+    #[allow(clippy::result_large_err)] // openraft's own error type, returned as is
     fn transport<E: std::error::Error>(
         &self,
     ) -> Result<&Arc<dyn RaftTransport>, RPCError<u64, BasicNode, E>> {
