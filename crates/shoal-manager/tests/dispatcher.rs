@@ -44,7 +44,7 @@ fn task(id: &str, node: &str) -> Task {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_assignments_reports_and_silence() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path(), 1, RaftTiming::default(), Network)
+    let store = Store::open(dir.path(), 1, RaftTiming::default(), Network::default())
         .await
         .expect("store");
     store.bootstrap("127.0.0.1:2377").await.expect("bootstrap");

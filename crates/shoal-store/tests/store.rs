@@ -46,7 +46,7 @@ fn service(n: u64) -> Service {
 }
 
 async fn open(dir: &std::path::Path, timing: RaftTiming) -> Store {
-    let store = Store::open(dir, 1, timing, Network)
+    let store = Store::open(dir, 1, timing, Network::default())
         .await
         .expect("store opens");
     store.bootstrap("127.0.0.1:2377").await.expect("bootstraps");
