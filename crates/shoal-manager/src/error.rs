@@ -40,6 +40,7 @@ impl From<ProposeError> for ControlError {
     fn from(e: ProposeError) -> Self {
         match e {
             ProposeError::NoLeader
+            | ProposeError::NoQuorum(_)
             | ProposeError::NotLeader { .. }
             | ProposeError::ShuttingDown => ControlError::Unavailable(e.to_string()),
             ProposeError::Raft(m) => ControlError::Internal(m),
