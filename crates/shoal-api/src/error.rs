@@ -32,6 +32,13 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, message)
     }
 
+    pub fn worker() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager.",
+        )
+    }
+
     pub fn not_manager() -> Self {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -85,6 +92,7 @@ impl From<NodeError> for ApiError {
             | NodeError::NotInSwarm
             | NodeError::FailedPrecondition(_) => StatusCode::SERVICE_UNAVAILABLE,
             NodeError::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
+            NodeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             NodeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use shoal_store::{Op, Proposal, State, Store};
 use shoal_types::cluster::{Cluster, ClusterSpec};
-use shoal_types::node::{NodeRole, NodeSpec};
+use shoal_types::dispatch::{JoinRequest, JoinResponse, RenewRequest, RenewResponse};
+use shoal_types::node::{ManagerStatus, NodeRole, NodeSpec, NodeState, Reachability};
 use shoal_types::service::{Service, ServiceSpec, UpdateState, UpdateStatus};
 use shoal_types::task::Task;
 use shoal_types::{Clock, Id, IdGen, Node};
@@ -236,26 +237,32 @@ impl Control {
                 cur.meta.version
             )));
         }
+        let mut next = (*cur).clone();
         if cur.spec.role != spec.role {
-            let managers = view
-                .nodes()
-                .filter(|n| n.spec.role == NodeRole::Manager)
-                .count();
             match spec.role {
-                NodeRole::Worker if managers <= 1 => {
-                    return Err(ControlError::FailedPrecondition(
-                        "attempting to demote the last manager of the swarm".into(),
-                    ));
+                NodeRole::Worker => {
+                    self.check_demotion(&view, &cur)?;
+                    // The leader's membership loop takes it out of the Raft group; the node
+                    // sees its new role and steps down.
+                    next.manager = None;
                 }
-                _ => {
-                    return Err(ControlError::FailedPrecondition(format!(
-                        "changing the role of node {} needs a multi-manager cluster, which this build does not form yet",
-                        cur.display_name()
-                    )));
+                NodeRole::Manager => {
+                    // The node sees its new role, renews its certificate as a manager and asks
+                    // the leader to join the Raft group under this member ID.
+                    let raft_id = self
+                        .ids
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .next_u64()
+                        .max(1);
+                    next.manager = Some(ManagerStatus {
+                        raft_id,
+                        addr: cur.status.endpoint.clone(),
+                        reachability: Reachability::Unknown,
+                    });
                 }
             }
         }
-        let mut next = (*cur).clone();
         next.spec = spec;
         let id = next.id.clone();
         self.write(vec![Op::UpdateNode {
@@ -269,6 +276,54 @@ impl Control {
             .ok_or_else(|| ControlError::Internal("updated node vanished".into()))
     }
 
+    /// Refuses a demotion that would leave no manager or cost the Raft group its quorum.
+    fn check_demotion(&self, view: &State, node: &Node) -> Result<(), ControlError> {
+        let managers: Vec<&Arc<Node>> = view
+            .nodes()
+            .filter(|n| n.spec.role == NodeRole::Manager)
+            .collect();
+        if managers.len() <= 1 {
+            return Err(ControlError::FailedPrecondition(
+                "attempting to demote the last manager of the swarm".into(),
+            ));
+        }
+        let remaining: Vec<_> = managers.iter().filter(|n| n.id != node.id).collect();
+        let reachable = remaining
+            .iter()
+            .filter(|n| n.status.state == NodeState::Ready)
+            .count();
+        if reachable * 2 <= remaining.len() {
+            return Err(ControlError::FailedPrecondition(format!(
+                "can't demote {}: only {reachable} of the {} other managers are reachable, so the swarm would lose its quorum",
+                node.display_name(),
+                remaining.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Admits a joining node (see [`crate::cluster::join`]).
+    pub async fn join(&self, req: &JoinRequest) -> Result<JoinResponse, ControlError> {
+        let now = self.clock.now();
+        let (ops, resp) = {
+            let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+            crate::cluster::join(&self.view(), req, now, &mut ids)?
+        };
+        self.write(ops).await?;
+        Ok(resp)
+    }
+
+    /// Renews a node's certificate (see [`crate::cluster::renew`]).
+    pub async fn renew(
+        &self,
+        node_id: &Id,
+        req: &RenewRequest,
+    ) -> Result<RenewResponse, ControlError> {
+        let (ops, resp) = crate::cluster::renew(&self.view(), node_id, req, self.clock.now())?;
+        self.write(ops).await?;
+        Ok(resp)
+    }
+
     pub async fn remove_node(&self, key: &str, force: bool) -> Result<(), ControlError> {
         let view = self.view();
         let cur = Self::find_node(&view, key)?;
@@ -278,15 +333,28 @@ impl Control {
                 cur.id
             )));
         }
-        if !force && cur.status.state == shoal_types::NodeState::Ready {
+        if !force && cur.status.state == NodeState::Ready {
             return Err(ControlError::FailedPrecondition(format!(
                 "node {} is not down and can't be removed",
                 cur.id
             )));
         }
-        self.write(vec![Op::DeleteNode { id: cur.id.clone() }])
-            .await
-            .map(|_| ())
+        let mut cluster = (**view
+            .cluster()
+            .ok_or_else(|| ControlError::Unavailable("no cluster object".into()))?)
+        .clone();
+        let expect = cluster.meta.version;
+        cluster.removed_nodes.insert(cur.id.clone());
+        // Atomic: the node goes, and its certificate stops working, together.
+        self.write(vec![
+            Op::DeleteNode { id: cur.id.clone() },
+            Op::PutCluster {
+                cluster,
+                expect_version: Some(expect),
+            },
+        ])
+        .await
+        .map(|_| ())
     }
 
     // -- cluster --------------------------------------------------------------------------
@@ -297,10 +365,14 @@ impl Control {
         })
     }
 
+    /// Updates the swarm's settings; can also rotate the join tokens, and starts a root CA
+    /// rotation when `spec.ca_force_rotate` changes.
     pub async fn update_cluster(
         &self,
         version: u64,
         spec: ClusterSpec,
+        rotate_worker: bool,
+        rotate_manager: bool,
     ) -> Result<Arc<Cluster>, ControlError> {
         let cur = self.cluster()?;
         if cur.meta.version != version {
@@ -318,8 +390,24 @@ impl Control {
                 ),
             ));
         }
+        if spec.ca_force_rotate != cur.spec.ca_force_rotate && cur.root_rotation.is_some() {
+            return Err(ControlError::FailedPrecondition(
+                "a root CA rotation is already in progress; wait for it to finish".into(),
+            ));
+        }
         let mut next = (*cur).clone();
         next.spec = spec;
+        {
+            let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+            crate::cluster::rotate(
+                &cur,
+                &mut next,
+                rotate_worker,
+                rotate_manager,
+                self.clock.now(),
+                &mut ids,
+            )?;
+        }
         self.write(vec![Op::PutCluster {
             cluster: next,
             expect_version: Some(version),

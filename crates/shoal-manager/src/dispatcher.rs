@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use shoal_store::{Op, Proposal, State, Store};
-use shoal_types::dispatch::{Assignments, TaskStatusReport};
-use shoal_types::node::{NodeDescription, NodeState, NodeStatus};
+use shoal_types::dispatch::{Assignments, NodeInfo, SessionMessage, TaskStatusReport};
+use shoal_types::node::{NodeDescription, NodeRole, NodeState, NodeStatus};
 use shoal_types::task::TaskState;
 use shoal_types::{Clock, Id, Timestamp};
 use tokio::sync::watch;
@@ -26,6 +26,10 @@ const MISSED_HEARTBEATS: u32 = 3;
 /// Dropping an entry drops `_stop`, which ends that session's watcher and stream.
 struct SessionEntry {
     last_seen: Timestamp,
+    /// Tells this session from a newer one of the same node.
+    generation: u64,
+    /// The agent's stream went away; without a new session the node is Down after one period.
+    disconnected: bool,
     _stop: watch::Sender<bool>,
 }
 
@@ -34,9 +38,11 @@ pub struct Dispatcher {
     clock: Arc<dyn Clock>,
     heartbeat: Duration,
     sessions: Mutex<HashMap<Id, SessionEntry>>,
-    /// When this dispatcher started: nodes get one full grace period from then before being
-    /// declared Down, so a manager restart does not mark every node Down at once.
-    started: Timestamp,
+    generations: std::sync::atomic::AtomicU64,
+    /// When this manager last became leader (or started): nodes get one full grace period from
+    /// then before being declared Down, so a new leader, which has no sessions yet, does not
+    /// mark every node Down at once.
+    started: Mutex<Timestamp>,
 }
 
 impl Dispatcher {
@@ -47,7 +53,8 @@ impl Dispatcher {
             clock,
             heartbeat,
             sessions: Mutex::new(HashMap::new()),
-            started,
+            generations: std::sync::atomic::AtomicU64::new(0),
+            started: Mutex::new(started),
         })
     }
 
@@ -61,12 +68,14 @@ impl Dispatcher {
 
     /// Opens a session for a node that is part of the cluster: records its description and
     /// address, marks it Ready, and returns the stream of its assignments.
+    /// `addr` is the node's IP as managers see it, `endpoint` where it serves RPC (`ip:port`).
     pub async fn open_session(
         self: &Arc<Self>,
         node_id: &Id,
         description: NodeDescription,
         addr: String,
-    ) -> Result<BoxStream<'static, Assignments>, ControlError> {
+        endpoint: String,
+    ) -> Result<BoxStream<'static, SessionMessage>, ControlError> {
         let view = self.store.view();
         let Some(node) = view.node(node_id) else {
             return Err(ControlError::NotFound {
@@ -83,6 +92,7 @@ impl Dispatcher {
         next.status.state = NodeState::Ready;
         next.status.message = String::new();
         next.status.addr = addr;
+        next.status.endpoint = endpoint;
         if next != **node {
             let applied = self
                 .store
@@ -100,20 +110,51 @@ impl Dispatcher {
         }
 
         let (stop_tx, stop_rx) = watch::channel(false);
+        let generation = self
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.sessions().insert(
             node_id.clone(),
             SessionEntry {
                 last_seen: now,
+                generation,
+                disconnected: false,
                 _stop: stop_tx,
             },
         );
 
-        let (tx, rx) = watch::channel(assignments_for(&self.store.view(), node_id));
+        let (tx, rx) = tokio::sync::mpsc::channel::<SessionMessage>(16);
         let mut states = self.store.subscribe();
         let node = node_id.clone();
         let mut stop_rx = stop_rx;
+        let me = self.clone();
         tokio::spawn(async move {
+            let mut last_info: Option<NodeInfo> = None;
+            let mut last_tasks: Option<Assignments> = None;
             loop {
+                let view = states.borrow_and_update().clone();
+                let info = me.node_info(&view, &node);
+                let removed = info.removed;
+                if last_info.as_ref() != Some(&info) {
+                    if tx.send(SessionMessage::Node(info.clone())).await.is_err() {
+                        return;
+                    }
+                    last_info = Some(info);
+                }
+                if removed {
+                    return;
+                }
+                let tasks = assignments_for(&view, &node);
+                if !last_tasks.as_ref().is_some_and(|l| same_tasks(l, &tasks)) {
+                    if tx
+                        .send(SessionMessage::Assignments(tasks.clone()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    last_tasks = Some(tasks);
+                }
                 tokio::select! {
                     changed = states.changed() => {
                         if changed.is_err() {
@@ -121,30 +162,79 @@ impl Dispatcher {
                         }
                     }
                     _ = stop_rx.changed() => return,
-                    _ = tx.closed() => return,
-                }
-                let next = assignments_for(&states.borrow_and_update(), &node);
-                tx.send_if_modified(|cur| {
-                    if same_tasks(cur, &next) {
-                        false
-                    } else {
-                        *cur = next;
-                        true
+                    _ = tx.closed() => {
+                        me.mark_disconnected(&node, generation);
+                        return;
                     }
-                });
+                }
             }
         });
-        Ok(Box::pin(tokio_stream::wrappers::WatchStream::new(rx)))
+        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+
+    /// What a node should know about itself and the cluster.
+    pub fn node_info(&self, view: &State, node_id: &Id) -> NodeInfo {
+        let cluster = view.cluster();
+        let removed = view.node(node_id).is_none()
+            || cluster.is_some_and(|c| c.removed_nodes.contains(node_id));
+        let leader = self.store.leader();
+        let mut managers: Vec<(bool, String)> = view
+            .nodes()
+            .filter(|n| n.spec.role == NodeRole::Manager && !n.status.endpoint.is_empty())
+            .map(|n| {
+                (
+                    n.manager
+                        .as_ref()
+                        .is_some_and(|m| Some(m.raft_id) == leader),
+                    n.status.endpoint.clone(),
+                )
+            })
+            .collect();
+        // The leader first: that is where sessions are served.
+        managers.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        NodeInfo {
+            node_id: node_id.clone(),
+            role: view.node(node_id).map_or(NodeRole::Worker, |n| n.spec.role),
+            raft_id: view
+                .node(node_id)
+                .and_then(|n| n.manager.as_ref().map(|m| m.raft_id)),
+            removed,
+            managers: managers.into_iter().map(|(_, e)| e).collect(),
+            trust: cluster.map(|c| c.trust()).unwrap_or_default(),
+            issuer_digest: cluster
+                .map(|c| {
+                    c.root_rotation
+                        .as_ref()
+                        .map_or(c.root_ca.digest.clone(), |r| r.next.digest.clone())
+                })
+                .unwrap_or_default(),
+            heartbeat_period: self.heartbeat,
+        }
+    }
+
+    fn mark_disconnected(&self, node: &Id, generation: u64) {
+        let now = self.clock.now();
+        if let Some(s) = self.sessions().get_mut(node)
+            && s.generation == generation
+        {
+            s.disconnected = true;
+            // The grace for a vanished agent runs from when its stream ended.
+            s.last_seen = now;
+        }
     }
 
     /// Records a heartbeat and returns the period the agent should keep.
     pub fn heartbeat(&self, node_id: &Id) -> Result<Duration, ControlError> {
         let now = self.clock.now();
         match self.sessions().get_mut(node_id) {
-            Some(s) => {
+            Some(s) if !s.disconnected => {
                 s.last_seen = now;
                 Ok(self.heartbeat)
             }
+            Some(_) => Err(ControlError::NotFound {
+                kind: "session for node",
+                name: node_id.to_string(),
+            }),
             None => Err(ControlError::NotFound {
                 kind: "session for node",
                 name: node_id.to_string(),
@@ -184,18 +274,18 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Nodes whose agent has been silent for longer than the grace. Pure: the liveness loop
-    /// proposes what this returns.
+    /// Nodes whose agent has been silent for longer than the grace: three heartbeat periods, or
+    /// one after its session stream ended. Pure: the liveness loop proposes what this returns.
     pub fn overdue_nodes(&self, view: &State, now: Timestamp) -> Vec<Id> {
         let grace = self.heartbeat * MISSED_HEARTBEATS;
+        let started = *self.started.lock().unwrap_or_else(|p| p.into_inner());
         let sessions = self.sessions();
         view.nodes()
             .filter(|n| n.status.state == NodeState::Ready)
-            .filter(|n| {
-                let last = sessions
-                    .get(&n.id)
-                    .map_or(self.started, |s| s.last_seen.max(self.started));
-                now.since(last) > grace
+            .filter(|n| match sessions.get(&n.id) {
+                Some(s) if s.disconnected => now.since(s.last_seen) > self.heartbeat,
+                Some(s) => now.since(s.last_seen.max(started)) > grace,
+                None => now.since(started) > grace,
             })
             .map(|n| n.id.clone())
             .collect()
@@ -203,12 +293,19 @@ impl Dispatcher {
 
     /// Marks silent nodes Down and closes their sessions, until `shutdown`.
     pub async fn run_liveness(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut was_leader = false;
         loop {
+            // Several checks per period, so a silent node is noticed soon after its grace.
             tokio::select! {
-                _ = tokio::time::sleep(self.heartbeat) => {}
+                _ = tokio::time::sleep(self.heartbeat / 4) => {}
                 _ = shutdown.changed() => return,
             }
-            if !self.store.is_leader() {
+            let leader = self.store.is_leader();
+            if leader && !was_leader {
+                *self.started.lock().unwrap_or_else(|p| p.into_inner()) = self.clock.now();
+            }
+            was_leader = leader;
+            if !leader {
                 continue;
             }
             let now = self.clock.now();
@@ -225,8 +322,8 @@ impl Dispatcher {
                     next.status = NodeStatus {
                         state: NodeState::Down,
                         message: "heartbeat failure".into(),
-                        addr: n.status.addr.clone(),
                         since: now,
+                        ..n.status.clone()
                     };
                     ops.push(Op::UpdateNode {
                         node: next,

@@ -2,6 +2,7 @@
 //! orchestrator, scheduler and node-liveness loops; [`Control`] is the validated API for front
 //! ends; [`Dispatcher`] serves node agents.
 
+pub mod cluster;
 pub mod control;
 pub mod dispatcher;
 pub mod error;
@@ -43,12 +44,18 @@ impl Manager {
         loops.spawn(loops::orchestrator_loop(
             store.clone(),
             clock.clone(),
-            ids,
+            ids.clone(),
             rx.clone(),
         ));
         loops.spawn(loops::scheduler_loop(
             store.clone(),
             clock.clone(),
+            rx.clone(),
+        ));
+        loops.spawn(loops::cluster_loop(
+            store.clone(),
+            clock.clone(),
+            ids.clone(),
             rx.clone(),
         ));
         loops.spawn(dispatcher.clone().run_liveness(rx));

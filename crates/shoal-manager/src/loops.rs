@@ -268,3 +268,50 @@ pub async fn scheduler_loop(
         }
     }
 }
+
+/// The leader's upkeep of the cluster itself: Raft members whose node is no longer a manager
+/// (demoted or removed) leave the group, and a root CA rotation completes once every node holds
+/// a certificate from the new root.
+pub async fn cluster_loop(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    ids: Arc<Mutex<IdGen>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut states = store.subscribe();
+    loop {
+        let view = states.borrow_and_update().clone();
+        if store.is_leader() {
+            let wanted: std::collections::BTreeSet<u64> = view
+                .nodes()
+                .filter(|n| n.spec.role == shoal_types::node::NodeRole::Manager)
+                .filter_map(|n| n.manager.as_ref().map(|m| m.raft_id))
+                .collect();
+            for (raft_id, _) in store.members() {
+                if !wanted.contains(&raft_id) {
+                    tracing::info!(
+                        raft.id = raft_id,
+                        "removing a raft member whose node is no longer a manager"
+                    );
+                    if let Err(e) = store.remove_member(raft_id).await {
+                        tracing::warn!(raft.id = raft_id, error = %e, "could not remove raft member");
+                    }
+                }
+            }
+            let step = {
+                let mut ids = ids.lock().unwrap_or_else(|p| p.into_inner());
+                crate::cluster::rotation_step(&view, &mut ids)
+            };
+            if let Some(op) = step {
+                tracing::info!(
+                    "every node holds a certificate from the new root: root CA rotation complete"
+                );
+                propose(&store, clock.now(), vec![op], "root rotation").await;
+            }
+        }
+        let requeue = Some(clock.now().add(Duration::from_secs(1)));
+        if !wait(&mut states, &mut shutdown, &*clock, requeue).await {
+            return;
+        }
+    }
+}

@@ -9,7 +9,7 @@ use shoal_manager::Dispatcher;
 use shoal_store::network::Network;
 use shoal_store::{Op, Proposal, RaftTiming, Store};
 use shoal_types::clock::FakeClock;
-use shoal_types::dispatch::TaskStatusReport;
+use shoal_types::dispatch::{SessionMessage, TaskStatusReport};
 use shoal_types::node::{NodeDescription, NodeState, NodeStatus};
 use shoal_types::task::{Task, TaskState, TaskStatus};
 use shoal_types::{Clock, Id, Node, Timestamp};
@@ -70,7 +70,12 @@ async fn sessions_assignments_reports_and_silence() {
         ..Default::default()
     };
     let mut stream = d
-        .open_session(&Id::from_raw("n1"), desc, "10.0.0.1".into())
+        .open_session(
+            &Id::from_raw("n1"),
+            desc,
+            "10.0.0.1".into(),
+            "10.0.0.1:2377".into(),
+        )
         .await
         .expect("session");
     let n1 = store.view().node(&Id::from_raw("n1")).cloned().expect("n1");
@@ -78,7 +83,16 @@ async fn sessions_assignments_reports_and_silence() {
         (n1.description.hostname.as_str(), n1.status.addr.as_str()),
         ("box1", "10.0.0.1")
     );
-    let first = stream.next().await.expect("assignments");
+    let Some(SessionMessage::Node(info)) = stream.next().await else {
+        panic!("node info comes first")
+    };
+    assert_eq!(
+        (info.role, info.removed),
+        (shoal_types::node::NodeRole::Worker, false)
+    );
+    let Some(SessionMessage::Assignments(first)) = stream.next().await else {
+        panic!("then the assignments")
+    };
     assert_eq!(
         first
             .tasks
@@ -120,8 +134,10 @@ async fn sessions_assignments_reports_and_silence() {
     // The store's change reaches the session as a new complete set.
     let next = tokio::time::timeout(Duration::from_secs(5), stream.next())
         .await
-        .expect("in time")
-        .expect("more");
+        .expect("in time");
+    let Some(SessionMessage::Assignments(next)) = next else {
+        panic!("new assignments")
+    };
     assert_eq!(next.tasks[0].status.state, TaskState::Running);
 
     // Silence: n2 never opened a session, n1 heartbeats until t=10s.

@@ -39,6 +39,7 @@ impl Sim {
             meta: Default::default(),
             spec: ClusterSpec::default(),
             join_tokens: Default::default(),
+            ..Default::default()
         };
         sim.apply(vec![Op::PutCluster {
             cluster,
@@ -75,6 +76,7 @@ impl Sim {
                 ..Default::default()
             },
             manager: None,
+            tls: Default::default(),
         };
         self.apply(vec![Op::CreateNode(node)]);
     }

@@ -1,27 +1,44 @@
 //! One shoal node's life. A node starts inactive; `swarm init` makes it the first manager of a
-//! new swarm (a Raft group, the cluster object and its own node object) and starts its manager
-//! and its agent; `swarm leave` stops both and forgets the swarm. The node's identity lives in
-//! `<data-dir>/swarm/identity.json`, so a restarted daemon resumes where it was.
+//! new swarm (its root CA, a Raft group, the cluster and node objects), `swarm join` admits it
+//! into an existing one as a worker or a manager. Every node serves node-to-node RPC over mutual
+//! TLS ([`routes`]) and runs an agent that holds a session with the leader's dispatcher
+//! ([`remote`]); managers also run a Raft member and the manager's loops. What the managers say
+//! about the node (promoted, demoted, removed, a new root to trust) is acted on by its
+//! lifecycle ([`lifecycle`]).
 //!
-//! Concurrency: lifecycle changes (init, leave, shutdown) hold the state lock for writing; API
-//! handlers take cheap clones of what they need ([`Daemon::swarm`]) and never hold the lock
-//! across their own work.
+//! On disk, under `<data-dir>/swarm/`: `identity.json`, the node's credentials in `certs/`, and
+//! a manager's Raft store in `raft/`, so a restarted daemon resumes where it was.
+//!
+//! Concurrency: transitions (init, join, leave, promotion, demotion, shutdown) are serialised by
+//! one async mutex; API handlers read the current state through a cheap clone of an `Arc`.
 
-mod dispatch;
+mod identity;
+mod lifecycle;
+mod remote;
+pub mod routes;
+mod start;
+mod tls;
+mod transport;
+pub mod wire;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
-use shoal_agent::{Agent, AgentConfig, LogOptions, LogStream, RuntimeDriver, RuntimeError};
+use futures::StreamExt;
+pub use identity::Identity;
+use shoal_agent::runtime::LogStreamKind;
+use shoal_agent::{Agent, LogLine, LogOptions, LogStream, RuntimeDriver, RuntimeError};
 use shoal_manager::{Control, Manager};
-use shoal_store::{Op, Proposal, RaftTiming, Store};
-use shoal_types::cluster::{Cluster, ClusterSpec};
-use shoal_types::node::{
-    Availability, ManagerStatus, NodeRole, NodeSpec, NodeState, NodeStatus, Reachability,
-};
-use shoal_types::{Clock, Id, IdGen, Node};
-use tokio::sync::{RwLock, watch};
+use shoal_rpc::RpcClient;
+use shoal_types::cluster::ClusterSpec;
+use shoal_types::node::{Availability, NodeRole};
+use shoal_types::{Clock, Id};
+use tokio::sync::watch;
+
+use crate::remote::RemoteDispatcher;
+use crate::routes::Shared;
+use crate::tls::Tls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -35,8 +52,20 @@ pub enum NodeError {
     FailedPrecondition(String),
     #[error("{field}: {why}")]
     InvalidArgument { field: String, why: String },
+    /// The cluster could not be reached or refused (join, renewal).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Internal(String),
+}
+
+impl NodeError {
+    fn invalid(field: &str, why: impl Into<String>) -> Self {
+        NodeError::InvalidArgument {
+            field: field.into(),
+            why: why.into(),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -48,15 +77,6 @@ pub struct DaemonConfig {
     pub stop_tasks_on_shutdown: bool,
 }
 
-/// What the node remembers about the swarm it is in.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Identity {
-    pub node_id: Id,
-    pub raft_id: u64,
-    pub advertise_addr: String,
-    pub listen_addr: String,
-}
-
 pub struct InitRequest {
     pub advertise_addr: Option<String>,
     pub listen_addr: String,
@@ -65,29 +85,67 @@ pub struct InitRequest {
     pub force_new_cluster: bool,
 }
 
-/// What API handlers need about an active swarm, cloned out of the daemon.
+pub struct JoinRequest {
+    /// A manager to ask (`ip:port`); the first that answers is used.
+    pub remote_addrs: Vec<String>,
+    pub token: String,
+    pub advertise_addr: Option<String>,
+    pub listen_addr: String,
+    pub availability: Availability,
+}
+
+/// What API handlers need about the swarm this node is in.
 #[derive(Clone)]
 pub struct SwarmHandle {
     pub identity: Identity,
-    pub control: Control,
+    /// The control API, on managers.
+    pub control: Option<Control>,
 }
 
-struct Active {
-    identity: Identity,
-    manager: Manager,
-    agent: Arc<Agent>,
+/// A node in a swarm: its identity, credentials, RPC server, agent and (on managers) manager.
+pub(crate) struct Active {
+    pub(crate) identity: RwLock<Identity>,
+    pub(crate) tls: Arc<Tls>,
+    pub(crate) rpc: RpcClient,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) remote: Arc<RemoteDispatcher>,
+    pub(crate) agent: Arc<Agent>,
+    pub(crate) manager: tokio::sync::Mutex<Option<Manager>>,
+    stops: watch::Sender<bool>,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     agent_stop: watch::Sender<bool>,
-    agent_task: tokio::task::JoinHandle<()>,
+    agent_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Active {
+    pub(crate) fn identity(&self) -> Identity {
+        self.identity
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_identity(
+        &self,
+        path: &Path,
+        f: impl FnOnce(&mut Identity),
+    ) -> Result<(), NodeError> {
+        let mut id = self.identity.write().unwrap_or_else(|p| p.into_inner());
+        f(&mut id);
+        id.save(path).map_err(NodeError::Internal)
+    }
 }
 
 pub struct Daemon {
     cfg: DaemonConfig,
     clock: Arc<dyn Clock>,
     driver: Arc<dyn RuntimeDriver>,
-    state: RwLock<Option<Active>>,
+    transition: tokio::sync::Mutex<()>,
+    current: RwLock<Option<Arc<Active>>>,
+    me: Weak<Daemon>,
 }
 
-const DEFAULT_PORT: u16 = 2377;
+pub(crate) const DEFAULT_PORT: u16 = 2377;
 
 impl Daemon {
     /// Starts the daemon; if the data dir holds a swarm identity, rejoins that swarm.
@@ -99,225 +157,108 @@ impl Daemon {
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
             NodeError::Internal(format!("cannot create {}: {e}", cfg.data_dir.display()))
         })?;
-        let daemon = Arc::new(Daemon {
+        let daemon = Arc::new_cyclic(|me| Daemon {
             cfg,
             clock,
             driver,
-            state: RwLock::new(None),
+            transition: tokio::sync::Mutex::new(()),
+            current: RwLock::new(None),
+            me: me.clone(),
         });
-        if let Some(identity) = daemon.read_identity()? {
-            tracing::info!(node.id = %identity.node_id, "resuming swarm membership");
-            let active = daemon.activate(identity, None).await?;
-            *daemon.state.write().await = Some(active);
+        if let Some(identity) =
+            Identity::load(&daemon.identity_path()).map_err(NodeError::Internal)?
+        {
+            tracing::info!(node.id = %identity.node_id, role = identity.role.as_str(), "resuming swarm membership");
+            let _guard = daemon.transition.lock().await;
+            let active = daemon.resume(identity).await?;
+            daemon.set_current(Some(active));
         }
         Ok(daemon)
     }
 
-    fn swarm_dir(&self) -> PathBuf {
+    pub(crate) fn swarm_dir(&self) -> PathBuf {
         self.cfg.data_dir.join("swarm")
     }
 
-    fn identity_path(&self) -> PathBuf {
+    pub(crate) fn identity_path(&self) -> PathBuf {
         self.swarm_dir().join("identity.json")
     }
 
-    fn read_identity(&self) -> Result<Option<Identity>, NodeError> {
-        let p = self.identity_path();
-        match std::fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| NodeError::Internal(format!("{} is unreadable: {e}", p.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(NodeError::Internal(format!(
-                "cannot read {}: {e}",
-                p.display()
-            ))),
-        }
+    pub(crate) fn certs_dir(&self) -> PathBuf {
+        self.swarm_dir().join("certs")
     }
 
-    fn write_identity(&self, id: &Identity) -> Result<(), NodeError> {
-        let p = self.identity_path();
-        let tmp = p.with_extension("json.tmp");
-        let bytes =
-            serde_json::to_vec_pretty(id).map_err(|e| NodeError::Internal(e.to_string()))?;
-        std::fs::write(&tmp, bytes)
-            .and_then(|_| std::fs::rename(&tmp, &p))
-            .map_err(|e| NodeError::Internal(format!("cannot write {}: {e}", p.display())))
+    pub(crate) fn raft_dir(&self) -> PathBuf {
+        self.swarm_dir().join("raft")
     }
 
-    /// Opens the store, starts the manager, optionally creates the swarm's first objects, and
-    /// starts the agent.
-    async fn activate(
-        &self,
-        identity: Identity,
-        bootstrap: Option<(ClusterSpec, Availability)>,
-    ) -> Result<Active, NodeError> {
-        let store = Store::open(
-            &self.swarm_dir().join("raft"),
-            identity.raft_id,
-            RaftTiming::default(),
-            Default::default(),
-        )
-        .await
-        .map_err(|e| NodeError::Internal(e.to_string()))?;
-        if bootstrap.is_some() {
-            store
-                .bootstrap(&identity.advertise_addr)
-                .await
-                .map_err(|e| NodeError::Internal(e.to_string()))?;
-        }
-        if store
-            .wait_for_leader(Duration::from_secs(10))
-            .await
-            .is_none()
-        {
-            tracing::warn!("no raft leader after 10 s; the manager will keep trying");
-        }
-        let description =
-            shoal_agent::describe_node(&self.cfg.engine_version, &[self.driver.name()]);
-        if let Some((spec, availability)) = bootstrap {
-            let now = self.clock.now();
-            let mut ids = IdGen::from_os();
-            let cluster = Cluster {
-                id: ids.next_id(),
-                meta: Default::default(),
-                spec,
-                join_tokens: Default::default(),
-            };
-            let node = Node {
-                id: identity.node_id.clone(),
-                meta: Default::default(),
-                spec: NodeSpec {
-                    role: NodeRole::Manager,
-                    availability,
-                    ..Default::default()
-                },
-                description: description.clone(),
-                status: NodeStatus {
-                    state: NodeState::Ready,
-                    message: String::new(),
-                    addr: host_of(&identity.advertise_addr),
-                    since: now,
-                },
-                manager: Some(ManagerStatus {
-                    raft_id: identity.raft_id,
-                    addr: identity.advertise_addr.clone(),
-                    reachability: Reachability::Reachable,
-                }),
-            };
-            let applied = store
-                .propose(Proposal::atomic(
-                    now,
-                    vec![
-                        Op::PutCluster {
-                            cluster,
-                            expect_version: None,
-                        },
-                        Op::CreateNode(node),
-                    ],
-                ))
-                .await
-                .map_err(|e| NodeError::Internal(e.to_string()))?;
-            if let Some(e) = applied.first_error() {
-                return Err(NodeError::Internal(format!("creating the swarm: {e}")));
-            }
-        }
-        let manager = Manager::start(store, self.clock.clone(), IdGen::from_os());
-        let dispatcher = Arc::new(dispatch::LocalDispatcher {
-            dispatcher: manager.dispatcher.clone(),
-            node_id: identity.node_id.clone(),
-            addr: host_of(&identity.advertise_addr),
-        });
-        let agent = Agent::new(
-            AgentConfig {
-                state_dir: self.cfg.data_dir.join("agent"),
-                description,
-                report_interval: Duration::from_millis(50),
-            },
-            self.driver.clone(),
-            dispatcher,
-            self.clock.clone(),
-        );
-        let (agent_stop, stop_rx) = watch::channel(false);
-        let stop_tasks = self.cfg.stop_tasks_on_shutdown;
-        let runner = agent.clone();
-        let agent_task = tokio::spawn(async move {
-            if let Err(e) = runner.run(stop_rx, stop_tasks).await {
-                tracing::error!(error = %e, "agent stopped with an error");
-            }
-        });
-        Ok(Active {
-            identity,
-            manager,
-            agent,
-            agent_stop,
-            agent_task,
-        })
+    pub(crate) fn current(&self) -> Option<Arc<Active>> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_current(&self, a: Option<Arc<Active>>) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = a;
     }
 
     /// Creates a new swarm with this node as its only manager. Returns the node's ID.
     pub async fn swarm_init(&self, req: InitRequest) -> Result<Id, NodeError> {
-        let mut state = self.state.write().await;
-        if let Some(active) = state.as_ref() {
-            // With one manager, forcing a new cluster changes nothing: it already is one.
-            if req.force_new_cluster {
-                return Ok(active.identity.node_id.clone());
+        let _guard = self.transition.lock().await;
+        if let Some(active) = self.current() {
+            if req.force_new_cluster && active.identity().role == NodeRole::Manager {
+                return self.force_new_cluster(active, req.advertise_addr).await;
             }
             return Err(NodeError::AlreadyInSwarm);
         }
-        let listen_addr = with_default_port(&req.listen_addr, "ListenAddr")?;
-        let advertise_addr = match &req.advertise_addr {
-            Some(a) if !a.is_empty() => with_default_port(a, "AdvertiseAddr")?,
-            _ => format!(
-                "{}:{}",
-                detect_local_ip(&listen_addr),
-                port_of(&listen_addr)
-            ),
-        };
-        let mut ids = IdGen::from_os();
-        let identity = Identity {
-            node_id: ids.next_id(),
-            raft_id: ids.next_u64().max(1),
-            advertise_addr,
-            listen_addr,
-        };
-        // A half-created swarm from an earlier failed init must not be resumed.
-        let _ = std::fs::remove_dir_all(self.swarm_dir());
-        std::fs::create_dir_all(self.swarm_dir()).map_err(|e| {
-            NodeError::Internal(format!("cannot create {}: {e}", self.swarm_dir().display()))
-        })?;
-        let active = match self
-            .activate(identity.clone(), Some((req.spec, req.availability)))
-            .await
+        if req.force_new_cluster
+            && Identity::load(&self.identity_path())
+                .ok()
+                .flatten()
+                .is_some()
         {
-            Ok(a) => a,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(self.swarm_dir());
-                return Err(e);
-            }
-        };
-        self.write_identity(&identity)?;
-        *state = Some(active);
-        tracing::info!(node.id = %identity.node_id, addr = %identity.advertise_addr, "swarm initialized");
-        Ok(identity.node_id)
-    }
-
-    /// Leaves the swarm: stops this node's tasks, its agent and its manager, and forgets the
-    /// swarm. A manager only leaves with `force`: as the last manager it takes the swarm's state
-    /// with it.
-    pub async fn swarm_leave(&self, force: bool) -> Result<(), NodeError> {
-        let mut state = self.state.write().await;
-        if state.is_none() {
-            return Err(NodeError::NotInSwarm);
-        }
-        if !force {
-            return Err(NodeError::FailedPrecondition(
-                "You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.".into(),
+            return Err(NodeError::Internal(
+                "the swarm identity on disk could not be resumed".into(),
             ));
         }
-        if let Some(active) = state.take() {
-            Self::deactivate(active).await;
+        let active = self.init(req).await?;
+        let id = active.identity().node_id;
+        self.set_current(Some(active));
+        Ok(id)
+    }
+
+    /// Joins an existing swarm with a join token.
+    pub async fn swarm_join(&self, req: JoinRequest) -> Result<(), NodeError> {
+        let _guard = self.transition.lock().await;
+        if self.current().is_some() {
+            return Err(NodeError::AlreadyInSwarm);
         }
+        let active = self.join(req).await?;
+        self.set_current(Some(active));
+        Ok(())
+    }
+
+    /// Leaves the swarm: stops this node's tasks, agent, manager and RPC server, and forgets the
+    /// swarm. A manager only leaves with `force`: the swarm may lose its quorum, and a last
+    /// manager takes the swarm's state with it.
+    pub async fn swarm_leave(&self, force: bool) -> Result<(), NodeError> {
+        let _guard = self.transition.lock().await;
+        let Some(active) = self.current() else {
+            return Err(NodeError::NotInSwarm);
+        };
+        if active.identity().role == NodeRole::Manager && !force {
+            return Err(NodeError::FailedPrecondition(
+                "You are attempting to leave the swarm on a node that is participating as a manager. Removing this node leaves the remaining managers to keep quorum, and removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.".into(),
+            ));
+        }
+        self.leave_locked(active).await
+    }
+
+    /// Stops everything and forgets the swarm; the transition lock is held by the caller.
+    pub(crate) async fn leave_locked(&self, active: Arc<Active>) -> Result<(), NodeError> {
+        self.set_current(None);
+        Self::deactivate(&active).await;
         // Whatever the agent left (it keeps tasks when configured to outlive the daemon) does
         // not belong to any swarm any more.
         self.remove_all_tasks().await;
@@ -328,18 +269,30 @@ impl Daemon {
         Ok(())
     }
 
-    async fn deactivate(active: Active) {
+    async fn deactivate(active: &Active) {
         let _ = active.agent_stop.send(true);
-        if let Err(e) = active.agent_task.await {
+        let agent = active
+            .agent_task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(t) = agent
+            && let Err(e) = t.await
+        {
             tracing::warn!(error = %e, "agent task ended abnormally");
         }
-        active.manager.stop().await;
-    }
-
-    /// Stops the node (daemon shutdown). Tasks stop too unless configured to outlive the daemon.
-    pub async fn shutdown(&self) {
-        if let Some(active) = self.state.write().await.take() {
-            Self::deactivate(active).await;
+        if let Some(m) = active.manager.lock().await.take() {
+            *active
+                .shared
+                .manager
+                .write()
+                .unwrap_or_else(|p| p.into_inner()) = None;
+            m.stop().await;
+        }
+        let _ = active.stops.send(true);
+        let tasks = std::mem::take(&mut *active.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in tasks {
+            t.abort();
         }
     }
 
@@ -361,25 +314,81 @@ impl Daemon {
         }
     }
 
-    /// The active swarm, if any.
+    /// Stops the node (daemon shutdown). Tasks stop too unless configured to outlive the daemon.
+    pub async fn shutdown(&self) {
+        let _guard = self.transition.lock().await;
+        if let Some(active) = self.current() {
+            self.set_current(None);
+            Self::deactivate(&active).await;
+        }
+    }
+
+    /// The swarm this node is in, if any.
     pub async fn swarm(&self) -> Option<SwarmHandle> {
-        self.state.read().await.as_ref().map(|a| SwarmHandle {
-            identity: a.identity.clone(),
-            control: a.manager.control.clone(),
+        let active = self.current()?;
+        let control = active
+            .shared
+            .manager
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|m| m.control.clone());
+        Some(SwarmHandle {
+            identity: active.identity(),
+            control,
         })
     }
 
-    /// A task's output, from this node's runtime.
+    /// A task's output, from the node that runs it: this one, or another over RPC.
     pub async fn task_logs(
         &self,
         task_id: &Id,
+        node: Option<(&Id, &str)>,
         opts: LogOptions,
     ) -> Result<LogStream, RuntimeError> {
-        let agent = self.state.read().await.as_ref().map(|a| a.agent.clone());
-        match agent {
-            Some(agent) => agent.logs(task_id, opts).await,
-            None => self.driver.logs(task_id, opts).await,
+        let active = self.current();
+        let local = match (&active, node) {
+            (Some(a), Some((node_id, _))) => a.identity().node_id == *node_id,
+            _ => true,
+        };
+        if local {
+            return match active {
+                Some(a) => a.agent.logs(task_id, opts).await,
+                None => self.driver.logs(task_id, opts).await,
+            };
         }
+        let (Some(a), Some((node_id, endpoint))) = (active, node) else {
+            return Err(RuntimeError::NotFound(task_id.clone()));
+        };
+        let req = wire::LogsRequest {
+            task_id: task_id.clone(),
+            follow: opts.follow,
+            tail: opts.tail,
+            since: opts.since,
+            stdout: opts.stdout,
+            stderr: opts.stderr,
+        };
+        let stream = a
+            .rpc
+            .stream::<_, wire::WireLogLine>(endpoint, wire::LOGS, &req)
+            .await
+            .map_err(|e| RuntimeError::StartFailed(format!("logs from node {node_id}: {e}")))?;
+        Ok(Box::pin(stream.map(|l| {
+            use base64::Engine;
+            let l = l.map_err(|e| RuntimeError::StartFailed(e.to_string()))?;
+            let line = base64::engine::general_purpose::STANDARD
+                .decode(l.line.as_bytes())
+                .map_err(|e| RuntimeError::StartFailed(format!("a log line is not base64: {e}")))?;
+            Ok(LogLine {
+                time: l.time,
+                stream: if l.stderr {
+                    LogStreamKind::Stderr
+                } else {
+                    LogStreamKind::Stdout
+                },
+                line: line.into(),
+            })
+        })))
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -392,10 +401,7 @@ impl Daemon {
 }
 
 fn with_default_port(addr: &str, field: &str) -> Result<String, NodeError> {
-    let invalid = |why: String| NodeError::InvalidArgument {
-        field: field.into(),
-        why,
-    };
+    let invalid = |why: String| NodeError::invalid(field, why);
     let addr = addr.trim();
     if addr.is_empty() {
         return Err(invalid("an address is required".into()));
@@ -415,41 +421,32 @@ fn with_default_port(addr: &str, field: &str) -> Result<String, NodeError> {
             })?;
             Ok(addr.to_string())
         }
-        // An interface name or hostname without a port.
-        _ if addr
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') =>
-        {
-            Ok(format!("{addr}:{DEFAULT_PORT}"))
-        }
-        _ => Err(invalid(format!(
-            "{addr:?} is not an address (IP[:PORT] or HOST[:PORT])"
-        ))),
+        _ => Err(invalid(format!("{addr:?} is not an address (IP[:PORT])"))),
     }
 }
 
-fn host_of(addr: &str) -> String {
+pub(crate) fn host_of(addr: &str) -> String {
     match addr.parse::<std::net::SocketAddr>() {
         Ok(sa) => sa.ip().to_string(),
         Err(_) => addr.rsplit_once(':').map_or(addr, |(h, _)| h).to_string(),
     }
 }
 
-fn port_of(addr: &str) -> u16 {
+pub(crate) fn port_of(addr: &str) -> u16 {
     addr.rsplit_once(':')
         .and_then(|(_, p)| p.parse().ok())
         .unwrap_or(DEFAULT_PORT)
 }
 
-/// The address other machines would reach this one on: the source address of the default route
-/// when listening on all interfaces (a UDP "connect" sends nothing), else the listen address.
-fn detect_local_ip(listen_addr: &str) -> String {
+/// The address other machines would reach this one on when it listens on all interfaces: the
+/// source address toward `toward` (a UDP "connect" sends nothing), else the listen address.
+pub(crate) fn detect_local_ip(listen_addr: &str, toward: &str) -> String {
     let host = host_of(listen_addr);
     if host != "0.0.0.0" && host != "::" {
         return host;
     }
     std::net::UdpSocket::bind("0.0.0.0:0")
-        .and_then(|s| s.connect("192.0.2.1:9").map(|_| s))
+        .and_then(|s| s.connect(toward).map(|_| s))
         .and_then(|s| s.local_addr())
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|_| "127.0.0.1".into())
@@ -469,10 +466,6 @@ mod tests {
             with_default_port("10.0.0.1:4000", "AdvertiseAddr").ok(),
             Some("10.0.0.1:4000".into())
         );
-        assert_eq!(
-            with_default_port("eth0", "AdvertiseAddr").ok(),
-            Some("eth0:2377".into())
-        );
         match with_default_port("10.0.0.1:http", "ListenAddr") {
             Err(NodeError::InvalidArgument { field, .. }) => assert_eq!(field, "ListenAddr"),
             other => panic!("{other:?}"),
@@ -480,5 +473,9 @@ mod tests {
         assert!(with_default_port("", "ListenAddr").is_err());
         assert_eq!(host_of("10.0.0.1:2377"), "10.0.0.1");
         assert_eq!(port_of("0.0.0.0:4000"), 4000);
+        assert_eq!(
+            detect_local_ip("127.0.0.5:2377", "127.0.0.1:9"),
+            "127.0.0.5"
+        );
     }
 }

@@ -22,6 +22,9 @@ pub struct ClusterSpec {
     pub election_tick: u32,
     pub heartbeat_tick: u32,
     pub autolock: bool,
+    /// Bumped to ask for a new root CA (`swarm ca --rotate`, Docker's CAConfig.ForceRotate).
+    #[serde(default)]
+    pub ca_force_rotate: u64,
 }
 
 impl Default for ClusterSpec {
@@ -30,7 +33,9 @@ impl Default for ClusterSpec {
             name: "default".into(),
             labels: Default::default(),
             task_history_limit: DEFAULT_TASK_HISTORY_LIMIT,
-            heartbeat_period: Duration::from_secs(5),
+            // Short heartbeats make a lost node's tasks move within seconds (Swarm: 5 s, then
+            // ~20 s until they move); agents are cheap to hear from.
+            heartbeat_period: Duration::from_secs(1),
             node_cert_expiry: Duration::from_secs(90 * 24 * 3600),
             snapshot_interval: 10_000,
             keep_old_snapshots: 0,
@@ -38,6 +43,7 @@ impl Default for ClusterSpec {
             election_tick: 10,
             heartbeat_tick: 1,
             autolock: false,
+            ca_force_rotate: 0,
         }
     }
 }
@@ -48,11 +54,48 @@ pub struct JoinTokens {
     pub manager: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// The cluster's root certificate authority. The key lives in the replicated store so that any
+/// manager can sign node certificates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RootCa {
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// What join tokens carry to prove which CA a manager answers for.
+    pub digest: String,
+}
+
+/// A root CA rotation in progress: nodes trust both roots and are reissued certificates under
+/// the new one (with `cross_signed`, the new root signed by the old, so peers that still trust
+/// only the old root accept them); it completes when every node holds a new certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RootRotation {
+    pub next: RootCa,
+    pub cross_signed_pem: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cluster {
     pub id: Id,
     pub meta: Meta,
     pub spec: ClusterSpec,
     #[serde(default)]
     pub join_tokens: JoinTokens,
+    #[serde(default)]
+    pub root_ca: RootCa,
+    #[serde(default)]
+    pub root_rotation: Option<RootRotation>,
+    /// Nodes removed from the cluster: their certificates are refused until they expire.
+    #[serde(default)]
+    pub removed_nodes: std::collections::BTreeSet<Id>,
+}
+
+impl Cluster {
+    /// The roots every node must trust now (two during a rotation).
+    pub fn trust(&self) -> Vec<String> {
+        let mut t = vec![self.root_ca.cert_pem.clone()];
+        if let Some(r) = &self.root_rotation {
+            t.push(r.next.cert_pem.clone());
+        }
+        t
+    }
 }

@@ -137,8 +137,13 @@ pub struct NodeStatus {
     pub state: NodeState,
     #[serde(default)]
     pub message: String,
+    /// The node's IP as other nodes reach it (what `docker node inspect` shows).
     #[serde(default)]
     pub addr: String,
+    /// Where the node serves node-to-node RPC (`ip:port`): managers reach workers' agents there
+    /// (logs), and everyone reaches managers there.
+    #[serde(default)]
+    pub endpoint: String,
     /// When the state last changed.
     #[serde(default)]
     pub since: Timestamp,
@@ -173,6 +178,16 @@ pub struct Node {
     pub status: NodeStatus,
     #[serde(default)]
     pub manager: Option<ManagerStatus>,
+    /// The node's current certificate, as last issued.
+    #[serde(default)]
+    pub tls: NodeTls,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeTls {
+    /// Digest of the root CA that issued the certificate.
+    pub issuer_digest: String,
+    pub not_after: crate::Timestamp,
 }
 
 impl Node {

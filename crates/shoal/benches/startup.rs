@@ -51,11 +51,11 @@ fn main() {
         return;
     }
     let d = Daemon::start();
-    let (s, v) = d.api(
-        "POST",
-        "/v1.50/swarm/init",
-        Some(br#"{"ListenAddr":"127.0.0.1:2377","AdvertiseAddr":"127.0.0.1"}"#),
+    let init = format!(
+        r#"{{"ListenAddr":"{0}","AdvertiseAddr":"{0}"}}"#,
+        d.cluster_addr
     );
+    let (s, v) = d.api("POST", "/v1.50/swarm/init", Some(init.as_bytes()));
     assert_eq!(s, 200, "{v}");
     std::thread::sleep(Duration::from_secs(3));
     let idle = rss_kib(d.pid());

@@ -27,6 +27,9 @@ pub struct UpArgs {
     /// Do not create the demo service.
     #[arg(long)]
     no_demo: bool,
+    /// Where this node serves its cluster peers (managers and workers joining later).
+    #[arg(long, default_value = "0.0.0.0:2377")]
+    listen_addr: String,
     /// Cgroup under which each task gets its own.
     #[arg(long, default_value = "shoal")]
     cgroup_parent: String,
@@ -85,7 +88,7 @@ async fn bring_up(running: &Running, a: &UpArgs) -> anyhow::Result<()> {
         let id = daemon
             .swarm_init(InitRequest {
                 advertise_addr: None,
-                listen_addr: "0.0.0.0:2377".into(),
+                listen_addr: a.listen_addr.clone(),
                 spec: Default::default(),
                 availability: Availability::Active,
                 force_new_cluster: false,
@@ -95,7 +98,9 @@ async fn bring_up(running: &Running, a: &UpArgs) -> anyhow::Result<()> {
         println!("Swarm initialized: current node ({id}) is now a manager.");
     }
     let swarm = daemon.swarm().await.context("the swarm is not active")?;
-    let control = swarm.control;
+    let control = swarm
+        .control
+        .context("this node is a worker: `shoal up` needs a manager to create the demo service")?;
     let endpoint = running.endpoints.first().cloned().unwrap_or_default();
     println!(
         "shoal {} is serving the Docker API on {endpoint}",

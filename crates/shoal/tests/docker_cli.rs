@@ -12,7 +12,10 @@ fn ready() -> bool {
 }
 
 fn init(d: &Daemon) -> String {
-    let out = d.docker_ok(&["swarm", "init"]);
+    let flags = d.init_flags();
+    let mut args = vec!["swarm", "init"];
+    args.extend(flags.iter().map(String::as_str));
+    let out = d.docker_ok(&args);
     assert!(out.contains("Swarm initialized: current node"), "{out}");
     d.docker_ok(&["info", "--format", "{{.Swarm.NodeID}}"])
         .trim()

@@ -6,6 +6,13 @@ use std::time::Duration;
 
 use common::{Daemon, require_root, wait_for};
 
+fn init(d: &Daemon) -> std::process::Output {
+    let flags = d.init_flags();
+    let mut args = vec!["swarm", "init"];
+    args.extend(flags.iter().map(String::as_str));
+    d.shoal(&args)
+}
+
 fn ok(d: &Daemon, args: &[&str]) -> String {
     let out = d.shoal(args);
     assert!(
@@ -25,7 +32,9 @@ fn shoal_cli_runs_the_service_life_cycle() {
         return;
     }
     let d = Daemon::start();
-    let init = ok(&d, &["swarm", "init"]);
+    let out = init(&d);
+    assert!(out.status.success(), "{out:?}");
+    let init = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         init.starts_with("Swarm initialized: current node ("),
         "{init}"
@@ -147,7 +156,7 @@ fn shoal_cli_errors_name_the_problem_with_docker_exit_codes() {
         return;
     }
     let d = Daemon::start();
-    ok(&d, &["swarm", "init"]);
+    assert!(init(&d).status.success());
     let out = d.shoal(&["service", "create", "--replicas", "-1", "host", "true"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -183,7 +192,7 @@ fn shoal_cli_errors_name_the_problem_with_docker_exit_codes() {
         err.contains("Error response from daemon") && err.contains("node.role=manager"),
         "{err}"
     );
-    let out = d.shoal(&["swarm", "init"]);
+    let out = init(&d);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("already part of a swarm"),

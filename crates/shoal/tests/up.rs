@@ -41,6 +41,8 @@ fn shoal_up_serves_a_demo_and_stops_on_ctrl_c() {
             &port.to_string(),
             "--cgroup-parent",
             &cgroup,
+            "--listen-addr",
+            &format!("127.0.0.1:{}", free_port()),
             "--data-dir",
         ])
         .arg(dir.path())

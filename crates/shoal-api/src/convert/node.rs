@@ -2,7 +2,7 @@
 
 use bollard_stubs::models as w;
 use shoal_types::Node;
-use shoal_types::node::{Availability, NodeRole, NodeSpec, NodeState, Reachability};
+use shoal_types::node::{Availability, NodeRole, NodeSpec, NodeState};
 
 use super::{labels_in, labels_out, time, version};
 use crate::error::ApiError;
@@ -35,7 +35,13 @@ pub fn spec_in(s: w::NodeSpec) -> Result<NodeSpec, ApiError> {
     })
 }
 
-pub fn node_out(n: &Node, leader_raft_id: Option<u64>) -> w::Node {
+/// What the API says of a node. A manager is reachable when it is a Raft voter whose node is up
+/// (its agent keeps a session); `voters` are the current Raft voters.
+pub fn node_out(
+    n: &Node,
+    leader_raft_id: Option<u64>,
+    voters: &std::collections::BTreeSet<u64>,
+) -> w::Node {
     let d = &n.description;
     w::Node {
         id: Some(n.id.to_string()),
@@ -83,14 +89,19 @@ pub fn node_out(n: &Node, leader_raft_id: Option<u64>) -> w::Node {
             message: (!n.status.message.is_empty()).then(|| n.status.message.clone()),
             addr: Some(n.status.addr.clone()),
         }),
-        manager_status: n.manager.as_ref().map(|m| w::ManagerStatus {
-            leader: Some(leader_raft_id == Some(m.raft_id)),
-            reachability: Some(match m.reachability {
-                Reachability::Unknown => w::Reachability::UNKNOWN,
-                Reachability::Unreachable => w::Reachability::UNREACHABLE,
-                Reachability::Reachable => w::Reachability::REACHABLE,
-            }),
-            addr: Some(m.addr.clone()),
+        manager_status: n.manager.as_ref().map(|m| {
+            let leader = leader_raft_id == Some(m.raft_id);
+            let reachable =
+                leader || (voters.contains(&m.raft_id) && n.status.state == NodeState::Ready);
+            w::ManagerStatus {
+                leader: Some(leader),
+                reachability: Some(if reachable {
+                    w::Reachability::REACHABLE
+                } else {
+                    w::Reachability::UNREACHABLE
+                }),
+                addr: Some(m.addr.clone()),
+            }
         }),
     }
 }

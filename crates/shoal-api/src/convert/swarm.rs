@@ -50,13 +50,25 @@ pub fn spec_in(base: &ClusterSpec, s: w::SwarmSpec) -> Result<ClusterSpec, ApiEr
         if let Some(e) =
             opt_duration("CAConfig.NodeCertExpiry", ca.node_cert_expiry)?.filter(|e| !e.is_zero())
         {
-            if e < std::time::Duration::from_secs(3600) {
+            // Docker's floor is 1h; shoal allows 30 s so renewal can be watched (and tested).
+            if e < std::time::Duration::from_secs(30) {
                 return Err(ApiError::invalid(
                     "CAConfig.NodeCertExpiry",
-                    "must be at least 1h",
+                    "must be at least 30s",
                 ));
             }
             out.node_cert_expiry = e;
+        }
+        if let Some(r) = ca.force_rotate {
+            out.ca_force_rotate = r;
+        }
+        if ca.signing_ca_cert.as_ref().is_some_and(|v| !v.is_empty())
+            || ca.signing_ca_key.as_ref().is_some_and(|v| !v.is_empty())
+        {
+            return Err(ApiError::invalid(
+                "CAConfig.SigningCACert",
+                "bringing your own root CA is not supported by shoal yet",
+            ));
         }
         if ca.external_cas.as_ref().is_some_and(|v| !v.is_empty()) {
             return Err(ApiError::invalid(
@@ -98,6 +110,7 @@ pub fn spec_out(s: &ClusterSpec) -> w::SwarmSpec {
         }),
         ca_config: Some(w::SwarmSpecCaConfig {
             node_cert_expiry: Some(nanos(s.node_cert_expiry)),
+            force_rotate: Some(s.ca_force_rotate),
             ..Default::default()
         }),
         encryption_config: Some(w::SwarmSpecEncryptionConfig {
@@ -115,7 +128,7 @@ pub fn cluster_info(c: &Cluster) -> w::ClusterInfo {
         updated_at: time(c.meta.updated_at),
         spec: Some(spec_out(&c.spec)),
         tls_info: None,
-        root_rotation_in_progress: Some(false),
+        root_rotation_in_progress: Some(c.root_rotation.is_some()),
         data_path_port: None,
         default_addr_pool: None,
         subnet_size: None,

@@ -191,8 +191,14 @@ async fn stream(
                     stderr: opts.stderr,
                 };
                 let (daemon, tx, opts) = (daemon.clone(), tx.clone(), opts.clone());
+                let endpoint = task
+                    .node_id
+                    .as_ref()
+                    .and_then(|n| control.view().node(n).map(|n| n.status.endpoint.clone()))
+                    .unwrap_or_default();
                 readers.spawn(async move {
-                    let Ok(mut lines) = daemon.task_logs(&task.id, lo).await else {
+                    let node = task.node_id.as_ref().map(|n| (n, endpoint.as_str()));
+                    let Ok(mut lines) = daemon.task_logs(&task.id, node, lo).await else {
                         return;
                     };
                     while let Some(Ok(line)) = lines.next().await {

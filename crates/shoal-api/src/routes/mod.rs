@@ -2,7 +2,7 @@
 //! converts the answer; errors are [`ApiError`]s with Docker's statuses.
 
 mod logs;
-mod nodes;
+pub(crate) mod nodes;
 mod services;
 mod swarm;
 mod system;
@@ -46,7 +46,24 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The active swarm, or Docker's "not a manager" answer.
-async fn manager(state: &AppState) -> ApiResult<SwarmHandle> {
-    state.daemon.swarm().await.ok_or_else(ApiError::not_manager)
+/// The host part of `ip:port`.
+pub(crate) fn host_part(addr: &str) -> String {
+    addr.rsplit_once(':').map_or(addr, |(h, _)| h).to_string()
+}
+
+/// A manager's view of the swarm, or Docker's answers for a node that is not one.
+pub(crate) struct Managed {
+    pub control: shoal_manager::Control,
+}
+
+async fn manager(state: &AppState) -> ApiResult<Managed> {
+    let h: SwarmHandle = state
+        .daemon
+        .swarm()
+        .await
+        .ok_or_else(ApiError::not_manager)?;
+    match h.control {
+        Some(control) => Ok(Managed { control }),
+        None => Err(ApiError::worker()),
+    }
 }

@@ -15,6 +15,18 @@ use crate::convert::node::{node_out, spec_in};
 use crate::error::{ApiError, ApiResult};
 use crate::filters::Filters;
 
+/// The Raft leader and voters as this manager sees them.
+pub(crate) fn raft_view(c: &Control) -> (Option<u64>, std::collections::BTreeSet<u64>) {
+    let voters = c
+        .store()
+        .members()
+        .into_iter()
+        .filter(|(_, (_, voter))| *voter)
+        .map(|(id, _)| id)
+        .collect();
+    (c.store().leader(), voters)
+}
+
 fn matches(f: &Filters, n: &Node) -> bool {
     f.any("id", |v| n.id.as_str().starts_with(v))
         && f.any("name", |v| {
@@ -41,11 +53,11 @@ pub async fn list(
         }
     }
     let view = h.control.view();
-    let leader = h.control.store().leader();
+    let (leader, voters) = raft_view(&h.control);
     Ok(axum::Json(
         view.nodes()
             .filter(|n| matches(&f, n))
-            .map(|n| node_out(n, leader))
+            .map(|n| node_out(n, leader, &voters))
             .collect(),
     ))
 }
@@ -56,7 +68,8 @@ pub async fn inspect(
 ) -> ApiResult<axum::Json<w::Node>> {
     let h = manager(&state).await?;
     let n = Control::find_node(&h.control.view(), &id)?;
-    Ok(axum::Json(node_out(&n, h.control.store().leader())))
+    let (leader, voters) = raft_view(&h.control);
+    Ok(axum::Json(node_out(&n, leader, &voters)))
 }
 
 pub async fn update(

@@ -75,11 +75,51 @@ pub async fn init(
     Ok(axum::Json(id.to_string()))
 }
 
-pub async fn join() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "joining an existing swarm is not supported by this version of shoal: it runs one-node swarms",
-    )
+/// The Engine API's join request.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JoinBody {
+    #[serde(default)]
+    listen_addr: Option<String>,
+    #[serde(default)]
+    advertise_addr: Option<String>,
+    #[serde(default)]
+    remote_addrs: Option<Vec<String>>,
+    #[serde(default)]
+    join_token: Option<String>,
+    #[serde(default)]
+    availability: Option<String>,
+}
+
+pub async fn join(State(state): State<AppState>, Json(body): Json<JoinBody>) -> ApiResult<()> {
+    let availability = match body.availability.as_deref() {
+        None | Some("") => Availability::Active,
+        Some(a) => Availability::parse(a).ok_or_else(|| {
+            ApiError::invalid(
+                "Availability",
+                format!("{a:?} is not one of active, pause, drain"),
+            )
+        })?,
+    };
+    let token = body
+        .join_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::invalid("JoinToken", "a join token is required"))?;
+    let remote_addrs = body.remote_addrs.unwrap_or_default();
+    state
+        .daemon
+        .swarm_join(shoal_node::JoinRequest {
+            remote_addrs,
+            token,
+            advertise_addr: body.advertise_addr,
+            listen_addr: body
+                .listen_addr
+                .filter(|l| !l.is_empty())
+                .unwrap_or_else(|| "0.0.0.0:2377".into()),
+            availability,
+        })
+        .await?;
+    Ok(())
 }
 
 pub async fn leave(
@@ -100,22 +140,18 @@ pub async fn update(
     let version = query_u64(&q, "version")?.ok_or_else(|| {
         ApiError::bad_request("query parameter version: required (the swarm's Version.Index)")
     })?;
-    for rotate in [
-        "rotateWorkerToken",
-        "rotateManagerToken",
-        "rotateManagerUnlockKey",
-    ] {
-        if query_bool(&q, rotate)? {
-            return Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                format!(
-                    "{rotate}: join tokens and unlock keys come with multi-node swarms, not supported by this version of shoal"
-                ),
-            ));
-        }
+    if query_bool(&q, "rotateManagerUnlockKey")? {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "rotateManagerUnlockKey: autolock is not supported by shoal yet",
+        ));
     }
+    let rotate_worker = query_bool(&q, "rotateWorkerToken")?;
+    let rotate_manager = query_bool(&q, "rotateManagerToken")?;
     let cur = h.control.cluster()?;
     let spec = spec_in(&cur.spec, body)?;
-    h.control.update_cluster(version, spec).await?;
+    h.control
+        .update_cluster(version, spec, rotate_worker, rotate_manager)
+        .await?;
     Ok(())
 }

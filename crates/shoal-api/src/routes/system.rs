@@ -68,6 +68,7 @@ pub async fn version(State(state): State<AppState>) -> axum::Json<w::SystemVersi
 
 pub async fn info(State(state): State<AppState>) -> axum::Json<w::SystemInfo> {
     let host = nix_hostname();
+    let mut warnings: Vec<String> = Vec::new();
     let swarm = match state.daemon.swarm().await {
         None => w::SwarmInfo {
             node_id: Some(String::new()),
@@ -81,36 +82,77 @@ pub async fn info(State(state): State<AppState>) -> axum::Json<w::SystemInfo> {
             cluster: None,
         },
         Some(h) => {
-            let view = h.control.view();
-            let managers: Vec<_> = view
-                .nodes()
-                .filter(|n| n.spec.role == NodeRole::Manager)
-                .collect();
-            w::SwarmInfo {
-                node_id: Some(h.identity.node_id.to_string()),
-                node_addr: Some(
-                    h.identity
-                        .advertise_addr
-                        .rsplit_once(':')
-                        .map_or(h.identity.advertise_addr.clone(), |(a, _)| a.to_string()),
-                ),
-                local_node_state: Some(w::LocalNodeState::ACTIVE),
-                control_available: Some(true),
-                error: Some(String::new()),
-                remote_managers: Some(
-                    managers
+            let node_addr = Some(crate::routes::host_part(&h.identity.advertise_addr));
+            match &h.control {
+                // A worker knows only itself and where the managers are.
+                None => w::SwarmInfo {
+                    node_id: Some(h.identity.node_id.to_string()),
+                    node_addr,
+                    local_node_state: Some(w::LocalNodeState::ACTIVE),
+                    control_available: Some(false),
+                    error: Some(String::new()),
+                    remote_managers: Some(
+                        h.identity
+                            .managers
+                            .iter()
+                            .map(|m| w::PeerNode {
+                                node_id: None,
+                                addr: Some(m.clone()),
+                            })
+                            .collect(),
+                    ),
+                    nodes: None,
+                    managers: None,
+                    cluster: None,
+                },
+                Some(control) => {
+                    let view = control.view();
+                    let managers: Vec<_> = view
+                        .nodes()
+                        .filter(|n| n.spec.role == NodeRole::Manager)
+                        .collect();
+                    let (leader, voters) = crate::routes::nodes::raft_view(control);
+                    let reachable = managers
                         .iter()
-                        .filter_map(|n| {
-                            n.manager.as_ref().map(|m| w::PeerNode {
-                                node_id: Some(n.id.to_string()),
-                                addr: Some(m.addr.clone()),
+                        .filter(|n| {
+                            n.manager.as_ref().is_some_and(|m| {
+                                leader == Some(m.raft_id)
+                                    || (voters.contains(&m.raft_id)
+                                        && n.status.state == shoal_types::NodeState::Ready)
                             })
                         })
-                        .collect(),
-                ),
-                nodes: Some(view.nodes().count() as i64),
-                managers: Some(managers.len() as i64),
-                cluster: view.cluster().map(|c| cluster_info(c)),
+                        .count();
+                    let total = voters.len().max(1);
+                    if reachable * 2 <= total {
+                        warnings.push(format!(
+                            "WARNING: the swarm has lost its quorum: {reachable} of {total} managers reachable, {} needed. Writes fail until enough managers return, or recover with `swarm init --force-new-cluster`.",
+                            total / 2 + 1
+                        ));
+                    } else if total == 2 {
+                        warnings.push("WARNING: Running Swarm in a two-manager configuration. This configuration provides no fault tolerance, and poses a high risk to lose control over the cluster. Refer to https://docs.docker.com/engine/swarm/admin_guide/ to configure the Swarm for fault-tolerance.".into());
+                    }
+                    w::SwarmInfo {
+                        node_id: Some(h.identity.node_id.to_string()),
+                        node_addr,
+                        local_node_state: Some(w::LocalNodeState::ACTIVE),
+                        control_available: Some(true),
+                        error: Some(String::new()),
+                        remote_managers: Some(
+                            managers
+                                .iter()
+                                .filter_map(|n| {
+                                    n.manager.as_ref().map(|m| w::PeerNode {
+                                        node_id: Some(n.id.to_string()),
+                                        addr: Some(m.addr.clone()),
+                                    })
+                                })
+                                .collect(),
+                        ),
+                        nodes: Some(view.nodes().count() as i64),
+                        managers: Some(managers.len() as i64),
+                        cluster: view.cluster().map(|c| cluster_info(c)),
+                    }
+                }
             }
         }
     };
@@ -129,6 +171,7 @@ pub async fn info(State(state): State<AppState>) -> axum::Json<w::SystemInfo> {
         driver: Some(state.daemon.runtime_name().into()),
         default_runtime: Some(state.daemon.runtime_name().into()),
         swarm: Some(swarm),
+        warnings: Some(warnings),
         ..Default::default()
     })
 }

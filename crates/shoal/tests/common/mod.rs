@@ -65,6 +65,8 @@ pub struct Daemon {
     pub cgroup_parent: String,
     /// Extra `-H` endpoints to listen on besides the unix socket.
     pub extra_hosts: Vec<String>,
+    /// This daemon's cluster (node-to-node) address, unique per test daemon.
+    pub cluster_addr: String,
 }
 
 impl Daemon {
@@ -91,9 +93,20 @@ impl Daemon {
             log,
             cgroup_parent,
             extra_hosts,
+            cluster_addr: format!("127.0.0.1:{}", free_port()),
         };
         d.spawn();
         d
+    }
+
+    /// `swarm init` flags that keep this daemon's cluster port its own.
+    pub fn init_flags(&self) -> [String; 4] {
+        [
+            "--listen-addr".into(),
+            self.cluster_addr.clone(),
+            "--advertise-addr".into(),
+            self.cluster_addr.clone(),
+        ]
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -1,0 +1,173 @@
+//! The agent's way to the dispatcher over the network: a session with the leader (found by
+//! asking any known manager), failing over to another manager when it goes away. What the
+//! session says about the node itself (role, trust, removal) is published for the node's own
+//! lifecycle; tasks go to the agent.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use shoal_agent::{DispatchError, DispatcherClient, Session};
+use shoal_rpc::{RpcClient, RpcError};
+use shoal_types::Id;
+use shoal_types::dispatch::{NodeInfo, SessionMessage, SessionRequest, TaskStatusReport};
+use tokio::sync::watch;
+
+use crate::wire;
+
+/// The prefix of a 421 answer's message naming the leader.
+pub const LEADER_HINT: &str = "not the leader; the leader is at ";
+
+pub struct RemoteDispatcher {
+    client: RpcClient,
+    node_id: Id,
+    endpoint: String,
+    /// Known manager endpoints, the leader first; the session keeps it current.
+    managers: Arc<Mutex<Vec<String>>>,
+    current: Mutex<Option<String>>,
+    info: watch::Sender<Option<NodeInfo>>,
+}
+
+impl RemoteDispatcher {
+    pub fn new(client: RpcClient, node_id: Id, endpoint: String, managers: Vec<String>) -> Self {
+        let (info, _) = watch::channel(None);
+        RemoteDispatcher {
+            client,
+            node_id,
+            endpoint,
+            managers: Arc::new(Mutex::new(managers)),
+            current: Mutex::new(None),
+            info,
+        }
+    }
+
+    /// What the managers last said about this node.
+    pub fn node_info(&self) -> watch::Receiver<Option<NodeInfo>> {
+        self.info.subscribe()
+    }
+
+    pub fn managers(&self) -> Vec<String> {
+        self.managers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn current(&self) -> Option<String> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn unavailable(e: RpcError) -> DispatchError {
+        DispatchError::Unavailable(e.to_string())
+    }
+}
+
+#[async_trait]
+impl DispatcherClient for RemoteDispatcher {
+    async fn session(&self, req: SessionRequest) -> Result<Session, DispatchError> {
+        let open = wire::SessionOpen {
+            description: req.description,
+            endpoint: self.endpoint.clone(),
+        };
+        let mut candidates = self.managers();
+        let mut tried = Vec::new();
+        let mut errors = Vec::new();
+        while let Some(addr) = candidates.first().cloned() {
+            candidates.remove(0);
+            if tried.contains(&addr) {
+                continue;
+            }
+            tried.push(addr.clone());
+            match self
+                .client
+                .stream::<_, SessionMessage>(&addr, wire::SESSION, &open)
+                .await
+            {
+                Ok(mut stream) => {
+                    *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr.clone());
+                    let (tx, rx) = tokio::sync::mpsc::channel(4);
+                    let (info, managers) = (self.info.clone(), self.managers.clone());
+                    tokio::spawn(async move {
+                        while let Some(msg) = stream.next().await {
+                            match msg {
+                                Ok(SessionMessage::Node(n)) => {
+                                    if !n.managers.is_empty() {
+                                        *managers.lock().unwrap_or_else(|p| p.into_inner()) =
+                                            n.managers.clone();
+                                    }
+                                    info.send_replace(Some(n));
+                                }
+                                Ok(SessionMessage::Assignments(a)) => {
+                                    if tx.send(a).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::info!(error = %e, "dispatcher session ended");
+                                    return;
+                                }
+                            }
+                        }
+                        tracing::info!("dispatcher session closed by the manager");
+                    });
+                    return Ok(Session {
+                        node_id: self.node_id.clone(),
+                        assignments: Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)),
+                    });
+                }
+                Err(RpcError::Status { code: 421, message }) => {
+                    if let Some(leader) = message.strip_prefix(LEADER_HINT) {
+                        candidates.insert(0, leader.trim().to_string());
+                    }
+                    errors.push(format!("{addr}: {message}"));
+                }
+                Err(RpcError::Status { code: 404, .. }) => {
+                    return Err(DispatchError::UnknownNode(self.node_id.clone()));
+                }
+                Err(e) => errors.push(format!("{addr}: {e}")),
+            }
+        }
+        Err(DispatchError::Unavailable(format!(
+            "no manager serves a session: {}",
+            errors.join("; ")
+        )))
+    }
+
+    async fn report(
+        &self,
+        node_id: &Id,
+        reports: Vec<TaskStatusReport>,
+    ) -> Result<(), DispatchError> {
+        let _ = node_id;
+        let addr = self
+            .current()
+            .ok_or_else(|| DispatchError::Unavailable("no session".into()))?;
+        self.client
+            .call::<_, serde_json::Value>(&addr, wire::REPORT, &reports)
+            .await
+            .map(|_| ())
+            .map_err(Self::unavailable)
+    }
+
+    async fn heartbeat(&self, node_id: &Id) -> Result<Duration, DispatchError> {
+        let _ = node_id;
+        let addr = self
+            .current()
+            .ok_or_else(|| DispatchError::Unavailable("no session".into()))?;
+        match self
+            .client
+            .call::<_, wire::HeartbeatReply>(&addr, wire::HEARTBEAT, &())
+            .await
+        {
+            Ok(r) => Ok(r.period),
+            Err(RpcError::Status { code: 404, .. }) => {
+                Err(DispatchError::Unavailable("the session is gone".into()))
+            }
+            Err(e) => Err(Self::unavailable(e)),
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! This node's credentials and the TLS configurations built from them. A renewed certificate or
+//! a new trust bundle is saved first, then published to the RPC server and client through
+//! watches, so new connections use it at once and nothing restarts.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use shoal_pki::Credentials;
+use tokio::sync::watch;
+
+pub struct Tls {
+    dir: PathBuf,
+    creds: RwLock<Credentials>,
+    server: watch::Sender<Arc<rustls::ServerConfig>>,
+    client: watch::Sender<Arc<rustls::ClientConfig>>,
+    trust: watch::Sender<Vec<String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("node credentials: {0}")]
+    Pki(#[from] shoal_pki::PkiError),
+    #[error("saving node credentials in {dir}: {source}")]
+    Save { dir: String, source: std::io::Error },
+}
+
+impl Tls {
+    pub fn new(dir: PathBuf, creds: Credentials) -> Result<Tls, TlsError> {
+        let server = shoal_pki::server_config(&creds)?;
+        let client = shoal_pki::client_config(Some(&creds), &creds.trust)?;
+        let (server, _) = watch::channel(server);
+        let (client, _) = watch::channel(client);
+        let (trust, _) = watch::channel(creds.trust.clone());
+        Ok(Tls {
+            dir,
+            creds: RwLock::new(creds),
+            server,
+            client,
+            trust,
+        })
+    }
+
+    pub fn creds(&self) -> Credentials {
+        self.creds.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Saves `creds` and switches to them.
+    pub fn update(&self, creds: Credentials) -> Result<(), TlsError> {
+        let server = shoal_pki::server_config(&creds)?;
+        let client = shoal_pki::client_config(Some(&creds), &creds.trust)?;
+        creds.save(&self.dir).map_err(|source| TlsError::Save {
+            dir: self.dir.display().to_string(),
+            source,
+        })?;
+        self.trust.send_replace(creds.trust.clone());
+        *self.creds.write().unwrap_or_else(|p| p.into_inner()) = creds;
+        self.server.send_replace(server);
+        self.client.send_replace(client);
+        Ok(())
+    }
+
+    pub fn server(&self) -> watch::Receiver<Arc<rustls::ServerConfig>> {
+        self.server.subscribe()
+    }
+
+    pub fn client(&self) -> watch::Receiver<Arc<rustls::ClientConfig>> {
+        self.client.subscribe()
+    }
+
+    pub fn trust(&self) -> watch::Receiver<Vec<String>> {
+        self.trust.subscribe()
+    }
+}

@@ -1,0 +1,110 @@
+//! The node-to-node protocol's messages and paths, shared by the routes and their clients.
+
+use shoal_store::{Applied, ProposeError};
+use shoal_types::node::NodeDescription;
+use shoal_types::{Id, Timestamp};
+
+pub const CA: &str = "/ca";
+pub const JOIN: &str = "/join";
+pub const RAFT_APPEND: &str = "/raft/append";
+pub const RAFT_VOTE: &str = "/raft/vote";
+pub const RAFT_SNAPSHOT: &str = "/raft/snapshot";
+pub const RAFT_PROPOSE: &str = "/raft/propose";
+pub const RAFT_JOIN: &str = "/raft/join";
+pub const SESSION: &str = "/dispatcher/session";
+pub const REPORT: &str = "/dispatcher/report";
+pub const HEARTBEAT: &str = "/dispatcher/heartbeat";
+pub const RENEW: &str = "/certs/renew";
+pub const LOGS: &str = "/agent/logs";
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CaReply {
+    pub trust: Vec<String>,
+}
+
+/// A forwarded proposal's outcome, with the errors a follower must tell apart.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposeReply {
+    Applied(Applied),
+    NotLeader { leader: u64 },
+    NoLeader,
+    Failed(String),
+}
+
+impl From<Result<Applied, ProposeError>> for ProposeReply {
+    fn from(r: Result<Applied, ProposeError>) -> Self {
+        match r {
+            Ok(a) => ProposeReply::Applied(a),
+            Err(ProposeError::NotLeader { leader }) => ProposeReply::NotLeader { leader },
+            Err(ProposeError::NoLeader | ProposeError::NoQuorum(_)) => ProposeReply::NoLeader,
+            Err(e) => ProposeReply::Failed(e.to_string()),
+        }
+    }
+}
+
+impl From<ProposeReply> for Result<Applied, ProposeError> {
+    fn from(r: ProposeReply) -> Self {
+        match r {
+            ProposeReply::Applied(a) => Ok(a),
+            ProposeReply::NotLeader { leader } => Err(ProposeError::NotLeader { leader }),
+            ProposeReply::NoLeader => Err(ProposeError::NoLeader),
+            ProposeReply::Failed(m) => Err(ProposeError::Raft(m)),
+        }
+    }
+}
+
+/// A snapshot chunk: openraft's request with the data as base64 instead of a JSON number list.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotChunk {
+    pub vote: openraft::Vote<u64>,
+    pub meta: openraft::SnapshotMeta<u64, openraft::BasicNode>,
+    pub offset: u64,
+    pub data: String,
+    pub done: bool,
+}
+
+/// A manager asking the leader for a seat among the voters.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RaftJoin {
+    pub raft_id: u64,
+    pub addr: String,
+}
+
+/// Errors a manager answers when it cannot serve something only the leader serves.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct NotLeader {
+    pub message: String,
+    /// The leader's RPC endpoint, when known.
+    pub leader: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SessionOpen {
+    pub description: NodeDescription,
+    /// The endpoint the node serves RPC on (`ip:port`).
+    pub endpoint: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct HeartbeatReply {
+    pub period: std::time::Duration,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct LogsRequest {
+    pub task_id: Id,
+    pub follow: bool,
+    pub tail: Option<usize>,
+    pub since: Timestamp,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct WireLogLine {
+    pub time: Timestamp,
+    pub stderr: bool,
+    /// The line's bytes as base64: logs need not be UTF-8.
+    pub line: String,
+}
