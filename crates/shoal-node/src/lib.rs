@@ -75,6 +75,9 @@ pub struct DaemonConfig {
     /// Stop every task when the daemon stops (Docker's default without live-restore). When false,
     /// tasks keep running and are adopted by the next daemon.
     pub stop_tasks_on_shutdown: bool,
+    /// The name this node reports instead of the machine's hostname (several nodes on one
+    /// machine, or a container whose hostname means nothing).
+    pub hostname: Option<String>,
 }
 
 pub struct InitRequest {
@@ -190,6 +193,15 @@ impl Daemon {
 
     pub(crate) fn raft_dir(&self) -> PathBuf {
         self.swarm_dir().join("raft")
+    }
+
+    /// What this node reports about itself.
+    pub(crate) fn describe(&self) -> shoal_types::node::NodeDescription {
+        let mut d = shoal_agent::describe_node(&self.cfg.engine_version, &[self.driver.name()]);
+        if let Some(h) = &self.cfg.hostname {
+            d.hostname = h.clone();
+        }
+        d
     }
 
     pub(crate) fn current(&self) -> Option<Arc<Active>> {

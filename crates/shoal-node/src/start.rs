@@ -90,8 +90,7 @@ impl Daemon {
             issuer_digest: cluster.root_ca.digest.clone(),
             cert_issued_at: now,
         };
-        let description =
-            shoal_agent::describe_node(&self.cfg.engine_version, &[self.driver.name()]);
+        let description = self.describe();
         let node = Node {
             id: node_id,
             meta: Default::default(),
@@ -197,10 +196,7 @@ impl Daemon {
             csr_pem,
             advertise_addr: advertise_addr.clone(),
             availability: req.availability,
-            description: shoal_agent::describe_node(
-                &self.cfg.engine_version,
-                &[self.driver.name()],
-            ),
+            description: self.describe(),
         };
         let resp: JoinResponse =
             verified
@@ -323,8 +319,7 @@ impl Daemon {
             identity.advertise_addr.clone(),
             identity.managers.clone(),
         ));
-        let description =
-            shoal_agent::describe_node(&self.cfg.engine_version, &[self.driver.name()]);
+        let description = self.describe();
         let agent = Agent::new(
             AgentConfig {
                 state_dir: self.cfg.data_dir.join("agent"),

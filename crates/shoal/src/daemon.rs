@@ -20,6 +20,9 @@ pub struct DaemonArgs {
     /// Keep tasks running when the daemon stops; the next daemon adopts them.
     #[arg(long)]
     pub live_restore: bool,
+    /// The name this node reports instead of the machine's hostname.
+    #[arg(long)]
+    pub hostname: Option<String>,
     /// Cgroup under which each task gets its own (`<parent>/<task-id>`).
     #[arg(long, default_value = "shoal")]
     pub cgroup_parent: String,
@@ -129,6 +132,7 @@ impl Running {
                 data_dir: data_dir.clone(),
                 engine_version: engine_version.clone(),
                 stop_tasks_on_shutdown: !args.live_restore,
+                hostname: args.hostname.clone(),
             },
             clock.clone(),
             Arc::new(driver),

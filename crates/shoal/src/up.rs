@@ -66,6 +66,7 @@ async fn run(a: UpArgs, hosts: Vec<String>) -> anyhow::Result<()> {
         data_dir: a.data_dir.clone(),
         runtime: "native".into(),
         live_restore: false,
+        hostname: None,
         cgroup_parent: a.cgroup_parent.clone(),
         log_level: a.log_level.clone(),
     };
