@@ -58,6 +58,7 @@ impl Manager {
             ids.clone(),
             rx.clone(),
         ));
+        loops.spawn(loops::snapshot_loop(store.clone(), rx.clone()));
         loops.spawn(dispatcher.clone().run_liveness(rx));
         Manager {
             store,

@@ -315,3 +315,22 @@ pub async fn cluster_loop(
         }
     }
 }
+
+/// Keeps this member's Raft log compact with the cluster's current snapshot settings.
+pub async fn snapshot_loop(store: Store, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+        let (interval, keep) = store.view().cluster().map_or((10_000, 500), |c| {
+            (
+                c.spec.snapshot_interval,
+                c.spec.log_entries_for_slow_followers,
+            )
+        });
+        if let Err(e) = store.compact(interval, keep).await {
+            tracing::warn!(error = %e, "raft log compaction failed");
+        }
+    }
+}

@@ -379,9 +379,17 @@ impl Daemon {
         let network = Network::new(Arc::new(RpcRaft {
             client: active.rpc.clone(),
         }));
-        let store = Store::open(&self.raft_dir(), raft_id, RaftTiming::default(), network)
-            .await
-            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        let store = Store::open(
+            &self.raft_dir(),
+            raft_id,
+            RaftTiming {
+                snapshot_every: 0,
+                ..Default::default()
+            },
+            network,
+        )
+        .await
+        .map_err(|e| NodeError::Internal(e.to_string()))?;
         if let Some((cluster, node)) = bootstrap {
             store
                 .bootstrap(&id.advertise_addr)

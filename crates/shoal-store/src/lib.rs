@@ -82,6 +82,8 @@ pub struct RaftTiming {
     pub heartbeat: Duration,
     pub election_min: Duration,
     pub election_max: Duration,
+    /// Build a snapshot every so many entries; 0 leaves snapshots to [`Store::compact`], which
+    /// follows the cluster's settings as they change.
     pub snapshot_every: u64,
     /// Log entries kept after a snapshot, so a slightly lagging follower catches up from the log.
     pub keep_after_snapshot: u64,
@@ -160,8 +162,16 @@ impl Store {
             heartbeat_interval: timing.heartbeat.as_millis() as u64,
             election_timeout_min: timing.election_min.as_millis() as u64,
             election_timeout_max: timing.election_max.as_millis() as u64,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(timing.snapshot_every),
-            max_in_snapshot_log_to_keep: timing.keep_after_snapshot,
+            snapshot_policy: if timing.snapshot_every == 0 {
+                SnapshotPolicy::Never
+            } else {
+                SnapshotPolicy::LogsSinceLast(timing.snapshot_every)
+            },
+            max_in_snapshot_log_to_keep: if timing.snapshot_every == 0 {
+                u64::MAX
+            } else {
+                timing.keep_after_snapshot
+            },
             ..Default::default()
         }
         .validate()
@@ -383,6 +393,29 @@ impl Store {
             }
         };
         tokio::time::timeout(timeout, wait).await.ok()
+    }
+
+    /// Snapshots once `interval` entries were applied since the last snapshot, and drops log
+    /// entries older than the snapshot beyond the last `keep` (slow followers catch up from
+    /// those; farther behind, from the snapshot). Called periodically with the cluster's current
+    /// settings, so a change applies without a restart.
+    pub async fn compact(&self, interval: u64, keep: u64) -> Result<(), StoreError> {
+        let m = self.raft.metrics().borrow().clone();
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        let snapshot = m.snapshot.map_or(0, |l| l.index);
+        let purged = m.purged.map_or(0, |l| l.index);
+        if interval > 0 && applied.saturating_sub(snapshot) >= interval {
+            return self.trigger_snapshot().await;
+        }
+        let upto = snapshot.saturating_sub(keep);
+        if upto > purged {
+            self.raft
+                .trigger()
+                .purge_log(upto)
+                .await
+                .map_err(|e| StoreError::Raft(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Asks for a snapshot now (tests and backups); the log up to it may then be purged.

@@ -143,3 +143,46 @@ async fn snapshots_purge_the_log_and_restart_from_them() {
     assert_eq!(view.services().count(), 120);
     store.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_follows_the_settings_it_is_given() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let timing = RaftTiming {
+        snapshot_every: 0,
+        ..Default::default()
+    };
+    let store = open(dir.path(), timing).await;
+    for n in 0..30 {
+        store
+            .propose(Proposal::atomic(
+                Timestamp(n as i64),
+                vec![Op::CreateService(service(n))],
+            ))
+            .await
+            .expect("proposes");
+    }
+    // Not due yet with a large interval: nothing happens.
+    store.compact(1000, 5).await.expect("compact");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(store.raft().metrics().borrow().snapshot.is_none());
+    // Due with a small one: a snapshot, then the log before it is purged down to `keep`.
+    store.compact(10, 5).await.expect("compact");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = store.raft().metrics().borrow().clone();
+        if let Some(snap) = m.snapshot {
+            store.compact(10, 5).await.expect("compact");
+            if m.purged
+                .is_some_and(|p| p.index + 5 >= snap.index && p.index > 0)
+            {
+                break;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no snapshot and purge: {m:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    store.shutdown().await;
+}
