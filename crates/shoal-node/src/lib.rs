@@ -259,12 +259,72 @@ impl Daemon {
         let Some(active) = self.current() else {
             return Err(NodeError::NotInSwarm);
         };
-        if active.identity().role == NodeRole::Manager && !force {
-            return Err(NodeError::FailedPrecondition(
-                "You are attempting to leave the swarm on a node that is participating as a manager. Removing this node leaves the remaining managers to keep quorum, and removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.".into(),
-            ));
+        if active.identity().role == NodeRole::Manager {
+            let parts = active
+                .shared
+                .manager
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let managers = parts.as_ref().map_or(1, |m| {
+                m.store
+                    .view()
+                    .nodes()
+                    .filter(|n| n.spec.role == NodeRole::Manager)
+                    .count()
+            });
+            if !force {
+                let message = if managers <= 1 {
+                    "You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.".to_string()
+                } else {
+                    let left = managers - 1;
+                    format!(
+                        "You are attempting to leave the swarm on a node that is participating as a manager. Removing this node leaves {left} managers out of {managers}. {} The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.",
+                        if left * 2 > managers {
+                            "The remaining managers keep the Raft quorum."
+                        } else {
+                            "Without a Raft quorum your swarm will be inaccessible."
+                        }
+                    )
+                };
+                return Err(NodeError::FailedPrecondition(message));
+            }
+            if let Some(m) = parts.filter(|_| managers > 1) {
+                self.step_out_of_raft(&active, &m).await;
+            }
         }
         self.leave_locked(active).await
+    }
+
+    /// A leaving manager gives up its seat first, so the managers that stay count their quorum
+    /// without it. Best effort: without a quorum the seat cannot be given up, and it leaves
+    /// anyway (forced).
+    async fn step_out_of_raft(&self, active: &Active, m: &routes::ManagerParts) {
+        let id = active.identity();
+        let Some(node) = m.store.view().node(&id.node_id).cloned() else {
+            return;
+        };
+        let mut next = (*node).clone();
+        next.spec.role = NodeRole::Worker;
+        next.manager = None;
+        let op = shoal_store::Op::UpdateNode {
+            node: next,
+            expect_version: None,
+        };
+        if let Err(e) = m
+            .store
+            .propose(shoal_store::Proposal::atomic(self.clock.now(), vec![op]))
+            .await
+        {
+            tracing::warn!(error = %e, "could not give up this manager's raft seat before leaving");
+            return;
+        }
+        // The leader's membership loop removes the member; wait a little for it.
+        let raft_id = id.raft_id.unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while m.store.members().contains_key(&raft_id) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Stops everything and forgets the swarm; the transition lock is held by the caller.
