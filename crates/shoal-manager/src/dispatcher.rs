@@ -304,6 +304,17 @@ impl Dispatcher {
             if leader && !was_leader {
                 *self.started.lock().unwrap_or_else(|p| p.into_inner()) = self.clock.now();
             }
+            if was_leader && !leader {
+                // Sessions belong with the leader: end them here so their agents reconnect
+                // there; otherwise the new leader, hearing nobody, would mark every node Down.
+                let n = {
+                    let mut s = self.sessions();
+                    let n = s.len();
+                    s.clear();
+                    n
+                };
+                tracing::info!(sessions = n, "no longer the leader: closing agent sessions");
+            }
             was_leader = leader;
             if !leader {
                 continue;
