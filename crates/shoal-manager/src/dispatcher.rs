@@ -36,7 +36,8 @@ struct SessionEntry {
 pub struct Dispatcher {
     store: Store,
     clock: Arc<dyn Clock>,
-    heartbeat: Duration,
+    /// The period when the store has no cluster object (yet): see [`Dispatcher::period_in`].
+    default_heartbeat: Duration,
     sessions: Mutex<HashMap<Id, SessionEntry>>,
     generations: std::sync::atomic::AtomicU64,
     /// When this manager last became leader (or started): nodes get one full grace period from
@@ -51,7 +52,7 @@ impl Dispatcher {
         Arc::new(Dispatcher {
             store,
             clock,
-            heartbeat,
+            default_heartbeat: heartbeat,
             sessions: Mutex::new(HashMap::new()),
             generations: std::sync::atomic::AtomicU64::new(0),
             started: Mutex::new(started),
@@ -59,7 +60,18 @@ impl Dispatcher {
     }
 
     pub fn heartbeat_period(&self) -> Duration {
-        self.heartbeat
+        self.period_in(&self.store.view())
+    }
+
+    /// The heartbeat period agents keep: the swarm's `Dispatcher.HeartbeatPeriod` as `view` has
+    /// it, so `swarm update --dispatcher-heartbeat` applies at once, and a manager that joined
+    /// with an empty store (its cluster object arrives with the log) does not lead with the
+    /// default period forever.
+    fn period_in(&self, view: &State) -> Duration {
+        view.cluster()
+            .map(|c| c.spec.heartbeat_period)
+            .filter(|p| !p.is_zero())
+            .unwrap_or(self.default_heartbeat)
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<Id, SessionEntry>> {
@@ -208,7 +220,7 @@ impl Dispatcher {
                         .map_or(c.root_ca.digest.clone(), |r| r.next.digest.clone())
                 })
                 .unwrap_or_default(),
-            heartbeat_period: self.heartbeat,
+            heartbeat_period: self.period_in(view),
         }
     }
 
@@ -229,7 +241,7 @@ impl Dispatcher {
         match self.sessions().get_mut(node_id) {
             Some(s) if !s.disconnected => {
                 s.last_seen = now;
-                Ok(self.heartbeat)
+                Ok(self.heartbeat_period())
             }
             Some(_) => Err(ControlError::NotFound {
                 kind: "session for node",
@@ -277,13 +289,14 @@ impl Dispatcher {
     /// Nodes whose agent has been silent for longer than the grace: three heartbeat periods, or
     /// one after its session stream ended. Pure: the liveness loop proposes what this returns.
     pub fn overdue_nodes(&self, view: &State, now: Timestamp) -> Vec<Id> {
-        let grace = self.heartbeat * MISSED_HEARTBEATS;
+        let period = self.period_in(view);
+        let grace = period * MISSED_HEARTBEATS;
         let started = *self.started.lock().unwrap_or_else(|p| p.into_inner());
         let sessions = self.sessions();
         view.nodes()
             .filter(|n| n.status.state == NodeState::Ready)
             .filter(|n| match sessions.get(&n.id) {
-                Some(s) if s.disconnected => now.since(s.last_seen) > self.heartbeat,
+                Some(s) if s.disconnected => now.since(s.last_seen) > period,
                 Some(s) => now.since(s.last_seen.max(started)) > grace,
                 None => now.since(started) > grace,
             })
@@ -297,7 +310,7 @@ impl Dispatcher {
         loop {
             // Several checks per period, so a silent node is noticed soon after its grace.
             tokio::select! {
-                _ = tokio::time::sleep(self.heartbeat / 4) => {}
+                _ = tokio::time::sleep(self.heartbeat_period() / 4) => {}
                 _ = shutdown.changed() => return,
             }
             let leader = self.store.is_leader();
@@ -347,6 +360,11 @@ impl Dispatcher {
                 tracing::warn!(error = %e, "could not mark nodes down");
             }
         }
+    }
+
+    /// Ends every session (this manager stops).
+    pub fn close_all(&self) {
+        self.sessions().clear();
     }
 
     /// Ends a node's session (its stream closes), e.g. when the node leaves.

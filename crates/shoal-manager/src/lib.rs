@@ -72,6 +72,9 @@ impl Manager {
     /// Stops the loops, then the store.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
+        // Agents' sessions end now (they reconnect to another manager) rather than holding the
+        // RPC server open until its drain deadline.
+        self.dispatcher.close_all();
         while self.loops.join_next().await.is_some() {}
         self.store.shutdown().await;
     }
