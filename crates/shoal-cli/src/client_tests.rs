@@ -12,6 +12,8 @@ use super::*;
 /// many connections were opened.
 pub(crate) struct Fake {
     pub(crate) seen: Arc<Mutex<Vec<String>>>,
+    /// Each request line with its body (empty when none), in order.
+    pub(crate) requests: Arc<Mutex<Vec<(String, String)>>>,
     pub(crate) connections: Arc<Mutex<usize>>,
     _dir: tempfile::TempDir,
     pub(crate) host: String,
@@ -61,8 +63,9 @@ pub(crate) async fn fake_with(responder: Arc<dyn Fn(&str) -> String + Send + Syn
     let path = dir.path().join("d.sock");
     let listener = UnixListener::bind(&path).expect("bind");
     let seen = Arc::new(Mutex::new(Vec::new()));
+    let requests = Arc::new(Mutex::new(Vec::new()));
     let connections = Arc::new(Mutex::new(0));
-    let (seen2, conns2) = (seen.clone(), connections.clone());
+    let (seen2, conns2, requests2) = (seen.clone(), connections.clone(), requests.clone());
     let responder2 = responder.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -70,6 +73,7 @@ pub(crate) async fn fake_with(responder: Arc<dyn Fn(&str) -> String + Send + Syn
                 *c += 1;
             }
             let seen = seen2.clone();
+            let requests = requests2.clone();
             let responder = responder2.clone();
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
@@ -99,6 +103,9 @@ pub(crate) async fn fake_with(responder: Arc<dyn Fn(&str) -> String + Send + Syn
                     if let Ok(mut s) = seen.lock() {
                         s.push(first.clone());
                     }
+                    if let Ok(mut r) = requests.lock() {
+                        r.push((first.clone(), String::from_utf8_lossy(&body).into_owned()));
+                    }
                     let answer = responder(&first);
                     if write.write_all(answer.as_bytes()).await.is_err() {
                         return;
@@ -109,10 +116,47 @@ pub(crate) async fn fake_with(responder: Arc<dyn Fn(&str) -> String + Send + Syn
     });
     Fake {
         seen,
+        requests,
         connections,
         host: format!("unix://{}", path.display()),
         _dir: dir,
     }
+}
+
+impl Fake {
+    /// Request lines with their bodies, in order.
+    pub(crate) fn requests(&self) -> Vec<(String, String)> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Request lines only.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        self.requests().into_iter().map(|(l, _)| l).collect()
+    }
+}
+
+/// A raw HTTP/1.1 response with a JSON body.
+pub(crate) fn http_json(status: u16, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// A daemon scripted by routes: the first `(prefix, status, body)` whose prefix starts the
+/// request line answers (`HEAD /_ping` says API 1.50); anything else is a 404.
+pub(crate) async fn scripted(routes: Vec<(&'static str, u16, String)>) -> Fake {
+    fake_with(Arc::new(move |head: &str| {
+        if head.starts_with("HEAD /_ping") {
+            return "HTTP/1.1 200 OK\r\nApi-Version: 1.50\r\nContent-Length: 0\r\n\r\n".into();
+        }
+        routes
+            .iter()
+            .find(|(prefix, _, _)| head.starts_with(prefix))
+            .map(|(_, status, body)| http_json(*status, body))
+            .unwrap_or_else(|| http_json(404, r#"{"message":"no route"}"#))
+    }))
+    .await
 }
 
 fn seen(f: &Fake) -> Vec<String> {

@@ -9,14 +9,16 @@
 //! Modules: `client`/`transport` (HTTP/1.1 over unix or TCP with hyper, version negotiation,
 //! the daemon's errors), `format` and `units` (docker's tables, durations, sizes, "ago"),
 //! `filters`, `imageref` (image reference normalisation), and one module per command group:
-//! `swarm`, `node`, `service` (create/update/scale/rollback/ls/ps/inspect/logs and the converge
-//! progress), `system` (version, info).
+//! `swarm` (init/join/join-token/leave/update/ca), `node` (ls/inspect/update/promote/demote/rm/ps),
+//! `service` (create/update/scale/rollback/ls/ps/inspect/logs and the converge progress),
+//! `system` (version, info).
 //!
 //! Deliberate differences from docker: suggested commands say `shoal`; without a terminal the
 //! converge progress prints each changed line once (docker repeats unchanged lines every 200 ms
 //! and hides task states); a converge wait that ends in an automatic rollback, or whose tasks keep
 //! failing, exits 1 instead of 0 or waiting forever; `--format` knows `table` and `json`, not Go
-//! templates; flag errors exit 2 (docker: 125).
+//! templates; flag errors exit 2 (docker: 125); `info` adds the Raft quorum to the `Managers:`
+//! line; `node ps` queries each node on its own (docker 28 repeats earlier nodes' tasks).
 
 pub mod client;
 pub mod error;
@@ -202,12 +204,79 @@ mod tests {
                 "--no-trunc",
                 "web",
             ],
+            vec![
+                "shoal",
+                "swarm",
+                "join",
+                "--token",
+                "SWMTKN-1-x",
+                "--listen-addr",
+                "127.0.0.1:4500",
+                "--advertise-addr",
+                "127.0.0.1",
+                "--availability",
+                "pause",
+                "10.0.0.1:2377",
+            ],
+            vec!["shoal", "swarm", "join-token", "-q", "--rotate", "manager"],
+            vec![
+                "shoal",
+                "swarm",
+                "ca",
+                "--rotate",
+                "-d",
+                "-q",
+                "--cert-expiry",
+                "48h",
+            ],
+            vec!["shoal", "swarm", "ca"],
+            vec!["shoal", "swarm", "init", "--force-new-cluster"],
+            vec![
+                "shoal",
+                "swarm",
+                "update",
+                "--snapshot-interval",
+                "100",
+                "--cert-expiry",
+                "24h",
+                "--dispatcher-heartbeat",
+                "2s",
+            ],
+            vec!["shoal", "node", "promote", "n1", "n2"],
+            vec!["shoal", "node", "demote", "n1"],
+            vec!["shoal", "node", "rm", "-f", "n1", "n2"],
+            vec!["shoal", "node", "remove", "n1"],
+            vec!["shoal", "node", "ps"],
+            vec![
+                "shoal",
+                "node",
+                "ps",
+                "-q",
+                "--no-trunc",
+                "--no-resolve",
+                "-f",
+                "desired-state=running",
+                "self",
+                "n2",
+            ],
             vec!["shoal", "version"],
             vec!["shoal", "info"],
         ] {
             if let Err(e) = Cli::try_parse_from(&argv) {
                 panic!("{argv:?}: {e}");
             }
+        }
+        for argv in [
+            vec!["shoal", "swarm", "join"],
+            vec!["shoal", "swarm", "join", "a:1", "b:2"],
+            vec!["shoal", "node", "promote"],
+            vec!["shoal", "node", "rm"],
+            vec!["shoal", "swarm", "ca", "extra"],
+        ] {
+            assert!(
+                Cli::try_parse_from(&argv).is_err(),
+                "{argv:?} should not parse"
+            );
         }
     }
 

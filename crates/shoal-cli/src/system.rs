@@ -144,8 +144,24 @@ fn reformat_date(s: &str) -> String {
 pub async fn info(client: &Client) -> Result<()> {
     println!("Client:\n Version:    {}\n", env!("CARGO_PKG_VERSION"));
     let info: SystemInfo = client.get("/info", &[]).await?;
-    print!("{}", render_info(&info));
+    // A blank line ends the server part; the daemon's warnings follow on stderr, as docker does.
+    println!("{}", render_info(&info));
+    for w in info.warnings.as_deref().unwrap_or_default() {
+        eprintln!("{w}");
+    }
     Ok(())
+}
+
+/// How many managers a Raft quorum needs and how many may fail (shoal's addition to docker's
+/// `Managers:` line); nothing without managers.
+pub fn quorum_note(managers: i64) -> String {
+    if managers <= 0 {
+        return String::new();
+    }
+    let quorum = managers / 2 + 1;
+    let tolerates = managers - quorum;
+    let plural = if tolerates == 1 { "" } else { "s" };
+    format!(" (quorum {quorum}, tolerates {tolerates} failure{plural})")
 }
 
 /// The `Server:` part of `info`: counts, versions, the Swarm section as docker prints it, and the
@@ -205,7 +221,8 @@ pub fn render_swarm(s: &SwarmInfo) -> String {
     {
         let spec = c.spec.clone().unwrap_or_default();
         o += &format!("  ClusterID: {}\n", c.id.clone().unwrap_or_default());
-        o += &format!("  Managers: {}\n", s.managers.unwrap_or(0));
+        let managers = s.managers.unwrap_or(0);
+        o += &format!("  Managers: {managers}{}\n", quorum_note(managers));
         o += &format!("  Nodes: {}\n", s.nodes.unwrap_or(0));
         if let Some(pools) = &c.default_addr_pool {
             let joined: String = pools.iter().map(|p| format!("{p}  ")).collect();
@@ -305,7 +322,7 @@ mod tests {
   NodeID: n3fvkg7m4vj2v5j6u0r6b2x8g
   Is Manager: true
   ClusterID: l1gwik77ei0n1vx3bhdgkeau9
-  Managers: 1
+  Managers: 1 (quorum 1, tolerates 0 failures)
   Nodes: 1
   Data Path Port: 4789
   Orchestration:
@@ -332,6 +349,35 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(render_swarm(&inactive), " Swarm: inactive\n");
+    }
+
+    #[test]
+    fn managers_line_adds_the_quorum() {
+        assert_eq!(quorum_note(0), "");
+        assert_eq!(quorum_note(1), " (quorum 1, tolerates 0 failures)");
+        assert_eq!(quorum_note(2), " (quorum 2, tolerates 0 failures)");
+        assert_eq!(quorum_note(3), " (quorum 2, tolerates 1 failure)");
+        assert_eq!(quorum_note(5), " (quorum 3, tolerates 2 failures)");
+        let s: SwarmInfo =
+            serde_json::from_str(&SWARM.replace(r#""Managers":1"#, r#""Managers":3"#))
+                .expect("valid swarm info");
+        assert!(
+            render_swarm(&s)
+                .contains("\n  Managers: 3 (quorum 2, tolerates 1 failure)\n  Nodes: 1\n")
+        );
+    }
+
+    #[test]
+    fn worker_swarm_section_is_docker_s() {
+        // `GET /info` on a shoal worker, and what docker 28.2 printed for it.
+        let s: SwarmInfo = serde_json::from_str(
+            r#"{"NodeID": "79ad4sx0776rv3e563is0uh0v", "NodeAddr": "127.0.0.1", "LocalNodeState": "active", "ControlAvailable": false, "Error": "", "RemoteManagers": [{"Addr": "127.0.0.1:24773"}, {"Addr": "127.0.0.1:24771"}]}"#,
+        )
+        .expect("valid swarm info");
+        assert_eq!(
+            render_swarm(&s),
+            " Swarm: active\n  NodeID: 79ad4sx0776rv3e563is0uh0v\n  Is Manager: false\n  Node Address: 127.0.0.1\n  Manager Addresses:\n   127.0.0.1:24771\n   127.0.0.1:24773\n"
+        );
     }
 
     #[test]

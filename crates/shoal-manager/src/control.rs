@@ -18,6 +18,9 @@ use shoal_types::{Clock, Id, IdGen, Node};
 use crate::error::ControlError;
 use crate::validate;
 
+/// How long a write waits for this manager to apply it after the leader committed it.
+const APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct Control {
     store: Store,
@@ -52,7 +55,30 @@ impl Control {
             .await?;
         match applied.first_error() {
             Some(e) => Err(e.clone().into()),
-            None => Ok(applied.version),
+            None => {
+                self.applied_here(applied.version).await;
+                Ok(applied.version)
+            }
+        }
+    }
+
+    /// Waits (briefly) until this manager's own state includes `version`. On a follower a write
+    /// is forwarded and committed by the leader before this member applies it, and callers read
+    /// back what they wrote ("created service vanished" otherwise).
+    async fn applied_here(&self, version: u64) {
+        let mut states = self.store.subscribe();
+        let caught_up = async {
+            while states.borrow_and_update().version < version {
+                if states.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(APPLY_WAIT, caught_up).await.is_err() {
+            tracing::warn!(
+                version,
+                "a committed write is not applied on this manager yet; reads may lag"
+            );
         }
     }
 

@@ -218,6 +218,7 @@ async fn raft_snapshot(
             "snapshot chunk: data is not base64",
         );
     };
+    let done = c.done.then_some(c.meta.last_log_id);
     let req = InstallSnapshotRequest::<TypeConfig> {
         vote: c.vote,
         meta: c.meta,
@@ -226,7 +227,13 @@ async fn raft_snapshot(
         done: c.done,
     };
     match m.store.raft().install_snapshot(req).await {
-        Ok(r) => Json(r).into_response(),
+        Ok(r) => {
+            // Worth a line: this member was too far behind to catch up from the leader's log.
+            if let Some(last) = done {
+                tracing::info!(snapshot.last_log_id = ?last, "received a complete raft snapshot from the leader");
+            }
+            Json(r).into_response()
+        }
         Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -203,9 +203,14 @@ impl Daemon {
                 .call(&remote, wire::JOIN, &request)
                 .await
                 .map_err(|e| match e {
-                    RpcError::Status { code: 400, message } => {
-                        NodeError::invalid("JoinToken", message)
-                    }
+                    // The manager's message already names the field ("JoinToken: ...").
+                    RpcError::Status { code: 400, message } => NodeError::invalid(
+                        "JoinToken",
+                        message
+                            .strip_prefix("JoinToken: ")
+                            .unwrap_or(&message)
+                            .to_string(),
+                    ),
                     other => NodeError::Unavailable(format!("joining through {remote}: {other}")),
                 })?;
         let creds = Credentials {

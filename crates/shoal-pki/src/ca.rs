@@ -122,6 +122,16 @@ impl RootCa {
         &self.der
     }
 
+    /// The root's subject and public key (SubjectPublicKeyInfo), both DER-encoded: how Docker's
+    /// `TLSInfo` names a certificate issuer (`CertIssuerSubject`, `CertIssuerPublicKey`).
+    pub fn subject_and_public_key_der(&self) -> Result<(Vec<u8>, Vec<u8>), PkiError> {
+        let cert = parse_cert(&self.der, "root CA certificate")?;
+        Ok((
+            cert.subject().as_raw().to_vec(),
+            cert.public_key().raw.to_vec(),
+        ))
+    }
+
     /// The SHA-256 of the root certificate's DER as 50 lowercase base36 digits, zero-padded:
     /// the form Swarm's join tokens carry (`base36DigestLen`). Hashing the DER rather than the
     /// PEM text keeps the digest independent of line endings and headers.

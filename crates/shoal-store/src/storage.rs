@@ -546,8 +546,11 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 
 /// Rewrites a manager's store so that this member alone forms the Raft group, keeping every
 /// object: `swarm init --force-new-cluster` after the others are lost, or a restored backup.
-/// Entries in the local log that were never applied are applied first (as etcd's force-new-cluster
-/// keeps the whole local log), so nothing this manager had is dropped. The store must be closed.
+/// Every entry in the local log is applied, also those past the commit index this member knew
+/// of: a follower learns of a commit only with the leader's next message, so the newest entries
+/// may well have been committed and acknowledged. Dropping them (as etcd's and swarmkit's
+/// recovery do) could lose acknowledged writes; keeping them can only bring back a write whose
+/// client got an indeterminate "no leader" error. The store must be closed.
 pub fn force_new_cluster(
     path: &std::path::Path,
     raft_id: u64,

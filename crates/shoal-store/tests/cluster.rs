@@ -219,7 +219,7 @@ async fn three_members_replicate_forward_and_survive_a_leader_loss() {
     let b = member(&mem2, dir.path(), 2).await;
     wait_leader(&[&b], None).await;
     // Every acknowledged write is there. The refused one may be too: it reached this member's
-    // log, and recovery keeps the whole local log, as etcd's does.
+    // log, and recovery keeps the whole local log so that no acknowledged write can be lost.
     let view = b.view();
     for n in (0..60).chain([100, 101]) {
         assert!(

@@ -41,6 +41,7 @@ pub fn node_out(
     n: &Node,
     leader_raft_id: Option<u64>,
     voters: &std::collections::BTreeSet<u64>,
+    cluster: Option<&shoal_types::cluster::Cluster>,
 ) -> w::Node {
     let d = &n.description;
     w::Node {
@@ -77,7 +78,7 @@ pub fn node_out(
                 labels: labels_out(&d.engine.labels),
                 plugins: None,
             }),
-            tls_info: None,
+            tls_info: super::swarm::node_tls_info(cluster, &n.tls.issuer_digest),
         }),
         status: Some(w::NodeStatus {
             state: Some(match n.status.state {

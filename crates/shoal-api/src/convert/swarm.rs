@@ -1,7 +1,8 @@
 //! The swarm (cluster) object and its spec.
 
+use base64::Engine;
 use bollard_stubs::models as w;
-use shoal_types::cluster::{Cluster, ClusterSpec};
+use shoal_types::cluster::{Cluster, ClusterSpec, RootCa};
 
 use super::{labels_in, labels_out, nanos, opt_duration, time, version};
 use crate::error::ApiError;
@@ -127,7 +128,7 @@ pub fn cluster_info(c: &Cluster) -> w::ClusterInfo {
         created_at: time(c.meta.created_at),
         updated_at: time(c.meta.updated_at),
         spec: Some(spec_out(&c.spec)),
-        tls_info: None,
+        tls_info: tls_info(&c.root_ca),
         root_rotation_in_progress: Some(c.root_rotation.is_some()),
         data_path_port: None,
         default_addr_pool: None,
@@ -153,4 +154,31 @@ pub fn swarm_out(c: &Cluster) -> w::Swarm {
             manager: Some(c.join_tokens.manager.clone()),
         }),
     }
+}
+
+/// Docker's `TLSInfo` for a root: its certificate, and its subject and public key (DER, base64
+/// as Go encodes bytes). `docker swarm ca` prints the certificate; `swarm ca --rotate` waits
+/// until every node's issuer matches the swarm's.
+pub fn tls_info(ca: &RootCa) -> Option<w::TlsInfo> {
+    let root = shoal_pki::RootCa::from_pem(&ca.cert_pem, None).ok()?;
+    let (subject, key) = root.subject_and_public_key_der().ok()?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Some(w::TlsInfo {
+        trust_root: Some(ca.cert_pem.clone()),
+        cert_issuer_subject: Some(b64.encode(subject)),
+        cert_issuer_public_key: Some(b64.encode(key)),
+    })
+}
+
+/// A node's `TLSInfo`: the root that issued its current certificate (the cluster's, or the one a
+/// rotation moves to), by the digest the managers recorded when they issued it.
+pub fn node_tls_info(c: Option<&Cluster>, issuer_digest: &str) -> Option<w::TlsInfo> {
+    let c = c?;
+    if c.root_ca.digest == issuer_digest {
+        return tls_info(&c.root_ca);
+    }
+    c.root_rotation
+        .as_ref()
+        .filter(|r| r.next.digest == issuer_digest)
+        .and_then(|r| tls_info(&r.next))
 }

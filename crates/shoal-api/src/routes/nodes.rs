@@ -57,7 +57,7 @@ pub async fn list(
     Ok(axum::Json(
         view.nodes()
             .filter(|n| matches(&f, n))
-            .map(|n| node_out(n, leader, &voters))
+            .map(|n| node_out(n, leader, &voters, view.cluster().map(|c| &**c)))
             .collect(),
     ))
 }
@@ -67,9 +67,15 @@ pub async fn inspect(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<w::Node>> {
     let h = manager(&state).await?;
-    let n = Control::find_node(&h.control.view(), &id)?;
+    let view = h.control.view();
+    let n = Control::find_node(&view, &id)?;
     let (leader, voters) = raft_view(&h.control);
-    Ok(axum::Json(node_out(&n, leader, &voters)))
+    Ok(axum::Json(node_out(
+        &n,
+        leader,
+        &voters,
+        view.cluster().map(|c| &**c),
+    )))
 }
 
 pub async fn update(

@@ -47,6 +47,8 @@ pub trait Sink {
     fn line(&mut self, id: &str, action: &str, bar: Option<(i64, i64)>);
     /// A plain message (ends the block of redrawn lines).
     fn message(&mut self, id: Option<&str>, text: &str);
+    /// A counted line (`3/5 nodes`), drawn like docker's `RenderTUIProgress`.
+    fn count(&mut self, id: &str, action: &str, current: i64, total: i64, units: &str);
 }
 
 /// Discards everything (`--quiet`).
@@ -55,6 +57,7 @@ pub struct Quiet;
 impl Sink for Quiet {
     fn line(&mut self, _: &str, _: &str, _: Option<(i64, i64)>) {}
     fn message(&mut self, _: Option<&str>, _: &str) {}
+    fn count(&mut self, _: &str, _: &str, _: i64, _: i64, _: &str) {}
 }
 
 /// Renders like docker's `jsonmessage.DisplayJSONMessagesStream`.
@@ -95,21 +98,23 @@ impl<W: Write> Renderer<W> {
     }
 }
 
-impl<W: Write> Sink for Renderer<W> {
-    fn line(&mut self, id: &str, action: &str, bar: Option<(i64, i64)>) {
-        if !self.tty {
-            let text = action.trim_end().to_string();
-            if self.last.get(id) != Some(&text) {
-                let _ = if text.is_empty() {
-                    writeln!(self.out, "{id}:")
-                } else {
-                    writeln!(self.out, "{id}: {text}")
-                };
-                let _ = self.out.flush();
-                self.last.insert(id.to_string(), text);
-            }
+impl<W: Write> Renderer<W> {
+    /// Prints `id: text` once per change (non-terminal mode).
+    fn plain(&mut self, id: &str, text: String) {
+        if self.last.get(id) == Some(&text) {
             return;
         }
+        let _ = if text.is_empty() {
+            writeln!(self.out, "{id}:")
+        } else {
+            writeln!(self.out, "{id}: {text}")
+        };
+        let _ = self.out.flush();
+        self.last.insert(id.to_string(), text);
+    }
+
+    /// Redraws the line of `id` in place (terminal mode), adding it below the others if new.
+    fn redraw(&mut self, id: &str, text: &str) {
         let line = match self.ids.iter().position(|i| i == id) {
             Some(l) => l,
             None => {
@@ -119,12 +124,51 @@ impl<W: Write> Sink for Renderer<W> {
             }
         };
         let diff = self.ids.len() - line;
-        let bar = self.bar(bar);
-        let _ = write!(
-            self.out,
-            "\x1b[{diff}A\x1b[2K\r{id}: {action} {bar}\r\x1b[{diff}B"
-        );
+        let _ = write!(self.out, "\x1b[{diff}A\x1b[2K\r{id}: {text}\r\x1b[{diff}B");
         let _ = self.out.flush();
+    }
+}
+
+/// docker's `RenderTUIProgress` for a count with units (no byte sizes, no time left: counted
+/// progress carries no start time).
+pub fn count_progress(current: i64, total: i64, units: &str, width: u16) -> String {
+    if current <= 0 && total <= 0 {
+        return String::new();
+    }
+    if total <= 0 {
+        return format!("{current} {units}");
+    }
+    let mut bar = String::new();
+    if width > 110 {
+        let pct = ((current as f64 / total as f64 * 100.0) as i64 / 2).clamp(0, 50) as usize;
+        bar = format!("[{}>{}] ", "=".repeat(pct), " ".repeat(50 - pct));
+    }
+    if current > total {
+        format!("{bar}{current} {units}")
+    } else {
+        format!("{bar}{current}/{total} {units}")
+    }
+}
+
+impl<W: Write> Sink for Renderer<W> {
+    fn line(&mut self, id: &str, action: &str, bar: Option<(i64, i64)>) {
+        if !self.tty {
+            self.plain(id, action.trim_end().to_string());
+            return;
+        }
+        let bar = self.bar(bar);
+        self.redraw(id, &format!("{action} {bar}"));
+    }
+
+    fn count(&mut self, id: &str, action: &str, current: i64, total: i64, units: &str) {
+        if self.tty {
+            let progress = count_progress(current, total, units, self.width);
+            self.redraw(id, &format!("{action} {progress}"));
+        } else {
+            // Counts without the bar (docker hides counted lines off a terminal).
+            let counts = count_progress(current, total, units, 0);
+            self.plain(id, format!("{action}{counts}").trim_end().to_string());
+        }
     }
 
     fn message(&mut self, id: Option<&str>, text: &str) {

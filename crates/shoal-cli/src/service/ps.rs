@@ -103,29 +103,7 @@ pub async fn run(client: &Client, args: PsArgs) -> Result<()> {
     }
     let tasks: Vec<Task> = client.get("/tasks", &filters.query()).await?;
 
-    let mut services = HashMap::new();
-    let mut nodes = HashMap::new();
-    if !args.no_resolve {
-        for t in &tasks {
-            if let Some(sid) = t.service_id.as_ref().filter(|s| !services.contains_key(*s)) {
-                let name = match client
-                    .get::<Service>(&format!("/services/{}", path_escape(sid, false)), &[])
-                    .await
-                {
-                    Ok(s) => s.spec.and_then(|sp| sp.name).unwrap_or_default(),
-                    Err(_) => sid.clone(),
-                };
-                services.insert(sid.clone(), name);
-            }
-            if let Some(nid) = t
-                .node_id
-                .as_ref()
-                .filter(|n| !n.is_empty() && !nodes.contains_key(*n))
-            {
-                nodes.insert(nid.clone(), resolve_node(client, nid).await);
-            }
-        }
-    }
+    let (services, nodes) = resolve_names(client, &tasks, args.no_resolve).await;
     let trunc = !args.no_trunc && !args.quiet;
     print!(
         "{}",
@@ -144,6 +122,43 @@ pub async fn run(client: &Client, args: PsArgs) -> Result<()> {
     } else {
         Err(CliError::Failed(missing.join("\n")))
     }
+}
+
+/// Service and node names for the tasks' IDs (docker's `idresolver`); empty maps with
+/// `--no-resolve`, so IDs are shown.
+pub async fn resolve_names(
+    client: &Client,
+    tasks: &[Task],
+    no_resolve: bool,
+) -> (HashMap<String, String>, HashMap<String, String>) {
+    let mut services = HashMap::new();
+    let mut nodes = HashMap::new();
+    if no_resolve {
+        return (services, nodes);
+    }
+    for t in tasks {
+        if let Some(sid) = t.service_id.as_ref().filter(|s| !services.contains_key(*s)) {
+            let name = match client
+                .get::<Service>(
+                    &format!("/services/{}", path_escape(sid, false)),
+                    &[("insertDefaults", "false".to_string())],
+                )
+                .await
+            {
+                Ok(s) => s.spec.and_then(|sp| sp.name).unwrap_or_default(),
+                Err(_) => sid.clone(),
+            };
+            services.insert(sid.clone(), name);
+        }
+        if let Some(nid) = t
+            .node_id
+            .as_ref()
+            .filter(|n| !n.is_empty() && !nodes.contains_key(*n))
+        {
+            nodes.insert(nid.clone(), resolve_node(client, nid).await);
+        }
+    }
+    (services, nodes)
 }
 
 /// docker's node name for tables: the spec name, else the hostname, else the ID.

@@ -1,0 +1,241 @@
+//! Cluster figures, printed, never asserted (real daemons on loopback, see
+//! `tests/common/cluster.rs`):
+//! - leader failover: from `kill -9` of the Raft leader to the first write a survivor accepts
+//!   (median of `--runs`, default 10; goal <= 1.5 s);
+//! - worker loss: from `kill -9` of a worker (its daemon, shims and tasks) to its tasks running
+//!   elsewhere (goal <= 5 s);
+//! - replicated durable writes per second through the Engine API (service creates, each one Raft
+//!   entry committed on a majority and fsynced) on 3 managers, with 1 and 64 concurrent clients
+//!   spread over the managers.
+//!
+//! Run as root: `cargo bench -p shoal --bench cluster` (`-- --runs N --seconds S` to change the
+//! number of failovers and the length of each throughput run, `--only failover|worker|writes`
+//! for one figure; `SHOAL_KEEP_LOGS=DIR` keeps the daemons' logs).
+
+#![allow(clippy::disallowed_methods)] // measures wall-clock time of real processes
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "../tests/common/cluster.rs"]
+mod harness;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use harness::{Cluster, Node, poll};
+
+fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn stats(mut v: Vec<f64>) -> String {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return "no samples".into();
+    }
+    format!(
+        "median {:.3} s (min {:.3}, max {:.3}, n={})",
+        v[v.len() / 2],
+        v[0],
+        v[v.len() - 1],
+        v.len()
+    )
+}
+
+/// A service with no tasks: writes to it cost only the replicated store.
+fn create_empty_service(n: &Node, name: &str) -> Result<(), String> {
+    let body = format!(
+        r#"{{"Name":"{name}","TaskTemplate":{{"ContainerSpec":{{"Image":"host","Args":["true"]}}}},"Mode":{{"Replicated":{{"Replicas":0}}}}}}"#
+    );
+    match n.api("POST", "/v1.50/services/create", Some(body.as_bytes())) {
+        (201, _) => Ok(()),
+        (s, v) => Err(format!("{s} {v}")),
+    }
+}
+
+/// One labelled update of `service` through node `n` (read its version, write the new spec).
+fn label_write(n: &Node, service: &str, i: u64) -> Result<(), String> {
+    let mut v = n.service(service)?;
+    let version = v["Version"]["Index"].as_u64().unwrap_or(0);
+    v["Spec"]["Labels"] = serde_json::json!({ "i": i.to_string() });
+    let body = serde_json::to_vec(&v["Spec"]).map_err(|e| e.to_string())?;
+    match n.api(
+        "POST",
+        &format!("/v1.50/services/{service}/update?version={version}"),
+        Some(&body),
+    ) {
+        (200, _) => Ok(()),
+        (s, v) => Err(format!("{s} {v}")),
+    }
+}
+
+fn leader_failover(runs: usize) {
+    let mut c = Cluster::form(3, 0, &[]);
+    create_empty_service(c.n(1), "f").expect("service");
+    let mut samples = Vec::new();
+    let mut i = 0;
+    for run in 0..runs {
+        let leader = c.wait_formed(&[
+            (1, harness::Role::Manager),
+            (2, harness::Role::Manager),
+            (3, harness::Role::Manager),
+        ]);
+        let survivors: Vec<usize> = (1..=3).filter(|m| *m != leader).collect();
+        let killed_at = Instant::now();
+        c.n_mut(leader).kill9();
+        let took = poll(
+            "a survivor to accept a write",
+            Duration::from_secs(60),
+            || c.dump(),
+            || {
+                i += 1;
+                let via = survivors[(i as usize) % survivors.len()];
+                label_write(c.n(via), "f", i).map(|()| killed_at.elapsed())
+            },
+        );
+        eprintln!(
+            "  failover {}: node{leader} killed, write accepted after {:.3} s",
+            run + 1,
+            took.as_secs_f64()
+        );
+        samples.push(took.as_secs_f64());
+        c.n_mut(leader).restart();
+        // Steady state before the next kill: every manager has applied the last write.
+        poll(
+            "the restarted manager to catch up",
+            Duration::from_secs(60),
+            || c.dump(),
+            || {
+                let versions: Vec<u64> = (1..=3)
+                    .map(|m| {
+                        c.n(m)
+                            .service("f")
+                            .map_or(0, |v| v["Version"]["Index"].as_u64().unwrap_or(0))
+                    })
+                    .collect();
+                if versions.iter().all(|v| *v == versions[0] && *v > 0) {
+                    Ok(())
+                } else {
+                    Err(format!("{versions:?}"))
+                }
+            },
+        );
+    }
+    println!(
+        "leader failover (kill -9 of the leader -> first accepted write, 3 managers): {}  [goal <= 1.5 s]",
+        stats(samples)
+    );
+}
+
+fn worker_loss(runs: usize) {
+    let mut c = Cluster::form(1, 3, &[]);
+    let body = r#"{"Name":"w","TaskTemplate":{"ContainerSpec":{"Image":"host","Args":["sleep","100000"],"StopGracePeriod":1000000000}},"Mode":{"Replicated":{"Replicas":3}}}"#;
+    let (s, v) = c
+        .n(1)
+        .api("POST", "/v1.50/services/create", Some(body.as_bytes()));
+    assert_eq!(s, 201, "{v}");
+    let mut samples = Vec::new();
+    for run in 0..runs {
+        c.wait_running(1, "w", 3, Duration::from_secs(60));
+        let ids: std::collections::BTreeMap<String, usize> = c.ids().into_iter().collect();
+        let tasks = c.n(1).running_tasks("w").unwrap_or_default();
+        let victim = tasks
+            .iter()
+            .filter_map(|t| ids.get(&t.1).copied())
+            .find(|n| *n != 1)
+            .expect("a worker with a task");
+        let victim_id = c.n(victim).node_id();
+        let killed_at = Instant::now();
+        c.n_mut(victim).kill9_machine();
+        let took = poll(
+            "the lost tasks to run elsewhere",
+            Duration::from_secs(60),
+            || c.dump(),
+            || {
+                let r = c.n(1).running_tasks("w")?;
+                if r.len() == 3 && r.iter().all(|t| t.1 != victim_id) {
+                    Ok(killed_at.elapsed())
+                } else {
+                    Err(format!("{r:?}"))
+                }
+            },
+        );
+        eprintln!(
+            "  worker loss {}: node{victim} killed, its tasks ran elsewhere after {:.3} s",
+            run + 1,
+            took.as_secs_f64()
+        );
+        samples.push(took.as_secs_f64());
+        c.n_mut(victim).restart();
+        c.wait_formed(&[
+            (1, harness::Role::Manager),
+            (2, harness::Role::Worker),
+            (3, harness::Role::Worker),
+            (4, harness::Role::Worker),
+        ]);
+    }
+    println!(
+        "worker loss (kill -9 of a worker -> its tasks running elsewhere): {}  [goal <= 5 s]",
+        stats(samples)
+    );
+}
+
+fn throughput(c: &Cluster, clients: usize, seconds: u64, round: usize) {
+    let stop = AtomicBool::new(false);
+    let done = AtomicU64::new(0);
+    let failed = AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for k in 0..clients {
+            let (stop, done, failed) = (&stop, &done, &failed);
+            let node = c.n(1 + k % 3);
+            scope.spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    match create_empty_service(node, &format!("t{round}-{k}-{i}")) {
+                        Ok(()) => done.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                    i += 1;
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_secs(seconds));
+        stop.store(true, Ordering::Relaxed);
+    });
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "durable writes (service creates through the API, 3 managers, clients spread over them), {clients:>2} client(s): {:.0} writes/s ({} in {secs:.1} s, {} failed)",
+        done.load(Ordering::Relaxed) as f64 / secs,
+        done.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed)
+    );
+}
+
+fn main() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("cluster bench: needs root (namespaces and cgroups); skipped");
+        return;
+    }
+    let runs: usize = arg("--runs", 10);
+    let seconds: u64 = arg("--seconds", 10);
+    let only: String = arg("--only", String::new());
+    let run = |what: &str| only.is_empty() || only == what;
+    if run("failover") {
+        leader_failover(runs);
+    }
+    if run("worker") {
+        worker_loss(runs.div_ceil(2));
+    }
+    if run("writes") {
+        let c = Cluster::form(3, 0, &[]);
+        for (round, clients) in [1, 64].into_iter().enumerate() {
+            throughput(&c, clients, seconds, round);
+        }
+    }
+}
