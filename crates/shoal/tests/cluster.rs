@@ -411,6 +411,13 @@ fn docker_cli_drives_join_promote_demote_leave_and_rm() {
             if s == "active false" { Ok(()) } else { Err(s) }
         },
     );
+    // A node that is still up is not removed without --force.
+    let out = n1.docker(&["node", "rm", "node2"]);
+    assert!(
+        !out.status.success() && output_text(&out).contains("is not down and can't be removed"),
+        "node rm of a live node: {}",
+        output_text(&out)
+    );
     let out = n2.docker_ok(&["swarm", "leave"]);
     assert_eq!(out.trim(), "Node left the swarm.");
     assert_eq!(info(2), "inactive false");
