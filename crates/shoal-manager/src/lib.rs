@@ -50,6 +50,7 @@ impl Manager {
         loops.spawn(loops::scheduler_loop(
             store.clone(),
             clock.clone(),
+            ids.clone(),
             rx.clone(),
         ));
         loops.spawn(loops::cluster_loop(

@@ -11,7 +11,7 @@ use shoal_store::{Op, Proposal, State, Store};
 use shoal_types::service::UpdateState;
 use shoal_types::service::UpdateStatus;
 use shoal_types::task::{Task, TaskState, TaskStatus};
-use shoal_types::{Clock, IdGen, Timestamp};
+use shoal_types::{Clock, IdGen, ServiceMode, Timestamp};
 use tokio::sync::watch;
 
 /// Waits for the next store change, the requeue time, or shutdown. Returns false on shutdown.
@@ -240,9 +240,89 @@ pub fn schedule_ops(view: &State, now: Timestamp) -> Vec<Op> {
     ops
 }
 
+/// Replacements that move running tasks toward an even spread (see
+/// `shoal_scheduler::rebalance`), when the cluster allows it. Only settled replicated services
+/// take part: every slot runs exactly one task of the current spec and no update or rollback
+/// is under way, so a move never races an update and never leaves a slot short (each
+/// replacement starts first; the old task stops once it runs). At most the service's update
+/// parallelism (all its replicas when 0) move at a time.
+pub fn rebalance_ops(view: &State, now: Timestamp, ids: &mut IdGen) -> Vec<Op> {
+    if !view.cluster().is_some_and(|c| c.spec.rebalance) {
+        return Vec::new();
+    }
+    let mut candidates = Vec::new();
+    for s in view.services() {
+        let ServiceMode::Replicated { replicas } = s.spec.mode else {
+            continue;
+        };
+        let busy = s.update_status.as_ref().is_some_and(|u| {
+            !matches!(
+                u.state,
+                UpdateState::Completed | UpdateState::RollbackCompleted
+            )
+        });
+        if replicas < 2 || busy {
+            continue;
+        }
+        let mut live: Vec<&Task> = Vec::new();
+        let mut settled = true;
+        for t in view.tasks_of_service(&s.id) {
+            if t.is_live() {
+                settled &= t.status.state == TaskState::Running && t.spec == s.spec.task;
+                live.push(t);
+            } else if !t.status.state.is_terminal() {
+                // Told to stop and still stopping: a move or an update is finishing.
+                settled = false;
+            }
+        }
+        let mut slots: Vec<u64> = live.iter().map(|t| t.slot).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        let one_per_slot = slots.len() == live.len() && live.len() as u64 == replicas;
+        if !settled || !one_per_slot {
+            continue;
+        }
+        let parallelism = s.spec.update_config().parallelism;
+        let budget = if parallelism == 0 {
+            replicas
+        } else {
+            parallelism
+        };
+        candidates.push(shoal_scheduler::rebalance::Candidate {
+            service_id: &s.id,
+            spec: &s.spec.task,
+            tasks: live,
+            budget: usize::try_from(budget).unwrap_or(usize::MAX),
+        });
+    }
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    let cv =
+        shoal_scheduler::ClusterView::new(view.nodes().map(|n| &**n), view.tasks().map(|t| &**t));
+    let mut ops = Vec::new();
+    for m in shoal_scheduler::rebalance::plan(&cv, &candidates) {
+        let (Some(service), Some(from)) = (view.service(&m.service_id), view.task(&m.task_id))
+        else {
+            continue;
+        };
+        tracing::info!(
+            service = %service.spec.name,
+            slot = m.slot,
+            from = %m.from,
+            to = %m.to,
+            "rebalancing: moving a task toward an even spread"
+        );
+        let t = shoal_orchestrator::move_replacement(service, from, &m.to, now, ids);
+        ops.push(Op::CreateTask(t));
+    }
+    ops
+}
+
 pub async fn scheduler_loop(
     store: Store,
     clock: Arc<dyn Clock>,
+    ids: Arc<Mutex<IdGen>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut states = store.subscribe();
@@ -251,7 +331,11 @@ pub async fn scheduler_loop(
         let requeue_at;
         if store.is_leader() {
             let now = clock.now();
-            let ops = schedule_ops(&view, now);
+            let mut ops = schedule_ops(&view, now);
+            if ops.is_empty() {
+                let mut ids = ids.lock().unwrap_or_else(|p| p.into_inner());
+                ops = rebalance_ops(&view, now, &mut ids);
+            }
             if !ops.is_empty() {
                 if propose(&store, now, ops, "scheduler").await {
                     continue;

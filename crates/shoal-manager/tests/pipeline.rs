@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use shoal_manager::loops::{changes_to_ops, reconcile_all, schedule_ops};
+use shoal_manager::loops::{changes_to_ops, rebalance_ops, reconcile_all, schedule_ops};
 use shoal_store::{Op, Proposal, State};
 use shoal_types::cluster::{Cluster, ClusterSpec};
 use shoal_types::node::{
@@ -23,6 +23,8 @@ struct Sim {
     ids: IdGen,
     /// Most tasks observed between two node-local steps, per service: bounds rolling updates.
     max_updating: usize,
+    /// Running tasks a service must keep at least (set by a test once it has them).
+    floor: BTreeMap<Id, u64>,
 }
 
 impl Sim {
@@ -33,6 +35,7 @@ impl Sim {
             now: Timestamp(1_700_000_000_000_000_000),
             ids: IdGen::seeded(seed),
             max_updating: 0,
+            floor: BTreeMap::new(),
         };
         let cluster = Cluster {
             id: Id::from_raw("c"),
@@ -129,7 +132,10 @@ impl Sim {
     /// One round of every stage; true when nothing changed.
     fn step(&mut self) -> bool {
         let mut quiet = true;
-        let ops = schedule_ops(&self.state, self.now);
+        let mut ops = schedule_ops(&self.state, self.now);
+        if ops.is_empty() {
+            ops = rebalance_ops(&self.state, self.now, &mut self.ids);
+        }
         quiet &= ops.is_empty();
         self.apply(ops);
         let r = reconcile_all(&self.state, self.now, &mut self.ids);
@@ -180,6 +186,19 @@ impl Sim {
                 "node {} oversubscribed",
                 n.id
             );
+        }
+        // Moves (drains, rebalancing) and updates never leave a service short of running
+        // tasks once it had them all, except where a node was lost under it.
+        for s in self.state.services() {
+            if let ServiceMode::Replicated { replicas } = s.spec.mode {
+                let running = self.running(&s.id).len() as u64;
+                let floor = self.floor.get(&s.id).copied().unwrap_or(0);
+                assert!(
+                    running >= floor.min(replicas),
+                    "service {} dropped to {running} running (held {floor})",
+                    s.spec.name
+                );
+            }
         }
         // Rolling updates stay within their parallelism: count slots whose live task is not up
         // to date or not yet running.
@@ -459,4 +478,80 @@ fn removed_service_tasks_stop_and_disappear() {
     sim.apply(vec![Op::DeleteService { id: svc.clone() }]);
     sim.converge();
     assert_eq!(sim.state.tasks_of_service(&svc).count(), 0);
+}
+
+#[test]
+fn a_returning_node_gets_its_share_back_gradually_and_replicas_hold() {
+    let mut sim = Sim::new(3, 11);
+    sim.set_availability("node002", Availability::Pause);
+    let mut s = spec("web", 6);
+    s.update = Some(UpdateConfig {
+        parallelism: 1,
+        ..Default::default()
+    });
+    let web = sim.service(s);
+    sim.converge();
+    let before = per_node(&sim.running(&web));
+    assert_eq!(before.values().copied().collect::<Vec<_>>(), [3, 3]);
+    sim.floor.insert(web.clone(), 6);
+
+    sim.set_availability("node002", Availability::Active);
+    let mut most_in_flight = 0;
+    for _ in 0..200 {
+        let quiet = sim.step();
+        let live = sim
+            .state
+            .tasks_of_service(&web)
+            .filter(|t| t.is_live())
+            .count();
+        most_in_flight = most_in_flight.max(live.saturating_sub(6));
+        if quiet && per_node(&sim.running(&web)).len() == 3 {
+            break;
+        }
+    }
+    sim.converge();
+    let after = per_node(&sim.running(&web));
+    assert_eq!(
+        after.values().copied().collect::<Vec<_>>(),
+        [2, 2, 2],
+        "{after:?}"
+    );
+    assert_eq!(most_in_flight, 1, "one move at a time (parallelism 1)");
+}
+
+#[test]
+fn rebalancing_can_be_turned_off() {
+    let mut sim = Sim::new(3, 12);
+    let mut c = (**sim.state.cluster().expect("cluster")).clone();
+    c.spec.rebalance = false;
+    sim.apply(vec![Op::PutCluster {
+        cluster: c,
+        expect_version: None,
+    }]);
+    sim.set_availability("node002", Availability::Pause);
+    let web = sim.service(spec("web", 6));
+    sim.converge();
+    let before = sim.running(&web);
+    sim.set_availability("node002", Availability::Active);
+    sim.converge();
+    assert_eq!(sim.running(&web), before, "nothing moves");
+}
+
+#[test]
+fn draining_moves_tasks_one_at_a_time_and_replicas_hold_with_start_first() {
+    let mut sim = Sim::new(3, 13);
+    let mut s = spec("web", 6);
+    s.update = Some(UpdateConfig {
+        parallelism: 1,
+        order: shoal_types::service::UpdateOrder::StartFirst,
+        ..Default::default()
+    });
+    let web = sim.service(s);
+    sim.converge();
+    sim.floor.insert(web.clone(), 6);
+    sim.set_availability("node000", Availability::Drain);
+    sim.converge();
+    let after = per_node(&sim.running(&web));
+    assert!(!after.contains_key(&Id::from_raw("node000")), "{after:?}");
+    assert_eq!(after.values().sum::<usize>(), 6);
 }

@@ -87,6 +87,7 @@
 pub mod constraint;
 pub mod global;
 pub mod jobs;
+mod moves;
 pub mod orphans;
 mod plan;
 pub mod reaper;
@@ -100,6 +101,27 @@ use shoal_types::service::UpdateStatus;
 use shoal_types::{ClusterSpec, Id, IdGen, Node, Service, ServiceMode, Task, TaskState, Timestamp};
 
 pub use orphans::reconcile_orphans;
+
+/// The replacement that moves `from` (a running task of a replicated service) to node `to`:
+/// the same slot, placed on `to` by the scheduler's filters. The slot then carries it as a
+/// start-first move (see `moves`): `from` stops once it runs.
+pub fn move_replacement(
+    service: &Service,
+    from: &Task,
+    to: &Id,
+    now: Timestamp,
+    ids: &mut IdGen,
+) -> Task {
+    let mut t = plan::new_task(
+        service,
+        &plan::Place::Slot(from.slot),
+        from.restart_history.clone(),
+        now,
+        ids,
+    );
+    t.node_id = Some(to.clone());
+    t
+}
 pub use reaper::reap_history;
 
 /// One write the manager should make to the store.

@@ -11,7 +11,7 @@ use shoal_types::{IdGen, Service, Task};
 use crate::plan::{Place, Plan};
 use crate::slot::{self, Env, Slot};
 use crate::view::{self, Nodes};
-use crate::{Context, Reconciled, update};
+use crate::{Context, Reconciled, moves, update};
 
 pub(crate) fn reconcile(
     ctx: &Context,
@@ -26,6 +26,7 @@ pub(crate) fn reconcile(
         target: &service.spec.task,
         nodes: &nodes,
         job: false,
+        gentle: true,
     };
     let mut plan = Plan::new(ctx.now);
 
@@ -54,5 +55,6 @@ pub(crate) fn reconcile(
         summaries.push(s);
     }
     update::drive(&mut plan, &env, &mut summaries, ids);
+    moves::drive(&mut plan, &env, &mut summaries, ids);
     plan.finish()
 }

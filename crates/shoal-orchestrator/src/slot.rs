@@ -21,6 +21,9 @@ pub(crate) struct Env<'a> {
     pub nodes: &'a Nodes<'a>,
     /// Jobs: completed tasks are done and get desired `Complete`.
     pub job: bool,
+    /// Running tasks on a drained node stay until their slot is moved (see `moves`), rather
+    /// than being lost at once.
+    pub gentle: bool,
 }
 
 impl Env<'_> {
@@ -51,6 +54,9 @@ pub(crate) struct Summary<'a> {
     pub can_create: bool,
     /// The live task the slot keeps.
     pub keeper: Option<&'a Task>,
+    /// A running task kept next to a keeper that does not run yet (a start-first update or
+    /// move): it serves until the keeper runs.
+    pub companion: Option<&'a Task>,
     /// Set when the slot has no live task and waits for these to stop.
     pub stopping: Vec<&'a Task>,
     /// The slot's last task ended and will not be restarted (or, for a job, completed).
@@ -115,8 +121,8 @@ pub(crate) fn finish(plan: &mut Plan, env: &Env, t: &Task) {
 /// shut down what is live and mark what ended as handled; never create anything.
 pub(crate) fn retire(plan: &mut Plan, env: &Env, tasks: &[&Task]) {
     for &t in tasks {
-        match view::classify(t, plan.desired_of(t), env.nodes) {
-            Kind::Live | Kind::Lost => plan.set_desired(t, TaskState::Shutdown),
+        match view::classify(t, plan.desired_of(t), env.nodes, env.gentle) {
+            Kind::Live | Kind::Lost | Kind::Evicted => plan.set_desired(t, TaskState::Shutdown),
             Kind::EndedUnhandled => finish(plan, env, t),
             Kind::Stopping | Kind::Gone | Kind::Ended => {}
         }
@@ -130,10 +136,10 @@ pub(crate) fn reconcile<'a>(plan: &mut Plan, env: &Env, slot: Slot<'a>) -> Summa
     let mut unhandled = Vec::new();
     let mut newest_kind = None;
     for &t in &slot.tasks {
-        let kind = view::classify(t, plan.desired_of(t), env.nodes);
+        let kind = view::classify(t, plan.desired_of(t), env.nodes, env.gentle);
         newest_kind = Some(kind);
         match kind {
-            Kind::Live => live.push(t),
+            Kind::Live | Kind::Evicted => live.push(t),
             // Replaced below like any missing task: no delay, not a restart.
             Kind::Lost => plan.set_desired(t, TaskState::Shutdown),
             Kind::Stopping => stopping.push(t),
@@ -148,6 +154,7 @@ pub(crate) fn reconcile<'a>(plan: &mut Plan, env: &Env, slot: Slot<'a>) -> Summa
         tasks: slot.tasks.clone(),
         can_create: slot.can_create,
         keeper: None,
+        companion: None,
         stopping: Vec::new(),
         done: None,
         restart_pending: false,
@@ -155,8 +162,9 @@ pub(crate) fn reconcile<'a>(plan: &mut Plan, env: &Env, slot: Slot<'a>) -> Summa
         created: None,
     };
 
-    if let Some(keeper) = choose_keeper(plan, env, &live) {
+    if let Some((keeper, companion)) = choose_keeper(plan, env, &live) {
         s.keeper = Some(keeper);
+        s.companion = companion;
         let keeper_dirty = env.dirty(keeper);
         for u in unhandled {
             // A start-first replacement that failed next to the old task it was to replace is
@@ -211,29 +219,47 @@ pub(crate) fn reconcile<'a>(plan: &mut Plan, env: &Env, slot: Slot<'a>) -> Summa
                 });
             }
         }
-        Some((_, Kind::Live | Kind::Stopping)) => {}
+        Some((_, Kind::Live | Kind::Stopping | Kind::Evicted)) => {}
     }
     s
 }
 
-/// Picks the live task a slot keeps and shuts down the others: up to date first, then running
-/// (so resolving duplicates never interrupts a task that serves), then newest. While the kept task is up to date but not yet running, the best running
-/// out-of-date task stays too (start-first: it serves until its replacement runs).
-fn choose_keeper<'a>(plan: &mut Plan, env: &Env, live: &[&'a Task]) -> Option<&'a Task> {
+/// Picks the live task a slot keeps and shuts down the others. Up to date first, then not on a
+/// drained node; among out-of-date tasks a running one (resolving duplicates never interrupts
+/// a task that serves); among up-to-date ones a task that can be placed, then the newest, so a
+/// replacement made by a start-first update or a move is kept. While the kept task does not run
+/// yet, the best running task stays too as its companion and serves until it does; except that
+/// a task on a drained node does not stay next to a replacement no node can take: the drain
+/// wins, as in Swarm.
+fn choose_keeper<'a>(
+    plan: &mut Plan,
+    env: &Env,
+    live: &[&'a Task],
+) -> Option<(&'a Task, Option<&'a Task>)> {
+    let evicted = |t: &Task| env.nodes.loses(t);
     let rank = |t: &&Task| {
+        let dirty = env.dirty(t);
+        let running = t.status.state == TaskState::Running;
         (
-            !env.dirty(t),
-            t.status.state == TaskState::Running,
+            !dirty,
+            !evicted(t),
+            if dirty {
+                running
+            } else {
+                !view::unplaceable(t)
+            },
             view::created(t),
             t.id.clone(),
         )
     };
     let keeper = live.iter().copied().max_by_key(|t| rank(t))?;
-    let companion = if !env.dirty(keeper) && keeper.status.state != TaskState::Running {
+    let companion = if keeper.status.state != TaskState::Running && !env.dirty(keeper) {
+        let stuck = view::unplaceable(keeper);
         live.iter()
             .copied()
-            .filter(|t| env.dirty(t) && t.status.state == TaskState::Running)
-            .max_by_key(|t| rank(t))
+            .filter(|t| !std::ptr::eq(*t, keeper) && t.status.state == TaskState::Running)
+            .filter(|t| !(stuck && evicted(t)))
+            .max_by_key(|t| (!evicted(t), rank(t)))
     } else {
         None
     };
@@ -243,5 +269,5 @@ fn choose_keeper<'a>(plan: &mut Plan, env: &Env, live: &[&'a Task]) -> Option<&'
             plan.set_desired(t, TaskState::Shutdown);
         }
     }
-    Some(keeper)
+    Some((keeper, companion))
 }

@@ -35,6 +35,13 @@ impl<'a> Nodes<'a> {
         })
     }
 
+    /// The node will never stop a task it holds: deleted or down. A drained node is still
+    /// there and stops what it is told to, so a slot waits for its task to stop.
+    pub fn gone(&self, id: &Id) -> bool {
+        self.get(id)
+            .is_none_or(|n| n.status.state == NodeState::Down)
+    }
+
     /// The node is drained (restarts there skip their delay, as in Swarm: the task ended
     /// because the node is being emptied, not because it crashed).
     pub fn drained(&self, id: Option<&Id>) -> bool {
@@ -93,6 +100,9 @@ pub(crate) enum Kind {
     Live,
     /// Wanted and not ended, but its node is lost: to be shut down and replaced at once.
     Lost,
+    /// Running on a drained node that is still up: it keeps serving until its slot's move
+    /// (bounded by the update parallelism) replaces it elsewhere.
+    Evicted,
     /// Told to stop, still running on a node that will stop it: wait for it.
     Stopping,
     /// Told to stop and will never report it (never assigned, or its node is gone): treat as
@@ -104,7 +114,9 @@ pub(crate) enum Kind {
     Ended,
 }
 
-pub(crate) fn classify(t: &Task, desired: TaskState, nodes: &Nodes) -> Kind {
+/// `gentle`: the mode moves tasks off drained nodes a few at a time (replicated services);
+/// otherwise a drained node's tasks are lost at once.
+pub(crate) fn classify(t: &Task, desired: TaskState, nodes: &Nodes, gentle: bool) -> Kind {
     let wanted = desired <= TaskState::Running;
     if t.status.state.is_terminal() {
         return if wanted {
@@ -114,17 +126,38 @@ pub(crate) fn classify(t: &Task, desired: TaskState, nodes: &Nodes) -> Kind {
         };
     }
     if wanted {
-        return if nodes.loses(t) {
-            Kind::Lost
-        } else {
+        return if !nodes.loses(t) {
             Kind::Live
+        } else if gentle && evictable(t, nodes) {
+            Kind::Evicted
+        } else {
+            Kind::Lost
         };
     }
     let never_assigned = t.status.state < TaskState::Assigned;
     match &t.node_id {
-        Some(id) if !never_assigned && !nodes.unusable(id) => Kind::Stopping,
+        Some(id) if !never_assigned && !nodes.gone(id) => Kind::Stopping,
         _ => Kind::Gone,
     }
+}
+
+/// A running task lost only because its node is drained: the node is up and still satisfies
+/// the task's constraints. A task not yet running serves nobody and moves at once.
+fn evictable(t: &Task, nodes: &Nodes) -> bool {
+    t.status.state == TaskState::Running
+        && t.node_id
+            .as_ref()
+            .and_then(|id| nodes.get(id))
+            .is_some_and(|n| {
+                n.status.state != NodeState::Down
+                    && n.spec.availability == Availability::Drain
+                    && constraint::node_matches(&t.spec.placement.constraints, n) != Some(false)
+            })
+}
+
+/// A pending task the scheduler has tried and could not place (it wrote why).
+pub(crate) fn unplaceable(t: &Task) -> bool {
+    t.status.state == TaskState::Pending && !t.status.err.is_empty()
 }
 
 /// The task ended by itself (as opposed to being stopped on request).

@@ -10,7 +10,8 @@
 //! - [`constraint`]: the placement-constraint grammar and matching;
 //! - [`filter`]: the filters (ready, constraints, resources, max replicas) and their explanations;
 //! - `view`: [`ClusterView`], the per-node counters that placements keep up to date;
-//! - `tree`: the scorer, Swarm's placement-preference tree with spread over the service's tasks.
+//! - `tree`: the scorer, Swarm's placement-preference tree with spread over the service's tasks;
+//! - [`rebalance`]: which running tasks to move so a service's spread evens out.
 //!
 //! How a batch is placed (`schedule`):
 //! 1. Tasks that already carry a node ID (global services) go first, as in swarmkit, each checked
@@ -28,6 +29,7 @@
 
 pub use shoal_types::constraint;
 pub mod filter;
+pub mod rebalance;
 mod tree;
 mod view;
 

@@ -25,6 +25,14 @@ pub struct ClusterSpec {
     /// Bumped to ask for a new root CA (`swarm ca --rotate`, Docker's CAConfig.ForceRotate).
     #[serde(default)]
     pub ca_force_rotate: u64,
+    /// Move running tasks of replicated services toward an even spread when a node joins or
+    /// comes back (shoal's own; Swarm never moves running tasks).
+    #[serde(default = "default_true")]
+    pub rebalance: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl Default for ClusterSpec {
@@ -44,6 +52,7 @@ impl Default for ClusterSpec {
             heartbeat_tick: 1,
             autolock: false,
             ca_force_rotate: 0,
+            rebalance: true,
         }
     }
 }

@@ -16,6 +16,18 @@ pub fn spec_in(base: &ClusterSpec, s: w::SwarmSpec) -> Result<ClusterSpec, ApiEr
     }
     if s.labels.is_some() {
         out.labels = labels_in(s.labels);
+        // Docker's ClusterSpec has no field for it, and the docker CLI drops fields it does not
+        // know when it sends the spec back on `swarm update`; a label survives that round trip.
+        out.rebalance = match out.labels.remove(REBALANCE_LABEL).as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(other) => {
+                return Err(ApiError::invalid(
+                    &format!("Labels[{REBALANCE_LABEL}]"),
+                    format!("must be true or false, got {other:?}"),
+                ));
+            }
+        };
     }
     if let Some(o) = s.orchestration
         && let Some(l) = o.task_history_retention_limit
@@ -92,10 +104,17 @@ pub fn spec_in(base: &ClusterSpec, s: w::SwarmSpec) -> Result<ClusterSpec, ApiEr
     Ok(out)
 }
 
+/// The cluster label that turns rebalancing off (`false`); absent means on.
+pub const REBALANCE_LABEL: &str = "shoal.orchestration.rebalance";
+
 pub fn spec_out(s: &ClusterSpec) -> w::SwarmSpec {
+    let mut labels = s.labels.clone();
+    if !s.rebalance {
+        labels.insert(REBALANCE_LABEL.into(), "false".into());
+    }
     w::SwarmSpec {
         name: Some(s.name.clone()),
-        labels: labels_out(&s.labels),
+        labels: labels_out(&labels),
         orchestration: Some(w::SwarmSpecOrchestration {
             task_history_retention_limit: Some(s.task_history_limit),
         }),

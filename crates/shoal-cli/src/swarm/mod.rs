@@ -64,7 +64,13 @@ pub struct SwarmSpecFlags {
     /// Enable manager autolocking (requiring an unlock key to start a stopped manager)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "bool")]
     pub autolock: Option<bool>,
+    /// Move running tasks toward an even spread when nodes join or come back (shoal only)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "bool")]
+    pub rebalance: Option<bool>,
 }
+
+/// The cluster label that carries the rebalance setting through Docker's spec (see the API).
+const REBALANCE_LABEL: &str = "shoal.orchestration.rebalance";
 
 #[derive(Debug, clap::Args)]
 pub struct UpdateArgs {
@@ -163,6 +169,14 @@ pub fn merge_spec(spec: &mut SwarmSpec, flags: &SwarmSpecFlags) -> Result<()> {
             .get_or_insert_with(SwarmSpecRaft::default)
             .snapshot_interval = Some(n);
     }
+    if let Some(on) = flags.rebalance {
+        let labels = spec.labels.get_or_insert_with(Default::default);
+        if on {
+            labels.remove(REBALANCE_LABEL);
+        } else {
+            labels.insert(REBALANCE_LABEL.into(), "false".into());
+        }
+    }
     if let Some(on) = flags.autolock {
         spec.encryption_config
             .get_or_insert_with(SwarmSpecEncryptionConfig::default)
@@ -206,6 +220,7 @@ async fn update(client: &Client, args: UpdateArgs, out: &mut impl Write) -> Resu
         && f.max_snapshots.is_none()
         && f.snapshot_interval.is_none()
         && f.autolock.is_none()
+        && f.rebalance.is_none()
     {
         return Err(CliError::Usage(
             "\"shoal swarm update\" requires at least one flag (see --help)".to_string(),

@@ -289,7 +289,13 @@ impl World {
                 let t = &mut self.tasks[i];
                 t.node_id = Some(n);
                 t.status.state = TaskState::Assigned;
+                t.status.err.clear();
                 t.status.timestamp = now;
+                moved = true;
+            } else if t.status.err.is_empty() {
+                // As the real scheduler, say why: the orchestrator reads it (a move whose
+                // replacement cannot be placed does not hold a drain).
+                self.tasks[i].status.err = "no suitable node".into();
                 moved = true;
             }
         }

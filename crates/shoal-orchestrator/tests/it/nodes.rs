@@ -1,5 +1,6 @@
 //! Node loss, drain and pause for replicated services.
 
+use shoal_types::service::{UpdateConfig, UpdateOrder};
 use shoal_types::{Availability, NodeState, RestartCondition, TaskState};
 
 use crate::common::*;
@@ -59,11 +60,99 @@ fn down_node_tasks_are_replaced_at_once() {
     check_replaced_at_once(w, "down");
 }
 
+fn policy(parallelism: u64, order: UpdateOrder) -> UpdateConfig {
+    UpdateConfig {
+        parallelism,
+        order,
+        ..Default::default()
+    }
+}
+
+/// Runs the scheduler and agents, without the reconciler.
+fn nodes_act(w: &mut World) {
+    w.schedule();
+    w.agents();
+}
+
 #[test]
-fn drained_node_tasks_are_replaced_at_once() {
+fn drain_stops_one_slot_at_a_time_by_default() {
     let mut w = two_on("n1");
     w.node_mut("n1").spec.availability = Availability::Drain;
-    check_replaced_at_once(w, "drain");
+    let r = w.step();
+    assert_eq!(World::shutdowns(&r.changes).len(), 1, "{:?}", r.changes);
+    assert!(World::creates(&r.changes).is_empty(), "stop-first");
+    assert_eq!(w.live_on("n1").len(), 1, "the other slot still serves");
+    // Nothing more until the old task has stopped.
+    assert!(w.step().changes.is_empty());
+    nodes_act(&mut w);
+    let r = w.step();
+    let created = World::creates(&r.changes);
+    assert_eq!(created.len(), 1);
+    assert!(
+        World::shutdowns(&r.changes).is_empty(),
+        "one slot at a time"
+    );
+    nodes_act(&mut w);
+    // The replacement runs: the second slot moves.
+    let r = w.step();
+    assert_eq!(World::shutdowns(&r.changes).len(), 1);
+    w.settle(20);
+    assert_eq!(w.live_on("spare").len(), 2);
+    assert!(w.live_on("n1").is_empty());
+}
+
+#[test]
+fn drain_start_first_keeps_serving_until_the_replacement_runs() {
+    let mut w = two_on("n1");
+    w.set_update_config(policy(1, UpdateOrder::StartFirst));
+    w.node_mut("n1").spec.availability = Availability::Drain;
+    let r = w.step();
+    assert_eq!(World::creates(&r.changes).len(), 1);
+    assert!(World::shutdowns(&r.changes).is_empty());
+    assert_eq!(w.live_on("n1").len(), 2);
+    assert!(w.step().changes.is_empty(), "one move at a time");
+    nodes_act(&mut w);
+    assert_eq!(w.running().len(), 3, "old and new both run for a moment");
+    let r = w.step();
+    assert_eq!(World::shutdowns(&r.changes).len(), 1, "the old one stops");
+    assert_eq!(World::creates(&r.changes).len(), 1, "the next slot moves");
+    w.settle(20);
+    assert_eq!(w.live_on("spare").len(), 2);
+    assert!(w.live_on("n1").is_empty());
+}
+
+#[test]
+fn drain_with_parallelism_zero_moves_every_slot_at_once() {
+    let mut w = two_on("n1");
+    w.set_update_config(policy(0, UpdateOrder::StopFirst));
+    w.node_mut("n1").spec.availability = Availability::Drain;
+    let r = w.step();
+    assert_eq!(World::shutdowns(&r.changes).len(), 2);
+}
+
+#[test]
+fn drain_empties_the_node_even_when_no_other_node_can_take_the_tasks() {
+    let mut w = World::new(replicated(2), &["n1"]);
+    w.set_update_config(policy(1, UpdateOrder::StartFirst));
+    w.settle(20);
+    w.node_mut("n1").spec.availability = Availability::Drain;
+    w.settle(40);
+    assert!(w.live_on("n1").is_empty(), "{:#?}", w.tasks);
+    assert_eq!(w.live().len(), 2, "both slots wait, pending, for a node");
+}
+
+#[test]
+fn a_task_not_yet_running_on_a_drained_node_moves_at_once() {
+    let mut w = World::new(replicated(2), &["n1", "n2"]);
+    w.node_mut("n2").spec.availability = Availability::Pause;
+    w.step();
+    w.schedule();
+    assert_eq!(w.live_on("n1").len(), 2, "assigned, not running");
+    w.node_mut("n2").spec.availability = Availability::Active;
+    w.node_mut("n1").spec.availability = Availability::Drain;
+    let r = w.step();
+    assert_eq!(World::shutdowns(&r.changes).len(), 2);
+    assert_eq!(World::creates(&r.changes).len(), 2);
 }
 
 #[test]
