@@ -1,3 +1,4 @@
+use super::parse::edit_distance;
 use super::*;
 use crate::node::Platform;
 use crate::service::ContainerSpec;
@@ -399,4 +400,35 @@ fn edit_distance_counts_characters() {
     assert_eq!(edit_distance("ID", "ID"), 0);
     assert_eq!(edit_distance("Slot", "Slöt"), 1);
     assert_eq!(edit_distance("", "abc"), 3);
+}
+
+proptest::proptest! {
+    /// Whatever the text, parsing and expanding return an answer (never a panic), and an error
+    /// points inside the text.
+    #[test]
+    fn any_text_gets_an_answer(parts in proptest::collection::vec(
+        proptest::sample::select(vec![
+            "{{", "}}", "{{- ", " -}}", ".Service", ".Name", ".Labels", ".tier", ".Node", ".Task",
+            ".Slot", ".", "$", " ", "\n", "-", "\"", "`", "\\", "(", ")", "|", "index", "join",
+            "é", "🚀", "/*", "*/", "x", "\"a.b\"",
+        ]),
+        0..24,
+    )) {
+        let src = parts.concat();
+        match parse(&src).and_then(|t| t.expand(&ctx())) {
+            Ok(_) => {}
+            Err(e) => {
+                let lines: Vec<&str> = src.split('\n').collect();
+                proptest::prop_assert!(e.position.line >= 1 && e.position.line <= lines.len());
+                let width = lines[e.position.line - 1].chars().count();
+                proptest::prop_assert!(e.position.column >= 1 && e.position.column <= width + 1,
+                    "{src:?}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn text_without_actions_is_itself(src in "[^{]*") {
+        proptest::prop_assert_eq!(expand(&src), src);
+    }
 }
