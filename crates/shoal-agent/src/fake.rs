@@ -93,6 +93,11 @@ impl FakeDriver {
         self.lock().tasks.get(task_id).map(|(_, s)| s.clone())
     }
 
+    /// What the agent last asked to prepare for the task (templates already expanded).
+    pub fn run(&self, task_id: &Id) -> Option<TaskRun> {
+        self.lock().tasks.get(task_id).and_then(|(r, _)| r.clone())
+    }
+
     /// How many times `start` was called for the task.
     pub fn starts(&self, task_id: &Id) -> usize {
         self.lock()

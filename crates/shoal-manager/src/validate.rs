@@ -53,6 +53,7 @@ pub fn check_service_spec(spec: &ServiceSpec) -> Result<(), ControlError> {
             ));
         }
     }
+    crate::validate_template::check_templates(spec)?;
     if !c.dir.is_empty() && !c.dir.starts_with('/') {
         return Err(ControlError::invalid(
             "TaskTemplate.ContainerSpec.Dir",

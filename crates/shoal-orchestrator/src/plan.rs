@@ -106,6 +106,7 @@ pub(crate) fn new_task(
         meta: Default::default(),
         service_id: service.id.clone(),
         service_name: service.spec.name.clone(),
+        service_labels: service.spec.labels.clone(),
         slot,
         node_id,
         spec: service.spec.task.clone(),

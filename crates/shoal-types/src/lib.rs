@@ -13,6 +13,7 @@ pub mod id;
 pub mod node;
 pub mod service;
 pub mod task;
+pub mod template;
 
 pub use clock::{Clock, Timestamp};
 pub use cluster::{Cluster, ClusterSpec};

@@ -1,6 +1,8 @@
 //! Tasks and their life cycle. A task's observed state only moves forward, in Swarm's order, so
 //! every stage can apply a state change without a lock: an older report never undoes a newer one.
 
+use std::collections::BTreeMap;
+
 use crate::service::TaskSpec;
 use crate::{Id, Meta, Timestamp};
 
@@ -117,6 +119,10 @@ pub struct Task {
     pub service_id: Id,
     /// The service's name when the task was made, for task names and log details.
     pub service_name: String,
+    /// The service's labels when the task was made: templates in the spec (`{{.Service.Labels.K}}`)
+    /// are expanded on the node, which knows nothing else of the service.
+    #[serde(default)]
+    pub service_labels: BTreeMap<String, String>,
     /// Replica slot (1-based) for replicated services; 0 for global ones.
     pub slot: u64,
     /// The node the task runs on: set by the scheduler, or at creation for global services.

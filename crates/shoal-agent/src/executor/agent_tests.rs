@@ -111,8 +111,19 @@ fn harness_with(
     assign: mpsc::UnboundedSender<Assignments>,
     stop_tasks: bool,
 ) -> Harness {
+    let node = describe_node("test", &["native"]);
+    harness_on(node, driver, dispatcher, assign, stop_tasks)
+}
+
+fn harness_on(
+    node: NodeDescription,
+    driver: Arc<FakeDriver>,
+    dispatcher: Arc<TestDispatcher>,
+    assign: mpsc::UnboundedSender<Assignments>,
+    stop_tasks: bool,
+) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = AgentConfig::new(dir.path().join("agent"), describe_node("test", &["native"]));
+    let mut cfg = AgentConfig::new(dir.path().join("agent"), node);
     cfg.report_interval = Duration::from_millis(5);
     let clock = Arc::new(FakeClock::new(Timestamp(1_000_000)));
     let agent = Agent::new(cfg, driver.clone(), dispatcher.clone(), clock);
@@ -582,5 +593,61 @@ async fn a_task_the_store_considers_ended_is_stopped_silently() {
         h.dispatcher.states(&a).is_empty(),
         "a terminal state is never reported again"
     );
+    finish(h).await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn templates_are_expanded_on_the_node_and_bad_ones_reject_the_task() {
+    let (d, tx) = TestDispatcher::with_session();
+    let mut node = describe_node("test", &["native"]);
+    node.hostname = "worker-7".into();
+    node.platform.os = "linux".into();
+    let h = harness_on(node, Arc::new(FakeDriver::new()), d, tx, false);
+    let (good, bad) = (Id::from_raw("tpl-good"), Id::from_raw("tpl-bad"));
+    let mut t = task("tpl-good", TaskState::Assigned, TaskState::Running);
+    t.slot = 4;
+    t.service_labels = [("tier".to_string(), "db".to_string())].into();
+    t.spec.container.hostname = "{{.Service.Name}}-{{.Task.Slot}}".into();
+    t.spec.container.env = vec![
+        "NODE={{.Node.Hostname}}".into(),
+        "WHO={{.Task.Name}}@{{.Node.Platform.OS}}/{{.Service.Labels.tier}}".into(),
+    ];
+    // Made before tasks carried labels: the label is unknown on the node.
+    let mut b = task("tpl-bad", TaskState::Assigned, TaskState::Running);
+    b.spec.container.env = vec!["T={{.Service.Labels.tier}}".into()];
+    assign(&h, 1, vec![t.clone(), b]);
+    eventually("both settled", &h, || {
+        h.dispatcher.states(&good).contains(&TaskState::Running)
+            && h.dispatcher
+                .last(&bad)
+                .is_some_and(|s| s.state.is_terminal())
+    })
+    .await;
+
+    let run = h.driver.run(&good).expect("prepared");
+    assert_eq!(run.hostname, "web-4");
+    assert_eq!(run.container.hostname, "web-4");
+    assert_eq!(
+        run.container.env,
+        vec![
+            "NODE=worker-7".to_string(),
+            "WHO=web.4.tpl-good@linux/db".into()
+        ]
+    );
+    // The assignment (what the store holds) keeps the templates for up-to-date checks.
+    assert_eq!(
+        t.spec.container.hostname,
+        "{{.Service.Name}}-{{.Task.Slot}}"
+    );
+
+    let rejected = h.dispatcher.last(&bad).expect("reported");
+    assert_eq!(rejected.state, TaskState::Rejected);
+    assert_eq!(
+        rejected.err,
+        "expanding the task's templates: template: Env[0]:1:20: the service has no label \"tier\" \
+         (for a label that may be absent write {{index .Service.Labels \"tier\"}})"
+    );
+    assert!(h.driver.run(&bad).is_none(), "never handed to the driver");
+    assert!(!h.driver.calls().contains(&FakeCall::Prepare(bad.clone())));
     finish(h).await.expect("clean stop");
 }

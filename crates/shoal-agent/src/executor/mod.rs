@@ -342,6 +342,7 @@ impl Agent {
                             reporter: self.reporter.clone(),
                             clock: self.clock.clone(),
                             node_id: session.node_id.clone(),
+                            node: self.cfg.description.clone(),
                         }),
                         runners: HashMap::new(),
                         cleanups: Vec::new(),

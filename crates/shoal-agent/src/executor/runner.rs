@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_types::{Clock, Id, Task, TaskState};
+use shoal_types::template::{self, TemplateError};
+use shoal_types::{Clock, Id, NodeDescription, Task, TaskState};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -31,6 +32,8 @@ pub(crate) struct Ctx {
     pub reporter: Arc<Reporter>,
     pub clock: Arc<dyn Clock>,
     pub node_id: Id,
+    /// What templates in a task's spec (`{{.Node.Hostname}}`) see of this node.
+    pub node: NodeDescription,
 }
 
 pub(crate) struct Runner {
@@ -76,29 +79,32 @@ pub(crate) fn facts_from_runtime(state: &RuntimeTaskState) -> Facts {
     }
 }
 
-/// The hostname a task sees: the spec's, else the short task ID (Docker's default is the short
-/// container ID, and the task ID is the container ID here).
-pub(crate) fn hostname(task: &Task) -> String {
-    let h = &task.spec.container.hostname;
-    if h.is_empty() {
+/// The hostname a task sees: the spec's (expanded), else the short task ID (Docker's default is
+/// the short container ID, and the task ID is the container ID here).
+fn hostname(task: &Task, expanded: &str) -> String {
+    if expanded.is_empty() {
         task.id.short().to_string()
     } else {
-        h.clone()
+        expanded.to_string()
     }
 }
 
-fn task_run(task: &Task, node_id: &Id) -> TaskRun {
-    TaskRun {
+/// What the driver runs: the spec with its templates expanded for this task on this node, as
+/// Swarm's agent does just before it creates the container. The stored spec keeps the templates.
+fn task_run(task: &Task, node_id: &Id, node: &NodeDescription) -> Result<TaskRun, TemplateError> {
+    let ctx = template::Context::for_task(task, node_id, node);
+    let container = template::expand_container(&task.spec.container, &ctx)?;
+    Ok(TaskRun {
         task_id: task.id.clone(),
         task_name: task.name(),
         service_id: task.service_id.clone(),
         service_name: task.service_name.clone(),
         node_id: node_id.clone(),
         slot: task.slot,
-        container: task.spec.container.clone(),
+        hostname: hostname(task, &container.hostname),
+        container,
         resources: task.spec.resources.clone(),
-        hostname: hostname(task),
-    }
+    })
 }
 
 enum Done {
@@ -121,10 +127,17 @@ async fn perform(ctx: &Ctx, task: &Task, op: Op, rx: &mut watch::Receiver<Wanted
                     ctx.driver.name()
                 ))
             } else {
-                ctx.driver
-                    .prepare(&task_run(task, &ctx.node_id))
-                    .await
-                    .map_or_else(err, |()| Facts::Created)
+                match task_run(task, &ctx.node_id, &ctx.node) {
+                    // The manager checks templates before it stores a spec, so only a task made
+                    // before that check (or before tasks carried their service's labels) gets
+                    // here; rejecting it beats running it with a raw `{{...}}` hostname.
+                    Err(e) => Facts::Error(format!("expanding the task's templates: {e}")),
+                    Ok(run) => ctx
+                        .driver
+                        .prepare(&run)
+                        .await
+                        .map_or_else(err, |()| Facts::Created),
+                }
             }
         }
         Op::Start => ctx
