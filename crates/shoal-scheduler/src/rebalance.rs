@@ -297,7 +297,7 @@ mod tests {
         let a = spread(&[2, 0], &spec);
         let mut b = spread(&[2, 0], &spec);
         for t in &mut b {
-            t.id = Id::from_raw(&format!("b{}", t.id));
+            t.id = Id::from_raw(format!("b{}", t.id));
             t.service_id = Id::from_raw("s2");
         }
         let all: Vec<Task> = a.iter().chain(&b).cloned().collect();
