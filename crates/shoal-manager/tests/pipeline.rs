@@ -555,3 +555,46 @@ fn draining_moves_tasks_one_at_a_time_and_replicas_hold_with_start_first() {
     assert!(!after.contains_key(&Id::from_raw("node000")), "{after:?}");
     assert_eq!(after.values().sum::<usize>(), 6);
 }
+
+#[test]
+fn an_update_whose_task_fails_is_rolled_back_and_says_so() {
+    let mut sim = Sim::new(3, 21);
+    let mut s = spec("web", 4);
+    s.task.restart.condition = shoal_types::RestartCondition::None;
+    s.update = Some(UpdateConfig {
+        parallelism: 1,
+        monitor: Duration::from_secs(3),
+        failure_action: shoal_types::service::FailureAction::Rollback,
+        ..Default::default()
+    });
+    let svc = sim.service(s);
+    sim.converge();
+    let mut cur = (**sim.state.service(&svc).expect("svc")).clone();
+    cur.previous_spec = Some(cur.spec.clone());
+    cur.spec.task.container.args = vec!["false".into()];
+    cur.update_status = None;
+    sim.apply(vec![Op::UpdateService {
+        service: cur,
+        expect_version: None,
+    }]);
+    // The first new task runs, then fails.
+    for _ in 0..4 {
+        sim.step();
+    }
+    let bad = sim
+        .state
+        .tasks_of_service(&svc)
+        .find(|t| t.spec.container.args == ["false"] && t.status.state == TaskState::Running)
+        .map(|t| t.slot)
+        .expect("a new task runs");
+    sim.fail_task_on(&svc, bad);
+    sim.converge();
+    let now = sim.state.service(&svc).expect("svc").clone();
+    let status = now.update_status.clone().expect("status");
+    assert_eq!(
+        status.state,
+        shoal_types::service::UpdateState::RollbackCompleted,
+        "{status:?}"
+    );
+    assert_eq!(now.spec.task.container.args, ["sleep"]);
+}

@@ -45,7 +45,8 @@
 //! - **A slot that gave up** (restart `none`, `on-failure` after a clean exit, attempts used up)
 //!   keeps its last task as its record and gets no new task, also not on scale-up, until the
 //!   service spec changes: then the rolling update recreates it (Swarm's
-//!   `UpdatableTasksInSlot`), except during a rollback.
+//!   `UpdatableTasksInSlot`); a rollback recreates only the slots that gave up under the spec it
+//!   leaves.
 //! - **Node loss** (`Down`, drained, deleted, or no longer matching the task's own placement
 //!   constraints, which is Swarm's constraint enforcer) shuts live tasks down and replaces them at
 //!   once, whatever the restart policy (Swarm would not replace under `none`). Pause keeps them.

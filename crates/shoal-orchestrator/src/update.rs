@@ -290,9 +290,21 @@ fn updatable(env: &Env, s: &Summary, attempted_since: Option<Timestamp>, rollbac
     }
     match (s.keeper, s.done) {
         (Some(k), _) => env.dirty(k),
-        (None, Some(d)) => !rollback && env.dirty(d),
+        // A slot whose task gave up under the spec being rolled back comes back with the
+        // rollback: the failure was the update's, not the slot's. Outside a rollback, any slot
+        // that gave up with an older spec is recreated by the next update (Swarm's
+        // `UpdatableTasksInSlot`).
+        (None, Some(d)) => env.dirty(d) && (!rollback || rolled_back_from(env, d)),
         (None, None) => false,
     }
+}
+
+/// The task ran the spec a rollback is leaving (the service's previous spec, now).
+fn rolled_back_from(env: &Env, t: &Task) -> bool {
+    env.service
+        .previous_spec
+        .as_ref()
+        .is_some_and(|p| p.task == t.spec)
 }
 
 /// Starts replacing one slot.
