@@ -293,3 +293,90 @@ fn failing_rolling_update_rolls_back() {
     let kept = before.iter().filter(|t| after.contains(t)).count();
     assert!(kept >= 3, "before {before:?}, after {after:?}");
 }
+
+#[test]
+fn replicated_job_runs_to_completion_within_max_concurrent() {
+    if !ready() {
+        return;
+    }
+    let c = Cluster::form(1, 2, &[]);
+    create(
+        &c,
+        &[
+            "--name",
+            "batch",
+            "--mode",
+            "replicated-job",
+            "--replicas",
+            "5",
+            "--max-concurrent",
+            "2",
+            "host",
+            "sh",
+            "-c",
+            "sleep 0.5",
+        ],
+    );
+    let mut most_running = 0;
+    let listing = poll(
+        "the job to complete",
+        MINUTE,
+        || c.dump(),
+        || {
+            most_running = most_running.max(c.n(1).running_tasks("batch")?.len());
+            let ls = c
+                .n(1)
+                .docker_ok(&["service", "ls", "--format", "{{.Replicas}}"]);
+            if ls.contains("5/5 completed") {
+                Ok(ls)
+            } else {
+                Err(ls)
+            }
+        },
+    );
+    // As Swarm: once done, nothing is desired any more.
+    assert!(listing.contains("0/0 (5/5 completed)"), "{listing}");
+    assert!(most_running <= 2, "{most_running} ran at once");
+    let ps = c.n(1).docker_ok(&[
+        "service",
+        "ps",
+        "--format",
+        "{{.DesiredState}} {{.CurrentState}}",
+        "batch",
+    ]);
+    assert_eq!(
+        ps.lines()
+            .filter(|l| l.starts_with("Complete Complete"))
+            .count(),
+        5,
+        "{ps}"
+    );
+
+    create(
+        &c,
+        &[
+            "--name",
+            "everywhere",
+            "--mode",
+            "global-job",
+            "host",
+            "true",
+        ],
+    );
+    poll(
+        "the global job to complete on every node",
+        MINUTE,
+        || c.dump(),
+        || {
+            let ps = c.n(1).docker_ok(&[
+                "service",
+                "ps",
+                "--format",
+                "{{.Node}} {{.CurrentState}}",
+                "everywhere",
+            ]);
+            let done = ps.lines().filter(|l| l.contains("Complete")).count();
+            if done == 3 { Ok(()) } else { Err(ps) }
+        },
+    );
+}
