@@ -154,6 +154,35 @@ impl Store {
         let db = open_db_waiting(&path)
             .await
             .map_err(|e| open_err(e.to_string()))?;
+        Self::start(db, raft_id, timing, network, &path.display().to_string()).await
+    }
+
+    /// Opens the store on an in-memory disk (see [`storage::MemoryDisk`]) and starts this
+    /// manager's Raft member: for simulations, where a restart reopens the same disk.
+    pub async fn open_in_memory(
+        disk: &storage::MemoryDisk,
+        raft_id: u64,
+        timing: RaftTiming,
+        network: network::Network,
+    ) -> Result<Store, StoreError> {
+        let db = storage::open_memory_db(disk).map_err(|e| StoreError::Open {
+            path: "(memory)".into(),
+            why: e.to_string(),
+        })?;
+        Self::start(db, raft_id, timing, network, "(memory)").await
+    }
+
+    async fn start(
+        db: Arc<redb::Database>,
+        raft_id: u64,
+        timing: RaftTiming,
+        network: network::Network,
+        path: &str,
+    ) -> Result<Store, StoreError> {
+        let open_err = |why: String| StoreError::Open {
+            path: path.to_string(),
+            why,
+        };
         let (sm, _) =
             storage::StateMachine::load(db.clone()).map_err(|e| open_err(e.to_string()))?;
         let published = sm.published();
