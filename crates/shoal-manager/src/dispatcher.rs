@@ -88,6 +88,9 @@ impl Dispatcher {
         addr: String,
         endpoint: String,
     ) -> Result<BoxStream<'static, SessionMessage>, ControlError> {
+        // Assignments from a stale state would make the agent stop tasks the cluster has since
+        // given it (found by shoal-sim: a restarted manager leading on its old vote).
+        self.serving()?;
         let view = self.store.view();
         let Some(node) = view.node(node_id) else {
             return Err(ControlError::NotFound {
@@ -241,11 +244,9 @@ impl Dispatcher {
         // its old leader vote leads until it hears the newer term, often for less than a
         // liveness tick) would otherwise keep serving the sessions opened meanwhile, and their
         // nodes, silent at the real leader, would be marked Down for good.
-        if !self.store.is_leader() {
+        if let Err(e) = self.serving() {
             self.sessions().remove(node_id);
-            return Err(ControlError::Unavailable(
-                "this manager does not lead; open the session with the leader".into(),
-            ));
+            return Err(e);
         }
         let now = self.clock.now();
         match self.sessions().get_mut(node_id) {
@@ -264,13 +265,28 @@ impl Dispatcher {
         }
     }
 
+    /// Whether this manager may serve agents now: it leads with a current state (see
+    /// [`Store::leads_with_current_state`]).
+    fn serving(&self) -> Result<(), ControlError> {
+        if self.store.leads_with_current_state() {
+            Ok(())
+        } else {
+            Err(ControlError::Unavailable(
+                "this manager does not lead (or has not caught up yet); open the session with the leader".into(),
+            ))
+        }
+    }
+
     /// Writes the statuses an agent reports. Reports for tasks not assigned to that node are
-    /// dropped: an agent can only speak for itself.
+    /// dropped: an agent can only speak for itself. Only the leader takes reports: a lagging
+    /// manager would drop, as unknown, reports for tasks it has not heard of yet, and the agent,
+    /// told they were taken, would never send them again (found by shoal-sim).
     pub async fn report(
         &self,
         node_id: &Id,
         reports: Vec<TaskStatusReport>,
     ) -> Result<(), ControlError> {
+        self.serving()?;
         if let Some(s) = self.sessions().get_mut(node_id) {
             s.last_seen = self.clock.now();
         }

@@ -41,6 +41,17 @@ fn task(id: &str, node: &str) -> Task {
     }
 }
 
+/// The dispatcher serves agents once the leader's metrics say it has applied its own term.
+async fn serving(store: &Store) {
+    for _ in 0..200 {
+        if store.leads_with_current_state() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the only member never led with a current state");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_assignments_reports_and_silence() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -64,6 +75,7 @@ async fn sessions_assignments_reports_and_silence() {
         .await
         .expect("seed");
     let d = Dispatcher::new(store.clone(), clock.clone(), Duration::from_secs(5));
+    serving(&store).await;
 
     let desc = NodeDescription {
         hostname: "box1".into(),
@@ -188,6 +200,7 @@ async fn a_live_session_revives_a_node_marked_down_behind_it() {
         .await
         .expect("seed");
     let d = Dispatcher::new(store.clone(), clock.clone(), Duration::from_secs(5));
+    serving(&store).await;
     let _stream = d
         .open_session(
             &Id::from_raw("n1"),

@@ -92,7 +92,12 @@ pub fn check(obs: &Observation, managers: usize) -> Result<(), String> {
                     }
                 }
                 for t in unfinished {
-                    if !(t.slot >= 1 && t.slot <= replicas && current(t)) {
+                    let drained = t
+                        .node_id
+                        .as_ref()
+                        .and_then(|n| view.node(n))
+                        .is_none_or(|n| n.spec.availability == Availability::Drain);
+                    if drained || !(t.slot >= 1 && t.slot <= replicas && current(t)) {
                         return Err(format!(
                             "service {}: task {} (slot {}) is {} / wanted {}",
                             s.spec.name,
@@ -106,10 +111,20 @@ pub fn check(obs: &Observation, managers: usize) -> Result<(), String> {
                 }
             }
             ServiceMode::Global => {
+                // A paused node keeps its task through updates (it is not updated).
+                let kept = |t: &std::sync::Arc<shoal_types::Task>| {
+                    current(t)
+                        || (t.desired_state == TaskState::Running
+                            && t.status.state == TaskState::Running
+                            && t.node_id
+                                .as_ref()
+                                .and_then(|n| view.node(n))
+                                .is_some_and(|n| n.spec.availability == Availability::Pause))
+                };
                 for n in view.nodes() {
                     let mine: Vec<_> = tasks
                         .iter()
-                        .filter(|t| t.node_id.as_ref() == Some(&n.id) && current(t))
+                        .filter(|t| t.node_id.as_ref() == Some(&n.id) && kept(t))
                         .collect();
                     let want = match n.spec.availability {
                         Availability::Active => 1..=1,
@@ -127,7 +142,7 @@ pub fn check(obs: &Observation, managers: usize) -> Result<(), String> {
                     }
                 }
                 for t in unfinished {
-                    if !current(t) {
+                    if !kept(t) {
                         return Err(format!(
                             "global service {}: task {} is {} / wanted {}",
                             s.spec.name,
@@ -175,6 +190,14 @@ pub fn check(obs: &Observation, managers: usize) -> Result<(), String> {
     for n in &obs.nodes {
         if !n.up {
             return Err(format!("node index {} is down", n.idx));
+        }
+        // Ready in the store is not enough: an agent still in its reconnect backoff would be
+        // marked Down by the leader a moment later.
+        if n.session != Some(leader.idx) {
+            return Err(format!(
+                "node index {}: agent session with {:?}, not with the leader m{}",
+                n.idx, n.session, leader.idx
+            ));
         }
         if let Some(t) = n.running.iter().find(|t| !expected.contains(*t)) {
             return Err(format!(

@@ -96,6 +96,8 @@ pub struct Report {
     pub probes_acked: u64,
     /// The most tasks any manager's store held at once.
     pub tasks_seen: u64,
+    /// Processes the runtimes ran at the end (all of them wanted, by convergence).
+    pub running_at_end: u64,
     /// Digest of the plan: equal for equal (seed, config).
     pub plan_digest: u64,
     /// Digest of the run's trace (faults applied, client answers, leader changes).

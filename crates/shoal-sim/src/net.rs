@@ -310,6 +310,15 @@ pub(crate) struct SimDispatcher {
     pub node_id: Id,
     pub managers: Vec<usize>,
     pub current: Mutex<Option<usize>>,
+    /// The manager whose session stream is open now, for the convergence check.
+    pub live: Arc<Mutex<Live>>,
+}
+
+/// Where an agent's session stream is open, and a counter telling sessions apart.
+#[derive(Debug, Default)]
+pub(crate) struct Live {
+    pub at: Option<usize>,
+    generation: u64,
 }
 
 fn unavailable(why: impl std::fmt::Display) -> DispatchError {
@@ -376,7 +385,15 @@ impl SimDispatcher {
         let node = self.node;
         let incarnation = ep.incarnation;
         let mut topo = net.subscribe();
+        let live = self.live.clone();
+        let generation = {
+            let mut l = live.lock().unwrap_or_else(|p| p.into_inner());
+            l.generation += 1;
+            l.at = Some(mgr);
+            l.generation
+        };
         tokio::spawn(async move {
+            let _clear = ClearOnDrop { live, generation };
             let mut stream = stream;
             loop {
                 tokio::select! {
@@ -405,6 +422,21 @@ impl SimDispatcher {
             node_id: self.node_id.clone(),
             assignments: Box::pin(tokio_stream_from(rx)),
         }))
+    }
+}
+
+/// Marks the session closed when its forwarder ends, unless a newer one replaced it.
+struct ClearOnDrop {
+    live: Arc<Mutex<Live>>,
+    generation: u64,
+}
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        let mut l = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if l.generation == self.generation {
+            l.at = None;
+        }
     }
 }
 

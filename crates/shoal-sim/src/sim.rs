@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::SimClock;
 use crate::invariants::{self, Acked, Invariant, ManagerObs, NodeObs, Observation};
-use crate::net::{Net, SimDispatcher, SimRaft, manager_addr};
+use crate::net::{Live, Net, SimDispatcher, SimRaft, manager_addr};
 use crate::plan::{self, Action, NODE_CAPACITY, PROBE_LABEL, Plan, Planned, Target};
 use crate::{Config, Report, Violation, digest};
 
@@ -41,6 +41,8 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
 
 struct SimNode {
     id: Id,
+    /// Where the current agent's session is open.
+    session: Arc<Mutex<Live>>,
     disk: Option<MemoryDisk>,
     manager: Option<Manager>,
     driver: Arc<FakeDriver>,
@@ -111,6 +113,7 @@ impl Sim {
         let nodes = (0..n)
             .map(|i| SimNode {
                 id: ids.next_id(),
+                session: Arc::default(),
                 disk: (i < cfg.managers).then(MemoryDisk::new),
                 manager: None,
                 driver: Arc::new(FakeDriver::new()),
@@ -218,6 +221,7 @@ impl Sim {
             node_id: self.nodes[n].id.clone(),
             managers: (0..self.cfg.managers).collect(),
             current: Mutex::new(None),
+            live: self.nodes[n].session.clone(),
         });
         let cfg = AgentConfig {
             state_dir: self.dir.path().join(format!("node{n}")),
@@ -708,6 +712,7 @@ impl Sim {
                 up: n.up,
                 capacity: NODE_CAPACITY,
                 running,
+                session: if n.up { lock(&n.session).at } else { None },
                 settled_for: if connected {
                     now.saturating_sub(n.disturbed_at)
                 } else {
@@ -737,6 +742,7 @@ impl Sim {
                 return Err(self.violation(step, name, detail));
             }
         }
+        self.report.running_at_end = obs.nodes.iter().map(|n| n.running.len() as u64).sum();
         for m in &obs.managers {
             self.report.tasks_seen = self.report.tasks_seen.max(m.state.task_count() as u64);
         }

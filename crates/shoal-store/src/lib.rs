@@ -325,6 +325,19 @@ impl Store {
         m.millis_since_quorum_ack.is_some_and(|ms| ms <= limit)
     }
 
+    /// Whether this member leads, has heard from a majority recently, and has applied an entry
+    /// of its own term, so its state holds every committed write. A bare [`Store::is_leader`]
+    /// can be a member restarted with its old leader vote (it leads, on an old state, until it
+    /// hears of the newer term) or a new leader still applying its predecessor's entries:
+    /// whoever serves what the state says (agents' assignments) must ask this instead.
+    pub fn leads_with_current_state(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        m.current_leader == Some(self.raft_id)
+            && self.has_quorum()
+            && m.last_applied
+                .is_some_and(|l| l.leader_id.term == m.current_term)
+    }
+
     /// The address of a member, from the current membership.
     pub fn member_addr(&self, raft_id: u64) -> Option<String> {
         self.raft

@@ -54,6 +54,8 @@ pub struct NodeObs {
     pub capacity: Resources,
     /// Tasks its runtime runs right now.
     pub running: Vec<Id>,
+    /// The manager its agent holds a session with.
+    pub session: Option<usize>,
     /// How long the node has been up and connected to the current leader without any fault
     /// touching it (zero while a fault does).
     pub settled_for: Duration,
@@ -220,6 +222,7 @@ pub(crate) mod fixtures {
             up: true,
             capacity: crate::plan::NODE_CAPACITY,
             running: running.iter().map(|r| Id::from_raw(*r)).collect(),
+            session: Some(0),
             settled_for: Duration::from_secs(100),
         }
     }

@@ -65,10 +65,25 @@ impl Invariant for Slots {
             }
         }
         match running.iter().find(|(_, r)| r.len() > 1) {
-            Some(((svc, which), r)) => Err(format!(
-                "after convergence, service {svc} {which} runs {} processes (node index, task): {r:?}",
-                r.len()
-            )),
+            Some(((svc, which), r)) => {
+                let states: Vec<String> = r
+                    .iter()
+                    .filter_map(|(_, id)| tasks.get(*id))
+                    .map(|t| {
+                        format!(
+                            "{} {}/wanted {} version {}",
+                            t.id,
+                            t.status.state.as_str(),
+                            t.desired_state.as_str(),
+                            t.meta.version
+                        )
+                    })
+                    .collect();
+                Err(format!(
+                    "after convergence, service {svc} {which} runs {} processes (node index, task): {r:?}; the store has {states:?}",
+                    r.len()
+                ))
+            }
             None => Ok(()),
         }
     }
