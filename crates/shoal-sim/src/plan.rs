@@ -190,10 +190,8 @@ pub fn generate(rng: &mut StdRng, cfg: &Config) -> Plan {
         // The first few steps create the workload; faults start once it exists.
         let early = step < 6;
         let via = rng.random_range(0..cfg.managers);
-        if early || rng.random_bool(0.04) {
-            if plan.services.len() < cfg.max_services {
-                out.push(create(rng, &mut plan, &mut model, via));
-            }
+        if (early || rng.random_bool(0.04)) && plan.services.len() < cfg.max_services {
+            out.push(create(rng, &mut plan, &mut model, via));
         }
         if !plan.services.is_empty() {
             let svc = rng.random_range(0..plan.services.len());

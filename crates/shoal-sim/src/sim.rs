@@ -177,9 +177,9 @@ impl Sim {
         // openraft draws each election timeout from its own thread RNG; a range one
         // millisecond wide makes the draw a constant, and the seed decides which manager times
         // out first.
-        let min = Duration::from_millis(800 + 150 * order[m] as u64);
+        let min = Duration::from_millis(1000 + 200 * order[m] as u64);
         RaftTiming {
-            heartbeat: Duration::from_millis(100),
+            heartbeat: Duration::from_millis(200),
             election_min: min,
             election_max: min + Duration::from_millis(1),
             snapshot_every: 0,

@@ -33,6 +33,8 @@ fn shard(k: u64) {
     let cfg = shoal_sim::Config::default();
     let mut failures = Vec::new();
     for seed in (first..first + count).filter(|s| s % SHARDS == k) {
+        // Wall time, only to print how long a seed took.
+        #[allow(clippy::disallowed_methods)]
         let t = Instant::now();
         match shoal_sim::run(seed, &cfg) {
             Ok(r) => eprintln!(
