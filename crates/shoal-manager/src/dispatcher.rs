@@ -88,6 +88,9 @@ impl Dispatcher {
         addr: String,
         endpoint: String,
     ) -> Result<BoxStream<'static, SessionMessage>, ControlError> {
+        // Assignments from a stale state would make the agent stop tasks the cluster has since
+        // given it (found by shoal-sim: a restarted manager leading on its old vote).
+        self.serving()?;
         let view = self.store.view();
         let Some(node) = view.node(node_id) else {
             return Err(ControlError::NotFound {
@@ -237,6 +240,14 @@ impl Dispatcher {
 
     /// Records a heartbeat and returns the period the agent should keep.
     pub fn heartbeat(&self, node_id: &Id) -> Result<Duration, ControlError> {
+        // Sessions belong with the leader. A manager that led only briefly (one restarted with
+        // its old leader vote leads until it hears the newer term, often for less than a
+        // liveness tick) would otherwise keep serving the sessions opened meanwhile, and their
+        // nodes, silent at the real leader, would be marked Down for good.
+        if let Err(e) = self.serving() {
+            self.sessions().remove(node_id);
+            return Err(e);
+        }
         let now = self.clock.now();
         match self.sessions().get_mut(node_id) {
             Some(s) if !s.disconnected => {
@@ -254,13 +265,28 @@ impl Dispatcher {
         }
     }
 
+    /// Whether this manager may serve agents now: it leads with a current state (see
+    /// [`Store::leads_with_current_state`]).
+    fn serving(&self) -> Result<(), ControlError> {
+        if self.store.leads_with_current_state() {
+            Ok(())
+        } else {
+            Err(ControlError::Unavailable(
+                "this manager does not lead (or has not caught up yet); open the session with the leader".into(),
+            ))
+        }
+    }
+
     /// Writes the statuses an agent reports. Reports for tasks not assigned to that node are
-    /// dropped: an agent can only speak for itself.
+    /// dropped: an agent can only speak for itself. Only the leader takes reports: a lagging
+    /// manager would drop, as unknown, reports for tasks it has not heard of yet, and the agent,
+    /// told they were taken, would never send them again (found by shoal-sim).
     pub async fn report(
         &self,
         node_id: &Id,
         reports: Vec<TaskStatusReport>,
     ) -> Result<(), ControlError> {
+        self.serving()?;
         if let Some(s) = self.sessions().get_mut(node_id) {
             s.last_seen = self.clock.now();
         }
@@ -304,6 +330,26 @@ impl Dispatcher {
             .collect()
     }
 
+    /// Nodes the store does not have Ready although their agent holds a live session here and
+    /// has been heard from within the grace. A node is marked Ready when its session opens, but
+    /// that write is skipped when this manager's view already says Ready, and a Down written
+    /// just before (still in flight when the agent reconnected) then lands after it: without
+    /// this repair the node would stay Down while its agent heartbeats happily. Pure, like
+    /// [`Dispatcher::overdue_nodes`].
+    pub fn revived_nodes(&self, view: &State, now: Timestamp) -> Vec<Id> {
+        let grace = self.period_in(view) * MISSED_HEARTBEATS;
+        let sessions = self.sessions();
+        view.nodes()
+            .filter(|n| n.status.state != NodeState::Ready)
+            .filter(|n| {
+                sessions
+                    .get(&n.id)
+                    .is_some_and(|s| !s.disconnected && now.since(s.last_seen) <= grace)
+            })
+            .map(|n| n.id.clone())
+            .collect()
+    }
+
     /// Marks silent nodes Down and closes their sessions, until `shutdown`.
     pub async fn run_liveness(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut was_leader = false;
@@ -334,11 +380,29 @@ impl Dispatcher {
             }
             let now = self.clock.now();
             let view = self.store.view();
+            let mut ops = Vec::new();
+            for id in self.revived_nodes(&view, now) {
+                if let Some(n) = view.node(&id) {
+                    tracing::info!(node.id = %id, "node has a live session but is not ready; marking it ready");
+                    let mut next = (**n).clone();
+                    next.status.state = NodeState::Ready;
+                    next.status.message = String::new();
+                    next.status.since = now;
+                    ops.push(Op::UpdateNode {
+                        node: next,
+                        expect_version: Some(n.meta.version),
+                    });
+                }
+            }
             let overdue = self.overdue_nodes(&view, now);
             if overdue.is_empty() {
+                if !ops.is_empty()
+                    && let Err(e) = self.store.propose(Proposal::each(now, ops)).await
+                {
+                    tracing::warn!(error = %e, "could not mark nodes ready");
+                }
                 continue;
             }
-            let mut ops = Vec::new();
             for id in &overdue {
                 if let Some(n) = view.node(id) {
                     tracing::warn!(node.id = %id, "node missed its heartbeats; marking it down");

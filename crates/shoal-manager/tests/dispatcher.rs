@@ -41,6 +41,17 @@ fn task(id: &str, node: &str) -> Task {
     }
 }
 
+/// The dispatcher serves agents once the leader's metrics say it has applied its own term.
+async fn serving(store: &Store) {
+    for _ in 0..200 {
+        if store.leads_with_current_state() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the only member never led with a current state");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_assignments_reports_and_silence() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -64,6 +75,7 @@ async fn sessions_assignments_reports_and_silence() {
         .await
         .expect("seed");
     let d = Dispatcher::new(store.clone(), clock.clone(), Duration::from_secs(5));
+    serving(&store).await;
 
     let desc = NodeDescription {
         hostname: "box1".into(),
@@ -161,5 +173,84 @@ async fn sessions_assignments_reports_and_silence() {
         d.heartbeat(&Id::from_raw("n9")).is_err(),
         "no session, no heartbeat"
     );
+    store.shutdown().await;
+}
+
+/// Found by shoal-sim (seed 0): the leader marks a silent node Down; before that write applies,
+/// the agent reconnects, and `open_session` skips its Ready write because its view still says
+/// Ready. The Down then lands and the node stayed Down while heartbeating. The dispatcher must
+/// notice a live session on a node that is not Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_session_revives_a_node_marked_down_behind_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), 1, RaftTiming::default(), Network::default())
+        .await
+        .expect("store");
+    store.bootstrap("127.0.0.1:2377").await.expect("bootstrap");
+    store
+        .wait_for_leader(Duration::from_secs(10))
+        .await
+        .expect("leader");
+    let clock = Arc::new(FakeClock::new(Timestamp(1_000_000_000_000)));
+    store
+        .propose(Proposal::atomic(
+            clock.now(),
+            vec![Op::CreateNode(node("n1"))],
+        ))
+        .await
+        .expect("seed");
+    let d = Dispatcher::new(store.clone(), clock.clone(), Duration::from_secs(5));
+    serving(&store).await;
+    let _stream = d
+        .open_session(
+            &Id::from_raw("n1"),
+            NodeDescription::default(),
+            "10.0.0.1".into(),
+            "10.0.0.1:2377".into(),
+        )
+        .await
+        .expect("session");
+    assert!(d.revived_nodes(&store.view(), clock.now()).is_empty());
+    // The late Down from the previous session's expiry.
+    let mut down = (**store.view().node(&Id::from_raw("n1")).expect("n1")).clone();
+    down.status.state = NodeState::Down;
+    store
+        .propose(Proposal::atomic(
+            clock.now(),
+            vec![Op::UpdateNode {
+                node: down,
+                expect_version: None,
+            }],
+        ))
+        .await
+        .expect("down");
+    clock.advance(Duration::from_secs(1));
+    d.heartbeat(&Id::from_raw("n1")).expect("heartbeat");
+    assert_eq!(
+        d.revived_nodes(&store.view(), clock.now()),
+        vec![Id::from_raw("n1")]
+    );
+    // A session gone silent past the grace is not revived.
+    clock.advance(Duration::from_secs(16));
+    assert!(d.revived_nodes(&store.view(), clock.now()).is_empty());
+    store.shutdown().await;
+}
+
+/// Found by shoal-sim (seed 0): a manager restarted with its old leader vote leads for a moment
+/// and accepts a session; once it learns of the newer term it must stop serving that session's
+/// heartbeats, so the agent moves to the real leader instead of being marked Down there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_that_does_not_lead_refuses_heartbeats() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Never bootstrapped: it leads nothing.
+    let store = Store::open(dir.path(), 1, RaftTiming::default(), Network::default())
+        .await
+        .expect("store");
+    let clock = Arc::new(FakeClock::new(Timestamp(1_000_000_000_000)));
+    let d = Dispatcher::new(store.clone(), clock, Duration::from_secs(5));
+    assert!(matches!(
+        d.heartbeat(&Id::from_raw("n1")),
+        Err(shoal_manager::ControlError::Unavailable(_))
+    ));
     store.shutdown().await;
 }

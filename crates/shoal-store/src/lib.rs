@@ -154,6 +154,35 @@ impl Store {
         let db = open_db_waiting(&path)
             .await
             .map_err(|e| open_err(e.to_string()))?;
+        Self::start(db, raft_id, timing, network, &path.display().to_string()).await
+    }
+
+    /// Opens the store on an in-memory disk (see [`storage::MemoryDisk`]) and starts this
+    /// manager's Raft member: for simulations, where a restart reopens the same disk.
+    pub async fn open_in_memory(
+        disk: &storage::MemoryDisk,
+        raft_id: u64,
+        timing: RaftTiming,
+        network: network::Network,
+    ) -> Result<Store, StoreError> {
+        let db = storage::open_memory_db(disk).map_err(|e| StoreError::Open {
+            path: "(memory)".into(),
+            why: e.to_string(),
+        })?;
+        Self::start(db, raft_id, timing, network, "(memory)").await
+    }
+
+    async fn start(
+        db: Arc<redb::Database>,
+        raft_id: u64,
+        timing: RaftTiming,
+        network: network::Network,
+        path: &str,
+    ) -> Result<Store, StoreError> {
+        let open_err = |why: String| StoreError::Open {
+            path: path.to_string(),
+            why,
+        };
         let (sm, _) =
             storage::StateMachine::load(db.clone()).map_err(|e| open_err(e.to_string()))?;
         let published = sm.published();
@@ -294,6 +323,19 @@ impl Store {
         }
         let limit = self.timing.election_max.as_millis() as u64 * 2;
         m.millis_since_quorum_ack.is_some_and(|ms| ms <= limit)
+    }
+
+    /// Whether this member leads, has heard from a majority recently, and has applied an entry
+    /// of its own term, so its state holds every committed write. A bare [`Store::is_leader`]
+    /// can be a member restarted with its old leader vote (it leads, on an old state, until it
+    /// hears of the newer term) or a new leader still applying its predecessor's entries:
+    /// whoever serves what the state says (agents' assignments) must ask this instead.
+    pub fn leads_with_current_state(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        m.current_leader == Some(self.raft_id)
+            && self.has_quorum()
+            && m.last_applied
+                .is_some_and(|l| l.leader_id.term == m.current_term)
     }
 
     /// The address of a member, from the current membership.

@@ -89,6 +89,48 @@ fn write_meta<T: serde::Serialize>(
 /// table's creation.
 pub fn open_db(path: &std::path::Path) -> Result<Arc<Database>, std::io::Error> {
     let db = Database::create(path).map_err(io_err)?;
+    with_tables(db)
+}
+
+/// A database kept in memory that outlives the store using it: closing the store and opening
+/// it again on the same disk is a restart that keeps everything written (the simulation's
+/// crash and restart, without files or fsyncs). Clones share the same bytes.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryDisk(Arc<redb::backends::InMemoryBackend>);
+
+impl MemoryDisk {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl redb::StorageBackend for MemoryDisk {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.0.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.0.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.0.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.0.write(offset, data)
+    }
+}
+
+/// Opens (or creates) the database on a [`MemoryDisk`].
+pub fn open_memory_db(disk: &MemoryDisk) -> Result<Arc<Database>, std::io::Error> {
+    let db = redb::Builder::new()
+        .create_with_backend(disk.clone())
+        .map_err(io_err)?;
+    with_tables(db)
+}
+
+fn with_tables(db: Database) -> Result<Arc<Database>, std::io::Error> {
     let tx = db.begin_write().map_err(io_err)?;
     tx.open_table(LOG).map_err(io_err)?;
     tx.open_table(RAFT_META).map_err(io_err)?;
