@@ -9,6 +9,7 @@ pub mod error;
 pub mod loops;
 pub mod names;
 pub mod validate;
+pub mod validate_resources;
 
 use std::sync::{Arc, Mutex};
 

@@ -87,7 +87,13 @@ pub(crate) fn hostname(task: &Task) -> String {
     }
 }
 
+/// What the driver runs. The task's generic resources reach it as Docker passes them, appended
+/// to the spec's environment (`DOCKER_RESOURCE_GPU=GPU-a,GPU-b`), so every driver honours them.
 fn task_run(task: &Task, node_id: &Id) -> TaskRun {
+    let mut container = task.spec.container.clone();
+    container
+        .env
+        .extend(shoal_types::generic::env(&task.assigned_generic_resources));
     TaskRun {
         task_id: task.id.clone(),
         task_name: task.name(),
@@ -95,7 +101,7 @@ fn task_run(task: &Task, node_id: &Id) -> TaskRun {
         service_name: task.service_name.clone(),
         node_id: node_id.clone(),
         slot: task.slot,
-        container: task.spec.container.clone(),
+        container,
         resources: task.spec.resources.clone(),
         hostname: hostname(task),
     }
@@ -212,4 +218,40 @@ pub(crate) async fn cleanup(ctx: &Ctx, id: &Id, facts: &Facts, grace: Duration) 
         Err(e) => tracing::warn!(task.id = %id, error = %e, "agent: removing a task failed"),
     }
     ctx.reporter.forget(id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_types::GenericResource;
+
+    #[test]
+    fn assigned_generic_resources_are_appended_to_the_environment() {
+        let mut task = Task {
+            id: Id::from_raw("abcdefghijklmnopqrstuvwxy"),
+            ..Task::default()
+        };
+        task.spec.container.env = vec!["A=1".into()];
+        task.assigned_generic_resources = vec![
+            GenericResource::named("gpu", "GPU-a"),
+            GenericResource::named("gpu", "GPU-b"),
+            GenericResource::discrete("ssd", 2),
+        ];
+        let run = task_run(&task, &Id::from_raw("node"));
+        assert_eq!(
+            run.container.env,
+            vec![
+                "A=1".to_owned(),
+                "DOCKER_RESOURCE_GPU=GPU-a,GPU-b".to_owned(),
+                "DOCKER_RESOURCE_SSD=2".to_owned(),
+            ]
+        );
+        // The task's own spec is left alone: it is what the orchestrator compares.
+        assert_eq!(task.spec.container.env, vec!["A=1".to_owned()]);
+        task.assigned_generic_resources.clear();
+        assert_eq!(
+            task_run(&task, &Id::from_raw("node")).container.env,
+            vec!["A=1".to_owned()]
+        );
+    }
 }
