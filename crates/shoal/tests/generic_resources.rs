@@ -199,6 +199,46 @@ fn gpus_are_advertised_reserved_given_once_and_freed_on_scale_down() {
         vec!["GPU-a".to_owned(), "GPU-b".to_owned()],
         "kept {left:?}, now {after:?}"
     );
+
+    // docker's update flags read our wire shape back (they refuse anything but counts), and
+    // shoal's own CLI sends the same.
+    let reservation = |d: &Daemon| {
+        d.docker_ok(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{json .Spec.TaskTemplate.Resources.Reservations.GenericResources}}",
+            "train",
+        ])
+        .trim()
+        .to_owned()
+    };
+    d.docker_ok(&[
+        "service",
+        "update",
+        "-d",
+        "--generic-resource-rm",
+        "gpu",
+        "train",
+    ]);
+    assert_eq!(reservation(&d), "null");
+    let out = d.shoal(&[
+        "service",
+        "update",
+        "-d",
+        "--generic-resource-add",
+        "gpu=1",
+        "train",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        reservation(&d),
+        r#"[{"DiscreteResourceSpec":{"Kind":"gpu","Value":1}}]"#
+    );
     d.docker_ok(&["service", "rm", "train"]);
 }
 
