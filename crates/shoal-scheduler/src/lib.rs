@@ -18,13 +18,13 @@
 //! 1. Tasks that already carry a node ID (global services) go first, as in swarmkit, each checked
 //!    against its node only.
 //! 2. The other tasks are grouped by service and by what the filters and scorers read from the
-//!    spec (placement, reservations and generic reservations). Groups run in the order their first task appears; tasks
-//!    within a group keep the given order.
+//!    spec (placement, reservations and generic reservations). Groups run in the order their
+//!    first task appears; tasks within a group keep the given order.
 //! 3. Per group, the static filters (ready, constraints) run once per node, cached across groups
 //!    that share a constraint list, as is the preference tree's structure per preference list;
 //!    the dynamic filters (resources, generic resources, max replicas) are re-checked only on the
-//!    node that just took a task, which also hands the task its generic units. The best node comes off a heap, never a rescan: a group of k tasks on n nodes costs
-//!    O(n + k log n).
+//!    node that just took a task, which also hands the task its generic units. The best node
+//!    comes off a heap, never a rescan: a group of k tasks on n nodes costs O(n + k log n).
 //! 4. When a group runs out of nodes, every node is counted under the first filter that rejects it
 //!    and the rest of the group gets that one reason.
 
