@@ -309,3 +309,37 @@ fn named_reservations_and_bad_daemon_flags_are_refused() {
     let (_, services) = d.api("GET", "/v1.50/services", None);
     assert_eq!(services, serde_json::json!([]));
 }
+
+#[test]
+fn python_sdk_reserves_generic_resources() {
+    if !ready() || !require("python3", &["-c", "import docker"]) {
+        return;
+    }
+    let d = gpu_daemon();
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="{host}")
+res = docker.types.Resources(generic_resources={{"gpu": 1}})
+c.services.create("host", command=["sleep", "1000"], name="py", resources=res, stop_grace_period=1000000000)
+node = c.nodes.list()[0]
+print(sorted(g["NamedResourceSpec"]["Value"] for g in node.attrs["Description"]["Resources"]["GenericResources"]))
+"#,
+        host = d.host()
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), "['GPU-a', 'GPU-b']");
+    d.wait_running("py", 1);
+    let tasks = gpu_tasks(&d, "py");
+    assert_eq!(running_gpus(&tasks), vec!["GPU-a".to_owned()], "{tasks:?}");
+}
