@@ -212,6 +212,7 @@ pub fn schedule_ops(view: &State, now: Timestamp) -> Vec<Op> {
         ops.push(Op::AssignTask {
             id: a.task_id,
             node_id: a.node_id,
+            generic_resources: a.generic_resources,
             status: TaskStatus {
                 state: TaskState::Assigned,
                 timestamp: now,

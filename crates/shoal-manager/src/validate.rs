@@ -89,6 +89,7 @@ pub fn check_service_spec(spec: &ServiceSpec) -> Result<(), ControlError> {
             "the minimum memory limit is 6MB",
         ));
     }
+    crate::validate_resources::check_generic_reservations(spec)?;
     if let Err(e) = shoal_scheduler::constraint::parse_all(&spec.task.placement.constraints) {
         return Err(ControlError::invalid(
             "TaskTemplate.Placement.Constraints",

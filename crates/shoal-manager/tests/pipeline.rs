@@ -14,7 +14,7 @@ use shoal_types::service::{
     ContainerSpec, Service, ServiceMode, ServiceSpec, TaskSpec, UpdateConfig,
 };
 use shoal_types::task::{TaskState, TaskStatus};
-use shoal_types::{Id, IdGen, Node, Timestamp};
+use shoal_types::{GenericResource, Id, IdGen, Node, Timestamp};
 
 struct Sim {
     state: State,
@@ -198,6 +198,21 @@ impl Sim {
                     "service {} dropped to {running} running (held {floor})",
                     s.spec.name
                 );
+            }
+        }
+        // No named generic unit (a GPU) is held by two live tasks of a node.
+        for n in self.state.nodes() {
+            let mut held = BTreeSet::new();
+            for t in self
+                .state
+                .tasks_on_node(&n.id)
+                .filter(|t| !t.status.state.is_terminal() && t.status.state >= TaskState::Assigned)
+            {
+                for r in &t.assigned_generic_resources {
+                    if let GenericResource::Named { .. } = r {
+                        assert!(held.insert(r.clone()), "node {}: {r:?} held twice", n.id);
+                    }
+                }
             }
         }
         // Rolling updates stay within their parallelism: count slots whose live task is not up
@@ -597,4 +612,65 @@ fn an_update_whose_task_fails_is_rolled_back_and_says_so() {
         "{status:?}"
     );
     assert_eq!(now.spec.task.container.args, ["sleep"]);
+}
+
+#[test]
+fn gpus_go_one_per_task_and_the_rest_wait_until_scaled_down() {
+    let mut sim = Sim::new(2, 7);
+    let mut n = (**sim.state.node(&Id::from_raw("node000")).expect("node")).clone();
+    n.description.generic_resources = vec![
+        GenericResource::named("gpu", "GPU-a"),
+        GenericResource::named("gpu", "GPU-b"),
+    ];
+    sim.apply(vec![Op::UpdateNode {
+        node: n,
+        expect_version: None,
+    }]);
+    let mut s = spec("train", 3);
+    s.task.resources.generic_reservations = vec![GenericResource::discrete("gpu", 1)];
+    let svc = sim.service(s);
+    sim.converge();
+    let gpus = |sim: &Sim| -> BTreeMap<u64, Vec<GenericResource>> {
+        sim.state
+            .tasks_of_service(&svc)
+            .filter(|t| t.status.state == TaskState::Running)
+            .map(|t| (t.slot, t.assigned_generic_resources.clone()))
+            .collect()
+    };
+    let before = gpus(&sim);
+    let mut given: Vec<GenericResource> = before.values().flatten().cloned().collect();
+    given.sort();
+    assert_eq!(
+        given,
+        vec![
+            GenericResource::named("gpu", "GPU-a"),
+            GenericResource::named("gpu", "GPU-b")
+        ]
+    );
+    assert!(
+        sim.running(&svc)
+            .iter()
+            .all(|(_, n)| n.as_str() == "node000")
+    );
+    let waiting: Vec<String> = sim
+        .state
+        .tasks_of_service(&svc)
+        .filter(|t| t.status.state == TaskState::Pending)
+        .map(|t| t.status.err.clone())
+        .collect();
+    assert_eq!(
+        waiting,
+        vec!["no suitable node (insufficient generic resources on 2 nodes)".to_owned()]
+    );
+
+    let mut scaled = (**sim.state.service(&svc).expect("service")).clone();
+    scaled.spec.mode = ServiceMode::Replicated { replicas: 2 };
+    sim.apply(vec![Op::UpdateService {
+        service: scaled,
+        expect_version: None,
+    }]);
+    sim.converge();
+    // The waiting task goes; the running ones keep their GPUs.
+    assert_eq!(gpus(&sim), before);
+    assert_eq!(sim.running(&svc).len(), 2);
 }

@@ -78,6 +78,8 @@ pub struct DaemonConfig {
     /// The name this node reports instead of the machine's hostname (several nodes on one
     /// machine, or a container whose hostname means nothing).
     pub hostname: Option<String>,
+    /// What the node advertises beyond CPU and memory (`--node-generic-resource`).
+    pub generic_resources: Vec<shoal_types::GenericResource>,
 }
 
 pub struct InitRequest {
@@ -201,6 +203,7 @@ impl Daemon {
         if let Some(h) = &self.cfg.hostname {
             d.hostname = h.clone();
         }
+        d.generic_resources = self.cfg.generic_resources.clone();
         d
     }
 

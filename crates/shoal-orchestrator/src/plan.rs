@@ -118,5 +118,7 @@ pub(crate) fn new_task(
             ..Default::default()
         },
         restart_history,
+        // The scheduler gives units when it places the task.
+        assigned_generic_resources: Vec::new(),
     }
 }

@@ -1,12 +1,16 @@
 //! Filters: whether a node may take a task, and the text that explains a refusal in Swarm's words.
 //!
 //! The filters run in a fixed order and a node is counted under the first one that rejects it:
-//! ready, constraints, resources, max replicas. swarmkit checks resources before constraints; we
+//! ready, constraints, resources, generic resources, max replicas. swarmkit checks resources before constraints; we
 //! put first the two that never change within a batch, so a node the operator excluded reads as
 //! "constraints not satisfied" rather than as full, and so their verdicts can be cached:
 //! `Ready` and `Constraints` depend only on the node and the spec, so [`crate::schedule`] evaluates
-//! them once per (constraint list, node); `Resources` and `MaxReplicas` depend on what the node
-//! already carries, so they are re-checked as placements change the view.
+//! them once per (constraint list, node); `Resources`, `GenericResources` and `MaxReplicas` depend
+//! on what the node already carries, so they are re-checked as placements change the view.
+//!
+//! swarmkit checks generic resources inside its resource filter and says "insufficient resources"
+//! for both; shoal gives them their own filter and words, so an operator waiting for a GPU is not
+//! sent looking at CPU and memory.
 
 use shoal_types::Resources;
 
@@ -20,18 +24,21 @@ pub enum Filter {
     Ready,
     /// Every placement constraint matches the node.
     Constraints,
-    /// The task's reservations fit in what the node has left.
+    /// The task's CPU and memory reservations fit in what the node has left.
     Resources,
+    /// The node has enough free units of every generic resource kind the task reserves.
+    GenericResources,
     /// The node runs fewer than `placement.max_replicas` tasks of the service.
     MaxReplicas,
 }
 
 impl Filter {
     /// Every filter, in the order they run.
-    pub const ALL: [Filter; 4] = [
+    pub const ALL: [Filter; 5] = [
         Filter::Ready,
         Filter::Constraints,
         Filter::Resources,
+        Filter::GenericResources,
         Filter::MaxReplicas,
     ];
 
@@ -44,6 +51,9 @@ impl Filter {
                 format!("scheduling constraints not satisfied on {nodes} {noun}")
             }
             Filter::Resources => format!("insufficient resources on {nodes} {noun}"),
+            Filter::GenericResources => {
+                format!("insufficient generic resources on {nodes} {noun}")
+            }
             // Swarm's text carries no count (and keeps its grammar): users search for it verbatim.
             Filter::MaxReplicas => "max replicas per node limit exceed".to_owned(),
         }
@@ -59,6 +69,9 @@ impl Filter {
 pub(crate) struct Demand {
     /// Reservation per task; all zero disables the resource filter (as in Swarm).
     pub(crate) reservation: Resources,
+    /// Generic resources per task, (kind, count) with positive counts; empty disables the
+    /// generic resource filter.
+    pub(crate) generic: Vec<(String, i64)>,
     /// 0 means no limit.
     pub(crate) max_replicas: u64,
 }
@@ -75,6 +88,9 @@ impl Demand {
                 || r.memory_bytes > node.available.memory_bytes)
         {
             return Err(Filter::Resources);
+        }
+        if !self.generic.is_empty() && !node.generic.fits(&self.generic) {
+            return Err(Filter::GenericResources);
         }
         if self.max_replicas > 0 && u64::from(service_tasks) >= self.max_replicas {
             return Err(Filter::MaxReplicas);
@@ -96,7 +112,7 @@ pub(crate) fn check_static(node: &NodeEntry, constraints: &[Constraint]) -> Resu
 
 /// Counts of rejected nodes per filter, turned into the user-facing reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Rejections([usize; 4]);
+pub(crate) struct Rejections([usize; Filter::ALL.len()]);
 
 impl Rejections {
     pub(crate) fn add(&mut self, f: Filter) {
@@ -137,6 +153,7 @@ mod tests {
             node,
             available,
             tasks: 0,
+            generic: crate::generic::GenericPool::default(),
         }
     }
 
@@ -234,6 +251,7 @@ mod tests {
                 nano_cpus,
                 memory_bytes,
             },
+            generic: Vec::new(),
             max_replicas: 0,
         };
         assert_eq!(d(1_000_000_000, 512).check(&e, 0), Ok(()));
@@ -249,16 +267,58 @@ mod tests {
     }
 
     #[test]
+    fn generic_filter_runs_after_resources_and_before_max_replicas() {
+        use shoal_types::GenericResource;
+        let mut e = entry(Resources {
+            nano_cpus: 1,
+            memory_bytes: 1,
+        });
+        e.generic = crate::generic::GenericPool::new(&[
+            GenericResource::named("gpu", "a"),
+            GenericResource::discrete("ssd", 1),
+        ]);
+        let d = |cpu, gpus, max_replicas| Demand {
+            reservation: Resources {
+                nano_cpus: cpu,
+                memory_bytes: 0,
+            },
+            generic: vec![("gpu".to_owned(), gpus)],
+            max_replicas,
+        };
+        assert_eq!(d(0, 1, 0).check(&e, 0), Ok(()));
+        assert_eq!(d(0, 2, 0).check(&e, 0), Err(Filter::GenericResources));
+        assert_eq!(d(2, 2, 0).check(&e, 0), Err(Filter::Resources));
+        assert_eq!(d(0, 2, 1).check(&e, 5), Err(Filter::GenericResources));
+        assert_eq!(d(0, 1, 1).check(&e, 5), Err(Filter::MaxReplicas));
+        let fpga = Demand {
+            reservation: Resources::default(),
+            generic: vec![("fpga".to_owned(), 1)],
+            max_replicas: 0,
+        };
+        assert_eq!(fpga.check(&e, 0), Err(Filter::GenericResources));
+        assert_eq!(
+            Filter::GenericResources.explain(1),
+            "insufficient generic resources on 1 node"
+        );
+        assert_eq!(
+            Filter::GenericResources.explain(3),
+            "insufficient generic resources on 3 nodes"
+        );
+    }
+
+    #[test]
     fn max_replicas_filter_counts_the_service_on_the_node() {
         let e = entry(Resources::default());
         let d = Demand {
             reservation: Resources::default(),
+            generic: Vec::new(),
             max_replicas: 2,
         };
         assert_eq!(d.check(&e, 1), Ok(()));
         assert_eq!(d.check(&e, 2), Err(Filter::MaxReplicas));
         let unlimited = Demand {
             reservation: Resources::default(),
+            generic: Vec::new(),
             max_replicas: 0,
         };
         assert_eq!(unlimited.check(&e, 1_000), Ok(()));
@@ -268,6 +328,7 @@ mod tests {
                 nano_cpus: 1,
                 memory_bytes: 0,
             },
+            generic: Vec::new(),
             max_replicas: 1,
         };
         assert_eq!(both.check(&e, 5), Err(Filter::Resources));

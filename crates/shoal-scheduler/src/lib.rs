@@ -8,8 +8,10 @@
 //!
 //! Modules:
 //! - [`constraint`]: the placement-constraint grammar and matching;
-//! - [`filter`]: the filters (ready, constraints, resources, max replicas) and their explanations;
+//! - [`filter`]: the filters (ready, constraints, resources, generic resources, max replicas) and
+//!   their explanations;
 //! - `view`: [`ClusterView`], the per-node counters that placements keep up to date;
+//! - `generic`: each node's free generic resources, and which named units a placed task takes;
 //! - `tree`: the scorer, Swarm's placement-preference tree with spread over the service's tasks;
 //! - [`rebalance`]: which running tasks to move so a service's spread evens out.
 //!
@@ -17,18 +19,19 @@
 //! 1. Tasks that already carry a node ID (global services) go first, as in swarmkit, each checked
 //!    against its node only.
 //! 2. The other tasks are grouped by service and by what the filters and scorers read from the
-//!    spec (placement and reservations). Groups run in the order their first task appears; tasks
-//!    within a group keep the given order.
+//!    spec (placement, reservations and generic reservations). Groups run in the order their
+//!    first task appears; tasks within a group keep the given order.
 //! 3. Per group, the static filters (ready, constraints) run once per node, cached across groups
 //!    that share a constraint list, as is the preference tree's structure per preference list;
-//!    the dynamic filters (resources, max replicas) are re-checked only on the node that just took
-//!    a task. The best node comes off a heap, never a rescan: a group of k tasks on n nodes costs
-//!    O(n + k log n).
+//!    the dynamic filters (resources, generic resources, max replicas) are re-checked only on the
+//!    node that just took a task, which also hands the task its generic units. The best node
+//!    comes off a heap, never a rescan: a group of k tasks on n nodes costs O(n + k log n).
 //! 4. When a group runs out of nodes, every node is counted under the first filter that rejects it
 //!    and the rest of the group gets that one reason.
 
 pub use shoal_types::constraint;
 pub mod filter;
+mod generic;
 pub mod rebalance;
 mod tree;
 mod view;
@@ -36,7 +39,7 @@ mod view;
 use std::collections::HashMap;
 
 use shoal_types::service::{Placement, SpreadPreference};
-use shoal_types::{Id, Resources, Task};
+use shoal_types::{GenericResource, Id, Resources, Task};
 
 pub use constraint::{Constraint, ConstraintError, ConstraintErrorKind};
 pub use filter::Filter;
@@ -54,11 +57,13 @@ pub struct Plan {
     pub unassigned: Vec<Unassigned>,
 }
 
-/// Run task `task_id` on node `node_id`.
+/// Run task `task_id` on node `node_id`, holding `generic_resources` there (the named units and
+/// counts it reserved; empty when it reserved none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
     pub task_id: Id,
     pub node_id: Id,
+    pub generic_resources: Vec<GenericResource>,
 }
 
 /// No node can take task `task_id` now; `reason` is the full text for the task's status error,
@@ -89,9 +94,10 @@ pub fn schedule(view: &mut ClusterView, pending: &[&Task]) -> Plan {
     let mut plan = Plan::default();
     for (task, outcome) in pending.iter().zip(outcomes) {
         match outcome {
-            Some(Outcome::Placed(i)) => plan.assignments.push(Assignment {
+            Some(Outcome::Placed(i, generic_resources)) => plan.assignments.push(Assignment {
                 task_id: task.id.clone(),
                 node_id: view.nodes[i as usize].node.id.clone(),
+                generic_resources,
             }),
             Some(Outcome::Refused(reason)) => plan.unassigned.push(Unassigned {
                 task_id: task.id.clone(),
@@ -109,7 +115,8 @@ pub fn schedule(view: &mut ClusterView, pending: &[&Task]) -> Plan {
 }
 
 enum Outcome {
-    Placed(u32),
+    /// On node `.0`, holding `.1`.
+    Placed(u32, Vec<GenericResource>),
     Refused(String),
 }
 
@@ -120,13 +127,15 @@ struct Group<'p> {
     service_id: &'p Id,
     placement: &'p Placement,
     reservation: Resources,
+    generic: &'p [GenericResource],
     /// Positions in `pending`.
     tasks: Vec<usize>,
 }
 
 fn group_tasks<'p>(pending: &[&'p Task]) -> Vec<Group<'p>> {
     let mut groups: Vec<Group<'p>> = Vec::new();
-    let mut by_key: HashMap<(&'p Id, &'p Placement, Resources), usize> = HashMap::new();
+    type Key<'p> = (&'p Id, &'p Placement, Resources, &'p [GenericResource]);
+    let mut by_key: HashMap<Key<'p>, usize> = HashMap::new();
     let mut last: Option<(&'p Task, usize)> = None;
     for (i, &task) in pending.iter().enumerate() {
         if task.node_id.is_some() {
@@ -138,17 +147,20 @@ fn group_tasks<'p>(pending: &[&'p Task]) -> Vec<Group<'p>> {
         if let Some((prev, g)) = last
             && prev.service_id == task.service_id
             && groups[g].reservation == res
+            && groups[g].generic == task.spec.resources.generic_reservations.as_slice()
             && prev.spec.placement == task.spec.placement
         {
             groups[g].tasks.push(i);
             continue;
         }
-        let key = (&task.service_id, &task.spec.placement, res);
+        let generic = task.spec.resources.generic_reservations.as_slice();
+        let key = (&task.service_id, &task.spec.placement, res, generic);
         let g = *by_key.entry(key).or_insert_with(|| {
             groups.push(Group {
                 service_id: &task.service_id,
                 placement: &task.spec.placement,
                 reservation: res,
+                generic,
                 tasks: Vec::new(),
             });
             groups.len() - 1
@@ -213,6 +225,7 @@ fn place_preassigned<'p>(
     };
     let demand = Demand {
         reservation: reservation(task.spec.resources.reservations),
+        generic: generic::demand(&task.spec.resources.generic_reservations),
         max_replicas: task.spec.placement.max_replicas,
     };
     let service_tasks = view.service_count(&task.service_id, i);
@@ -224,7 +237,7 @@ fn place_preassigned<'p>(
     }
     view.charge(i, demand.reservation);
     view.count_service(&task.service_id, i);
-    Outcome::Placed(i)
+    Outcome::Placed(i, view.claim_generic(i, &demand.generic))
 }
 
 fn place_group<'p>(
@@ -244,6 +257,7 @@ fn place_group<'p>(
     };
     let demand = Demand {
         reservation: group.reservation,
+        generic: generic::demand(group.generic),
         max_replicas: group.placement.max_replicas,
     };
 
@@ -278,8 +292,10 @@ fn place_group<'p>(
     let mut touched: Vec<u32> = Vec::new();
     let mut refusal: Option<String> = None;
     for &t in &group.tasks {
+        let mut held = Vec::new();
         let placed = tree.place(|i| {
             view.charge(i, demand.reservation);
+            held = view.claim_generic(i, &demand.generic);
             let s = &mut service_tasks[i as usize];
             *s += 1;
             touched.push(i);
@@ -287,7 +303,7 @@ fn place_group<'p>(
             demand.check(e, *s).ok().map(|()| (*s, e.tasks, i))
         });
         outcomes[t] = Some(match placed {
-            Some(i) => Outcome::Placed(i),
+            Some(i) => Outcome::Placed(i, held),
             None => {
                 // Nothing changes between the group's refused tasks, so they share one reason.
                 let reason =

@@ -2,8 +2,8 @@
 //! node joins or comes back. Neither Swarm nor Kubernetes does this (their users run
 //! `service update --force` or a descheduler); shoal does it gradually and safely:
 //! - only services that are settled (the caller checks: every slot runs one up-to-date task, no
-//!   update in progress) and have no placement preferences (their spread is over labels, not
-//!   nodes);
+//!   update in progress), have no placement preferences (their spread is over labels, not
+//!   nodes) and reserve no generic resources (a move would hand the task other units);
 //! - a task moves only from a node that carries at least two more of the service's tasks than
 //!   the node it goes to, so every move strictly evens the spread and moves never chase each
 //!   other;
@@ -62,7 +62,12 @@ fn plan_one(
     booked: &mut HashMap<u32, Resources>,
     moves: &mut Vec<Move>,
 ) {
-    if c.budget == 0 || !c.spec.placement.preferences.is_empty() {
+    // Generic resources (GPUs) are left where they are: a move would give the task other
+    // units, which is not what a rebalance should do behind a user's back.
+    if c.budget == 0
+        || !c.spec.placement.preferences.is_empty()
+        || !c.spec.resources.generic_reservations.is_empty()
+    {
         return;
     }
     let Ok(constraints) = constraint::parse_all(&c.spec.placement.constraints) else {
@@ -70,6 +75,7 @@ fn plan_one(
     };
     let demand = Demand {
         reservation: reservation(c.spec.resources.reservations),
+        generic: Vec::new(),
         max_replicas: c.spec.placement.max_replicas,
     };
     // The service's tasks on each eligible node; tasks elsewhere (a paused node, a node that

@@ -104,6 +104,8 @@ fn reasons(plan: &Plan) -> Vec<&str> {
     plan.unassigned.iter().map(|u| u.reason.as_str()).collect()
 }
 
+mod generic;
+
 #[test]
 fn places_a_task_on_a_ready_active_node() {
     let mut drained = node("a");
@@ -117,7 +119,8 @@ fn places_a_task_on_a_ready_active_node() {
         plan.assignments,
         vec![Assignment {
             task_id: Id::from_raw("t000"),
-            node_id: Id::from_raw("b")
+            node_id: Id::from_raw("b"),
+            generic_resources: vec![],
         }]
     );
     assert!(plan.unassigned.is_empty());
@@ -315,7 +318,8 @@ fn preassigned_tasks_are_checked_against_their_node_only() {
         plan.assignments,
         vec![Assignment {
             task_id: Id::from_raw("g1"),
-            node_id: Id::from_raw("a")
+            node_id: Id::from_raw("a"),
+            generic_resources: vec![],
         }]
     );
     assert_eq!(
@@ -342,11 +346,13 @@ fn preassigned_tasks_go_first_and_the_rest_see_them() {
         vec![
             Assignment {
                 task_id: Id::from_raw("r1"),
-                node_id: Id::from_raw("b")
+                node_id: Id::from_raw("b"),
+                generic_resources: vec![],
             },
             Assignment {
                 task_id: Id::from_raw("g1"),
-                node_id: Id::from_raw("a")
+                node_id: Id::from_raw("a"),
+                generic_resources: vec![],
             },
         ]
     );

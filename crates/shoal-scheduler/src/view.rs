@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 
-use shoal_types::{Id, Node, Resources, Task, TaskState};
+use shoal_types::{GenericResource, Id, Node, Resources, Task, TaskState};
+
+use crate::generic::{self, GenericPool};
 
 /// What a node has left and carries, kept in step with every placement.
 #[derive(Debug, Clone)]
@@ -18,6 +20,8 @@ pub(crate) struct NodeEntry {
     pub(crate) available: Resources,
     /// Tasks counted on the node, all services.
     pub(crate) tasks: u32,
+    /// `description.generic_resources` minus what the tasks counted on the node hold.
+    pub(crate) generic: GenericPool,
 }
 
 /// Per-node facts the filters and scorers need. Nodes are kept sorted by ID, so a node's index is
@@ -75,6 +79,7 @@ impl ClusterView {
                 node: n.clone(),
                 available: n.description.resources,
                 tasks: 0,
+                generic: GenericPool::new(&n.description.generic_resources),
             });
         }
         for t in tasks {
@@ -86,8 +91,40 @@ impl ClusterView {
             };
             view.charge(i, reservation(t.spec.resources.reservations));
             view.count_service(&t.service_id, i);
+            view.hold_generic(i, t);
         }
         view
+    }
+
+    /// Takes the generic resources a task on node `i` holds. A task that reserved some but
+    /// records no assignment (written before assignments were recorded) is charged as if placed
+    /// now: the node may then look fuller than it is, never emptier.
+    fn hold_generic(&mut self, i: u32, t: &Task) {
+        let Some(e) = self.nodes.get_mut(i as usize) else {
+            return;
+        };
+        if e.generic.is_empty() {
+            return;
+        }
+        if t.assigned_generic_resources.is_empty() {
+            e.generic
+                .claim(&generic::demand(&t.spec.resources.generic_reservations));
+        } else {
+            e.generic.hold(&t.assigned_generic_resources);
+        }
+    }
+
+    /// Gives one placed task its generic resources on node `i` (nothing, without allocating,
+    /// when it asks for none).
+    pub(crate) fn claim_generic(
+        &mut self,
+        i: u32,
+        demand: &[(String, i64)],
+    ) -> Vec<GenericResource> {
+        match self.nodes.get_mut(i as usize) {
+            Some(e) if !demand.is_empty() => e.generic.claim(demand),
+            _ => Vec::new(),
+        }
     }
 
     /// Books one task's reservation and task count on node `i` (the per-service count is the
@@ -138,6 +175,14 @@ impl ClusterView {
         self.index
             .get(node_id)
             .map(|&i| self.nodes[i as usize].available)
+    }
+
+    /// How many units of generic resource `kind` the node still has free (named units not held
+    /// by a task, or the discrete count left); 0 for a kind it does not advertise.
+    pub fn generic_available(&self, node_id: &str, kind: &str) -> Option<i64> {
+        self.index
+            .get(node_id)
+            .map(|&i| self.nodes[i as usize].generic.free(kind))
     }
 
     /// Tasks counted on the node, all services.

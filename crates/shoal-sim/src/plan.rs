@@ -144,6 +144,7 @@ fn service_spec(name: &str, mode: ServiceMode, res: Resources, image: &str) -> S
             resources: ResourceRequirements {
                 limits: Resources::default(),
                 reservations: res,
+                ..Default::default()
             },
             restart: RestartPolicy {
                 delay: Some(Duration::from_secs(1)),

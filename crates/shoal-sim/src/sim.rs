@@ -99,6 +99,7 @@ fn description(n: usize) -> NodeDescription {
             labels: Default::default(),
             runtimes: vec!["native".into()],
         },
+        ..Default::default()
     }
 }
 

@@ -48,6 +48,9 @@ pub enum Op {
         id: Id,
         node_id: Id,
         status: TaskStatus,
+        /// The generic resource units the task holds on the node (the scheduler's choice).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        generic_resources: Vec<shoal_types::GenericResource>,
     },
     DeleteTask {
         id: Id,

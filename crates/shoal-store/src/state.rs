@@ -298,6 +298,7 @@ impl State {
                 id,
                 node_id,
                 status,
+                generic_resources,
             } => {
                 let cur = self
                     .tasks
@@ -311,6 +312,7 @@ impl State {
                 }
                 let mut t = (**cur).clone();
                 t.node_id = Some(node_id.clone());
+                t.assigned_generic_resources = generic_resources.clone();
                 t.status = status.clone();
                 t.meta.version = version;
                 t.meta.updated_at = now;

@@ -230,17 +230,39 @@ fn assign_only_from_pending() {
         1,
         &Proposal::atomic(Timestamp(1), vec![Op::CreateTask(task("t1", "s1", None))]),
     );
+    let gpu = vec![shoal_types::GenericResource::named("gpu", "GPU-a")];
     let assign = |n: &str| Op::AssignTask {
         id: id("t1"),
         node_id: id(n),
         status: status(TaskState::Assigned, 2),
+        generic_resources: gpu.clone(),
     };
     let (a, _) = s.apply(2, &Proposal::atomic(Timestamp(2), vec![assign("n1")]));
     assert_eq!(a.results, vec![Ok(())]);
+    assert_eq!(
+        s.task(&id("t1"))
+            .map(|t| t.assigned_generic_resources.clone()),
+        Some(gpu.clone()),
+        "the task records the units it was given"
+    );
     let (a, _) = s.apply(3, &Proposal::atomic(Timestamp(3), vec![assign("n2")]));
     assert!(matches!(a.first_error(), Some(OpError::NotPending { .. })));
     assert_eq!(s.tasks_on_node(&id("n1")).count(), 1);
     assert_eq!(s.tasks_on_node(&id("n2")).count(), 0);
+}
+
+#[test]
+fn an_assignment_without_generic_resources_reads_as_before() {
+    // Log entries written before generic resources existed have no such field.
+    let op = Op::AssignTask {
+        id: id("t1"),
+        node_id: id("n1"),
+        status: status(TaskState::Assigned, 2),
+        generic_resources: Vec::new(),
+    };
+    let json = serde_json::to_string(&op).unwrap_or_default();
+    assert!(!json.contains("generic_resources"), "{json}");
+    assert_eq!(serde_json::from_str::<Op>(&json).ok(), Some(op));
 }
 
 fn arb_state() -> impl Strategy<Value = TaskState> {
@@ -265,7 +287,8 @@ fn arb_op() -> impl Strategy<Value = Op> {
         (tid.clone(), (0u8..3)).prop_map(|(t, n)| Op::AssignTask {
             id: t,
             node_id: id(&format!("n{n}")),
-            status: status(TaskState::Assigned, 1)
+            status: status(TaskState::Assigned, 1),
+            generic_resources: Vec::new(),
         }),
         tid.prop_map(|t| Op::DeleteTask { id: t }),
     ]

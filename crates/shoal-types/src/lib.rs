@@ -9,6 +9,7 @@ pub mod clock;
 pub mod cluster;
 pub mod constraint;
 pub mod dispatch;
+pub mod generic;
 pub mod id;
 pub mod node;
 pub mod service;
@@ -17,6 +18,7 @@ pub mod template;
 
 pub use clock::{Clock, Timestamp};
 pub use cluster::{Cluster, ClusterSpec};
+pub use generic::GenericResource;
 pub use id::{Id, IdGen};
 pub use node::{Availability, Node, NodeDescription, NodeRole, NodeSpec, NodeState, Resources};
 pub use service::{ContainerSpec, RestartCondition, Service, ServiceMode, ServiceSpec, TaskSpec};

@@ -129,6 +129,12 @@ pub struct NodeDescription {
     pub hostname: String,
     pub platform: Platform,
     pub resources: Resources,
+    /// What the node advertises beyond CPU and memory (dockerd's `--node-generic-resource`); on
+    /// the wire, `Description.Resources.GenericResources`. Kept beside `resources` rather than in
+    /// it so that `Resources` (also the type of limits, which have no generic part in Docker's
+    /// API) stays a `Copy` pair the scheduler can move around for free.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generic_resources: Vec<crate::GenericResource>,
     pub engine: EngineDescription,
 }
 

@@ -149,6 +149,11 @@ pub struct ResourceRequirements {
     pub limits: Resources,
     #[serde(default)]
     pub reservations: Resources,
+    /// Counts of generic resources each task reserves (only `Discrete`; the API refuses named
+    /// ones); on the wire, `Reservations.GenericResources`. Beside `reservations` for the reason
+    /// given on `NodeDescription::generic_resources`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generic_reservations: Vec<crate::GenericResource>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -135,6 +135,11 @@ pub struct Task {
     /// attempts within the restart window after older tasks are pruned.
     #[serde(default)]
     pub restart_history: Vec<Timestamp>,
+    /// The generic resources the scheduler gave this task on its node: the specific named units
+    /// (e.g. which GPUs) and discrete counts. Set with the node; the agent exposes them to the
+    /// task as `DOCKER_RESOURCE_<KIND>` variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assigned_generic_resources: Vec<crate::GenericResource>,
 }
 
 impl Task {

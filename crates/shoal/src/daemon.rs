@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use shoal_agent::native::{NativeConfig, NativeDriver};
 use shoal_node::{Daemon, DaemonConfig};
+use shoal_types::GenericResource;
 use shoal_types::clock::SystemClock;
 use tokio::sync::watch;
 
@@ -26,6 +27,10 @@ pub struct DaemonArgs {
     /// Cgroup under which each task gets its own (`<parent>/<task-id>`).
     #[arg(long, default_value = "shoal")]
     pub cgroup_parent: String,
+    /// Advertise a user-defined resource, as dockerd does: repeat `gpu=UUID` for named units
+    /// (each handed to one task at a time), or give `ssd=3` for a count
+    #[arg(long = "node-generic-resource", value_name = "KIND=VALUE")]
+    pub node_generic_resources: Vec<String>,
     /// Log filter, e.g. `info` or `shoal_manager=debug,info` (overridden by RUST_LOG).
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -52,7 +57,18 @@ pub fn init_logging(level: &str) {
         .try_init();
 }
 
+/// The node's generic resources from `--node-generic-resource`, or an error naming the flag.
+pub fn generic_resources(args: &DaemonArgs) -> anyhow::Result<Vec<GenericResource>> {
+    shoal_types::generic::parse(&args.node_generic_resources)
+        .map_err(|e| anyhow::anyhow!("--node-generic-resource: {e}"))
+}
+
 pub fn main(args: DaemonArgs, hosts: Vec<String>) -> i32 {
+    // A bad flag is a usage error: refuse it before starting anything.
+    if let Err(e) = generic_resources(&args) {
+        eprintln!("shoal daemon: {e:#}");
+        return 2;
+    }
     init_logging(&args.log_level);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -106,6 +122,7 @@ pub struct Running {
 
 impl Running {
     pub async fn start(args: &DaemonArgs, hosts: &[String]) -> anyhow::Result<Running> {
+        let generic_resources = generic_resources(args)?;
         let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
@@ -133,6 +150,7 @@ impl Running {
                 engine_version: engine_version.clone(),
                 stop_tasks_on_shutdown: !args.live_restore,
                 hostname: args.hostname.clone(),
+                generic_resources,
             },
             clock.clone(),
             Arc::new(driver),

@@ -94,6 +94,8 @@ pub fn describe_node(engine_version: &str, runtimes: &[&str]) -> NodeDescription
             nano_cpus: cpus.saturating_mul(1_000_000_000),
             memory_bytes: memory,
         },
+        // Operator-declared (`--node-generic-resource`); the daemon fills them in.
+        generic_resources: Vec::new(),
         engine: EngineDescription {
             version: engine_version.to_string(),
             labels: Default::default(),

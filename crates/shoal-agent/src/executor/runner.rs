@@ -90,10 +90,15 @@ fn hostname(task: &Task, expanded: &str) -> String {
 }
 
 /// What the driver runs: the spec with its templates expanded for this task on this node, as
-/// Swarm's agent does just before it creates the container. The stored spec keeps the templates.
+/// Swarm's agent does just before it creates the container (the stored spec keeps the
+/// templates), and the task's generic resources appended to the environment as Docker passes
+/// them (`DOCKER_RESOURCE_GPU=GPU-a,GPU-b`), so every driver honours them.
 fn task_run(task: &Task, node_id: &Id, node: &NodeDescription) -> Result<TaskRun, TemplateError> {
     let ctx = template::Context::for_task(task, node_id, node);
-    let container = template::expand_container(&task.spec.container, &ctx)?;
+    let mut container = template::expand_container(&task.spec.container, &ctx)?;
+    container
+        .env
+        .extend(shoal_types::generic::env(&task.assigned_generic_resources));
     Ok(TaskRun {
         task_id: task.id.clone(),
         task_name: task.name(),
@@ -225,4 +230,44 @@ pub(crate) async fn cleanup(ctx: &Ctx, id: &Id, facts: &Facts, grace: Duration) 
         Err(e) => tracing::warn!(task.id = %id, error = %e, "agent: removing a task failed"),
     }
     ctx.reporter.forget(id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_types::GenericResource;
+
+    #[test]
+    fn assigned_generic_resources_are_appended_to_the_environment() {
+        let mut task = Task {
+            id: Id::from_raw("abcdefghijklmnopqrstuvwxy"),
+            ..Task::default()
+        };
+        task.spec.container.env = vec!["A=1".into()];
+        task.assigned_generic_resources = vec![
+            GenericResource::named("gpu", "GPU-a"),
+            GenericResource::named("gpu", "GPU-b"),
+            GenericResource::discrete("ssd", 2),
+        ];
+        let node = NodeDescription::default();
+        let run = task_run(&task, &Id::from_raw("node"), &node).expect("no templates");
+        assert_eq!(
+            run.container.env,
+            vec![
+                "A=1".to_owned(),
+                "DOCKER_RESOURCE_GPU=GPU-a,GPU-b".to_owned(),
+                "DOCKER_RESOURCE_SSD=2".to_owned(),
+            ]
+        );
+        // The task's own spec is left alone: it is what the orchestrator compares.
+        assert_eq!(task.spec.container.env, vec!["A=1".to_owned()]);
+        task.assigned_generic_resources.clear();
+        assert_eq!(
+            task_run(&task, &Id::from_raw("node"), &node)
+                .expect("no templates")
+                .container
+                .env,
+            vec!["A=1".to_owned()]
+        );
+    }
 }

@@ -71,7 +71,7 @@ pub fn node_out(
             resources: Some(w::ResourceObject {
                 nano_cpus: Some(d.resources.nano_cpus),
                 memory_bytes: Some(d.resources.memory_bytes),
-                generic_resources: None,
+                generic_resources: super::generic::list_out(&d.generic_resources),
             }),
             engine: Some(w::EngineDescription {
                 engine_version: Some(d.engine.version.clone()),

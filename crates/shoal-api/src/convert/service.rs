@@ -230,15 +230,12 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
                 &r.limits.as_ref().and_then(|l| l.pids),
                 |p| *p != 0,
             )?;
-            refuse_if(
-                "TaskTemplate.Resources.Reservations.GenericResources",
-                &r.reservations
-                    .as_ref()
-                    .and_then(|l| l.generic_resources.clone()),
-                non_empty,
-            )?;
             let limits = r.limits.unwrap_or_default();
             let res = r.reservations.unwrap_or_default();
+            let generic_reservations = super::generic::list_in(
+                "TaskTemplate.Resources.Reservations.GenericResources",
+                res.generic_resources,
+            )?;
             ResourceRequirements {
                 limits: Resources {
                     nano_cpus: limits.nano_cpus.unwrap_or(0),
@@ -248,6 +245,7 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
                     nano_cpus: res.nano_cpus.unwrap_or(0),
                     memory_bytes: res.memory_bytes.unwrap_or(0),
                 },
+                generic_reservations,
             }
         }
     };
@@ -428,7 +426,7 @@ pub fn task_spec_out(t: &TaskSpec) -> w::TaskSpec {
                     .then_some(t.resources.reservations.nano_cpus),
                 memory_bytes: (t.resources.reservations.memory_bytes != 0)
                     .then_some(t.resources.reservations.memory_bytes),
-                generic_resources: None,
+                generic_resources: super::generic::list_out(&t.resources.generic_reservations),
             }),
             ..Default::default()
         }),

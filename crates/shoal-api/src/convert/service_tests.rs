@@ -71,6 +71,10 @@ fn full_spec() -> ServiceSpec {
         }],
         max_replicas: 2,
     };
+    s.task.resources.generic_reservations = vec![
+        shoal_types::GenericResource::discrete("gpu", 2),
+        shoal_types::GenericResource::discrete("ssd", 1),
+    ];
     s.task.force_update = 4;
     s.update = Some(UpdateConfig {
         parallelism: 2,
@@ -109,6 +113,41 @@ fn model_to_wire_and_back_is_the_identity() {
         let back = spec_in(crate::body::parse_json(&json).expect("parses")).expect("accepted");
         assert_eq!(back, spec);
     }
+}
+
+#[test]
+fn generic_resource_reservations_come_in_from_docker_and_the_sdk() {
+    use shoal_types::GenericResource;
+    // `docker service create --generic-resource gpu=1 ...`
+    let cli = CLI_CREATE.replace(
+        r#""Reservations":{}"#,
+        r#""Reservations":{"GenericResources":[{"DiscreteResourceSpec":{"Kind":"gpu","Value":1}}]}"#,
+    );
+    let s = spec_in(wire(&cli)).expect("accepted");
+    assert_eq!(
+        s.task.resources.generic_reservations,
+        vec![GenericResource::discrete("gpu", 1)]
+    );
+    // Keys in any case, as the Python SDK may send them; a named entry reaches the manager's
+    // check (which refuses it there, by field).
+    let sdk = CLI_CREATE.replace(
+        r#""Reservations":{}"#,
+        r#""reservations":{"genericresources":[{"namedresourcespec":{"kind":"gpu","value":"U1"}}]}"#,
+    );
+    let s = spec_in(wire(&sdk)).expect("accepted");
+    assert_eq!(
+        s.task.resources.generic_reservations,
+        vec![GenericResource::named("gpu", "U1")]
+    );
+    let neither = CLI_CREATE.replace(
+        r#""Reservations":{}"#,
+        r#""Reservations":{"GenericResources":[{}]}"#,
+    );
+    assert_eq!(
+        err_of(&neither),
+        "TaskTemplate.Resources.Reservations.GenericResources[0]: give exactly one of \
+         NamedResourceSpec and DiscreteResourceSpec"
+    );
 }
 
 #[test]

@@ -38,7 +38,7 @@ pub fn task_out(t: &Task) -> w::Task {
         service_id: Some(t.service_id.to_string()),
         slot: (t.slot > 0).then(|| i64::try_from(t.slot).unwrap_or(i64::MAX)),
         node_id: t.node_id.as_ref().map(|n| n.to_string()),
-        assigned_generic_resources: None,
+        assigned_generic_resources: super::generic::list_out(&t.assigned_generic_resources),
         status: Some(w::TaskStatus {
             timestamp: time(t.status.timestamp),
             state: Some(state_out(t.status.state)),

@@ -2,6 +2,7 @@
 //! shared flags in `opts` and `policy`, progress drawing in `progress` and the converge wait in `wait`.
 
 pub mod create;
+pub mod generic;
 pub mod inspect;
 pub mod logs;
 pub mod ls;

@@ -66,6 +66,12 @@ pub struct UpdateArgs {
     /// Remove a published port by its target port
     #[arg(long)]
     pub publish_rm: Vec<String>,
+    /// Add a Generic resource (KIND=N)
+    #[arg(long, value_name = "KIND=N")]
+    pub generic_resource_add: Vec<String>,
+    /// Remove a Generic resource (KIND)
+    #[arg(long, value_name = "KIND")]
+    pub generic_resource_rm: Vec<String>,
     #[command(flatten)]
     pub flags: ServiceFlags,
     pub service: String,
@@ -88,6 +94,8 @@ impl UpdateArgs {
             &self.placement_pref_rm,
             &self.publish_add,
             &self.publish_rm,
+            &self.generic_resource_add,
+            &self.generic_resource_rm,
         ];
         let options = [
             &self.image,
@@ -211,6 +219,18 @@ pub fn apply(spec: &mut ServiceSpec, a: &UpdateArgs, p: &Parsed) -> Result<()> {
         if let Some(v) = p.reserve_memory {
             reservations.memory_bytes = Some(v);
         }
+    }
+    if !a.generic_resource_add.is_empty() || !a.generic_resource_rm.is_empty() {
+        let res = task
+            .resources
+            .get_or_insert_with(TaskSpecResources::default);
+        res.limits.get_or_insert_with(Limit::default);
+        let reservations = res.reservations.get_or_insert_with(ResourceObject::default);
+        reservations.generic_resources = super::generic::update(
+            reservations.generic_resources.take(),
+            &a.generic_resource_add,
+            &a.generic_resource_rm,
+        )?;
     }
     if p.restart_given() {
         task.restart_policy = Some(apply_restart(task.restart_policy.take(), p));

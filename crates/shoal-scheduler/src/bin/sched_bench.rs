@@ -6,13 +6,19 @@
 //! (`node.role==worker`, `node.platform.os==linux`, `node.labels.disk!=hdd`), with a
 //! `spread=node.labels.zone` preference over 10 zones and a CPU/memory reservation per task. The
 //! figure is the best of N runs of `schedule` alone; building the view is timed separately.
+//!
+//! It prints the two headline figures (100k tasks onto 1,000 nodes; 10k onto 100), variants
+//! (many services, tasks already running, generic resource reservations), and a growth table of
+//! placements per second over node and task counts.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use shoal_scheduler::{ClusterView, schedule};
 use shoal_types::service::SpreadPreference;
-use shoal_types::{Id, Node, NodeRole, NodeState, Resources, Task, TaskSpec, TaskState};
+use shoal_types::{
+    GenericResource, Id, Node, NodeRole, NodeState, Resources, Task, TaskSpec, TaskState,
+};
 
 const CPU: i64 = 1_000_000_000;
 const GIB: i64 = 1 << 30;
@@ -24,48 +30,93 @@ struct Scenario {
     services: usize,
     /// Tasks already running per node before the batch (they count against the nodes).
     running_per_node: usize,
+    generic: Generic,
 }
 
-const SCENARIOS: [Scenario; 5] = [
+/// What generic resources nodes advertise and each task reserves.
+#[derive(Clone, Copy, PartialEq)]
+enum Generic {
+    None,
+    /// Every node advertises this many named GPUs; each task reserves one, so each placement
+    /// picks a specific unit.
+    NamedGpus(usize),
+    /// Every node advertises this many `ssd` units; each task reserves one.
+    DiscreteSsd(i64),
+}
+
+const fn scenario(name: &'static str, nodes: usize, tasks: usize, services: usize) -> Scenario {
     Scenario {
-        name: "10k tasks / 100 nodes, 1 service",
-        nodes: 100,
-        tasks: 10_000,
-        services: 1,
+        name,
+        nodes,
+        tasks,
+        services,
         running_per_node: 0,
-    },
+        generic: Generic::None,
+    }
+}
+
+/// The figures the issue asks for, first.
+const HEADLINE: [Scenario; 2] = [
+    scenario("100k tasks / 1000 nodes, 1 service", 1_000, 100_000, 1),
+    scenario("10k tasks / 100 nodes, 1 service", 100, 10_000, 1),
+];
+
+const VARIANTS: [Scenario; 7] = [
+    scenario("100k tasks / 1000 nodes, 100 services", 1_000, 100_000, 100),
     Scenario {
-        name: "100k tasks / 1000 nodes, 1 service",
-        nodes: 1_000,
-        tasks: 100_000,
-        services: 1,
-        running_per_node: 0,
-    },
-    Scenario {
-        name: "100k tasks / 1000 nodes, 100 services",
-        nodes: 1_000,
-        tasks: 100_000,
-        services: 100,
-        running_per_node: 0,
-    },
-    Scenario {
-        name: "100k tasks / 1000 nodes, 100 services, 20k running",
-        nodes: 1_000,
-        tasks: 100_000,
-        services: 100,
         running_per_node: 20,
+        ..scenario(
+            "100k tasks / 1000 nodes, 100 services, 20k running",
+            1_000,
+            100_000,
+            100,
+        )
     },
     // Worst case for per-group work: every task its own service.
+    scenario(
+        "100k tasks / 1000 nodes, 100k services",
+        1_000,
+        100_000,
+        100_000,
+    ),
     Scenario {
-        name: "100k tasks / 1000 nodes, 100k services",
-        nodes: 1_000,
-        tasks: 100_000,
-        services: 100_000,
-        running_per_node: 0,
+        generic: Generic::NamedGpus(128),
+        ..scenario(
+            "100k tasks / 1000 nodes, gpu=1 of 128 named",
+            1_000,
+            100_000,
+            1,
+        )
+    },
+    Scenario {
+        generic: Generic::NamedGpus(144),
+        running_per_node: 20,
+        ..scenario(
+            "100k tasks / 1000 nodes, gpu=1 of 144, 20k running",
+            1_000,
+            100_000,
+            100,
+        )
+    },
+    Scenario {
+        generic: Generic::DiscreteSsd(1_000),
+        ..scenario(
+            "100k tasks / 1000 nodes, ssd=1 of 1000 discrete",
+            1_000,
+            100_000,
+            1,
+        )
+    },
+    Scenario {
+        generic: Generic::NamedGpus(128),
+        ..scenario("10k tasks / 100 nodes, gpu=1 of 128 named", 100, 10_000, 1)
     },
 ];
 
-fn nodes(n: usize) -> Vec<Node> {
+const GROWTH_NODES: [usize; 4] = [100, 300, 1_000, 3_000];
+const GROWTH_TASKS: [usize; 3] = [10_000, 30_000, 100_000];
+
+fn nodes(n: usize, generic: Generic) -> Vec<Node> {
     (0..n)
         .map(|i| {
             let mut node = Node {
@@ -79,6 +130,13 @@ fn nodes(n: usize) -> Vec<Node> {
             node.description.resources = Resources {
                 nano_cpus: 64 * CPU,
                 memory_bytes: 256 * GIB,
+            };
+            node.description.generic_resources = match generic {
+                Generic::None => Vec::new(),
+                Generic::NamedGpus(k) => (0..k)
+                    .map(|g| GenericResource::named("gpu", format!("GPU-{i}-{g}")))
+                    .collect(),
+                Generic::DiscreteSsd(k) => vec![GenericResource::discrete("ssd", k)],
             };
             // One node in ten is a manager, spread over the zones; the role constraint rejects it.
             node.spec.role = if i % 10 == (i / 10) % 10 {
@@ -98,7 +156,7 @@ fn nodes(n: usize) -> Vec<Node> {
         .collect()
 }
 
-fn spec() -> TaskSpec {
+fn spec(generic: Generic) -> TaskSpec {
     let mut s = TaskSpec::default();
     s.placement.constraints = vec![
         "node.role==worker".into(),
@@ -111,6 +169,11 @@ fn spec() -> TaskSpec {
     s.resources.reservations = Resources {
         nano_cpus: CPU / 10,
         memory_bytes: GIB / 4,
+    };
+    s.resources.generic_reservations = match generic {
+        Generic::None => Vec::new(),
+        Generic::NamedGpus(_) => vec![GenericResource::discrete("gpu", 1)],
+        Generic::DiscreteSsd(_) => vec![GenericResource::discrete("ssd", 1)],
     };
     s
 }
@@ -136,9 +199,10 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     (out, start.elapsed())
 }
 
-fn run(s: &Scenario, reps: usize) {
-    let nodes = nodes(s.nodes);
-    let spec = spec();
+/// Best times of `reps` runs: (placed, schedule, view build).
+fn measure(s: &Scenario, reps: usize) -> (usize, Duration, Duration) {
+    let nodes = nodes(s.nodes, s.generic);
+    let spec = spec(s.generic);
     let per_service = s.tasks.div_ceil(s.services);
     let pending: Vec<Task> = (0..s.tasks)
         .map(|i| task(i, i / per_service, &spec))
@@ -153,6 +217,10 @@ fn run(s: &Scenario, reps: usize) {
             );
             t.node_id = Some(node.id.clone());
             t.status.state = TaskState::Running;
+            if let Generic::NamedGpus(_) = s.generic {
+                t.assigned_generic_resources =
+                    vec![GenericResource::named("gpu", format!("GPU-{n}-{k}"))];
+            }
             running.push(t);
         }
     }
@@ -169,9 +237,14 @@ fn run(s: &Scenario, reps: usize) {
         best = best.min(took);
         black_box(plan);
     }
+    (placed, best, best_view)
+}
+
+fn run(s: &Scenario, reps: usize) {
+    let (placed, best, best_view) = measure(s, reps);
     let rate = placed as f64 / best.as_secs_f64();
     println!(
-        "{:<52} placed {placed:>6}/{:<6} schedule {:>8.2} ms  {:>10.0} placements/s   view build {:>6.2} ms",
+        "{:<56} placed {placed:>6}/{:<6} schedule {:>8.2} ms  {:>10.0} placements/s   view build {:>6.2} ms",
         s.name,
         s.tasks,
         best.as_secs_f64() * 1e3,
@@ -180,15 +253,40 @@ fn run(s: &Scenario, reps: usize) {
     );
 }
 
+/// Placements per second for every (nodes, tasks) pair, one service, no generic resources.
+fn growth(reps: usize) {
+    print!("{:>12}", "nodes\\tasks");
+    for t in GROWTH_TASKS {
+        print!("{:>14}", t);
+    }
+    println!();
+    for n in GROWTH_NODES {
+        print!("{n:>12}");
+        for t in GROWTH_TASKS {
+            let (placed, best, _) = measure(&scenario("", n, t, 1), reps);
+            print!("{:>14.0}", placed as f64 / best.as_secs_f64());
+        }
+        println!();
+    }
+}
+
 fn main() {
     let reps = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(5);
     println!(
-        "shoal-scheduler placement throughput (best of {reps}; 3 constraints, spread over 10 zones)"
+        "shoal-scheduler placement throughput (best of {reps}; every task: 3 constraints, \
+         spread=node.labels.zone over 10 zones, CPU+memory reservation)"
     );
-    for s in &SCENARIOS {
+    println!("\n== Headline (goal >= 20,000 placements/s)");
+    for s in &HEADLINE {
         run(s, reps);
     }
+    println!("\n== Variants");
+    for s in &VARIANTS {
+        run(s, reps);
+    }
+    println!("\n== Growth: placements/s by nodes (rows) and tasks per batch (columns), 1 service");
+    growth(reps);
 }

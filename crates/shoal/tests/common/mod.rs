@@ -67,6 +67,8 @@ pub struct Daemon {
     pub extra_hosts: Vec<String>,
     /// This daemon's cluster (node-to-node) address, unique per test daemon.
     pub cluster_addr: String,
+    /// Extra `shoal daemon` flags, given on every (re)start.
+    pub extra_flags: Vec<String>,
 }
 
 impl Daemon {
@@ -75,6 +77,11 @@ impl Daemon {
     }
 
     pub fn start_with(extra_hosts: Vec<String>) -> Daemon {
+        Daemon::start_with_flags(extra_hosts, Vec::new())
+    }
+
+    /// A daemon listening on `extra_hosts` too, started with `extra_flags`.
+    pub fn start_with_flags(extra_hosts: Vec<String>, extra_flags: Vec<String>) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("shoal-it-")
             .tempdir()
@@ -94,6 +101,7 @@ impl Daemon {
             cgroup_parent,
             extra_hosts,
             cluster_addr: format!("127.0.0.1:{}", free_port()),
+            extra_flags,
         };
         d.spawn();
         d
@@ -140,6 +148,7 @@ impl Daemon {
                 &self.cgroup_parent,
             ])
             .args(self.extra_hosts.iter().flat_map(|h| ["-H", h.as_str()]))
+            .args(&self.extra_flags)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
