@@ -40,3 +40,15 @@ fn seed_102_agent_in_backoff_after_failover() {
 fn seed_95_paused_node_keeps_its_global_task() {
     check(95);
 }
+
+/// OPEN: a global service's task created for a node that is then paused stays `pending`
+/// (wanted running) forever: the scheduler will not place it on a paused node, and the global
+/// reconciler keeps it because pause keeps a node's tasks. Swarm shows the same pending task;
+/// shoal should probably shut down never-started tasks on a paused node. Left to the
+/// orchestrator's owners (the fix belongs in shoal-orchestrator's global reconciler, which is
+/// changing in another branch). Run with `--run-ignored all` to see it.
+#[test]
+#[ignore = "open finding: pending global task on a paused node never converges"]
+fn seed_305_pending_global_task_on_a_paused_node() {
+    check(305);
+}
