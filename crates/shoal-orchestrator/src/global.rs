@@ -101,7 +101,6 @@ pub(crate) fn reconcile(
         target: &service.spec.task,
         nodes: &nodes,
         job: false,
-        gentle: false,
     };
     let mut plan = Plan::new(ctx.now);
 

@@ -50,7 +50,6 @@ pub(crate) fn reconcile_replicated(
         target: &service.spec.task,
         nodes: &nodes,
         job: true,
-        gentle: false,
     };
     let mut plan = Plan::new(ctx.now);
     let current = current_run(&mut plan, &env, tasks);
@@ -113,7 +112,6 @@ pub(crate) fn reconcile_global(
         target: &service.spec.task,
         nodes: &nodes,
         job: true,
-        gentle: false,
     };
     let mut plan = Plan::new(ctx.now);
     let current = current_run(&mut plan, &env, tasks);

@@ -103,6 +103,8 @@ use shoal_types::{ClusterSpec, Id, IdGen, Node, Service, ServiceMode, Task, Task
 
 pub use orphans::reconcile_orphans;
 
+pub use reaper::reap_history;
+
 /// The replacement that moves `from` (a running task of a replicated service) to node `to`:
 /// the same slot, placed on `to` by the scheduler's filters. The slot then carries it as a
 /// start-first move (see `moves`): `from` stops once it runs.
@@ -123,7 +125,6 @@ pub fn move_replacement(
     t.node_id = Some(to.clone());
     t
 }
-pub use reaper::reap_history;
 
 /// One write the manager should make to the store.
 // A task inline rather than boxed: the manager matches on these, and a call returns a handful.

@@ -19,18 +19,13 @@ use shoal_types::{IdGen, TaskState};
 
 use crate::plan::Plan;
 use crate::slot::{Env, Summary};
-use crate::view;
+use crate::{update, view};
 
 /// Starts moves for slots whose task runs on a drained node, within the parallelism.
 pub(crate) fn drive(plan: &mut Plan, env: &Env, summaries: &mut [Summary], ids: &mut IdGen) {
     let cfg = env.service.spec.update_config();
     let moving = summaries.iter().filter(|s| in_flight(env, s)).count();
-    let parallelism = usize::try_from(cfg.parallelism).unwrap_or(usize::MAX);
-    let mut available = if parallelism == 0 {
-        usize::MAX
-    } else {
-        parallelism.saturating_sub(moving)
-    };
+    let mut available = update::free_workers(cfg.parallelism, moving);
     for s in summaries.iter_mut() {
         if available == 0 {
             break;

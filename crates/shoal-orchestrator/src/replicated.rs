@@ -26,7 +26,6 @@ pub(crate) fn reconcile(
         target: &service.spec.task,
         nodes: &nodes,
         job: false,
-        gentle: true,
     };
     let mut plan = Plan::new(ctx.now);
 

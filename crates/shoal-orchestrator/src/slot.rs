@@ -7,7 +7,7 @@
 //! for services, within `max_concurrent` for replicated jobs) and the rolling update reads the
 //! summaries to decide which slots to replace.
 
-use shoal_types::{IdGen, Service, Task, TaskSpec, TaskState, Timestamp};
+use shoal_types::{IdGen, Service, ServiceMode, Task, TaskSpec, TaskState, Timestamp};
 
 use crate::plan::{Place, Plan};
 use crate::restart::{self, Decision};
@@ -21,14 +21,17 @@ pub(crate) struct Env<'a> {
     pub nodes: &'a Nodes<'a>,
     /// Jobs: completed tasks are done and get desired `Complete`.
     pub job: bool,
-    /// Running tasks on a drained node stay until their slot is moved (see `moves`), rather
-    /// than being lost at once.
-    pub gentle: bool,
 }
 
 impl Env<'_> {
     pub fn dirty(&self, t: &Task) -> bool {
         view::is_dirty(t, self.target, self.nodes)
+    }
+
+    /// Replicated services keep running tasks on a drained node until their slot is moved
+    /// (see `moves`); every other mode loses them at once.
+    pub fn gentle(&self) -> bool {
+        matches!(self.service.spec.mode, ServiceMode::Replicated { .. })
     }
 }
 
@@ -121,7 +124,7 @@ pub(crate) fn finish(plan: &mut Plan, env: &Env, t: &Task) {
 /// shut down what is live and mark what ended as handled; never create anything.
 pub(crate) fn retire(plan: &mut Plan, env: &Env, tasks: &[&Task]) {
     for &t in tasks {
-        match view::classify(t, plan.desired_of(t), env.nodes, env.gentle) {
+        match view::classify(t, plan.desired_of(t), env.nodes, env.gentle()) {
             Kind::Live | Kind::Lost | Kind::Evicted => plan.set_desired(t, TaskState::Shutdown),
             Kind::EndedUnhandled => finish(plan, env, t),
             Kind::Stopping | Kind::Gone | Kind::Ended => {}
@@ -136,7 +139,7 @@ pub(crate) fn reconcile<'a>(plan: &mut Plan, env: &Env, slot: Slot<'a>) -> Summa
     let mut unhandled = Vec::new();
     let mut newest_kind = None;
     for &t in &slot.tasks {
-        let kind = view::classify(t, plan.desired_of(t), env.nodes, env.gentle);
+        let kind = view::classify(t, plan.desired_of(t), env.nodes, env.gentle());
         newest_kind = Some(kind);
         match kind {
             Kind::Live | Kind::Evicted => live.push(t),

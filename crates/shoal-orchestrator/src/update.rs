@@ -50,12 +50,7 @@ pub(crate) fn drive(plan: &mut Plan, env: &Env, summaries: &mut [Summary], ids: 
     }
 
     let (busy, last_start) = busy_workers(plan, env, summaries, &run, &cfg);
-    let parallelism = usize::try_from(cfg.parallelism).unwrap_or(usize::MAX);
-    let available = if parallelism == 0 {
-        usize::MAX
-    } else {
-        parallelism.saturating_sub(busy)
-    };
+    let available = free_workers(cfg.parallelism, busy);
     let mut started = 0usize;
     for s in summaries.iter_mut() {
         if started >= available {
@@ -99,6 +94,15 @@ pub(crate) fn drive(plan: &mut Plan, env: &Env, summaries: &mut [Summary], ids: 
         message: message.into(),
     };
     set_status(plan, env, status);
+}
+
+/// How many more slots may start now with `busy` already in flight; parallelism 0 means all.
+pub(crate) fn free_workers(parallelism: u64, busy: usize) -> usize {
+    match usize::try_from(parallelism) {
+        Ok(0) => usize::MAX,
+        Ok(p) => p.saturating_sub(busy),
+        Err(_) => usize::MAX,
+    }
 }
 
 /// The update in progress, if any; starts one (status `Updating`) when the service has none

@@ -4,6 +4,11 @@ use std::time::Duration;
 
 use crate::{Id, Meta};
 
+/// The cluster label that turns rebalancing off (`false`; absent means on). Docker's ClusterSpec
+/// has no field for it and the docker CLI drops fields it does not know when it sends the spec
+/// back on `swarm update`; a label survives that round trip.
+pub const REBALANCE_LABEL: &str = "shoal.orchestration.rebalance";
+
 /// How many terminated tasks to keep per slot (Swarm's default is 5).
 pub const DEFAULT_TASK_HISTORY_LIMIT: i64 = 5;
 

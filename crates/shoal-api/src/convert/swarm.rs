@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use bollard_stubs::models as w;
-use shoal_types::cluster::{Cluster, ClusterSpec, RootCa};
+use shoal_types::cluster::{Cluster, ClusterSpec, REBALANCE_LABEL, RootCa};
 
 use super::{labels_in, labels_out, nanos, opt_duration, time, version};
 use crate::error::ApiError;
@@ -16,8 +16,6 @@ pub fn spec_in(base: &ClusterSpec, s: w::SwarmSpec) -> Result<ClusterSpec, ApiEr
     }
     if s.labels.is_some() {
         out.labels = labels_in(s.labels);
-        // Docker's ClusterSpec has no field for it, and the docker CLI drops fields it does not
-        // know when it sends the spec back on `swarm update`; a label survives that round trip.
         out.rebalance = match out.labels.remove(REBALANCE_LABEL).as_deref() {
             None | Some("true") => true,
             Some("false") => false,
@@ -103,9 +101,6 @@ pub fn spec_in(base: &ClusterSpec, s: w::SwarmSpec) -> Result<ClusterSpec, ApiEr
     }
     Ok(out)
 }
-
-/// The cluster label that turns rebalancing off (`false`); absent means on.
-pub const REBALANCE_LABEL: &str = "shoal.orchestration.rebalance";
 
 pub fn spec_out(s: &ClusterSpec) -> w::SwarmSpec {
     let mut labels = s.labels.clone();
@@ -200,4 +195,70 @@ pub fn node_tls_info(c: Option<&Cluster>, issuer_digest: &str) -> Option<w::TlsI
         .as_ref()
         .filter(|r| r.next.digest == issuer_digest)
         .and_then(|r| tls_info(&r.next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_labels(labels: &[(&str, &str)]) -> w::SwarmSpec {
+        w::SwarmSpec {
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rebalance_travels_as_a_label_and_survives_a_round_trip() {
+        let base = ClusterSpec::default();
+        assert!(base.rebalance);
+        let off = spec_in(
+            &base,
+            with_labels(&[(REBALANCE_LABEL, "false"), ("a", "1")]),
+        )
+        .expect("valid");
+        assert!(!off.rebalance);
+        assert_eq!(
+            off.labels.len(),
+            1,
+            "the setting is not kept as a user label"
+        );
+        // What a client reads back and sends again (the docker CLI's `swarm update`) keeps it.
+        let again = spec_in(&off, spec_out(&off)).expect("round trip");
+        assert!(!again.rebalance);
+        // Labels without it turn it back on; a spec without labels keeps it.
+        assert!(
+            spec_in(&off, with_labels(&[("a", "1")]))
+                .expect("valid")
+                .rebalance
+        );
+        let no_labels = w::SwarmSpec::default();
+        assert!(!spec_in(&off, no_labels).expect("valid").rebalance);
+        assert!(
+            !spec_out(&base)
+                .labels
+                .unwrap_or_default()
+                .contains_key(REBALANCE_LABEL)
+        );
+    }
+
+    #[test]
+    fn a_bad_rebalance_value_names_the_label() {
+        let e = spec_in(
+            &ClusterSpec::default(),
+            with_labels(&[(REBALANCE_LABEL, "maybe")]),
+        )
+        .expect_err("not a bool");
+        assert_eq!(e.status, http::StatusCode::BAD_REQUEST);
+        let text = e.message;
+        assert!(
+            text.contains("Labels[shoal.orchestration.rebalance]") && text.contains("\"maybe\""),
+            "{text}"
+        );
+    }
 }

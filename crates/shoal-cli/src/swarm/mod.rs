@@ -69,9 +69,6 @@ pub struct SwarmSpecFlags {
     pub rebalance: Option<bool>,
 }
 
-/// The cluster label that carries the rebalance setting through Docker's spec (see the API).
-const REBALANCE_LABEL: &str = "shoal.orchestration.rebalance";
-
 #[derive(Debug, clap::Args)]
 pub struct UpdateArgs {
     #[command(flatten)]
@@ -171,10 +168,11 @@ pub fn merge_spec(spec: &mut SwarmSpec, flags: &SwarmSpecFlags) -> Result<()> {
     }
     if let Some(on) = flags.rebalance {
         let labels = spec.labels.get_or_insert_with(Default::default);
+        let key = shoal_types::cluster::REBALANCE_LABEL;
         if on {
-            labels.remove(REBALANCE_LABEL);
+            labels.remove(key);
         } else {
-            labels.insert(REBALANCE_LABEL.into(), "false".into());
+            labels.insert(key.into(), "false".into());
         }
     }
     if let Some(on) = flags.autolock {

@@ -586,3 +586,28 @@ async fn ca_rotate_draws_docker_s_bars_on_a_terminal() {
     assert_eq!(text(out), expected);
     assert_eq!(f.lines().len(), 1 + 5);
 }
+
+#[test]
+fn rebalance_flag_sets_and_clears_the_label_and_keeps_the_others() {
+    let mut spec: SwarmSpec =
+        serde_json::from_str(r#"{"Name":"default","Labels":{"team":"a"}}"#).expect("valid spec");
+    let off = SwarmSpecFlags {
+        rebalance: Some(false),
+        ..Default::default()
+    };
+    merge_spec(&mut spec, &off).expect("valid flags");
+    let v = serde_json::to_value(&spec).expect("serialisable");
+    assert_eq!(v["Labels"]["shoal.orchestration.rebalance"], "false");
+    assert_eq!(v["Labels"]["team"], "a");
+    let on = SwarmSpecFlags {
+        rebalance: Some(true),
+        ..Default::default()
+    };
+    merge_spec(&mut spec, &on).expect("valid flags");
+    let v = serde_json::to_value(&spec).expect("serialisable");
+    assert!(
+        v["Labels"].get("shoal.orchestration.rebalance").is_none(),
+        "{v}"
+    );
+    assert_eq!(v["Labels"]["team"], "a");
+}
