@@ -11,7 +11,7 @@ use shoal_store::{Op, Proposal, State, Store};
 use shoal_types::cluster::{Cluster, ClusterSpec};
 use shoal_types::dispatch::{JoinRequest, JoinResponse, RenewRequest, RenewResponse};
 use shoal_types::node::{ManagerStatus, NodeRole, NodeSpec, NodeState, Reachability};
-use shoal_types::service::{Service, ServiceSpec, UpdateState, UpdateStatus};
+use shoal_types::service::{Service, ServiceMode, ServiceSpec, UpdateState, UpdateStatus};
 use shoal_types::task::Task;
 use shoal_types::{Clock, Id, IdGen, Node};
 
@@ -221,9 +221,21 @@ impl Control {
             if spec.name != cur.spec.name {
                 validate::check_name("Name", &spec.name)?;
             }
-            next.previous_spec = Some(cur.spec.clone());
+            if is_scale_or_relabel(&cur.spec, &spec) {
+                // Not a new revision: an update in progress goes on, and its rollback target
+                // takes the new count and labels, so a rollback never undoes a scale. (Swarm
+                // makes the scaled spec the rollback target, and a failed update then "rolls
+                // back" to the very spec that failed.)
+                next.previous_spec = cur.previous_spec.clone().map(|mut p| {
+                    p.mode = spec.mode.clone();
+                    p.labels = spec.labels.clone();
+                    p
+                });
+            } else {
+                next.previous_spec = Some(cur.spec.clone());
+                next.update_status = None;
+            }
             next.spec = spec;
-            next.update_status = None;
         }
         let id = next.id.clone();
         self.write(vec![Op::UpdateService {
@@ -466,5 +478,53 @@ fn unique_prefix<T>(
             prefix: key.to_string(),
             matches: found.len(),
         }),
+    }
+}
+
+/// Whether `new` differs from `cur` only in a replicated service's replica count or the
+/// service's labels.
+fn is_scale_or_relabel(cur: &ServiceSpec, new: &ServiceSpec) -> bool {
+    let (ServiceMode::Replicated { .. }, ServiceMode::Replicated { .. }) = (&cur.mode, &new.mode)
+    else {
+        return false;
+    };
+    let mut same = cur.clone();
+    same.mode = new.mode.clone();
+    same.labels = new.labels.clone();
+    same == *new
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replicated(replicas: u64) -> ServiceSpec {
+        ServiceSpec {
+            name: "web".into(),
+            mode: ServiceMode::Replicated { replicas },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_scale_or_a_relabel_is_not_a_new_revision() {
+        let cur = replicated(2);
+        assert!(is_scale_or_relabel(&cur, &replicated(5)));
+        let mut labelled = replicated(2);
+        labelled.labels.insert("team".into(), "a".into());
+        assert!(is_scale_or_relabel(&cur, &labelled));
+        assert!(is_scale_or_relabel(&cur, &cur.clone()));
+
+        let mut image = replicated(5);
+        image.task.container.image = "app:2".into();
+        assert!(!is_scale_or_relabel(&cur, &image));
+        let mut update = replicated(2);
+        update.update = Some(Default::default());
+        assert!(!is_scale_or_relabel(&cur, &update));
+        let global = ServiceSpec {
+            mode: ServiceMode::Global,
+            ..replicated(0)
+        };
+        assert!(!is_scale_or_relabel(&global, &global.clone()));
     }
 }

@@ -2,13 +2,14 @@
 //!
 //! A node is eligible when it is not `Down`, not drained, and satisfies the service's placement
 //! constraints (constraints that do not parse match no node). A paused node keeps the tasks it
-//! has but gets no new ones, no restarts and no rolling-update replacements (as Swarm). Tasks on
+//! has but gets no new ones, no restarts and no rolling-update replacements (as Swarm); a task
+//! made for it but not yet assigned is shut down, where Swarm leaves it pending. Tasks on
 //! ineligible or deleted nodes, or with no node, are shut down and not replaced. Each node is a
 //! slot (see `slot`): restarts, duplicates and rolling updates work as for replicas.
 
 use std::collections::BTreeMap;
 
-use shoal_types::{Availability, Id, IdGen, Node, NodeState, Service, Task};
+use shoal_types::{Availability, Id, IdGen, Node, NodeState, Service, Task, TaskState};
 
 use crate::constraint;
 use crate::plan::{Place, Plan};
@@ -71,9 +72,19 @@ pub(crate) fn reconcile_node<'a>(
     group: Vec<&'a Task>,
     ids: &mut IdGen,
 ) -> Option<Summary<'a>> {
+    let mut group = group;
     let can_create = match env.nodes.get(&node_id).map(|n| eligibility(env.service, n)) {
         Some(Eligibility::Active) => true,
-        Some(Eligibility::Keep) => false,
+        Some(Eligibility::Keep) => {
+            // The scheduler never assigns to a paused node, so a task made for it before the
+            // pause would wait forever; it is dropped and made again once the node is active.
+            let (unplaced, kept): (Vec<_>, Vec<_>) = group
+                .into_iter()
+                .partition(|t| t.status.state < TaskState::Assigned);
+            slot::retire(plan, env, &unplaced);
+            group = kept;
+            false
+        }
         Some(Eligibility::No) | None => {
             slot::retire(plan, env, &group);
             return None;

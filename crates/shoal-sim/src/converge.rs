@@ -83,10 +83,25 @@ pub fn check(obs: &Observation, managers: usize) -> Result<(), String> {
                     match by_slot.get(&slot).map(Vec::len) {
                         Some(1) => {}
                         n => {
+                            let newest = tasks
+                                .iter()
+                                .filter(|t| t.slot == slot)
+                                .max_by_key(|t| t.meta.created_at);
                             return Err(format!(
-                                "service {} slot {slot}: {} running up-to-date tasks",
+                                "service {} ({}, update {}) slot {slot}: {} running up-to-date tasks; newest {:?}",
                                 s.spec.name,
-                                n.unwrap_or(0)
+                                s.spec.task.container.image,
+                                s.update_status
+                                    .as_ref()
+                                    .map_or("none", |u| u.state.as_str()),
+                                n.unwrap_or(0),
+                                newest.map(|t| (
+                                    &t.id,
+                                    t.status.state,
+                                    t.desired_state,
+                                    &t.status.message,
+                                    &t.spec.container.image
+                                ))
                             ));
                         }
                     }

@@ -8,7 +8,13 @@
 //!   nodes hold, in pieces of at most a quarter node, so any placement order fits;
 //! - fewer than half the managers are crashed at once, except that a leader kill may land on an
 //!   already short group (that is the "no leader" case writes must survive);
-//! - every crash, partition and slow link has a duration and is undone by the run.
+//! - every crash, partition and slow link has a duration and is undone by the run;
+//! - only services whose failed updates roll back get bad updates (an image no node has), and
+//!   only services that reserve nothing get constraints, spread preferences or a per-node cap.
+//!
+//! Services differ in mode, reservations, update order (stop-first or start-first) and failure
+//! action, so drains (gentle moves), rebalancing after a node returns, rolling updates and
+//! rollbacks all run under the faults.
 
 use std::time::Duration;
 
@@ -17,7 +23,7 @@ use rand::rngs::StdRng;
 use shoal_types::node::{Availability, Resources};
 use shoal_types::service::{
     ContainerSpec, FailureAction, ResourceRequirements, RestartPolicy, ServiceMode, ServiceSpec,
-    TaskSpec, UpdateConfig,
+    SpreadPreference, TaskSpec, UpdateConfig, UpdateOrder,
 };
 
 use crate::Config;
@@ -48,10 +54,12 @@ pub enum Action {
         svc: usize,
         replicas: u64,
     },
-    /// A spec change that replaces every task (a rolling update).
+    /// A spec change that replaces every task (a rolling update). A bad one names an image no
+    /// node has, so its tasks are rejected and the update rolls back.
     Update {
         svc: usize,
         image_tag: u64,
+        bad: bool,
     },
     /// The durable-write probe: bumps the service's [`PROBE_LABEL`].
     Probe {
@@ -103,6 +111,8 @@ pub struct ServicePlan {
     pub mode: Mode,
     /// The most replicas a scale may ask for (this service's share of the capacity budget).
     pub max_replicas: u64,
+    /// A failed update rolls back, so the plan may send it a bad one.
+    pub rolls_back: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +143,33 @@ impl Plan {
     }
 }
 
-fn service_spec(name: &str, mode: ServiceMode, res: Resources, image: &str) -> ServiceSpec {
+/// How a service rolls out changes, drawn at creation.
+struct Rollout {
+    order: UpdateOrder,
+    rolls_back: bool,
+}
+
+fn service_spec(
+    name: &str,
+    mode: ServiceMode,
+    res: Resources,
+    image: &str,
+    rollout: &Rollout,
+) -> ServiceSpec {
+    // Continue past failures, or roll back: a paused update waits for an operator, and the
+    // simulation requires convergence without one.
+    let update = UpdateConfig {
+        parallelism: 2,
+        delay: Duration::from_millis(500),
+        failure_action: if rollout.rolls_back {
+            FailureAction::Rollback
+        } else {
+            FailureAction::Continue
+        },
+        monitor: Duration::from_secs(2),
+        order: rollout.order,
+        ..Default::default()
+    };
     ServiceSpec {
         name: name.to_string(),
         task: TaskSpec {
@@ -153,15 +189,11 @@ fn service_spec(name: &str, mode: ServiceMode, res: Resources, image: &str) -> S
             ..Default::default()
         },
         mode,
-        // Continue past failures: a paused update waits for an operator, and the simulation
-        // requires convergence without one.
-        update: Some(UpdateConfig {
-            parallelism: 2,
-            delay: Duration::from_millis(500),
+        rollback: Some(UpdateConfig {
             failure_action: FailureAction::Continue,
-            monitor: Duration::from_secs(2),
-            ..Default::default()
+            ..update.clone()
         }),
+        update: Some(update),
         ..Default::default()
     }
 }
@@ -192,7 +224,7 @@ pub fn generate(rng: &mut StdRng, cfg: &Config) -> Plan {
         let early = step < 6;
         let via = rng.random_range(0..cfg.managers);
         if (early || rng.random_bool(0.04)) && plan.services.len() < cfg.max_services {
-            out.push(create(rng, &mut plan, &mut model, via));
+            out.push(create(rng, &mut plan, &mut model, via, cfg.workers));
         }
         if !plan.services.is_empty() {
             let svc = rng.random_range(0..plan.services.len());
@@ -205,10 +237,12 @@ pub fn generate(rng: &mut StdRng, cfg: &Config) -> Plan {
                 });
             }
             if s.mode != Mode::Job && rng.random_bool(0.04) {
+                let bad = s.rolls_back && rng.random_bool(0.4);
                 out.push(Planned {
                     action: Action::Update {
                         svc,
                         image_tag: step,
+                        bad,
                     },
                     via,
                 });
@@ -231,7 +265,13 @@ pub fn generate(rng: &mut StdRng, cfg: &Config) -> Plan {
     plan
 }
 
-fn create(rng: &mut StdRng, plan: &mut Plan, model: &mut Model, via: usize) -> Planned {
+fn create(
+    rng: &mut StdRng,
+    plan: &mut Plan,
+    model: &mut Model,
+    via: usize,
+    workers: usize,
+) -> Planned {
     let svc = plan.services.len();
     let name = format!("svc{svc}");
     let quarter = NODE_CAPACITY.nano_cpus / 4;
@@ -277,11 +317,34 @@ fn create(rng: &mut StdRng, plan: &mut Plan, model: &mut Model, via: usize) -> P
         }
     };
     let image = if kind == Mode::Job { "job:1" } else { "app:0" };
-    let spec = service_spec(&name, mode, res, image);
+    let rollout = Rollout {
+        order: if rng.random_bool(0.3) {
+            UpdateOrder::StartFirst
+        } else {
+            UpdateOrder::StopFirst
+        },
+        rolls_back: kind != Mode::Job && rng.random_bool(0.5),
+    };
+    let mut spec = service_spec(&name, mode, res, image, &rollout);
+    if kind == Mode::Replicated && res == Resources::default() {
+        // Constraints only where nothing is reserved, so the capacity budget still holds on
+        // the nodes they leave.
+        let placement = &mut spec.task.placement;
+        match rng.random_range(0..6) {
+            0 if workers > 0 => placement.constraints.push("node.role==worker".into()),
+            1 => placement.constraints.push("node.hostname!=node0".into()),
+            2 => placement.preferences.push(SpreadPreference {
+                spread: "node.role".into(),
+            }),
+            3 => placement.max_replicas = 3,
+            _ => {}
+        }
+    }
     plan.services.push(ServicePlan {
         name,
         mode: kind,
         max_replicas,
+        rolls_back: rollout.rolls_back,
     });
     Planned {
         action: Action::CreateService {

@@ -25,7 +25,7 @@ use shoal_types::node::{
     Availability, EngineDescription, NodeRole, NodeSpec, NodeState, NodeStatus, Platform,
 };
 use shoal_types::node::{ManagerStatus, Reachability};
-use shoal_types::service::ServiceMode;
+use shoal_types::service::{ServiceMode, UpdateState};
 use shoal_types::{Clock, Id, IdGen, Node, NodeDescription};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -551,9 +551,13 @@ impl Sim {
                     })
                     .await
                 }
-                Action::Update { svc, image_tag } => {
+                Action::Update {
+                    svc,
+                    image_tag,
+                    bad,
+                } => {
                     update(&control, &name_of(svc), |spec| {
-                        spec.task.container.image = format!("app:{image_tag}");
+                        spec.task.container.image = image(image_tag, bad);
                     })
                     .await
                 }
@@ -615,20 +619,45 @@ impl Sim {
             return;
         };
         let view = control.view();
-        let Some((id, want)) = self.nodes.iter().enumerate().find_map(|(i, n)| {
+        let busy = self.operator_busy.clone();
+        if let Some((id, want)) = self.nodes.iter().enumerate().find_map(|(i, n)| {
             let want = self.plan.availability[i];
             view.node(&n.id)
                 .filter(|node| node.spec.availability != want)
                 .map(|_| (n.id.clone(), want))
-        }) else {
+        }) {
+            self.trace(format!("operator: node {id} back to {}", want.as_str()));
+            busy.store(true, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(CLIENT_TIMEOUT, set_availability(&control, &id, want))
+                    .await;
+                busy.store(false, Ordering::Relaxed);
+            });
+            return;
+        }
+        // A bad spec stays without a rollback only when no update ran into it: the service
+        // had no live task to update then (no replicas, or all of them had failed), so its new
+        // tasks were simply made from it. The operator deploys a good image. A bad update that
+        // failed but did not roll back is left alone, and convergence reports it.
+        let Some(name) = view
+            .services()
+            .find(|s| {
+                s.spec.task.container.image.starts_with("missing")
+                    && s.update_status
+                        .as_ref()
+                        .is_none_or(|u| u.state == UpdateState::Completed)
+            })
+            .map(|s| s.spec.name.clone())
+        else {
             return;
         };
-        self.trace(format!("operator: node {id} back to {}", want.as_str()));
-        let busy = self.operator_busy.clone();
+        self.trace(format!("operator: service {name} back to a good image"));
         busy.store(true, Ordering::Relaxed);
         tokio::spawn(async move {
-            let _ =
-                tokio::time::timeout(CLIENT_TIMEOUT, set_availability(&control, &id, want)).await;
+            let fix = update(&control, &name, |spec| {
+                spec.task.container.image = image(u64::MAX, false);
+            });
+            let _ = tokio::time::timeout(CLIENT_TIMEOUT, fix).await;
             busy.store(false, Ordering::Relaxed);
         });
     }
@@ -838,12 +867,25 @@ fn short(a: &Action) -> String {
     match a {
         Action::CreateService { svc, spec } => format!("create svc{svc} {:?}", spec.mode),
         Action::Scale { svc, replicas } => format!("scale svc{svc} to {replicas}"),
-        Action::Update { svc, image_tag } => format!("update svc{svc} to app:{image_tag}"),
+        Action::Update {
+            svc,
+            image_tag,
+            bad,
+        } => format!("update svc{svc} to {}", image(*image_tag, *bad)),
         Action::Probe { svc } => format!("probe svc{svc}"),
         Action::Availability { node, availability } => {
             format!("node {node} {}", availability.as_str())
         }
         other => format!("{other:?}"),
+    }
+}
+
+/// The fake runtime has every image but `missing`.
+fn image(tag: u64, bad: bool) -> String {
+    if bad {
+        format!("missing:{tag}")
+    } else {
+        format!("app:{tag}")
     }
 }
 

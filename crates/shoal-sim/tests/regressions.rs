@@ -41,14 +41,18 @@ fn seed_95_paused_node_keeps_its_global_task() {
     check(95);
 }
 
-/// OPEN: a global service's task created for a node that is then paused stays `pending`
-/// (wanted running) forever: the scheduler will not place it on a paused node, and the global
-/// reconciler keeps it because pause keeps a node's tasks. Swarm shows the same pending task;
-/// shoal should probably shut down never-started tasks on a paused node. Left to the
-/// orchestrator's owners (the fix belongs in shoal-orchestrator's global reconciler, which is
-/// changing in another branch). Run with `--run-ignored all` to see it.
+/// A global service's task created for a node that was then paused stayed `pending` (wanted
+/// running) forever: the scheduler will not place it on a paused node and pause kept it (fixed:
+/// a paused node's never-assigned tasks are shut down, and made again once it is active).
 #[test]
-#[ignore = "open finding: pending global task on a paused node never converges"]
 fn seed_305_pending_global_task_on_a_paused_node() {
     check(305);
+}
+
+/// A scale written during a failing update made the failed spec the rollback target, so the
+/// automatic rollback "completed" on the very image that failed (as Swarm would; fixed: a
+/// scale or relabel is not a new revision and keeps the rollback target).
+#[test]
+fn seed_308_rollback_to_the_spec_that_failed() {
+    check(308);
 }

@@ -32,7 +32,9 @@ use crate::runtime::{LogOptions, LogStream, RuntimeDriver, RuntimeError, Runtime
 use crate::{DispatchError, DispatcherClient, Session};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+// Below a new leader's grace (three heartbeat periods of 1 s by default): an agent still
+// backing off after a failover would otherwise be marked Down and its tasks replaced.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Floor on the heartbeat period, so a dispatcher answering zero cannot make the agent spin.
 const MIN_HEARTBEAT: Duration = Duration::from_millis(10);
 const NODE_ID_FILE: &str = "node-id";

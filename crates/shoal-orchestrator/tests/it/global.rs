@@ -99,6 +99,25 @@ fn paused_node_keeps_its_task_and_gets_none_new() {
 }
 
 #[test]
+fn task_made_for_a_node_paused_before_it_was_assigned_is_dropped() {
+    let mut w = global_world(&["n1"]);
+    let first = w.step();
+    let created = World::creates(&first.changes);
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].status.state, TaskState::Pending);
+    let pending = created[0].id.clone();
+    w.node_mut("n1").spec.availability = Availability::Pause;
+    let r = w.step();
+    assert_eq!(World::shutdowns(&r.changes), vec![&pending]);
+    assert!(World::creates(&r.changes).is_empty());
+    assert!(w.step().changes.is_empty());
+    w.node_mut("n1").spec.availability = Availability::Active;
+    assert_eq!(World::creates(&w.step().changes).len(), 1);
+    w.settle(20);
+    assert_eq!(w.live_on("n1").len(), 1);
+}
+
+#[test]
 fn constraints_pick_the_nodes() {
     let mut w = global_world(&["n1", "n2", "n3"]);
     w.node_mut("n2")
