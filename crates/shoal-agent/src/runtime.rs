@@ -87,8 +87,64 @@ pub async fn next_log_line(stream: &mut LogStream) -> Option<Result<LogLine, Run
     futures::StreamExt::next(stream).await
 }
 
+/// A task's health as its runtime last saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Health {
+    /// The task has no health check (none in the spec or the image, or `NONE`).
+    #[default]
+    None,
+    /// Checked, but not yet healthy: the task stays `starting`.
+    Starting,
+    Healthy,
+    /// The check failed `retries` times in a row; the output of the last run.
+    Unhealthy(String),
+}
+
+/// A named volume on the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeInfo {
+    pub name: String,
+    /// Where its files are on the node.
+    pub mountpoint: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub created_at: Timestamp,
+    /// Tasks whose containers use it now.
+    pub in_use_by: Vec<Id>,
+}
+
+/// An image in the node's store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// `sha256:<hex>` of the image's config, as Docker shows image IDs.
+    pub id: String,
+    /// `name:tag` references that point at it.
+    pub repo_tags: Vec<String>,
+    /// `name@sha256:<hex>` references it was pulled by.
+    pub repo_digests: Vec<String>,
+    /// Bytes its layers take unpacked.
+    pub size: u64,
+    pub created: Timestamp,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// An archive, manifest or layer that cannot be used; says which and why. Nothing of it
+    /// is kept.
+    #[error("invalid image: {0}")]
+    InvalidImage(String),
+    /// A registry refused or failed a pull.
+    #[error("pulling {reference}: {why}")]
+    Pull { reference: String, why: String },
+    /// The driver cannot do this at all (e.g. volumes on a driver without them).
+    #[error("the {runtime} runtime does not support {what}")]
+    Unsupported {
+        runtime: &'static str,
+        what: &'static str,
+    },
+    #[error("No such volume: {0}")]
+    VolumeNotFound(String),
+    #[error("volume {name} is in use by task {task}")]
+    VolumeInUse { name: String, task: Id },
     #[error("No such image: {0}")]
     ImageNotFound(String),
     /// A spec field this driver cannot honour; the task is rejected with this message.
@@ -137,4 +193,53 @@ pub trait RuntimeDriver: Send + Sync + 'static {
     /// The task's output, oldest first; with `follow`, new lines until the task exits and its
     /// output is drained.
     async fn logs(&self, task_id: &Id, opts: LogOptions) -> Result<LogStream, RuntimeError>;
+
+    /// The running task's health. The driver runs the checks (the spec's over the image's);
+    /// the agent polls this while the task is `starting` or `running`.
+    async fn health(&self, _task_id: &Id) -> Result<Health, RuntimeError> {
+        Ok(Health::None)
+    }
+
+    /// The node's named volumes.
+    async fn volumes(&self) -> Result<Vec<VolumeInfo>, RuntimeError> {
+        Ok(Vec::new())
+    }
+
+    /// Removes a named volume; refused while a task uses it unless `force`.
+    async fn remove_volume(&self, name: &str, _force: bool) -> Result<(), RuntimeError> {
+        Err(RuntimeError::VolumeNotFound(name.to_string()))
+    }
+
+    /// The node's images.
+    async fn images(&self) -> Result<Vec<ImageInfo>, RuntimeError> {
+        Ok(Vec::new())
+    }
+
+    /// Loads a `docker save` or OCI image-layout archive (tar, optionally gzip) from a file on
+    /// the node; returns the references it tagged.
+    async fn load_image(&self, _archive: &std::path::Path) -> Result<Vec<String>, RuntimeError> {
+        Err(RuntimeError::Unsupported {
+            runtime: self.name(),
+            what: "loading images",
+        })
+    }
+
+    /// Pulls `reference` from its registry.
+    async fn pull_image(&self, reference: &str) -> Result<ImageInfo, RuntimeError> {
+        Err(RuntimeError::Pull {
+            reference: reference.to_string(),
+            why: format!("the {} runtime does not pull images", self.name()),
+        })
+    }
+
+    /// Untags (and deletes when no tag is left) an image; refused while a task uses it unless
+    /// `force`. Returns what was untagged and deleted, Docker's way (`Untagged: ...`,
+    /// `Deleted: sha256:...`).
+    async fn remove_image(
+        &self,
+        reference: &str,
+        _force: bool,
+    ) -> Result<Vec<String>, RuntimeError> {
+        Err(RuntimeError::ImageNotFound(reference.to_string()))
+    }
 }

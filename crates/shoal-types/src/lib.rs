@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod cluster;
 pub mod constraint;
+pub mod container;
 pub mod dispatch;
 pub mod generic;
 pub mod id;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::container::{HealthConfig, Mount, Ulimit};
 use crate::node::Resources;
 use crate::{Id, Meta, Timestamp};
 
@@ -209,6 +210,20 @@ pub struct ContainerSpec {
     pub stop_grace_period: Option<Duration>,
     #[serde(default)]
     pub init: Option<bool>,
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    /// `None`: the image's HEALTHCHECK, if any.
+    #[serde(default)]
+    pub healthcheck: Option<HealthConfig>,
+    /// Capability names as Docker takes them (`NET_ADMIN` or `CAP_NET_ADMIN`, `ALL`).
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ulimits: Vec<Ulimit>,
 }
 
 impl ContainerSpec {

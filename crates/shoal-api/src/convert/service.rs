@@ -221,6 +221,13 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
         stop_grace_period: opt_duration(&cf("StopGracePeriod"), c.stop_grace_period)?,
         // Only `true` means anything (and is refused above); `false` and absent are the same.
         init: c.init.filter(|i| *i),
+        // Refused above until the runtimes honour them.
+        mounts: Vec::new(),
+        healthcheck: None,
+        cap_add: Vec::new(),
+        cap_drop: Vec::new(),
+        sysctls: Default::default(),
+        ulimits: Vec::new(),
     };
     let resources = match t.resources {
         None => ResourceRequirements::default(),
