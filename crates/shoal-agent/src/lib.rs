@@ -6,10 +6,12 @@
 //!   controller.
 //! - [`native`]: the native runtime driver (processes under a per-task shim, namespaces, cgroups).
 //! - [`fake`]: an in-memory driver for tests and simulation.
+//! - [`image`]: the seam to the node's image store, for the native runtime.
 //! - [`runtime`]: the driver seam and its types.
 
 pub mod executor;
 pub mod fake;
+pub mod image;
 pub mod native;
 pub mod runtime;
 
