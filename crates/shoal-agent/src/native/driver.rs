@@ -9,14 +9,14 @@ use async_trait::async_trait;
 use shoal_types::Id;
 use tokio::io::AsyncBufReadExt;
 
-use super::layout::{self, RunningInfo, ShimReport, TaskDir};
+use super::layout::{self, HealthStatus, RunningInfo, ShimConfig, ShimReport, TaskDir};
 use super::{
     KILL_TIMEOUT, LOST_EXIT_CODE, NativeDriver, SHIM_REPORT_TIMEOUT, blocking, cgroup, cgroup_err,
-    io, logread, prepare, proc,
+    crun, image_task, io, logread, prepare, proc, volumes,
 };
 use crate::runtime::{
-    ExitInfo, LogOptions, LogStream, RuntimeDriver, RuntimeError, RuntimeTask, RuntimeTaskState,
-    TaskRun,
+    ExitInfo, Health, ImageInfo, LogOptions, LogStream, RuntimeDriver, RuntimeError, RuntimeTask,
+    RuntimeTaskState, TaskRun, VolumeInfo,
 };
 
 impl NativeDriver {
@@ -205,6 +205,9 @@ impl RuntimeDriver for NativeDriver {
         if dir.exists() {
             return Ok(());
         }
+        if !prepare::is_host_image(&run.container.image) {
+            return self.prepare_image(run, dir).await;
+        }
         let node = prepare::NodeFacts {
             namespaces: self.namespaces,
             is_root: self.caps.root,
@@ -308,6 +311,11 @@ impl RuntimeDriver for NativeDriver {
             )
             .await?;
         }
+        if let Ok(Some(ShimConfig { oci: Some(oci), .. })) = dir.config() {
+            blocking(move || crun::delete(&oci))
+                .await?
+                .map_err(|e| io("removing the container", std::io::Error::other(e)))?;
+        }
         let (support, parent, id) = (
             self.cgroups,
             self.cfg.cgroup_parent.clone(),
@@ -316,8 +324,10 @@ impl RuntimeDriver for NativeDriver {
         blocking(move || cgroup::remove(&support, &parent, &id))
             .await?
             .map_err(cgroup_err)?;
-        std::fs::remove_dir_all(dir.path())
-            .map_err(|e| io(format!("removing {}", dir.path().display()), e))
+        let path = dir.path().display().to_string();
+        blocking(move || image_task::cleanup(&dir))
+            .await?
+            .map_err(|e| io(format!("removing {path}"), e))
     }
 
     async fn list(&self) -> Result<Vec<RuntimeTask>, RuntimeError> {
@@ -351,5 +361,233 @@ impl RuntimeDriver for NativeDriver {
     async fn logs(&self, task_id: &Id, opts: LogOptions) -> Result<LogStream, RuntimeError> {
         let dir = self.known(task_id)?;
         logread::stream(dir, opts)
+    }
+
+    async fn health(&self, task_id: &Id) -> Result<Health, RuntimeError> {
+        let dir = self.known(task_id)?;
+        let ctx = |e| io(format!("reading the health of task {task_id}"), e);
+        let Some(cfg) = dir.config().map_err(ctx)? else {
+            return Err(RuntimeError::NotFound(task_id.clone()));
+        };
+        if cfg.health.is_none() {
+            return Ok(Health::None);
+        }
+        Ok(match dir.health().map_err(ctx)? {
+            None => Health::Starting,
+            Some(r) => match r.status {
+                HealthStatus::Starting => Health::Starting,
+                HealthStatus::Healthy => Health::Healthy,
+                HealthStatus::Unhealthy => Health::Unhealthy(r.last_output),
+            },
+        })
+    }
+
+    async fn volumes(&self) -> Result<Vec<VolumeInfo>, RuntimeError> {
+        let root = self.cfg.volumes_root.clone();
+        let metas = blocking(move || volumes::list(&root))
+            .await?
+            .map_err(|e| io("listing volumes", e))?;
+        let users = self.volume_users()?;
+        Ok(metas
+            .into_iter()
+            .map(|m| VolumeInfo {
+                mountpoint: volumes::data_dir(&self.cfg.volumes_root, &m.name)
+                    .display()
+                    .to_string(),
+                in_use_by: users
+                    .iter()
+                    .filter(|(_, vols)| vols.contains(&m.name))
+                    .map(|(id, _)| id.clone())
+                    .collect(),
+                name: m.name,
+                labels: m.labels,
+                created_at: m.created_at,
+            })
+            .collect())
+    }
+
+    async fn remove_volume(&self, name: &str, force: bool) -> Result<(), RuntimeError> {
+        if !volumes::exists(&self.cfg.volumes_root, name) {
+            return Err(RuntimeError::VolumeNotFound(name.to_string()));
+        }
+        if let Some((task, _)) = self
+            .volume_users()?
+            .into_iter()
+            .find(|(_, vols)| vols.iter().any(|v| v == name))
+            && !force
+        {
+            return Err(RuntimeError::VolumeInUse {
+                name: name.to_string(),
+                task,
+            });
+        }
+        let (root, n) = (self.cfg.volumes_root.clone(), name.to_string());
+        blocking(move || volumes::remove(&root, &n))
+            .await?
+            .map_err(|e| io(format!("removing volume {name}"), e))
+    }
+
+    async fn images(&self) -> Result<Vec<ImageInfo>, RuntimeError> {
+        match &self.cfg.images {
+            Some(store) => store.list().await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn load_image(&self, archive: &std::path::Path) -> Result<Vec<String>, RuntimeError> {
+        match &self.cfg.images {
+            Some(store) => store.load(archive).await,
+            None => Err(RuntimeError::Unsupported {
+                runtime: "native",
+                what: "images without an image store",
+            }),
+        }
+    }
+
+    async fn pull_image(&self, reference: &str) -> Result<ImageInfo, RuntimeError> {
+        match &self.cfg.images {
+            Some(store) => store.pull(reference).await,
+            None => Err(RuntimeError::Pull {
+                reference: reference.to_string(),
+                why: "this node has no image store".into(),
+            }),
+        }
+    }
+
+    async fn remove_image(
+        &self,
+        reference: &str,
+        force: bool,
+    ) -> Result<Vec<String>, RuntimeError> {
+        let Some(store) = &self.cfg.images else {
+            return Err(RuntimeError::ImageNotFound(reference.to_string()));
+        };
+        let mut in_use: Vec<String> = self
+            .task_configs()?
+            .into_iter()
+            .map(|(_, c)| c.image_id)
+            .filter(|i| !i.is_empty())
+            .collect();
+        in_use.sort();
+        in_use.dedup();
+        store.remove(reference, force, &in_use).await
+    }
+}
+
+impl NativeDriver {
+    /// Every prepared task's config.
+    fn task_configs(&self) -> Result<Vec<(Id, ShimConfig)>, RuntimeError> {
+        let tasks = self.cfg.root.join("tasks");
+        let entries =
+            std::fs::read_dir(&tasks).map_err(|e| io(format!("listing {}", tasks.display()), e))?;
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if let Ok(Some(cfg)) = TaskDir::from_path(entry.path()).config() {
+                out.push((Id::from_raw(name), cfg));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// The tasks on the node and the named volumes each mounts. A task uses its volumes for as
+    /// long as it exists (running or not), as a container does in Docker.
+    fn volume_users(&self) -> Result<Vec<(Id, Vec<String>)>, RuntimeError> {
+        Ok(self
+            .task_configs()?
+            .into_iter()
+            .filter(|(_, c)| !c.volumes.is_empty())
+            .map(|(id, c)| (id, c.volumes))
+            .collect())
+    }
+
+    /// `prepare` for a real image: resolve it, make the task's cgroup, then its rootfs, bundle
+    /// and volumes (blocking work), and last its config.json. Any failure undoes it all.
+    async fn prepare_image(&self, run: &TaskRun, dir: TaskDir) -> Result<(), RuntimeError> {
+        let c = &run.container;
+        let Some(store) = &self.cfg.images else {
+            return Err(RuntimeError::ImageNotFound(c.image.clone()));
+        };
+        if !self.caps.root {
+            return Err(RuntimeError::InvalidSpec {
+                field: "image",
+                why: format!(
+                    "cannot run image {}: the native runtime needs root for images",
+                    c.image
+                ),
+            });
+        }
+        let image = store.resolve(&c.image, true).await?;
+        // Left over from a prepare that was cut short: start again from nothing.
+        if dir.path().exists() {
+            let d = dir.clone();
+            blocking(move || image_task::cleanup(&d))
+                .await?
+                .map_err(|e| io("clearing a half-prepared task", e))?;
+        }
+        cgroup::validate_limits(&run.resources.limits, &self.cgroups, self.ncpus)
+            .map_err(|(field, why)| RuntimeError::InvalidSpec { field, why })?;
+        let (support, parent, id, limits) = (
+            self.cgroups,
+            self.cfg.cgroup_parent.clone(),
+            run.task_id.to_string(),
+            run.resources.limits,
+        );
+        let created = blocking(move || cgroup::create(&support, &parent, &id, &limits))
+            .await?
+            .map_err(|why| RuntimeError::InvalidSpec {
+                field: "resources.limits",
+                why,
+            })?;
+        let cgroups_path = created
+            .as_ref()
+            .map(|_| format!("/{}/{}", self.cfg.cgroup_parent, run.task_id));
+        let (run2, dir2, overlay, runtime, vols, now) = (
+            run.clone(),
+            dir.clone(),
+            self.overlay,
+            self.cfg.oci_runtime.clone(),
+            self.cfg.volumes_root.clone(),
+            self.clock.now(),
+        );
+        let made = blocking(move || {
+            let node = image_task::ImageNode {
+                overlay,
+                runtime: &runtime,
+                volumes_root: &vols,
+                cgroups_path,
+                now,
+            };
+            let mut cfg = image_task::materialize(&run2, &image, &dir2, &node)?;
+            if let Some(cg) = created {
+                cfg.cgroup_procs = cg.procs;
+                cfg.oom = cg.oom;
+            }
+            // config.json is written last: its presence is what makes the task "prepared".
+            layout::write_json_atomic(&dir2.file(layout::CONFIG), &cfg).map_err(|e| {
+                io(
+                    format!("writing {}", dir2.file(layout::CONFIG).display()),
+                    e,
+                )
+            })
+        })
+        .await?;
+        if let Err(e) = made {
+            let d = dir.clone();
+            if let Ok(Err(ce)) = blocking(move || image_task::cleanup(&d)).await {
+                tracing::warn!(task.id = %run.task_id, error = %ce, "native: cleaning up a failed prepare");
+            }
+            let (support, parent, id) = (
+                self.cgroups,
+                self.cfg.cgroup_parent.clone(),
+                run.task_id.to_string(),
+            );
+            let _ = blocking(move || cgroup::remove(&support, &parent, &id)).await;
+            return Err(e);
+        }
+        Ok(())
     }
 }
