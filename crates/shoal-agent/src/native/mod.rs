@@ -107,12 +107,22 @@ impl NativeConfig {
 }
 
 /// `crun`, else `runc`, from PATH (and the usual places when PATH is bare); `crun` when neither
-/// is found, so the error names it when an image task starts.
+/// is found, so the error names it when an image task starts. On a hybrid cgroup node whose
+/// unified hierarchy holds controllers crun refuses to run anything ("cgroups in hybrid mode
+/// not supported"), so there `runc` comes first.
 fn find_oci_runtime() -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
     dirs.extend(["/usr/local/bin", "/usr/bin", "/usr/sbin", "/bin"].map(PathBuf::from));
-    for name in ["crun", "runc"] {
+    let hybrid_with_controllers =
+        std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
+            .is_ok_and(|c| !c.trim().is_empty());
+    let order = if hybrid_with_controllers {
+        ["runc", "crun"]
+    } else {
+        ["crun", "runc"]
+    };
+    for name in order {
         if let Some(p) = dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()) {
             return p;
         }
