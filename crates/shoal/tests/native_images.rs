@@ -208,10 +208,14 @@ impl Env {
     }
 
     fn with_image_health(name: &str, healthcheck: Option<HealthConfig>) -> Env {
+        Self::build(name, healthcheck, true)
+    }
+
+    fn build(name: &str, healthcheck: Option<HealthConfig>, allow_overlay: bool) -> Env {
         let root = tempfile::tempdir().expect("tempdir");
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         let parent = format!("shoal-img-{}-{name}-{n}", std::process::id());
-        let driver = Self::driver_on(root.path(), &parent, healthcheck);
+        let driver = Self::driver_on(root.path(), &parent, healthcheck, allow_overlay);
         Env {
             driver,
             root,
@@ -219,12 +223,18 @@ impl Env {
         }
     }
 
-    fn driver_on(root: &Path, parent: &str, healthcheck: Option<HealthConfig>) -> NativeDriver {
+    fn driver_on(
+        root: &Path,
+        parent: &str,
+        healthcheck: Option<HealthConfig>,
+        allow_overlay: bool,
+    ) -> NativeDriver {
         let mut cfg = NativeConfig::new(
             root.join("native"),
             PathBuf::from(env!("CARGO_BIN_EXE_shoal")),
         );
         cfg.cgroup_parent = parent.to_string();
+        cfg.allow_overlay = allow_overlay;
         cfg.images = Some(Arc::new(DirStore {
             rootfs: busybox_rootfs(),
             healthcheck,
@@ -364,6 +374,8 @@ async fn runs_an_image_with_its_own_root_and_hostname() {
         return;
     }
     let env = Env::new("hello");
+    // Overlay on this node's test filesystems; the copy is covered by the next test.
+    eprintln!("rootfs by overlay: {}", env.driver.uses_overlay());
     let marker = format!("/tmp/shoal-host-marker-{}", std::process::id());
     std::fs::write(&marker, "node").expect("write marker");
     let r = run(
@@ -669,4 +681,75 @@ async fn a_new_driver_adopts_and_stops_an_image_task() {
     assert_eq!((exit.code, exit.signal), (137, Some(9)));
     again.remove(&r.task_id).await.expect("remove");
     assert!(!again.task_dir(&r.task_id).exists());
+}
+
+#[tokio::test]
+async fn copied_rootfs_when_overlay_is_off() {
+    if !have_prerequisites() {
+        return;
+    }
+    let env = Env::build("copy", None, false);
+    assert!(!env.driver.uses_overlay());
+    let a = run(
+        "cwriter",
+        &["sh", "-c", "echo x > /tmp/mine; cat /etc/hostname"],
+    );
+    let (exit, out, err) = env.run_to_end(&a).await;
+    assert_eq!((exit.code, out.as_str()), (0, "h-cwriter\n"), "{err}");
+    let b = run(
+        "creader",
+        &["sh", "-c", "test -e /tmp/mine && echo SEEN || echo clean"],
+    );
+    let (_, out, _) = env.run_to_end(&b).await;
+    assert_eq!(out, "clean\n");
+    assert!(!busybox_rootfs().join("tmp/mine").exists());
+}
+
+#[tokio::test]
+async fn host_image_tasks_get_health_checks_in_their_namespaces() {
+    if !have_prerequisites() {
+        return;
+    }
+    let env = Env::new("hosthealth");
+    let flag = env.root.path().join("flag");
+    let mut r = run(
+        "hosthealth",
+        &["sh", "-c", "hostname > /tmp/seen-by-task; exec sleep 100"],
+    );
+    r.container.image = "host".into();
+    // Passes only in the task's UTS namespace (its hostname) and while the flag file exists.
+    r.container.healthcheck = Some(HealthConfig {
+        test: vec![
+            "CMD-SHELL".into(),
+            format!(
+                "test \"$(hostname)\" = h-hosthealth && test -f {}",
+                flag.display()
+            ),
+        ],
+        interval: Some(Duration::from_secs(1)),
+        retries: Some(1),
+        ..Default::default()
+    });
+    std::fs::write(&flag, "").expect("flag");
+    env.start(&r).await;
+    let id = r.task_id.clone();
+    poll_until("healthy", || async {
+        let h = env.driver.health(&id).await.expect("health");
+        ((h == Health::Healthy).then_some(()), format!("{h:?}"))
+    })
+    .await;
+    std::fs::remove_file(&flag).expect("remove flag");
+    poll_until("unhealthy", || async {
+        let h = env.driver.health(&id).await.expect("health");
+        (
+            matches!(h, Health::Unhealthy(_)).then_some(()),
+            format!("{h:?}"),
+        )
+    })
+    .await;
+    env.driver
+        .stop(&r.task_id, Duration::from_secs(1))
+        .await
+        .expect("stop");
+    env.driver.remove(&r.task_id).await.expect("remove");
 }

@@ -75,6 +75,9 @@ pub struct NativeConfig {
     pub volumes_root: PathBuf,
     /// The OCI runtime for image tasks: `crun` (or else `runc`) from PATH by default.
     pub oci_runtime: PathBuf,
+    /// Use overlay mounts for image rootfs where the node allows (true by default); false
+    /// always copies the layers (slower, more disk; for filesystems overlayfs mishandles).
+    pub allow_overlay: bool,
 }
 
 impl std::fmt::Debug for NativeConfig {
@@ -86,6 +89,7 @@ impl std::fmt::Debug for NativeConfig {
             .field("images", &self.images.is_some())
             .field("volumes_root", &self.volumes_root)
             .field("oci_runtime", &self.oci_runtime)
+            .field("allow_overlay", &self.allow_overlay)
             .finish()
     }
 }
@@ -102,6 +106,7 @@ impl NativeConfig {
             images: None,
             volumes_root,
             oci_runtime: find_oci_runtime(),
+            allow_overlay: true,
         }
     }
 }
@@ -251,7 +256,7 @@ impl NativeDriver {
         // The daemon logs what is enforced (at info/warn) from `capabilities()`.
         tracing::debug!(?caps, missing = ?caps.missing(), "native runtime: probed");
         let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get() as i64);
-        let overlay = is_root && rootfs::probe_overlay(&cfg.root);
+        let overlay = is_root && cfg.allow_overlay && rootfs::probe_overlay(&cfg.root);
         if !overlay {
             tracing::info!(root = %cfg.root.display(), "native runtime: no overlayfs here; image tasks get a copy of their image");
         }

@@ -100,6 +100,9 @@ fn supervise(task: &TaskDir, cfg: &ShimConfig) -> i32 {
     // shim reaps them instead of leaving zombies. For an image task it is also what makes the
     // container's init our child once the OCI runtime's `create` has exited.
     let _ = nix::sys::prctl::set_child_subreaper(true);
+    // Forked before the PID namespace below, so the checker is not inside the task's namespace
+    // and sees the task's pid as the node does; it learns the pid once the task runs.
+    let mut checker = cfg.health.as_ref().and_then(|h| fork_checker(task, cfg, h));
     // The OCI runtime makes an image task's namespaces itself.
     if cfg.oci.is_none()
         && cfg.namespaces.pid
@@ -156,10 +159,15 @@ fn supervise(task: &TaskDir, cfg: &ShimConfig) -> i32 {
     if let Ok(null) = std::fs::File::open("/dev/null") {
         let _ = nix::unistd::dup2_stdout(null.as_fd());
     }
-    let checker = cfg
-        .health
-        .as_ref()
-        .and_then(|h| start_checker(task, cfg, h, pid, st.start_time));
+    if let Some((_, tell)) = checker.as_mut() {
+        let mut msg = pid.to_le_bytes().to_vec();
+        msg.extend_from_slice(&st.start_time.to_le_bytes());
+        let _ = nix::unistd::write(&*tell, &msg);
+    }
+    let checker = checker.map(|(c, tell)| {
+        drop(tell);
+        c
+    });
 
     let status = copy_output_until_exit(task, cfg, &mut spawned, st.start_time);
     if let Some(c) = checker {
@@ -175,34 +183,45 @@ fn supervise(task: &TaskDir, cfg: &ShimConfig) -> i32 {
     if record_exit(task, cfg, status) { 0 } else { 1 }
 }
 
-/// Forks the health checker (see `health`); it dies with us.
-fn start_checker(
-    task: &TaskDir,
-    cfg: &ShimConfig,
-    spec: &HealthSpec,
-    pid: i32,
-    start: u64,
-) -> Option<Pid> {
-    let target = match &cfg.oci {
-        Some(oci) => health::Target::Oci {
-            runtime: oci.runtime.clone(),
-            state_root: oci.state_root.clone(),
-            process: task.file(layout::HEALTH_PROCESS),
-            id: oci.container_id.clone(),
-        },
-        None => health::Target::Host {
-            pid,
-            start_time: start,
-            cfg: Box::new(cfg.clone()),
-        },
+/// Forks the health checker (see `health`); it dies with us. It waits for the task's pid and
+/// start time on the returned pipe (closing it unwritten makes it exit).
+fn fork_checker(task: &TaskDir, cfg: &ShimConfig, spec: &HealthSpec) -> Option<(Pid, OwnedFd)> {
+    let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("shoal shim: starting the health checker: {e}");
+            return None;
+        }
     };
     match fork_single_threaded() {
         Ok(ForkResult::Child) => {
+            drop(w);
             let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+            let mut buf = [0u8; 12];
+            if File::from(r).read_exact(&mut buf).is_err() {
+                std::process::exit(0);
+            }
+            let pid = i32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
+            let mut st = [0u8; 8];
+            st.copy_from_slice(&buf[4..]);
+            let start = u64::from_le_bytes(st);
+            let target = match &cfg.oci {
+                Some(oci) => health::Target::Oci {
+                    runtime: oci.runtime.clone(),
+                    state_root: oci.state_root.clone(),
+                    process: task.file(layout::HEALTH_PROCESS),
+                    id: oci.container_id.clone(),
+                },
+                None => health::Target::Host {
+                    pid,
+                    start_time: start,
+                    cfg: Box::new(cfg.clone()),
+                },
+            };
             health::run_checker(task, spec, &target, pid, start);
             std::process::exit(0)
         }
-        Ok(ForkResult::Parent { child }) => Some(child),
+        Ok(ForkResult::Parent { child }) => Some((child, w)),
         Err(e) => {
             eprintln!("shoal shim: starting the health checker: {e}");
             None
