@@ -551,7 +551,8 @@ async fn named_volumes_outlive_tasks_and_tmpfs_and_read_only_root() {
             "sh",
             "-c",
             "cat /data/f; touch /nope 2>/dev/null && echo WROTE || echo ro; \
-             echo t > /scratch/x && cat /scratch/x; grep -c ' /scratch tmpfs ' /proc/mounts",
+             echo t > /scratch/x && cat /scratch/x; grep -c ' /scratch tmpfs ' /proc/mounts; \
+             cat /www/index.html; touch /www/x 2>/dev/null && echo WROTE || echo ro",
         ],
     );
     r.container.mounts = vec![
@@ -562,10 +563,19 @@ async fn named_volumes_outlive_tasks_and_tmpfs_and_read_only_root() {
             tmpfs_size: 1 << 20,
             ..Default::default()
         },
+        Mount {
+            source: "site".into(),
+            read_only: true,
+            ..vol("/www")
+        },
     ];
     r.container.read_only = true;
     let (exit, out, err) = env.run_to_end(&r).await;
-    assert_eq!((exit.code, out.as_str()), (0, "kept\nro\nt\n1\n"), "{err}");
+    assert_eq!(
+        (exit.code, out.as_str()),
+        (0, "kept\nro\nt\n1\nhello from shoal\nro\n"),
+        "{err}"
+    );
 
     let vols = env.driver.volumes().await.expect("volumes");
     assert!(vols.iter().all(|v| v.in_use_by.is_empty()));

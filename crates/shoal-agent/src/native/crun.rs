@@ -46,7 +46,7 @@ fn last_error(log: &Path, fallback: String) -> String {
 pub(crate) fn create(oci: &OciRun, task_dir: &Path) -> Result<Spawned, String> {
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    let log = task_dir.join("crun.log");
+    let log = task_dir.join("runtime.log");
     let pid_file = task_dir.join("container.pid");
     let status = runtime(oci)
         .arg(format!("--log={}", log.display()))
@@ -86,7 +86,7 @@ pub(crate) fn create(oci: &OciRun, task_dir: &Path) -> Result<Spawned, String> {
 
 /// Lets the created container's init exec the task's command.
 pub(crate) fn start(oci: &OciRun, task_dir: &Path) -> Result<(), String> {
-    let log = task_dir.join("crun.log");
+    let log = task_dir.join("runtime.log");
     let status = runtime(oci)
         .arg(format!("--log={}", log.display()))
         .arg("--log-format=json")

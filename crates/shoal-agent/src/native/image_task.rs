@@ -175,6 +175,10 @@ pub(crate) fn materialize(
     } else {
         run.hostname.clone()
     };
+    if c.init == Some(true) {
+        // No init binary is shipped into containers yet; the command is PID 1 itself.
+        tracing::warn!(task.id = %run.task_id, "native: --init is not supported yet; running without it");
+    }
 
     // The root filesystem.
     let root = dir.file(layout::ROOTFS);
@@ -354,7 +358,7 @@ pub(crate) fn materialize(
         log_max_bytes: DEFAULT_MAX_BYTES,
         oci: Some(OciRun {
             runtime: node.runtime.to_path_buf(),
-            state_root: dir.file("crun"),
+            state_root: dir.file("runtime"),
             bundle: bundle_dir,
             container_id: run.task_id.to_string(),
         }),

@@ -18,7 +18,8 @@
 //! - `etc/`: the task's own `hostname`, `hosts` and `resolv.conf`, bind-mounted into it;
 //! - `anon/<n>`: its anonymous volumes, removed with it;
 //! - `health-process.json`: the OCI process the health checker runs with `crun exec`;
-//! - `crun/`: the OCI runtime's state directory (`crun --root`).
+//! - `runtime/` and `runtime.log`: the OCI runtime's state directory (`--root`) and error log;
+//! - `container.pid`: the container init's pid as the OCI runtime wrote it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

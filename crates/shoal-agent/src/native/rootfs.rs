@@ -28,7 +28,7 @@ pub(crate) fn probe_overlay(root: &Path) -> bool {
     );
     let made = [&l, &u, &w, &m]
         .iter()
-        .try_for_each(|d| std::fs::create_dir_all(d));
+        .try_for_each(std::fs::create_dir_all);
     let ok = made.is_ok()
         && mount_overlay(std::slice::from_ref(&l), &u, &w, &m).is_ok()
         && unmount(&m).is_ok();
