@@ -129,6 +129,18 @@ pub(crate) fn materialize(
             format!("the working directory '{cwd}' is invalid, it needs to be an absolute path"),
         ));
     }
+    let mut targets: Vec<&str> = c
+        .mounts
+        .iter()
+        .map(|m| m.target.trim_end_matches('/'))
+        .collect();
+    targets.sort_unstable();
+    if let Some(w) = targets.windows(2).find(|w| w[0] == w[1]) {
+        return Err(invalid(
+            "mounts",
+            format!("Duplicate mount point: {}", w[0]),
+        ));
+    }
     for m in &c.mounts {
         if !m.target.starts_with('/') || m.target == "/" {
             return Err(invalid(

@@ -21,6 +21,7 @@
 mod cgroup;
 mod crun;
 mod driver;
+mod driver_images;
 mod health;
 mod image_task;
 mod layout;

@@ -373,6 +373,65 @@ mod tests {
     }
 
     #[test]
+    fn bundle_is_shaped_like_dockers() {
+        let b = Bundle {
+            process: Process {
+                args: s(&["sh"]),
+                env: s(&["PATH=/bin"]),
+                cwd: "/".into(),
+                uid: 1,
+                gid: 2,
+                groups: vec![3],
+                caps: s(&["CAP_KILL"]),
+                rlimits: Vec::new(),
+            },
+            hostname: "h".into(),
+            rootfs: PathBuf::from("/t/bundle/rootfs"),
+            read_only: true,
+            etc_dir: PathBuf::from("/t/etc"),
+            cgroups_path: Some("/shoal/t1".into()),
+            sysctls: BTreeMap::new(),
+            mounts: vec![ExtraMount::Tmpfs {
+                target: "/scratch".into(),
+                size: 1024,
+                mode: 0,
+                read_only: false,
+            }],
+        };
+        let j = b.to_json();
+        let ns: Vec<&str> = j["linux"]["namespaces"]
+            .as_array()
+            .expect("namespaces")
+            .iter()
+            .filter_map(|n| n["type"].as_str())
+            .collect();
+        assert_eq!(
+            ns,
+            vec!["pid", "mount", "uts", "ipc"],
+            "the node's network for now"
+        );
+        assert_eq!(j["linux"]["cgroupsPath"], "/shoal/t1");
+        assert_eq!(j["root"]["readonly"], true);
+        assert_eq!(j["process"]["user"]["uid"], 1);
+        assert_eq!(j["process"]["capabilities"]["bounding"][0], "CAP_KILL");
+        let mounts = j["mounts"].as_array().expect("mounts");
+        let last = mounts.last().expect("a mount");
+        assert_eq!(last["destination"], "/scratch");
+        assert!(
+            last["options"]
+                .as_array()
+                .expect("opts")
+                .contains(&json!("mode=1777"))
+        );
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m["destination"] == "/etc/resolv.conf"
+                    && m["source"] == "/t/etc/resolv.conf")
+        );
+    }
+
+    #[test]
     fn rlimits_and_sysctls_are_checked() {
         let u = |n: &str, s, h| Ulimit {
             name: n.into(),

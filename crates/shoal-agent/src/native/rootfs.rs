@@ -19,7 +19,10 @@ const MAX_MOUNT_DATA: usize = 4000;
 
 /// Whether an overlay with its upper directory under `root` can be mounted here.
 pub(crate) fn probe_overlay(root: &Path) -> bool {
-    let base = root.join(format!(".overlay-probe-{}", std::process::id()));
+    // Unique per probe: two drivers in one process (tests, adoption) may probe at once.
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let base = root.join(format!(".overlay-probe-{}-{n}", std::process::id()));
     let (l, u, w, m) = (
         base.join("l"),
         base.join("u"),
