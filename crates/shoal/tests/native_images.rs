@@ -763,3 +763,42 @@ async fn host_image_tasks_get_health_checks_in_their_namespaces() {
         .expect("stop");
     env.driver.remove(&r.task_id).await.expect("remove");
 }
+
+#[tokio::test]
+async fn cpu_and_memory_limits_hold_for_the_container() {
+    if !have_prerequisites() {
+        return;
+    }
+    let env = Env::new("cpu");
+    let mut r = run("cpu", &["sh", "-c", "exec sleep 100"]);
+    r.resources.limits = Resources {
+        memory_bytes: 64 << 20,
+        nano_cpus: 500_000_000,
+    };
+    let pid = env.start(&r).await;
+    let dirs = env.driver.task_cgroup_dirs(&r.task_id);
+    let read = |name: &str| {
+        dirs.iter()
+            .find_map(|d| std::fs::read_to_string(d.join(name)).ok())
+            .map(|s| s.trim().to_string())
+    };
+    // v1 and v2 spell the same limits differently.
+    let quota = read("cpu.cfs_quota_us").or_else(|| read("cpu.max"));
+    assert!(
+        quota.as_deref().is_some_and(|q| q.starts_with("50000")),
+        "{quota:?}"
+    );
+    let mem = read("memory.limit_in_bytes").or_else(|| read("memory.max"));
+    assert_eq!(mem.as_deref(), Some("67108864"));
+    let procs = read("cgroup.procs").unwrap_or_default();
+    assert!(
+        procs.lines().any(|p| p == pid.to_string()),
+        "container init {pid} in the task's cgroup: {procs:?}"
+    );
+    env.driver
+        .stop(&r.task_id, Duration::from_millis(200))
+        .await
+        .expect("stop");
+    env.driver.remove(&r.task_id).await.expect("remove");
+    assert!(dirs.iter().all(|d| !d.exists()), "cgroups removed");
+}
