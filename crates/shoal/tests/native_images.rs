@@ -459,7 +459,10 @@ async fn unknown_image_and_bad_specs_are_rejected() {
     let r = run("noexec", &["/no/such/program"]);
     env.driver.prepare(&r).await.expect("prepare");
     match env.driver.start(&r.task_id).await {
-        Err(RuntimeError::StartFailed(msg)) => assert!(msg.contains("/no/such/program"), "{msg}"),
+        Err(RuntimeError::StartFailed(msg)) => {
+            eprintln!("start failure: {msg}");
+            assert!(msg.contains("/no/such/program"), "{msg}")
+        }
         Ok(_) => {
             // Some runtimes report it only as the process's exit.
             let exit = env.wait(&r.task_id).await;

@@ -51,6 +51,16 @@ impl NativeDriver {
             return Err(RuntimeError::ImageNotFound(c.image.clone()));
         };
         let image = store.resolve(&c.image, true).await?;
+        if !self.cfg.oci_runtime.is_file() {
+            return Err(RuntimeError::InvalidSpec {
+                field: "image",
+                why: format!(
+                    "cannot run image {}: no OCI runtime on this node ({} not found; install crun or runc)",
+                    c.image,
+                    self.cfg.oci_runtime.display()
+                ),
+            });
+        }
         if !self.caps.root {
             return Err(RuntimeError::InvalidSpec {
                 field: "image",
