@@ -9,8 +9,8 @@
 //! or `runc`) `create` and `start` it so that it still supervises the container's init itself
 //! (see `crun`): logs, exit codes, OOM kills, stop and adoption work the same for both kinds.
 //! Named volumes live under `<data-dir>/volumes` (see `volumes`) and outlive tasks. Health checks
-//! run in the shim (see `health`). Everything about a task is on disk under `<root>/tasks/<task-id>` (see
-//! `layout`), so a new driver on the same root adopts the tasks of a previous one: `list`
+//! of both kinds run in the shim (see `health`). Everything about a task is on disk under
+//! `<root>/tasks/<task-id>` (see `layout`), so a new driver on the same root adopts the tasks of a previous one: `list`
 //! finds them, `wait` and `stop` work on them (by pidfd, with pid + start-time checks so a reused
 //! pid is never signalled).
 //!
