@@ -85,6 +85,16 @@ impl LocalImageStore {
         .await
     }
 
+    /// Removes the layers a failed load or pull unpacked before it failed; they were never
+    /// visible, and waiting for the write guard keeps other loads' layers safe.
+    async fn collect_after_failure(&self) {
+        let _g = self.gc_guard.write().await;
+        let store = self.store.clone();
+        if let Err(e) = blocking(move || store.gc(&[])).await {
+            tracing::warn!(error = %e, "collecting a failed load's layers");
+        }
+    }
+
     async fn pull_inner(&self, r: &Reference) -> Result<ImageInfo, RuntimeError> {
         let mut session = self.registry.session(r);
         let (top, top_digest) = session.manifest(&r.manifest_ref()).await?;
@@ -182,21 +192,29 @@ impl ImageStore for LocalImageStore {
     }
 
     async fn load(&self, archive: &Path) -> Result<Vec<String>, RuntimeError> {
-        let _g = self.gc_guard.read().await;
+        let g = self.gc_guard.read().await;
         let store = self.store.clone();
-        let archive = archive.to_path_buf();
-        let out = blocking(move || archive::load(&store, &archive)).await;
+        let path = archive.to_path_buf();
+        let out = blocking(move || archive::load(&store, &path)).await;
+        drop(g);
         if let Err(e) = &out {
-            tracing::warn!(error = %e, "image load failed");
+            tracing::warn!(archive = %archive.display(), error = %e, "image load failed");
+            self.collect_after_failure().await;
         }
         out
     }
 
     async fn pull(&self, reference: &str) -> Result<ImageInfo, RuntimeError> {
         let r = parse_ref(reference)?;
-        let _g = self.gc_guard.read().await;
+        let g = self.gc_guard.read().await;
         tracing::info!(image = %r, "pulling");
-        self.pull_inner(&r).await
+        let out = self.pull_inner(&r).await;
+        drop(g);
+        if let Err(e) = &out {
+            tracing::warn!(image = %r, error = %e, "image pull failed");
+            self.collect_after_failure().await;
+        }
+        out
     }
 
     async fn remove(

@@ -88,7 +88,13 @@ impl Registry {
 }
 
 impl Session<'_> {
-    async fn get(&mut self, url: &str, accept: &str) -> Result<reqwest::Response, RuntimeError> {
+    /// A 404 for a manifest means the image does not exist; for a blob, a broken registry.
+    async fn get(
+        &mut self,
+        url: &str,
+        accept: &str,
+        manifest: bool,
+    ) -> Result<reqwest::Response, RuntimeError> {
         let r = self.reference;
         for attempt in 0..2 {
             let mut req = self.reg.http.get(url).header(ACCEPT, accept);
@@ -179,7 +185,7 @@ impl Session<'_> {
     pub async fn manifest(&mut self, reference: &str) -> Result<(Vec<u8>, Digest), RuntimeError> {
         let url = format!("{}/manifests/{reference}", self.base);
         let accept = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", ");
-        let resp = self.get(&url, &accept).await?;
+        let resp = self.get(&url, &accept, true).await?;
         let ctype = resp
             .headers()
             .get(CONTENT_TYPE)
@@ -208,7 +214,7 @@ impl Session<'_> {
     /// A small blob (an image config), verified.
     pub async fn small_blob(&mut self, d: &Digest) -> Result<Vec<u8>, RuntimeError> {
         let url = format!("{}/blobs/{d}", self.base);
-        let resp = self.get(&url, "*/*").await?;
+        let resp = self.get(&url, "*/*", false).await?;
         let bytes = self.read_limited(resp, MAX_CONFIG, &url).await?;
         let got = Digest::of(&bytes);
         if got != *d {
@@ -223,7 +229,7 @@ impl Session<'_> {
     /// Streams blob `d` into `dest`, verifying its digest.
     pub async fn blob_to_file(&mut self, d: &Digest, dest: &Path) -> Result<u64, RuntimeError> {
         let url = format!("{}/blobs/{d}", self.base);
-        let mut resp = self.get(&url, "*/*").await?;
+        let mut resp = self.get(&url, "*/*", false).await?;
         let r = self.reference;
         let mut file = std::fs::File::create(dest).map_err(|source| RuntimeError::Io {
             context: format!("writing {}", dest.display()),

@@ -397,7 +397,7 @@ impl Store {
                     .then_some(key)
             });
             let refs = index.refs_of(&id);
-            let used = in_use.iter().any(|u| *u == id);
+            let used = in_use.contains(&id);
             let short = id.strip_prefix("sha256:").unwrap_or(&id);
             let short = &short[..short.len().min(12)];
             let untag: Vec<String> = match &by_name {

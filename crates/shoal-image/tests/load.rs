@@ -165,7 +165,7 @@ async fn loads_an_oci_layout_without_manifest_json_gzip_too() {
         return;
     };
     let env = Env::new();
-    let oci = oci_from_save(&save, "docker.io/shoal-test/oci:1", true, false);
+    let oci = oci_from_save(&save, "docker.io/shoal-test/oci:1", true, false, false);
     let tags = env.load_ok(&gzip(&oci)).await;
     assert_eq!(tags, vec!["shoal-test/oci:1".to_string()]);
     let img = env.resolve("shoal-test/oci:1").await;
@@ -185,8 +185,27 @@ async fn oci_layer_digest_mismatch_is_refused() {
         return;
     };
     let env = Env::new();
-    let oci = oci_from_save(&save, "docker.io/shoal-test/oci:1", false, true);
+    let oci = oci_from_save(&save, "docker.io/shoal-test/oci:1", false, true, false);
     env.refused(&oci, "digest mismatch").await;
+}
+
+#[tokio::test]
+async fn loads_a_docker_25_archive_by_its_manifest_json() {
+    let Some(save) = busybox_archive() else {
+        return;
+    };
+    let env = Env::new();
+    let both = oci_from_save(&save, "docker.io/shoal-test/both:2", true, false, true);
+    assert_eq!(
+        env.load_ok(&both).await,
+        vec!["shoal-test/both:2".to_string()]
+    );
+    let img = env.resolve("shoal-test/both:2").await;
+    assert!(find_in_layers(&img.layers, "bin/busybox").is_some());
+    // manifest.json's blob paths are digests too, and are checked.
+    let env = Env::new();
+    let bad = oci_from_save(&save, "docker.io/shoal-test/both:2", true, true, true);
+    env.refused(&bad, "mismatch").await;
 }
 
 #[tokio::test]
@@ -318,7 +337,7 @@ async fn a_hardlink_out_of_the_layer_is_refused() {
     let env = Env::new();
     let secret = write(env.dir.path(), "secret", b"host secret");
     let abs = secret.to_string_lossy().into_owned();
-    let cases: [(&[(&str, Kind, &[u8], &str)], &str); 3] = [
+    let cases: [(&[Entry], &str); 3] = [
         (
             &[("h", Kind::Hardlink, b"", "../../../../../secret")],
             "hardlink",
@@ -415,6 +434,15 @@ async fn truncated_and_corrupt_archives_are_refused() {
     // A truncated layer stream inside a complete outer archive.
     let short = save_archive(&[l[..3000].to_vec()], &["t/c:2"], Some(vec![sha256(&l)]));
     env.refused(&short, "layer").await;
+    // A good layer before a bad one: the good one does not stay behind either.
+    let good = layer(&[("ok", Kind::File, b"ok", "")]);
+    let bad = layer(&[("x", Kind::File, &[1u8; 2000], "")]);
+    let diff_ids = vec![sha256(&good), sha256(&bad)];
+    env.refused(
+        &save_archive(&[good, bad[..1000].to_vec()], &["t/c:3"], Some(diff_ids)),
+        "layer",
+    )
+    .await;
     // Whatever the failures left unreferenced goes when the store is opened again.
     drop(env.store);
     match LocalImageStore::open(&env.dir.path().join("store"), Vec::new()) {
@@ -431,7 +459,7 @@ async fn truncated_and_corrupt_archives_are_refused() {
 async fn remove_untags_then_deletes_and_collects_layers() {
     let env = Env::new();
     let shared = layer(&[("shared", Kind::File, b"s", "")]);
-    let a = save_archive(&[shared.clone()], &["t/a:1", "t/a:2"], None);
+    let a = save_archive(std::slice::from_ref(&shared), &["t/a:1", "t/a:2"], None);
     let b = save_archive(
         &[shared, layer(&[("own", Kind::File, b"o", "")])],
         &["t/b:1"],

@@ -107,10 +107,10 @@ async fn pulls_from_a_real_registry_over_plain_http_on_loopback() {
     assert!(up.is_ok(), "the registry did not come up in 30s: {last}");
 
     // Push the test image with the real docker CLI (loading it from the archive if needed).
-    if docker(&["image", "inspect", IMAGE]).is_err() {
-        if let Err(e) = docker(&["load", "-i", BUSYBOX_TAR]) {
-            panic!("{e}; run tests/images/build.sh");
-        }
+    if docker(&["image", "inspect", IMAGE]).is_err()
+        && let Err(e) = docker(&["load", "-i", BUSYBOX_TAR])
+    {
+        panic!("{e}; run tests/images/build.sh");
     }
     let remote = format!("127.0.0.1:{port}/busybox:t");
     let pushed = docker(&["tag", IMAGE, &remote]).and_then(|_| docker(&["push", &remote]));

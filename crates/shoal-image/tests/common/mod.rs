@@ -67,8 +67,11 @@ pub fn finish(mut out: Vec<u8>) -> Vec<u8> {
     out
 }
 
-/// A layer tar from `(name, kind, data, link)` entries.
-pub fn layer(entries: &[(&str, Kind, &[u8], &str)]) -> Vec<u8> {
+/// `(name, kind, data, link target)`.
+pub type Entry<'a> = (&'a str, Kind, &'a [u8], &'a str);
+
+/// A layer tar from entries.
+pub fn layer(entries: &[Entry]) -> Vec<u8> {
     let mut out = Vec::new();
     for (n, k, d, l) in entries {
         entry(&mut out, n, *k, d, l);
@@ -184,7 +187,15 @@ pub fn members(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
 
 /// An OCI image layout built from a `docker save` archive: blobs/, index.json, oci-layout and
 /// no manifest.json. With `gzip_layers`, layer blobs are gzip'd (their diff IDs stay).
-pub fn oci_from_save(save: &[u8], name: &str, gzip_layers: bool, corrupt_layer: bool) -> Vec<u8> {
+/// With `docker25`, also writes the manifest.json Docker 25+ puts beside the layout, naming
+/// blobs by path.
+pub fn oci_from_save(
+    save: &[u8],
+    name: &str,
+    gzip_layers: bool,
+    corrupt_layer: bool,
+    docker25: bool,
+) -> Vec<u8> {
     let files: std::collections::BTreeMap<String, Vec<u8>> = members(save).into_iter().collect();
     let manifest: serde_json::Value = match files.get("manifest.json") {
         Some(m) => match serde_json::from_slice(m) {
@@ -211,8 +222,18 @@ pub fn oci_from_save(save: &[u8], name: &str, gzip_layers: bool, corrupt_layer: 
         }));
         let mut stored = blob.clone();
         if corrupt_layer && blobs.len() == 1 {
-            let last = stored.len() - 1;
-            stored[last] ^= 0xff;
+            if gzip_layers {
+                // Same tar, other bytes: only the blob digest can tell.
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                stored = match e.write_all(raw).and_then(|_| e.finish()) {
+                    Ok(v) => v,
+                    Err(e) => panic!("{e}"),
+                };
+                assert_ne!(stored, blob);
+            } else {
+                let last = stored.len() - 1;
+                stored[last] ^= 0xff;
+            }
         }
         blobs.push((hexof(&blob), stored));
     }
@@ -251,6 +272,20 @@ pub fn oci_from_save(save: &[u8], name: &str, gzip_layers: bool, corrupt_layer: 
     entry(&mut out, "blobs/sha256/", Kind::Dir, b"", "");
     for (h, b) in &blobs {
         entry(&mut out, &format!("blobs/sha256/{h}"), Kind::File, b, "");
+    }
+    if docker25 {
+        let layers: Vec<String> = blobs[1..blobs.len() - 1]
+            .iter()
+            .map(|(h, _)| format!("blobs/sha256/{h}"))
+            .collect();
+        let short = name.strip_prefix("docker.io/").unwrap_or(name);
+        let m = serde_json::json!([{
+            "Config": format!("blobs/sha256/{}", blobs[0].0),
+            "RepoTags": [short],
+            "Layers": layers,
+        }])
+        .to_string();
+        entry(&mut out, "manifest.json", Kind::File, m.as_bytes(), "");
     }
     finish(out)
 }
