@@ -114,7 +114,7 @@ impl Session<'_> {
                 let body = resp.text().await.unwrap_or_default();
                 let body: String = body.chars().take(300).collect();
                 return Err(match status {
-                    StatusCode::NOT_FOUND => RuntimeError::ImageNotFound(format!(
+                    StatusCode::NOT_FOUND if manifest => RuntimeError::ImageNotFound(format!(
                         "{r}: {url}: not found: {}",
                         body.trim()
                     )),
