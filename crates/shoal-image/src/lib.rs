@@ -1,7 +1,7 @@
 //! The native runtime's image store: [`LocalImageStore`] implements the agent's
 //! [`ImageStore`] seam over a content-addressed store on disk ([`store`]), fed by `docker save`
 //! and OCI archives ([`archive`]) and by registry pulls ([`registry`]), with layers unpacked
-//! safely for overlayfs ([`unpack`]).
+//! safely for overlayfs ([`unpack`]); [`rootfs`] turns an image into a task's root filesystem.
 //!
 //! Concurrency: any number of loads, pulls and resolves run at once (each on blocking threads
 //! for its disk work); `remove` waits for loads and pulls in flight and holds them off while it
@@ -12,6 +12,7 @@ pub mod config;
 pub mod digest;
 pub mod reference;
 pub mod registry;
+pub mod rootfs;
 pub mod store;
 pub mod unpack;
 
