@@ -401,15 +401,16 @@ impl Store {
             let short = id.strip_prefix("sha256:").unwrap_or(&id);
             let short = &short[..short.len().min(12)];
             let untag: Vec<String> = match &by_name {
-                Some(key) if refs.len() > 1 => vec![key.clone()],
                 Some(key) => {
-                    if used && !force {
+                    let u = with_orphaned_digests(index, &id, key);
+                    let last = refs.iter().all(|r| u.contains(r));
+                    if last && used && !force {
                         return Err(conflict(format!(
                             "unable to remove repository reference {:?} (must force) - image {short} is used by a running task",
                             familiar(key)
                         )));
                     }
-                    vec![key.clone()]
+                    u
                 }
                 None => {
                     if refs.len() > 1 && !force {
@@ -489,6 +490,32 @@ impl Store {
         }
         Ok(removed)
     }
+}
+
+/// `key` and, when it is the image's last tag in its repository, that repository's digest
+/// references to the image too: Docker drops them with the tag, so a pulled image goes with
+/// its tag rather than lingering as `<none>`.
+fn with_orphaned_digests(index: &Index, id: &str, key: &str) -> Vec<String> {
+    let mut out = vec![key.to_string()];
+    if key.contains('@') {
+        return out;
+    }
+    let repo = |k: &str| Reference::parse(k).ok().map(|r| r.name());
+    let name = repo(key);
+    let other_tag = index
+        .tags
+        .iter()
+        .any(|(k, v)| v == id && k != key && repo(k) == name);
+    if !other_tag {
+        out.extend(
+            index
+                .digests
+                .iter()
+                .filter(|(k, v)| *v == id && repo(k) == name)
+                .map(|(k, _)| k.clone()),
+        );
+    }
+    out
 }
 
 fn conflict(why: String) -> RuntimeError {

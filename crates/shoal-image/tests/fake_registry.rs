@@ -265,5 +265,29 @@ async fn pulls_through_a_token_and_an_index_and_refuses_forged_blobs() {
         Err(RuntimeError::Pull { why, .. }) => assert!(why.contains("digest mismatch"), "{why}"),
         other => panic!("pull {forged}: {other:?}"),
     }
+
+    // Removing the tag takes the digest reference of the same repository with it.
+    let out = match store.remove(&r, false, &[]).await {
+        Ok(o) => o,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        out,
+        vec![
+            format!("Untagged: {r}"),
+            format!("Untagged: 127.0.0.1:{port}/app@{}", built.index_digest),
+            format!("Deleted: {}", built.config_id),
+            format!(
+                "Deleted: {}",
+                sha256(&layer(&[(
+                    "bin/hello",
+                    Kind::File,
+                    b"#!/bin/sh\necho hi\n",
+                    ""
+                )]))
+            ),
+        ]
+    );
+    assert!(store.list().await.is_ok_and(|l| l.is_empty()));
     server.abort();
 }
