@@ -72,6 +72,12 @@ impl Reference {
         } else {
             registry
         };
+        if Digest::from_hex(&path).is_ok() {
+            // Docker refuses these so that an image ID is never taken for a name to pull.
+            return Err(err(
+                "a 64-character hex string is an image ID, not a repository name".into(),
+            ));
+        }
         for component in path.split('/') {
             check_component(component)
                 .map_err(|why| err(format!("repository component {component:?}: {why}")))?;
@@ -307,5 +313,6 @@ mod tests {
         assert!(e("reg.io:99999/a").contains("port"));
         assert!(e("a/-b").contains("\"-b\""));
         assert!(e("").contains("empty"));
+        assert!(e(&"ab".repeat(32)).contains("image ID"));
     }
 }

@@ -55,6 +55,10 @@ impl Registry {
     pub fn new(insecure: Vec<String>) -> Result<Registry, RuntimeError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("shoal/", env!("CARGO_PKG_VERSION")))
+            // No overall timeout: a large layer may take long. A registry that stops answering
+            // fails the pull instead of hanging the task that waits for it.
+            .connect_timeout(std::time::Duration::from_secs(30))
+            .read_timeout(std::time::Duration::from_secs(120))
             .build()
             .map_err(|e| RuntimeError::Io {
                 context: "building the registry client".into(),
