@@ -351,6 +351,20 @@ impl Unpacker<'_> {
         Ok(cur)
     }
 
+    fn real_dir(&self, path: &Path) -> bool {
+        let Ok(rel) = path.strip_prefix(self.root) else {
+            return false;
+        };
+        let mut cur = self.root.to_path_buf();
+        for c in rel.components() {
+            cur.push(c);
+            if !fs::symlink_metadata(&cur).is_ok_and(|m| m.is_dir()) {
+                return false;
+            }
+        }
+        true
+    }
+
     fn chown(&self, path: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
         if let (true, Some((u, g))) = (self.root_user, owner) {
             std::os::unix::fs::lchown(path, Some(u), Some(g))?;
@@ -371,6 +385,12 @@ impl Unpacker<'_> {
 
     fn finish_dirs(&mut self) -> io::Result<()> {
         for d in self.dirs.iter().rev() {
+            // A later entry may have replaced this directory, or one above it, with a
+            // symlink; chmod follows symlinks, so only a directory still reached through real
+            // directories is touched.
+            if !self.real_dir(&d.path) {
+                continue;
+            }
             self.chown(&d.path, d.owner)?;
             fs::set_permissions(&d.path, fs::Permissions::from_mode(d.mode))?;
             let t = filetime::FileTime::from_unix_time(d.mtime, 0);

@@ -333,6 +333,39 @@ async fn writing_through_a_symlink_is_refused() {
 }
 
 #[tokio::test]
+async fn a_directory_replaced_by_a_symlink_does_not_pass_its_mode_outside() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let outside = env.path("outside");
+    if let Err(e) = std::fs::create_dir(&outside) {
+        panic!("{e}");
+    }
+    let mode = |p: &std::path::Path| p.metadata().map(|m| m.permissions().mode() & 0o7777).ok();
+    let before = mode(&outside);
+    let abs = outside.to_string_lossy().into_owned();
+    let parent = env.dir.path().to_string_lossy().into_owned();
+    // The directory's metadata is applied at the end, after it became a symlink; the same for
+    // a directory below one that became a symlink.
+    let l = layer(&[
+        ("d/", Kind::Dir, b"", ""),
+        ("d", Kind::Symlink, b"", &abs),
+        ("p/", Kind::Dir, b"", ""),
+        ("p/outside/", Kind::Dir, b"", ""),
+        ("p", Kind::Symlink, b"", &parent),
+    ]);
+    env.load_ok(&save_archive(&[l], &["t/dirsym:1"], None))
+        .await;
+    assert_eq!(mode(&outside), before, "a host directory's mode changed");
+    let img = env.resolve("t/dirsym:1").await;
+    assert!(
+        img.layers[0]
+            .join("d")
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+    );
+}
+
+#[tokio::test]
 async fn a_hardlink_out_of_the_layer_is_refused() {
     let env = Env::new();
     let secret = write(env.dir.path(), "secret", b"host secret");

@@ -38,7 +38,7 @@ pub fn entry(out: &mut Vec<u8>, name: &str, kind: Kind, data: &[u8], link: &str)
     }
     let (t, mode) = match kind {
         Kind::File => (tar::EntryType::Regular, 0o644),
-        Kind::Dir => (tar::EntryType::Directory, 0o755),
+        Kind::Dir => (tar::EntryType::Directory, 0o705),
         Kind::Symlink => (tar::EntryType::Symlink, 0o777),
         Kind::Hardlink => (tar::EntryType::Link, 0o644),
         Kind::Char => (tar::EntryType::Char, 0o600),
