@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 use shoal_agent::RuntimeError;
 
+/// The kernel copies at most a page of mount options.
+const MOUNT_DATA_MAX: usize = 4000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Overlayfs, falling back to a copy when the mount is refused.
@@ -37,7 +40,16 @@ pub fn prepare(layers: &[PathBuf], dir: &Path, mode: Mode) -> Result<Rootfs, Run
     for d in [dir.to_path_buf(), merged.clone()] {
         fs::create_dir_all(&d).map_err(io_err(format!("creating {}", d.display())))?;
     }
-    if mode != Mode::Copy {
+    let repeated = layers
+        .iter()
+        .enumerate()
+        .any(|(i, l)| layers[..i].contains(l));
+    if mode == Mode::Overlay && repeated {
+        return Err(RuntimeError::InvalidImage(
+            "the image repeats a layer, which overlayfs cannot stack".into(),
+        ));
+    }
+    if mode != Mode::Copy && !repeated {
         match mount_overlay(layers, dir, &merged) {
             Ok(()) => {
                 return Ok(Rootfs {
@@ -107,16 +119,44 @@ fn mount_overlay(layers: &[PathBuf], dir: &Path, merged: &Path) -> io::Result<()
         fs::create_dir_all(d)?;
     }
     // The topmost layer comes first in lowerdir; an image with no layers gets an empty one.
-    let mut lower: Vec<String> = layers.iter().rev().map(|l| escape(l)).collect();
+    let mut lower: Vec<PathBuf> = layers.iter().rev().cloned().collect();
     if lower.is_empty() {
-        lower.push(escape(&empty));
+        lower.push(empty);
     }
-    let opts = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.join(":"),
-        escape(&upper),
-        escape(&work)
-    );
+    let options = |lower: &[PathBuf]| {
+        let l: Vec<String> = lower.iter().map(|p| escape(p)).collect();
+        format!(
+            "lowerdir={},upperdir={},workdir={}",
+            l.join(":"),
+            escape(&upper),
+            escape(&work)
+        )
+    };
+    let mut opts = options(&lower);
+    if opts.len() >= MOUNT_DATA_MAX {
+        // Mount options fit in one page. Short symlinks to the layers (which overlayfs
+        // follows when it looks lower dirs up) stretch that to many more layers, as Docker's
+        // overlay2 does.
+        let short = dir.join("l");
+        fs::create_dir_all(&short)?;
+        let mut links = Vec::with_capacity(lower.len());
+        for (i, l) in lower.iter().enumerate() {
+            let link = short.join(i.to_string());
+            let _ = fs::remove_file(&link);
+            std::os::unix::fs::symlink(l, &link)?;
+            links.push(link);
+        }
+        opts = options(&links);
+        if opts.len() >= MOUNT_DATA_MAX {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} layers are too many for one overlayfs mount",
+                    lower.len()
+                ),
+            ));
+        }
+    }
     nix::mount::mount(
         Some("overlay"),
         merged,

@@ -333,7 +333,12 @@ impl Store {
                     "{id}: layer {l} is missing from the store"
                 )));
             }
-            layers.push(self.layer_dir(&d).join("fs"));
+            let fs_dir = self.layer_dir(&d).join("fs");
+            // Empty layers (ENV, CMD and no-op RUN steps of older builders) change nothing,
+            // and overlayfs refuses the same lower dir twice, which they often are.
+            if !is_empty_layer(&fs_dir) {
+                layers.push(fs_dir);
+            }
         }
         Ok(ResolvedImage {
             id: id.to_string(),
@@ -516,6 +521,11 @@ fn with_orphaned_digests(index: &Index, id: &str, key: &str) -> Vec<String> {
         );
     }
     out
+}
+
+fn is_empty_layer(fs_dir: &Path) -> bool {
+    fs::read_dir(fs_dir).is_ok_and(|mut d| d.next().is_none())
+        && !matches!(xattr::get(fs_dir, "trusted.overlay.opaque"), Ok(Some(_)))
 }
 
 fn conflict(why: String) -> RuntimeError {

@@ -109,3 +109,88 @@ async fn overlay_and_copy_show_the_same_merged_tree() {
         eprintln!("note: overlayfs was refused here; only the copy was checked");
     }
 }
+
+async fn load_image(
+    store: &LocalImageStore,
+    dir: &Path,
+    layers: &[Vec<u8>],
+    tag: &str,
+) -> Vec<std::path::PathBuf> {
+    let archive = write(dir, "img.tar", &save_archive(layers, &[tag], None));
+    if let Err(e) = store.load(&archive).await {
+        panic!("{e}");
+    }
+    match store.resolve(tag, false).await {
+        Ok(i) => i.layers,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn empty_repeated_and_many_layers() {
+    if !is_root() {
+        eprintln!("skipping: mounts need root");
+        return;
+    }
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => panic!("{e}"),
+    };
+    let store = match LocalImageStore::open(&dir.path().join("store"), Vec::new()) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    let a = layer(&[("a", Kind::File, b"a1", "")]);
+    let b = layer(&[("a", Kind::File, b"b", ""), ("b", Kind::File, b"b", "")]);
+    let empty = layer(&[]);
+
+    // Empty layers are left out of what resolve gives.
+    let l = load_image(
+        &store,
+        dir.path(),
+        &[a.clone(), empty.clone(), b.clone(), empty],
+        "t/e:1",
+    )
+    .await;
+    assert_eq!(l.len(), 2, "{l:?}");
+
+    // A repeated non-empty layer: overlayfs cannot stack it, the copy can.
+    let l = load_image(&store, dir.path(), &[a.clone(), b, a], "t/rep:1").await;
+    assert_eq!(l.len(), 3);
+    assert!(rootfs::prepare(&l, &dir.path().join("t-ov"), Mode::Overlay).is_err());
+    let r = match rootfs::prepare(&l, &dir.path().join("t-rep"), Mode::Auto) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(!r.overlay);
+    assert_eq!(
+        std::fs::read_to_string(r.path.join("a")).ok().as_deref(),
+        Some("a1")
+    );
+    assert!(r.path.join("b").is_file());
+    let _ = rootfs::release(&dir.path().join("t-rep"));
+    let _ = rootfs::release(&dir.path().join("t-ov"));
+
+    // More layers than absolute paths fit in one page of mount options.
+    let many: Vec<Vec<u8>> = (0..60)
+        .map(|i| {
+            let name = format!("f{i}");
+            layer(&[(name.as_str(), Kind::File, name.as_bytes(), "")])
+        })
+        .collect();
+    let l = load_image(&store, dir.path(), &many, "t/many:1").await;
+    assert_eq!(l.len(), 60);
+    let task = dir.path().join("t-many");
+    let r = match rootfs::prepare(&l, &task, Mode::Overlay) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(r.overlay);
+    for i in [0, 29, 59] {
+        let f = format!("f{i}");
+        assert_eq!(std::fs::read_to_string(r.path.join(&f)).ok(), Some(f));
+    }
+    if let Err(e) = rootfs::release(&task) {
+        panic!("{e}");
+    }
+}
