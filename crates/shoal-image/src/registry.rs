@@ -5,13 +5,13 @@
 //! Stateless apart from the HTTP connection pool; safe to share.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
 
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
 use shoal_agent::RuntimeError;
+use tokio::io::AsyncWriteExt;
 
 use crate::config::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 use crate::digest::{Digest, Hasher};
@@ -235,10 +235,12 @@ impl Session<'_> {
         let url = format!("{}/blobs/{d}", self.base);
         let mut resp = self.get(&url, "*/*", false).await?;
         let r = self.reference;
-        let mut file = std::fs::File::create(dest).map_err(|source| RuntimeError::Io {
-            context: format!("writing {}", dest.display()),
-            source,
-        })?;
+        let mut file = tokio::fs::File::create(dest)
+            .await
+            .map_err(|source| RuntimeError::Io {
+                context: format!("writing {}", dest.display()),
+                source,
+            })?;
         let mut hasher = Hasher::default();
         let mut len = 0u64;
         while let Some(chunk) = resp
@@ -248,12 +250,17 @@ impl Session<'_> {
         {
             hasher.update(&chunk);
             len += chunk.len() as u64;
-            // Blocking writes of network-sized chunks; a pull is not latency sensitive.
-            file.write_all(&chunk).map_err(|source| RuntimeError::Io {
-                context: format!("writing {}", dest.display()),
-                source,
-            })?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|source| RuntimeError::Io {
+                    context: format!("writing {}", dest.display()),
+                    source,
+                })?;
         }
+        file.flush().await.map_err(|source| RuntimeError::Io {
+            context: format!("writing {}", dest.display()),
+            source,
+        })?;
         let got = hasher.finish();
         if got != *d {
             return Err(pull_err(

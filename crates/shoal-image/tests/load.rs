@@ -567,3 +567,30 @@ async fn a_bad_reference_names_the_bad_part() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_loads_of_one_image_share_its_layers() {
+    let Some(bytes) = busybox_archive() else {
+        return;
+    };
+    let env = Env::new();
+    let a = env.archive("a.tar", &bytes);
+    let b = env.archive("b.tar", &gzip(&bytes));
+    let (ra, rb) = tokio::join!(env.store.load(&a), env.store.load(&b));
+    for r in [ra, rb] {
+        match r {
+            Ok(t) => assert_eq!(t, vec!["shoal-test/busybox:latest".to_string()]),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let img = env.resolve("shoal-test/busybox").await;
+    assert!(find_in_layers(&img.layers, "bin/busybox").is_some());
+    let layers = std::fs::read_dir(env.path("store/layers"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(layers, 4);
+    let tmp = std::fs::read_dir(env.path("store/tmp"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(tmp, 0, "work files left behind");
+}
