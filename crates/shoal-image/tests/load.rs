@@ -594,3 +594,48 @@ async fn concurrent_loads_of_one_image_share_its_layers() {
         .unwrap_or(0);
     assert_eq!(tmp, 0, "work files left behind");
 }
+
+#[tokio::test]
+async fn old_docker_save_layer_symlinks_are_followed_inside_the_archive() {
+    let env = Env::new();
+    let l = layer(&[("f", Kind::File, b"f", "")]);
+    let config = config_json(&[sha256(&l), sha256(&l)]);
+    let config_name = format!("{}.json", hexof(&config));
+    let manifest = serde_json::json!([{
+        "Config": config_name, "RepoTags": ["t/old:1"], "Layers": ["l0/layer.tar", "l1/layer.tar"],
+    }])
+    .to_string();
+    let mut out = Vec::new();
+    entry(&mut out, "l0/layer.tar", Kind::File, &l, "");
+    // Older Docker wrote a repeated layer once and linked to it.
+    entry(
+        &mut out,
+        "l1/layer.tar",
+        Kind::Symlink,
+        b"",
+        "../l0/layer.tar",
+    );
+    entry(&mut out, &config_name, Kind::File, &config, "");
+    entry(
+        &mut out,
+        "manifest.json",
+        Kind::File,
+        manifest.as_bytes(),
+        "",
+    );
+    env.load_ok(&finish(out.clone())).await;
+    let img = env.resolve("t/old:1").await;
+    assert_eq!(img.layers.len(), 2);
+    assert_eq!(img.layers[0], img.layers[1]);
+
+    // A link out of the archive is refused, whether or not anything names it.
+    let env = Env::new();
+    entry(
+        &mut out,
+        "l2/layer.tar",
+        Kind::Symlink,
+        b"",
+        "../../../../etc/passwd",
+    );
+    env.refused(&finish(out), "l2/layer.tar").await;
+}
