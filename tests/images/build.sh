@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the images the tests run, with no registry: a `FROM scratch` image holding Debian's
 # static busybox (sh, httpd, sleep, nc...). Tags it `shoal-test/busybox:latest` in the local
-# Docker Engine and writes its `docker save` archive for the native runtime's tests (Docker 25+
-# writes an OCI image layout with Docker's manifest.json beside it, so it serves both formats).
+# Docker Engine and writes its `docker save` archive for the native runtime's tests (engines
+# before 25 write Docker's format only; the image tests build an OCI layout from it).
 #
 #   tests/images/build.sh [OUT_DIR]      (default: /var/tmp/shoal-images)
 #

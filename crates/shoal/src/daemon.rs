@@ -31,6 +31,10 @@ pub struct DaemonArgs {
     /// (each handed to one task at a time), or give `ssd=3` for a count
     #[arg(long = "node-generic-resource", value_name = "KIND=VALUE")]
     pub node_generic_resources: Vec<String>,
+    /// A registry the native runtime may pull from over plain HTTP (`host:port`); loopback
+    /// registries always may, as with dockerd.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
     /// Log filter, e.g. `info` or `shoal_manager=debug,info` (overridden by RUST_LOG).
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -131,6 +135,12 @@ impl Running {
             std::env::current_exe().context("cannot find the shoal executable for task shims")?;
         let mut native = NativeConfig::new(data_dir.join("native"), shim_exe);
         native.cgroup_parent = args.cgroup_parent.clone();
+        let images = shoal_image::LocalImageStore::open(
+            &data_dir.join("images"),
+            args.insecure_registries.clone(),
+        )
+        .with_context(|| format!("cannot open the image store in {}", data_dir.display()))?;
+        native.images = Some(Arc::new(images));
         let driver = NativeDriver::new(native).context("cannot start the native runtime")?;
         let caps = driver.capabilities();
         let missing = caps.missing();

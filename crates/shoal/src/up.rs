@@ -69,6 +69,7 @@ async fn run(a: UpArgs, hosts: Vec<String>) -> anyhow::Result<()> {
         hostname: None,
         cgroup_parent: a.cgroup_parent.clone(),
         node_generic_resources: Vec::new(),
+        insecure_registries: Vec::new(),
         log_level: a.log_level.clone(),
     };
     let running = Running::start(&args, &hosts).await?;

@@ -50,7 +50,14 @@ impl NativeDriver {
         let Some(store) = &self.cfg.images else {
             return Err(RuntimeError::ImageNotFound(c.image.clone()));
         };
-        let image = store.resolve(&c.image, true).await?;
+        // A pull that fails leaves the node without the image: say that first, as Swarm's
+        // "No such image", with why the pull did not help.
+        let image = store.resolve(&c.image, true).await.map_err(|e| match e {
+            RuntimeError::Pull { why, .. } => {
+                RuntimeError::ImageNotFound(format!("{} (pulling it failed: {why})", c.image))
+            }
+            other => other,
+        })?;
         if !self.cfg.oci_runtime.is_file() {
             return Err(RuntimeError::InvalidSpec {
                 field: "image",

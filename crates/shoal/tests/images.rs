@@ -1,0 +1,273 @@
+//! Real images on the native runtime, end to end: a real daemon, the busybox image built by
+//! `tests/images/build.sh` loaded with `shoal image load`, services driven by the docker CLI.
+//! Replicas run in their own root filesystems, a killed process is replaced, a daemon restart
+//! adopts them, a named volume outlives a task, a memory limit OOM-kills, and bad images and
+//! archives are refused clearly.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Daemon, free_port, require, require_root, wait_for};
+
+const ARCHIVE: &str = "/var/tmp/shoal-images/busybox.tar";
+const IMAGE: &str = "shoal-test/busybox:latest";
+
+fn ready() -> bool {
+    if !(require_root() && require("docker", &["--version"])) {
+        return false;
+    }
+    let has_runtime = ["runc", "crun"].iter().any(|r| {
+        std::process::Command::new(r)
+            .arg("--version")
+            .output()
+            .is_ok()
+    });
+    let ok = Path::new(ARCHIVE).exists() && has_runtime;
+    if !ok {
+        let why = format!("needs {ARCHIVE} (run tests/images/build.sh) and runc or crun installed");
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("skipped: {why}");
+    }
+    ok
+}
+
+fn init(d: &Daemon) {
+    let flags = d.init_flags();
+    let mut args = vec!["swarm", "init"];
+    args.extend(flags.iter().map(String::as_str));
+    d.docker_ok(&args);
+}
+
+fn shoal_ok(d: &Daemon, args: &[&str]) -> String {
+    let out = d.shoal(args);
+    assert!(
+        out.status.success(),
+        "shoal {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log_tail()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn tasks(d: &Daemon, service: &str) -> Vec<serde_json::Value> {
+    let filters = format!("{{\"service\":{{\"{service}\":true}}}}");
+    let (_, v) = d.api(
+        "GET",
+        &format!("/v1.50/tasks?filters={}", common::urlencode(&filters)),
+        None,
+    );
+    v.as_array().cloned().unwrap_or_default()
+}
+
+fn http_get(port: u16) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+#[test]
+fn busybox_services_run_from_a_loaded_image() {
+    if !ready() {
+        return;
+    }
+    let mut d = Daemon::start_with_flags(Vec::new(), vec!["--live-restore".into()]);
+    init(&d);
+    let loaded = shoal_ok(&d, &["image", "load", "-i", ARCHIVE]);
+    assert!(
+        loaded.contains("Loaded image: shoal-test/busybox:latest"),
+        "{loaded}"
+    );
+    let ls = shoal_ok(&d, &["image", "ls"]);
+    assert!(
+        ls.contains("shoal-test/busybox") && ls.contains("latest"),
+        "{ls}"
+    );
+    let dls = d.docker_ok(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(dls.contains(IMAGE), "docker image ls: {dls}");
+
+    // Replicas, each in its own root filesystem.
+    d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "web",
+        "--replicas",
+        "3",
+        "--restart-delay",
+        "1s",
+        "--stop-grace-period",
+        "1s",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo $HOSTNAME > /tmp/me; sleep 1000",
+    ]);
+    let before = d.wait_running("web", 3);
+    for (_, id, pid) in &before {
+        // The task's /tmp is its own: what it wrote is there, the node's /tmp is not.
+        let mine = std::fs::read_to_string(format!("/proc/{pid}/root/tmp/me"))
+            .expect("the task's own /tmp");
+        assert!(!mine.trim().is_empty(), "task {id}");
+        assert!(
+            std::fs::metadata(format!("/proc/{pid}/root/bin/busybox")).is_ok(),
+            "task {id} runs from the image"
+        );
+    }
+    // A killed process is replaced.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(before[0].2 as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    let running = wait_for("a replacement", Duration::from_secs(60), || {
+        let r = d.running_tasks("web");
+        if r.len() == 3 && r.iter().all(|t| t.1 != before[0].1) {
+            Ok(r)
+        } else {
+            Err(format!("{r:?}"))
+        }
+    });
+    // The daemon restarts (live restore): the same tasks are adopted, not duplicated.
+    d.stop();
+    d.spawn();
+    let after = d.wait_running("web", 3);
+    assert_eq!(after, running, "tasks were restarted instead of adopted");
+
+    // A web server from the image answers on the node (host network for now).
+    let port = free_port();
+    d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "www",
+        IMAGE,
+        "httpd",
+        "-f",
+        "-p",
+        &format!("127.0.0.1:{port}"),
+        "-h",
+        "/var/www",
+    ]);
+    d.wait_running("www", 1);
+    let page = wait_for("httpd answers", Duration::from_secs(30), || http_get(port));
+    assert!(page.contains("hello from shoal"), "{page}");
+
+    // A named volume keeps its files across a task replacement.
+    d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "vol",
+        "--stop-grace-period",
+        "1s",
+        "--mount",
+        "type=volume,source=keep,target=/data",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo run >> /data/log; sleep 1000",
+    ]);
+    let first = d.wait_running("vol", 1);
+    d.docker_ok(&["service", "update", "-d", "--force", "vol"]);
+    wait_for("the replacement running", Duration::from_secs(60), || {
+        let r = d.running_tasks("vol");
+        if r.len() == 1 && r[0].1 != first[0].1 {
+            Ok(())
+        } else {
+            Err(format!("{r:?}"))
+        }
+    });
+    let inspect: serde_json::Value =
+        serde_json::from_str(&shoal_ok(&d, &["volume", "inspect", "keep"])).expect("json");
+    let mountpoint = inspect[0]["Mountpoint"]
+        .as_str()
+        .expect("mountpoint")
+        .to_string();
+    let log = wait_for("two runs logged", Duration::from_secs(30), || {
+        let l = std::fs::read_to_string(Path::new(&mountpoint).join("log"))
+            .map_err(|e| e.to_string())?;
+        if l.lines().count() == 2 {
+            Ok(l)
+        } else {
+            Err(l)
+        }
+    });
+    assert_eq!(log, "run\nrun\n");
+    assert!(shoal_ok(&d, &["volume", "ls"]).contains("keep"));
+    let rm = d.shoal(&["volume", "rm", "keep"]);
+    assert!(!rm.status.success(), "a volume in use is kept");
+    assert!(
+        String::from_utf8_lossy(&rm.stderr).contains("in use"),
+        "{rm:?}"
+    );
+
+    // Over its memory limit, a task is OOM-killed and shown failed with the reason.
+    d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "hog",
+        "--limit-memory",
+        "16m",
+        "--restart-condition",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
+    ]);
+    let err = wait_for("the hog failed", Duration::from_secs(60), || {
+        let t = tasks(&d, "hog");
+        match t.iter().find(|t| t["Status"]["State"] == "failed") {
+            Some(t) => Ok(t["Status"]["Err"].as_str().unwrap_or_default().to_string()),
+            None => Err(format!("{t:?}")),
+        }
+    });
+    assert!(err.contains("OOM"), "{err}");
+
+    // An image the node does not have: the task is rejected, saying so.
+    d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "ghost",
+        "--restart-condition",
+        "none",
+        "nosuch/image:1",
+        "true",
+    ]);
+    let err = wait_for("the ghost rejected", Duration::from_secs(60), || {
+        let t = tasks(&d, "ghost");
+        match t.iter().find(|t| t["Status"]["State"] == "rejected") {
+            Some(t) => Ok(t["Status"]["Err"].as_str().unwrap_or_default().to_string()),
+            None => Err(format!("{t:?}")),
+        }
+    });
+    assert!(err.contains("No such image"), "{err}");
+
+    // A corrupt archive is refused and changes nothing.
+    let junk = d.data_dir().join("junk.tar");
+    std::fs::write(&junk, b"this is not a tar archive at all").expect("junk");
+    let out = d.shoal(&["image", "load", "-i", &junk.display().to_string()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid image"), "{err}");
+    let ls_after = shoal_ok(&d, &["image", "ls"]);
+    assert_eq!(ls_after.lines().count(), ls.lines().count(), "{ls_after}");
+    // An image in use cannot be removed.
+    let rm = d.shoal(&["image", "rm", IMAGE]);
+    assert!(!rm.status.success(), "{rm:?}");
+}
