@@ -1,0 +1,219 @@
+//! A real `shoal daemon --runtime docker` running services as containers of the real Docker
+//! Engine, driven with the real `docker` CLI: against shoal for the swarm side, against the engine
+//! (`docker -H unix:///var/run/docker.sock`) to see and break the containers. Uses the locally
+//! built `shoal-test/busybox:latest` (tests/images/build.sh).
+//!
+//! Without Docker or the image the tests skip with a note, except in CI (CI=true). Each daemon's
+//! containers are found by its node ID label and removed when the test ends.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{Daemon, require, require_root, wait_for};
+
+const IMAGE: &str = "shoal-test/busybox:latest";
+const ENGINE: &str = "unix:///var/run/docker.sock";
+
+fn ready() -> bool {
+    if !(require_root() && require("docker", &["-H", ENGINE, "version"])) {
+        return false;
+    }
+    let has_image = engine(&["image", "inspect", IMAGE]).status.success();
+    if !has_image {
+        if std::env::var_os("CI").is_some() {
+            panic!("{IMAGE} is missing: CI must run tests/images/build.sh before the tests");
+        }
+        eprintln!("SKIPPED: {IMAGE} is missing (run tests/images/build.sh)");
+    }
+    has_image
+}
+
+/// The real `docker` CLI against the real engine.
+fn engine(args: &[&str]) -> Output {
+    Command::new("docker")
+        .arg("-H")
+        .arg(ENGINE)
+        .args(args)
+        .env_remove("DOCKER_CONTEXT")
+        .output()
+        .expect("run docker")
+}
+
+/// A daemon on the Docker runtime, and its containers removed when the test ends.
+struct DockerDaemon {
+    d: Daemon,
+    node: String,
+}
+
+impl DockerDaemon {
+    fn start() -> DockerDaemon {
+        let d = Daemon::start_with_flags(
+            Vec::new(),
+            vec!["--runtime".into(), "docker".into(), "--live-restore".into()],
+        );
+        let flags = d.init_flags();
+        let mut args = vec!["swarm", "init"];
+        args.extend(flags.iter().map(String::as_str));
+        d.docker_ok(&args);
+        let node = d
+            .docker_ok(&["info", "--format", "{{.Swarm.NodeID}}"])
+            .trim()
+            .to_string();
+        DockerDaemon { d, node }
+    }
+
+    /// IDs of this node's containers of `service` on the engine (running or not, with `all`).
+    fn containers(&self, service: &str, all: bool) -> Vec<String> {
+        let node = format!("label=com.docker.swarm.node.id={}", self.node);
+        let svc = format!("label=com.docker.swarm.service.name={service}");
+        let mut args = vec!["ps", "-q", "--no-trunc", "--filter", &node, "--filter", &svc];
+        if all {
+            args.push("-a");
+        }
+        let out = engine(&args);
+        let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn ps(&self, service: &str) -> String {
+        self.d
+            .docker_ok(&["service", "ps", "--no-trunc", service])
+    }
+}
+
+impl Drop for DockerDaemon {
+    fn drop(&mut self) {
+        self.d.stop();
+        let node = format!("label=com.docker.swarm.node.id={}", self.node);
+        let out = engine(&["ps", "-aq", "--filter", &node]);
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = engine(&["rm", "-fv", id]);
+        }
+    }
+}
+
+#[test]
+fn replicas_run_as_containers_are_replaced_and_adopted_after_a_restart() {
+    if !ready() {
+        return;
+    }
+    let mut dd = DockerDaemon::start();
+    let driver = dd.d.docker_ok(&["info", "--format", "{{.Driver}}"]);
+    assert_eq!(driver.trim(), "docker", "images run on the Docker runtime");
+    dd.d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "web",
+        "--replicas",
+        "3",
+        "--stop-grace-period",
+        "1s",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    dd.d.wait_running("web", 3);
+    let before = wait_for("3 containers", Duration::from_secs(60), || {
+        let c = dd.containers("web", false);
+        if c.len() == 3 { Ok(c) } else { Err(format!("{c:?}\n{}", dd.ps("web"))) }
+    });
+    let name = engine(&["inspect", "-f", "{{.Name}}", &before[0]]);
+    assert!(
+        String::from_utf8_lossy(&name.stdout).trim().starts_with("/web."),
+        "{name:?}"
+    );
+
+    // A container removed behind shoal's back is a failed task, replaced.
+    let rm = engine(&["rm", "-f", &before[0]]);
+    assert!(rm.status.success(), "{rm:?}");
+    let after = wait_for("a replacement container", Duration::from_secs(60), || {
+        let c = dd.containers("web", false);
+        let running = dd.d.running_tasks("web");
+        if c.len() == 3 && !c.contains(&before[0]) && running.len() == 3 {
+            Ok(c)
+        } else {
+            Err(format!("{c:?}\n{}", dd.ps("web")))
+        }
+    });
+
+    // Live restore: the containers outlive the daemon and the next one adopts them.
+    dd.d.stop();
+    assert_eq!(dd.containers("web", false), after, "containers kept running");
+    dd.d.spawn();
+    dd.d.wait_running("web", 3);
+    let tasks = dd.d.running_tasks("web");
+    // Give the new agent time to (wrongly) start more: every task must stay on its container.
+    wait_for("the agent to settle", Duration::from_secs(30), || {
+        let now = dd.d.running_tasks("web");
+        let c = dd.containers("web", true);
+        if now == tasks && c == after {
+            Ok(())
+        } else {
+            Err(format!("{now:?}\n{c:?} vs {after:?}\n{}", dd.ps("web")))
+        }
+    });
+    assert_eq!(dd.containers("web", true), after, "adopted, not duplicated");
+}
+
+#[test]
+fn missing_images_and_out_of_memory_tasks_fail_with_docker_s_reason() {
+    if !ready() {
+        return;
+    }
+    let dd = DockerDaemon::start();
+    dd.d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "ghost",
+        "shoal-test/no-such-image:latest",
+    ]);
+    wait_for("the task to be rejected", Duration::from_secs(60), || {
+        let ps = dd.ps("ghost");
+        if ps.contains("Rejected") && ps.contains("No such image") {
+            Ok(())
+        } else {
+            Err(ps)
+        }
+    });
+
+    dd.d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "hog",
+        "--restart-condition",
+        "none",
+        "--limit-memory",
+        "20MiB",
+        IMAGE,
+        "sh",
+        "-c",
+        "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
+    ]);
+    wait_for("the task to be OOM-killed", Duration::from_secs(60), || {
+        let ps = dd.ps("hog");
+        if ps.contains("Failed") && ps.contains("OOM") {
+            Ok(())
+        } else {
+            Err(ps)
+        }
+    });
+    let c = dd.containers("hog", true);
+    assert_eq!(c.len(), 1, "{c:?}");
+    let oom = engine(&["inspect", "-f", "{{.State.OOMKilled}} {{.HostConfig.Memory}}", &c[0]]);
+    assert_eq!(
+        String::from_utf8_lossy(&oom.stdout).trim(),
+        "true 20971520"
+    );
+}
