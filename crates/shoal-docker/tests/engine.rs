@@ -144,7 +144,9 @@ impl Drop for Env {
             let _ = Command::new("docker").args(["rm", "-fv", id]).output();
         }
         for v in &self.volumes {
-            let _ = Command::new("docker").args(["volume", "rm", "-f", v]).output();
+            let _ = Command::new("docker")
+                .args(["volume", "rm", "-f", v])
+                .output();
         }
     }
 }
@@ -169,7 +171,10 @@ async fn a_task_runs_and_exits_with_its_code_and_output() {
     };
     let run = env.run("life", &["sh", "-c", "echo out; echo err >&2; exit 3"]);
     env.driver.prepare(&run).await.expect("prepare");
-    env.driver.prepare(&run).await.expect("prepare again is a no-op");
+    env.driver
+        .prepare(&run)
+        .await
+        .expect("prepare again is a no-op");
     let listed = env.driver.list().await.expect("list");
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].state, RuntimeTaskState::Created);
@@ -237,9 +242,18 @@ async fn the_spec_reaches_the_container() {
     env.start(&run).await;
     assert_eq!(env.wait(&run.task_id).await.code, 0);
     let (out, err) = env.output(&run.task_id, false).await;
-    assert_eq!(out, "bar\n/tmp\n65534\ndt-host\n123\nread-only\n", "stderr: {err}");
-    assert_eq!(env.inspect("{{.HostConfig.NanoCpus}}", &run.task_id), "500000000");
-    assert_eq!(env.inspect("{{.HostConfig.CapDrop}}", &run.task_id), "[ALL]");
+    assert_eq!(
+        out, "bar\n/tmp\n65534\ndt-host\n123\nread-only\n",
+        "stderr: {err}"
+    );
+    assert_eq!(
+        env.inspect("{{.HostConfig.NanoCpus}}", &run.task_id),
+        "500000000"
+    );
+    assert_eq!(
+        env.inspect("{{.HostConfig.CapDrop}}", &run.task_id),
+        "[ALL]"
+    );
 }
 
 #[tokio::test]
@@ -314,11 +328,12 @@ async fn a_missing_image_is_not_found() {
     let mut run = env.run("noimg", &["true"]);
     run.container.image = "shoal-test/no-such-image:latest".into();
     let err = env.driver.prepare(&run).await.expect_err("no such image");
+    assert!(matches!(err, RuntimeError::ImageNotFound(_)), "{err:?}");
     assert!(
-        matches!(err, RuntimeError::ImageNotFound(_)),
-        "{err:?}"
+        err.to_string()
+            .starts_with("No such image: shoal-test/no-such-image:latest"),
+        "{err}"
     );
-    assert!(err.to_string().starts_with("No such image: shoal-test/no-such-image:latest"), "{err}");
     assert!(env.driver.list().await.expect("list").is_empty());
 }
 
@@ -390,13 +405,20 @@ async fn a_named_volume_outlives_its_task() {
     };
     let first = with_volume(env.run(
         "vol1",
-        &["sh", "-c", "echo kept > /data/f && grep -c /scratch /proc/mounts"],
+        &[
+            "sh",
+            "-c",
+            "echo kept > /data/f && grep -c /scratch /proc/mounts",
+        ],
     ));
     env.start(&first).await;
     assert_eq!(env.wait(&first.task_id).await.code, 0);
     assert_eq!(env.output(&first.task_id, false).await.0, "1\n");
     let listed = env.driver.volumes().await.expect("volumes");
-    let v = listed.iter().find(|v| v.name == vol).expect("the volume is listed");
+    let v = listed
+        .iter()
+        .find(|v| v.name == vol)
+        .expect("the volume is listed");
     assert_eq!(v.labels.get("team").map(String::as_str), Some("a"));
     assert_eq!(v.in_use_by, vec![first.task_id.clone()]);
     assert!(matches!(
@@ -442,7 +464,10 @@ async fn a_new_driver_adopts_its_owners_containers_only() {
     // The adopting driver waits for and stops what it did not start.
     let waiter = tokio::spawn(async move { again.wait(&run.task_id).await.map(|e| e.code) });
     env.driver
-        .stop(&Id::from_raw(format!("adopt{}", std::process::id())), Duration::ZERO)
+        .stop(
+            &Id::from_raw(format!("adopt{}", std::process::id())),
+            Duration::ZERO,
+        )
         .await
         .expect("stop");
     let code = tokio::time::timeout(DEADLINE, waiter)
@@ -460,11 +485,15 @@ async fn images_are_docker_images() {
     };
     let images = env.driver.images().await.expect("images");
     assert!(
-        images.iter().any(|i| i.repo_tags.iter().any(|t| t == IMAGE)),
+        images
+            .iter()
+            .any(|i| i.repo_tags.iter().any(|t| t == IMAGE)),
         "{images:?}"
     );
     assert!(matches!(
-        env.driver.remove_image("shoal-test/no-such-image:x", false).await,
+        env.driver
+            .remove_image("shoal-test/no-such-image:x", false)
+            .await,
         Err(RuntimeError::ImageNotFound(_))
     ));
     assert!(matches!(
