@@ -48,11 +48,14 @@ struct DockerDaemon {
 }
 
 impl DockerDaemon {
-    fn start() -> DockerDaemon {
-        let d = Daemon::start_with_flags(
-            Vec::new(),
-            vec!["--runtime".into(), "docker".into(), "--live-restore".into()],
-        );
+    /// `live_restore`: keep containers across a daemon restart (only for tests whose tasks are
+    /// all containers, which `drop` removes; a native task would outlive the test).
+    fn start(live_restore: bool) -> DockerDaemon {
+        let mut flags = vec!["--runtime".to_string(), "docker".to_string()];
+        if live_restore {
+            flags.push("--live-restore".into());
+        }
+        let d = Daemon::start_with_flags(Vec::new(), flags);
         let flags = d.init_flags();
         let mut args = vec!["swarm", "init"];
         args.extend(flags.iter().map(String::as_str));
@@ -110,7 +113,7 @@ fn replicas_run_as_containers_are_replaced_and_adopted_after_a_restart() {
     if !ready() {
         return;
     }
-    let mut dd = DockerDaemon::start();
+    let mut dd = DockerDaemon::start(true);
     let driver = dd.d.docker_ok(&["info", "--format", "{{.Driver}}"]);
     assert_eq!(driver.trim(), "docker", "images run on the Docker runtime");
     dd.d.docker_ok(&[
@@ -186,7 +189,14 @@ fn missing_images_and_out_of_memory_tasks_fail_with_docker_s_reason() {
     if !ready() {
         return;
     }
-    let dd = DockerDaemon::start();
+    let dd = DockerDaemon::start(false);
+    // The reserved `host` image needs no image at all: it runs natively even on `--runtime docker`.
+    dd.d.docker_ok(&[
+        "service", "create", "-d", "--name", "here", "host", "sleep", "1000",
+    ]);
+    dd.d.wait_running("here", 1);
+    assert!(dd.containers("here", true).is_empty());
+
     dd.d.docker_ok(&[
         "service",
         "create",
