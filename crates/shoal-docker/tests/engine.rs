@@ -29,6 +29,7 @@ struct Env {
     driver: DockerDriver,
     owner: String,
     volumes: Vec<String>,
+    images: Vec<String>,
 }
 
 impl Env {
@@ -58,6 +59,7 @@ impl Env {
             driver,
             owner,
             volumes: Vec::new(),
+            images: Vec::new(),
         })
     }
 
@@ -148,6 +150,9 @@ impl Drop for Env {
                 .args(["volume", "rm", "-f", v])
                 .output();
         }
+        for i in &self.images {
+            let _ = Command::new("docker").args(["rmi", "-f", i]).output();
+        }
     }
 }
 
@@ -223,7 +228,8 @@ async fn the_spec_reaches_the_container() {
         "spec",
         &[
             "-c",
-            "echo $FOO; pwd; id -u; hostname; ulimit -n; touch /x 2>/dev/null || echo read-only",
+            "echo $FOO; pwd; id -u; hostname; ulimit -n; touch /x 2>/dev/null || echo read-only; \
+             cat /proc/sys/net/ipv4/ip_unprivileged_port_start",
         ],
     );
     run.container.command = vec!["/bin/sh".into()];
@@ -237,14 +243,31 @@ async fn the_spec_reaches_the_container() {
         hard: 456,
     }];
     run.container.cap_drop = vec!["ALL".into()];
+    run.container.sysctls =
+        BTreeMap::from([("net.ipv4.ip_unprivileged_port_start".into(), "123".into())]);
     run.container.labels = BTreeMap::from([("app".to_string(), "x".to_string())]);
     run.resources.limits.nano_cpus = 500_000_000;
     env.start(&run).await;
     assert_eq!(env.wait(&run.task_id).await.code, 0);
     let (out, err) = env.output(&run.task_id, false).await;
     assert_eq!(
-        out, "bar\n/tmp\n65534\ndt-host\n123\nread-only\n",
+        out, "bar\n/tmp\n65534\ndt-host\n123\nread-only\n123\n",
         "stderr: {err}"
+    );
+    let last = LogOptions {
+        stdout: true,
+        tail: Some(1),
+        ..Default::default()
+    };
+    let mut tail = env.driver.logs(&run.task_id, last).await.expect("logs");
+    let l = next_log_line(&mut tail)
+        .await
+        .expect("a line")
+        .expect("line");
+    assert_eq!(&l.line[..], b"123\n");
+    assert!(
+        next_log_line(&mut tail).await.is_none(),
+        "only the last line"
     );
     assert_eq!(
         env.inspect("{{.HostConfig.NanoCpus}}", &run.task_id),
@@ -269,7 +292,7 @@ async fn stop_sends_the_stop_signal_through_init_and_logs_follow_to_the_end() {
         env.driver.list().await.expect("list")[0].state,
         RuntimeTaskState::Running { .. }
     ));
-    let follower = {
+    let mut follower = {
         let opts = LogOptions {
             follow: true,
             stdout: true,
@@ -278,6 +301,13 @@ async fn stop_sends_the_stop_signal_through_init_and_logs_follow_to_the_end() {
         };
         env.driver.logs(&run.task_id, opts).await.expect("logs")
     };
+    // The first line while the task runs: sh has run its echo and exec'd sleep by then.
+    let first = tokio::time::timeout(DEADLINE, next_log_line(&mut follower))
+        .await
+        .expect("a line in time")
+        .expect("a line")
+        .expect("line");
+    assert_eq!(&first.line[..], b"started\n");
     env.driver
         .stop(&run.task_id, Duration::from_secs(10))
         .await
@@ -285,15 +315,10 @@ async fn stop_sends_the_stop_signal_through_init_and_logs_follow_to_the_end() {
     let exit = env.wait(&run.task_id).await;
     // docker-init passes SIGTERM on to sleep, which dies of it: well inside the grace period.
     assert_eq!((exit.code, exit.signal), (143, Some(15)), "{exit:?}");
-    let mut follower = follower;
-    let mut seen = String::new();
-    while let Some(l) = tokio::time::timeout(DEADLINE, next_log_line(&mut follower))
+    let rest = tokio::time::timeout(DEADLINE, next_log_line(&mut follower))
         .await
-        .expect("follow ends with the task")
-    {
-        seen.push_str(&String::from_utf8_lossy(&l.expect("line").line));
-    }
-    assert_eq!(seen, "started\n");
+        .expect("follow ends with the task");
+    assert!(rest.is_none(), "{rest:?}");
     env.driver
         .stop(&run.task_id, Duration::from_secs(1))
         .await
@@ -501,4 +526,73 @@ async fn images_are_docker_images() {
         Err(RuntimeError::Pull { .. })
     ));
     assert!(env.driver.api_version().starts_with("1."));
+}
+
+#[tokio::test]
+async fn the_spec_s_check_wins_over_the_image_s() {
+    let Some(mut env) = Env::new("imghealth").await else {
+        return;
+    };
+    // An image whose own HEALTHCHECK always fails.
+    let tag = format!("shoal-test/busybox-unhealthy:{}", std::process::id());
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!(
+            "FROM {IMAGE}\nHEALTHCHECK --interval=300ms --retries=1 CMD echo image-check; false\n"
+        ),
+    )
+    .expect("Dockerfile");
+    let built = Command::new("docker")
+        .args(["build", "-q", "-t", &tag])
+        .arg(dir.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .expect("docker build");
+    assert!(built.status.success(), "{built:?}");
+    env.images.push(tag.clone());
+    let with = |id: &str, h: Option<HealthConfig>| {
+        let mut r = env.run(id, &["sleep", "1000"]);
+        r.container.image = tag.clone();
+        r.container.healthcheck = h;
+        r
+    };
+    let image_s = with("himg", None);
+    let spec_s = with(
+        "hspec",
+        Some(HealthConfig {
+            test: vec!["CMD".into(), "true".into()],
+            ..Default::default()
+        }),
+    );
+    let none = with(
+        "hoff",
+        Some(HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        }),
+    );
+    for r in [&image_s, &spec_s, &none] {
+        env.start(r).await;
+    }
+    let out = poll("the image's check to fail", async || {
+        match env.driver.health(&image_s.task_id).await {
+            Ok(Health::Unhealthy(out)) => Ok(out),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(out, "image-check");
+    // The spec's command, with the image's interval and retries.
+    poll("the spec's check to pass", async || {
+        match env.driver.health(&spec_s.task_id).await {
+            Ok(Health::Healthy) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(
+        env.driver.health(&none.task_id).await.expect("health"),
+        Health::None
+    );
 }
