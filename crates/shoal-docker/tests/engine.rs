@@ -596,3 +596,109 @@ async fn the_spec_s_check_wins_over_the_image_s() {
         Health::None
     );
 }
+
+/// `docker-registry` on a loopback port for as long as the test runs.
+struct Registry {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// None (skip) without `docker-registry`, except in CI.
+    fn start() -> Option<Registry> {
+        if Command::new("docker-registry")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            if in_ci() {
+                panic!("this test needs docker-registry (apt-get install docker-registry)");
+            }
+            eprintln!("SKIPPED: docker-registry is not installed");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let addr = format!("127.0.0.1:{port}");
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .expect("registry config");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the registry at {addr} never listened"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Registry {
+            child,
+            addr,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn an_absent_image_is_pulled_before_the_task_runs() {
+    let Some(mut env) = Env::new("pull").await else {
+        return;
+    };
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    // Docker trusts registries on loopback without TLS.
+    let remote = format!("{}/shoal-pull:{}", registry.addr, std::process::id());
+    env.images.push(remote.clone());
+    let docker = |args: &[&str]| {
+        let out = Command::new("docker").args(args).output().expect("docker");
+        assert!(out.status.success(), "docker {args:?}: {out:?}");
+    };
+    docker(&["tag", IMAGE, &remote]);
+    docker(&["push", &remote]);
+    docker(&["rmi", &remote]);
+
+    let mut run = env.run("pull", &["echo", "pulled"]);
+    run.container.image = remote.clone();
+    env.start(&run).await;
+    assert_eq!(env.wait(&run.task_id).await.code, 0);
+    assert_eq!(env.output(&run.task_id, false).await.0, "pulled\n");
+    let images = env.driver.images().await.expect("images");
+    assert!(
+        images.iter().any(|i| i.repo_tags.contains(&remote)),
+        "{images:?}"
+    );
+    env.driver.remove(&run.task_id).await.expect("remove");
+    let removed = env.driver.remove_image(&remote, false).await.expect("rmi");
+    assert!(
+        removed.iter().any(|r| r == &format!("Untagged: {remote}")),
+        "{removed:?}"
+    );
+    let info = env.driver.pull_image(&remote).await.expect("pull");
+    assert!(info.repo_tags.contains(&remote), "{info:?}");
+    assert!(info.id.starts_with("sha256:"), "{info:?}");
+}
