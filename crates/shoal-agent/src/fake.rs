@@ -1,6 +1,7 @@
 //! An in-memory [`RuntimeDriver`] for tests and simulation: no processes, every call recorded.
 //! Tasks run until told to exit ([`FakeDriver::exit`]) or stopped. A few spec values provoke
-//! failures: image `missing` (any tag) is not found, command `fail-start` fails to start.
+//! failures: image `missing` (any tag) is not found, command `fail-start` fails to start. A task
+//! whose spec has a health check starts `starting`; tests move it with [`FakeDriver::set_health`].
 //!
 //! Concurrency: one mutex around the task table, never held across an await; waiters are woken
 //! through a watch channel bumped on every change.
@@ -14,7 +15,7 @@ use shoal_types::{Id, Timestamp};
 use tokio::sync::watch;
 
 use crate::runtime::{
-    ExitInfo, LogLine, LogOptions, LogStream, RuntimeDriver, RuntimeError, RuntimeTask,
+    ExitInfo, Health, LogLine, LogOptions, LogStream, RuntimeDriver, RuntimeError, RuntimeTask,
     RuntimeTaskState, TaskRun,
 };
 
@@ -32,6 +33,7 @@ struct Inner {
     tasks: BTreeMap<Id, (Option<TaskRun>, RuntimeTaskState)>,
     calls: Vec<FakeCall>,
     next_pid: i64,
+    health: BTreeMap<Id, Health>,
 }
 
 pub struct FakeDriver {
@@ -98,6 +100,12 @@ impl FakeDriver {
         self.lock().tasks.get(task_id).and_then(|(r, _)| r.clone())
     }
 
+    /// What the task's health check now says.
+    pub fn set_health(&self, task_id: &Id, health: Health) {
+        self.lock().health.insert(task_id.clone(), health);
+        self.bump();
+    }
+
     /// How many times `start` was called for the task.
     pub fn starts(&self, task_id: &Id) -> usize {
         self.lock()
@@ -149,7 +157,14 @@ impl RuntimeDriver for FakeDriver {
             ));
         }
         *st = RuntimeTaskState::Running { pid };
+        let checked = run
+            .as_ref()
+            .and_then(|r| r.container.healthcheck.as_ref())
+            .is_some_and(|h| h.argv().is_some());
         g.next_pid += 1;
+        if checked {
+            g.health.insert(task_id.clone(), Health::Starting);
+        }
         drop(g);
         self.bump();
         Ok(pid)
@@ -214,6 +229,10 @@ impl RuntimeDriver for FakeDriver {
                 state: st.clone(),
             })
             .collect())
+    }
+
+    async fn health(&self, task_id: &Id) -> Result<Health, RuntimeError> {
+        Ok(self.lock().health.get(task_id).cloned().unwrap_or_default())
     }
 
     async fn logs(&self, task_id: &Id, _opts: LogOptions) -> Result<LogStream, RuntimeError> {

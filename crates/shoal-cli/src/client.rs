@@ -156,6 +156,47 @@ impl Client {
         self.call(Method::POST, path, query, bytes).await.map(drop)
     }
 
+    /// `POST` a body that is not JSON (an image archive) and return the answer as sent.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        query: &Query<'_>,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<Bytes> {
+        let uri = self.versioned(path, query).await?;
+        let (mut sender, _) = self.transport.checkout().await?;
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(&uri)
+            .header(header::HOST, self.transport.endpoint().host_header())
+            .header(header::USER_AGENT, self.user_agent.as_str())
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Full::new(body))
+            .map_err(|e| CliError::Http(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| CliError::Http(e.to_string()))?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| CliError::Http(e.to_string()))?
+            .to_bytes();
+        if status.is_success() {
+            Ok(bytes)
+        } else {
+            Err(daemon_error(status, &bytes))
+        }
+    }
+
+    /// `DELETE` and return the answer's body.
+    pub async fn delete_raw(&self, path: &str, query: &Query<'_>) -> Result<Bytes> {
+        self.call(Method::DELETE, path, query, None).await
+    }
+
     pub async fn delete(&self, path: &str, query: &Query<'_>) -> Result<()> {
         self.call(Method::DELETE, path, query, None).await.map(drop)
     }

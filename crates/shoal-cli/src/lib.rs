@@ -24,6 +24,7 @@ pub mod client;
 pub mod error;
 pub mod filters;
 pub mod format;
+pub mod image;
 pub mod imageref;
 pub mod node;
 pub mod service;
@@ -49,6 +50,12 @@ pub enum ClientCommand {
     /// Manage swarm services
     #[command(subcommand)]
     Service(service::ServiceCommand),
+    /// Manage this node's images
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Manage this node's volumes
+    #[command(subcommand)]
+    Volume(image::VolumeCommand),
     /// Show the client and daemon version information
     Version,
     /// Display system-wide information
@@ -81,6 +88,8 @@ async fn run(opts: &GlobalOpts, cmd: ClientCommand) -> Result<(), CliError> {
         ClientCommand::Swarm(c) => swarm::run(&client, c).await,
         ClientCommand::Node(c) => node::run(&client, c).await,
         ClientCommand::Service(c) => service::run(&client, c).await,
+        ClientCommand::Image(c) => image::run_image(&client, c).await,
+        ClientCommand::Volume(c) => image::run_volume(&client, c).await,
         ClientCommand::Version => system::version(&client).await,
         ClientCommand::Info => system::info(&client).await,
     }

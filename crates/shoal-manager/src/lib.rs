@@ -9,6 +9,7 @@ pub mod error;
 pub mod loops;
 pub mod names;
 pub mod validate;
+mod validate_container;
 pub mod validate_resources;
 mod validate_template;
 

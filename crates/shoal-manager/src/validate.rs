@@ -53,7 +53,8 @@ pub fn check_service_spec(spec: &ServiceSpec) -> Result<(), ControlError> {
             ));
         }
     }
-    crate::validate_template::check_templates(spec)?;
+    let expanded = crate::validate_template::check_templates(spec)?;
+    crate::validate_container::check_container(&expanded)?;
     if !c.dir.is_empty() && !c.dir.starts_with('/') {
         return Err(ControlError::invalid(
             "TaskTemplate.ContainerSpec.Dir",

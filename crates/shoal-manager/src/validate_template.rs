@@ -2,7 +2,7 @@
 //! values) before the spec is stored, so a typo is refused with its field and position instead of
 //! rejecting every task on every node. The spec keeps the templates; nodes expand them.
 
-use shoal_types::service::ServiceSpec;
+use shoal_types::service::{ContainerSpec, ServiceSpec};
 use shoal_types::template::{self, Context};
 
 use crate::error::ControlError;
@@ -11,7 +11,9 @@ use crate::error::ControlError;
 /// finds bad syntax and unknown fields, and expanding finds `.Service.Labels.KEY` naming a label
 /// the service does not have (Swarm expands with `missingkey=error`). Unlike swarmkit, the
 /// service's real labels are used, so a label the spec sets may be named.
-pub(crate) fn check_templates(spec: &ServiceSpec) -> Result<(), ControlError> {
+/// Returns the container as it would be with placeholders in, for checks of what templates
+/// expand to (a volume named `data-{{.Task.Slot}}` is checked as `data-1`).
+pub(crate) fn check_templates(spec: &ServiceSpec) -> Result<ContainerSpec, ControlError> {
     let ctx = Context {
         service_id: "serviceid".into(),
         service_name: spec.name.clone(),
@@ -25,7 +27,7 @@ pub(crate) fn check_templates(spec: &ServiceSpec) -> Result<(), ControlError> {
         task_slot: "1".into(),
     };
     match template::expand_container(&spec.task.container, &ctx) {
-        Ok(_) => Ok(()),
+        Ok(c) => Ok(c),
         Err(e) => Err(ControlError::invalid(
             format!("TaskTemplate.ContainerSpec.{}", e.name),
             e.to_string(),
@@ -74,7 +76,10 @@ mod tests {
                 &["OS={{.Node.Platform.OS}}/{{.Node.Platform.Architecture}}"],
             ),
         ] {
-            assert_eq!(check_templates(&s).map_err(|e| e.to_string()), Ok(()));
+            assert_eq!(
+                check_templates(&s).map(|_| ()).map_err(|e| e.to_string()),
+                Ok(())
+            );
         }
     }
 
@@ -95,7 +100,7 @@ mod tests {
             "template: Env[2]:1:14: unknown field .Node.Hostnme (did you mean .Node.Hostname?)"
         );
 
-        let (field, why) = invalid(check_templates(&spec("{{.Task.Slot", &[])));
+        let (field, why) = invalid(check_templates(&spec("{{.Task.Slot", &[])).map(|_| ()));
         assert_eq!(field, "TaskTemplate.ContainerSpec.Hostname");
         assert!(
             why.starts_with("template: Hostname:1:1: unclosed action"),
@@ -105,11 +110,34 @@ mod tests {
 
     #[test]
     fn a_label_must_exist_unless_read_with_index() {
-        let (field, why) = invalid(check_templates(&spec("", &["T={{.Service.Labels.zone}}"])));
+        let (field, why) =
+            invalid(check_templates(&spec("", &["T={{.Service.Labels.zone}}"])).map(|_| ()));
         assert_eq!(field, "TaskTemplate.ContainerSpec.Env[0]");
         assert!(
             why.contains("template: Env[0]:1:20: the service has no label \"zone\""),
             "{why}"
         );
+    }
+
+    #[test]
+    fn mount_sources_and_targets_are_templates_checked_as_expanded() {
+        use shoal_types::container::{Mount, MountKind};
+        let with_source = |source: &str| {
+            let mut s = spec("", &[]);
+            s.task.container.mounts = vec![Mount {
+                kind: MountKind::Volume,
+                source: source.into(),
+                target: "/data/{{.Task.Slot}}".into(),
+                ..Default::default()
+            }];
+            s
+        };
+        check_service_spec(&with_source("data-{{.Task.Slot}}")).expect("a per-slot volume");
+        let (field, why) = invalid(check_service_spec(&with_source("data-{{.Task.Slott}}")));
+        assert_eq!(field, "TaskTemplate.ContainerSpec.Mounts[0].Source");
+        assert!(why.contains("Slott"), "{why}");
+        // What the template expands to must still be a volume name.
+        let (field, _) = invalid(check_service_spec(&with_source("{{.Service.Name}}/x")));
+        assert_eq!(field, "TaskTemplate.ContainerSpec.Mounts[0].Source");
     }
 }

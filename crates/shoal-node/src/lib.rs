@@ -470,6 +470,11 @@ impl Daemon {
         &self.cfg.data_dir
     }
 
+    /// The node's runtime, for the image and volume endpoints.
+    pub fn driver(&self) -> Arc<dyn RuntimeDriver> {
+        self.driver.clone()
+    }
+
     pub fn runtime_name(&self) -> &'static str {
         self.driver.name()
     }

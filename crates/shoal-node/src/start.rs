@@ -122,9 +122,10 @@ impl Daemon {
             let active = self.activate(identity.clone(), creds).await?;
             self.start_manager(&active, Some((cluster, node))).await?;
             self.start_agent(&active);
-            identity
-                .save(&self.identity_path())
-                .map_err(NodeError::Internal)?;
+            // Through the active identity's lock: its lifecycle watcher may already be
+            // saving a newer one (the managers it learned from the first session), and two
+            // unlocked saves race on the same temporary file.
+            active.set_identity(&self.identity_path(), |_| {})?;
             Ok(active)
         }
         .await;
@@ -242,9 +243,10 @@ impl Daemon {
                 self.raft_join(&active).await?;
             }
             self.start_agent(&active);
-            identity
-                .save(&self.identity_path())
-                .map_err(NodeError::Internal)?;
+            // Through the active identity's lock: its lifecycle watcher may already be
+            // saving a newer one (the managers it learned from the first session), and two
+            // unlocked saves race on the same temporary file.
+            active.set_identity(&self.identity_path(), |_| {})?;
             Ok(active)
         }
         .await;

@@ -1,5 +1,5 @@
 //! Swarm's service templates: the subset of Go's `text/template` that users write in a service's
-//! hostname, environment values and (once shoal has them) mount sources and targets, such as
+//! hostname, environment values and mount sources and targets, such as
 //! `{{.Service.Name}}-{{.Task.Slot}}`.
 //!
 //! Templates stay unexpanded in the stored spec, so comparing a task's spec with its service's
@@ -216,8 +216,8 @@ impl EnvTemplate {
 }
 
 /// The runtime copy of `spec` with every templated field expanded, as Swarm's agent makes it
-/// before creating a container: `Hostname` and each `Env` value. Mount sources and targets join
-/// here when shoal has mounts. Errors are named after the field (`Env[2]`).
+/// before creating a container: `Hostname`, each `Env` value, and each mount's `Source` and
+/// `Target`. Errors are named after the field (`Env[2]`, `Mounts[0].Source`).
 pub fn expand_container(
     spec: &ContainerSpec,
     ctx: &Context,
@@ -226,6 +226,10 @@ pub fn expand_container(
     out.hostname = parse_named("Hostname", &spec.hostname)?.expand(ctx)?;
     for (i, e) in out.env.iter_mut().enumerate() {
         *e = parse_env(&format!("Env[{i}]"), e)?.expand(ctx)?;
+    }
+    for (i, m) in out.mounts.iter_mut().enumerate() {
+        m.source = parse_named(&format!("Mounts[{i}].Source"), &m.source)?.expand(ctx)?;
+        m.target = parse_named(&format!("Mounts[{i}].Target"), &m.target)?.expand(ctx)?;
     }
     Ok(out)
 }

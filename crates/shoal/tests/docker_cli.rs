@@ -885,3 +885,101 @@ fn docker_service_logs_follow_and_update_force() {
         }
     });
 }
+
+/// Mounts, health checks and kernel settings given to the real docker CLI are stored as sent
+/// and read back by it; a bad one is refused naming the field, and nothing is created.
+#[test]
+fn container_extras_round_trip_through_the_docker_cli() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start();
+    init(&d);
+    d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "extras",
+        "--replicas",
+        "0",
+        "--mount",
+        "type=volume,source=data-{{.Task.Slot}},target=/data,volume-label=team=a",
+        "--mount",
+        "type=tmpfs,target=/scratch,tmpfs-size=1m",
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "2s",
+        "--health-retries",
+        "4",
+        "--cap-add",
+        "NET_ADMIN",
+        "--sysctl",
+        "net.core.somaxconn=1024",
+        "--ulimit",
+        "nofile=1024:2048",
+        "--read-only",
+        "host",
+        "sleep",
+        "1",
+    ]);
+    let get = |f: &str| {
+        d.docker_ok(&[
+            "service",
+            "inspect",
+            "--format",
+            &format!("{{{{json .Spec.TaskTemplate.ContainerSpec.{f}}}}}"),
+            "extras",
+        ])
+        .trim()
+        .to_string()
+    };
+    let mounts: serde_json::Value = serde_json::from_str(&get("Mounts")).expect("json");
+    assert_eq!(mounts[0]["Source"], "data-{{.Task.Slot}}", "{mounts}");
+    assert_eq!(
+        mounts[0]["VolumeOptions"]["Labels"]["team"], "a",
+        "{mounts}"
+    );
+    assert_eq!(mounts[1]["Type"], "tmpfs", "{mounts}");
+    assert_eq!(mounts[1]["TmpfsOptions"]["SizeBytes"], 1 << 20, "{mounts}");
+    let health: serde_json::Value = serde_json::from_str(&get("Healthcheck")).expect("json");
+    assert_eq!(health["Test"][1], "test -f /tmp/ok", "{health}");
+    assert_eq!(health["Interval"], 2_000_000_000i64, "{health}");
+    assert_eq!(health["Retries"], 4, "{health}");
+    assert_eq!(get("CapabilityAdd"), r#"["CAP_NET_ADMIN"]"#);
+    assert_eq!(get("Sysctls"), r#"{"net.core.somaxconn":"1024"}"#);
+    assert!(get("Ulimits").contains(r#""Hard":2048"#));
+    assert_eq!(get("ReadOnly"), "true");
+
+    // An update of one field keeps the others (the CLI sends back what it read).
+    d.docker_ok(&["service", "update", "-d", "--health-retries", "5", "extras"]);
+    let health: serde_json::Value = serde_json::from_str(&get("Healthcheck")).expect("json");
+    assert_eq!(
+        (health["Retries"].as_i64(), health["Test"][1].as_str()),
+        (Some(5), Some("test -f /tmp/ok"))
+    );
+    assert!(get("Mounts").contains("/scratch"));
+
+    let bad = d.docker(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "badmount",
+        "--mount",
+        "type=volume,source=-data,target=/x",
+        "host",
+        "sleep",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(
+        err.contains("TaskTemplate.ContainerSpec.Mounts[0].Source")
+            && err.contains("\"-data\" is not a volume name"),
+        "{err}"
+    );
+    let ls = d.docker_ok(&["service", "ls", "--format", "{{.Name}}"]);
+    assert!(!ls.contains("badmount"), "{ls}");
+}

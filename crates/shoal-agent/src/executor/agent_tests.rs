@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::fake::{FakeCall, FakeDriver};
+use crate::runtime::Health;
 
 type SessionScript = Result<mpsc::UnboundedReceiver<Assignments>, DispatchError>;
 
@@ -649,5 +650,48 @@ async fn templates_are_expanded_on_the_node_and_bad_ones_reject_the_task() {
     );
     assert!(h.driver.run(&bad).is_none(), "never handed to the driver");
     assert!(!h.driver.calls().contains(&FakeCall::Prepare(bad.clone())));
+    finish(h).await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_checked_task_is_starting_until_healthy_and_replaced_when_unhealthy() {
+    let h = harness(false);
+    let a = Id::from_raw("checked");
+    let mut t = task("checked", TaskState::Assigned, TaskState::Running);
+    t.spec.container.healthcheck = Some(shoal_types::container::HealthConfig {
+        test: vec!["CMD".into(), "probe".into()],
+        ..Default::default()
+    });
+    assign(&h, 1, vec![t]);
+    eventually("starting", &h, || {
+        h.dispatcher.states(&a).contains(&TaskState::Starting)
+    })
+    .await;
+    // Still starting while the check has not passed.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(!h.dispatcher.states(&a).contains(&TaskState::Running));
+
+    h.driver.set_health(&a, Health::Healthy);
+    eventually("running once healthy", &h, || {
+        h.dispatcher.states(&a).contains(&TaskState::Running)
+    })
+    .await;
+    h.driver
+        .set_health(&a, Health::Unhealthy("probe: no answer".into()));
+    eventually("failed once unhealthy", &h, || {
+        h.dispatcher.states(&a).contains(&TaskState::Failed)
+    })
+    .await;
+    let failed = h.dispatcher.last(&a).expect("report");
+    assert_eq!(failed.err, "task: unhealthy container: probe: no answer");
+    assert!(
+        h.driver
+            .calls()
+            .iter()
+            .any(|c| matches!(c, FakeCall::Stop(id, _) if id == &a)),
+        "the unhealthy task was stopped: {:?}",
+        h.driver.calls()
+    );
+    assert_forward_only(&h);
     finish(h).await.expect("clean stop");
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use shoal_types::task::RuntimeStatus;
 use shoal_types::{TaskState, TaskStatus, Timestamp};
 
-use crate::runtime::ExitInfo;
+use crate::runtime::{ExitInfo, Health};
 
 /// What the agent knows the runtime holds for the task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,8 @@ pub enum Facts {
     Created,
     Running {
         pid: i64,
+        /// As the runtime last reported it; `None` for a task without a health check.
+        health: Health,
     },
     /// Ended on its own.
     Exited(ExitInfo),
@@ -32,15 +34,31 @@ pub enum Facts {
     Error(String),
 }
 
+impl Facts {
+    /// Running, with no health check (or none known yet).
+    pub fn running(pid: i64) -> Facts {
+        Facts::Running {
+            pid,
+            health: Health::None,
+        }
+    }
+}
+
 /// A runtime call the runner must make next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     Prepare,
     Start,
-    /// Await the process's exit (the runner cancels it when the desired state changes).
+    /// Await the process's exit or a change of its health (the runner cancels it when the
+    /// desired state changes).
     Wait,
     Stop {
         grace: Duration,
+    },
+    /// Stop the task because it is unhealthy; it then failed with `err`.
+    Kill {
+        grace: Duration,
+        err: String,
     },
 }
 
@@ -52,6 +70,17 @@ pub enum Step {
     Run(Op),
     /// Nothing to do until the desired state or the facts change.
     Idle,
+}
+
+/// The error a task replaced for failing its health check shows (Swarm's says
+/// "dockerexec: unhealthy container"), with the check's last output.
+pub fn unhealthy_error(output: &str) -> String {
+    let output = output.trim();
+    if output.is_empty() {
+        "task: unhealthy container".to_string()
+    } else {
+        format!("task: unhealthy container: {output}")
+    }
 }
 
 /// The error text Swarm shows for a task whose process exited with a non-zero code.
@@ -72,7 +101,7 @@ fn runtime_status(
         return None;
     }
     let pid = match facts {
-        Facts::Running { pid } => *pid,
+        Facts::Running { pid, .. } => *pid,
         _ => prev.map_or(0, |r| r.pid),
     };
     let exit_code = match facts {
@@ -164,9 +193,28 @@ pub fn step(
             // The runtime lost what was prepared (or never had it): prepare again, idempotently.
             Facts::Absent => Step::Run(Op::Prepare),
             Facts::Created => Step::Run(Op::Start),
+            // A task with a health check is `starting` until the check passes (as Swarm).
+            Facts::Running {
+                health: Health::Starting,
+                ..
+            } => Step::Run(Op::Wait),
+            Facts::Running {
+                health: Health::Unhealthy(out),
+                ..
+            } => Step::Run(Op::Kill {
+                grace: stop_grace,
+                err: unhealthy_error(out),
+            }),
             _ => to(TaskState::Running, "started", String::new()),
         },
         TaskState::Running => match facts {
+            Facts::Running {
+                health: Health::Unhealthy(out),
+                ..
+            } => Step::Run(Op::Kill {
+                grace: stop_grace,
+                err: unhealthy_error(out),
+            }),
             Facts::Running { .. } => Step::Run(Op::Wait),
             Facts::Exited(exit) => ended(exit),
             Facts::Stopped(_) => to(TaskState::Shutdown, "shutdown", String::new()),

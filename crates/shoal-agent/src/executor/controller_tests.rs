@@ -76,9 +76,10 @@ fn happy_path_walks_every_state_once() {
         Facts::Absent,
         |op| match op {
             Op::Prepare => Facts::Created,
-            Op::Start => Facts::Running { pid: 42 },
+            Op::Start => Facts::running(42),
             Op::Wait => Facts::Exited(exit(0)),
             Op::Stop { .. } => panic!("no stop"),
+            Op::Kill { .. } => panic!("no kill"),
         },
     );
     use TaskState::*;
@@ -133,7 +134,7 @@ fn non_zero_exit_fails_with_swarms_error() {
     let (reports, _) = drive(
         st(TaskState::Running),
         TaskState::Running,
-        Facts::Running { pid: 1 },
+        Facts::running(1),
         |_| Facts::Exited(exit(3)),
     );
     let last = reports.last().expect("report");
@@ -216,7 +217,7 @@ fn desired_shutdown_at_each_state() {
     }
     // Running: stop with the spec's grace, then report shutdown with the exit code.
     assert_eq!(
-        go(&st(Running), Shutdown, &Facts::Running { pid: 3 }),
+        go(&st(Running), Shutdown, &Facts::running(3)),
         Step::Run(Op::Stop { grace: GRACE })
     );
     let s = reported(go(&st(Running), Shutdown, &Facts::Stopped(Some(exit(143)))));
@@ -242,7 +243,7 @@ fn desired_shutdown_at_each_state() {
     );
     // Remove is handled like shutdown.
     assert_eq!(
-        go(&st(Running), Remove, &Facts::Running { pid: 3 }),
+        go(&st(Running), Remove, &Facts::running(3)),
         Step::Run(Op::Stop { grace: GRACE })
     );
     assert_eq!(
@@ -256,7 +257,7 @@ fn terminal_states_are_final() {
     let all_facts = [
         Facts::Absent,
         Facts::Created,
-        Facts::Running { pid: 1 },
+        Facts::running(1),
         Facts::Exited(exit(0)),
         Facts::Stopped(None),
         Facts::Error("x".into()),
@@ -315,22 +316,17 @@ fn adoption_never_starts_twice() {
     use TaskState::*;
     // The store says running and the runtime has it: just wait.
     assert_eq!(
-        go(&st(Running), Running, &Facts::Running { pid: 9 }),
+        go(&st(Running), Running, &Facts::running(9)),
         Step::Run(Op::Wait)
     );
     // Crash after start, before "running" reached the store: report running with the pid.
-    let s = reported(go(&st(Starting), Running, &Facts::Running { pid: 9 }));
+    let s = reported(go(&st(Starting), Running, &Facts::running(9)));
     assert_eq!((s.state, s.runtime.map(|r| r.pid)), (Running, Some(9)));
     // Further back: walk forward one state per step without any start.
-    let (reports, ops) = drive(
-        st(Preparing),
-        Running,
-        Facts::Running { pid: 9 },
-        |op| match op {
-            Op::Wait => Facts::Exited(exit(0)),
-            other => panic!("adopted task must not get {other:?}"),
-        },
-    );
+    let (reports, ops) = drive(st(Preparing), Running, Facts::running(9), |op| match op {
+        Op::Wait => Facts::Exited(exit(0)),
+        other => panic!("adopted task must not get {other:?}"),
+    });
     assert_eq!(states(&reports), vec![Ready, Starting, Running, Complete]);
     assert_eq!(ops, vec![Op::Wait]);
     // It exited while the agent was down.
@@ -341,7 +337,7 @@ fn adoption_never_starts_twice() {
     assert!(ops.is_empty());
     // Adopted but now unwanted: stopped, whatever the store last heard.
     assert_eq!(
-        go(&st(Assigned), Shutdown, &Facts::Running { pid: 9 }),
+        go(&st(Assigned), Shutdown, &Facts::running(9)),
         Step::Run(Op::Stop { grace: GRACE })
     );
 }
@@ -352,9 +348,10 @@ fn crash_mid_way_recovers_or_fails_cleanly() {
     // Prepared state lost before start: prepare again (idempotent), then start.
     let (reports, ops) = drive(st(Starting), Running, Facts::Absent, |op| match op {
         Op::Prepare => Facts::Created,
-        Op::Start => Facts::Running { pid: 5 },
+        Op::Start => Facts::running(5),
         Op::Wait => Facts::Exited(exit(0)),
         Op::Stop { .. } => panic!("no stop"),
+        Op::Kill { .. } => panic!("no kill"),
     });
     assert_eq!(ops, vec![Op::Prepare, Op::Start, Op::Wait]);
     assert_eq!(states(&reports), vec![Running, Complete]);
@@ -372,7 +369,7 @@ fn any_facts() -> impl Strategy<Value = Facts> {
     prop_oneof![
         Just(Facts::Absent),
         Just(Facts::Created),
-        (1i64..100).prop_map(|pid| Facts::Running { pid }),
+        (1i64..100).prop_map(Facts::running),
         (0i64..256).prop_map(|c| Facts::Exited(exit(c))),
         Just(Facts::Stopped(None)),
         Just(Facts::Error("boom".into())),
@@ -392,4 +389,48 @@ proptest! {
             Step::Run(_) | Step::Idle => {}
         }
     }
+}
+
+fn with_health(pid: i64, health: Health) -> Facts {
+    Facts::Running { pid, health }
+}
+
+#[test]
+fn a_task_with_a_health_check_is_starting_until_healthy() {
+    use TaskState::*;
+    // Checked but not yet healthy: wait for the check, stay starting.
+    assert_eq!(
+        go(&st(Starting), Running, &with_health(7, Health::Starting)),
+        Step::Run(Op::Wait)
+    );
+    let s = reported(go(&st(Starting), Running, &with_health(7, Health::Healthy)));
+    assert_eq!((s.state, s.message.as_str()), (Running, "started"));
+    // Without a check it runs at once, as before.
+    let s = reported(go(&st(Starting), Running, &Facts::running(7)));
+    assert_eq!(s.state, Running);
+}
+
+#[test]
+fn an_unhealthy_task_is_stopped_and_failed_with_the_check_output() {
+    use TaskState::*;
+    for from in [Starting, Running] {
+        let step = go(
+            &st(from),
+            Running,
+            &with_health(7, Health::Unhealthy("no /tmp/ok\n".into())),
+        );
+        let Step::Run(Op::Kill { grace, err }) = step else {
+            panic!("expected a kill from {from:?}, got {step:?}");
+        };
+        assert_eq!(grace, GRACE);
+        assert_eq!(err, "task: unhealthy container: no /tmp/ok");
+        // What the runner feeds back after the kill: the task failed with that error.
+        let s = reported(go(&st(from), Running, &Facts::Error(err.clone())));
+        assert_eq!((s.state, s.err.as_str()), (Failed, err.as_str()));
+    }
+    // A running task whose health turns healthy again keeps waiting.
+    assert_eq!(
+        go(&st(Running), Running, &with_health(7, Health::Healthy)),
+        Step::Run(Op::Wait)
+    );
 }

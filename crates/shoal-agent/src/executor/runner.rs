@@ -14,7 +14,13 @@ use tokio::task::JoinHandle;
 
 use super::controller::{self, Facts, Op, Step};
 use super::reporter::Reporter;
-use crate::runtime::{RuntimeDriver, RuntimeError, RuntimeTaskState, TaskRun};
+use crate::runtime::{Health, RuntimeDriver, RuntimeError, RuntimeTaskState, TaskRun};
+
+/// How often a checked task's health is read while it is `starting`, and once it is healthy.
+/// The runtime runs the checks at their own interval; this only bounds how late the agent
+/// notices a change.
+const HEALTH_POLL_STARTING: Duration = Duration::from_millis(250);
+const HEALTH_POLL_HEALTHY: Duration = Duration::from_secs(1);
 
 /// What the agent wants of a task right now.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,7 +80,7 @@ impl Runner {
 pub(crate) fn facts_from_runtime(state: &RuntimeTaskState) -> Facts {
     match state {
         RuntimeTaskState::Created => Facts::Created,
-        RuntimeTaskState::Running { pid } => Facts::Running { pid: *pid },
+        RuntimeTaskState::Running { pid } => Facts::running(*pid),
         RuntimeTaskState::Exited(e) => Facts::Exited(e.clone()),
     }
 }
@@ -120,7 +126,66 @@ enum Done {
     Gone,
 }
 
-async fn perform(ctx: &Ctx, task: &Task, op: Op, rx: &mut watch::Receiver<Wanted>) -> Done {
+/// The task's health, `None` when the runtime cannot say (a failed read is not a verdict).
+async fn health(ctx: &Ctx, id: &Id) -> Health {
+    match ctx.driver.health(id).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::debug!(task.id = %id, error = %e, "agent: reading a task's health failed");
+            Health::None
+        }
+    }
+}
+
+/// Waits for the task's exit, or for its health to differ from `known`.
+async fn wait_exit_or_health(
+    ctx: &Ctx,
+    id: &Id,
+    pid: i64,
+    known: Health,
+    rx: &mut watch::Receiver<Wanted>,
+) -> Done {
+    let err = |e: RuntimeError| Facts::Error(e.to_string());
+    // A task adopted after a restart, or one whose check the runtime set up late, is not
+    // known to be checked yet: ask once.
+    if known == Health::None {
+        let now = health(ctx, id).await;
+        if now != Health::None {
+            return Done::Facts(Facts::Running { pid, health: now });
+        }
+    }
+    let mut exited = std::pin::pin!(ctx.driver.wait(id));
+    loop {
+        let poll = match known {
+            Health::None => None,
+            Health::Starting => Some(HEALTH_POLL_STARTING),
+            Health::Healthy | Health::Unhealthy(_) => Some(HEALTH_POLL_HEALTHY),
+        };
+        tokio::select! {
+            r = &mut exited => return Done::Facts(r.map_or_else(err, Facts::Exited)),
+            c = rx.changed() => return if c.is_ok() { Done::Interrupted } else { Done::Gone },
+            () = async {
+                match poll {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let now = health(ctx, id).await;
+                if now != known && now != Health::None {
+                    return Done::Facts(Facts::Running { pid, health: now });
+                }
+            }
+        }
+    }
+}
+
+async fn perform(
+    ctx: &Ctx,
+    task: &Task,
+    facts: &Facts,
+    op: Op,
+    rx: &mut watch::Receiver<Wanted>,
+) -> Done {
     let id = &task.id;
     let err = |e: RuntimeError| Facts::Error(e.to_string());
     let facts = match op {
@@ -145,21 +210,31 @@ async fn perform(ctx: &Ctx, task: &Task, op: Op, rx: &mut watch::Receiver<Wanted
                 }
             }
         }
-        Op::Start => ctx
-            .driver
-            .start(id)
-            .await
-            .map_or_else(err, |pid| Facts::Running { pid }),
+        Op::Start => match ctx.driver.start(id).await {
+            Ok(pid) => Facts::Running {
+                pid,
+                health: health(ctx, id).await,
+            },
+            Err(e) => err(e),
+        },
         Op::Wait => {
-            tokio::select! {
-                r = ctx.driver.wait(id) => r.map_or_else(err, Facts::Exited),
-                c = rx.changed() => return if c.is_ok() { Done::Interrupted } else { Done::Gone },
-            }
+            let (pid, known) = match facts {
+                Facts::Running { pid, health } => (*pid, health.clone()),
+                _ => (0, Health::None),
+            };
+            return wait_exit_or_health(ctx, id, pid, known, rx).await;
         }
         Op::Stop { grace } => match ctx.driver.stop(id, grace).await {
             Ok(()) => Facts::Stopped(ctx.driver.wait(id).await.ok()),
             Err(e) => err(e),
         },
+        Op::Kill { grace, err: why } => {
+            tracing::warn!(task.id = %id, error = %why, "agent: stopping an unhealthy task");
+            match ctx.driver.stop(id, grace).await {
+                Ok(()) => Facts::Error(why),
+                Err(e) => err(e),
+            }
+        }
     };
     Done::Facts(facts)
 }
@@ -198,7 +273,7 @@ async fn run(ctx: Arc<Ctx>, mut rx: watch::Receiver<Wanted>, mut facts: Facts) {
             }
             Step::Run(op) => {
                 tracing::debug!(task.id = %id, ?op, "agent: runtime call");
-                match perform(&ctx, &wanted.task, op, &mut rx).await {
+                match perform(&ctx, &wanted.task, &facts, op, &mut rx).await {
                     Done::Facts(f) => facts = f,
                     Done::Interrupted => {}
                     Done::Gone => return,

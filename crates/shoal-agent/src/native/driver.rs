@@ -9,14 +9,14 @@ use async_trait::async_trait;
 use shoal_types::Id;
 use tokio::io::AsyncBufReadExt;
 
-use super::layout::{self, RunningInfo, ShimReport, TaskDir};
+use super::layout::{self, HealthStatus, RunningInfo, ShimConfig, ShimReport, TaskDir};
 use super::{
     KILL_TIMEOUT, LOST_EXIT_CODE, NativeDriver, SHIM_REPORT_TIMEOUT, blocking, cgroup, cgroup_err,
-    io, logread, prepare, proc,
+    crun, image_task, io, logread, prepare, proc, volumes,
 };
 use crate::runtime::{
-    ExitInfo, LogOptions, LogStream, RuntimeDriver, RuntimeError, RuntimeTask, RuntimeTaskState,
-    TaskRun,
+    ExitInfo, Health, ImageInfo, LogOptions, LogStream, RuntimeDriver, RuntimeError, RuntimeTask,
+    RuntimeTaskState, TaskRun, VolumeInfo,
 };
 
 impl NativeDriver {
@@ -205,6 +205,9 @@ impl RuntimeDriver for NativeDriver {
         if dir.exists() {
             return Ok(());
         }
+        if !prepare::is_host_image(&run.container.image) {
+            return self.prepare_image(run, dir).await;
+        }
         let node = prepare::NodeFacts {
             namespaces: self.namespaces,
             is_root: self.caps.root,
@@ -308,6 +311,11 @@ impl RuntimeDriver for NativeDriver {
             )
             .await?;
         }
+        if let Ok(Some(ShimConfig { oci: Some(oci), .. })) = dir.config() {
+            blocking(move || crun::delete(&oci))
+                .await?
+                .map_err(|e| io("removing the container", std::io::Error::other(e)))?;
+        }
         let (support, parent, id) = (
             self.cgroups,
             self.cfg.cgroup_parent.clone(),
@@ -316,8 +324,10 @@ impl RuntimeDriver for NativeDriver {
         blocking(move || cgroup::remove(&support, &parent, &id))
             .await?
             .map_err(cgroup_err)?;
-        std::fs::remove_dir_all(dir.path())
-            .map_err(|e| io(format!("removing {}", dir.path().display()), e))
+        let path = dir.path().display().to_string();
+        blocking(move || image_task::cleanup(&dir))
+            .await?
+            .map_err(|e| io(format!("removing {path}"), e))
     }
 
     async fn list(&self) -> Result<Vec<RuntimeTask>, RuntimeError> {
@@ -351,5 +361,115 @@ impl RuntimeDriver for NativeDriver {
     async fn logs(&self, task_id: &Id, opts: LogOptions) -> Result<LogStream, RuntimeError> {
         let dir = self.known(task_id)?;
         logread::stream(dir, opts)
+    }
+
+    async fn health(&self, task_id: &Id) -> Result<Health, RuntimeError> {
+        let dir = self.known(task_id)?;
+        let ctx = |e| io(format!("reading the health of task {task_id}"), e);
+        let Some(cfg) = dir.config().map_err(ctx)? else {
+            return Err(RuntimeError::NotFound(task_id.clone()));
+        };
+        if cfg.health.is_none() {
+            return Ok(Health::None);
+        }
+        Ok(match dir.health().map_err(ctx)? {
+            None => Health::Starting,
+            Some(r) => match r.status {
+                HealthStatus::Starting => Health::Starting,
+                HealthStatus::Healthy => Health::Healthy,
+                HealthStatus::Unhealthy => Health::Unhealthy(r.last_output),
+            },
+        })
+    }
+
+    async fn volumes(&self) -> Result<Vec<VolumeInfo>, RuntimeError> {
+        let root = self.cfg.volumes_root.clone();
+        let metas = blocking(move || volumes::list(&root))
+            .await?
+            .map_err(|e| io("listing volumes", e))?;
+        let users = self.volume_users()?;
+        Ok(metas
+            .into_iter()
+            .map(|m| VolumeInfo {
+                mountpoint: volumes::data_dir(&self.cfg.volumes_root, &m.name)
+                    .display()
+                    .to_string(),
+                in_use_by: users
+                    .iter()
+                    .filter(|(_, vols)| vols.contains(&m.name))
+                    .map(|(id, _)| id.clone())
+                    .collect(),
+                name: m.name,
+                labels: m.labels,
+                created_at: m.created_at,
+            })
+            .collect())
+    }
+
+    async fn remove_volume(&self, name: &str, force: bool) -> Result<(), RuntimeError> {
+        if !volumes::exists(&self.cfg.volumes_root, name) {
+            return Err(RuntimeError::VolumeNotFound(name.to_string()));
+        }
+        if let Some((task, _)) = self
+            .volume_users()?
+            .into_iter()
+            .find(|(_, vols)| vols.iter().any(|v| v == name))
+            && !force
+        {
+            return Err(RuntimeError::VolumeInUse {
+                name: name.to_string(),
+                task,
+            });
+        }
+        let (root, n) = (self.cfg.volumes_root.clone(), name.to_string());
+        blocking(move || volumes::remove(&root, &n))
+            .await?
+            .map_err(|e| io(format!("removing volume {name}"), e))
+    }
+
+    async fn images(&self) -> Result<Vec<ImageInfo>, RuntimeError> {
+        match &self.cfg.images {
+            Some(store) => store.list().await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn load_image(&self, archive: &std::path::Path) -> Result<Vec<String>, RuntimeError> {
+        match &self.cfg.images {
+            Some(store) => store.load(archive).await,
+            None => Err(RuntimeError::Unsupported {
+                runtime: "native",
+                what: "images without an image store",
+            }),
+        }
+    }
+
+    async fn pull_image(&self, reference: &str) -> Result<ImageInfo, RuntimeError> {
+        match &self.cfg.images {
+            Some(store) => store.pull(reference).await,
+            None => Err(RuntimeError::Pull {
+                reference: reference.to_string(),
+                why: "this node has no image store".into(),
+            }),
+        }
+    }
+
+    async fn remove_image(
+        &self,
+        reference: &str,
+        force: bool,
+    ) -> Result<Vec<String>, RuntimeError> {
+        let Some(store) = &self.cfg.images else {
+            return Err(RuntimeError::ImageNotFound(reference.to_string()));
+        };
+        let mut in_use: Vec<String> = self
+            .task_configs()?
+            .into_iter()
+            .map(|(_, c)| c.image_id)
+            .filter(|i| !i.is_empty())
+            .collect();
+        in_use.sort();
+        in_use.dedup();
+        store.remove(reference, force, &in_use).await
     }
 }

@@ -10,6 +10,16 @@
 //!   or the driver when it finds the shim dead without one (the process was lost).
 //! - `log.json` / `log.json.1`: the shim (see `logs`).
 //! - `shim.log`: the shim's own stderr, for diagnosing the shim itself.
+//! - `health.json` ([`HealthRecord`]): the shim's health checker, after every check.
+//!
+//! A task of a real image also has (all written at prepare, before `config.json`):
+//! - `bundle/config.json` and `bundle/rootfs`: the OCI bundle; `rootfs` is an overlay mount
+//!   (`upper/`, `work/` beside it) or a plain copy of the layers;
+//! - `etc/`: the task's own `hostname`, `hosts` and `resolv.conf`, bind-mounted into it;
+//! - `anon/<n>`: its anonymous volumes, removed with it;
+//! - `health-process.json`: the OCI process the health checker runs with `crun exec`;
+//! - `runtime/` and `runtime.log`: the OCI runtime's state directory (`--root`) and error log;
+//! - `container.pid`: the container init's pid as the OCI runtime wrote it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,6 +33,10 @@ pub(crate) const RUNNING: &str = "running.json";
 pub(crate) const EXIT: &str = "exit.json";
 pub(crate) const LOG: &str = "log.json";
 pub(crate) const SHIM_LOG: &str = "shim.log";
+pub(crate) const HEALTH: &str = "health.json";
+pub(crate) const HEALTH_PROCESS: &str = "health-process.json";
+pub(crate) const BUNDLE: &str = "bundle";
+pub(crate) const ROOTFS: &str = "bundle/rootfs";
 
 /// Which namespaces the task's process gets (decided by the driver's probe, so the shim never
 /// guesses and never silently differs from what the daemon logged).
@@ -72,6 +86,59 @@ pub(crate) struct ShimConfig {
     pub stop_signal: i32,
     /// Rotate the log file past this size, keeping one old file.
     pub log_max_bytes: u64,
+    /// Set for a task of a real image: the process runs in an OCI bundle through this runtime
+    /// instead of being spawned by the shim itself (then `argv`, `env`, `dir`, `creds` and
+    /// `namespaces` are informational; the bundle is what runs).
+    #[serde(default)]
+    pub oci: Option<OciRun>,
+    #[serde(default)]
+    pub health: Option<HealthSpec>,
+    /// The named volumes the task mounts: a volume is in use while such a task directory exists.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// The image's ID (empty for `host`), so an image in use is not deleted under the task.
+    #[serde(default)]
+    pub image_id: String,
+}
+
+/// How the shim runs an OCI bundle.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct OciRun {
+    /// The OCI runtime binary (`crun` or `runc`: the same command line).
+    pub runtime: PathBuf,
+    /// Its `--root` state directory.
+    pub state_root: PathBuf,
+    pub bundle: PathBuf,
+    pub container_id: String,
+}
+
+/// The task's effective health check, with Docker's defaults already applied.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct HealthSpec {
+    pub argv: Vec<String>,
+    pub interval: std::time::Duration,
+    pub timeout: std::time::Duration,
+    pub start_period: std::time::Duration,
+    pub retries: u64,
+}
+
+/// What the health checker last concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum HealthStatus {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct HealthRecord {
+    pub status: HealthStatus,
+    pub failing_streak: u64,
+    /// The last check's exit code (-1 when it could not run or timed out) and output.
+    pub last_exit: i64,
+    pub last_output: String,
+    pub checks: u64,
 }
 
 /// What the shim records once the task's process runs. Start times (clock ticks since boot, from
@@ -127,6 +194,10 @@ impl TaskDir {
 
     pub fn exit(&self) -> std::io::Result<Option<ExitInfo>> {
         read_json(&self.file(EXIT))
+    }
+
+    pub fn health(&self) -> std::io::Result<Option<HealthRecord>> {
+        read_json(&self.file(HEALTH))
     }
 }
 

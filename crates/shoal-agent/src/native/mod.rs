@@ -1,9 +1,16 @@
 //! The native runtime: runs each task as a real Linux process under its own shim (see [`shim`]),
 //! in its own PID, mount, UTS and IPC namespaces and its own cgroup, where the node allows.
 //!
-//! Only the reserved image `host` (any tag) exists in this step: the command runs on the node's
-//! own filesystem. Everything about a task is on disk under `<root>/tasks/<task-id>` (see
-//! `layout`), so a new driver on the same root adopts the tasks of a previous one: `list`
+//! The reserved image `host` (any tag) runs the command on the node's own filesystem, the shim
+//! setting up the namespaces itself (see `spawn`). Any other image is resolved through the
+//! node's [`ImageStore`] and runs as an OCI container: the task gets its own root filesystem
+//! (an overlay mount of the image's layers, or a copy where overlayfs is not available, see
+//! `rootfs`), an OCI bundle (see `oci`, `image_task`), and the shim has the OCI runtime (`crun`,
+//! or `runc`) `create` and `start` it so that it still supervises the container's init itself
+//! (see `crun`): logs, exit codes, OOM kills, stop and adoption work the same for both kinds.
+//! Named volumes live under `<data-dir>/volumes` (see `volumes`) and outlive tasks. Health checks
+//! of both kinds run in the shim (see `health`). Everything about a task is on disk under
+//! `<root>/tasks/<task-id>` (see `layout`), so a new driver on the same root adopts the tasks of a previous one: `list`
 //! finds them, `wait` and `stop` work on them (by pidfd, with pid + start-time checks so a reused
 //! pid is never signalled).
 //!
@@ -12,16 +19,23 @@
 //! work runs on tokio's blocking pool.
 
 mod cgroup;
+mod crun;
 mod driver;
+mod driver_images;
+mod health;
+mod image_task;
 mod layout;
 mod logread;
 mod logs;
+mod oci;
 mod prepare;
 mod proc;
+mod rootfs;
 pub mod shim;
 mod signal;
 mod spawn;
 mod user;
+mod volumes;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -37,6 +51,7 @@ pub use signal::parse_stop_signal;
 
 use self::cgroup::CgroupSupport;
 use self::layout::{Namespaces, TaskDir};
+use crate::image::ImageStore;
 use crate::runtime::RuntimeError;
 
 /// How long `start` waits for the shim's report before giving up on it.
@@ -47,7 +62,7 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(30);
 /// killed): Docker's code for a container whose runtime lost it.
 const LOST_EXIT_CODE: i64 = 255;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct NativeConfig {
     /// Where task directories live, e.g. `<data-dir>/native`.
     pub root: PathBuf,
@@ -55,16 +70,70 @@ pub struct NativeConfig {
     pub shim_exe: PathBuf,
     /// The cgroup under which each task gets `<cgroup_parent>/<task-id>`; "shoal" by default.
     pub cgroup_parent: String,
+    /// Where images come from; without a store only the `host` image exists.
+    pub images: Option<Arc<dyn ImageStore>>,
+    /// Where named volumes live: `<data-dir>/volumes` when `root` is `<data-dir>/native`.
+    pub volumes_root: PathBuf,
+    /// The OCI runtime for image tasks: `crun` (or else `runc`) from PATH by default.
+    pub oci_runtime: PathBuf,
+    /// Use overlay mounts for image rootfs where the node allows (true by default); false
+    /// always copies the layers (slower, more disk; for filesystems overlayfs mishandles).
+    pub allow_overlay: bool,
+}
+
+impl std::fmt::Debug for NativeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativeConfig")
+            .field("root", &self.root)
+            .field("shim_exe", &self.shim_exe)
+            .field("cgroup_parent", &self.cgroup_parent)
+            .field("images", &self.images.is_some())
+            .field("volumes_root", &self.volumes_root)
+            .field("oci_runtime", &self.oci_runtime)
+            .field("allow_overlay", &self.allow_overlay)
+            .finish()
+    }
 }
 
 impl NativeConfig {
     pub fn new(root: PathBuf, shim_exe: PathBuf) -> Self {
+        let volumes_root = root
+            .parent()
+            .map_or_else(|| root.join("volumes"), |p| p.join("volumes"));
         NativeConfig {
             root,
             shim_exe,
             cgroup_parent: "shoal".into(),
+            images: None,
+            volumes_root,
+            oci_runtime: find_oci_runtime(),
+            allow_overlay: true,
         }
     }
+}
+
+/// `crun`, else `runc`, from PATH (and the usual places when PATH is bare); `crun` when neither
+/// is found, so the error names it when an image task starts. On a hybrid cgroup node whose
+/// unified hierarchy holds controllers crun refuses to run anything ("cgroups in hybrid mode
+/// not supported"), so there `runc` comes first.
+fn find_oci_runtime() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    dirs.extend(["/usr/local/bin", "/usr/bin", "/usr/sbin", "/bin"].map(PathBuf::from));
+    let hybrid_with_controllers =
+        std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
+            .is_ok_and(|c| !c.trim().is_empty());
+    let order = if hybrid_with_controllers {
+        ["runc", "crun"]
+    } else {
+        ["crun", "runc"]
+    };
+    for name in order {
+        if let Some(p) = dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()) {
+            return p;
+        }
+    }
+    PathBuf::from("crun")
 }
 
 /// What this node lets the native runtime enforce, probed once when the driver is made.
@@ -108,6 +177,8 @@ pub struct NativeDriver {
     caps: NativeCapabilities,
     namespaces: Namespaces,
     cgroups: CgroupSupport,
+    /// Image rootfs as overlay mounts (probed once), else as copies.
+    overlay: bool,
     ncpus: i64,
     clock: Arc<dyn Clock>,
 }
@@ -186,11 +257,16 @@ impl NativeDriver {
         // The daemon logs what is enforced (at info/warn) from `capabilities()`.
         tracing::debug!(?caps, missing = ?caps.missing(), "native runtime: probed");
         let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get() as i64);
+        let overlay = is_root && cfg.allow_overlay && rootfs::probe_overlay(&cfg.root);
+        if !overlay {
+            tracing::info!(root = %cfg.root.display(), "native runtime: no overlayfs here; image tasks get a copy of their image");
+        }
         Ok(NativeDriver {
             cfg,
             caps,
             namespaces,
             cgroups,
+            overlay,
             ncpus,
             clock: Arc::new(SystemClock),
         })
@@ -198,6 +274,11 @@ impl NativeDriver {
 
     pub fn capabilities(&self) -> NativeCapabilities {
         self.caps
+    }
+
+    /// Whether image tasks get an overlay rootfs (else a copy of their layers).
+    pub fn uses_overlay(&self) -> bool {
+        self.overlay
     }
 
     pub fn config(&self) -> &NativeConfig {

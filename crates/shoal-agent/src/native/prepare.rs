@@ -144,6 +144,10 @@ pub(crate) fn shim_config(run: &TaskRun, node: &NodeFacts) -> Result<ShimConfig,
         oom: None,
         stop_signal: stop_signal as i32,
         log_max_bytes: DEFAULT_MAX_BYTES,
+        oci: None,
+        health: super::image_task::health_spec(c.healthcheck.as_ref(), None),
+        volumes: Vec::new(),
+        image_id: String::new(),
     })
 }
 

@@ -8,14 +8,19 @@
 //! PID namespace, and forks the task's process (C), which is PID 1 there. B is single-threaded
 //! and never starts an async runtime: it blocks in `poll(2)` on C's two output pipes and a pidfd.
 //!
+//! An image task (`oci` in its config) is created and started by the OCI runtime instead (see
+//! `crun`); its init becomes B's child all the same, and B supervises it the same way. With a
+//! health check B also forks the checker (see `health`), and kills it when the task ends.
+//!
 //! `shoal shim --probe` instead reports, as JSON on stdout, which namespaces this node lets the
 //! daemon create (probed in a throwaway process, since `unshare` changes the caller).
 
 use std::ffi::OsString;
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
+use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::process::{Child, ChildStderr, ChildStdout};
 use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -26,9 +31,9 @@ use shoal_types::Clock;
 use shoal_types::clock::SystemClock;
 
 use super::cgroup::parse_oom_kills;
-use super::layout::{self, Namespaces, RunningInfo, ShimConfig, ShimReport, TaskDir};
+use super::layout::{self, HealthSpec, Namespaces, RunningInfo, ShimConfig, ShimReport, TaskDir};
 use super::logs::{LineSplitter, LogWriter};
-use super::{proc, spawn};
+use super::{crun, health, proc, spawn};
 use crate::runtime::{ExitInfo, LogStreamKind};
 
 /// How long the shim keeps reading after the task's process exited while something it started
@@ -92,23 +97,43 @@ fn supervise(task: &TaskDir, cfg: &ShimConfig) -> i32 {
     }
     let _ = std::env::set_current_dir("/");
     // Without a PID namespace the task's orphans would be reparented to init; as subreaper the
-    // shim reaps them instead of leaving zombies.
+    // shim reaps them instead of leaving zombies. For an image task it is also what makes the
+    // container's init our child once the OCI runtime's `create` has exited.
     let _ = nix::sys::prctl::set_child_subreaper(true);
-    if cfg.namespaces.pid
+    // Forked before the PID namespace below, so the checker is not inside the task's namespace
+    // and sees the task's pid as the node does; it learns the pid once the task runs.
+    let mut checker = cfg.health.as_ref().and_then(|h| fork_checker(task, cfg, h));
+    // The OCI runtime makes an image task's namespaces itself.
+    if cfg.oci.is_none()
+        && cfg.namespaces.pid
         && let Err(e) = unshare(CloneFlags::CLONE_NEWPID)
     {
         return fail(format!("creating the PID namespace: {e}"));
     }
-    let mut child = match spawn::spawn_task(cfg) {
-        Ok(c) => c,
+    let spawned = match &cfg.oci {
+        Some(oci) => crun::create(oci, task.path()),
+        None => spawn::spawn_task(cfg).map(|mut child| crun::Spawned {
+            pid: child.id() as i32,
+            stdout: child.stdout.take().map(|p| File::from(OwnedFd::from(p))),
+            stderr: child.stderr.take().map(|p| File::from(OwnedFd::from(p))),
+        }),
+    };
+    let mut spawned = match spawned {
+        Ok(s) => s,
         Err(msg) => return fail(msg),
     };
-    let pid = child.id() as i32;
+    let pid = spawned.pid;
     let me = std::process::id() as i32;
+    let abandon = |why: String| {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(pid), None);
+        if let Some(oci) = &cfg.oci {
+            let _ = crun::delete(oci);
+        }
+        fail(why)
+    };
     let (Some(st), Some(shim_st)) = (proc::stat(pid), proc::stat(me)) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return fail("the task's process vanished before it could be recorded".into());
+        return abandon("the task's process vanished before it could be recorded".into());
     };
     let running = RunningInfo {
         pid,
@@ -117,9 +142,14 @@ fn supervise(task: &TaskDir, cfg: &ShimConfig) -> i32 {
         shim_start_time: shim_st.start_time,
     };
     if let Err(e) = layout::write_json_atomic(&task.file(layout::RUNNING), &running) {
-        let _ = child.kill();
-        let _ = child.wait();
-        return fail(format!("recording the task's pid: {e}"));
+        return abandon(format!("recording the task's pid: {e}"));
+    }
+    if let Some(oci) = &cfg.oci
+        && let Err(e) = crun::start(oci, task.path())
+    {
+        // Back to "created": the driver may try again.
+        let _ = std::fs::remove_file(task.file(layout::RUNNING));
+        return abandon(e);
     }
     report(&ShimReport::Started {
         pid,
@@ -129,14 +159,78 @@ fn supervise(task: &TaskDir, cfg: &ShimConfig) -> i32 {
     if let Ok(null) = std::fs::File::open("/dev/null") {
         let _ = nix::unistd::dup2_stdout(null.as_fd());
     }
+    if let Some((_, tell)) = checker.as_mut() {
+        let mut msg = pid.to_le_bytes().to_vec();
+        msg.extend_from_slice(&st.start_time.to_le_bytes());
+        let _ = nix::unistd::write(&*tell, &msg);
+    }
+    let checker = checker.map(|(c, tell)| {
+        drop(tell);
+        c
+    });
 
-    let status = copy_output_until_exit(task, cfg, &mut child, pid, st.start_time);
+    let status = copy_output_until_exit(task, cfg, &mut spawned, st.start_time);
+    if let Some(c) = checker {
+        let _ = nix::sys::signal::kill(c, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(c, None);
+    }
     // Reap whatever else was reparented to us.
     while let Ok(s) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
         if s == WaitStatus::StillAlive {
             break;
         }
     }
+    if record_exit(task, cfg, status) { 0 } else { 1 }
+}
+
+/// Forks the health checker (see `health`); it dies with us. It waits for the task's pid and
+/// start time on the returned pipe (closing it unwritten makes it exit).
+fn fork_checker(task: &TaskDir, cfg: &ShimConfig, spec: &HealthSpec) -> Option<(Pid, OwnedFd)> {
+    let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("shoal shim: starting the health checker: {e}");
+            return None;
+        }
+    };
+    match fork_single_threaded() {
+        Ok(ForkResult::Child) => {
+            drop(w);
+            let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+            let mut buf = [0u8; 12];
+            if File::from(r).read_exact(&mut buf).is_err() {
+                std::process::exit(0);
+            }
+            let pid = i32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
+            let mut st = [0u8; 8];
+            st.copy_from_slice(&buf[4..]);
+            let start = u64::from_le_bytes(st);
+            let target = match &cfg.oci {
+                Some(oci) => health::Target::Oci {
+                    runtime: oci.runtime.clone(),
+                    state_root: oci.state_root.clone(),
+                    process: task.file(layout::HEALTH_PROCESS),
+                    id: oci.container_id.clone(),
+                },
+                None => health::Target::Host {
+                    pid,
+                    start_time: start,
+                    cfg: Box::new(cfg.clone()),
+                },
+            };
+            health::run_checker(task, spec, &target, pid, start);
+            std::process::exit(0)
+        }
+        Ok(ForkResult::Parent { child }) => Some((child, w)),
+        Err(e) => {
+            eprintln!("shoal shim: starting the health checker: {e}");
+            None
+        }
+    }
+}
+
+/// Writes exit.json; false if it could not be written.
+fn record_exit(task: &TaskDir, cfg: &ShimConfig, status: WaitStatus) -> bool {
     let oom_killed = cfg
         .oom
         .as_ref()
@@ -155,9 +249,9 @@ fn supervise(task: &TaskDir, cfg: &ShimConfig) -> i32 {
     };
     if let Err(e) = layout::write_json_atomic(&task.file(layout::EXIT), &exit) {
         eprintln!("shoal shim: recording the exit: {e}");
-        return 1;
+        return false;
     }
-    0
+    true
 }
 
 #[derive(Clone, Copy)]
@@ -206,8 +300,7 @@ impl<R: Read + AsFd> Stream<R> {
 fn copy_output_until_exit(
     task: &TaskDir,
     cfg: &ShimConfig,
-    child: &mut Child,
-    pid: i32,
+    child: &mut crun::Spawned,
     start: u64,
 ) -> WaitStatus {
     let mut log = match LogWriter::open(&task.file(layout::LOG), cfg.log_max_bytes) {
@@ -217,12 +310,13 @@ fn copy_output_until_exit(
             None
         }
     };
-    let mut out: Stream<ChildStdout> = Stream {
+    let pid = child.pid;
+    let mut out: Stream<File> = Stream {
         pipe: child.stdout.take(),
         kind: LogStreamKind::Stdout,
         split: LineSplitter::default(),
     };
-    let mut err: Stream<ChildStderr> = Stream {
+    let mut err: Stream<File> = Stream {
         pipe: child.stderr.take(),
         kind: LogStreamKind::Stderr,
         split: LineSplitter::default(),

@@ -4,6 +4,7 @@
 //!
 //! Fields shoal cannot honour yet are refused with a message naming them rather than dropped.
 
+pub mod container;
 pub mod generic;
 pub mod node;
 pub mod service;

@@ -8,7 +8,7 @@ use shoal_types::service::{
     UpdateConfig, UpdateOrder, UpdateState, UpdateStatus,
 };
 
-use super::{labels_in, labels_out, nanos, non_negative, opt_duration, time, version};
+use super::{container, labels_in, labels_out, nanos, non_negative, opt_duration, time, version};
 use crate::error::ApiError;
 
 /// The wire form of a service: bollard's model plus `PreviousSpec`, which the Engine API has and
@@ -179,12 +179,8 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
         ));
     };
     let cf = |f: &str| format!("TaskTemplate.ContainerSpec.{f}");
-    refuse_if(&cf("Mounts"), &c.mounts, non_empty)?;
     refuse_if(&cf("Secrets"), &c.secrets, non_empty)?;
     refuse_if(&cf("Configs"), &c.configs, non_empty)?;
-    refuse_if(&cf("HealthCheck"), &c.health_check, |h| {
-        h.test.as_ref().is_some_and(|t| !t.is_empty())
-    })?;
     refuse_if(&cf("Hosts"), &c.hosts, non_empty)?;
     refuse_if(&cf("DNSConfig"), &c.dns_config, |d| {
         d.nameservers.as_ref().is_some_and(|v| !v.is_empty())
@@ -192,11 +188,6 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
             || d.options.as_ref().is_some_and(|v| !v.is_empty())
     })?;
     refuse_if(&cf("Privileges"), &c.privileges, |_| true)?;
-    refuse_if(&cf("CapabilityAdd"), &c.capability_add, non_empty)?;
-    refuse_if(&cf("CapabilityDrop"), &c.capability_drop, non_empty)?;
-    refuse_if(&cf("Sysctls"), &c.sysctls, |m| !m.is_empty())?;
-    refuse_if(&cf("Ulimits"), &c.ulimits, non_empty)?;
-    refuse_if(&cf("Init"), &c.init, |i| *i)?;
     refuse_if(&cf("Isolation"), &c.isolation, |i| {
         !matches!(
             i,
@@ -219,15 +210,14 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
         read_only: c.read_only.unwrap_or(false),
         stop_signal: c.stop_signal.unwrap_or_default(),
         stop_grace_period: opt_duration(&cf("StopGracePeriod"), c.stop_grace_period)?,
-        // Only `true` means anything (and is refused above); `false` and absent are the same.
+        // Only `true` means anything; `false` and absent are the same.
         init: c.init.filter(|i| *i),
-        // Refused above until the runtimes honour them.
-        mounts: Vec::new(),
-        healthcheck: None,
-        cap_add: Vec::new(),
-        cap_drop: Vec::new(),
-        sysctls: Default::default(),
-        ulimits: Vec::new(),
+        mounts: container::mounts_in(&cf("Mounts"), c.mounts)?,
+        healthcheck: container::health_in(&cf("HealthCheck"), c.health_check)?,
+        cap_add: c.capability_add.unwrap_or_default(),
+        cap_drop: c.capability_drop.unwrap_or_default(),
+        sysctls: c.sysctls.unwrap_or_default().into_iter().collect(),
+        ulimits: container::ulimits_in(&cf("Ulimits"), c.ulimits)?,
     };
     let resources = match t.resources {
         None => ResourceRequirements::default(),
@@ -418,6 +408,12 @@ pub fn task_spec_out(t: &TaskSpec) -> w::TaskSpec {
             stop_signal: some_str(&c.stop_signal),
             stop_grace_period: c.stop_grace_period.map(nanos),
             init: c.init,
+            mounts: container::mounts_out(&c.mounts),
+            health_check: container::health_out(c.healthcheck.as_ref()),
+            capability_add: some_vec(&c.cap_add),
+            capability_drop: some_vec(&c.cap_drop),
+            sysctls: container::map_out(&c.sysctls),
+            ulimits: container::ulimits_out(&c.ulimits),
             ..Default::default()
         }),
         resources: Some(w::TaskSpecResources {

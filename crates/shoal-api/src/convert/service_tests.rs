@@ -154,10 +154,25 @@ fn generic_resource_reservations_come_in_from_docker_and_the_sdk() {
 fn unsupported_fields_are_refused_by_name() {
     let with = |patch: &str| CLI_CREATE.replace(r#""Init":false"#, patch);
     assert!(
-        err_of(&with(r#""Mounts":[{"Type":"volume","Target":"/data"}]"#))
-            .starts_with("TaskTemplate.ContainerSpec.Mounts")
+        err_of(&with(r#""Secrets":[{"SecretName":"s"}]"#))
+            .starts_with("TaskTemplate.ContainerSpec.Secrets")
     );
-    assert!(err_of(&with(r#""Init":true"#)).starts_with("TaskTemplate.ContainerSpec.Init"));
+    assert_eq!(
+        err_of(&with(r#""Mounts":[{"Type":"npipe","Target":"/p"}]"#)),
+        "TaskTemplate.ContainerSpec.Mounts[0].Type: NPIPE mounts are not supported; use volume, bind or tmpfs"
+    );
+    assert!(
+        err_of(&with(
+            r#""Mounts":[{"Type":"volume","Source":"v","Target":"/v","VolumeOptions":{"DriverConfig":{"Name":"nfs"}}}]"#
+        ))
+        .starts_with("TaskTemplate.ContainerSpec.Mounts[0].VolumeOptions.DriverConfig.Name")
+    );
+    assert!(
+        err_of(&with(
+            r#""HealthCheck":{"Test":["CMD","true"],"Retries":-1}"#
+        ))
+        .starts_with("TaskTemplate.ContainerSpec.HealthCheck.Retries")
+    );
     let ports = CLI_CREATE.replace(
         r#"{"Mode":"vip"}"#,
         r#"{"Mode":"vip","Ports":[{"TargetPort":80,"PublishedPort":8080}]}"#,
@@ -192,4 +207,60 @@ fn malformed_json_names_the_path() {
     );
     let e = crate::body::parse_json::<w::ServiceSpec>(b"{\"Name\": ").expect_err("refused");
     assert!(e.message.starts_with("invalid JSON"), "{}", e.message);
+}
+
+/// What `docker service create --mount type=volume,source=data,target=/data,volume-label=a=b
+/// --mount type=bind,source=/srv,target=/srv,readonly --mount type=tmpfs,target=/t,tmpfs-size=1m
+/// --health-cmd "test -f /ok" --health-interval 1s --health-retries 2 --cap-add NET_ADMIN
+/// --cap-drop CHOWN --sysctl net.core.somaxconn=1024 --ulimit nofile=1024:2048 --init
+/// --read-only` puts in the container spec.
+const CONTAINER_EXTRAS: &str = r#""Init":true,"ReadOnly":true,"Mounts":[{"Type":"volume","Source":"data","Target":"/data","VolumeOptions":{"Labels":{"a":"b"}}},{"Type":"bind","Source":"/srv","Target":"/srv","ReadOnly":true},{"Type":"tmpfs","Target":"/t","TmpfsOptions":{"SizeBytes":1048576}}],"HealthCheck":{"Test":["CMD-SHELL","test -f /ok"],"Interval":1000000000,"Retries":2},"CapabilityAdd":["CAP_NET_ADMIN"],"CapabilityDrop":["CAP_CHOWN"],"Sysctls":{"net.core.somaxconn":"1024"},"Ulimits":[{"Name":"nofile","Hard":2048,"Soft":1024}]"#;
+
+#[test]
+fn mounts_health_and_kernel_settings_go_in_and_come_back_out() {
+    use shoal_types::container::MountKind;
+    let json = CLI_CREATE.replace(r#""Init":false"#, CONTAINER_EXTRAS);
+    let spec = spec_in(wire(&json)).expect("accepted");
+    let c = &spec.task.container;
+    assert_eq!(c.init, Some(true));
+    assert!(c.read_only);
+    let kinds: Vec<_> = c
+        .mounts
+        .iter()
+        .map(|m| (m.kind, m.target.as_str(), m.read_only))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (MountKind::Volume, "/data", false),
+            (MountKind::Bind, "/srv", true),
+            (MountKind::Tmpfs, "/t", false)
+        ]
+    );
+    assert_eq!(
+        c.mounts[0].volume_labels.get("a").map(String::as_str),
+        Some("b")
+    );
+    assert_eq!(c.mounts[2].tmpfs_size, 1 << 20);
+    let h = c.healthcheck.as_ref().expect("health check");
+    assert_eq!(
+        h.argv(),
+        Some(vec!["/bin/sh".into(), "-c".into(), "test -f /ok".into()])
+    );
+    assert_eq!(h.interval, Some(Duration::from_secs(1)));
+    assert_eq!(h.retries, Some(2));
+    assert_eq!(
+        h.timeout, None,
+        "0 or absent is unset: the image's or Docker's default"
+    );
+    assert_eq!(c.cap_add, vec!["CAP_NET_ADMIN".to_string()]);
+    assert_eq!(
+        c.sysctls.get("net.core.somaxconn").map(String::as_str),
+        Some("1024")
+    );
+    assert_eq!((c.ulimits[0].soft, c.ulimits[0].hard), (1024, 2048));
+
+    // Out and back in is the identity, so `docker service update` keeps every field.
+    let again = spec_in(spec_out(&spec)).expect("accepted");
+    assert_eq!(again, spec);
 }

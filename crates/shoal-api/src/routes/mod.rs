@@ -1,6 +1,7 @@
 //! The routes. Each handler resolves what it needs from the daemon, calls the control API and
 //! converts the answer; errors are [`ApiError`]s with Docker's statuses.
 
+mod images;
 mod logs;
 pub(crate) mod nodes;
 mod services;
@@ -41,6 +42,19 @@ pub fn router(state: AppState) -> Router {
         .route("/tasks", get(tasks::list))
         .route("/tasks/{id}", get(tasks::inspect))
         .route("/tasks/{id}/logs", get(logs::task_logs))
+        .route("/images/json", get(images::list))
+        .route("/images/create", post(images::pull))
+        .route(
+            "/images/load",
+            post(images::load).layer(DefaultBodyLimit::disable()),
+        )
+        // Image names hold slashes (`host:5000/team/app:1`).
+        .route("/images/{*name}", axum::routing::delete(images::remove))
+        .route("/volumes", get(images::volumes))
+        .route(
+            "/volumes/{name}",
+            get(images::volume_inspect).delete(images::volume_remove),
+        )
         .fallback(|| async { ApiError::not_found("page not found") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

@@ -10,6 +10,7 @@ use bollard_stubs::models::{
     TaskSpecPlacement, TaskSpecResources,
 };
 
+use super::container;
 use super::opts::{Parsed, ServiceFlags, expand_env, label_pair, parse, placement_pref};
 use super::policy::{apply_restart, apply_rollback_config, apply_update_config};
 use crate::client::Client;
@@ -45,6 +46,21 @@ pub struct CreateArgs {
     /// User defined resources (KIND=N: each task reserves N units of KIND)
     #[arg(long = "generic-resource", value_name = "KIND=N")]
     pub generic_resource: Vec<String>,
+    /// Attach a filesystem mount to the service (type=volume|bind|tmpfs,source=...,target=...)
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// Add Linux capabilities
+    #[arg(long)]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long)]
+    pub cap_drop: Vec<String>,
+    /// Sysctl options (KEY=VALUE)
+    #[arg(long)]
+    pub sysctl: Vec<String>,
+    /// Ulimit options (NAME=SOFT[:HARD])
+    #[arg(long)]
+    pub ulimit: Vec<String>,
     #[command(flatten)]
     pub flags: ServiceFlags,
     /// IMAGE [COMMAND] [ARG...]: everything after the image goes to the container unparsed.
@@ -122,6 +138,37 @@ pub fn build_spec(args: &CreateArgs) -> Result<ServiceSpec> {
         read_only: f.read_only.filter(|r| *r),
         stop_grace_period: p.stop_grace_period,
         dns_config: Some(TaskSpecContainerSpecDnsConfig::default()),
+        mounts: non_empty(
+            args.mount
+                .iter()
+                .map(|m| container::parse_mount("mount", m))
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        health_check: f.health.apply(None)?,
+        capability_add: non_empty(
+            args.cap_add
+                .iter()
+                .map(|c| container::cap_name(c))
+                .collect(),
+        ),
+        capability_drop: non_empty(
+            args.cap_drop
+                .iter()
+                .map(|c| container::cap_name(c))
+                .collect(),
+        ),
+        sysctls: non_empty_map(
+            args.sysctl
+                .iter()
+                .map(|v| container::parse_sysctl("sysctl", v))
+                .collect::<Result<HashMap<_, _>>>()?,
+        ),
+        ulimits: non_empty(
+            args.ulimit
+                .iter()
+                .map(|v| container::parse_ulimit("ulimit", v))
+                .collect::<Result<Vec<_>>>()?,
+        ),
         ..Default::default()
     };
     let task = TaskSpec {
@@ -164,6 +211,10 @@ fn pairs(flag: &str, values: &[String]) -> Result<HashMap<String, String>> {
 
 fn non_empty_map(m: HashMap<String, String>) -> Option<HashMap<String, String>> {
     (!m.is_empty()).then_some(m)
+}
+
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
 }
 
 fn resources(p: &Parsed, generic: Option<GenericResources>) -> TaskSpecResources {

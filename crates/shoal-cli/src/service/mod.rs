@@ -1,6 +1,7 @@
 //! `service create|ls|ps|inspect|scale|update|rollback|rm|logs`: one module per command, the
 //! shared flags in `opts` and `policy`, progress drawing in `progress` and the converge wait in `wait`.
 
+pub mod container;
 pub mod create;
 pub mod generic;
 pub mod inspect;
@@ -21,6 +22,8 @@ use crate::client::{Client, path_escape};
 use crate::error::{CliError, Result};
 use crate::imageref::with_digest;
 
+// Parsed once per process: boxing the big variants buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum ServiceCommand {
     /// Create a new service

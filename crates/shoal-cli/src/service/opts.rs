@@ -124,6 +124,8 @@ pub struct ServiceFlags {
     /// Do not query the registry to resolve image digest and supported platforms
     #[arg(long)]
     pub no_resolve_image: bool,
+    #[command(flatten)]
+    pub health: super::container::HealthFlags,
 }
 
 /// Update or rollback settings given on the command line (each None when not given).

@@ -8,6 +8,7 @@ use bollard_stubs::models::{
     ServiceUpdateResponse, TaskSpecContainerSpec, TaskSpecPlacement, TaskSpecResources,
 };
 
+use super::container;
 use super::opts::{
     Parsed, ServiceFlags, expand_env, label_pair, parse, placement_pref, shell_words,
 };
@@ -72,6 +73,30 @@ pub struct UpdateArgs {
     /// Remove a Generic resource (KIND)
     #[arg(long, value_name = "KIND")]
     pub generic_resource_rm: Vec<String>,
+    /// Add or update a mount on a service
+    #[arg(long)]
+    pub mount_add: Vec<String>,
+    /// Remove a mount by its target path
+    #[arg(long)]
+    pub mount_rm: Vec<String>,
+    /// Add Linux capabilities
+    #[arg(long)]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long)]
+    pub cap_drop: Vec<String>,
+    /// Add or update a Sysctl option
+    #[arg(long)]
+    pub sysctl_add: Vec<String>,
+    /// Remove a Sysctl option
+    #[arg(long)]
+    pub sysctl_rm: Vec<String>,
+    /// Add or update a ulimit option
+    #[arg(long)]
+    pub ulimit_add: Vec<String>,
+    /// Remove a ulimit option
+    #[arg(long)]
+    pub ulimit_rm: Vec<String>,
     #[command(flatten)]
     pub flags: ServiceFlags,
     pub service: String,
@@ -96,6 +121,14 @@ impl UpdateArgs {
             &self.publish_rm,
             &self.generic_resource_add,
             &self.generic_resource_rm,
+            &self.mount_add,
+            &self.mount_rm,
+            &self.cap_add,
+            &self.cap_drop,
+            &self.sysctl_add,
+            &self.sysctl_rm,
+            &self.ulimit_add,
+            &self.ulimit_rm,
         ];
         let options = [
             &self.image,
@@ -134,6 +167,7 @@ impl UpdateArgs {
         ];
         self.force
             || f.no_resolve_image
+            || f.health.any()
             || f.init.is_some()
             || f.tty.is_some()
             || f.read_only.is_some()
@@ -190,6 +224,7 @@ pub fn apply(spec: &mut ServiceSpec, a: &UpdateArgs, p: &Parsed) -> Result<()> {
     if let Some(v) = &f.stop_signal {
         cs.stop_signal = Some(v.clone());
     }
+    container::update_extras(cs, a)?;
 
     if p.limit_cpu.is_some() || p.limit_memory.is_some() || p.limit_pids.is_some() {
         let res = task

@@ -1,0 +1,807 @@
+//! The native runtime running real images through the real `shoal shim` and `crun`: an image
+//! rootfs (overlay or copy), isolation between tasks and from the node, OOM kills, named
+//! volumes, read-only roots, tmpfs mounts, health checks, adoption, and unknown images.
+//!
+//! The image is `shoal-test/busybox:latest` (built by `tests/images/build.sh`), unpacked once
+//! into /var/tmp/shoal-images/busybox-rootfs with `docker create` + `docker export`; without
+//! Docker the same tree is assembled from the node's static busybox. A tiny `ImageStore` serves
+//! it. These need root and crun (or runc): without them they skip, except in CI (CI=true),
+//! where they fail saying what is missing. Waits are bounded polls, never sleeps.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use shoal_agent::image::{ImageConfig, ImageStore, ResolvedImage};
+use shoal_agent::native::{NativeConfig, NativeDriver};
+use shoal_agent::runtime::{Health, ImageInfo, LogStreamKind, RuntimeTaskState, next_log_line};
+use shoal_agent::{ExitInfo, LogOptions, RuntimeDriver, RuntimeError, TaskRun};
+use shoal_types::Id;
+use shoal_types::container::{HealthConfig, Mount, MountKind};
+use shoal_types::node::Resources;
+use shoal_types::service::{ContainerSpec, ResourceRequirements};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+const IMAGE: &str = "shoal-test/busybox:latest";
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+fn oci_runtime() -> Option<PathBuf> {
+    [
+        "/usr/bin/crun",
+        "/usr/local/bin/crun",
+        "/usr/bin/runc",
+        "/usr/sbin/runc",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+}
+
+/// False (skip) when root or an OCI runtime is missing, except in CI where that fails.
+fn have_prerequisites() -> bool {
+    let mut missing = Vec::new();
+    if !is_root() {
+        missing.push("root");
+    }
+    if oci_runtime().is_none() {
+        missing.push("crun or runc");
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "native image tests need {}; CI must provide them",
+            missing.join(" and ")
+        );
+    }
+    eprintln!(
+        "skipping: native image tests need {}",
+        missing.join(" and ")
+    );
+    false
+}
+
+/// The unpacked image, made once per machine (atomically, so parallel test processes agree).
+fn busybox_rootfs() -> PathBuf {
+    let base = PathBuf::from("/var/tmp/shoal-images");
+    let dir = base.join("busybox-rootfs");
+    if dir.join("bin/sh").exists() {
+        return dir;
+    }
+    std::fs::create_dir_all(&base).expect("create /var/tmp/shoal-images");
+    let tmp = tempfile::tempdir_in(&base).expect("tempdir");
+    let out = tmp.path().join("rootfs");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    if !export_with_docker(&out) {
+        assemble_from_busybox(&out);
+    }
+    // Losing the race to another test process is fine: its tree is the same.
+    let _ = std::fs::rename(&out, &dir);
+    assert!(
+        dir.join("bin/sh").exists(),
+        "no usable busybox rootfs at {}",
+        dir.display()
+    );
+    dir
+}
+
+fn export_with_docker(out: &Path) -> bool {
+    let have_image = std::process::Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_image {
+        return false;
+    }
+    let Ok(created) = std::process::Command::new("docker")
+        .args(["create", IMAGE])
+        .output()
+    else {
+        return false;
+    };
+    let id = String::from_utf8_lossy(&created.stdout).trim().to_string();
+    if !created.status.success() || id.is_empty() {
+        return false;
+    }
+    let ok = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("docker export {id} | tar -x -C {}", out.display()))
+        .status()
+        .is_ok_and(|s| s.success());
+    let _ = std::process::Command::new("docker")
+        .args(["rm", "-f", &id])
+        .output();
+    ok && out.join("bin/sh").exists()
+}
+
+/// The same tree as the test image, from the node's static busybox (tests/images/build.sh).
+fn assemble_from_busybox(out: &Path) {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .expect("no docker image and no busybox-static to build the test rootfs from");
+    for d in ["bin", "tmp", "etc", "var/www", "proc", "dev", "sys"] {
+        std::fs::create_dir_all(out.join(d)).expect("mkdir");
+    }
+    std::fs::copy(&busybox, out.join("bin/busybox")).expect("copy busybox");
+    let list = std::process::Command::new(&busybox)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        let _ = std::os::unix::fs::symlink("/bin/busybox", out.join("bin").join(applet));
+    }
+    std::fs::write(
+        out.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .expect("passwd");
+    std::fs::write(out.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").expect("group");
+    std::fs::write(out.join("var/www/index.html"), "hello from shoal\n").expect("index");
+}
+
+/// Serves the one test image under its name (and a bare name), with the image's config.
+struct DirStore {
+    rootfs: PathBuf,
+    healthcheck: Option<HealthConfig>,
+}
+
+#[async_trait::async_trait]
+impl ImageStore for DirStore {
+    async fn resolve(&self, reference: &str, _pull: bool) -> Result<ResolvedImage, RuntimeError> {
+        if reference != IMAGE && reference != "shoal-test/busybox" {
+            return Err(RuntimeError::ImageNotFound(reference.to_string()));
+        }
+        Ok(ResolvedImage {
+            id: "sha256:0000000000000000000000000000000000000000000000000000000000000001".into(),
+            layers: vec![self.rootfs.clone()],
+            config: ImageConfig {
+                cmd: vec!["/bin/sh".into()],
+                env: vec!["PATH=/bin".into()],
+                healthcheck: self.healthcheck.clone(),
+                ..Default::default()
+            },
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<ImageInfo>, RuntimeError> {
+        Ok(Vec::new())
+    }
+
+    async fn load(&self, _archive: &Path) -> Result<Vec<String>, RuntimeError> {
+        Ok(Vec::new())
+    }
+
+    async fn pull(&self, reference: &str) -> Result<ImageInfo, RuntimeError> {
+        Err(RuntimeError::ImageNotFound(reference.to_string()))
+    }
+
+    async fn remove(
+        &self,
+        reference: &str,
+        _force: bool,
+        _in_use: &[String],
+    ) -> Result<Vec<String>, RuntimeError> {
+        Err(RuntimeError::ImageNotFound(reference.to_string()))
+    }
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+struct Env {
+    driver: NativeDriver,
+    root: tempfile::TempDir,
+    parent: String,
+}
+
+impl Env {
+    fn new(name: &str) -> Env {
+        Self::with_image_health(name, None)
+    }
+
+    fn with_image_health(name: &str, healthcheck: Option<HealthConfig>) -> Env {
+        Self::build(name, healthcheck, true)
+    }
+
+    fn build(name: &str, healthcheck: Option<HealthConfig>, allow_overlay: bool) -> Env {
+        let root = tempfile::tempdir().expect("tempdir");
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let parent = format!("shoal-img-{}-{name}-{n}", std::process::id());
+        let driver = Self::driver_on(root.path(), &parent, healthcheck, allow_overlay);
+        Env {
+            driver,
+            root,
+            parent,
+        }
+    }
+
+    fn driver_on(
+        root: &Path,
+        parent: &str,
+        healthcheck: Option<HealthConfig>,
+        allow_overlay: bool,
+    ) -> NativeDriver {
+        let mut cfg = NativeConfig::new(
+            root.join("native"),
+            PathBuf::from(env!("CARGO_BIN_EXE_shoal")),
+        );
+        cfg.cgroup_parent = parent.to_string();
+        cfg.allow_overlay = allow_overlay;
+        cfg.images = Some(Arc::new(DirStore {
+            rootfs: busybox_rootfs(),
+            healthcheck,
+        }));
+        NativeDriver::new(cfg).expect("native driver")
+    }
+
+    async fn start(&self, run: &TaskRun) -> i64 {
+        self.driver.prepare(run).await.expect("prepare");
+        self.driver.start(&run.task_id).await.expect("start")
+    }
+
+    async fn wait(&self, id: &Id) -> ExitInfo {
+        tokio::time::timeout(DEADLINE, self.driver.wait(id))
+            .await
+            .expect("task ends in time")
+            .expect("wait")
+    }
+
+    async fn output(&self, id: &Id) -> (String, String) {
+        let opts = LogOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let mut s = self.driver.logs(id, opts).await.expect("logs");
+        let (mut out, mut err) = (String::new(), String::new());
+        while let Some(l) = next_log_line(&mut s).await {
+            let l = l.expect("log line");
+            let text = String::from_utf8_lossy(&l.line).into_owned();
+            match l.stream {
+                LogStreamKind::Stdout => out.push_str(&text),
+                LogStreamKind::Stderr => err.push_str(&text),
+            }
+        }
+        (out, err)
+    }
+
+    /// Runs a task to its end; returns its exit and output, and removes it.
+    async fn run_to_end(&self, run: &TaskRun) -> (ExitInfo, String, String) {
+        self.start(run).await;
+        let exit = self.wait(&run.task_id).await;
+        let (out, err) = self.output(&run.task_id).await;
+        self.driver.remove(&run.task_id).await.expect("remove");
+        (exit, out, err)
+    }
+}
+
+impl Drop for Env {
+    /// Unmounts what the test left mounted under its root and removes its cgroups (in every
+    /// hierarchy: the OCI runtime makes some the driver does not), even after a failure.
+    fn drop(&mut self) {
+        let root = self.root.path().to_string_lossy().into_owned();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for m in mounts.lines().filter_map(|l| l.split_whitespace().nth(4)) {
+            if m.starts_with(&root) {
+                let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+        let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return;
+        };
+        let mut parents: Vec<PathBuf> = hierarchies
+            .flatten()
+            .map(|h| h.path().join(&self.parent))
+            .collect();
+        parents.push(Path::new("/sys/fs/cgroup").join(&self.parent));
+        for p in parents.iter().filter(|p| p.is_dir()) {
+            if let Ok(children) = std::fs::read_dir(p) {
+                for c in children.flatten().filter(|c| c.path().is_dir()) {
+                    remove_cgroup(&c.path());
+                }
+            }
+            remove_cgroup(p);
+        }
+    }
+}
+
+fn remove_cgroup(dir: &Path) {
+    for _ in 0..200 {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!("could not remove cgroup {}", dir.display());
+}
+
+fn run(id: &str, cmd: &[&str]) -> TaskRun {
+    TaskRun {
+        task_id: Id::from_raw(id),
+        task_name: format!("web.1.{id}"),
+        service_id: Id::from_raw("svc"),
+        service_name: "web".into(),
+        node_id: Id::from_raw("node"),
+        slot: 1,
+        container: ContainerSpec {
+            image: IMAGE.into(),
+            command: cmd.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        },
+        resources: ResourceRequirements::default(),
+        hostname: format!("h-{id}"),
+    }
+}
+
+/// Polls `f` until it returns `Some`, or fails with the last observed state.
+async fn poll_until<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (Option<T>, String)>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let (got, seen) = f().await;
+        if let Some(v) = got {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; last seen: {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn runs_an_image_with_its_own_root_and_hostname() {
+    if !have_prerequisites() {
+        return;
+    }
+    let env = Env::new("hello");
+    // Overlay on this node's test filesystems; the copy is covered by the next test.
+    eprintln!("rootfs by overlay: {}", env.driver.uses_overlay());
+    let marker = format!("/tmp/shoal-host-marker-{}", std::process::id());
+    std::fs::write(&marker, "node").expect("write marker");
+    let r = run(
+        "hello",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "echo hi; cat /etc/hostname; echo $PATH; test -e {marker} && echo LEAK; echo $$; ls /bin/busybox"
+            ),
+        ],
+    );
+    let (exit, out, err) = env.run_to_end(&r).await;
+    let _ = std::fs::remove_file(&marker);
+    assert_eq!(exit.code, 0, "stdout: {out}\nstderr: {err}");
+    assert_eq!(out, "hi\nh-hello\n/bin\n1\n/bin/busybox\n", "stderr: {err}");
+    assert!(!env.driver.task_dir(&r.task_id).exists(), "removed");
+
+    // What one task writes into its root, the next one does not see.
+    let a = run(
+        "writer",
+        &["sh", "-c", "echo secret > /tmp/mine; cat /tmp/mine"],
+    );
+    let (exit, out, _) = env.run_to_end(&a).await;
+    assert_eq!((exit.code, out.as_str()), (0, "secret\n"));
+    let b = run(
+        "reader",
+        &["sh", "-c", "test -e /tmp/mine && echo SEEN || echo clean"],
+    );
+    let (_, out, _) = env.run_to_end(&b).await;
+    assert_eq!(out, "clean\n");
+    // ... and the image itself is untouched.
+    assert!(!busybox_rootfs().join("tmp/mine").exists());
+    // The image's default command runs when the spec gives none.
+    let mut d = run("default", &[]);
+    d.container.args = vec![];
+    let (exit, _, _) = env.run_to_end(&d).await;
+    assert_eq!(exit.code, 0, "/bin/sh with stdin at EOF exits 0");
+}
+
+#[tokio::test]
+async fn unknown_image_and_bad_specs_are_rejected() {
+    if !have_prerequisites() {
+        return;
+    }
+    let env = Env::new("bad");
+    let mut r = run("nosuch", &["true"]);
+    r.container.image = "no-such-image:1".into();
+    match env.driver.prepare(&r).await {
+        Err(e @ RuntimeError::ImageNotFound(_)) => {
+            assert_eq!(e.to_string(), "No such image: no-such-image:1")
+        }
+        other => panic!("expected ImageNotFound, got {other:?}"),
+    }
+    assert!(!env.driver.task_dir(&r.task_id).exists());
+
+    let mut r = run("badmount", &["true"]);
+    r.container.mounts = vec![Mount {
+        kind: MountKind::Bind,
+        source: "/no/such/source".into(),
+        target: "/data".into(),
+        ..Default::default()
+    }];
+    assert!(matches!(
+        env.driver.prepare(&r).await,
+        Err(RuntimeError::InvalidSpec {
+            field: "mounts",
+            ..
+        })
+    ));
+    let mut r = run("badcap", &["true"]);
+    r.container.cap_add = vec!["NOT_A_CAP".into()];
+    assert!(matches!(
+        env.driver.prepare(&r).await,
+        Err(RuntimeError::InvalidSpec {
+            field: "cap_add",
+            ..
+        })
+    ));
+    // A missing executable fails the start, naming it.
+    let r = run("noexec", &["/no/such/program"]);
+    env.driver.prepare(&r).await.expect("prepare");
+    match env.driver.start(&r.task_id).await {
+        Err(RuntimeError::StartFailed(msg)) => {
+            eprintln!("start failure: {msg}");
+            assert!(msg.contains("/no/such/program"), "{msg}")
+        }
+        Ok(_) => {
+            // Some runtimes report it only as the process's exit.
+            let exit = env.wait(&r.task_id).await;
+            assert_ne!(exit.code, 0);
+        }
+        Err(e) => panic!("{e}"),
+    }
+    env.driver.remove(&r.task_id).await.expect("remove");
+}
+
+#[tokio::test]
+async fn memory_limit_gets_oom_killed() {
+    if !have_prerequisites() {
+        return;
+    }
+    let env = Env::new("oom");
+    let mut r = run(
+        "oom",
+        &[
+            "sh",
+            "-c",
+            "x=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; while true; do x=$x$x; done",
+        ],
+    );
+    r.resources.limits = Resources {
+        memory_bytes: 16 << 20,
+        nano_cpus: 0,
+    };
+    env.start(&r).await;
+    let exit = env.wait(&r.task_id).await;
+    assert_eq!((exit.code, exit.oom_killed), (137, true), "{exit:?}");
+    env.driver.remove(&r.task_id).await.expect("remove");
+}
+
+#[tokio::test]
+async fn named_volumes_outlive_tasks_and_tmpfs_and_read_only_root() {
+    if !have_prerequisites() {
+        return;
+    }
+    let env = Env::new("vol");
+    let vol = |target: &str| Mount {
+        kind: MountKind::Volume,
+        source: "data".into(),
+        target: target.into(),
+        volume_labels: [("team".to_string(), "a".to_string())].into(),
+        ..Default::default()
+    };
+    // The image's files at the target fill a new volume.
+    let mut w = run(
+        "volw",
+        &["sh", "-c", "echo kept > /data/f; cat /var/www/index.html"],
+    );
+    w.container.mounts = vec![
+        vol("/data"),
+        Mount {
+            source: "site".into(),
+            ..vol("/var/www")
+        },
+    ];
+    env.start(&w).await;
+    let exit = env.wait(&w.task_id).await;
+    let (out, err) = env.output(&w.task_id).await;
+    assert_eq!(
+        (exit.code, out.as_str()),
+        (0, "hello from shoal\n"),
+        "{err}"
+    );
+
+    // In use while the task exists, even exited.
+    let vols = env.driver.volumes().await.expect("volumes");
+    let data = vols
+        .iter()
+        .find(|v| v.name == "data")
+        .expect("data volume listed");
+    assert_eq!(data.in_use_by, vec![w.task_id.clone()]);
+    assert_eq!(data.labels.get("team").map(String::as_str), Some("a"));
+    assert!(data.created_at.unix_nanos() > 0);
+    assert!(vols.iter().any(|v| v.name == "site"));
+    assert!(matches!(
+        env.driver.remove_volume("data", false).await,
+        Err(RuntimeError::VolumeInUse { .. })
+    ));
+    env.driver.remove(&w.task_id).await.expect("remove");
+
+    // A second task sees the file; its root is read-only, its tmpfs is writable.
+    let mut r = run(
+        "volr",
+        &[
+            "sh",
+            "-c",
+            "cat /data/f; touch /nope 2>/dev/null && echo WROTE || echo ro; \
+             echo t > /scratch/x && cat /scratch/x; grep -c ' /scratch tmpfs ' /proc/mounts; \
+             cat /www/index.html; touch /www/x 2>/dev/null && echo WROTE || echo ro",
+        ],
+    );
+    r.container.mounts = vec![
+        vol("/data"),
+        Mount {
+            kind: MountKind::Tmpfs,
+            target: "/scratch".into(),
+            tmpfs_size: 1 << 20,
+            ..Default::default()
+        },
+        Mount {
+            source: "site".into(),
+            read_only: true,
+            ..vol("/www")
+        },
+    ];
+    r.container.read_only = true;
+    let (exit, out, err) = env.run_to_end(&r).await;
+    assert_eq!(
+        (exit.code, out.as_str()),
+        (0, "kept\nro\nt\n1\nhello from shoal\nro\n"),
+        "{err}"
+    );
+
+    let vols = env.driver.volumes().await.expect("volumes");
+    assert!(vols.iter().all(|v| v.in_use_by.is_empty()));
+    env.driver
+        .remove_volume("data", false)
+        .await
+        .expect("remove volume");
+    assert!(matches!(
+        env.driver.remove_volume("data", false).await,
+        Err(RuntimeError::VolumeNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn health_check_goes_starting_healthy_unhealthy() {
+    if !have_prerequisites() {
+        return;
+    }
+    // The image's check, with the spec's interval and retries over it.
+    let image_check = HealthConfig {
+        test: vec!["CMD-SHELL".into(), "test -f /tmp/ok".into()],
+        ..Default::default()
+    };
+    let env = Env::with_image_health("health", Some(image_check));
+    let mut r = run(
+        "health",
+        &[
+            "sh",
+            "-c",
+            "sleep 2; touch /tmp/ok; while [ ! -e /tmp/stop ]; do sleep 0.2; done; rm /tmp/ok; exec sleep 100",
+        ],
+    );
+    r.container.healthcheck = Some(HealthConfig {
+        interval: Some(Duration::from_secs(1)),
+        timeout: Some(Duration::from_secs(5)),
+        retries: Some(2),
+        ..Default::default()
+    });
+    env.start(&r).await;
+    assert_eq!(
+        env.driver.health(&r.task_id).await.expect("health"),
+        Health::Starting
+    );
+    let id = r.task_id.clone();
+    poll_until("healthy", || async {
+        let h = env.driver.health(&id).await.expect("health");
+        ((h == Health::Healthy).then_some(()), format!("{h:?}"))
+    })
+    .await;
+    // The task removes the file once told to (through its own root, seen from the node).
+    let stop = env
+        .root
+        .path()
+        .join("native/tasks/health/bundle/rootfs/tmp/stop");
+    std::fs::write(&stop, "").expect("signal the task");
+    poll_until("unhealthy", || async {
+        let h = env.driver.health(&id).await.expect("health");
+        (
+            matches!(h, Health::Unhealthy(_)).then_some(()),
+            format!("{h:?}"),
+        )
+    })
+    .await;
+    env.driver
+        .stop(&r.task_id, Duration::from_secs(1))
+        .await
+        .expect("stop");
+    env.driver.remove(&r.task_id).await.expect("remove");
+
+    // `NONE` disables the image's check.
+    let mut n = run("nohealth", &["true"]);
+    n.container.healthcheck = Some(HealthConfig {
+        test: vec!["NONE".into()],
+        ..Default::default()
+    });
+    env.driver.prepare(&n).await.expect("prepare");
+    assert_eq!(
+        env.driver.health(&n.task_id).await.expect("health"),
+        Health::None
+    );
+    env.driver.remove(&n.task_id).await.expect("remove");
+}
+
+#[tokio::test]
+async fn a_new_driver_adopts_and_stops_an_image_task() {
+    if !have_prerequisites() {
+        return;
+    }
+    let env = Env::new("adopt");
+    let r = run("adopt", &["sh", "-c", "echo up; exec sleep 100"]);
+    let pid = env.start(&r).await;
+    let id = r.task_id.clone();
+    poll_until("output", || async {
+        let out = env.output(&id).await.0;
+        ((out == "up\n").then_some(()), out)
+    })
+    .await;
+    let again = NativeDriver::new(env.driver.config().clone()).expect("second driver");
+    let listed = again.list().await.expect("list");
+    assert!(
+        matches!(&listed[..], [t] if t.task_id == r.task_id && t.state == RuntimeTaskState::Running { pid }),
+        "{listed:?}"
+    );
+    again
+        .stop(&r.task_id, Duration::from_secs(1))
+        .await
+        .expect("stop");
+    let exit = tokio::time::timeout(DEADLINE, again.wait(&r.task_id))
+        .await
+        .expect("wait in time")
+        .expect("wait");
+    // sleep as PID 1 ignores SIGTERM: killed after the grace.
+    assert_eq!((exit.code, exit.signal), (137, Some(9)));
+    again.remove(&r.task_id).await.expect("remove");
+    assert!(!again.task_dir(&r.task_id).exists());
+}
+
+#[tokio::test]
+async fn copied_rootfs_when_overlay_is_off() {
+    if !have_prerequisites() {
+        return;
+    }
+    let env = Env::build("copy", None, false);
+    assert!(!env.driver.uses_overlay());
+    let a = run(
+        "cwriter",
+        &["sh", "-c", "echo x > /tmp/mine; cat /etc/hostname"],
+    );
+    let (exit, out, err) = env.run_to_end(&a).await;
+    assert_eq!((exit.code, out.as_str()), (0, "h-cwriter\n"), "{err}");
+    let b = run(
+        "creader",
+        &["sh", "-c", "test -e /tmp/mine && echo SEEN || echo clean"],
+    );
+    let (_, out, _) = env.run_to_end(&b).await;
+    assert_eq!(out, "clean\n");
+    assert!(!busybox_rootfs().join("tmp/mine").exists());
+}
+
+#[tokio::test]
+async fn host_image_tasks_get_health_checks_in_their_namespaces() {
+    if !have_prerequisites() {
+        return;
+    }
+    let env = Env::new("hosthealth");
+    let flag = env.root.path().join("flag");
+    let mut r = run(
+        "hosthealth",
+        &["sh", "-c", "hostname > /tmp/seen-by-task; exec sleep 100"],
+    );
+    r.container.image = "host".into();
+    // Passes only in the task's UTS namespace (its hostname) and while the flag file exists.
+    r.container.healthcheck = Some(HealthConfig {
+        test: vec![
+            "CMD-SHELL".into(),
+            format!(
+                "test \"$(hostname)\" = h-hosthealth && test -f {}",
+                flag.display()
+            ),
+        ],
+        interval: Some(Duration::from_secs(1)),
+        retries: Some(1),
+        ..Default::default()
+    });
+    std::fs::write(&flag, "").expect("flag");
+    env.start(&r).await;
+    let id = r.task_id.clone();
+    poll_until("healthy", || async {
+        let h = env.driver.health(&id).await.expect("health");
+        ((h == Health::Healthy).then_some(()), format!("{h:?}"))
+    })
+    .await;
+    std::fs::remove_file(&flag).expect("remove flag");
+    poll_until("unhealthy", || async {
+        let h = env.driver.health(&id).await.expect("health");
+        (
+            matches!(h, Health::Unhealthy(_)).then_some(()),
+            format!("{h:?}"),
+        )
+    })
+    .await;
+    env.driver
+        .stop(&r.task_id, Duration::from_secs(1))
+        .await
+        .expect("stop");
+    env.driver.remove(&r.task_id).await.expect("remove");
+}
+
+#[tokio::test]
+async fn cpu_and_memory_limits_hold_for_the_container() {
+    if !have_prerequisites() {
+        return;
+    }
+    let env = Env::new("cpu");
+    let mut r = run("cpu", &["sh", "-c", "exec sleep 100"]);
+    r.resources.limits = Resources {
+        memory_bytes: 64 << 20,
+        nano_cpus: 500_000_000,
+    };
+    let pid = env.start(&r).await;
+    let dirs = env.driver.task_cgroup_dirs(&r.task_id);
+    let read = |name: &str| {
+        dirs.iter()
+            .find_map(|d| std::fs::read_to_string(d.join(name)).ok())
+            .map(|s| s.trim().to_string())
+    };
+    // v1 and v2 spell the same limits differently.
+    let quota = read("cpu.cfs_quota_us").or_else(|| read("cpu.max"));
+    assert!(
+        quota.as_deref().is_some_and(|q| q.starts_with("50000")),
+        "{quota:?}"
+    );
+    let mem = read("memory.limit_in_bytes").or_else(|| read("memory.max"));
+    assert_eq!(mem.as_deref(), Some("67108864"));
+    let procs = read("cgroup.procs").unwrap_or_default();
+    assert!(
+        procs.lines().any(|p| p == pid.to_string()),
+        "container init {pid} in the task's cgroup: {procs:?}"
+    );
+    env.driver
+        .stop(&r.task_id, Duration::from_millis(200))
+        .await
+        .expect("stop");
+    env.driver.remove(&r.task_id).await.expect("remove");
+    assert!(dirs.iter().all(|d| !d.exists()), "cgroups removed");
+}
