@@ -105,7 +105,49 @@ impl Drop for DockerDaemon {
         for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
             let _ = engine(&["rm", "-fv", id]);
         }
+        // The volumes its tasks made carry the daemon's data dir as their owner.
+        let owner = std::fs::canonicalize(self.d.data_dir())
+            .unwrap_or_else(|_| self.d.data_dir().to_path_buf());
+        let label = format!("label=com.shoal.owner={}", owner.display());
+        let out = engine(&["volume", "ls", "-q", "--filter", &label]);
+        for v in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = engine(&["volume", "rm", "-f", v]);
+        }
     }
+}
+
+/// (task ID, state, error) of every task of `service`.
+fn states(d: &Daemon, service: &str) -> Vec<(String, String, String)> {
+    let (_, tasks) = d.api(
+        "GET",
+        &format!(
+            "/v1.50/tasks?filters={}",
+            common::urlencode(&format!(r#"{{"service":["{service}"]}}"#))
+        ),
+        None,
+    );
+    tasks
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            (
+                t["ID"].as_str().unwrap_or_default().to_string(),
+                t["Status"]["State"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                t["Status"]["Err"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The container of a task, by its label.
+fn container_of(task: &str) -> String {
+    let label = format!("label=com.docker.swarm.task.id={task}");
+    let out = engine(&["ps", "-aq", "--no-trunc", "--filter", &label]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]
@@ -246,4 +288,124 @@ fn missing_images_and_out_of_memory_tasks_fail_with_docker_s_reason() {
         &c[0],
     ]);
     assert_eq!(String::from_utf8_lossy(&oom.stdout).trim(), "true 20971520");
+}
+
+#[test]
+fn a_named_volume_keeps_its_files_across_a_task_replacement() {
+    if !ready() {
+        return;
+    }
+    let dd = DockerDaemon::start(false);
+    let vol = format!("shoal-it-vol-{}", std::process::id());
+    let mount = format!("type=volume,source={vol},target=/data");
+    dd.d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "keeper",
+        "--mount",
+        &mount,
+        "--stop-grace-period",
+        "1s",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo run >> /data/runs; exec sleep 1000",
+    ]);
+    let first = dd.d.wait_running("keeper", 1)[0].1.clone();
+    let c1 = container_of(&first);
+    let runs = |c: &str| {
+        let out = engine(&["exec", c, "cat", "/data/runs"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_for("the first run's line", Duration::from_secs(30), || {
+        let r = runs(&c1);
+        if r == "run\n" { Ok(()) } else { Err(r) }
+    });
+    let rm = engine(&["rm", "-f", &c1]);
+    assert!(rm.status.success(), "{rm:?}");
+    let c2 = wait_for("a replacement", Duration::from_secs(60), || {
+        let r = dd.d.running_tasks("keeper");
+        match r.first() {
+            Some(t) if t.1 != first => Ok(container_of(&t.1)),
+            _ => Err(format!("{r:?}\n{}", dd.ps("keeper"))),
+        }
+    });
+    wait_for("both runs' lines", Duration::from_secs(30), || {
+        let r = runs(&c2);
+        if r == "run\nrun\n" { Ok(()) } else { Err(r) }
+    });
+    let ls = dd.d.docker_ok(&["volume", "ls", "--format", "{{.Name}}"]);
+    assert!(ls.lines().any(|l| l == vol), "{ls}");
+}
+
+#[test]
+fn a_checked_container_is_starting_until_healthy_and_replaced_when_unhealthy() {
+    if !ready() {
+        return;
+    }
+    let dd = DockerDaemon::start(false);
+    dd.d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "checked",
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        "--stop-grace-period",
+        "1s",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    let first = wait_for("a starting task", Duration::from_secs(60), || {
+        let s = states(&dd.d, "checked");
+        match s.iter().find(|t| t.1 == "starting") {
+            Some(t) => Ok(t.0.clone()),
+            None => Err(format!("{s:?}")),
+        }
+    });
+    let c = container_of(&first);
+    let touch = engine(&["exec", &c, "touch", "/tmp/ok"]);
+    assert!(touch.status.success(), "{touch:?}");
+    wait_for(
+        "the task to run once healthy",
+        Duration::from_secs(60),
+        || {
+            let s = states(&dd.d, "checked");
+            if s.iter().any(|t| t.0 == first && t.1 == "running") {
+                Ok(())
+            } else {
+                Err(format!("{s:?}"))
+            }
+        },
+    );
+    let rm = engine(&["exec", &c, "rm", "/tmp/ok"]);
+    assert!(rm.status.success(), "{rm:?}");
+    let err = wait_for(
+        "the unhealthy task to fail",
+        Duration::from_secs(60),
+        || {
+            let s = states(&dd.d, "checked");
+            match s.iter().find(|t| t.0 == first && t.1 == "failed") {
+                Some(t) => Ok(t.2.clone()),
+                None => Err(format!("{s:?}")),
+            }
+        },
+    );
+    assert!(err.contains("unhealthy"), "{err}");
+    wait_for("a replacement", Duration::from_secs(60), || {
+        let s = states(&dd.d, "checked");
+        if s.iter().any(|t| t.0 != first && t.1 == "starting") {
+            Ok(())
+        } else {
+            Err(format!("{s:?}"))
+        }
+    });
 }
