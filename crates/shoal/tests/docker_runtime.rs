@@ -409,3 +409,26 @@ fn a_checked_container_is_starting_until_healthy_and_replaced_when_unhealthy() {
         }
     });
 }
+
+#[test]
+fn runtime_docker_without_a_docker_daemon_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join("shoal.sock");
+    let out = Command::new(common::SHOAL)
+        .args(["daemon", "--runtime", "docker", "--data-dir"])
+        .arg(dir.path())
+        .arg("-H")
+        .arg(format!("unix://{}", sock.display()))
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", dir.path().join("no-docker.sock").display()),
+        )
+        .output()
+        .expect("run shoal daemon");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--runtime docker: cannot reach the Docker daemon"),
+        "{err}"
+    );
+}
