@@ -702,3 +702,30 @@ async fn an_absent_image_is_pulled_before_the_task_runs() {
     assert!(info.repo_tags.contains(&remote), "{info:?}");
     assert!(info.id.starts_with("sha256:"), "{info:?}");
 }
+
+#[tokio::test]
+async fn archives_load_into_docker() {
+    let Some(env) = Env::new("load").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = dir.path().join("busybox.tar");
+    let saved = Command::new("docker")
+        .args(["save", "-o"])
+        .arg(&archive)
+        .arg(IMAGE)
+        .output()
+        .expect("docker save");
+    assert!(saved.status.success(), "{saved:?}");
+    let refs = env.driver.load_image(&archive).await.expect("load");
+    assert_eq!(refs, vec![IMAGE.to_string()]);
+
+    let junk = dir.path().join("junk.tar");
+    std::fs::write(&junk, b"not a tar archive").expect("junk");
+    let err = env.driver.load_image(&junk).await.expect_err("junk");
+    assert!(matches!(err, RuntimeError::InvalidImage(_)), "{err:?}");
+    assert!(matches!(
+        env.driver.load_image(&dir.path().join("absent.tar")).await,
+        Err(RuntimeError::Io { .. })
+    ));
+}
