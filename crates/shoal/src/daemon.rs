@@ -29,7 +29,9 @@ pub struct DaemonArgs {
     /// The name this node reports instead of the machine's hostname.
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Cgroup under which each task gets its own (`<parent>/<task-id>`).
+    /// Cgroup under which each native task gets its own (`<parent>/<task-id>`); Docker
+    /// containers stay under the engine's own cgroup parent, whose form depends on its cgroup
+    /// driver.
     #[arg(long, default_value = "shoal")]
     pub cgroup_parent: String,
     /// Advertise a user-defined resource, as dockerd does: repeat `gpu=UUID` for named units
