@@ -7,12 +7,14 @@
 //! - [`native`]: the native runtime driver (processes under a per-task shim, namespaces, cgroups).
 //! - [`fake`]: an in-memory driver for tests and simulation.
 //! - [`image`]: the seam to the node's image store, for the native runtime.
+//! - [`route`]: the driver that sends each task to the native or the Docker runtime.
 //! - [`runtime`]: the driver seam and its types.
 
 pub mod executor;
 pub mod fake;
 pub mod image;
 pub mod native;
+pub mod route;
 pub mod runtime;
 
 pub use executor::{Agent, AgentConfig, AgentError, describe_node};

@@ -168,6 +168,12 @@ pub trait RuntimeDriver: Send + Sync + 'static {
     /// The name tasks select it by (`native`, `docker`).
     fn name(&self) -> &'static str;
 
+    /// Every runtime this driver can run tasks with, for the node's description; a driver that
+    /// routes tasks to several lists them all.
+    fn runtimes(&self) -> Vec<&'static str> {
+        vec![self.name()]
+    }
+
     /// Checks the spec and image and creates what the task needs, without starting it.
     /// Errors here reject the task. Calling it again for a prepared task is a no-op.
     async fn prepare(&self, run: &TaskRun) -> Result<(), RuntimeError>;

@@ -199,7 +199,7 @@ impl Daemon {
 
     /// What this node reports about itself.
     pub(crate) fn describe(&self) -> shoal_types::node::NodeDescription {
-        let mut d = shoal_agent::describe_node(&self.cfg.engine_version, &[self.driver.name()]);
+        let mut d = shoal_agent::describe_node(&self.cfg.engine_version, &self.driver.runtimes());
         if let Some(h) = &self.cfg.hostname {
             d.hostname = h.clone();
         }

@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use shoal_agent::RuntimeDriver;
 use shoal_agent::native::{NativeConfig, NativeDriver};
+use shoal_agent::route::RoutingDriver;
+use shoal_docker::DockerDriver;
 use shoal_node::{Daemon, DaemonConfig};
 use shoal_types::GenericResource;
 use shoal_types::clock::SystemClock;
@@ -15,8 +18,10 @@ pub struct DaemonArgs {
     /// Where the node keeps its state, its tasks' files and its API socket.
     #[arg(long, env = "SHOAL_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Runtime that runs tasks.
-    #[arg(long, default_value = "native", value_parser = ["native"])]
+    /// Runtime that runs tasks with an image: `docker` (the Docker Engine at DOCKER_HOST or
+    /// /var/run/docker.sock), `native`, or `auto` (docker when its daemon answers at start).
+    /// Tasks of the `host` image always run natively.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "docker", "native"])]
     pub runtime: String,
     /// Keep tasks running when the daemon stops; the next daemon adopts them.
     #[arg(long)]
@@ -24,7 +29,9 @@ pub struct DaemonArgs {
     /// The name this node reports instead of the machine's hostname.
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Cgroup under which each task gets its own (`<parent>/<task-id>`).
+    /// Cgroup under which each native task gets its own (`<parent>/<task-id>`); Docker
+    /// containers stay under the engine's own cgroup parent, whose form depends on its cgroup
+    /// driver.
     #[arg(long, default_value = "shoal")]
     pub cgroup_parent: String,
     /// Advertise a user-defined resource, as dockerd does: repeat `gpu=UUID` for named units
@@ -141,8 +148,8 @@ impl Running {
         )
         .with_context(|| format!("cannot open the image store in {}", data_dir.display()))?;
         native.images = Some(Arc::new(images));
-        let driver = NativeDriver::new(native).context("cannot start the native runtime")?;
-        let caps = driver.capabilities();
+        let native = NativeDriver::new(native).context("cannot start the native runtime")?;
+        let caps = native.capabilities();
         let missing = caps.missing();
         if missing.is_empty() {
             tracing::info!(
@@ -152,6 +159,9 @@ impl Running {
         } else {
             tracing::warn!(?missing, "native runtime: running without some isolation");
         }
+        let docker = docker_runtime(&args.runtime, &data_dir).await?;
+        let driver = RoutingDriver::new(Arc::new(native), docker);
+        tracing::info!(runtimes = ?driver.runtimes(), default = driver.name(), "runtimes ready");
         let engine_version = env!("CARGO_PKG_VERSION").to_string();
         let clock = Arc::new(SystemClock);
         let daemon = Daemon::start(
@@ -204,6 +214,31 @@ impl Running {
         self.daemon.shutdown().await;
         let _ = self.shutdown.send(true);
         while self.servers.join_next().await.is_some() {}
+    }
+}
+
+/// The Docker runtime `--runtime` asks for: required with `docker`, used when its daemon answers
+/// with `auto`, never with `native`. Containers are owned by the data dir, which is what makes a
+/// restarted daemon adopt them and no other daemon on the same engine touch them.
+async fn docker_runtime(
+    runtime: &str,
+    data_dir: &Path,
+) -> anyhow::Result<Option<Arc<dyn RuntimeDriver>>> {
+    if runtime == "native" {
+        return Ok(None);
+    }
+    let owner = data_dir
+        .canonicalize()
+        .unwrap_or_else(|_| data_dir.to_path_buf())
+        .display()
+        .to_string();
+    match DockerDriver::connect(&owner).await {
+        Ok(d) => Ok(Some(Arc::new(d))),
+        Err(e) if runtime == "docker" => Err(anyhow::anyhow!("--runtime docker: {e}")),
+        Err(e) => {
+            tracing::info!(error = %e, "no Docker daemon: images run on the native runtime");
+            Ok(None)
+        }
     }
 }
 

@@ -78,7 +78,10 @@ fn busybox_services_run_from_a_loaded_image() {
     if !ready() {
         return;
     }
-    let mut d = Daemon::start_with_flags(Vec::new(), vec!["--live-restore".into()]);
+    let mut d = Daemon::start_with_flags(
+        Vec::new(),
+        vec!["--live-restore".into(), "--runtime".into(), "native".into()],
+    );
     init(&d);
     let loaded = shoal_ok(&d, &["image", "load", "-i", ARCHIVE]);
     assert!(

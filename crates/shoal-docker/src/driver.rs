@@ -1,0 +1,420 @@
+//! [`RuntimeDriver`] for Docker: one container per task, found by its task label.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, ListContainersOptions, RemoveContainerOptions,
+    StopContainerOptions, WaitContainerOptions,
+};
+use futures::StreamExt;
+use shoal_agent::runtime::{
+    ExitInfo, Health, ImageInfo, LogOptions, LogStream, RuntimeDriver, RuntimeError, RuntimeTask,
+    RuntimeTaskState, TaskRun, VolumeInfo,
+};
+use shoal_types::Id;
+
+use crate::{DockerDriver, LABEL_TASK_ID, api_err, message_of, parse_time, spec, status_of};
+
+/// Highest signal number an exit code above 128 is read as (`SIGRTMAX` on Linux).
+const MAX_SIGNAL: i64 = 64;
+
+impl DockerDriver {
+    /// The container ID of the task's container, or `NotFound`.
+    pub(crate) async fn container_of(&self, task_id: &Id) -> Result<String, RuntimeError> {
+        if let Some(c) = self.cache().get(task_id) {
+            return Ok(c.clone());
+        }
+        let found = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(self.filters(&[format!("{LABEL_TASK_ID}={task_id}")])),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| api_err(format!("finding the container of task {task_id}"), e))?;
+        let id = found
+            .into_iter()
+            .find_map(|c| c.id)
+            .ok_or_else(|| RuntimeError::NotFound(task_id.clone()))?;
+        self.cache().insert(task_id.clone(), id.clone());
+        Ok(id)
+    }
+
+    /// Inspects the task's container; a container removed behind our back is `NotFound`.
+    async fn inspect(&self, task_id: &Id) -> Result<ContainerInspectResponse, RuntimeError> {
+        let id = self.container_of(task_id).await?;
+        match self.docker.inspect_container(&id, None).await {
+            Ok(c) => Ok(c),
+            Err(e) if status_of(&e) == Some(404) => {
+                self.cache().remove(task_id);
+                Err(RuntimeError::NotFound(task_id.clone()))
+            }
+            Err(e) => Err(api_err(
+                format!("inspecting the container of task {task_id}"),
+                e,
+            )),
+        }
+    }
+
+    /// Makes sure the image is here: pulls it only when it is absent, and reports a failed pull
+    /// as a missing image with Docker's reason.
+    async fn ensure_image(&self, image: &str) -> Result<(), RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => return Ok(()),
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => return Err(api_err(format!("inspecting image {image}"), e)),
+        }
+        tracing::info!(image, "docker runtime: image absent, pulling");
+        match self.pull(image).await {
+            Ok(()) => Ok(()),
+            Err(why) => Err(RuntimeError::ImageNotFound(format!("{image} ({why})"))),
+        }
+    }
+
+    /// Pulls `reference` (`:latest` when it names no tag, never every tag); Docker's reason on
+    /// failure.
+    pub(crate) async fn pull(&self, reference: &str) -> Result<(), String> {
+        let (name, tag) = split_reference(reference);
+        let mut stream = self.docker.create_image(
+            Some(CreateImageOptions {
+                from_image: Some(name),
+                tag,
+                ..Default::default()
+            }),
+            None,
+            None,
+        );
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(msg) = info.error_detail.and_then(|d| d.message) {
+                        return Err(msg);
+                    }
+                }
+                Err(e) => return Err(message_of(&e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn exit_info(c: &ContainerInspectResponse) -> ExitInfo {
+        let st = c.state.clone().unwrap_or_default();
+        let code = st.exit_code.unwrap_or(0);
+        ExitInfo {
+            code,
+            // Docker reports a signal death as 128+N and nothing else; a process that exits
+            // with such a code itself reads the same.
+            signal: (code > 128 && code <= 128 + MAX_SIGNAL).then(|| (code - 128) as i32),
+            oom_killed: st.oom_killed.unwrap_or(false),
+            finished_at: parse_time(st.finished_at.as_deref().unwrap_or("")),
+        }
+    }
+
+    fn state_of(c: &ContainerInspectResponse) -> RuntimeTaskState {
+        let st = c.state.clone().unwrap_or_default();
+        match st.status {
+            Some(ContainerStateStatusEnum::CREATED) => RuntimeTaskState::Created,
+            Some(
+                ContainerStateStatusEnum::RUNNING
+                | ContainerStateStatusEnum::PAUSED
+                | ContainerStateStatusEnum::RESTARTING
+                | ContainerStateStatusEnum::STOPPING,
+            ) => RuntimeTaskState::Running {
+                pid: st.pid.unwrap_or(0),
+            },
+            _ => RuntimeTaskState::Exited(Self::exit_info(c)),
+        }
+    }
+}
+
+/// `name[:tag]` or `name@digest` as the pull endpoint takes them: a tag is only a `:` after the
+/// last `/` (a registry's port is not one).
+pub(crate) fn split_reference(reference: &str) -> (String, Option<String>) {
+    if reference.contains('@') {
+        return (reference.to_string(), None);
+    }
+    let last = reference.rsplit('/').next().unwrap_or(reference);
+    match last.rsplit_once(':') {
+        Some((_, tag)) => {
+            let name = &reference[..reference.len() - tag.len() - 1];
+            (name.to_string(), Some(tag.to_string()))
+        }
+        None => (reference.to_string(), Some("latest".to_string())),
+    }
+}
+
+#[async_trait]
+impl RuntimeDriver for DockerDriver {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn prepare(&self, run: &TaskRun) -> Result<(), RuntimeError> {
+        match self.container_of(&run.task_id).await {
+            Ok(_) => return Ok(()),
+            Err(RuntimeError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let body = spec::create_body(run, &self.owner)?;
+        self.ensure_image(&run.container.image).await?;
+        let name = spec::container_name(run);
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await;
+        match created {
+            Ok(r) => {
+                for w in r.warnings.iter().filter(|w| !w.is_empty()) {
+                    tracing::warn!(task.id = %run.task_id, warning = %w, "docker runtime: create");
+                }
+                self.cache().insert(run.task_id.clone(), r.id);
+                tracing::debug!(task.id = %run.task_id, container = %name, "docker runtime: created");
+                Ok(())
+            }
+            // Made concurrently by another call for the same task: prepared all the same.
+            Err(e) if status_of(&e) == Some(409) => {
+                self.container_of(&run.task_id).await.map(|_| ())
+            }
+            Err(e) if status_of(&e) == Some(404) => {
+                Err(RuntimeError::ImageNotFound(run.container.image.clone()))
+            }
+            Err(e) if status_of(&e) == Some(400) => Err(RuntimeError::InvalidSpec {
+                field: "container",
+                why: message_of(&e),
+            }),
+            Err(e) => Err(api_err(format!("creating container {name}"), e)),
+        }
+    }
+
+    async fn start(&self, task_id: &Id) -> Result<i64, RuntimeError> {
+        let c = self.inspect(task_id).await?;
+        match Self::state_of(&c) {
+            RuntimeTaskState::Created => {}
+            // Already started (by us or an earlier driver): never start twice.
+            RuntimeTaskState::Running { pid } => return Ok(pid),
+            RuntimeTaskState::Exited(_) => return Ok(0),
+        }
+        let id = c.id.clone().unwrap_or_default();
+        self.docker
+            .start_container(&id, None)
+            .await
+            .map_err(|e| match status_of(&e) {
+                Some(404) => RuntimeError::NotFound(task_id.clone()),
+                _ => RuntimeError::StartFailed(message_of(&e)),
+            })?;
+        let c = self.inspect(task_id).await?;
+        Ok(c.state.and_then(|s| s.pid).unwrap_or(0))
+    }
+
+    async fn wait(&self, task_id: &Id) -> Result<ExitInfo, RuntimeError> {
+        let c = self.inspect(task_id).await?;
+        match Self::state_of(&c) {
+            RuntimeTaskState::Exited(e) => return Ok(e),
+            RuntimeTaskState::Created => {
+                return Err(RuntimeError::StartFailed(format!(
+                    "task {task_id} was never started"
+                )));
+            }
+            RuntimeTaskState::Running { .. } => {}
+        }
+        let id = c.id.clone().unwrap_or_default();
+        // The wait call has no deadline of its own: a task may run for months.
+        let patient = self
+            .docker
+            .clone()
+            .with_timeout(Duration::from_secs(u64::from(u32::MAX)));
+        let mut waited = patient.wait_container(
+            &id,
+            Some(WaitContainerOptions {
+                condition: "not-running".into(),
+            }),
+        );
+        match waited.next().await {
+            // A non-zero exit comes back as an error carrying the code: the container is done.
+            Some(Ok(_))
+            | Some(Err(bollard::errors::Error::DockerContainerWaitError { .. }))
+            | None => {}
+            Some(Err(e)) if status_of(&e) == Some(404) => {
+                self.cache().remove(task_id);
+                return Err(RuntimeError::NotFound(task_id.clone()));
+            }
+            Some(Err(e)) => return Err(api_err(format!("waiting for task {task_id}"), e)),
+        }
+        let c = self.inspect(task_id).await?;
+        Ok(Self::exit_info(&c))
+    }
+
+    async fn stop(&self, task_id: &Id, grace: Duration) -> Result<(), RuntimeError> {
+        let id = self.container_of(task_id).await?;
+        let secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
+        let res = self
+            .patient(grace)
+            .stop_container(
+                &id,
+                Some(StopContainerOptions {
+                    t: Some(i32::try_from(secs).unwrap_or(i32::MAX)),
+                    signal: None,
+                }),
+            )
+            .await;
+        match res {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => {
+                self.cache().remove(task_id);
+                Err(RuntimeError::NotFound(task_id.clone()))
+            }
+            Err(e) => Err(api_err(format!("stopping task {task_id}"), e)),
+        }
+    }
+
+    async fn remove(&self, task_id: &Id) -> Result<(), RuntimeError> {
+        let id = self.container_of(task_id).await?;
+        let res = self
+            .patient(Duration::ZERO)
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptions {
+                    // Anonymous volumes go with the task; named ones outlive it.
+                    v: true,
+                    force: true,
+                    link: false,
+                }),
+            )
+            .await;
+        self.cache().remove(task_id);
+        match res {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Err(RuntimeError::NotFound(task_id.clone())),
+            Err(e) => Err(api_err(format!("removing task {task_id}"), e)),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<RuntimeTask>, RuntimeError> {
+        let found = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(self.filters(&[])),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| api_err("listing containers", e))?;
+        let mut out = Vec::new();
+        for c in found {
+            let (Some(cid), Some(task)) = (
+                c.id.clone(),
+                c.labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_TASK_ID))
+                    .cloned(),
+            ) else {
+                continue;
+            };
+            let task_id = Id::from_raw(task);
+            self.cache().insert(task_id.clone(), cid.clone());
+            match self.docker.inspect_container(&cid, None).await {
+                Ok(i) => out.push(RuntimeTask {
+                    state: Self::state_of(&i),
+                    task_id,
+                }),
+                // Removed between the list and now: not a task any more.
+                Err(e) if status_of(&e) == Some(404) => {
+                    self.cache().remove(&task_id);
+                }
+                Err(e) => return Err(api_err(format!("inspecting container {cid}"), e)),
+            }
+        }
+        out.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+        Ok(out)
+    }
+
+    async fn logs(&self, task_id: &Id, opts: LogOptions) -> Result<LogStream, RuntimeError> {
+        let id = self.container_of(task_id).await?;
+        Ok(crate::logs::stream(&self.docker, &id, opts))
+    }
+
+    async fn health(&self, task_id: &Id) -> Result<Health, RuntimeError> {
+        let c = self.inspect(task_id).await?;
+        let Some(h) = c.state.and_then(|s| s.health) else {
+            return Ok(Health::None);
+        };
+        Ok(match h.status {
+            Some(HealthStatusEnum::STARTING) => Health::Starting,
+            Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
+            Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy(
+                h.log
+                    .unwrap_or_default()
+                    .last()
+                    .and_then(|r| r.output.clone())
+                    .unwrap_or_default()
+                    .trim_end()
+                    .to_string(),
+            ),
+            _ => Health::None,
+        })
+    }
+
+    async fn volumes(&self) -> Result<Vec<VolumeInfo>, RuntimeError> {
+        self.list_volumes().await
+    }
+
+    async fn remove_volume(&self, name: &str, force: bool) -> Result<(), RuntimeError> {
+        self.delete_volume(name, force).await
+    }
+
+    async fn images(&self) -> Result<Vec<ImageInfo>, RuntimeError> {
+        self.list_images().await
+    }
+
+    async fn load_image(&self, archive: &std::path::Path) -> Result<Vec<String>, RuntimeError> {
+        self.load(archive).await
+    }
+
+    async fn pull_image(&self, reference: &str) -> Result<ImageInfo, RuntimeError> {
+        self.pull(reference)
+            .await
+            .map_err(|why| RuntimeError::Pull {
+                reference: reference.to_string(),
+                why,
+            })?;
+        self.image_info(reference).await
+    }
+
+    async fn remove_image(
+        &self,
+        reference: &str,
+        force: bool,
+    ) -> Result<Vec<String>, RuntimeError> {
+        self.delete_image(reference, force).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_name_their_tag_or_get_latest() {
+        let s = |r: &str| split_reference(r);
+        assert_eq!(s("busybox"), ("busybox".into(), Some("latest".into())));
+        assert_eq!(s("busybox:1.36"), ("busybox".into(), Some("1.36".into())));
+        assert_eq!(
+            s("reg:5000/team/app"),
+            ("reg:5000/team/app".into(), Some("latest".into()))
+        );
+        assert_eq!(
+            s("reg:5000/team/app:v2"),
+            ("reg:5000/team/app".into(), Some("v2".into()))
+        );
+        assert_eq!(s("app@sha256:abc"), ("app@sha256:abc".into(), None));
+    }
+}

@@ -1,0 +1,731 @@
+//! The Docker runtime against the real Docker Engine, with the locally built
+//! `shoal-test/busybox:latest` (tests/images/build.sh). Without a Docker daemon or the image the
+//! tests skip with a note, except in CI (CI=true) where that is a failure. Each test has its own
+//! owner label, and removes its containers and volumes even when it fails. Waits are bounded
+//! polls, never sleeps.
+// The tests wait on a real engine, in wall-clock time.
+#![allow(clippy::disallowed_methods)]
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use shoal_agent::runtime::{Health, LogStreamKind, RuntimeTaskState, next_log_line};
+use shoal_agent::{ExitInfo, LogOptions, RuntimeDriver, RuntimeError, TaskRun};
+use shoal_docker::{DockerDriver, LABEL_OWNER, LABEL_SERVICE_NAME, LABEL_TASK_ID};
+use shoal_types::Id;
+use shoal_types::container::{HealthConfig, Mount, MountKind, Ulimit};
+use shoal_types::service::{ContainerSpec, ResourceRequirements};
+
+const IMAGE: &str = "shoal-test/busybox:latest";
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// A test's driver and what it cleans up.
+struct Env {
+    driver: DockerDriver,
+    owner: String,
+    volumes: Vec<String>,
+    images: Vec<String>,
+}
+
+impl Env {
+    /// None (skip) without Docker or the test image, except in CI.
+    async fn new(name: &str) -> Option<Env> {
+        let owner = format!("shoal-docker-test-{}-{name}", std::process::id());
+        let driver = match DockerDriver::connect(&owner).await {
+            Ok(d) => d,
+            Err(e) if in_ci() => panic!("the Docker runtime tests need a Docker daemon: {e}"),
+            Err(e) => {
+                eprintln!("SKIPPED: no Docker daemon ({e})");
+                return None;
+            }
+        };
+        let has_image = Command::new("docker")
+            .args(["image", "inspect", IMAGE])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !has_image {
+            if in_ci() {
+                panic!("{IMAGE} is missing: run tests/images/build.sh first");
+            }
+            eprintln!("SKIPPED: {IMAGE} is missing (run tests/images/build.sh)");
+            return None;
+        }
+        Some(Env {
+            driver,
+            owner,
+            volumes: Vec::new(),
+            images: Vec::new(),
+        })
+    }
+
+    fn run(&self, id: &str, args: &[&str]) -> TaskRun {
+        let task_id = format!("{id}{}", std::process::id());
+        TaskRun {
+            task_id: Id::from_raw(task_id.clone()),
+            task_name: format!("dt.1.{task_id}"),
+            service_id: Id::from_raw("svc"),
+            service_name: "dt".into(),
+            node_id: Id::from_raw("node"),
+            slot: 1,
+            container: ContainerSpec {
+                image: IMAGE.into(),
+                args: args.iter().map(|s| s.to_string()).collect(),
+                stop_grace_period: Some(Duration::from_secs(1)),
+                ..Default::default()
+            },
+            resources: ResourceRequirements::default(),
+            hostname: "dt-host".into(),
+        }
+    }
+
+    async fn start(&self, run: &TaskRun) -> i64 {
+        self.driver.prepare(run).await.expect("prepare");
+        self.driver.start(&run.task_id).await.expect("start")
+    }
+
+    async fn wait(&self, id: &Id) -> ExitInfo {
+        tokio::time::timeout(DEADLINE, self.driver.wait(id))
+            .await
+            .expect("task ends in time")
+            .expect("wait")
+    }
+
+    async fn output(&self, id: &Id, follow: bool) -> (String, String) {
+        let opts = LogOptions {
+            follow,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let mut s = self.driver.logs(id, opts).await.expect("logs");
+        let (mut out, mut err) = (String::new(), String::new());
+        while let Some(l) = tokio::time::timeout(DEADLINE, next_log_line(&mut s))
+            .await
+            .expect("logs end in time")
+        {
+            let l = l.expect("log line");
+            assert!(l.time.unix_nanos() > 0, "each line keeps its time");
+            let text = String::from_utf8_lossy(&l.line).into_owned();
+            match l.stream {
+                LogStreamKind::Stdout => out.push_str(&text),
+                LogStreamKind::Stderr => err.push_str(&text),
+            }
+        }
+        (out, err)
+    }
+
+    fn inspect(&self, format: &str, id: &Id) -> String {
+        let out = Command::new("docker")
+            .args(["ps", "-aq", "--filter"])
+            .arg(format!("label={LABEL_TASK_ID}={id}"))
+            .output()
+            .expect("docker ps");
+        let cid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let out = Command::new("docker")
+            .args(["inspect", "-f", format, &cid])
+            .output()
+            .expect("docker inspect");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let ids = Command::new("docker")
+            .args(["ps", "-aq", "--filter"])
+            .arg(format!("label={LABEL_OWNER}={}", self.owner))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for id in ids.split_whitespace() {
+            let _ = Command::new("docker").args(["rm", "-fv", id]).output();
+        }
+        for v in &self.volumes {
+            let _ = Command::new("docker")
+                .args(["volume", "rm", "-f", v])
+                .output();
+        }
+        for i in &self.images {
+            let _ = Command::new("docker").args(["rmi", "-f", i]).output();
+        }
+    }
+}
+
+async fn poll<T>(what: &str, mut f: impl AsyncFnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(last) if start.elapsed() > DEADLINE => {
+                panic!("timed out waiting for {what}; last seen: {last}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_task_runs_and_exits_with_its_code_and_output() {
+    let Some(env) = Env::new("life").await else {
+        return;
+    };
+    let run = env.run("life", &["sh", "-c", "echo out; echo err >&2; exit 3"]);
+    env.driver.prepare(&run).await.expect("prepare");
+    env.driver
+        .prepare(&run)
+        .await
+        .expect("prepare again is a no-op");
+    let listed = env.driver.list().await.expect("list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].state, RuntimeTaskState::Created);
+    assert!(matches!(
+        env.driver.wait(&run.task_id).await,
+        Err(RuntimeError::StartFailed(_))
+    ));
+    env.driver.start(&run.task_id).await.expect("start");
+    let exit = env.wait(&run.task_id).await;
+    assert_eq!((exit.code, exit.oom_killed), (3, false));
+    assert!(exit.finished_at.unix_nanos() > 0);
+    assert_eq!(
+        env.output(&run.task_id, false).await,
+        ("out\n".to_string(), "err\n".to_string())
+    );
+    // Swarm's name and labels, so `docker ps` tells which task a container is.
+    assert_eq!(
+        env.inspect("{{.Name}}", &run.task_id),
+        format!("/dt.1.{}", run.task_id)
+    );
+    assert_eq!(
+        env.inspect(
+            &format!("{{{{index .Config.Labels \"{LABEL_SERVICE_NAME}\"}}}}"),
+            &run.task_id
+        ),
+        "dt"
+    );
+    assert!(matches!(
+        env.driver.list().await.expect("list")[0].state,
+        RuntimeTaskState::Exited(ExitInfo { code: 3, .. })
+    ));
+    env.driver.remove(&run.task_id).await.expect("remove");
+    assert!(env.driver.list().await.expect("list").is_empty());
+    assert!(matches!(
+        env.driver.start(&run.task_id).await,
+        Err(RuntimeError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_spec_reaches_the_container() {
+    let Some(env) = Env::new("spec").await else {
+        return;
+    };
+    let mut run = env.run(
+        "spec",
+        &[
+            "-c",
+            "echo $FOO; pwd; id -u; hostname; ulimit -n; touch /x 2>/dev/null || echo read-only; \
+             cat /proc/sys/net/ipv4/ip_unprivileged_port_start",
+        ],
+    );
+    run.container.command = vec!["/bin/sh".into()];
+    run.container.env = vec!["FOO=bar".into()];
+    run.container.dir = "/tmp".into();
+    run.container.user = "65534".into();
+    run.container.read_only = true;
+    run.container.ulimits = vec![Ulimit {
+        name: "nofile".into(),
+        soft: 123,
+        hard: 456,
+    }];
+    run.container.cap_drop = vec!["ALL".into()];
+    run.container.sysctls =
+        BTreeMap::from([("net.ipv4.ip_unprivileged_port_start".into(), "123".into())]);
+    run.container.labels = BTreeMap::from([("app".to_string(), "x".to_string())]);
+    run.resources.limits.nano_cpus = 500_000_000;
+    env.start(&run).await;
+    assert_eq!(env.wait(&run.task_id).await.code, 0);
+    let (out, err) = env.output(&run.task_id, false).await;
+    assert_eq!(
+        out, "bar\n/tmp\n65534\ndt-host\n123\nread-only\n123\n",
+        "stderr: {err}"
+    );
+    let last = LogOptions {
+        stdout: true,
+        tail: Some(1),
+        ..Default::default()
+    };
+    let mut tail = env.driver.logs(&run.task_id, last).await.expect("logs");
+    let l = next_log_line(&mut tail)
+        .await
+        .expect("a line")
+        .expect("line");
+    assert_eq!(&l.line[..], b"123\n");
+    assert!(
+        next_log_line(&mut tail).await.is_none(),
+        "only the last line"
+    );
+    assert_eq!(
+        env.inspect("{{.HostConfig.NanoCpus}}", &run.task_id),
+        "500000000"
+    );
+    assert_eq!(
+        env.inspect("{{.HostConfig.CapDrop}}", &run.task_id),
+        "[ALL]"
+    );
+}
+
+#[tokio::test]
+async fn stop_sends_the_stop_signal_through_init_and_logs_follow_to_the_end() {
+    let Some(env) = Env::new("stop").await else {
+        return;
+    };
+    let mut run = env.run("stop", &["sh", "-c", "echo started; exec sleep 1000"]);
+    run.container.init = Some(true);
+    let pid = env.start(&run).await;
+    assert!(pid > 0);
+    assert!(matches!(
+        env.driver.list().await.expect("list")[0].state,
+        RuntimeTaskState::Running { .. }
+    ));
+    let mut follower = {
+        let opts = LogOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        env.driver.logs(&run.task_id, opts).await.expect("logs")
+    };
+    // The first line while the task runs: sh has run its echo and exec'd sleep by then.
+    let first = tokio::time::timeout(DEADLINE, next_log_line(&mut follower))
+        .await
+        .expect("a line in time")
+        .expect("a line")
+        .expect("line");
+    assert_eq!(&first.line[..], b"started\n");
+    env.driver
+        .stop(&run.task_id, Duration::from_secs(10))
+        .await
+        .expect("stop");
+    let exit = env.wait(&run.task_id).await;
+    // docker-init passes SIGTERM on to sleep, which dies of it: well inside the grace period.
+    assert_eq!((exit.code, exit.signal), (143, Some(15)), "{exit:?}");
+    let rest = tokio::time::timeout(DEADLINE, next_log_line(&mut follower))
+        .await
+        .expect("follow ends with the task");
+    assert!(rest.is_none(), "{rest:?}");
+    env.driver
+        .stop(&run.task_id, Duration::from_secs(1))
+        .await
+        .expect("stopping an exited task is a no-op");
+}
+
+#[tokio::test]
+async fn a_task_over_its_memory_limit_is_oom_killed() {
+    let Some(env) = Env::new("oom").await else {
+        return;
+    };
+    let mut run = env.run(
+        "oom",
+        &[
+            "sh",
+            "-c",
+            "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
+        ],
+    );
+    run.resources.limits.memory_bytes = 20 << 20;
+    env.start(&run).await;
+    let exit = env.wait(&run.task_id).await;
+    assert!(exit.oom_killed, "{exit:?}");
+    assert_ne!(exit.code, 0);
+}
+
+#[tokio::test]
+async fn a_missing_image_is_not_found() {
+    let Some(env) = Env::new("noimg").await else {
+        return;
+    };
+    let mut run = env.run("noimg", &["true"]);
+    run.container.image = "shoal-test/no-such-image:latest".into();
+    let err = env.driver.prepare(&run).await.expect_err("no such image");
+    assert!(matches!(err, RuntimeError::ImageNotFound(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("No such image: shoal-test/no-such-image:latest"),
+        "{err}"
+    );
+    assert!(env.driver.list().await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn health_checks_run_in_docker() {
+    let Some(env) = Env::new("health").await else {
+        return;
+    };
+    let check = |cmd: &str| HealthConfig {
+        test: vec!["CMD-SHELL".into(), cmd.into()],
+        interval: Some(Duration::from_millis(300)),
+        timeout: Some(Duration::from_secs(5)),
+        retries: Some(1),
+        ..Default::default()
+    };
+    let mut good = env.run("hgood", &["sleep", "1000"]);
+    good.container.healthcheck = Some(check("true"));
+    let mut bad = env.run("hbad", &["sleep", "1000"]);
+    bad.container.healthcheck = Some(check("echo broken; false"));
+    let plain = env.run("hnone", &["sleep", "1000"]);
+    for r in [&good, &bad, &plain] {
+        env.start(r).await;
+    }
+    assert_eq!(
+        env.driver.health(&plain.task_id).await.expect("health"),
+        Health::None
+    );
+    poll("the good check to pass", async || {
+        match env.driver.health(&good.task_id).await {
+            Ok(Health::Healthy) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let out = poll("the bad check to fail", async || {
+        match env.driver.health(&bad.task_id).await {
+            Ok(Health::Unhealthy(out)) => Ok(out),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(out, "broken");
+}
+
+#[tokio::test]
+async fn a_named_volume_outlives_its_task() {
+    let Some(mut env) = Env::new("vol").await else {
+        return;
+    };
+    let vol = format!("shoal-test-vol-{}", std::process::id());
+    env.volumes.push(vol.clone());
+    let with_volume = |mut r: TaskRun| {
+        r.container.mounts = vec![
+            Mount {
+                kind: MountKind::Volume,
+                source: vol.clone(),
+                target: "/data".into(),
+                volume_labels: BTreeMap::from([("team".to_string(), "a".to_string())]),
+                ..Default::default()
+            },
+            Mount {
+                kind: MountKind::Tmpfs,
+                target: "/scratch".into(),
+                tmpfs_size: 1 << 20,
+                ..Default::default()
+            },
+        ];
+        r
+    };
+    let first = with_volume(env.run(
+        "vol1",
+        &[
+            "sh",
+            "-c",
+            "echo kept > /data/f && grep -c /scratch /proc/mounts",
+        ],
+    ));
+    env.start(&first).await;
+    assert_eq!(env.wait(&first.task_id).await.code, 0);
+    assert_eq!(env.output(&first.task_id, false).await.0, "1\n");
+    let listed = env.driver.volumes().await.expect("volumes");
+    let v = listed
+        .iter()
+        .find(|v| v.name == vol)
+        .expect("the volume is listed");
+    assert_eq!(v.labels.get("team").map(String::as_str), Some("a"));
+    assert_eq!(v.in_use_by, vec![first.task_id.clone()]);
+    assert!(matches!(
+        env.driver.remove_volume(&vol, false).await,
+        Err(RuntimeError::VolumeInUse { .. })
+    ));
+    env.driver.remove(&first.task_id).await.expect("remove");
+
+    let second = with_volume(env.run("vol2", &["cat", "/data/f"]));
+    env.start(&second).await;
+    assert_eq!(env.wait(&second.task_id).await.code, 0);
+    assert_eq!(env.output(&second.task_id, false).await.0, "kept\n");
+    env.driver.remove(&second.task_id).await.expect("remove");
+    env.driver
+        .remove_volume(&vol, false)
+        .await
+        .expect("remove the volume");
+    assert!(matches!(
+        env.driver.remove_volume(&vol, false).await,
+        Err(RuntimeError::VolumeNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_new_driver_adopts_its_owners_containers_only() {
+    let Some(env) = Env::new("adopt").await else {
+        return;
+    };
+    let run = env.run("adopt", &["sleep", "1000"]);
+    env.start(&run).await;
+    let again = DockerDriver::connect(&env.owner).await.expect("connect");
+    let listed = again.list().await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert!(matches!(listed[0].state, RuntimeTaskState::Running { .. }));
+    let other = DockerDriver::connect(&format!("{}-other", env.owner))
+        .await
+        .expect("connect");
+    assert!(other.list().await.expect("list").is_empty());
+    assert!(matches!(
+        other.stop(&run.task_id, Duration::ZERO).await,
+        Err(RuntimeError::NotFound(_))
+    ));
+    // The adopting driver waits for and stops what it did not start.
+    let waiter = tokio::spawn(async move { again.wait(&run.task_id).await.map(|e| e.code) });
+    env.driver
+        .stop(
+            &Id::from_raw(format!("adopt{}", std::process::id())),
+            Duration::ZERO,
+        )
+        .await
+        .expect("stop");
+    let code = tokio::time::timeout(DEADLINE, waiter)
+        .await
+        .expect("wait ends")
+        .expect("join")
+        .expect("wait");
+    assert_eq!(code, 137);
+}
+
+#[tokio::test]
+async fn images_are_docker_images() {
+    let Some(env) = Env::new("images").await else {
+        return;
+    };
+    let images = env.driver.images().await.expect("images");
+    assert!(
+        images
+            .iter()
+            .any(|i| i.repo_tags.iter().any(|t| t == IMAGE)),
+        "{images:?}"
+    );
+    assert!(matches!(
+        env.driver
+            .remove_image("shoal-test/no-such-image:x", false)
+            .await,
+        Err(RuntimeError::ImageNotFound(_))
+    ));
+    assert!(matches!(
+        env.driver.pull_image("shoal-test/no-such-image:x").await,
+        Err(RuntimeError::Pull { .. })
+    ));
+    assert!(env.driver.api_version().starts_with("1."));
+}
+
+#[tokio::test]
+async fn the_spec_s_check_wins_over_the_image_s() {
+    let Some(mut env) = Env::new("imghealth").await else {
+        return;
+    };
+    // An image whose own HEALTHCHECK always fails.
+    let tag = format!("shoal-test/busybox-unhealthy:{}", std::process::id());
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!(
+            "FROM {IMAGE}\nHEALTHCHECK --interval=300ms --retries=1 CMD echo image-check; false\n"
+        ),
+    )
+    .expect("Dockerfile");
+    let built = Command::new("docker")
+        .args(["build", "-q", "-t", &tag])
+        .arg(dir.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .expect("docker build");
+    assert!(built.status.success(), "{built:?}");
+    env.images.push(tag.clone());
+    let with = |id: &str, h: Option<HealthConfig>| {
+        let mut r = env.run(id, &["sleep", "1000"]);
+        r.container.image = tag.clone();
+        r.container.healthcheck = h;
+        r
+    };
+    let image_s = with("himg", None);
+    let spec_s = with(
+        "hspec",
+        Some(HealthConfig {
+            test: vec!["CMD".into(), "true".into()],
+            ..Default::default()
+        }),
+    );
+    let none = with(
+        "hoff",
+        Some(HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        }),
+    );
+    for r in [&image_s, &spec_s, &none] {
+        env.start(r).await;
+    }
+    let out = poll("the image's check to fail", async || {
+        match env.driver.health(&image_s.task_id).await {
+            Ok(Health::Unhealthy(out)) => Ok(out),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(out, "image-check");
+    // The spec's command, with the image's interval and retries.
+    poll("the spec's check to pass", async || {
+        match env.driver.health(&spec_s.task_id).await {
+            Ok(Health::Healthy) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(
+        env.driver.health(&none.task_id).await.expect("health"),
+        Health::None
+    );
+}
+
+/// `docker-registry` on a loopback port for as long as the test runs.
+struct Registry {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// None (skip) without `docker-registry`, except in CI.
+    fn start() -> Option<Registry> {
+        if Command::new("docker-registry")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            if in_ci() {
+                panic!("this test needs docker-registry (apt-get install docker-registry)");
+            }
+            eprintln!("SKIPPED: docker-registry is not installed");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let addr = format!("127.0.0.1:{port}");
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .expect("registry config");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the registry at {addr} never listened"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Registry {
+            child,
+            addr,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn an_absent_image_is_pulled_before_the_task_runs() {
+    let Some(mut env) = Env::new("pull").await else {
+        return;
+    };
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    // Docker trusts registries on loopback without TLS.
+    let remote = format!("{}/shoal-pull:{}", registry.addr, std::process::id());
+    env.images.push(remote.clone());
+    let docker = |args: &[&str]| {
+        let out = Command::new("docker").args(args).output().expect("docker");
+        assert!(out.status.success(), "docker {args:?}: {out:?}");
+    };
+    docker(&["tag", IMAGE, &remote]);
+    docker(&["push", &remote]);
+    docker(&["rmi", &remote]);
+
+    let mut run = env.run("pull", &["echo", "pulled"]);
+    run.container.image = remote.clone();
+    env.start(&run).await;
+    assert_eq!(env.wait(&run.task_id).await.code, 0);
+    assert_eq!(env.output(&run.task_id, false).await.0, "pulled\n");
+    let images = env.driver.images().await.expect("images");
+    assert!(
+        images.iter().any(|i| i.repo_tags.contains(&remote)),
+        "{images:?}"
+    );
+    env.driver.remove(&run.task_id).await.expect("remove");
+    let removed = env.driver.remove_image(&remote, false).await.expect("rmi");
+    assert!(
+        removed.iter().any(|r| r == &format!("Untagged: {remote}")),
+        "{removed:?}"
+    );
+    let info = env.driver.pull_image(&remote).await.expect("pull");
+    assert!(info.repo_tags.contains(&remote), "{info:?}");
+    assert!(info.id.starts_with("sha256:"), "{info:?}");
+}
+
+#[tokio::test]
+async fn archives_load_into_docker() {
+    let Some(env) = Env::new("load").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = dir.path().join("busybox.tar");
+    let saved = Command::new("docker")
+        .args(["save", "-o"])
+        .arg(&archive)
+        .arg(IMAGE)
+        .output()
+        .expect("docker save");
+    assert!(saved.status.success(), "{saved:?}");
+    let refs = env.driver.load_image(&archive).await.expect("load");
+    assert_eq!(refs, vec![IMAGE.to_string()]);
+
+    let junk = dir.path().join("junk.tar");
+    std::fs::write(&junk, b"not a tar archive").expect("junk");
+    let err = env.driver.load_image(&junk).await.expect_err("junk");
+    assert!(matches!(err, RuntimeError::InvalidImage(_)), "{err:?}");
+    assert!(matches!(
+        env.driver.load_image(&dir.path().join("absent.tar")).await,
+        Err(RuntimeError::Io { .. })
+    ));
+}
