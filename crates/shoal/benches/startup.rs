@@ -149,7 +149,8 @@ fn main() {
         eprintln!("startup bench: needs root (namespaces and cgroups); skipped");
         return;
     }
-    let d = Daemon::start();
+    // Native: the figures are the native runtime's, whatever engine the machine has.
+    let d = Daemon::start_with_flags(Vec::new(), vec!["--runtime".into(), "native".into()]);
     let init = format!(
         r#"{{"ListenAddr":"{0}","AdvertiseAddr":"{0}"}}"#,
         d.cluster_addr
