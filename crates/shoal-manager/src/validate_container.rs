@@ -5,31 +5,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use shoal_types::container::{HealthConfig, Mount, MountKind, Ulimit};
+use shoal_types::container::{HealthConfig, Mount, MountKind, ULIMIT_NAMES, Ulimit};
 use shoal_types::service::ContainerSpec;
 
 use crate::error::ControlError;
 
 const C: &str = "TaskTemplate.ContainerSpec";
-
-/// The resource limits `ulimit` can set, as Docker names them.
-const ULIMITS: &[&str] = &[
-    "core",
-    "cpu",
-    "data",
-    "fsize",
-    "locks",
-    "memlock",
-    "msgqueue",
-    "nice",
-    "nofile",
-    "nproc",
-    "rss",
-    "rtprio",
-    "rttime",
-    "sigpending",
-    "stack",
-];
 
 pub fn check_container(c: &ContainerSpec) -> Result<(), ControlError> {
     check_mounts(&c.mounts)?;
@@ -211,13 +192,13 @@ fn check_ulimits(ulimits: &[Ulimit]) -> Result<(), ControlError> {
     let mut seen = BTreeSet::new();
     for (i, u) in ulimits.iter().enumerate() {
         let field = format!("{C}.Ulimits[{i}]");
-        if !ULIMITS.contains(&u.name.as_str()) {
+        if !ULIMIT_NAMES.contains(&u.name.as_str()) {
             return Err(ControlError::invalid(
                 field,
                 format!(
                     "{:?} is not a ulimit (one of {})",
                     u.name,
-                    ULIMITS.join(", ")
+                    ULIMIT_NAMES.join(", ")
                 ),
             ));
         }

@@ -133,6 +133,27 @@ impl HealthConfig {
     }
 }
 
+/// The resource limits a ulimit may set, as Docker names them (Linux's `RLIMIT_*` lower-cased,
+/// without the prefix).
+pub const ULIMIT_NAMES: &[&str] = &[
+    "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Ulimit {
     /// As `ulimit` names them without the `RLIMIT_` prefix, lower case: `nofile`, `nproc`...

@@ -132,29 +132,11 @@ pub(crate) fn capabilities(
 
 /// `nofile` → `RLIMIT_NOFILE`, checked against the names Linux has.
 pub(crate) fn rlimits(ulimits: &[Ulimit]) -> Result<Vec<Value>, String> {
-    const NAMES: &[&str] = &[
-        "as",
-        "core",
-        "cpu",
-        "data",
-        "fsize",
-        "locks",
-        "memlock",
-        "msgqueue",
-        "nice",
-        "nofile",
-        "nproc",
-        "rss",
-        "rtprio",
-        "rttime",
-        "sigpending",
-        "stack",
-    ];
     ulimits
         .iter()
         .map(|u| {
             let name = u.name.trim().to_ascii_lowercase();
-            if !NAMES.contains(&name.as_str()) {
+            if !shoal_types::container::ULIMIT_NAMES.contains(&name.as_str()) {
                 return Err(format!("invalid ulimit type: {}", u.name));
             }
             // -1 is unlimited, as `ulimit` and Docker take it.
