@@ -18,6 +18,9 @@ use shoal_types::Id;
 use crate::{DockerDriver, LABEL_TASK_ID, api_err, message_of, parse_time, spec, status_of};
 
 /// Highest signal number an exit code above 128 is read as (`SIGRTMAX` on Linux).
+/// How long, in steps, `wait` gives Docker to report an OOM kill after the exit.
+const OOM_SETTLE_TRIES: u32 = 10;
+const OOM_SETTLE_STEP: Duration = Duration::from_millis(200);
 const MAX_SIGNAL: i64 = 64;
 
 impl DockerDriver {
@@ -249,7 +252,23 @@ impl RuntimeDriver for DockerDriver {
             }
             Some(Err(e)) => return Err(api_err(format!("waiting for task {task_id}"), e)),
         }
-        let c = self.inspect(task_id).await?;
+        let mut c = self.inspect(task_id).await?;
+        // Docker learns of an OOM kill from an event that can arrive after the exit: a
+        // SIGKILLed container with a memory limit is asked again for a moment before its
+        // exit is taken as a plain kill.
+        let limited = c
+            .host_config
+            .as_ref()
+            .and_then(|h| h.memory)
+            .is_some_and(|m| m > 0);
+        for _ in 0..OOM_SETTLE_TRIES {
+            let e = Self::exit_info(&c);
+            if !(limited && e.code == 128 + 9 && !e.oom_killed) {
+                break;
+            }
+            tokio::time::sleep(OOM_SETTLE_STEP).await;
+            c = self.inspect(task_id).await?;
+        }
         Ok(Self::exit_info(&c))
     }
 
