@@ -274,3 +274,108 @@ fn busybox_services_run_from_a_loaded_image() {
     let rm = d.shoal(&["image", "rm", IMAGE]);
     assert!(!rm.status.success(), "{rm:?}");
 }
+
+/// A registry on loopback (Debian's `docker-registry`, fed by the real docker CLI): `shoal image
+/// pull` fills the node's store, and a task whose image the node lacks pulls it on demand.
+#[test]
+fn images_are_pulled_from_a_registry_by_hand_and_on_demand() {
+    if !ready() {
+        return;
+    }
+    let registry_bin = Path::new("/usr/bin/docker-registry");
+    if !registry_bin.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "needs docker-registry (apt-get install docker-registry)"
+        );
+        eprintln!("skipped: needs docker-registry");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let config = dir.path().join("registry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("config");
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _registry = Killed(
+        std::process::Command::new(registry_bin)
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry starts"),
+    );
+    wait_for("the registry", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())
+    });
+    let docker = |args: &[&str]| {
+        let out = std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .expect("docker runs");
+        assert!(out.status.success(), "docker {args:?}: {out:?}");
+    };
+    if !std::process::Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        docker(&["load", "-i", ARCHIVE]);
+    }
+    let by_hand = format!("127.0.0.1:{port}/busybox:hand");
+    let on_demand = format!("127.0.0.1:{port}/busybox:demand");
+    for r in [&by_hand, &on_demand] {
+        docker(&["tag", IMAGE, r]);
+        docker(&["push", r]);
+        docker(&["rmi", r]);
+    }
+
+    let d = Daemon::start_with_flags(Vec::new(), vec!["--runtime".into(), "native".into()]);
+    init(&d);
+    let pulled = shoal_ok(&d, &["image", "pull", &by_hand]);
+    assert!(pulled.contains("Downloaded"), "{pulled}");
+    let ls = shoal_ok(&d, &["image", "ls"]);
+    assert!(
+        ls.contains(&format!("127.0.0.1:{port}/busybox")) && ls.contains("hand"),
+        "{ls}"
+    );
+    assert!(!ls.contains("demand"), "{ls}");
+
+    d.docker_ok(&[
+        "service",
+        "create",
+        "-d",
+        "--no-resolve-image",
+        "--name",
+        "pulled",
+        &on_demand,
+        "sleep",
+        "1000",
+    ]);
+    d.wait_running("pulled", 1);
+    let ls = shoal_ok(&d, &["image", "ls"]);
+    assert!(ls.contains("demand"), "pulled on demand: {ls}");
+
+    // A registry that does not answer: the pull fails naming it, and nothing is added.
+    let dead = format!("127.0.0.1:{}/busybox:x", free_port());
+    let out = d.shoal(&["image", "pull", &dead]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&dead),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
