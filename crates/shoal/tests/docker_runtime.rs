@@ -116,33 +116,6 @@ impl Drop for DockerDaemon {
     }
 }
 
-/// (task ID, state, error) of every task of `service`.
-fn states(d: &Daemon, service: &str) -> Vec<(String, String, String)> {
-    let (_, tasks) = d.api(
-        "GET",
-        &format!(
-            "/v1.50/tasks?filters={}",
-            common::urlencode(&format!(r#"{{"service":["{service}"]}}"#))
-        ),
-        None,
-    );
-    tasks
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| {
-            (
-                t["ID"].as_str().unwrap_or_default().to_string(),
-                t["Status"]["State"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                t["Status"]["Err"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
 /// The container of a task, by its label.
 fn container_of(task: &str) -> String {
     let label = format!("label=com.docker.swarm.task.id={task}");
@@ -365,7 +338,7 @@ fn a_checked_container_is_starting_until_healthy_and_replaced_when_unhealthy() {
         "1000",
     ]);
     let first = wait_for("a starting task", Duration::from_secs(60), || {
-        let s = states(&dd.d, "checked");
+        let s = dd.d.task_states("checked");
         match s.iter().find(|t| t.1 == "starting") {
             Some(t) => Ok(t.0.clone()),
             None => Err(format!("{s:?}")),
@@ -378,7 +351,7 @@ fn a_checked_container_is_starting_until_healthy_and_replaced_when_unhealthy() {
         "the task to run once healthy",
         Duration::from_secs(60),
         || {
-            let s = states(&dd.d, "checked");
+            let s = dd.d.task_states("checked");
             if s.iter().any(|t| t.0 == first && t.1 == "running") {
                 Ok(())
             } else {
@@ -392,7 +365,7 @@ fn a_checked_container_is_starting_until_healthy_and_replaced_when_unhealthy() {
         "the unhealthy task to fail",
         Duration::from_secs(60),
         || {
-            let s = states(&dd.d, "checked");
+            let s = dd.d.task_states("checked");
             match s.iter().find(|t| t.0 == first && t.1 == "failed") {
                 Some(t) => Ok(t.2.clone()),
                 None => Err(format!("{s:?}")),
@@ -401,7 +374,7 @@ fn a_checked_container_is_starting_until_healthy_and_replaced_when_unhealthy() {
     );
     assert!(err.contains("unhealthy"), "{err}");
     wait_for("a replacement", Duration::from_secs(60), || {
-        let s = states(&dd.d, "checked");
+        let s = dd.d.task_states("checked");
         if s.iter().any(|t| t.0 != first && t.1 == "starting") {
             Ok(())
         } else {

@@ -8,32 +8,6 @@ use std::time::Duration;
 
 use common::{Daemon, require_root, wait_for};
 
-fn states(d: &Daemon, service: &str) -> Vec<(String, String, String)> {
-    let (_, tasks) = d.api(
-        "GET",
-        &format!(
-            "/v1.50/tasks?filters={}",
-            common::urlencode(&format!(r#"{{"service":["{service}"]}}"#))
-        ),
-        None,
-    );
-    tasks
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| {
-            (
-                t["ID"].as_str().unwrap_or_default().to_string(),
-                t["Status"]["State"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                t["Status"]["Err"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn a_checked_task_starts_healthy_and_is_replaced_once_unhealthy() {
     if !require_root() {
@@ -70,7 +44,7 @@ fn a_checked_task_starts_healthy_and_is_replaced_once_unhealthy() {
         "1000",
     ]);
     let first = wait_for("a starting task", Duration::from_secs(30), || {
-        let s = states(&d, "checked");
+        let s = d.task_states("checked");
         match s.iter().find(|t| t.1 == "starting") {
             Some(t) => Ok(t.0.clone()),
             None => Err(format!("{s:?}")),
@@ -78,18 +52,19 @@ fn a_checked_task_starts_healthy_and_is_replaced_once_unhealthy() {
     });
     // Failing checks inside the start period do not count: it stays starting.
     std::thread::sleep(Duration::from_secs(1));
-    let s = states(&d, "checked");
+    let s = d.task_states("checked");
     assert!(s.iter().any(|t| t.0 == first && t.1 == "starting"), "{s:?}");
     std::fs::write(&ok_file, b"").expect("flag file");
     wait_for("a running task", Duration::from_secs(30), || {
-        let s = states(&d, "checked");
+        let s = d.task_states("checked");
         if s.iter().any(|t| t.1 == "running") {
             Ok(())
         } else {
             Err(format!("{s:?}"))
         }
     });
-    let running: Vec<_> = states(&d, "checked")
+    let running: Vec<_> = d
+        .task_states("checked")
         .into_iter()
         .filter(|t| t.1 == "running")
         .collect();
@@ -99,7 +74,7 @@ fn a_checked_task_starts_healthy_and_is_replaced_once_unhealthy() {
 
     std::fs::remove_file(&ok_file).expect("remove flag");
     let failed = wait_for("the unhealthy task failed", Duration::from_secs(30), || {
-        let s = states(&d, "checked");
+        let s = d.task_states("checked");
         match s.iter().find(|t| t.0 == healthy && t.1 == "failed") {
             Some(t) => Ok(t.2.clone()),
             None => Err(format!("{s:?}")),
@@ -109,7 +84,7 @@ fn a_checked_task_starts_healthy_and_is_replaced_once_unhealthy() {
     // A success ended the start period, so the failures counted. A replacement comes, and
     // stays starting (no file, and a new start period).
     wait_for("a replacement", Duration::from_secs(30), || {
-        let s = states(&d, "checked");
+        let s = d.task_states("checked");
         if s.iter().any(|t| t.0 != healthy && t.1 == "starting") {
             Ok(())
         } else {

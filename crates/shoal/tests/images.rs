@@ -51,16 +51,6 @@ fn shoal_ok(d: &Daemon, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn tasks(d: &Daemon, service: &str) -> Vec<serde_json::Value> {
-    let filters = format!("{{\"service\":{{\"{service}\":true}}}}");
-    let (_, v) = d.api(
-        "GET",
-        &format!("/v1.50/tasks?filters={}", common::urlencode(&filters)),
-        None,
-    );
-    v.as_array().cloned().unwrap_or_default()
-}
-
 fn http_get(port: u16) -> Result<String, String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
@@ -232,9 +222,9 @@ fn busybox_services_run_from_a_loaded_image() {
         "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
     ]);
     let err = wait_for("the hog failed", Duration::from_secs(60), || {
-        let t = tasks(&d, "hog");
-        match t.iter().find(|t| t["Status"]["State"] == "failed") {
-            Some(t) => Ok(t["Status"]["Err"].as_str().unwrap_or_default().to_string()),
+        let t = d.task_states("hog");
+        match t.iter().find(|t| t.1 == "failed") {
+            Some(t) => Ok(t.2.clone()),
             None => Err(format!("{t:?}")),
         }
     });
@@ -253,9 +243,9 @@ fn busybox_services_run_from_a_loaded_image() {
         "true",
     ]);
     let err = wait_for("the ghost rejected", Duration::from_secs(60), || {
-        let t = tasks(&d, "ghost");
-        match t.iter().find(|t| t["Status"]["State"] == "rejected") {
-            Some(t) => Ok(t["Status"]["Err"].as_str().unwrap_or_default().to_string()),
+        let t = d.task_states("ghost");
+        match t.iter().find(|t| t.1 == "rejected") {
+            Some(t) => Ok(t.2.clone()),
             None => Err(format!("{t:?}")),
         }
     });

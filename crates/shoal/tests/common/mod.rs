@@ -244,6 +244,30 @@ impl Daemon {
         (status, v)
     }
 
+    /// (task ID, state, error) of every task of `service`, as the API lists them.
+    pub fn task_states(&self, service: &str) -> Vec<(String, String, String)> {
+        let filters = format!("{{\"service\":{{\"{service}\":true}}}}");
+        let (_, v) = self.api(
+            "GET",
+            &format!("/v1.50/tasks?filters={}", urlencode(&filters)),
+            None,
+        );
+        let field = |t: &serde_json::Value, a: &str, b: &str| {
+            t[a][b].as_str().unwrap_or_default().to_string()
+        };
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                (
+                    t["ID"].as_str().unwrap_or_default().to_string(),
+                    field(t, "Status", "State"),
+                    field(t, "Status", "Err"),
+                )
+            })
+            .collect()
+    }
+
     /// The running tasks of a service as (slot, task id, pid).
     pub fn running_tasks(&self, service: &str) -> Vec<(u64, String, i64)> {
         let filters = format!("{{\"service\":{{\"{service}\":true}}}}");
