@@ -8,21 +8,24 @@
 //! it. These need root and crun (or runc): without them they skip, except in CI (CI=true),
 //! where they fail saying what is missing. Waits are bounded polls, never sleeps.
 
+#[path = "common/driver.rs"]
+mod driver;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use driver::{DEADLINE, remove_cgroup};
 use shoal_agent::image::{ImageConfig, ImageStore, ResolvedImage};
 use shoal_agent::native::{NativeConfig, NativeDriver};
-use shoal_agent::runtime::{Health, ImageInfo, LogStreamKind, RuntimeTaskState, next_log_line};
-use shoal_agent::{ExitInfo, LogOptions, RuntimeDriver, RuntimeError, TaskRun};
+use shoal_agent::runtime::{Health, ImageInfo, RuntimeTaskState};
+use shoal_agent::{ExitInfo, RuntimeDriver, RuntimeError, TaskRun};
 use shoal_types::Id;
 use shoal_types::container::{HealthConfig, Mount, MountKind};
 use shoal_types::node::Resources;
 use shoal_types::service::{ContainerSpec, ResourceRequirements};
 
-const DEADLINE: Duration = Duration::from_secs(30);
 const IMAGE: &str = "shoal-test/busybox:latest";
 
 fn is_root() -> bool {
@@ -243,34 +246,16 @@ impl Env {
     }
 
     async fn start(&self, run: &TaskRun) -> i64 {
-        self.driver.prepare(run).await.expect("prepare");
-        self.driver.start(&run.task_id).await.expect("start")
+        driver::start(&self.driver, run).await
     }
 
     async fn wait(&self, id: &Id) -> ExitInfo {
-        tokio::time::timeout(DEADLINE, self.driver.wait(id))
-            .await
-            .expect("task ends in time")
-            .expect("wait")
+        driver::wait(&self.driver, id).await
     }
 
+    /// (stdout, stderr) of a task, all of it.
     async fn output(&self, id: &Id) -> (String, String) {
-        let opts = LogOptions {
-            stdout: true,
-            stderr: true,
-            ..Default::default()
-        };
-        let mut s = self.driver.logs(id, opts).await.expect("logs");
-        let (mut out, mut err) = (String::new(), String::new());
-        while let Some(l) = next_log_line(&mut s).await {
-            let l = l.expect("log line");
-            let text = String::from_utf8_lossy(&l.line).into_owned();
-            match l.stream {
-                LogStreamKind::Stdout => out.push_str(&text),
-                LogStreamKind::Stderr => err.push_str(&text),
-            }
-        }
-        (out, err)
+        driver::output(&self.driver, id).await
     }
 
     /// Runs a task to its end; returns its exit and output, and removes it.
@@ -311,23 +296,6 @@ impl Drop for Env {
             remove_cgroup(p);
         }
     }
-}
-
-fn remove_cgroup(dir: &Path) {
-    for _ in 0..200 {
-        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        for pid in procs.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    eprintln!("could not remove cgroup {}", dir.display());
 }
 
 fn run(id: &str, cmd: &[&str]) -> TaskRun {

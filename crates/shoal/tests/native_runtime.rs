@@ -6,18 +6,20 @@
 //! (CI=true), where they fail saying so. Each test has its own temporary root and its own cgroup
 //! parent, and removes its cgroups even when it fails. Waits are bounded polls, never sleeps.
 
+#[path = "common/driver.rs"]
+mod driver;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use driver::{DEADLINE, remove_cgroup};
 use shoal_agent::native::{CgroupVersion, NativeConfig, NativeDriver};
 use shoal_agent::runtime::{LogStreamKind, RuntimeTaskState, next_log_line};
 use shoal_agent::{ExitInfo, LogOptions, RuntimeDriver, RuntimeError, TaskRun};
 use shoal_types::clock::SystemClock;
 use shoal_types::service::{ContainerSpec, ResourceRequirements};
 use shoal_types::{Clock, Id};
-
-const DEADLINE: Duration = Duration::from_secs(30);
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -68,35 +70,16 @@ impl Env {
     }
 
     async fn start(&self, run: &TaskRun) -> i64 {
-        self.driver.prepare(run).await.expect("prepare");
-        self.driver.start(&run.task_id).await.expect("start")
+        driver::start(&self.driver, run).await
     }
 
     async fn wait(&self, id: &Id) -> ExitInfo {
-        tokio::time::timeout(DEADLINE, self.driver.wait(id))
-            .await
-            .expect("task ends in time")
-            .expect("wait")
+        driver::wait(&self.driver, id).await
     }
 
     /// (stdout, stderr) of a task, all of it.
     async fn output(&self, id: &Id) -> (String, String) {
-        let opts = LogOptions {
-            stdout: true,
-            stderr: true,
-            ..Default::default()
-        };
-        let mut s = self.driver.logs(id, opts).await.expect("logs");
-        let (mut out, mut err) = (String::new(), String::new());
-        while let Some(l) = next_log_line(&mut s).await {
-            let l = l.expect("log line");
-            let text = String::from_utf8_lossy(&l.line).into_owned();
-            match l.stream {
-                LogStreamKind::Stdout => out.push_str(&text),
-                LogStreamKind::Stderr => err.push_str(&text),
-            }
-        }
-        (out, err)
+        driver::output(&self.driver, id).await
     }
 
     /// The content of a file in the task's cgroup (whichever hierarchy has it).
@@ -123,22 +106,6 @@ impl Drop for Env {
             remove_cgroup(parent);
         }
     }
-}
-
-fn remove_cgroup(dir: &std::path::Path) {
-    for _ in 0..200 {
-        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        for pid in procs.lines() {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", pid.trim()])
-                .status();
-        }
-        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    eprintln!("could not remove cgroup {}", dir.display());
 }
 
 fn run(id: &str, cmd: &[&str]) -> TaskRun {

@@ -1,0 +1,62 @@
+//! Helpers for tests that drive a runtime driver directly (no daemon): run a task, wait for it
+//! with a deadline, read its whole output, and remove the cgroups a test made.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use shoal_agent::runtime::{LogStreamKind, next_log_line};
+use shoal_agent::{ExitInfo, LogOptions, RuntimeDriver, TaskRun};
+use shoal_types::Id;
+
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub async fn start(driver: &dyn RuntimeDriver, run: &TaskRun) -> i64 {
+    driver.prepare(run).await.expect("prepare");
+    driver.start(&run.task_id).await.expect("start")
+}
+
+pub async fn wait(driver: &dyn RuntimeDriver, id: &Id) -> ExitInfo {
+    tokio::time::timeout(DEADLINE, driver.wait(id))
+        .await
+        .expect("task ends in time")
+        .expect("wait")
+}
+
+/// (stdout, stderr) of a task, all of it.
+pub async fn output(driver: &dyn RuntimeDriver, id: &Id) -> (String, String) {
+    let opts = LogOptions {
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    };
+    let mut s = driver.logs(id, opts).await.expect("logs");
+    let (mut out, mut err) = (String::new(), String::new());
+    while let Some(l) = next_log_line(&mut s).await {
+        let l = l.expect("log line");
+        let text = String::from_utf8_lossy(&l.line).into_owned();
+        match l.stream {
+            LogStreamKind::Stdout => out.push_str(&text),
+            LogStreamKind::Stderr => err.push_str(&text),
+        }
+    }
+    (out, err)
+}
+
+/// Kills what is left in a cgroup and removes it, retrying while the kernel lets go.
+pub fn remove_cgroup(dir: &Path) {
+    for _ in 0..200 {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!("could not remove cgroup {}", dir.display());
+}
