@@ -141,6 +141,9 @@ pub enum RuntimeError {
         runtime: &'static str,
         what: &'static str,
     },
+    /// Refused because something uses it (an image a task runs, without force).
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("No such volume: {0}")]
     VolumeNotFound(String),
     #[error("volume {name} is in use by task {task}")]

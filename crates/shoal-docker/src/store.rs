@@ -206,6 +206,7 @@ impl DockerDriver {
             Err(e) if status_of(&e) == Some(404) => {
                 Err(RuntimeError::ImageNotFound(reference.to_string()))
             }
+            Err(e) if status_of(&e) == Some(409) => Err(RuntimeError::Conflict(message_of(&e))),
             Err(e) => Err(api_err(format!("removing image {reference}"), e)),
         }
     }

@@ -529,10 +529,7 @@ fn is_empty_layer(fs_dir: &Path) -> bool {
 }
 
 fn conflict(why: String) -> RuntimeError {
-    RuntimeError::InvalidSpec {
-        field: "image",
-        why: format!("conflict: {why}"),
-    }
+    RuntimeError::Conflict(why)
 }
 
 /// Writes `dest` through a temp file in `tmp` and a rename, so readers see all or nothing.

@@ -263,6 +263,12 @@ fn busybox_services_run_from_a_loaded_image() {
     // An image in use cannot be removed.
     let rm = d.shoal(&["image", "rm", IMAGE]);
     assert!(!rm.status.success(), "{rm:?}");
+    let err = String::from_utf8_lossy(&rm.stderr);
+    assert!(
+        err.contains("conflict") && err.contains("used by a running task"),
+        "{err}"
+    );
+    assert!(shoal_ok(&d, &["image", "ls"]).contains("shoal-test/busybox"));
 }
 
 /// A registry on loopback (Debian's `docker-registry`, fed by the real docker CLI): `shoal image

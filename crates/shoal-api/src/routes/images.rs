@@ -26,7 +26,7 @@ pub(crate) fn runtime_error(e: RuntimeError) -> ApiError {
         RuntimeError::ImageNotFound(_)
         | RuntimeError::VolumeNotFound(_)
         | RuntimeError::NotFound(_) => StatusCode::NOT_FOUND,
-        RuntimeError::VolumeInUse { .. } => StatusCode::CONFLICT,
+        RuntimeError::VolumeInUse { .. } | RuntimeError::Conflict(_) => StatusCode::CONFLICT,
         RuntimeError::InvalidImage(_) | RuntimeError::InvalidSpec { .. } => StatusCode::BAD_REQUEST,
         RuntimeError::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
