@@ -1,24 +1,17 @@
 //! The node agent. It holds one session with the managers' dispatcher (through
 //! [`DispatcherClient`], so it never imports a manager stage), runs the tasks assigned to its node
-//! through a [`RuntimeDriver`], and reports each task's status as it moves forward.
+//! through a [`RuntimeDriver`](shoal_runtime::RuntimeDriver), and reports each task's status as it
+//! moves forward.
 //!
 //! - [`executor`]: the [`Agent`] (session, heartbeats, assignments, adoption) and its pure task
 //!   controller.
-//! - [`native`]: the native runtime driver (processes under a per-task shim, namespaces, cgroups).
-//! - [`fake`]: an in-memory driver for tests and simulation.
-//! - [`image`]: the seam to the node's image store, for the native runtime.
-//! - [`route`]: the driver that sends each task to the native or the Docker runtime.
-//! - [`runtime`]: the driver seam and its types.
+//!
+//! The driver contract, the routing and fake drivers live in `shoal-runtime`; the runtimes
+//! themselves in `shoal-native` and `shoal-docker`, which the agent never depends on.
 
 pub mod executor;
-pub mod fake;
-pub mod image;
-pub mod native;
-pub mod route;
-pub mod runtime;
 
 pub use executor::{Agent, AgentConfig, AgentError, describe_node};
-pub use runtime::{ExitInfo, LogLine, LogOptions, LogStream, RuntimeDriver, RuntimeError, TaskRun};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;

@@ -1,10 +1,12 @@
 //! API errors as Docker clients expect them: `{"message": "..."}` with the status they branch on
 //! (404 for unknown objects, 409 for conflicts, 503 when this node cannot serve the request).
+//! Control and node errors carry their own status ([`ControlError::status`]), the mapping the
+//! node-to-node RPC uses too.
 
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use shoal_manager::ControlError;
-use shoal_node::NodeError;
+use shoal_control::{ControlError, NodeError};
+use shoal_types::error::chain;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -62,40 +64,13 @@ impl IntoResponse for ApiError {
 
 impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> Self {
-        let status = match &e {
-            ControlError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ControlError::Ambiguous { .. } | ControlError::InvalidArgument { .. } => {
-                StatusCode::BAD_REQUEST
-            }
-            ControlError::Conflict(_) => StatusCode::CONFLICT,
-            ControlError::FailedPrecondition(_) => StatusCode::BAD_REQUEST,
-            ControlError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ControlError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        let message = match e {
-            ControlError::NotFound {
-                kind: "service",
-                name,
-            } => format!("service {name} not found"),
-            ControlError::NotFound { kind: "node", name } => format!("node {name} not found"),
-            ControlError::NotFound { kind: "task", name } => format!("task {name} not found"),
-            other => other.to_string(),
-        };
-        ApiError::new(status, message)
+        ApiError::new(e.status(), chain(&e))
     }
 }
 
 impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
-        let status = match &e {
-            NodeError::AlreadyInSwarm
-            | NodeError::NotInSwarm
-            | NodeError::FailedPrecondition(_) => StatusCode::SERVICE_UNAVAILABLE,
-            NodeError::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
-            NodeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            NodeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, e.to_string())
+        ApiError::new(e.status(), chain(&e))
     }
 }
 

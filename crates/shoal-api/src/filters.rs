@@ -3,7 +3,25 @@
 
 use std::collections::BTreeMap;
 
+use shoal_types::node::NodeRole;
+use shoal_types::task::TaskState;
+
 use crate::error::ApiError;
+
+/// The filters `GET /services` takes.
+pub const SERVICES: &[&str] = &["id", "label", "mode", "name"];
+/// The filters `GET /nodes` takes.
+pub const NODES: &[&str] = &["id", "label", "membership", "name", "node.label", "role"];
+/// The filters `GET /tasks` takes.
+pub const TASKS: &[&str] = &[
+    "id",
+    "name",
+    "service",
+    "node",
+    "label",
+    "desired-state",
+    "_up-to-date",
+];
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Filters(BTreeMap<String, Vec<String>>);
@@ -49,6 +67,42 @@ impl Filters {
             out.insert(k, values);
         }
         Ok(Filters(out))
+    }
+
+    /// `GET /services`' filters.
+    pub fn for_services(raw: Option<&String>) -> Result<Filters, ApiError> {
+        Filters::parse(raw, SERVICES)
+    }
+
+    /// `GET /nodes`' filters; a `role` is `manager` or `worker`.
+    pub fn for_nodes(raw: Option<&String>) -> Result<Filters, ApiError> {
+        let f = Filters::parse(raw, NODES)?;
+        for r in f.get("role") {
+            if r != NodeRole::Manager.as_str() && r != NodeRole::Worker.as_str() {
+                return Err(ApiError::bad_request(format!("invalid filter 'role={r}'")));
+            }
+        }
+        Ok(f)
+    }
+
+    /// `GET /tasks`' filters, with the desired states they ask for (Docker takes only running,
+    /// shutdown and accepted there).
+    pub fn for_tasks(raw: Option<&String>) -> Result<(Filters, Vec<TaskState>), ApiError> {
+        let f = Filters::parse(raw, TASKS)?;
+        let mut desired = Vec::new();
+        for d in f.get("desired-state") {
+            match TaskState::parse(d) {
+                Some(s @ (TaskState::Running | TaskState::Shutdown | TaskState::Accepted)) => {
+                    desired.push(s)
+                }
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid filter 'desired-state={d}': expected running, shutdown or accepted"
+                    )));
+                }
+            }
+        }
+        Ok((f, desired))
     }
 
     pub fn get(&self, key: &str) -> &[String] {

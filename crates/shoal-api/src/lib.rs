@@ -1,6 +1,7 @@
 //! The Docker Engine API's swarm subset, served over HTTP on a unix socket or TCP, so the real
 //! `docker` CLI and SDKs drive shoal unchanged. Handlers translate wire types to the object model
-//! ([`convert`]) and call the node's control API; they hold no state of their own.
+//! ([`convert`]) and call the node's control surface ([`shoal_control`]): never the store, so
+//! another front end can sit beside this one. They hold no state of their own.
 //!
 //! Every path may carry a `/v1.NN` prefix; versions 1.41 to 1.50 are served, others refused.
 
@@ -14,15 +15,17 @@ mod wire_names;
 
 use std::sync::Arc;
 
-use shoal_node::Daemon;
+use shoal_control::NodeSurface;
 use shoal_types::Clock;
 use tokio::sync::watch;
 
+pub use routes::swarm::{InitBody, JoinBody};
 pub use version::{MAX_API_VERSION, MIN_API_VERSION};
 
 #[derive(Clone)]
 pub struct AppState {
-    pub daemon: Arc<Daemon>,
+    /// The node this API serves, and through it the node's manager when it is one.
+    pub daemon: Arc<dyn NodeSurface>,
     pub clock: Arc<dyn Clock>,
     /// Flips to true when the daemon stops, ending long-lived responses (log follows).
     pub shutdown: watch::Receiver<bool>,

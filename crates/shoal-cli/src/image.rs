@@ -6,10 +6,12 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use serde_json::Value;
+use shoal_types::image_ref::ImageRef;
 
 use crate::client::{Client, path_escape};
 use crate::error::{CliError, Result};
 use crate::format::{ago_lower, truncate_id};
+use crate::imageref;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ImageCommand {
@@ -156,10 +158,7 @@ pub async fn run_image(client: &Client, cmd: ImageCommand) -> Result<()> {
                     );
                 }
                 for t in tags {
-                    let (repo, tag) = t
-                        .rsplit_once(':')
-                        .filter(|(r, _)| !r.ends_with('/'))
-                        .unwrap_or((t, "<none>"));
+                    let (repo, tag) = imageref::repo_and_tag(t);
                     println!("{repo:<30} {tag:<15} {short:<15} {ago:<20} {size}");
                 }
             }
@@ -199,12 +198,9 @@ pub async fn run_image(client: &Client, cmd: ImageCommand) -> Result<()> {
             progress(&body, false)
         }
         ImageCommand::Pull { quiet, image } => {
-            let (name, tag) = match image.split_once('@') {
-                Some((n, d)) => (n.to_string(), d.to_string()),
-                None => match image.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
-                    Some((n, t)) => (n.to_string(), t.to_string()),
-                    None => (image.clone(), "latest".to_string()),
-                },
+            let (name, tag) = match ImageRef::parse(&image) {
+                Ok(r) => (r.familiar_name(), r.manifest_ref().to_string()),
+                Err(e) => return Err(CliError::Usage(e.to_string())),
             };
             let q = [("fromImage", name), ("tag", tag)];
             let body = client

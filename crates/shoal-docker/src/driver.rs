@@ -9,11 +9,12 @@ use bollard::query_parameters::{
     StopContainerOptions, WaitContainerOptions,
 };
 use futures::StreamExt;
-use shoal_agent::runtime::{
+use shoal_runtime::{
     ExitInfo, Health, ImageInfo, LogOptions, LogStream, RuntimeDriver, RuntimeError, RuntimeTask,
     RuntimeTaskState, TaskRun, VolumeInfo,
 };
 use shoal_types::Id;
+use shoal_types::image_ref::ImageRef;
 
 use crate::{DockerDriver, LABEL_TASK_ID, api_err, message_of, parse_time, spec, status_of};
 
@@ -80,7 +81,7 @@ impl DockerDriver {
     /// Pulls `reference` (`:latest` when it names no tag, never every tag); Docker's reason on
     /// failure.
     pub(crate) async fn pull(&self, reference: &str) -> Result<(), String> {
-        let (name, tag) = split_reference(reference);
+        let (name, tag) = split_reference(reference)?;
         let mut stream = self.docker.create_image(
             Some(CreateImageOptions {
                 from_image: Some(name),
@@ -133,20 +134,14 @@ impl DockerDriver {
     }
 }
 
-/// `name[:tag]` or `name@digest` as the pull endpoint takes them: a tag is only a `:` after the
-/// last `/` (a registry's port is not one).
-pub(crate) fn split_reference(reference: &str) -> (String, Option<String>) {
-    if reference.contains('@') {
-        return (reference.to_string(), None);
-    }
-    let last = reference.rsplit('/').next().unwrap_or(reference);
-    match last.rsplit_once(':') {
-        Some((_, tag)) => {
-            let name = &reference[..reference.len() - tag.len() - 1];
-            (name.to_string(), Some(tag.to_string()))
-        }
-        None => (reference.to_string(), Some("latest".to_string())),
-    }
+/// `name` and `tag`, or `name@digest` and no tag, as the pull endpoint takes them (never no
+/// tag for a name: Docker would pull every tag). shoal-types' parser decides which is which.
+pub(crate) fn split_reference(reference: &str) -> Result<(String, Option<String>), String> {
+    let r = ImageRef::parse(reference).map_err(|e| e.to_string())?;
+    Ok(match r.digest() {
+        Some(d) => (format!("{}@{d}", r.familiar_name()), None),
+        None => (r.familiar_name(), r.tag().map(str::to_string)),
+    })
 }
 
 #[async_trait]
@@ -212,7 +207,10 @@ impl RuntimeDriver for DockerDriver {
             .await
             .map_err(|e| match status_of(&e) {
                 Some(404) => RuntimeError::NotFound(task_id.clone()),
-                _ => RuntimeError::StartFailed(message_of(&e)),
+                // The daemon's own answer (e.g. the executable is missing) is the message
+                // Docker users know; a failed call keeps bollard's error as the cause.
+                Some(_) => RuntimeError::StartFailed(message_of(&e)),
+                None => RuntimeError::failed("starting the container", e),
             })?;
         let c = self.inspect(task_id).await?;
         Ok(c.state.and_then(|s| s.pid).unwrap_or(0))
@@ -423,17 +421,16 @@ mod tests {
 
     #[test]
     fn references_name_their_tag_or_get_latest() {
-        let s = |r: &str| split_reference(r);
-        assert_eq!(s("busybox"), ("busybox".into(), Some("latest".into())));
-        assert_eq!(s("busybox:1.36"), ("busybox".into(), Some("1.36".into())));
-        assert_eq!(
-            s("reg:5000/team/app"),
-            ("reg:5000/team/app".into(), Some("latest".into()))
-        );
-        assert_eq!(
-            s("reg:5000/team/app:v2"),
-            ("reg:5000/team/app".into(), Some("v2".into()))
-        );
-        assert_eq!(s("app@sha256:abc"), ("app@sha256:abc".into(), None));
+        let s = |r: &str| split_reference(r).unwrap_or_else(|e| panic!("{r}: {e}"));
+        let some = |n: &str, t: &str| (n.to_string(), Some(t.to_string()));
+        assert_eq!(s("busybox"), some("busybox", "latest"));
+        assert_eq!(s("busybox:1.36"), some("busybox", "1.36"));
+        assert_eq!(s("reg:5000/team/app"), some("reg:5000/team/app", "latest"));
+        assert_eq!(s("reg:5000/team/app:v2"), some("reg:5000/team/app", "v2"));
+        let d = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(s(&format!("app@{d}")), (format!("app@{d}"), None));
+        assert_eq!(s(&format!("app:1@{d}")), (format!("app@{d}"), None));
+        let bad = split_reference("App:1").err().unwrap_or_default();
+        assert!(bad.contains("lowercase"), "{bad}");
     }
 }

@@ -9,8 +9,8 @@
 //! daemon has none before it joins a swarm and gets a new one when it rejoins.
 //!
 //! - `spec`: the pure mapping from a task to a create request.
-//! - `driver`: the [`RuntimeDriver`](shoal_agent::RuntimeDriver) implementation.
-//! - `logs`: Docker's log frames as [`LogLine`](shoal_agent::LogLine)s.
+//! - `driver`: the [`RuntimeDriver`](shoal_runtime::RuntimeDriver) implementation.
+//! - `logs`: Docker's log frames as [`LogLine`](shoal_runtime::LogLine)s.
 //! - `store`: volumes and images.
 //!
 //! Concurrency: the driver keeps only a cache from task ID to container ID (a mutex never held
@@ -27,7 +27,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bollard::Docker;
-use shoal_agent::runtime::RuntimeError;
+use shoal_runtime::RuntimeError;
+use shoal_types::error::Remote;
 use shoal_types::{Id, Timestamp};
 
 pub const LABEL_TASK_ID: &str = "com.docker.swarm.task.id";
@@ -47,8 +48,13 @@ const CALL_SLACK: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("cannot reach the Docker daemon at {host}: {why}")]
-    Unreachable { host: String, why: String },
+    /// The source is bollard's error, or [`Remote`] naming the wait that ran out.
+    #[error("cannot reach the Docker daemon at {host}")]
+    Unreachable {
+        host: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
 }
 
 pub struct DockerDriver {
@@ -82,19 +88,21 @@ impl DockerDriver {
     /// module doc); it must be stable across restarts for containers to be adopted.
     pub async fn connect(owner: &str) -> Result<DockerDriver, ConnectError> {
         let host = docker_host();
-        let unreachable = |why: String| ConnectError::Unreachable {
-            host: host.clone(),
-            why,
-        };
-        let docker = Docker::connect_with_host(&host).map_err(|e| unreachable(e.to_string()))?;
+        let unreachable =
+            |source: Box<dyn std::error::Error + Send + Sync>| ConnectError::Unreachable {
+                host: host.clone(),
+                source,
+            };
+        let no_answer = || Box::new(Remote(format!("no answer within {CONNECT_TIMEOUT:?}")));
+        let docker = Docker::connect_with_host(&host).map_err(|e| unreachable(e.into()))?;
         let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
             .await
-            .map_err(|_| unreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|_| unreachable(no_answer()))?
+            .map_err(|e| unreachable(e.into()))?;
         tokio::time::timeout(CONNECT_TIMEOUT, docker.ping())
             .await
-            .map_err(|_| unreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|_| unreachable(no_answer()))?
+            .map_err(|e| unreachable(e.into()))?;
         let api_version = docker.client_version().to_string();
         tracing::info!(%host, api.version = %api_version, "docker runtime: connected");
         Ok(DockerDriver {
@@ -152,11 +160,9 @@ fn message_of(e: &bollard::errors::Error) -> String {
     }
 }
 
+/// A failed API call: `context` says what was being done, bollard's error is the cause.
 fn api_err(context: impl Into<String>, e: bollard::errors::Error) -> RuntimeError {
-    RuntimeError::Io {
-        context: context.into(),
-        source: std::io::Error::other(message_of(&e)),
-    }
+    RuntimeError::failed(context, e)
 }
 
 /// An RFC 3339 time from Docker; Docker's zero time (`0001-01-01T00:00:00Z`) and anything
@@ -181,5 +187,28 @@ mod tests {
         );
         assert_eq!(parse_time("0001-01-01T00:00:00Z"), Timestamp::ZERO);
         assert_eq!(parse_time("garbage"), Timestamp::ZERO);
+    }
+
+    /// A failed API call keeps bollard's error as the cause, under what was being done.
+    #[test]
+    fn a_failed_call_keeps_the_daemons_error_as_its_source() {
+        let e = api_err(
+            "removing container c1",
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 500,
+                message: "driver failed".into(),
+            },
+        );
+        let source = std::error::Error::source(&e).expect("bollard's error is the source");
+        assert!(
+            source.downcast_ref::<bollard::errors::Error>().is_some(),
+            "{source:?}"
+        );
+        assert_eq!(e.to_string(), "removing container c1");
+        let text = shoal_types::error::chain(&e);
+        assert!(
+            text.starts_with("removing container c1: ") && text.ends_with("driver failed"),
+            "{text}"
+        );
     }
 }

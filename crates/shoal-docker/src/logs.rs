@@ -6,7 +6,7 @@ use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptions;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use shoal_agent::runtime::{LogLine, LogOptions, LogStream, LogStreamKind, RuntimeError};
+use shoal_runtime::{LogLine, LogOptions, LogStream, LogStreamKind, RuntimeError};
 use shoal_types::Timestamp;
 
 use crate::{api_err, parse_time};

@@ -9,8 +9,8 @@ use bollard::models::{
     ContainerCreateBody, HealthConfig as ApiHealth, HostConfig, Mount as ApiMount,
     MountTmpfsOptions, MountType, MountVolumeOptions, ResourcesUlimits,
 };
-use shoal_agent::TaskRun;
-use shoal_agent::runtime::RuntimeError;
+use shoal_runtime::RuntimeError;
+use shoal_runtime::TaskRun;
 use shoal_types::container::{HealthConfig, Mount, MountKind};
 
 use crate::{
@@ -206,8 +206,7 @@ pub fn create_body(run: &TaskRun, owner: &str) -> Result<ContainerCreateBody, Ru
     if c.image.is_empty() {
         return Err(invalid("image", "an image is required"));
     }
-    shoal_agent::native::parse_stop_signal(&c.stop_signal)
-        .map_err(|why| invalid("stop_signal", why))?;
+    shoal_runtime::parse_stop_signal(&c.stop_signal).map_err(|why| invalid("stop_signal", why))?;
     for u in &c.ulimits {
         if u.name.is_empty() || u.soft > u.hard {
             return Err(invalid(

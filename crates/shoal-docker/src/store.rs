@@ -9,7 +9,7 @@ use bollard::query_parameters::{
     RemoveImageOptions, RemoveVolumeOptions,
 };
 use futures::StreamExt;
-use shoal_agent::runtime::{ImageInfo, RuntimeError, VolumeInfo};
+use shoal_runtime::{ImageInfo, RuntimeError, VolumeInfo};
 use shoal_types::{Id, Timestamp};
 use tokio::io::AsyncReadExt;
 

@@ -1,7 +1,9 @@
 //! The Docker runtime against the real Docker Engine, with the locally built
-//! `shoal-test/busybox:latest` (tests/images/build.sh). Without a Docker daemon or the image the
-//! tests skip with a note, except in CI (CI=true) where that is a failure. Each test has its own
-//! owner label, and removes its containers and volumes even when it fails. Waits are bounded
+//! `shoal-test/busybox:latest` (tests/images/build.sh), for what is Docker's own: Swarm's
+//! container names and labels, how the spec maps to a container, docker-init, images, pulls and
+//! archives. The contract every driver keeps is the conformance suite's (`conformance.rs`). Without a Docker daemon or the image the
+//! tests fail saying what to install (`shoal_testkit::need`). Each test has its own owner label,
+//! and removes its containers and volumes even when it fails. Waits are bounded
 //! polls, never sleeps.
 // The tests wait on a real engine, in wall-clock time.
 #![allow(clippy::disallowed_methods)]
@@ -10,19 +12,16 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use shoal_agent::runtime::{Health, LogStreamKind, RuntimeTaskState, next_log_line};
-use shoal_agent::{ExitInfo, LogOptions, RuntimeDriver, RuntimeError, TaskRun};
 use shoal_docker::{DockerDriver, LABEL_OWNER, LABEL_SERVICE_NAME, LABEL_TASK_ID};
+use shoal_runtime::{ExitInfo, LogOptions, RuntimeDriver, RuntimeError, TaskRun};
+use shoal_runtime::{Health, LogStreamKind, RuntimeTaskState, next_log_line};
+use shoal_testkit::{Need, need};
 use shoal_types::Id;
-use shoal_types::container::{HealthConfig, Mount, MountKind, Ulimit};
+use shoal_types::container::{HealthConfig, Ulimit};
 use shoal_types::service::{ContainerSpec, ResourceRequirements};
 
 const IMAGE: &str = "shoal-test/busybox:latest";
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
 
 /// A test's driver and what it cleans up.
 struct Env {
@@ -33,28 +32,18 @@ struct Env {
 }
 
 impl Env {
-    /// None (skip) without Docker or the test image, except in CI.
+    /// None when the engine or the test image is missing and the run opted out of them.
     async fn new(name: &str) -> Option<Env> {
-        let owner = format!("shoal-docker-test-{}-{name}", std::process::id());
-        let driver = match DockerDriver::connect(&owner).await {
-            Ok(d) => d,
-            Err(e) if in_ci() => panic!("the Docker runtime tests need a Docker daemon: {e}"),
-            Err(e) => {
-                eprintln!("SKIPPED: no Docker daemon ({e})");
-                return None;
-            }
-        };
-        let has_image = Command::new("docker")
-            .args(["image", "inspect", IMAGE])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !has_image {
-            if in_ci() {
-                panic!("{IMAGE} is missing: run tests/images/build.sh first");
-            }
-            eprintln!("SKIPPED: {IMAGE} is missing (run tests/images/build.sh)");
+        if !need(&[Need::Tool("docker"), Need::DockerEngine, Need::TestImage]) {
             return None;
         }
+        // The cleanup finds a test's containers by the label the driver sets.
+        assert_eq!(LABEL_OWNER, shoal_testkit::reap::OWNER_LABEL);
+        let owner = shoal_testkit::scoped_name("docker", &format!("{}-{name}", std::process::id()));
+        let driver = match DockerDriver::connect(&owner).await {
+            Ok(d) => d,
+            Err(e) => panic!("the Docker Engine answers the CLI but not the driver: {e}"),
+        };
         Some(Env {
             driver,
             owner,
@@ -136,15 +125,7 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let ids = Command::new("docker")
-            .args(["ps", "-aq", "--filter"])
-            .arg(format!("label={LABEL_OWNER}={}", self.owner))
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        for id in ids.split_whitespace() {
-            let _ = Command::new("docker").args(["rm", "-fv", id]).output();
-        }
+        shoal_testkit::reap::remove_docker_objects(&self.owner);
         for v in &self.volumes {
             let _ = Command::new("docker")
                 .args(["volume", "rm", "-f", v])
@@ -169,33 +150,14 @@ async fn poll<T>(what: &str, mut f: impl AsyncFnMut() -> Result<T, String>) -> T
     }
 }
 
+/// Swarm's container name and labels, so `docker ps` tells which task a container is.
 #[tokio::test]
-async fn a_task_runs_and_exits_with_its_code_and_output() {
+async fn containers_carry_swarm_s_name_and_labels() {
     let Some(env) = Env::new("life").await else {
         return;
     };
-    let run = env.run("life", &["sh", "-c", "echo out; echo err >&2; exit 3"]);
+    let run = env.run("life", &["true"]);
     env.driver.prepare(&run).await.expect("prepare");
-    env.driver
-        .prepare(&run)
-        .await
-        .expect("prepare again is a no-op");
-    let listed = env.driver.list().await.expect("list");
-    assert_eq!(listed.len(), 1, "{listed:?}");
-    assert_eq!(listed[0].state, RuntimeTaskState::Created);
-    assert!(matches!(
-        env.driver.wait(&run.task_id).await,
-        Err(RuntimeError::StartFailed(_))
-    ));
-    env.driver.start(&run.task_id).await.expect("start");
-    let exit = env.wait(&run.task_id).await;
-    assert_eq!((exit.code, exit.oom_killed), (3, false));
-    assert!(exit.finished_at.unix_nanos() > 0);
-    assert_eq!(
-        env.output(&run.task_id, false).await,
-        ("out\n".to_string(), "err\n".to_string())
-    );
-    // Swarm's name and labels, so `docker ps` tells which task a container is.
     assert_eq!(
         env.inspect("{{.Name}}", &run.task_id),
         format!("/dt.1.{}", run.task_id)
@@ -207,16 +169,6 @@ async fn a_task_runs_and_exits_with_its_code_and_output() {
         ),
         "dt"
     );
-    assert!(matches!(
-        env.driver.list().await.expect("list")[0].state,
-        RuntimeTaskState::Exited(ExitInfo { code: 3, .. })
-    ));
-    env.driver.remove(&run.task_id).await.expect("remove");
-    assert!(env.driver.list().await.expect("list").is_empty());
-    assert!(matches!(
-        env.driver.start(&run.task_id).await,
-        Err(RuntimeError::NotFound(_))
-    ));
 }
 
 #[tokio::test]
@@ -253,21 +205,6 @@ async fn the_spec_reaches_the_container() {
     assert_eq!(
         out, "bar\n/tmp\n65534\ndt-host\n123\nread-only\n123\n",
         "stderr: {err}"
-    );
-    let last = LogOptions {
-        stdout: true,
-        tail: Some(1),
-        ..Default::default()
-    };
-    let mut tail = env.driver.logs(&run.task_id, last).await.expect("logs");
-    let l = next_log_line(&mut tail)
-        .await
-        .expect("a line")
-        .expect("line");
-    assert_eq!(&l.line[..], b"123\n");
-    assert!(
-        next_log_line(&mut tail).await.is_none(),
-        "only the last line"
     );
     assert_eq!(
         env.inspect("{{.HostConfig.NanoCpus}}", &run.task_id),
@@ -323,184 +260,6 @@ async fn stop_sends_the_stop_signal_through_init_and_logs_follow_to_the_end() {
         .stop(&run.task_id, Duration::from_secs(1))
         .await
         .expect("stopping an exited task is a no-op");
-}
-
-#[tokio::test]
-async fn a_task_over_its_memory_limit_is_oom_killed() {
-    let Some(env) = Env::new("oom").await else {
-        return;
-    };
-    let mut run = env.run(
-        "oom",
-        &[
-            "sh",
-            "-c",
-            "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
-        ],
-    );
-    run.resources.limits.memory_bytes = 20 << 20;
-    env.start(&run).await;
-    let exit = env.wait(&run.task_id).await;
-    assert!(exit.oom_killed, "{exit:?}");
-    assert_ne!(exit.code, 0);
-}
-
-#[tokio::test]
-async fn a_missing_image_is_not_found() {
-    let Some(env) = Env::new("noimg").await else {
-        return;
-    };
-    let mut run = env.run("noimg", &["true"]);
-    run.container.image = "shoal-test/no-such-image:latest".into();
-    let err = env.driver.prepare(&run).await.expect_err("no such image");
-    assert!(matches!(err, RuntimeError::ImageNotFound(_)), "{err:?}");
-    assert!(
-        err.to_string()
-            .starts_with("No such image: shoal-test/no-such-image:latest"),
-        "{err}"
-    );
-    assert!(env.driver.list().await.expect("list").is_empty());
-}
-
-#[tokio::test]
-async fn health_checks_run_in_docker() {
-    let Some(env) = Env::new("health").await else {
-        return;
-    };
-    let check = |cmd: &str| HealthConfig {
-        test: vec!["CMD-SHELL".into(), cmd.into()],
-        interval: Some(Duration::from_millis(300)),
-        timeout: Some(Duration::from_secs(5)),
-        retries: Some(1),
-        ..Default::default()
-    };
-    let mut good = env.run("hgood", &["sleep", "1000"]);
-    good.container.healthcheck = Some(check("true"));
-    let mut bad = env.run("hbad", &["sleep", "1000"]);
-    bad.container.healthcheck = Some(check("echo broken; false"));
-    let plain = env.run("hnone", &["sleep", "1000"]);
-    for r in [&good, &bad, &plain] {
-        env.start(r).await;
-    }
-    assert_eq!(
-        env.driver.health(&plain.task_id).await.expect("health"),
-        Health::None
-    );
-    poll("the good check to pass", async || {
-        match env.driver.health(&good.task_id).await {
-            Ok(Health::Healthy) => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
-    let out = poll("the bad check to fail", async || {
-        match env.driver.health(&bad.task_id).await {
-            Ok(Health::Unhealthy(out)) => Ok(out),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
-    assert_eq!(out, "broken");
-}
-
-#[tokio::test]
-async fn a_named_volume_outlives_its_task() {
-    let Some(mut env) = Env::new("vol").await else {
-        return;
-    };
-    let vol = format!("shoal-test-vol-{}", std::process::id());
-    env.volumes.push(vol.clone());
-    let with_volume = |mut r: TaskRun| {
-        r.container.mounts = vec![
-            Mount {
-                kind: MountKind::Volume,
-                source: vol.clone(),
-                target: "/data".into(),
-                volume_labels: BTreeMap::from([("team".to_string(), "a".to_string())]),
-                ..Default::default()
-            },
-            Mount {
-                kind: MountKind::Tmpfs,
-                target: "/scratch".into(),
-                tmpfs_size: 1 << 20,
-                ..Default::default()
-            },
-        ];
-        r
-    };
-    let first = with_volume(env.run(
-        "vol1",
-        &[
-            "sh",
-            "-c",
-            "echo kept > /data/f && grep -c /scratch /proc/mounts",
-        ],
-    ));
-    env.start(&first).await;
-    assert_eq!(env.wait(&first.task_id).await.code, 0);
-    assert_eq!(env.output(&first.task_id, false).await.0, "1\n");
-    let listed = env.driver.volumes().await.expect("volumes");
-    let v = listed
-        .iter()
-        .find(|v| v.name == vol)
-        .expect("the volume is listed");
-    assert_eq!(v.labels.get("team").map(String::as_str), Some("a"));
-    assert_eq!(v.in_use_by, vec![first.task_id.clone()]);
-    assert!(matches!(
-        env.driver.remove_volume(&vol, false).await,
-        Err(RuntimeError::VolumeInUse { .. })
-    ));
-    env.driver.remove(&first.task_id).await.expect("remove");
-
-    let second = with_volume(env.run("vol2", &["cat", "/data/f"]));
-    env.start(&second).await;
-    assert_eq!(env.wait(&second.task_id).await.code, 0);
-    assert_eq!(env.output(&second.task_id, false).await.0, "kept\n");
-    env.driver.remove(&second.task_id).await.expect("remove");
-    env.driver
-        .remove_volume(&vol, false)
-        .await
-        .expect("remove the volume");
-    assert!(matches!(
-        env.driver.remove_volume(&vol, false).await,
-        Err(RuntimeError::VolumeNotFound(_))
-    ));
-}
-
-#[tokio::test]
-async fn a_new_driver_adopts_its_owners_containers_only() {
-    let Some(env) = Env::new("adopt").await else {
-        return;
-    };
-    let run = env.run("adopt", &["sleep", "1000"]);
-    env.start(&run).await;
-    let again = DockerDriver::connect(&env.owner).await.expect("connect");
-    let listed = again.list().await.expect("list");
-    assert_eq!(listed.len(), 1);
-    assert!(matches!(listed[0].state, RuntimeTaskState::Running { .. }));
-    let other = DockerDriver::connect(&format!("{}-other", env.owner))
-        .await
-        .expect("connect");
-    assert!(other.list().await.expect("list").is_empty());
-    assert!(matches!(
-        other.stop(&run.task_id, Duration::ZERO).await,
-        Err(RuntimeError::NotFound(_))
-    ));
-    // The adopting driver waits for and stops what it did not start.
-    let waiter = tokio::spawn(async move { again.wait(&run.task_id).await.map(|e| e.code) });
-    env.driver
-        .stop(
-            &Id::from_raw(format!("adopt{}", std::process::id())),
-            Duration::ZERO,
-        )
-        .await
-        .expect("stop");
-    let code = tokio::time::timeout(DEADLINE, waiter)
-        .await
-        .expect("wait ends")
-        .expect("join")
-        .expect("wait");
-    assert_eq!(code, 137);
 }
 
 #[tokio::test]
@@ -605,17 +364,9 @@ struct Registry {
 }
 
 impl Registry {
-    /// None (skip) without `docker-registry`, except in CI.
+    /// None when `docker-registry` is missing and the run opted out of it.
     fn start() -> Option<Registry> {
-        if Command::new("docker-registry")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            if in_ci() {
-                panic!("this test needs docker-registry (apt-get install docker-registry)");
-            }
-            eprintln!("SKIPPED: docker-registry is not installed");
+        if !need(&[Need::Tool("docker-registry")]) {
             return None;
         }
         let dir = tempfile::tempdir().expect("tempdir");

@@ -11,13 +11,13 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use shoal_agent::RuntimeError;
+use shoal_runtime::RuntimeError;
 
-use crate::config::{ConfigFile, Document, Parsed, pick_platform};
+use crate::config::{ConfigFile, Document, Parsed, descriptor_digest, pick_platform};
 use crate::digest::Digest;
-use crate::reference::{Reference, familiar};
 use crate::store::{NewImage, Store};
 use crate::unpack::{clean_path, decompressed};
+use shoal_types::image_ref::{ImageRef, familiar};
 
 const MAX_JSON: u64 = 16 << 20;
 
@@ -59,10 +59,10 @@ impl Extracted {
         let mut tar = tar::Archive::new(plain);
         let entries = tar
             .entries()
-            .map_err(|e| invalid(&what, format!("not a tar archive: {e}")))?;
+            .map_err(|e| RuntimeError::corrupt(format!("{what}: not a tar archive"), e))?;
         for (n, entry) in entries.enumerate() {
-            let mut entry =
-                entry.map_err(|e| invalid(&what, format!("corrupt tar archive: {e}")))?;
+            let mut entry = entry
+                .map_err(|e| RuntimeError::corrupt(format!("{what}: corrupt tar archive"), e))?;
             let raw = entry.path_bytes().into_owned();
             let shown = String::from_utf8_lossy(&raw).into_owned();
             let comps = clean_path(&raw)
@@ -76,7 +76,10 @@ impl Extracted {
                         source,
                     })?;
                     io::copy(&mut entry, &mut out).map_err(|e| {
-                        invalid(&what, format!("entry {shown:?}: corrupt tar archive: {e}"))
+                        RuntimeError::corrupt(
+                            format!("{what}: entry {shown:?}: corrupt tar archive"),
+                            e,
+                        )
                     })?;
                     members.insert(name, Member::File(dest));
                 }
@@ -189,7 +192,7 @@ pub fn load(store: &Store, archive: &Path) -> Result<Vec<String>, RuntimeError> 
     if x.has("manifest.json") {
         let bytes = x.read_small("manifest.json")?;
         let manifests: Vec<SaveManifest> = serde_json::from_slice(&bytes)
-            .map_err(|e| invalid(&x.what, format!("manifest.json: {e}")))?;
+            .map_err(|e| RuntimeError::corrupt(format!("{}: manifest.json", x.what), e))?;
         if manifests.is_empty() {
             return Err(invalid(&x.what, "manifest.json lists no image"));
         }
@@ -201,10 +204,10 @@ pub fn load(store: &Store, archive: &Path) -> Result<Vec<String>, RuntimeError> 
             return Err(invalid(&x.what, "index.json without oci-layout"));
         }
         let bytes = x.read_small("index.json")?;
-        let Parsed::Index(manifests) = Document::parse(&bytes, "index.json")? else {
+        let Parsed::Index(index) = Document::parse(&bytes, "index.json")? else {
             return Err(invalid(&x.what, "index.json is not an image index"));
         };
-        for m in &manifests {
+        for m in index.manifests() {
             loaded.extend(load_oci(store, &x, m)?);
         }
     } else {
@@ -216,13 +219,13 @@ pub fn load(store: &Store, archive: &Path) -> Result<Vec<String>, RuntimeError> 
     Ok(loaded)
 }
 
-fn parse_tags(what: &str, tags: &[String]) -> Result<Vec<Reference>, RuntimeError> {
+fn parse_tags(what: &str, tags: &[String]) -> Result<Vec<ImageRef>, RuntimeError> {
     tags.iter()
-        .map(|t| Reference::parse(t).map_err(|e| invalid(what, e)))
+        .map(|t| ImageRef::parse(t).map_err(|e| invalid(what, e)))
         .collect()
 }
 
-fn loaded_names(id: &str, tags: &[Reference]) -> Vec<String> {
+fn loaded_names(id: &str, tags: &[ImageRef]) -> Vec<String> {
     if tags.is_empty() {
         vec![id.to_string()]
     } else {
@@ -280,23 +283,23 @@ fn load_saved(store: &Store, x: &Extracted, m: &SaveManifest) -> Result<Vec<Stri
 fn load_oci(
     store: &Store,
     x: &Extracted,
-    desc: &crate::config::Descriptor,
+    desc: &oci_spec::image::Descriptor,
 ) -> Result<Vec<String>, RuntimeError> {
-    let d = desc.digest(&x.what)?;
+    let d = descriptor_digest(desc, &x.what)?;
     let mut bytes = x.blob(&d)?;
     let mut what = format!("{}: manifest {d}", x.what);
     let (config_desc, layers) = loop {
         match Document::parse(&bytes, &what)? {
-            Parsed::Manifest { config, layers } => break (config, layers),
+            Parsed::Manifest(m) => break (m.config().clone(), m.layers().clone()),
             Parsed::Index(ms) => {
-                let chosen = pick_platform(&ms, &what)?;
-                let d = chosen.digest(&what)?;
+                let chosen = pick_platform(ms.manifests(), &what)?;
+                let d = descriptor_digest(chosen, &what)?;
                 bytes = x.blob(&d)?;
                 what = format!("{}: manifest {d}", x.what);
             }
         }
     };
-    let config_digest = config_desc.digest(&what)?;
+    let config_digest = descriptor_digest(&config_desc, &what)?;
     let config = x.blob(&config_digest)?;
     let parsed = ConfigFile::parse(&config, &what)?;
     let diff_ids = parsed.diff_ids();
@@ -311,7 +314,7 @@ fn load_oci(
         ));
     }
     for (l, diff_id) in layers.iter().zip(&diff_ids) {
-        let ld = l.digest(&what)?;
+        let ld = descriptor_digest(l, &what)?;
         let name = format!("blobs/sha256/{}", ld.hex());
         store.install_layer(
             x.open(&name)?,
@@ -320,10 +323,10 @@ fn load_oci(
             &format!("{}: layer {ld}", x.what),
         )?;
     }
-    let name = desc
-        .annotations
+    let annotations = desc.annotations().clone().unwrap_or_default();
+    let name = annotations
         .get("io.containerd.image.name")
-        .or_else(|| desc.annotations.get("org.opencontainers.image.ref.name"))
+        .or_else(|| annotations.get("org.opencontainers.image.ref.name"))
         // A bare `latest` ref name says no repository; only full references tag.
         .filter(|n| n.contains('/') || n.contains(':'));
     let tags = parse_tags(&what, name.map(std::slice::from_ref).unwrap_or_default())?;

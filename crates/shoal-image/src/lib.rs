@@ -10,7 +10,6 @@
 pub mod archive;
 pub mod config;
 pub mod digest;
-pub mod reference;
 pub mod registry;
 pub mod rootfs;
 pub mod store;
@@ -20,18 +19,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use shoal_agent::RuntimeError;
-use shoal_agent::image::{ImageStore, ResolvedImage};
-use shoal_agent::runtime::ImageInfo;
+use shoal_runtime::ImageInfo;
+use shoal_runtime::RuntimeError;
+use shoal_runtime::image::{ImageStore, ResolvedImage};
+use shoal_types::error::Chain;
+use shoal_types::image_ref::ImageRef;
 use tokio::sync::RwLock;
 
-use crate::config::{ConfigFile, Document, Parsed, pick_platform};
+use crate::config::{ConfigFile, Document, Parsed, descriptor_digest, pick_platform};
 use crate::digest::Digest;
-use crate::reference::Reference;
 use crate::registry::Registry;
 use crate::store::{NewImage, Store};
-
-pub use crate::reference::ReferenceError;
 
 pub struct LocalImageStore {
     store: Arc<Store>,
@@ -51,8 +49,8 @@ async fn blocking<T: Send + 'static>(
         })?
 }
 
-fn parse_ref(reference: &str) -> Result<Reference, RuntimeError> {
-    Reference::parse(reference).map_err(|e| RuntimeError::InvalidSpec {
+fn parse_ref(reference: &str) -> Result<ImageRef, RuntimeError> {
+    ImageRef::parse(reference).map_err(|e| RuntimeError::InvalidSpec {
         field: "image",
         why: e.to_string(),
     })
@@ -92,21 +90,21 @@ impl LocalImageStore {
         let _g = self.gc_guard.write().await;
         let store = self.store.clone();
         if let Err(e) = blocking(move || store.gc(&[])).await {
-            tracing::warn!(error = %e, "collecting a failed load's layers");
+            tracing::warn!(error = %Chain(&e), "collecting a failed load's layers");
         }
     }
 
-    async fn pull_inner(&self, r: &Reference) -> Result<ImageInfo, RuntimeError> {
+    async fn pull_inner(&self, r: &ImageRef) -> Result<ImageInfo, RuntimeError> {
         let mut session = self.registry.session(r);
-        let (top, top_digest) = session.manifest(&r.manifest_ref()).await?;
+        let (top, top_digest) = session.manifest(r.manifest_ref()).await?;
         let what = format!("{r}: manifest {top_digest}");
-        let (config_desc, layers) = match Document::parse(&top, &what)? {
-            Parsed::Manifest { config, layers } => (config, layers),
-            Parsed::Index(ms) => {
-                let chosen = pick_platform(&ms, &what)?.digest(&what)?;
+        let manifest = match Document::parse(&top, &what)? {
+            Parsed::Manifest(m) => m,
+            Parsed::Index(index) => {
+                let chosen = descriptor_digest(pick_platform(index.manifests(), &what)?, &what)?;
                 let (bytes, d) = session.manifest(&chosen.to_string()).await?;
                 match Document::parse(&bytes, &format!("{r}: manifest {d}"))? {
-                    Parsed::Manifest { config, layers } => (config, layers),
+                    Parsed::Manifest(m) => m,
                     Parsed::Index(_) => {
                         return Err(RuntimeError::InvalidImage(format!(
                             "{r}: manifest {d}: an index inside an index"
@@ -115,7 +113,8 @@ impl LocalImageStore {
                 }
             }
         };
-        let config_digest = config_desc.digest(&what)?;
+        let layers = manifest.layers();
+        let config_digest = descriptor_digest(manifest.config(), &what)?;
         let config = session.small_blob(&config_digest).await?;
         let parsed = ConfigFile::parse(&config, &what)?;
         let diff_ids = parsed.diff_ids();
@@ -130,7 +129,7 @@ impl LocalImageStore {
             if self.store.has_layer(diff_id) {
                 continue;
             }
-            let ld = l.digest(&what)?;
+            let ld = descriptor_digest(l, &what)?;
             let tmp = self.store.temp_dir("pull-")?;
             let file = tmp.path().join("blob");
             session.blob_to_file(&ld, &file).await?;
@@ -149,7 +148,7 @@ impl LocalImageStore {
             .await?;
         }
         let mut tags = Vec::new();
-        if r.digest.is_none() {
+        if r.digest().is_none() {
             tags.push(r.clone());
         }
         let repo_digests = vec![format!("{}@{top_digest}", r.name())];
@@ -199,7 +198,7 @@ impl ImageStore for LocalImageStore {
         let out = blocking(move || archive::load(&store, &path)).await;
         drop(g);
         if let Err(e) = &out {
-            tracing::warn!(archive = %archive.display(), error = %e, "image load failed");
+            tracing::warn!(archive = %archive.display(), error = %Chain(e), "image load failed");
             self.collect_after_failure().await;
         }
         out
@@ -212,7 +211,7 @@ impl ImageStore for LocalImageStore {
         let out = self.pull_inner(&r).await;
         drop(g);
         if let Err(e) = &out {
-            tracing::warn!(image = %r, error = %e, "image pull failed");
+            tracing::warn!(image = %r, error = %Chain(e), "image pull failed");
             self.collect_after_failure().await;
         }
         out

@@ -9,7 +9,7 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use shoal_agent::RuntimeError;
+use shoal_runtime::RuntimeError;
 
 /// The kernel copies at most a page of mount options.
 const MOUNT_DATA_MAX: usize = 4000;
@@ -64,7 +64,7 @@ pub fn prepare(layers: &[PathBuf], dir: &Path, mode: Mode) -> Result<Rootfs, Run
                 ))(e));
             }
             Err(e) => {
-                tracing::info!(error = %e, "overlayfs refused; copying the image's layers instead");
+                tracing::info!(error = %shoal_types::error::Chain(&e), "overlayfs refused; copying the image's layers instead");
             }
         }
     }

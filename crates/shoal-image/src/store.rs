@@ -21,15 +21,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-use shoal_agent::RuntimeError;
-use shoal_agent::image::ResolvedImage;
-use shoal_agent::runtime::ImageInfo;
+use shoal_runtime::ImageInfo;
+use shoal_runtime::RuntimeError;
+use shoal_runtime::image::ResolvedImage;
 use shoal_types::clock::Timestamp;
 
 use crate::config::ConfigFile;
 use crate::digest::{Digest, HashingReader};
-use crate::reference::{Reference, familiar};
 use crate::unpack::unpack_layer;
+use shoal_types::image_ref::{ImageRef, familiar};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Index {
@@ -67,7 +67,7 @@ pub struct NewImage {
     pub config: Vec<u8>,
     pub config_digest: Digest,
     pub parsed: ConfigFile,
-    pub tags: Vec<Reference>,
+    pub tags: Vec<ImageRef>,
     pub repo_digests: Vec<String>,
 }
 
@@ -169,7 +169,7 @@ impl Store {
         if let Some(expected) = blob_digest {
             let (got, _) = outer
                 .finish()
-                .map_err(|e| RuntimeError::InvalidImage(format!("{what}: {e}")))?;
+                .map_err(|e| RuntimeError::corrupt(what.to_string(), e))?;
             if got != *expected {
                 return Err(RuntimeError::InvalidImage(format!(
                     "{what}: digest mismatch: the blob is {got} but the manifest says {expected}"
@@ -283,7 +283,7 @@ impl Store {
 
     /// The image ID `reference` names: a tag, a digest reference, or an ID or its prefix.
     pub fn lookup(&self, index: &Index, reference: &str) -> Result<Option<String>, RuntimeError> {
-        if let Ok(r) = Reference::parse(reference) {
+        if let Ok(r) = ImageRef::parse(reference) {
             let hit = match (r.digested(), r.tagged()) {
                 (Some(d), _) => index.digests.get(&d),
                 (None, Some(t)) => index.tags.get(&t),
@@ -396,7 +396,7 @@ impl Store {
             let Some(id) = self.lookup(index, reference)? else {
                 return Err(RuntimeError::ImageNotFound(reference.to_string()));
             };
-            let by_name = Reference::parse(reference).ok().and_then(|r| {
+            let by_name = ImageRef::parse(reference).ok().and_then(|r| {
                 let key = r.digested().or_else(|| r.tagged())?;
                 (index.tags.get(&key) == Some(&id) || index.digests.get(&key) == Some(&id))
                     .then_some(key)
@@ -505,7 +505,7 @@ fn with_orphaned_digests(index: &Index, id: &str, key: &str) -> Vec<String> {
     if key.contains('@') {
         return out;
     }
-    let repo = |k: &str| Reference::parse(k).ok().map(|r| r.name());
+    let repo = |k: &str| ImageRef::parse(k).ok().map(|r| r.name());
     let name = repo(key);
     let other_tag = index
         .tags

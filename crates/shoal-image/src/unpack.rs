@@ -14,7 +14,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use flate2::read::GzDecoder;
-use shoal_agent::RuntimeError;
+use shoal_runtime::RuntimeError;
 use tar::EntryType;
 
 use crate::digest::{Digest, HashingReader};
@@ -102,18 +102,17 @@ pub fn unpack_layer<R: Read>(blob: R, dest: &Path, what: &str) -> Result<Unpacke
         };
         let entries = archive
             .entries()
-            .map_err(|e| RuntimeError::InvalidImage(format!("{what}: not a tar archive: {e}")))?;
+            .map_err(|e| RuntimeError::corrupt(format!("{what}: not a tar archive"), e))?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| {
-                RuntimeError::InvalidImage(format!("{what}: corrupt tar archive: {e}"))
-            })?;
+            let mut entry = entry
+                .map_err(|e| RuntimeError::corrupt(format!("{what}: corrupt tar archive"), e))?;
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             u.entry(&mut entry).map_err(|e| match e {
                 EntryError::Refused(why) => {
                     RuntimeError::InvalidImage(format!("{what}: entry {name:?}: {why}"))
                 }
                 EntryError::Io(source) => {
-                    RuntimeError::InvalidImage(format!("{what}: entry {name:?}: {source}"))
+                    RuntimeError::corrupt(format!("{what}: entry {name:?}"), source)
                 }
             })?;
         }
@@ -123,7 +122,7 @@ pub fn unpack_layer<R: Read>(blob: R, dest: &Path, what: &str) -> Result<Unpacke
     };
     let (diff_id, _) = hashing
         .finish()
-        .map_err(|e| RuntimeError::InvalidImage(format!("{what}: corrupt layer: {e}")))?;
+        .map_err(|e| RuntimeError::corrupt(format!("{what}: corrupt layer"), e))?;
     Ok(Unpacked { diff_id, size })
 }
 
@@ -378,7 +377,7 @@ impl Unpacker<'_> {
         }
         for (k, v) in xattrs {
             if let Err(e) = xattr::set(path, k, v) {
-                tracing::debug!(path = %path.display(), xattr = %k, error = %e, "xattr not kept");
+                tracing::debug!(path = %path.display(), xattr = %k, error = %shoal_types::error::Chain(&e), "xattr not kept");
             }
         }
     }

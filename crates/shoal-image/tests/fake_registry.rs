@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
-use shoal_agent::RuntimeError;
-use shoal_agent::image::ImageStore;
 use shoal_image::LocalImageStore;
+use shoal_runtime::RuntimeError;
+use shoal_runtime::image::ImageStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

@@ -8,9 +8,10 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 
 use common::*;
-use shoal_agent::RuntimeError;
-use shoal_agent::image::ImageStore;
 use shoal_image::LocalImageStore;
+use shoal_runtime::RuntimeError;
+use shoal_runtime::image::ImageStore;
+use shoal_types::error::chain;
 
 struct Env {
     dir: tempfile::TempDir,
@@ -53,10 +54,11 @@ impl Env {
     async fn refused(&self, bytes: &[u8], needle: &str) {
         match self.load(bytes).await {
             Ok(v) => panic!("loaded {v:?}; expected a refusal mentioning {needle:?}"),
-            Err(RuntimeError::InvalidImage(why)) => {
+            Err(e @ (RuntimeError::InvalidImage(_) | RuntimeError::Corrupt { .. })) => {
+                let why = chain(&e);
                 assert!(why.contains(needle), "{why:?} does not mention {needle:?}")
             }
-            Err(e) => panic!("expected InvalidImage mentioning {needle:?}, got {e}"),
+            Err(e) => panic!("expected InvalidImage mentioning {needle:?}, got {e:?}"),
         }
         self.assert_nothing_kept().await;
     }
@@ -75,7 +77,7 @@ impl Env {
         }
     }
 
-    async fn resolve(&self, r: &str) -> shoal_agent::image::ResolvedImage {
+    async fn resolve(&self, r: &str) -> shoal_runtime::image::ResolvedImage {
         match self.store.resolve(r, false).await {
             Ok(i) => i,
             Err(e) => panic!("resolve {r}: {e}"),
@@ -222,8 +224,8 @@ async fn diff_id_mismatch_is_refused() {
 
 #[tokio::test]
 async fn whiteouts_and_opaque_dirs_become_overlayfs_markers() {
-    if !is_root() {
-        eprintln!("skipping: whiteouts are device nodes and trusted xattrs, which need root");
+    // Whiteouts are device nodes and trusted xattrs.
+    if !need_root() {
         return;
     }
     let env = Env::new();
@@ -438,8 +440,20 @@ async fn truncated_and_corrupt_archives_are_refused() {
     );
     // Cut inside the second layer's data, after the first layer is complete.
     let cut = 512 * 2 + l.len() + 512 * 2 + 100;
+    // The tar reader's error is the cause, under what was being read.
     match env.load(&whole[..cut]).await {
-        Err(RuntimeError::InvalidImage(why)) => assert!(!why.is_empty()),
+        Err(e @ RuntimeError::Corrupt { .. }) => {
+            let source = std::error::Error::source(&e).expect("the tar reader's error");
+            assert!(
+                source.downcast_ref::<std::io::Error>().is_some(),
+                "{source:?}"
+            );
+            assert!(
+                chain(&e).ends_with(&format!("corrupt tar archive: {source}")),
+                "{}",
+                chain(&e)
+            );
+        }
         other => panic!("a truncated archive: {other:?}"),
     }
     match env.store.list().await {
@@ -450,7 +464,7 @@ async fn truncated_and_corrupt_archives_are_refused() {
     let mut bad = whole.clone();
     bad[0] ^= 0x55;
     match env.load(&bad).await {
-        Err(RuntimeError::InvalidImage(_)) => {}
+        Err(RuntimeError::InvalidImage(_) | RuntimeError::Corrupt { .. }) => {}
         other => panic!("a corrupt archive: {other:?}"),
     }
     // Not an archive at all, and a gzip stream cut short.
@@ -461,7 +475,7 @@ async fn truncated_and_corrupt_archives_are_refused() {
     .await;
     let gz = gzip(&whole);
     match env.load(&gz[..gz.len() / 2]).await {
-        Err(RuntimeError::InvalidImage(_)) => {}
+        Err(RuntimeError::InvalidImage(_) | RuntimeError::Corrupt { .. }) => {}
         other => panic!("a truncated gzip archive: {other:?}"),
     }
     // A truncated layer stream inside a complete outer archive.

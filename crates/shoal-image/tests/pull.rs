@@ -8,9 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use shoal_agent::RuntimeError;
-use shoal_agent::image::ImageStore;
 use shoal_image::LocalImageStore;
+use shoal_runtime::RuntimeError;
+use shoal_runtime::image::ImageStore;
+use shoal_testkit::{Need, need};
 
 const IMAGE: &str = "shoal-test/busybox:latest";
 
@@ -20,26 +21,6 @@ impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// Why the test cannot run here, or `None` when it can.
-fn missing() -> Option<String> {
-    if !std::path::Path::new("/usr/bin/docker-registry").exists() {
-        return Some(
-            "/usr/bin/docker-registry is missing (apt-get install docker-registry)".into(),
-        );
-    }
-    match Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output()
-    {
-        Ok(o) if o.status.success() => None,
-        Ok(o) => Some(format!(
-            "the docker daemon is not reachable: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Some(format!("the docker CLI is missing: {e}")),
     }
 }
 
@@ -64,11 +45,13 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pulls_from_a_real_registry_over_plain_http_on_loopback() {
-    if let Some(why) = missing() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("the registry pull test cannot run: {why}");
-        }
-        eprintln!("skipping: {why}");
+    // The real docker CLI and engine push the test image (or its archive) to the registry.
+    if !need(&[
+        Need::Tool("docker-registry"),
+        Need::Tool("docker"),
+        Need::DockerEngine,
+        Need::TestArchive,
+    ]) {
         return;
     }
     let dir = match tempfile::tempdir() {
@@ -81,7 +64,7 @@ async fn pulls_from_a_real_registry_over_plain_http_on_loopback() {
         dir.path().join("registry").display()
     );
     let config_path = write(dir.path(), "registry.yml", config.as_bytes());
-    let child = Command::new("/usr/bin/docker-registry")
+    let child = Command::new("docker-registry")
         .arg("serve")
         .arg(&config_path)
         .stdout(Stdio::null())

@@ -3,6 +3,7 @@
 //! and the root CA. Pure where it can be (`new_cluster`, `rotation_step`); the rest are control
 //! calls that validate and write through the store.
 
+use shoal_types::error::chain;
 use std::time::Duration;
 
 use shoal_pki::{JoinToken, RootCa};
@@ -23,7 +24,8 @@ const ROOT_VALIDITY: Duration = Duration::from_secs(20 * 365 * 24 * 3600);
 const INVALID_TOKEN: &str = "A valid join token is necessary to join this cluster";
 
 fn pki(what: &str, e: shoal_pki::PkiError) -> ControlError {
-    ControlError::Internal(format!("{what}: {e}"))
+    // The wire carries text: the chain, built once here.
+    ControlError::Internal(format!("{what}: {}", chain(&e)))
 }
 
 fn stored(ca: &RootCa) -> Result<StoredCa, ControlError> {
@@ -80,7 +82,7 @@ fn issuer(c: &Cluster) -> Result<(RootCa, Option<String>, String), ControlError>
 /// rotation is moving to); the secret is compared in constant time.
 pub fn admits(c: &Cluster, token: &str) -> Result<NodeRole, ControlError> {
     let presented =
-        JoinToken::parse(token).map_err(|e| ControlError::invalid("JoinToken", e.to_string()))?;
+        JoinToken::parse(token).map_err(|e| ControlError::invalid("JoinToken", chain(&e)))?;
     let refuse = || ControlError::invalid("JoinToken", INVALID_TOKEN);
     let digest_ok = presented.ca_digest == c.root_ca.digest
         || c.root_rotation
@@ -125,7 +127,7 @@ pub fn join(
             c.spec.node_cert_expiry,
             now,
         )
-        .map_err(|e| ControlError::invalid("CSR", e.to_string()))?;
+        .map_err(|e| ControlError::invalid("CSR", chain(&e)))?;
     let raft_id = (role == NodeRole::Manager).then(|| ids.next_u64().max(1));
     let host = req
         .advertise_addr
@@ -200,15 +202,17 @@ pub fn renew(
             c.spec.node_cert_expiry,
             now,
         )
-        .map_err(|e| ControlError::invalid("CSR", e.to_string()))?;
+        .map_err(|e| ControlError::invalid("CSR", chain(&e)))?;
     let mut next = (**node).clone();
     next.tls = NodeTls {
         issuer_digest: issuer_digest.clone(),
         not_after: now.add(c.spec.node_cert_expiry),
     };
+    // Based on the version read: a manager whose view lags (a follower, or a leader that just
+    // removed itself from the group) must not write back a node as it was before a demotion.
     let ops = vec![Op::UpdateNode {
         node: next,
-        expect_version: None,
+        expect_version: Some(node.meta.version),
     }];
     Ok((
         ops,

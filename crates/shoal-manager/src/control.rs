@@ -10,12 +10,13 @@ use std::sync::{Arc, Mutex};
 use shoal_store::{Op, Proposal, State, Store};
 use shoal_types::cluster::{Cluster, ClusterSpec};
 use shoal_types::dispatch::{JoinRequest, JoinResponse, RenewRequest, RenewResponse};
+use shoal_types::image_ref::ImageRef;
 use shoal_types::node::{ManagerStatus, NodeRole, NodeSpec, NodeState, Reachability};
 use shoal_types::service::{Service, ServiceMode, ServiceSpec, UpdateState, UpdateStatus};
 use shoal_types::task::Task;
 use shoal_types::{Clock, Id, IdGen, Node};
 
-use crate::error::ControlError;
+use crate::error::{self, ControlError};
 use crate::validate;
 
 /// How long a write waits for this manager to apply it after the leader committed it.
@@ -52,9 +53,10 @@ impl Control {
         let applied = self
             .store
             .propose(Proposal::atomic(self.clock.now(), ops))
-            .await?;
+            .await
+            .map_err(error::from_propose)?;
         match applied.first_error() {
-            Some(e) => Err(e.clone().into()),
+            Some(e) => Err(error::from_op(e)),
             None => {
                 self.applied_here(applied.version).await;
                 Ok(applied.version)
@@ -199,6 +201,14 @@ impl Control {
                 "update out of sequence: service {} is at version {}, the update was based on version {version}; inspect it and retry",
                 cur.spec.name, cur.meta.version
             )));
+        }
+        let mut spec = spec;
+        if same_image(&cur.spec.task.container.image, &spec.task.container.image) {
+            // docker's client writes `:latest` out on every create and update
+            // (`imageWithTagString`): a service made without it (by the Python SDK, by `shoal
+            // up`) and then scaled with the docker CLI arrives as `app:latest` for `app`. The
+            // same image, so the service keeps it as written, and the scale restarts nothing.
+            spec.task.container.image = cur.spec.task.container.image.clone();
         }
         let mut next = (*cur).clone();
         if rollback {
@@ -481,6 +491,13 @@ fn unique_prefix<T>(
     }
 }
 
+/// Whether two image references name the same image once an implied `latest` tag and Docker
+/// Hub's implied names are written out (`app`, `app:latest`, `docker.io/library/app:latest`).
+fn same_image(a: &str, b: &str) -> bool {
+    let norm = |s: &str| ImageRef::parse(s).ok().map(|r| (r.tagged(), r.digested()));
+    a == b || norm(a).is_some_and(|x| Some(x) == norm(b))
+}
+
 /// Whether `new` differs from `cur` only in a replicated service's replica count or the
 /// service's labels.
 fn is_scale_or_relabel(cur: &ServiceSpec, new: &ServiceSpec) -> bool {
@@ -504,6 +521,20 @@ mod tests {
             mode: ServiceMode::Replicated { replicas },
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn an_image_with_its_implied_tag_written_out_is_the_same_image() {
+        assert!(same_image("app", "app:latest"));
+        assert!(same_image("host", "host:latest"));
+        assert!(same_image("busybox", "docker.io/library/busybox:latest"));
+        assert!(!same_image("app", "app:2"));
+        assert!(!same_image("app:latest", "other:latest"));
+        assert!(!same_image(
+            "app",
+            "app@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+        ));
+        assert!(!same_image("not a ref", "not a ref:latest"));
     }
 
     #[test]

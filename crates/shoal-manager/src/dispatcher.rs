@@ -6,19 +6,21 @@
 //! Concurrency: one watcher task per open session; a newer session for the same node replaces the
 //! older one (its stream ends). Heartbeat bookkeeping is behind one mutex, held briefly.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::stream::BoxStream;
+use shoal_store::state::Delta;
 use shoal_store::{Op, Proposal, State, Store};
 use shoal_types::dispatch::{Assignments, NodeInfo, SessionMessage, TaskStatusReport};
 use shoal_types::node::{NodeDescription, NodeRole, NodeState, NodeStatus};
 use shoal_types::task::TaskState;
-use shoal_types::{Clock, Id, Timestamp};
+use shoal_types::{Clock, Id, Task, Timestamp};
 use tokio::sync::watch;
 
-use crate::error::ControlError;
+use crate::driver::{Controller, Outcome};
+use crate::error::{self, ControlError};
 
 /// How many heartbeat periods may pass silently before a node is declared Down (Swarm: 3).
 const MISSED_HEARTBEATS: u32 = 3;
@@ -38,7 +40,10 @@ pub struct Dispatcher {
     clock: Arc<dyn Clock>,
     /// The period when the store has no cluster object (yet): see [`Dispatcher::period_in`].
     default_heartbeat: Duration,
-    sessions: Mutex<HashMap<Id, SessionEntry>>,
+    /// Ordered by node: clearing the table drops each session's stop sender, waking the
+    /// session streams in this order; a hash order would differ per instance, so two runs of one
+    /// simulation seed would see agents reconnect in different orders.
+    sessions: Mutex<BTreeMap<Id, SessionEntry>>,
     generations: std::sync::atomic::AtomicU64,
     /// When this manager last became leader (or started): nodes get one full grace period from
     /// then before being declared Down, so a new leader, which has no sessions yet, does not
@@ -53,7 +58,7 @@ impl Dispatcher {
             store,
             clock,
             default_heartbeat: heartbeat,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(BTreeMap::new()),
             generations: std::sync::atomic::AtomicU64::new(0),
             started: Mutex::new(started),
         })
@@ -74,7 +79,7 @@ impl Dispatcher {
             .unwrap_or(self.default_heartbeat)
     }
 
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<Id, SessionEntry>> {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, BTreeMap<Id, SessionEntry>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -115,12 +120,13 @@ impl Dispatcher {
                     now,
                     vec![Op::UpdateNode {
                         node: next,
-                        expect_version: None,
+                        expect_version: Some(node.meta.version),
                     }],
                 ))
-                .await?;
+                .await
+                .map_err(error::from_propose)?;
             if let Some(e) = applied.first_error() {
-                return Err(e.clone().into());
+                return Err(error::from_op(e));
             }
         }
 
@@ -145,30 +151,52 @@ impl Dispatcher {
         let me = self.clone();
         tokio::spawn(async move {
             let mut last_info: Option<NodeInfo> = None;
-            let mut last_tasks: Option<Assignments> = None;
+            // Each task's version as the agent last got it: what the next message leaves out.
+            let mut sent: Option<BTreeMap<Id, u64>> = None;
+            let mut last_leader = None;
+            let mut seen: Option<Arc<State>> = None;
             loop {
                 let view = states.borrow_and_update().clone();
-                let info = me.node_info(&view, &node);
-                let removed = info.removed;
-                if last_info.as_ref() != Some(&info) {
-                    if tx.send(SessionMessage::Node(info.clone())).await.is_err() {
+                // Only what this node sees is recomputed: its info when a node, the cluster
+                // object or the leader changed; its assignments when one of its tasks did, and
+                // then only those tasks. A write elsewhere in the cluster costs a diff, not a
+                // walk over this node's tasks.
+                let delta = seen.as_ref().map(|old| view.delta_since(old));
+                let info_due = delta.as_ref().is_none_or(|d| {
+                    !d.nodes.is_empty() || d.cluster || me.store.leader() != last_leader
+                });
+                seen = Some(view.clone());
+                if info_due {
+                    last_leader = me.store.leader();
+                    let info = me.node_info(&view, &node);
+                    let removed = info.removed;
+                    if last_info.as_ref() != Some(&info) {
+                        if tx.send(SessionMessage::Node(info.clone())).await.is_err() {
+                            return;
+                        }
+                        last_info = Some(info);
+                    }
+                    if removed {
                         return;
                     }
-                    last_info = Some(info);
                 }
-                if removed {
+                let message = match (&mut sent, &delta) {
+                    (Some(sent), Some(delta)) => assignment_changes(&view, &node, delta, sent),
+                    _ => {
+                        let all = assignments_for(&view, &node);
+                        sent = Some(
+                            all.tasks
+                                .iter()
+                                .map(|t| (t.id.clone(), t.meta.version))
+                                .collect(),
+                        );
+                        Some(all)
+                    }
+                };
+                if let Some(m) = message
+                    && tx.send(SessionMessage::Assignments(m)).await.is_err()
+                {
                     return;
-                }
-                let tasks = assignments_for(&view, &node);
-                if !last_tasks.as_ref().is_some_and(|l| same_tasks(l, &tasks)) {
-                    if tx
-                        .send(SessionMessage::Assignments(tasks.clone()))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    last_tasks = Some(tasks);
                 }
                 tokio::select! {
                     changed = states.changed() => {
@@ -308,7 +336,8 @@ impl Dispatcher {
         }
         self.store
             .propose(Proposal::each(self.clock.now(), ops))
-            .await?;
+            .await
+            .map_err(error::from_propose)?;
         Ok(())
     }
 
@@ -350,82 +379,6 @@ impl Dispatcher {
             .collect()
     }
 
-    /// Marks silent nodes Down and closes their sessions, until `shutdown`.
-    pub async fn run_liveness(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut was_leader = false;
-        loop {
-            // Several checks per period, so a silent node is noticed soon after its grace.
-            tokio::select! {
-                _ = tokio::time::sleep(self.heartbeat_period() / 4) => {}
-                _ = shutdown.changed() => return,
-            }
-            let leader = self.store.is_leader();
-            if leader && !was_leader {
-                *self.started.lock().unwrap_or_else(|p| p.into_inner()) = self.clock.now();
-            }
-            if was_leader && !leader {
-                // Sessions belong with the leader: end them here so their agents reconnect
-                // there; otherwise the new leader, hearing nobody, would mark every node Down.
-                let n = {
-                    let mut s = self.sessions();
-                    let n = s.len();
-                    s.clear();
-                    n
-                };
-                tracing::info!(sessions = n, "no longer the leader: closing agent sessions");
-            }
-            was_leader = leader;
-            if !leader {
-                continue;
-            }
-            let now = self.clock.now();
-            let view = self.store.view();
-            let mut ops = Vec::new();
-            for id in self.revived_nodes(&view, now) {
-                if let Some(n) = view.node(&id) {
-                    tracing::info!(node.id = %id, "node has a live session but is not ready; marking it ready");
-                    let mut next = (**n).clone();
-                    next.status.state = NodeState::Ready;
-                    next.status.message = String::new();
-                    next.status.since = now;
-                    ops.push(Op::UpdateNode {
-                        node: next,
-                        expect_version: Some(n.meta.version),
-                    });
-                }
-            }
-            let overdue = self.overdue_nodes(&view, now);
-            if overdue.is_empty() {
-                if !ops.is_empty()
-                    && let Err(e) = self.store.propose(Proposal::each(now, ops)).await
-                {
-                    tracing::warn!(error = %e, "could not mark nodes ready");
-                }
-                continue;
-            }
-            for id in &overdue {
-                if let Some(n) = view.node(id) {
-                    tracing::warn!(node.id = %id, "node missed its heartbeats; marking it down");
-                    let mut next = (**n).clone();
-                    next.status = NodeStatus {
-                        state: NodeState::Down,
-                        message: "heartbeat failure".into(),
-                        since: now,
-                        ..n.status.clone()
-                    };
-                    ops.push(Op::UpdateNode {
-                        node: next,
-                        expect_version: Some(n.meta.version),
-                    });
-                }
-                self.sessions().remove(id);
-            }
-            if let Err(e) = self.store.propose(Proposal::each(now, ops)).await {
-                tracing::warn!(error = %e, "could not mark nodes down");
-            }
-        }
-    }
-
     /// Ends every session (this manager stops).
     pub fn close_all(&self) {
         self.sessions().clear();
@@ -437,8 +390,89 @@ impl Dispatcher {
     }
 }
 
+/// The node-liveness loop: marks silent nodes Down (closing their sessions) and repairs nodes
+/// left not Ready while their agent is heard from. Checked several times per heartbeat period so
+/// a silent node is noticed soon after its grace; sessions follow leadership.
+pub struct Liveness(pub Arc<Dispatcher>);
+
+impl Controller for Liveness {
+    type Key = ();
+    const NAME: &'static str = "liveness";
+
+    fn leadership(&mut self, leading: bool, now: Timestamp) {
+        let d = &self.0;
+        if leading {
+            *d.started.lock().unwrap_or_else(|p| p.into_inner()) = now;
+            return;
+        }
+        // Sessions belong with the leader: end them here so their agents reconnect there;
+        // otherwise the new leader, hearing nobody, would mark every node Down.
+        let n = {
+            let mut s = d.sessions();
+            let n = s.len();
+            s.clear();
+            n
+        };
+        tracing::info!(sessions = n, "no longer the leader: closing agent sessions");
+    }
+
+    fn touched(&mut self, _old: &State, _new: &State, _delta: &Delta) -> Vec<()> {
+        Vec::new()
+    }
+
+    fn every_key(&mut self, _view: &State) -> Vec<()> {
+        vec![()]
+    }
+
+    fn reconcile(&mut self, view: &State, now: Timestamp, _keys: &[()]) -> Outcome<()> {
+        let d = &self.0;
+        let mut ops = Vec::new();
+        for id in d.revived_nodes(view, now) {
+            if let Some(n) = view.node(&id) {
+                tracing::info!(node.id = %id, "node has a live session but is not ready; marking it ready");
+                let mut next = (**n).clone();
+                next.status.state = NodeState::Ready;
+                next.status.message = String::new();
+                next.status.since = now;
+                ops.push(Op::UpdateNode {
+                    node: next,
+                    expect_version: Some(n.meta.version),
+                });
+            }
+        }
+        for id in d.overdue_nodes(view, now) {
+            if let Some(n) = view.node(&id) {
+                tracing::warn!(node.id = %id, "node missed its heartbeats; marking it down");
+                let mut next = (**n).clone();
+                next.status = NodeStatus {
+                    state: NodeState::Down,
+                    message: "heartbeat failure".into(),
+                    since: now,
+                    ..n.status.clone()
+                };
+                ops.push(Op::UpdateNode {
+                    node: next,
+                    expect_version: Some(n.meta.version),
+                });
+            }
+            d.sessions().remove(&id);
+        }
+        Outcome {
+            ops,
+            requeue: vec![((), now.add(d.period_in(view) / 4))],
+            actions: Vec::new(),
+        }
+    }
+}
+
 /// The tasks a node must know about: every task placed on it, whatever its state, until the
 /// store drops it, so the agent can stop what it should no longer run.
+fn assigned<'a>(view: &'a State, node: &Id, task: &Id) -> Option<&'a Arc<Task>> {
+    view.task(task)
+        .filter(|t| t.node_id.as_ref() == Some(node) && t.status.state >= TaskState::Assigned)
+}
+
+/// A node's whole set of assignments.
 pub fn assignments_for(view: &State, node: &Id) -> Assignments {
     let mut tasks: Vec<_> = view
         .tasks_on_node(node)
@@ -446,16 +480,133 @@ pub fn assignments_for(view: &State, node: &Id) -> Assignments {
         .map(|t| (**t).clone())
         .collect();
     tasks.sort_by(|a, b| a.id.cmp(&b.id));
-    Assignments {
-        version: view.version,
-        tasks,
-    }
+    Assignments::complete(view.version, tasks)
 }
 
-fn same_tasks(a: &Assignments, b: &Assignments) -> bool {
-    a.tasks.len() == b.tasks.len()
-        && a.tasks
+/// What changed in a node's assignments with `delta`, given what it was last sent (updated to
+/// what this message sends); `None` when nothing did.
+pub fn assignment_changes(
+    view: &State,
+    node: &Id,
+    delta: &Delta,
+    sent: &mut BTreeMap<Id, u64>,
+) -> Option<Assignments> {
+    let mut tasks = Vec::new();
+    let mut removed = Vec::new();
+    for touch in delta.tasks.iter().filter(|t| t.nodes().any(|n| n == node)) {
+        match assigned(view, node, &touch.id) {
+            Some(t) => {
+                if sent.insert(t.id.clone(), t.meta.version) != Some(t.meta.version) {
+                    tasks.push((**t).clone());
+                }
+            }
+            None => {
+                if sent.remove(&touch.id).is_some() {
+                    removed.push(touch.id.clone());
+                }
+            }
+        }
+    }
+    (!tasks.is_empty() || !removed.is_empty())
+        .then(|| Assignments::changes(view.version, tasks, removed))
+}
+
+#[cfg(test)]
+mod tests {
+    use shoal_store::{Op, Proposal};
+    use shoal_types::task::TaskStatus;
+
+    use super::*;
+
+    fn id(s: &str) -> Id {
+        Id::from_raw(s)
+    }
+
+    fn task(i: &str, node: Option<&str>, state: TaskState) -> Task {
+        crate::testing::task(i, "web", node, state)
+    }
+
+    fn apply(s: &State, ops: Vec<Op>) -> State {
+        let mut next = s.clone();
+        let v = s.version + 1;
+        let (a, _) = next.apply(v, &Proposal::atomic(Timestamp(v as i64), ops));
+        assert!(a.first_error().is_none(), "{a:?}");
+        next
+    }
+
+    fn ids(a: &Assignments) -> (Vec<&str>, Vec<&str>) {
+        (
+            a.tasks.iter().map(|t| t.id.as_str()).collect(),
+            a.removed.iter().map(|t| t.as_str()).collect(),
+        )
+    }
+
+    #[test]
+    fn changes_name_only_this_nodes_tasks_that_changed_arrived_or_left() {
+        let s0 = apply(
+            &State::default(),
+            vec![
+                Op::CreateTask(task("a", Some("n1"), TaskState::Running)),
+                Op::CreateTask(task("b", Some("n1"), TaskState::Running)),
+                Op::CreateTask(task("c", Some("n2"), TaskState::Running)),
+                Op::CreateTask(task("p", None, TaskState::Pending)),
+            ],
+        );
+        let n1 = id("n1");
+        let all = assignments_for(&s0, &n1);
+        assert!(all.complete);
+        assert_eq!(ids(&all), (vec!["a", "b"], vec![]));
+        let mut sent: BTreeMap<Id, u64> = all
+            .tasks
             .iter()
-            .zip(&b.tasks)
-            .all(|(x, y)| x.id == y.id && x.meta.version == y.meta.version)
+            .map(|t| (t.id.clone(), t.meta.version))
+            .collect();
+
+        // A write on another node, and one to a task still pending: nothing for n1.
+        let s1 = apply(
+            &s0,
+            vec![Op::SetTaskDesired {
+                id: id("c"),
+                desired: TaskState::Shutdown,
+            }],
+        );
+        assert_eq!(
+            assignment_changes(&s1, &n1, &s1.delta_since(&s0), &mut sent),
+            None
+        );
+
+        // `a` changes, `b` is deleted, `p` is placed here: exactly those three.
+        let s2 = apply(
+            &s1,
+            vec![
+                Op::SetTaskDesired {
+                    id: id("a"),
+                    desired: TaskState::Shutdown,
+                },
+                Op::DeleteTask { id: id("b") },
+                Op::AssignTask {
+                    id: id("p"),
+                    node_id: n1.clone(),
+                    status: TaskStatus {
+                        state: TaskState::Assigned,
+                        ..Default::default()
+                    },
+                    generic_resources: Vec::new(),
+                },
+            ],
+        );
+        let changes =
+            assignment_changes(&s2, &n1, &s2.delta_since(&s1), &mut sent).expect("changes");
+        assert!(!changes.complete);
+        assert_eq!(ids(&changes), (vec!["a", "p"], vec!["b"]));
+        assert_eq!(
+            sent.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            ["a", "p"]
+        );
+        // The same observation twice sends nothing again.
+        assert_eq!(
+            assignment_changes(&s2, &n1, &s2.delta_since(&s1), &mut sent),
+            None
+        );
+    }
 }

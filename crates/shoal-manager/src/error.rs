@@ -1,64 +1,34 @@
-//! What a control call can fail with, split by what the caller can do about it.
+//! What a control call can fail with. The error type itself lives with the control surface
+//! (`shoal-control`), so front ends can name it without the store; this module owns how the
+//! store's errors become control errors.
 
 use shoal_store::{OpError, ProposeError};
 
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ControlError {
-    #[error("{kind} {name} not found")]
-    NotFound { kind: &'static str, name: String },
-    #[error("{kind} {prefix} is ambiguous ({matches} matches found)")]
-    Ambiguous {
-        kind: &'static str,
-        prefix: String,
-        matches: usize,
-    },
-    #[error("{field}: {why}")]
-    InvalidArgument { field: String, why: String },
-    /// The object changed since the caller read it, or a name is taken.
-    #[error("{0}")]
-    Conflict(String),
-    /// The request is valid but the cluster's current state forbids it (e.g. removing the last
-    /// manager).
-    #[error("{0}")]
-    FailedPrecondition(String),
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("internal error: {0}")]
-    Internal(String),
-}
+pub use shoal_control::ControlError;
 
-impl ControlError {
-    pub fn invalid(field: impl Into<String>, why: impl Into<String>) -> Self {
-        ControlError::InvalidArgument {
-            field: field.into(),
-            why: why.into(),
-        }
+/// A failed proposal: anything about leadership or quorum is "try again later" (503).
+pub fn from_propose(e: ProposeError) -> ControlError {
+    match e {
+        ProposeError::NoLeader
+        | ProposeError::NoQuorum(_)
+        | ProposeError::NotLeader { .. }
+        | ProposeError::ShuttingDown => ControlError::Unavailable(e.to_string()),
+        // The wire carries text: the whole chain, built once here.
+        ProposeError::Raft(_) => ControlError::Internal(shoal_types::error::chain(&e)),
     }
 }
 
-impl From<ProposeError> for ControlError {
-    fn from(e: ProposeError) -> Self {
-        match e {
-            ProposeError::NoLeader
-            | ProposeError::NoQuorum(_)
-            | ProposeError::NotLeader { .. }
-            | ProposeError::ShuttingDown => ControlError::Unavailable(e.to_string()),
-            ProposeError::Raft(m) => ControlError::Internal(m),
-        }
-    }
-}
-
-impl From<OpError> for ControlError {
-    fn from(e: OpError) -> Self {
-        match e {
-            OpError::NotFound { kind, id } => ControlError::NotFound {
-                kind: kind.as_str(),
-                name: id.to_string(),
-            },
-            OpError::VersionConflict { .. }
-            | OpError::NameInUse { .. }
-            | OpError::Exists { .. } => ControlError::Conflict(e.to_string()),
-            OpError::NotPending { .. } | OpError::Aborted => ControlError::Conflict(e.to_string()),
-        }
+/// An operation the state machine refused.
+pub fn from_op(e: &OpError) -> ControlError {
+    match e {
+        OpError::NotFound { kind, id } => ControlError::NotFound {
+            kind: kind.as_str(),
+            name: id.to_string(),
+        },
+        OpError::VersionConflict { .. }
+        | OpError::NameInUse { .. }
+        | OpError::Exists { .. }
+        | OpError::NotPending { .. }
+        | OpError::Aborted => ControlError::Conflict(e.to_string()),
     }
 }

@@ -1,94 +1,90 @@
-//! The manager's control loops. Each one is level-triggered: it wakes on any store change (or a
-//! requeue time a reconciler asked for), computes from one immutable snapshot with a pure
-//! function, proposes the result, and waits for that write to land before computing again, so
-//! it never acts twice on the same observation. Only the Raft leader's loops write.
+//! The pure steps of the manager's loops: from one immutable snapshot and `now`, what the
+//! orchestrator, the scheduler and the rebalancer want written, for a given set of keys (the
+//! services or tasks a write touched) or for everything (`reconcile_all`, `schedule_ops`,
+//! `rebalance_ops`: tests, and the resync). No IO, no clock, no locks: the loops that drive
+//! these (see `controllers` and `driver`) decide which keys to look at and when.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::BTreeSet;
 
 use shoal_orchestrator::{Change, Context, Reconciled};
-use shoal_store::{Op, Proposal, State, Store};
+use shoal_scheduler::ClusterView;
+use shoal_store::{Op, State};
 use shoal_types::service::UpdateState;
 use shoal_types::service::UpdateStatus;
 use shoal_types::task::{Task, TaskState, TaskStatus};
-use shoal_types::{Clock, IdGen, ServiceMode, Timestamp};
-use tokio::sync::watch;
+use shoal_types::{Id, IdGen, ServiceMode, Timestamp};
 
-/// Waits for the next store change, the requeue time, or shutdown. Returns false on shutdown.
-async fn wait(
-    states: &mut watch::Receiver<Arc<State>>,
-    shutdown: &mut watch::Receiver<bool>,
-    clock: &dyn Clock,
-    requeue_at: Option<Timestamp>,
-) -> bool {
-    let sleep = match requeue_at {
-        Some(t) => t.since(clock.now()),
-        None => Duration::from_secs(3600),
-    };
-    tokio::select! {
-        r = states.changed() => r.is_ok(),
-        _ = tokio::time::sleep(sleep) => true,
-        _ = shutdown.changed() => false,
-    }
+/// What the reconcilers want for some services: the changes, and when each service wants to be
+/// looked at again.
+#[derive(Debug, Clone, Default)]
+pub struct Keyed {
+    pub changes: Vec<Change>,
+    pub requeue: Vec<(Id, Timestamp)>,
 }
 
-async fn propose(store: &Store, now: Timestamp, ops: Vec<Op>, what: &str) -> bool {
-    let n = ops.len();
-    match store.propose(Proposal::each(now, ops)).await {
-        Ok(applied) => {
-            let failed = applied.results.iter().filter(|r| r.is_err()).count();
-            if failed > 0 {
-                tracing::debug!(what, failed, of = n, error = ?applied.first_error(), "some changes did not apply");
-            }
-            failed < n
-        }
-        Err(e) => {
-            tracing::warn!(what, error = %e, "could not write changes");
-            false
-        }
-    }
-}
-
-/// Everything the reconcilers want changed in `view`, and when to look again.
-pub fn reconcile_all(view: &State, now: Timestamp, ids: &mut IdGen) -> Reconciled {
+/// The context every reconciler reads besides its service: the cluster spec and the nodes.
+fn with_context<R>(view: &State, now: Timestamp, f: impl FnOnce(&Context) -> R) -> R {
     let default_cluster = Default::default();
     let cluster = view.cluster().map_or(&default_cluster, |c| &c.spec);
     let nodes: Vec<_> = view.nodes().map(|n| &**n).collect();
-    let ctx = Context {
+    f(&Context {
         now,
         cluster,
         nodes: &nodes,
-    };
-    let mut out = Reconciled {
-        changes: Vec::new(),
-        requeue_at: None,
-    };
-    let merge = |r: Reconciled, out: &mut Reconciled| {
-        out.changes.extend(r.changes);
-        out.requeue_at = match (out.requeue_at, r.requeue_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-    };
-    for service in view.services() {
-        let tasks: Vec<&Task> = view.tasks_of_service(&service.id).map(|t| &**t).collect();
-        let r = shoal_orchestrator::reconcile_service(&ctx, service, &tasks, ids);
-        merge(r, &mut out);
-        out.changes
-            .extend(shoal_orchestrator::reap_history(&ctx, service, &tasks));
-    }
-    let orphans: Vec<&Task> = view
+    })
+}
+
+/// Everything the reconcilers want changed for the services `keys`, computed from `view`. A
+/// key whose service is gone stands for its leftover tasks (orphans), if any.
+pub fn reconcile_services(view: &State, now: Timestamp, keys: &[Id], ids: &mut IdGen) -> Keyed {
+    with_context(view, now, |ctx| {
+        let mut out = Keyed::default();
+        for key in keys {
+            let tasks: Vec<&Task> = view.tasks_of_service(key).map(|t| &**t).collect();
+            let r = match view.service(key) {
+                Some(service) => {
+                    let r = shoal_orchestrator::reconcile_service(ctx, service, &tasks, ids);
+                    out.changes.extend(r.changes);
+                    out.changes
+                        .extend(shoal_orchestrator::reap_history(ctx, service, &tasks));
+                    r.requeue_at
+                }
+                None if !tasks.is_empty() => {
+                    let r = shoal_orchestrator::reconcile_orphans(ctx, &tasks);
+                    out.changes.extend(r.changes);
+                    r.requeue_at
+                }
+                None => None,
+            };
+            if let Some(at) = r {
+                out.requeue.push((key.clone(), at));
+            }
+        }
+        out
+    })
+}
+
+/// Every key the orchestrator has in `view`: each service, and each missing service that still
+/// has tasks.
+pub fn service_keys(view: &State) -> Vec<Id> {
+    let mut keys: Vec<Id> = view.services().map(|s| s.id.clone()).collect();
+    let orphans: BTreeSet<&Id> = view
         .tasks()
         .filter(|t| view.service(&t.service_id).is_none())
-        .map(|t| &**t)
+        .map(|t| &t.service_id)
         .collect();
-    if !orphans.is_empty() {
-        merge(
-            shoal_orchestrator::reconcile_orphans(&ctx, &orphans),
-            &mut out,
-        );
+    keys.extend(orphans.into_iter().cloned());
+    keys
+}
+
+/// Everything the reconcilers want changed in `view`, and when to look again: every service
+/// reconciled at once (tests, and the measure of what a keyed loop saves).
+pub fn reconcile_all(view: &State, now: Timestamp, ids: &mut IdGen) -> Reconciled {
+    let keyed = reconcile_services(view, now, &service_keys(view), ids);
+    Reconciled {
+        changes: keyed.changes,
+        requeue_at: keyed.requeue.iter().map(|(_, t)| *t).min(),
     }
-    out
 }
 
 /// Turns reconciler changes into store ops against the snapshot they were computed from.
@@ -139,48 +135,44 @@ pub fn changes_to_ops(view: &State, now: Timestamp, changes: Vec<Change>) -> Vec
     ops
 }
 
-pub async fn orchestrator_loop(
-    store: Store,
-    clock: Arc<dyn Clock>,
-    ids: Arc<Mutex<IdGen>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut states = store.subscribe();
-    loop {
-        let view = states.borrow_and_update().clone();
-        let mut requeue_at;
-        if store.is_leader() {
-            let now = clock.now();
-            let r = {
-                let mut ids = ids.lock().unwrap_or_else(|p| p.into_inner());
-                reconcile_all(&view, now, &mut ids)
-            };
-            requeue_at = r.requeue_at;
-            if !r.changes.is_empty() {
-                let ops = changes_to_ops(&view, now, r.changes);
-                if !propose(&store, now, ops, "orchestrator").await {
-                    // Nothing applied: the same observation would give the same answer, so wait
-                    // for the world to change rather than spin.
-                    requeue_at = Some(clock.now().add(Duration::from_millis(500)));
-                } else {
-                    continue;
-                }
-            }
-        } else {
-            requeue_at = Some(clock.now().add(Duration::from_millis(500)));
-        }
-        if !wait(&mut states, &mut shutdown, &*clock, requeue_at).await {
-            return;
-        }
-    }
-}
-
 /// What the scheduler wants written for `view`: placements, refreshed pending reasons, and
 /// never-placed tasks that are no longer wanted (moved to shutdown so they leave the queue).
 pub fn schedule_ops(view: &State, now: Timestamp) -> Vec<Op> {
+    let waiting: Vec<Id> = view
+        .tasks()
+        .filter(|t| t.status.state <= TaskState::Pending)
+        .map(|t| t.id.clone())
+        .collect();
+    schedule_tasks(view, now, &waiting)
+}
+
+/// The scheduler's picture of `view`: every node, and the tasks placed on them (the only ones
+/// that hold resources there), without walking the tasks that are on no node.
+pub fn cluster_view(view: &State) -> ClusterView {
+    ClusterView::new(
+        view.nodes().map(|n| &**n),
+        view.nodes()
+            .flat_map(|n| view.tasks_on_node(&n.id))
+            .map(|t| &**t),
+    )
+}
+
+/// [`schedule_ops`] for the tasks `keys` only (the ones a write touched); keys that are not
+/// (or no longer) waiting for a node are skipped.
+pub fn schedule_tasks(view: &State, now: Timestamp, keys: &[Id]) -> Vec<Op> {
+    let (mut ops, pending) = waiting_tasks(view, now, keys);
+    if !pending.is_empty() {
+        ops.extend(place(view, now, &pending, &mut cluster_view(view)));
+    }
+    ops
+}
+
+/// Of the tasks `keys`: the ops that let go of those no longer wanted before they were placed,
+/// and those to place, oldest first (so a burst of new tasks cannot starve older ones).
+pub fn waiting_tasks<'a>(view: &'a State, now: Timestamp, keys: &[Id]) -> (Vec<Op>, Vec<&'a Task>) {
     let mut ops = Vec::new();
     let mut pending: Vec<&Task> = Vec::new();
-    for t in view.tasks() {
+    for t in keys.iter().filter_map(|id| view.task(id)) {
         if t.status.state > TaskState::Pending {
             continue;
         }
@@ -198,16 +190,17 @@ pub fn schedule_ops(view: &State, now: Timestamp) -> Vec<Op> {
             pending.push(t);
         }
     }
-    if pending.is_empty() {
-        return ops;
-    }
-    // Oldest first, so a burst of new tasks cannot starve older ones.
     pending.sort_by(|a, b| {
         (a.meta.created_at, &a.service_id, a.slot).cmp(&(b.meta.created_at, &b.service_id, b.slot))
     });
-    let mut cv =
-        shoal_scheduler::ClusterView::new(view.nodes().map(|n| &**n), view.tasks().map(|t| &**t));
-    let plan = shoal_scheduler::schedule(&mut cv, &pending);
+    (ops, pending)
+}
+
+/// Places `pending` on `cv` (the scheduler's view of `view`, which `schedule` updates with
+/// every placement) and returns the assignments and refreshed pending reasons to write.
+pub fn place(view: &State, now: Timestamp, pending: &[&Task], cv: &mut ClusterView) -> Vec<Op> {
+    let mut ops = Vec::new();
+    let plan = shoal_scheduler::schedule(cv, pending);
     for a in plan.assignments {
         ops.push(Op::AssignTask {
             id: a.task_id,
@@ -248,11 +241,36 @@ pub fn schedule_ops(view: &State, now: Timestamp) -> Vec<Op> {
 /// replacement starts first; the old task stops once it runs). At most the service's update
 /// parallelism (all its replicas when 0) move at a time.
 pub fn rebalance_ops(view: &State, now: Timestamp, ids: &mut IdGen) -> Vec<Op> {
-    if !view.cluster().is_some_and(|c| c.spec.rebalance) {
+    let keys: Vec<Id> = view.services().map(|s| s.id.clone()).collect();
+    rebalance_services(view, now, &keys, ids)
+}
+
+/// Whether the cluster moves tasks toward an even spread.
+pub fn rebalancing(view: &State) -> bool {
+    view.cluster().is_some_and(|c| c.spec.rebalance)
+}
+
+/// [`rebalance_ops`] for the services `keys` only. Builds the scheduler's picture of the
+/// cluster only when one of them is settled and could move.
+pub fn rebalance_services(view: &State, now: Timestamp, keys: &[Id], ids: &mut IdGen) -> Vec<Op> {
+    let mut cv = None;
+    rebalance_services_on(view, now, keys, ids, || &*cv.insert(cluster_view(view)))
+}
+
+/// [`rebalance_services`] on a scheduler's view of `view` that the caller keeps, asked for only
+/// when some service could move.
+pub fn rebalance_services_on<'c>(
+    view: &State,
+    now: Timestamp,
+    keys: &[Id],
+    ids: &mut IdGen,
+    placements: impl FnOnce() -> &'c ClusterView,
+) -> Vec<Op> {
+    if !rebalancing(view) {
         return Vec::new();
     }
     let mut candidates = Vec::new();
-    for s in view.services() {
+    for s in keys.iter().filter_map(|id| view.service(id)) {
         let ServiceMode::Replicated { replicas } = s.spec.mode else {
             continue;
         };
@@ -299,10 +317,8 @@ pub fn rebalance_ops(view: &State, now: Timestamp, ids: &mut IdGen) -> Vec<Op> {
     if candidates.is_empty() {
         return Vec::new();
     }
-    let cv =
-        shoal_scheduler::ClusterView::new(view.nodes().map(|n| &**n), view.tasks().map(|t| &**t));
     let mut ops = Vec::new();
-    for m in shoal_scheduler::rebalance::plan(&cv, &candidates) {
+    for m in shoal_scheduler::rebalance::plan(placements(), &candidates) {
         let (Some(service), Some(from)) = (view.service(&m.service_id), view.task(&m.task_id))
         else {
             continue;
@@ -318,104 +334,4 @@ pub fn rebalance_ops(view: &State, now: Timestamp, ids: &mut IdGen) -> Vec<Op> {
         ops.push(Op::CreateTask(t));
     }
     ops
-}
-
-pub async fn scheduler_loop(
-    store: Store,
-    clock: Arc<dyn Clock>,
-    ids: Arc<Mutex<IdGen>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut states = store.subscribe();
-    loop {
-        let view = states.borrow_and_update().clone();
-        let requeue_at;
-        if store.is_leader() {
-            let now = clock.now();
-            let mut ops = schedule_ops(&view, now);
-            if ops.is_empty() {
-                let mut ids = ids.lock().unwrap_or_else(|p| p.into_inner());
-                ops = rebalance_ops(&view, now, &mut ids);
-            }
-            if !ops.is_empty() {
-                if propose(&store, now, ops, "scheduler").await {
-                    continue;
-                }
-                requeue_at = Some(clock.now().add(Duration::from_millis(500)));
-            } else {
-                requeue_at = None;
-            }
-        } else {
-            requeue_at = Some(clock.now().add(Duration::from_millis(500)));
-        }
-        if !wait(&mut states, &mut shutdown, &*clock, requeue_at).await {
-            return;
-        }
-    }
-}
-
-/// The leader's upkeep of the cluster itself: Raft members whose node is no longer a manager
-/// (demoted or removed) leave the group, and a root CA rotation completes once every node holds
-/// a certificate from the new root.
-pub async fn cluster_loop(
-    store: Store,
-    clock: Arc<dyn Clock>,
-    ids: Arc<Mutex<IdGen>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut states = store.subscribe();
-    loop {
-        let view = states.borrow_and_update().clone();
-        if store.is_leader() {
-            let wanted: std::collections::BTreeSet<u64> = view
-                .nodes()
-                .filter(|n| n.spec.role == shoal_types::node::NodeRole::Manager)
-                .filter_map(|n| n.manager.as_ref().map(|m| m.raft_id))
-                .collect();
-            for (raft_id, _) in store.members() {
-                if !wanted.contains(&raft_id) {
-                    tracing::info!(
-                        raft.id = raft_id,
-                        "removing a raft member whose node is no longer a manager"
-                    );
-                    if let Err(e) = store.remove_member(raft_id).await {
-                        tracing::warn!(raft.id = raft_id, error = %e, "could not remove raft member");
-                    }
-                }
-            }
-            let step = {
-                let mut ids = ids.lock().unwrap_or_else(|p| p.into_inner());
-                crate::cluster::rotation_step(&view, &mut ids)
-            };
-            if let Some(op) = step {
-                tracing::info!(
-                    "every node holds a certificate from the new root: root CA rotation complete"
-                );
-                propose(&store, clock.now(), vec![op], "root rotation").await;
-            }
-        }
-        let requeue = Some(clock.now().add(Duration::from_secs(1)));
-        if !wait(&mut states, &mut shutdown, &*clock, requeue).await {
-            return;
-        }
-    }
-}
-
-/// Keeps this member's Raft log compact with the cluster's current snapshot settings.
-pub async fn snapshot_loop(store: Store, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = shutdown.changed() => return,
-        }
-        let (interval, keep) = store.view().cluster().map_or((10_000, 500), |c| {
-            (
-                c.spec.snapshot_interval,
-                c.spec.log_entries_for_slow_followers,
-            )
-        });
-        if let Err(e) = store.compact(interval, keep).await {
-            tracing::warn!(error = %e, "raft log compaction failed");
-        }
-    }
 }

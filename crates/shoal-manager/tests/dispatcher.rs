@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use shoal_manager::Dispatcher;
+use shoal_manager::{Dispatcher, testing};
 use shoal_store::network::Network;
 use shoal_store::{Op, Proposal, RaftTiming, Store};
 use shoal_types::clock::FakeClock;
@@ -55,14 +55,7 @@ async fn serving(store: &Store) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_assignments_reports_and_silence() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path(), 1, RaftTiming::default(), Network::default())
-        .await
-        .expect("store");
-    store.bootstrap("127.0.0.1:2377").await.expect("bootstrap");
-    store
-        .wait_for_leader(Duration::from_secs(10))
-        .await
-        .expect("leader");
+    let store = testing::leading_store(dir.path()).await;
     let clock = Arc::new(FakeClock::new(Timestamp(1_000_000_000_000)));
     let ops = vec![
         Op::CreateNode(node("n1")),
@@ -70,10 +63,7 @@ async fn sessions_assignments_reports_and_silence() {
         Op::CreateTask(task("t1", "n1")),
         Op::CreateTask(task("t2", "n2")),
     ];
-    store
-        .propose(Proposal::atomic(clock.now(), ops))
-        .await
-        .expect("seed");
+    testing::seed(&store, clock.now(), ops).await;
     let d = Dispatcher::new(store.clone(), clock.clone(), Duration::from_secs(5));
     serving(&store).await;
 
@@ -143,14 +133,23 @@ async fn sessions_assignments_reports_and_silence() {
         Some(TaskState::Assigned)
     );
 
-    // The store's change reaches the session as a new complete set.
+    // The first set is complete; the store's change reaches the session as that change only.
+    assert!(first.complete);
     let next = tokio::time::timeout(Duration::from_secs(5), stream.next())
         .await
         .expect("in time");
     let Some(SessionMessage::Assignments(next)) = next else {
         panic!("new assignments")
     };
-    assert_eq!(next.tasks[0].status.state, TaskState::Running);
+    assert!(!next.complete);
+    assert_eq!(
+        next.tasks
+            .iter()
+            .map(|t| (t.id.as_str(), t.status.state))
+            .collect::<Vec<_>>(),
+        [("t1", TaskState::Running)]
+    );
+    assert!(next.removed.is_empty());
 
     // Silence: n2 never opened a session, n1 heartbeats until t=10s.
     clock.advance(Duration::from_secs(10));
@@ -183,22 +182,9 @@ async fn sessions_assignments_reports_and_silence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_session_revives_a_node_marked_down_behind_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path(), 1, RaftTiming::default(), Network::default())
-        .await
-        .expect("store");
-    store.bootstrap("127.0.0.1:2377").await.expect("bootstrap");
-    store
-        .wait_for_leader(Duration::from_secs(10))
-        .await
-        .expect("leader");
+    let store = testing::leading_store(dir.path()).await;
     let clock = Arc::new(FakeClock::new(Timestamp(1_000_000_000_000)));
-    store
-        .propose(Proposal::atomic(
-            clock.now(),
-            vec![Op::CreateNode(node("n1"))],
-        ))
-        .await
-        .expect("seed");
+    testing::seed(&store, clock.now(), vec![Op::CreateNode(node("n1"))]).await;
     let d = Dispatcher::new(store.clone(), clock.clone(), Duration::from_secs(5));
     serving(&store).await;
     let _stream = d

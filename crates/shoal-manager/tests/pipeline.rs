@@ -5,16 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use shoal_manager::loops::{changes_to_ops, rebalance_ops, reconcile_all, schedule_ops};
+use shoal_manager::testing;
 use shoal_store::{Op, Proposal, State};
-use shoal_types::cluster::{Cluster, ClusterSpec};
-use shoal_types::node::{
-    Availability, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus, Resources,
-};
-use shoal_types::service::{
-    ContainerSpec, Service, ServiceMode, ServiceSpec, TaskSpec, UpdateConfig,
-};
+use shoal_types::cluster::Cluster;
+use shoal_types::node::{Availability, NodeRole, NodeState};
+use shoal_types::service::{Service, ServiceMode, ServiceSpec, UpdateConfig};
 use shoal_types::task::{TaskState, TaskStatus};
-use shoal_types::{GenericResource, Id, IdGen, Node, Timestamp};
+use shoal_types::{GenericResource, Id, IdGen, Timestamp};
 
 struct Sim {
     state: State,
@@ -39,9 +36,6 @@ impl Sim {
         };
         let cluster = Cluster {
             id: Id::from_raw("c"),
-            meta: Default::default(),
-            spec: ClusterSpec::default(),
-            join_tokens: Default::default(),
             ..Default::default()
         };
         sim.apply(vec![Op::PutCluster {
@@ -55,32 +49,11 @@ impl Sim {
     }
 
     fn add_node(&mut self, i: usize) {
-        let node = Node {
-            id: Id::from_raw(format!("node{i:03}")),
-            meta: Default::default(),
-            spec: NodeSpec {
-                role: if i == 0 {
-                    NodeRole::Manager
-                } else {
-                    NodeRole::Worker
-                },
-                ..Default::default()
-            },
-            description: NodeDescription {
-                hostname: format!("host{i}"),
-                resources: Resources {
-                    nano_cpus: 4_000_000_000,
-                    memory_bytes: 8 << 30,
-                },
-                ..Default::default()
-            },
-            status: NodeStatus {
-                state: NodeState::Ready,
-                ..Default::default()
-            },
-            manager: None,
-            tls: Default::default(),
-        };
+        let mut node = testing::ready_node(format!("node{i:03}"), 4_000_000_000, 8 << 30);
+        node.description.hostname = format!("host{i}");
+        if i == 0 {
+            node.spec.role = NodeRole::Manager;
+        }
         self.apply(vec![Op::CreateNode(node)]);
     }
 
@@ -282,19 +255,9 @@ impl Sim {
 }
 
 fn spec(name: &str, replicas: u64) -> ServiceSpec {
-    ServiceSpec {
-        name: name.into(),
-        mode: ServiceMode::Replicated { replicas },
-        task: TaskSpec {
-            container: ContainerSpec {
-                image: "host".into(),
-                args: vec!["sleep".into()],
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        ..Default::default()
-    }
+    let mut spec = testing::replicated(name, "host", replicas);
+    spec.task.container.args = vec!["sleep".into()];
+    spec
 }
 
 fn per_node(running: &[(u64, Id)]) -> BTreeMap<Id, usize> {

@@ -13,26 +13,27 @@
 //! one async mutex; API handlers read the current state through a cheap clone of an `Arc`.
 
 mod identity;
+pub mod join;
 mod lifecycle;
-mod remote;
+pub mod remote;
 pub mod routes;
 mod start;
+mod surface;
 mod tls;
-mod transport;
+pub mod transport;
 pub mod wire;
 
+use shoal_types::error::chain;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
-use futures::StreamExt;
 pub use identity::Identity;
-use shoal_agent::runtime::LogStreamKind;
-use shoal_agent::{Agent, LogLine, LogOptions, LogStream, RuntimeDriver, RuntimeError};
-use shoal_manager::{Control, Manager};
+use shoal_agent::Agent;
+use shoal_manager::Manager;
 use shoal_rpc::RpcClient;
-use shoal_types::cluster::ClusterSpec;
-use shoal_types::node::{Availability, NodeRole};
+use shoal_runtime::RuntimeDriver;
+use shoal_types::node::NodeRole;
 use shoal_types::{Clock, Id};
 use tokio::sync::watch;
 
@@ -40,33 +41,7 @@ use crate::remote::RemoteDispatcher;
 use crate::routes::Shared;
 use crate::tls::Tls;
 
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    #[error(
-        "This node is already part of a swarm. Use \"docker swarm leave\" to leave this swarm and join another one."
-    )]
-    AlreadyInSwarm,
-    #[error("This node is not part of a swarm")]
-    NotInSwarm,
-    #[error("{0}")]
-    FailedPrecondition(String),
-    #[error("{field}: {why}")]
-    InvalidArgument { field: String, why: String },
-    /// The cluster could not be reached or refused (join, renewal).
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl NodeError {
-    fn invalid(field: &str, why: impl Into<String>) -> Self {
-        NodeError::InvalidArgument {
-            field: field.into(),
-            why: why.into(),
-        }
-    }
-}
+pub use shoal_control::{InitRequest, JoinRequest, NodeError};
 
 #[derive(Clone)]
 pub struct DaemonConfig {
@@ -82,31 +57,6 @@ pub struct DaemonConfig {
     pub generic_resources: Vec<shoal_types::GenericResource>,
 }
 
-pub struct InitRequest {
-    pub advertise_addr: Option<String>,
-    pub listen_addr: String,
-    pub spec: ClusterSpec,
-    pub availability: Availability,
-    pub force_new_cluster: bool,
-}
-
-pub struct JoinRequest {
-    /// A manager to ask (`ip:port`); the first that answers is used.
-    pub remote_addrs: Vec<String>,
-    pub token: String,
-    pub advertise_addr: Option<String>,
-    pub listen_addr: String,
-    pub availability: Availability,
-}
-
-/// What API handlers need about the swarm this node is in.
-#[derive(Clone)]
-pub struct SwarmHandle {
-    pub identity: Identity,
-    /// The control API, on managers.
-    pub control: Option<Control>,
-}
-
 /// A node in a swarm: its identity, credentials, RPC server, agent and (on managers) manager.
 pub(crate) struct Active {
     pub(crate) identity: RwLock<Identity>,
@@ -115,7 +65,6 @@ pub(crate) struct Active {
     pub(crate) shared: Arc<Shared>,
     pub(crate) remote: Arc<RemoteDispatcher>,
     pub(crate) agent: Arc<Agent>,
-    pub(crate) manager: tokio::sync::Mutex<Option<Manager>>,
     stops: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     agent_stop: watch::Sender<bool>,
@@ -139,6 +88,23 @@ impl Active {
         f(&mut id);
         id.save(path).map_err(NodeError::Internal)
     }
+
+    /// This node's manager, when it is one.
+    pub(crate) fn manager(&self) -> Option<Manager> {
+        self.shared.manager()
+    }
+
+    /// Installs or removes this node's manager; returns the one it replaces.
+    pub(crate) fn set_manager(&self, m: Option<Manager>) -> Option<Manager> {
+        std::mem::replace(
+            &mut *self
+                .shared
+                .manager
+                .write()
+                .unwrap_or_else(|p| p.into_inner()),
+            m,
+        )
+    }
 }
 
 pub struct Daemon {
@@ -160,7 +126,11 @@ impl Daemon {
         driver: Arc<dyn RuntimeDriver>,
     ) -> Result<Arc<Daemon>, NodeError> {
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
-            NodeError::Internal(format!("cannot create {}: {e}", cfg.data_dir.display()))
+            NodeError::Internal(format!(
+                "cannot create {}: {}",
+                cfg.data_dir.display(),
+                chain(&e)
+            ))
         })?;
         let daemon = Arc::new_cyclic(|me| Daemon {
             cfg,
@@ -263,12 +233,7 @@ impl Daemon {
             return Err(NodeError::NotInSwarm);
         };
         if active.identity().role == NodeRole::Manager {
-            let parts = active
-                .shared
-                .manager
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
+            let parts = active.manager();
             let managers = parts.as_ref().map_or(1, |m| {
                 m.store
                     .view()
@@ -302,7 +267,7 @@ impl Daemon {
     /// A leaving manager gives up its seat first, so the managers that stay count their quorum
     /// without it. Best effort: without a quorum the seat cannot be given up, and it leaves
     /// anyway (forced).
-    async fn step_out_of_raft(&self, active: &Active, m: &routes::ManagerParts) {
+    async fn step_out_of_raft(&self, active: &Active, m: &Manager) {
         let id = active.identity();
         let Some(node) = m.store.view().node(&id.node_id).cloned() else {
             return;
@@ -319,7 +284,7 @@ impl Daemon {
             .propose(shoal_store::Proposal::atomic(self.clock.now(), vec![op]))
             .await
         {
-            tracing::warn!(error = %e, "could not give up this manager's raft seat before leaving");
+            tracing::warn!(error = %shoal_types::error::Chain(&e), "could not give up this manager's raft seat before leaving");
             return;
         }
         // The leader's membership loop removes the member; wait a little for it.
@@ -338,7 +303,11 @@ impl Daemon {
         // not belong to any swarm any more.
         self.remove_all_tasks().await;
         std::fs::remove_dir_all(self.swarm_dir()).map_err(|e| {
-            NodeError::Internal(format!("cannot remove {}: {e}", self.swarm_dir().display()))
+            NodeError::Internal(format!(
+                "cannot remove {}: {}",
+                self.swarm_dir().display(),
+                chain(&e)
+            ))
         })?;
         tracing::info!("left the swarm");
         Ok(())
@@ -354,14 +323,9 @@ impl Daemon {
         if let Some(t) = agent
             && let Err(e) = t.await
         {
-            tracing::warn!(error = %e, "agent task ended abnormally");
+            tracing::warn!(error = %shoal_types::error::Chain(&e), "agent task ended abnormally");
         }
-        if let Some(m) = active.manager.lock().await.take() {
-            *active
-                .shared
-                .manager
-                .write()
-                .unwrap_or_else(|p| p.into_inner()) = None;
+        if let Some(m) = active.set_manager(None) {
             m.stop().await;
         }
         let _ = active.stops.send(true);
@@ -375,16 +339,16 @@ impl Daemon {
         let tasks = match self.driver.list().await {
             Ok(t) => t,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot list runtime tasks to clean up");
+                tracing::warn!(error = %shoal_types::error::Chain(&e), "cannot list runtime tasks to clean up");
                 return;
             }
         };
         for t in tasks {
             if let Err(e) = self.driver.stop(&t.task_id, Duration::from_secs(10)).await {
-                tracing::warn!(task.id = %t.task_id, error = %e, "cannot stop task");
+                tracing::warn!(task.id = %t.task_id, error = %shoal_types::error::Chain(&e), "cannot stop task");
             }
             if let Err(e) = self.driver.remove(&t.task_id).await {
-                tracing::warn!(task.id = %t.task_id, error = %e, "cannot remove task");
+                tracing::warn!(task.id = %t.task_id, error = %shoal_types::error::Chain(&e), "cannot remove task");
             }
         }
     }
@@ -396,74 +360,6 @@ impl Daemon {
             self.set_current(None);
             Self::deactivate(&active).await;
         }
-    }
-
-    /// The swarm this node is in, if any.
-    pub async fn swarm(&self) -> Option<SwarmHandle> {
-        let active = self.current()?;
-        let control = active
-            .shared
-            .manager
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|m| m.control.clone());
-        Some(SwarmHandle {
-            identity: active.identity(),
-            control,
-        })
-    }
-
-    /// A task's output, from the node that runs it: this one, or another over RPC.
-    pub async fn task_logs(
-        &self,
-        task_id: &Id,
-        node: Option<(&Id, &str)>,
-        opts: LogOptions,
-    ) -> Result<LogStream, RuntimeError> {
-        let active = self.current();
-        let local = match (&active, node) {
-            (Some(a), Some((node_id, _))) => a.identity().node_id == *node_id,
-            _ => true,
-        };
-        if local {
-            return match active {
-                Some(a) => a.agent.logs(task_id, opts).await,
-                None => self.driver.logs(task_id, opts).await,
-            };
-        }
-        let (Some(a), Some((node_id, endpoint))) = (active, node) else {
-            return Err(RuntimeError::NotFound(task_id.clone()));
-        };
-        let req = wire::LogsRequest {
-            task_id: task_id.clone(),
-            follow: opts.follow,
-            tail: opts.tail,
-            since: opts.since,
-            stdout: opts.stdout,
-            stderr: opts.stderr,
-        };
-        let stream = a
-            .rpc
-            .stream::<_, wire::WireLogLine>(endpoint, wire::LOGS, &req)
-            .await
-            .map_err(|e| RuntimeError::StartFailed(format!("logs from node {node_id}: {e}")))?;
-        Ok(Box::pin(stream.map(|l| {
-            use base64::Engine;
-            let l = l.map_err(|e| RuntimeError::StartFailed(e.to_string()))?;
-            let line = base64::engine::general_purpose::STANDARD
-                .decode(l.line.as_bytes())
-                .map_err(|e| RuntimeError::StartFailed(format!("a log line is not base64: {e}")))?;
-            Ok(LogLine {
-                time: l.time,
-                stream: if l.stderr {
-                    LogStreamKind::Stderr
-                } else {
-                    LogStreamKind::Stdout
-                },
-                line: line.into(),
-            })
-        })))
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -5,6 +5,7 @@
 //! One watcher per active node; it takes the node's transition lock for role changes, and is
 //! aborted (never awaited) by whoever tears the node down.
 
+use shoal_types::error::chain;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -38,7 +39,7 @@ pub(crate) fn spawn(
             };
             let said = info.borrow_and_update().clone();
             if let Err(e) = d.act_on(&a, said).await {
-                tracing::warn!(error = %e, "acting on the managers' view of this node failed; will retry");
+                tracing::warn!(error = %shoal_types::error::Chain(&e), "acting on the managers' view of this node failed; will retry");
             }
         }
     })
@@ -82,7 +83,7 @@ impl Daemon {
             .tls
             .creds()
             .identity()
-            .map_err(|e| NodeError::Internal(e.to_string()))?;
+            .map_err(|e| NodeError::Internal(chain(&e)))?;
         let (issued, expires) = (id.cert_issued_at.unix_nanos(), cert.not_after.unix_nanos());
         Ok(issued + (expires - issued) * 2 / 3)
     }
@@ -94,7 +95,7 @@ impl Daemon {
         raft_id: Option<u64>,
     ) -> Result<(), NodeError> {
         let (key_pem, csr_pem) =
-            shoal_pki::new_key_and_csr().map_err(|e| NodeError::Internal(e.to_string()))?;
+            shoal_pki::new_key_and_csr().map_err(|e| NodeError::Internal(chain(&e)))?;
         let req = RenewRequest { csr_pem };
         let mut last = String::from("no manager known");
         let mut managers = active.remote.managers();
@@ -115,7 +116,7 @@ impl Daemon {
                     active
                         .tls
                         .update(creds)
-                        .map_err(|e| NodeError::Internal(e.to_string()))?;
+                        .map_err(|e| NodeError::Internal(chain(&e)))?;
                     let now = self.clock.now();
                     active.set_identity(&self.identity_path(), |id| {
                         id.role = resp.role;
@@ -128,7 +129,7 @@ impl Daemon {
                     tracing::info!(role = resp.role.as_str(), "renewed this node's certificate");
                     return Ok(());
                 }
-                Err(e) => last = format!("{m}: {e}"),
+                Err(e) => last = format!("{m}: {}", chain(&e)),
             }
         }
         Err(NodeError::Unavailable(format!(
@@ -139,7 +140,7 @@ impl Daemon {
     /// Starts or stops this node's manager to match the role its certificate carries.
     async fn follow_role(&self, active: &Arc<Active>) -> Result<(), NodeError> {
         let role = active.identity().role;
-        let running = active.manager.lock().await.is_some();
+        let running = active.manager().is_some();
         match (role, running) {
             (NodeRole::Manager, false) => {
                 let _guard = self.transition.lock().await;

@@ -2,14 +2,18 @@
 //! asking any known manager), failing over to another manager when it goes away. What the
 //! session says about the node itself (role, trust, removal) is published for the node's own
 //! lifecycle; tasks go to the agent.
+//!
+//! Generic over its [`Transport`]: real nodes use [`RpcClient`] (mutual TLS, HTTP/2), the
+//! simulation its in-memory network, so the failover logic here is what the simulation tests.
 
+use shoal_types::error::chain;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use shoal_agent::{DispatchError, DispatcherClient, Session};
-use shoal_rpc::{RpcClient, RpcError};
+use shoal_rpc::{RpcClient, RpcError, Transport, TransportExt};
 use shoal_types::Id;
 use shoal_types::dispatch::{NodeInfo, SessionMessage, SessionRequest, TaskStatusReport};
 use tokio::sync::watch;
@@ -19,8 +23,8 @@ use crate::wire;
 /// The prefix of a 421 answer's message naming the leader.
 pub const LEADER_HINT: &str = "not the leader; the leader is at ";
 
-pub struct RemoteDispatcher {
-    client: RpcClient,
+pub struct RemoteDispatcher<T = RpcClient> {
+    client: T,
     node_id: Id,
     endpoint: String,
     /// Known manager endpoints, the leader first; the session keeps it current.
@@ -29,8 +33,8 @@ pub struct RemoteDispatcher {
     info: watch::Sender<Option<NodeInfo>>,
 }
 
-impl RemoteDispatcher {
-    pub fn new(client: RpcClient, node_id: Id, endpoint: String, managers: Vec<String>) -> Self {
+impl<T: Transport> RemoteDispatcher<T> {
+    pub fn new(client: T, node_id: Id, endpoint: String, managers: Vec<String>) -> Self {
         let (info, _) = watch::channel(None);
         RemoteDispatcher {
             client,
@@ -62,12 +66,12 @@ impl RemoteDispatcher {
     }
 
     fn unavailable(e: RpcError) -> DispatchError {
-        DispatchError::Unavailable(e.to_string())
+        DispatchError::Unavailable(chain(&e))
     }
 }
 
 #[async_trait]
-impl DispatcherClient for RemoteDispatcher {
+impl<T: Transport> DispatcherClient for RemoteDispatcher<T> {
     async fn session(&self, req: SessionRequest) -> Result<Session, DispatchError> {
         let open = wire::SessionOpen {
             description: req.description,
@@ -107,7 +111,7 @@ impl DispatcherClient for RemoteDispatcher {
                                     }
                                 }
                                 Err(e) => {
-                                    tracing::info!(error = %e, "dispatcher session ended");
+                                    tracing::info!(error = %shoal_types::error::Chain(&e), "dispatcher session ended");
                                     return;
                                 }
                             }
@@ -128,7 +132,7 @@ impl DispatcherClient for RemoteDispatcher {
                 Err(RpcError::Status { code: 404, .. }) => {
                     return Err(DispatchError::UnknownNode(self.node_id.clone()));
                 }
-                Err(e) => errors.push(format!("{addr}: {e}")),
+                Err(e) => errors.push(format!("{addr}: {}", chain(&e))),
             }
         }
         Err(DispatchError::Unavailable(format!(

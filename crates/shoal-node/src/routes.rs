@@ -5,7 +5,12 @@
 //!
 //! Handlers clone what they need out of [`Shared`] and hold no lock across their work.
 
+// A refusal is the response itself, built once per refused call: no point boxing it.
+#![allow(clippy::result_large_err)]
+
 use std::sync::{Arc, RwLock};
+
+use shoal_types::error::chain;
 
 use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
@@ -15,11 +20,12 @@ use base64::Engine;
 use futures::StreamExt;
 use http::StatusCode;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
-use shoal_agent::{Agent, LogOptions};
-use shoal_manager::{Control, ControlError, Dispatcher};
+use shoal_agent::Agent;
+use shoal_manager::{ControlError, Manager};
 use shoal_pki::Identity;
 use shoal_rpc::Peer;
-use shoal_store::{Proposal, Store, TypeConfig};
+use shoal_runtime::LogOptions;
+use shoal_store::{Proposal, TypeConfig};
 use shoal_types::dispatch::{JoinRequest, RenewRequest, TaskStatusReport};
 use shoal_types::node::NodeRole;
 use tokio::sync::watch;
@@ -27,23 +33,16 @@ use tokio::sync::watch;
 use crate::remote::LEADER_HINT;
 use crate::wire;
 
-/// A manager's parts, as the routes need them.
-#[derive(Clone)]
-pub struct ManagerParts {
-    pub store: Store,
-    pub control: Control,
-    pub dispatcher: Arc<Dispatcher>,
-}
-
 /// What the routes reach into: set and cleared by the node's lifecycle.
 pub struct Shared {
-    pub manager: RwLock<Option<ManagerParts>>,
+    /// This node's manager, when it is one.
+    pub manager: RwLock<Option<Manager>>,
     pub agent: RwLock<Option<Arc<Agent>>>,
     pub trust: watch::Receiver<Vec<String>>,
 }
 
 impl Shared {
-    fn manager(&self) -> Option<ManagerParts> {
+    pub(crate) fn manager(&self) -> Option<Manager> {
         self.manager
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -61,17 +60,9 @@ fn err(code: StatusCode, message: impl Into<String>) -> Response {
     (code, Json(serde_json::json!({ "message": message.into() }))).into_response()
 }
 
+/// A control error with the status every HTTP surface gives it ([`ControlError::status`]).
 fn control_err(e: ControlError) -> Response {
-    let code = match &e {
-        ControlError::NotFound { .. } => StatusCode::NOT_FOUND,
-        ControlError::InvalidArgument { .. }
-        | ControlError::Ambiguous { .. }
-        | ControlError::FailedPrecondition(_) => StatusCode::BAD_REQUEST,
-        ControlError::Conflict(_) => StatusCode::CONFLICT,
-        ControlError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        ControlError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    err(code, e.to_string())
+    err(e.status(), chain(&e))
 }
 
 fn not_manager() -> Response {
@@ -83,7 +74,6 @@ fn not_manager() -> Response {
 
 /// The peer, required: a verified certificate, not of a removed node, and a manager's when
 /// `manager_only`.
-#[allow(clippy::result_large_err)] // the refusal is the response itself, built once per refused call
 fn peer(shared: &Shared, p: &Peer, manager_only: bool) -> Result<Identity, Response> {
     let Some(id) = p.identity.clone() else {
         return Err(err(
@@ -112,7 +102,7 @@ fn peer(shared: &Shared, p: &Peer, manager_only: bool) -> Result<Identity, Respo
 }
 
 /// The leader's RPC endpoint, as this manager knows it.
-fn leader_endpoint(m: &ManagerParts) -> Option<String> {
+fn leader_endpoint(m: &Manager) -> Option<String> {
     let leader = m.store.leader()?;
     m.store
         .view()
@@ -122,7 +112,7 @@ fn leader_endpoint(m: &ManagerParts) -> Option<String> {
         .filter(|e| !e.is_empty())
 }
 
-fn misdirected(m: &ManagerParts) -> Response {
+fn misdirected(m: &Manager) -> Response {
     match leader_endpoint(m) {
         Some(l) => err(StatusCode::MISDIRECTED_REQUEST, format!("{LEADER_HINT}{l}")),
         None => err(
@@ -130,6 +120,57 @@ fn misdirected(m: &ManagerParts) -> Response {
             "the swarm does not have a leader",
         ),
     }
+}
+
+/// A handler's answer: its refusal is the error (axum sends either).
+type Reply = Result<Response, Response>;
+
+/// The calling peer (see [`peer`]) and this node's manager, or the refusal.
+fn at_manager(
+    shared: &Shared,
+    p: &Peer,
+    manager_only: bool,
+) -> Result<(Identity, Manager), Response> {
+    let id = peer(shared, p, manager_only)?;
+    let m = shared.manager().ok_or_else(not_manager)?;
+    Ok((id, m))
+}
+
+/// [`at_manager`], for calls only the leader serves: others point at it ([`misdirected`]).
+fn at_leader(
+    shared: &Shared,
+    p: &Peer,
+    manager_only: bool,
+) -> Result<(Identity, Manager), Response> {
+    let (id, m) = at_manager(shared, p, manager_only)?;
+    if !m.store.is_leader() {
+        return Err(misdirected(&m));
+    }
+    Ok((id, m))
+}
+
+/// The value as JSON, or the error's message, causes and all, with `code`.
+fn json_or<T: serde::Serialize, E: std::error::Error + 'static>(
+    r: Result<T, E>,
+    code: StatusCode,
+) -> Response {
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => err(code, chain(&e)),
+    }
+}
+
+/// The value as JSON, or the control error's response.
+fn json_or_control<T: serde::Serialize>(r: Result<T, ControlError>) -> Response {
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => control_err(e),
+    }
+}
+
+/// The empty JSON object acknowledging a call with nothing to answer.
+fn empty() -> serde_json::Value {
+    serde_json::json!({})
 }
 
 pub fn router(shared: S) -> Router {
@@ -157,66 +198,42 @@ async fn ca(State(s): State<S>) -> Response {
     .into_response()
 }
 
-async fn join(State(s): State<S>, Json(req): Json<JoinRequest>) -> Response {
-    let Some(m) = s.manager() else {
-        return not_manager();
-    };
-    match m.control.join(&req).await {
-        Ok(r) => Json(r).into_response(),
-        Err(e) => control_err(e),
-    }
+async fn join(State(s): State<S>, Json(req): Json<JoinRequest>) -> Reply {
+    let m = s.manager().ok_or_else(not_manager)?;
+    Ok(json_or_control(m.control.join(&req).await))
 }
 
 async fn raft_append(
     State(s): State<S>,
     Extension(p): Extension<Peer>,
     Json(req): Json<AppendEntriesRequest<TypeConfig>>,
-) -> Response {
-    if let Err(r) = peer(&s, &p, true) {
-        return r;
-    }
-    let Some(m) = s.manager() else {
-        return not_manager();
-    };
-    match m.store.raft().append_entries(req).await {
-        Ok(r) => Json(r).into_response(),
-        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+) -> Reply {
+    let (_, m) = at_manager(&s, &p, true)?;
+    let r = m.store.raft().append_entries(req).await;
+    Ok(json_or(r, StatusCode::INTERNAL_SERVER_ERROR))
 }
 
 async fn raft_vote(
     State(s): State<S>,
     Extension(p): Extension<Peer>,
     Json(req): Json<VoteRequest<u64>>,
-) -> Response {
-    if let Err(r) = peer(&s, &p, true) {
-        return r;
-    }
-    let Some(m) = s.manager() else {
-        return not_manager();
-    };
-    match m.store.raft().vote(req).await {
-        Ok(r) => Json(r).into_response(),
-        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+) -> Reply {
+    let (_, m) = at_manager(&s, &p, true)?;
+    let r = m.store.raft().vote(req).await;
+    Ok(json_or(r, StatusCode::INTERNAL_SERVER_ERROR))
 }
 
 async fn raft_snapshot(
     State(s): State<S>,
     Extension(p): Extension<Peer>,
     Json(c): Json<wire::SnapshotChunk>,
-) -> Response {
-    if let Err(r) = peer(&s, &p, true) {
-        return r;
-    }
-    let Some(m) = s.manager() else {
-        return not_manager();
-    };
+) -> Reply {
+    let (_, m) = at_manager(&s, &p, true)?;
     let Ok(data) = base64::engine::general_purpose::STANDARD.decode(c.data.as_bytes()) else {
-        return err(
+        return Err(err(
             StatusCode::BAD_REQUEST,
             "snapshot chunk: data is not base64",
-        );
+        ));
     };
     let done = c.done.then_some(c.meta.last_log_id);
     let req = InstallSnapshotRequest::<TypeConfig> {
@@ -226,47 +243,29 @@ async fn raft_snapshot(
         data,
         done: c.done,
     };
-    match m.store.raft().install_snapshot(req).await {
-        Ok(r) => {
-            // Worth a line: this member was too far behind to catch up from the leader's log.
-            if let Some(last) = done {
-                tracing::info!(snapshot.last_log_id = ?last, "received a complete raft snapshot from the leader");
-            }
-            Json(r).into_response()
-        }
-        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    let r = m.store.raft().install_snapshot(req).await;
+    // Worth a line: this member was too far behind to catch up from the leader's log.
+    if let (Ok(_), Some(last)) = (&r, done) {
+        tracing::info!(snapshot.last_log_id = ?last, "received a complete raft snapshot from the leader");
     }
+    Ok(json_or(r, StatusCode::INTERNAL_SERVER_ERROR))
 }
 
 async fn raft_propose(
     State(s): State<S>,
     Extension(p): Extension<Peer>,
     Json(prop): Json<Proposal>,
-) -> Response {
-    if let Err(r) = peer(&s, &p, true) {
-        return r;
-    }
-    let Some(m) = s.manager() else {
-        return not_manager();
-    };
-    Json(wire::ProposeReply::from(m.store.propose_local(prop).await)).into_response()
+) -> Reply {
+    let (_, m) = at_manager(&s, &p, true)?;
+    Ok(Json(wire::ProposeReply::from(m.store.propose_local(prop).await)).into_response())
 }
 
 async fn raft_join(
     State(s): State<S>,
     Extension(p): Extension<Peer>,
     Json(j): Json<wire::RaftJoin>,
-) -> Response {
-    let id = match peer(&s, &p, true) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let Some(m) = s.manager() else {
-        return not_manager();
-    };
-    if !m.store.is_leader() {
-        return misdirected(&m);
-    }
+) -> Reply {
+    let (id, m) = at_leader(&s, &p, true)?;
     // Only a node the store says is a manager, under that member ID, gets a seat.
     let expected = m
         .store
@@ -274,97 +273,64 @@ async fn raft_join(
         .node(&id.node_id)
         .and_then(|n| n.manager.as_ref().map(|s| s.raft_id));
     if expected != Some(j.raft_id) {
-        return err(
+        return Err(err(
             StatusCode::FORBIDDEN,
             format!(
                 "node {} is not a manager with raft member id {}",
                 id.node_id, j.raft_id
             ),
-        );
+        ));
     }
-    match m.store.add_voter(j.raft_id, &j.addr).await {
-        Ok(()) => Json(serde_json::json!({})).into_response(),
-        Err(e) => err(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
+    let r = m.store.add_voter(j.raft_id, &j.addr).await;
+    Ok(json_or(
+        r.map(|()| empty()),
+        StatusCode::SERVICE_UNAVAILABLE,
+    ))
 }
 
 async fn session(
     State(s): State<S>,
     Extension(p): Extension<Peer>,
     Json(open): Json<wire::SessionOpen>,
-) -> Response {
-    let id = match peer(&s, &p, false) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let Some(m) = s.manager() else {
-        return not_manager();
-    };
-    if !m.store.is_leader() {
-        return misdirected(&m);
-    }
+) -> Reply {
+    let (id, m) = at_leader(&s, &p, false)?;
     let addr = open
         .endpoint
         .rsplit_once(':')
         .map_or(p.addr.ip().to_string(), |(h, _)| h.to_string());
-    match m
+    let stream = m
         .dispatcher
         .open_session(&id.node_id, open.description, addr, open.endpoint)
         .await
-    {
-        Ok(stream) => shoal_rpc::ndjson(stream),
-        Err(e) => control_err(e),
-    }
+        .map_err(control_err)?;
+    Ok(shoal_rpc::ndjson(stream))
 }
 
 async fn report(
     State(s): State<S>,
     Extension(p): Extension<Peer>,
     Json(reports): Json<Vec<TaskStatusReport>>,
-) -> Response {
-    let id = match peer(&s, &p, false) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let Some(m) = s.manager() else {
-        return not_manager();
-    };
-    match m.dispatcher.report(&id.node_id, reports).await {
-        Ok(()) => Json(serde_json::json!({})).into_response(),
-        Err(e) => control_err(e),
-    }
+) -> Reply {
+    let (id, m) = at_manager(&s, &p, false)?;
+    let r = m.dispatcher.report(&id.node_id, reports).await;
+    Ok(json_or_control(r.map(|()| empty())))
 }
 
-async fn heartbeat(State(s): State<S>, Extension(p): Extension<Peer>) -> Response {
-    let id = match peer(&s, &p, false) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let Some(m) = s.manager() else {
-        return not_manager();
-    };
-    match m.dispatcher.heartbeat(&id.node_id) {
-        Ok(period) => Json(wire::HeartbeatReply { period }).into_response(),
-        Err(e) => control_err(e),
-    }
+async fn heartbeat(State(s): State<S>, Extension(p): Extension<Peer>) -> Reply {
+    let (id, m) = at_manager(&s, &p, false)?;
+    let r = m.dispatcher.heartbeat(&id.node_id);
+    Ok(json_or_control(
+        r.map(|period| wire::HeartbeatReply { period }),
+    ))
 }
 
 async fn renew(
     State(s): State<S>,
     Extension(p): Extension<Peer>,
     Json(req): Json<RenewRequest>,
-) -> Response {
-    let id = match peer(&s, &p, false) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let Some(m) = s.manager() else {
-        return not_manager();
-    };
-    match m.control.renew(&id.node_id, &req).await {
-        Ok(r) => Json(r).into_response(),
-        Err(e) => control_err(e),
-    }
+) -> Reply {
+    let (id, m) = at_manager(&s, &p, false)?;
+    Ok(json_or_control(m.control.renew(&id.node_id, &req).await))
 }
 
 async fn logs(
@@ -393,12 +359,12 @@ async fn logs(
             let wire_lines = lines.filter_map(|l| async move {
                 l.ok().map(|l| wire::WireLogLine {
                     time: l.time,
-                    stderr: l.stream == shoal_agent::runtime::LogStreamKind::Stderr,
+                    stderr: l.stream == shoal_runtime::LogStreamKind::Stderr,
                     line: base64::engine::general_purpose::STANDARD.encode(&l.line),
                 })
             });
             shoal_rpc::ndjson(wire_lines)
         }
-        Err(e) => err(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => err(StatusCode::NOT_FOUND, chain(&e)),
     }
 }

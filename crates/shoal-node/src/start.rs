@@ -1,30 +1,28 @@
 //! How a node enters a swarm (init, join), resumes one after a restart, takes up or gives up the
 //! manager role, and recovers a lost quorum (force-new-cluster).
 
+use shoal_types::error::chain;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use shoal_agent::{Agent, AgentConfig};
 use shoal_manager::Manager;
-use shoal_pki::{Credentials, JoinToken, RootCa};
-use shoal_rpc::{RpcClient, RpcError};
+use shoal_pki::{Credentials, JoinToken};
+use shoal_rpc::RpcClient;
 use shoal_store::network::Network;
 use shoal_store::{Op, Proposal, RaftTiming, Store};
 use shoal_types::cluster::Cluster;
-use shoal_types::dispatch::JoinResponse;
-use shoal_types::node::{
-    ManagerStatus, NodeRole, NodeSpec, NodeState, NodeStatus, NodeTls, Reachability,
-};
+use shoal_types::node::NodeRole;
 use shoal_types::{IdGen, Node};
 use tokio::sync::watch;
 
 use crate::identity::Identity;
-use crate::remote::{LEADER_HINT, RemoteDispatcher};
-use crate::routes::{ManagerParts, Shared};
+use crate::remote::RemoteDispatcher;
+use crate::routes::Shared;
 use crate::tls::Tls;
 use crate::transport::RpcRaft;
 use crate::{
-    Active, Daemon, InitRequest, JoinRequest, NodeError, detect_local_ip, host_of, lifecycle,
+    Active, Daemon, InitRequest, JoinRequest, NodeError, detect_local_ip, host_of, join, lifecycle,
     port_of, routes, wire, with_default_port,
 };
 
@@ -33,7 +31,8 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn pki(what: &str, e: shoal_pki::PkiError) -> NodeError {
-    NodeError::Internal(format!("{what}: {e}"))
+    // The wire carries text: the chain, built once here.
+    NodeError::Internal(format!("{what}: {}", chain(&e)))
 }
 
 fn client(cfg: Arc<rustls::ClientConfig>, timeout: Duration) -> RpcClient {
@@ -55,67 +54,29 @@ impl Daemon {
         };
         let now = self.clock.now();
         let mut ids = IdGen::from_os();
-        let cluster = shoal_manager::cluster::new_cluster(req.spec, now, &mut ids)
-            .map_err(|e| NodeError::Internal(e.to_string()))?;
-        let node_id = ids.next_id();
-        let raft_id = ids.next_u64().max(1);
-        let ca = RootCa::from_pem(&cluster.root_ca.cert_pem, Some(&cluster.root_ca.key_pem))
-            .map_err(|e| pki("the new root CA", e))?;
-        let (key_pem, csr) =
-            shoal_pki::new_key_and_csr().map_err(|e| pki("a key for this node", e))?;
-        let cert_pem = ca
-            .issue(
-                &csr,
-                &node_id,
-                NodeRole::Manager,
-                cluster.id.as_str(),
-                cluster.spec.node_cert_expiry,
-                now,
-            )
-            .map_err(|e| pki("this node's certificate", e))?;
-        let creds = Credentials {
-            key_pem,
-            cert_pem,
-            intermediate_pem: None,
-            trust: vec![cluster.root_ca.cert_pem.clone()],
-        };
+        let join::Founding {
+            cluster,
+            node,
+            creds,
+            raft_id,
+        } = join::found(
+            req.spec,
+            req.availability,
+            self.describe(),
+            &advertise_addr,
+            now,
+            &mut ids,
+        )?;
         let identity = Identity {
-            node_id: node_id.clone(),
+            node_id: node.id.clone(),
             cluster_id: cluster.id.clone(),
             role: NodeRole::Manager,
             raft_id: Some(raft_id),
             advertise_addr: advertise_addr.clone(),
             listen_addr,
-            managers: vec![advertise_addr.clone()],
+            managers: vec![advertise_addr],
             issuer_digest: cluster.root_ca.digest.clone(),
             cert_issued_at: now,
-        };
-        let description = self.describe();
-        let node = Node {
-            id: node_id,
-            meta: Default::default(),
-            spec: NodeSpec {
-                role: NodeRole::Manager,
-                availability: req.availability,
-                ..Default::default()
-            },
-            description,
-            status: NodeStatus {
-                state: NodeState::Ready,
-                message: String::new(),
-                addr: host_of(&advertise_addr),
-                endpoint: advertise_addr.clone(),
-                since: now,
-            },
-            manager: Some(ManagerStatus {
-                raft_id,
-                addr: advertise_addr,
-                reachability: Reachability::Reachable,
-            }),
-            tls: NodeTls {
-                issuer_digest: cluster.root_ca.digest.clone(),
-                not_after: now.add(cluster.spec.node_cert_expiry),
-            },
         };
         self.fresh_swarm_dir()?;
         let result = async {
@@ -133,8 +94,8 @@ impl Daemon {
     }
 
     pub(crate) async fn join(&self, req: JoinRequest) -> Result<Arc<Active>, NodeError> {
-        let token = JoinToken::parse(&req.token)
-            .map_err(|e| NodeError::invalid("JoinToken", e.to_string()))?;
+        let token =
+            JoinToken::parse(&req.token).map_err(|e| NodeError::invalid("JoinToken", chain(&e)))?;
         let listen_addr = with_default_port(&req.listen_addr, "ListenAddr")?;
         let remotes: Vec<String> = req
             .remote_addrs
@@ -151,34 +112,7 @@ impl Daemon {
         // CA digest the token carries (Swarm's bootstrap).
         let (boot, _chain) = shoal_pki::bootstrap_client_config();
         let boot = client(boot, RPC_TIMEOUT);
-        let mut errors = Vec::new();
-        let mut found = None;
-        for r in &remotes {
-            match boot.call::<_, wire::CaReply>(r, wire::CA, &()).await {
-                Ok(ca) => {
-                    found = Some((r.clone(), ca.trust));
-                    break;
-                }
-                Err(e) => errors.push(format!("{r}: {e}")),
-            }
-        }
-        let Some((remote, trust)) = found else {
-            return Err(NodeError::Unavailable(format!(
-                "could not reach a manager: {}",
-                errors.join("; ")
-            )));
-        };
-        let named = trust
-            .iter()
-            .any(|pem| RootCa::from_pem(pem, None).is_ok_and(|ca| ca.digest() == token.ca_digest));
-        if !named {
-            return Err(NodeError::invalid(
-                "JoinToken",
-                format!(
-                    "the manager at {remote} does not serve the swarm this token is for (the token names another root CA)"
-                ),
-            ));
-        }
+        let (remote, trust) = join::find_swarm(&boot, &remotes, &token).await?;
         let advertise_addr = match &req.advertise_addr {
             Some(a) if !a.is_empty() => with_default_port(a, "AdvertiseAddr")?,
             _ => format!(
@@ -199,21 +133,7 @@ impl Daemon {
             availability: req.availability,
             description: self.describe(),
         };
-        let resp: JoinResponse =
-            verified
-                .call(&remote, wire::JOIN, &request)
-                .await
-                .map_err(|e| match e {
-                    // The manager's message already names the field ("JoinToken: ...").
-                    RpcError::Status { code: 400, message } => NodeError::invalid(
-                        "JoinToken",
-                        message
-                            .strip_prefix("JoinToken: ")
-                            .unwrap_or(&message)
-                            .to_string(),
-                    ),
-                    other => NodeError::Unavailable(format!("joining through {remote}: {other}")),
-                })?;
+        let resp = join::request_join(&verified, &remote, &request).await?;
         let creds = Credentials {
             key_pem,
             cert_pem: resp.cert_pem,
@@ -256,7 +176,12 @@ impl Daemon {
     /// Back where it was: identity and credentials from disk, the Raft member for a manager.
     pub(crate) async fn resume(&self, identity: Identity) -> Result<Arc<Active>, NodeError> {
         let creds = Credentials::load(&self.certs_dir())
-            .map_err(|e| NodeError::Internal(format!("cannot read this node's credentials: {e}")))?
+            .map_err(|e| {
+                NodeError::Internal(format!(
+                    "cannot read this node's credentials: {}",
+                    chain(&e)
+                ))
+            })?
             .ok_or_else(|| {
                 NodeError::Internal("this node's credentials are missing from the data dir".into())
             })?;
@@ -272,7 +197,11 @@ impl Daemon {
         // A half-created swarm from an earlier failed attempt must not be resumed.
         let _ = std::fs::remove_dir_all(self.swarm_dir());
         std::fs::create_dir_all(self.certs_dir()).map_err(|e| {
-            NodeError::Internal(format!("cannot create {}: {e}", self.swarm_dir().display()))
+            NodeError::Internal(format!(
+                "cannot create {}: {}",
+                self.swarm_dir().display(),
+                chain(&e)
+            ))
         })
     }
 
@@ -281,7 +210,7 @@ impl Daemon {
         r: Result<Arc<Active>, NodeError>,
     ) -> Result<Arc<Active>, NodeError> {
         if let Err(e) = &r {
-            tracing::warn!(error = %e, "entering the swarm failed; cleaning up");
+            tracing::warn!(error = %shoal_types::error::Chain(e), "entering the swarm failed; cleaning up");
             let _ = std::fs::remove_dir_all(self.swarm_dir());
         }
         r
@@ -295,11 +224,11 @@ impl Daemon {
     ) -> Result<Arc<Active>, NodeError> {
         let tls = Arc::new(
             Tls::new(self.certs_dir(), creds.clone())
-                .map_err(|e| NodeError::Internal(e.to_string()))?,
+                .map_err(|e| NodeError::Internal(chain(&e)))?,
         );
         creds
             .save(&self.certs_dir())
-            .map_err(|e| NodeError::Internal(format!("cannot save credentials: {e}")))?;
+            .map_err(|e| NodeError::Internal(format!("cannot save credentials: {}", chain(&e))))?;
         let rpc = RpcClient::new(tls.client(), RPC_TIMEOUT);
         let listener = bind(&identity.listen_addr).await?;
         let shared = Arc::new(Shared {
@@ -316,7 +245,7 @@ impl Daemon {
             );
             tokio::spawn(async move {
                 if let Err(e) = shoal_rpc::serve(listener, tls_rx, router, stop).await {
-                    tracing::error!(error = %e, "node RPC server stopped");
+                    tracing::error!(error = %shoal_types::error::Chain(&e), "node RPC server stopped");
                 }
             })
         };
@@ -346,7 +275,6 @@ impl Daemon {
             shared,
             remote,
             agent,
-            manager: tokio::sync::Mutex::new(None),
             stops,
             tasks: std::sync::Mutex::new(vec![server]),
             agent_stop,
@@ -366,7 +294,7 @@ impl Daemon {
         let stop_tasks = self.cfg.stop_tasks_on_shutdown;
         let task = tokio::spawn(async move {
             if let Err(e) = agent.run(stop, stop_tasks).await {
-                tracing::error!(error = %e, "agent stopped with an error");
+                tracing::error!(error = %shoal_types::error::Chain(&e), "agent stopped with an error");
             }
         });
         *active.agent_task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
@@ -396,58 +324,19 @@ impl Daemon {
             network,
         )
         .await
-        .map_err(|e| NodeError::Internal(e.to_string()))?;
+        .map_err(|e| NodeError::Internal(chain(&e)))?;
         if let Some((cluster, node)) = bootstrap {
-            store
-                .bootstrap(&id.advertise_addr)
-                .await
-                .map_err(|e| NodeError::Internal(e.to_string()))?;
-            if store
-                .wait_for_leader(Duration::from_secs(10))
-                .await
-                .is_none()
-            {
-                return Err(NodeError::Internal(
-                    "the new raft group elected no leader".into(),
-                ));
-            }
-            let ops = vec![
-                Op::PutCluster {
-                    cluster,
-                    expect_version: None,
-                },
-                Op::CreateNode(node),
-            ];
-            let applied = store
-                .propose(Proposal::atomic(self.clock.now(), ops))
-                .await
-                .map_err(|e| NodeError::Internal(e.to_string()))?;
-            if let Some(e) = applied.first_error() {
-                return Err(NodeError::Internal(format!("creating the swarm: {e}")));
-            }
+            join::bootstrap_store(&store, &id.advertise_addr, cluster, node, self.clock.now())
+                .await?;
         }
         let manager = Manager::start(store.clone(), self.clock.clone(), IdGen::from_os());
-        *active
-            .shared
-            .manager
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Some(ManagerParts {
-            store,
-            control: manager.control.clone(),
-            dispatcher: manager.dispatcher.clone(),
-        });
-        *active.manager.lock().await = Some(manager);
+        active.set_manager(Some(manager));
         Ok(())
     }
 
     /// Stops this node's manager; with `forget`, its Raft data goes too (demotion).
     pub(crate) async fn stop_manager(&self, active: &Active, forget: bool) {
-        *active
-            .shared
-            .manager
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = None;
-        if let Some(m) = active.manager.lock().await.take() {
+        if let Some(m) = active.set_manager(None) {
             m.stop().await;
         }
         if forget {
@@ -467,34 +356,12 @@ impl Daemon {
             addr: id.advertise_addr.clone(),
         };
         let long = RpcClient::new(active.tls.client(), JOIN_TIMEOUT);
-        let mut last = String::new();
-        for _ in 0..20 {
-            let mut candidates = active.remote.managers();
-            candidates.extend(id.managers.iter().cloned());
-            candidates.retain(|m| *m != id.advertise_addr);
-            let mut i = 0;
-            while i < candidates.len() {
-                let m = candidates[i].clone();
-                i += 1;
-                match long
-                    .call::<_, serde_json::Value>(&m, wire::RAFT_JOIN, &req)
-                    .await
-                {
-                    Ok(_) => return Ok(()),
-                    Err(RpcError::Status { code: 421, message }) => {
-                        if let Some(l) = message.strip_prefix(LEADER_HINT) {
-                            candidates.insert(i, l.trim().to_string());
-                        }
-                        last = message;
-                    }
-                    Err(e) => last = format!("{m}: {e}"),
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        Err(NodeError::Unavailable(format!(
-            "no leader added this manager to the raft group: {last}"
-        )))
+        let candidates = || {
+            let mut c = active.remote.managers();
+            c.extend(id.managers.iter().cloned());
+            c
+        };
+        join::take_raft_seat(&long, candidates, &req, 20, Duration::from_millis(500)).await
     }
 
     /// Makes this manager the only member of its Raft group, keeping all state: recovery after
@@ -518,22 +385,22 @@ impl Daemon {
             shoal_store::storage::force_new_cluster(&path, raft_id, &addr)
         })
         .await
-        .map_err(|e| NodeError::Internal(e.to_string()))?
-        .map_err(|e| NodeError::Internal(format!("rewriting the raft store: {e}")))?;
+        .map_err(|e| NodeError::Internal(chain(&e)))?
+        .map_err(|e| NodeError::Internal(format!("rewriting the raft store: {}", chain(&e))))?;
         active.set_identity(&self.identity_path(), |i| {
             i.advertise_addr = id.advertise_addr.clone();
             i.managers = vec![id.advertise_addr.clone()];
         })?;
         self.start_manager(&active, None).await?;
-        // The node's own record follows its (maybe new) address.
-        let parts = active
-            .shared
-            .manager
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(m) = parts {
-            let _ = m.store.wait_for_leader(Duration::from_secs(10)).await;
+        // The node's own record follows its (maybe new) address. First the whole kept log is
+        // applied, so that whoever reads after `swarm init --force-new-cluster` returns sees every
+        // object it had.
+        if let Some(m) = active.manager() {
+            if !m.store.wait_current_state(Duration::from_secs(10)).await {
+                tracing::warn!(
+                    "after forcing a new cluster, this manager did not lead with its whole log applied within 10 s"
+                );
+            }
             if let Some(node) = m.store.view().node(&id.node_id) {
                 let mut next = (**node).clone();
                 next.status.endpoint = id.advertise_addr.clone();

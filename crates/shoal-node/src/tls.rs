@@ -18,10 +18,14 @@ pub struct Tls {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("node credentials: {0}")]
+    #[error("node credentials")]
     Pki(#[from] shoal_pki::PkiError),
-    #[error("saving node credentials in {dir}: {source}")]
-    Save { dir: String, source: std::io::Error },
+    #[error("saving node credentials in {dir}")]
+    Save {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Tls {
@@ -69,5 +73,37 @@ impl Tls {
 
     pub fn trust(&self) -> watch::Receiver<Vec<String>> {
         self.trust.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Credentials whose key is not a key: the TLS error's cause is the PKI error, whose cause
+    /// is the PEM reader's; the chain reads from the node's credentials down to the parser.
+    #[test]
+    fn unusable_credentials_show_the_pki_error_as_the_source() {
+        let now = shoal_types::Timestamp::from_unix_nanos(1_700_000_000_000_000_000);
+        let ca =
+            shoal_pki::RootCa::generate("cluster-a", std::time::Duration::from_secs(3600), now)
+                .expect("ca");
+        let creds = Credentials {
+            key_pem: "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n".into(),
+            cert_pem: ca.cert_pem.clone(),
+            intermediate_pem: None,
+            trust: vec![ca.cert_pem.clone()],
+        };
+        let Err(err) = Tls::new(std::env::temp_dir(), creds) else {
+            panic!("a key that is not a key was accepted");
+        };
+        let pki = std::error::Error::source(&err)
+            .and_then(|s| s.downcast_ref::<shoal_pki::PkiError>())
+            .expect("the PKI error is the source");
+        let parser = std::error::Error::source(pki).expect("the PEM reader's error");
+        assert_eq!(
+            shoal_types::error::chain(&err),
+            format!("node credentials: node key: not a valid PEM private key: {parser}")
+        );
     }
 }

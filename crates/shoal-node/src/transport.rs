@@ -1,4 +1,5 @@
-//! Raft between managers over the node-to-node RPC (mutual TLS, HTTP/2).
+//! Raft between managers over the node-to-node RPC: mutual TLS and HTTP/2 on real nodes
+//! ([`RpcClient`]), the in-memory network in the simulation (any [`Transport`]).
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -6,14 +7,14 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use shoal_rpc::{RpcClient, RpcError};
+use shoal_rpc::{RpcClient, RpcError, Transport, TransportExt};
 use shoal_store::network::{RaftTransport, TransportError};
 use shoal_store::{Applied, Proposal, ProposeError, TypeConfig};
 
 use crate::wire;
 
-pub struct RpcRaft {
-    pub client: RpcClient,
+pub struct RpcRaft<T = RpcClient> {
+    pub client: T,
 }
 
 fn map(addr: &str, e: RpcError) -> TransportError {
@@ -24,13 +25,13 @@ fn map(addr: &str, e: RpcError) -> TransportError {
         },
         other => TransportError::Unreachable {
             addr: addr.into(),
-            why: other.to_string(),
+            source: shoal_types::error::Cause::new(other),
         },
     }
 }
 
 #[async_trait]
-impl RaftTransport for RpcRaft {
+impl<T: Transport> RaftTransport for RpcRaft<T> {
     async fn append_entries(
         &self,
         addr: &str,
@@ -78,8 +79,11 @@ impl RaftTransport for RpcRaft {
             .await
         {
             Ok(reply) => reply.into(),
+            // NoQuorum's reason is text (it crosses the wire in Docker's message): the RPC
+            // error's whole chain goes in it.
             Err(e) => Err(ProposeError::NoQuorum(format!(
-                "the leader at {addr} did not answer: {e}"
+                "the leader at {addr} did not answer: {}",
+                shoal_types::error::chain(&e)
             ))),
         }
     }

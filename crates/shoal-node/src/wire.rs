@@ -1,6 +1,7 @@
 //! The node-to-node protocol's messages and paths, shared by the routes and their clients.
 
 use shoal_store::{Applied, ProposeError};
+use shoal_types::error::{Remote, chain};
 use shoal_types::node::NodeDescription;
 use shoal_types::{Id, Timestamp};
 
@@ -22,13 +23,16 @@ pub struct CaReply {
     pub trust: Vec<String>,
 }
 
-/// A forwarded proposal's outcome, with the errors a follower must tell apart.
+/// A forwarded proposal's outcome. Each of the leader's errors comes back as itself, so the
+/// follower's caller gets the status and message the leader's caller would have.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProposeReply {
     Applied(Applied),
     NotLeader { leader: u64 },
     NoLeader,
+    NoQuorum(String),
+    ShuttingDown,
     Failed(String),
 }
 
@@ -37,8 +41,12 @@ impl From<Result<Applied, ProposeError>> for ProposeReply {
         match r {
             Ok(a) => ProposeReply::Applied(a),
             Err(ProposeError::NotLeader { leader }) => ProposeReply::NotLeader { leader },
-            Err(ProposeError::NoLeader | ProposeError::NoQuorum(_)) => ProposeReply::NoLeader,
-            Err(e) => ProposeReply::Failed(e.to_string()),
+            Err(ProposeError::NoLeader) => ProposeReply::NoLeader,
+            Err(ProposeError::NoQuorum(why)) => ProposeReply::NoQuorum(why),
+            Err(ProposeError::ShuttingDown) => ProposeReply::ShuttingDown,
+            // The cause's chain, flattened once here at the wire; the follower wraps it back
+            // in `Raft`, so both sides print the same chain.
+            Err(ProposeError::Raft(cause)) => ProposeReply::Failed(chain(&*cause)),
         }
     }
 }
@@ -49,7 +57,47 @@ impl From<ProposeReply> for Result<Applied, ProposeError> {
             ProposeReply::Applied(a) => Ok(a),
             ProposeReply::NotLeader { leader } => Err(ProposeError::NotLeader { leader }),
             ProposeReply::NoLeader => Err(ProposeError::NoLeader),
-            ProposeReply::Failed(m) => Err(ProposeError::Raft(m)),
+            ProposeReply::NoQuorum(why) => Err(ProposeError::NoQuorum(why)),
+            ProposeReply::ShuttingDown => Err(ProposeError::ShuttingDown),
+            ProposeReply::Failed(m) => Err(ProposeError::Raft(Remote::cause(m))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A follower forwards a write to the leader; whatever the leader's store answers must reach
+    /// the follower's caller unchanged (and so map to the same HTTP status).
+    #[test]
+    fn a_forwarded_proposal_error_comes_back_as_itself() {
+        let errors = [
+            ProposeError::NotLeader { leader: 3 },
+            ProposeError::NoLeader,
+            ProposeError::NoQuorum("this manager leads but has not heard from a majority".into()),
+            ProposeError::ShuttingDown,
+            ProposeError::Raft(shoal_types::error::Cause::new(
+                std::io::Error::from_raw_os_error(28),
+            )),
+        ];
+        for e in errors {
+            let json = serde_json::to_string(&ProposeReply::from(Err(e.clone())))
+                .unwrap_or_else(|err| panic!("{e:?} does not encode: {err}"));
+            let reply: ProposeReply = serde_json::from_str(&json)
+                .unwrap_or_else(|err| panic!("{json} does not decode: {err}"));
+            match Result::<Applied, ProposeError>::from(reply) {
+                Err(back) => {
+                    assert_eq!(chain(&back), chain(&e));
+                    let (a, b) = (
+                        shoal_manager::error::from_propose(back),
+                        shoal_manager::error::from_propose(e),
+                    );
+                    assert_eq!(a.status(), b.status());
+                    assert_eq!(a.to_string(), b.to_string());
+                }
+                Ok(_) => panic!("{e:?} came back applied"),
+            }
         }
     }
 }

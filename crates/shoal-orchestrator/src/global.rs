@@ -106,22 +106,14 @@ pub(crate) fn reconcile(
     tasks: &[&Task],
     ids: &mut IdGen,
 ) -> Reconciled {
-    let nodes = Nodes::new(ctx.nodes);
-    let env = Env {
-        service,
-        target: &service.spec.task,
-        nodes: &nodes,
-        job: false,
-    };
-    let mut plan = Plan::new(ctx.now);
-
-    let (by_node, nodeless) = group_by_node(service, &nodes, tasks);
-    slot::retire(&mut plan, &env, &nodeless);
-    let mut summaries = Vec::new();
-    for (node_id, mut group) in by_node {
-        view::sort_by_age(&mut group);
-        summaries.extend(reconcile_node(&mut plan, &env, node_id, group, ids));
-    }
-    update::drive(&mut plan, &env, &mut summaries, ids);
-    plan.finish()
+    slot::plan_service(ctx, service, false, |plan, env| {
+        let (by_node, nodeless) = group_by_node(service, env.nodes, tasks);
+        slot::retire(plan, env, &nodeless);
+        let mut summaries = Vec::new();
+        for (node_id, mut group) in by_node {
+            view::sort_by_age(&mut group);
+            summaries.extend(reconcile_node(plan, env, node_id, group, ids));
+        }
+        update::drive(plan, env, &mut summaries, ids);
+    })
 }

@@ -13,14 +13,12 @@
 //! earlier run (the spec changed, or `--force` bumped it) and are shut down; the new run starts
 //! from zero. Jobs have no rolling update and no update status.
 
-use std::collections::BTreeMap;
-
 use shoal_types::{IdGen, Service, Task, TaskState};
 
 use crate::global;
-use crate::plan::{Place, Plan};
-use crate::slot::{self, Env, Slot, Summary};
-use crate::view::{self, Nodes};
+use crate::plan::Plan;
+use crate::slot::{self, Env, Summary};
+use crate::view;
 use crate::{Context, Reconciled};
 
 /// Splits tasks into this run's and earlier runs'; retires the latter.
@@ -44,60 +42,38 @@ pub(crate) fn reconcile_replicated(
     tasks: &[&Task],
     ids: &mut IdGen,
 ) -> Reconciled {
-    let nodes = Nodes::new(ctx.nodes);
-    let env = Env {
-        service,
-        target: &service.spec.task,
-        nodes: &nodes,
-        job: true,
-    };
-    let mut plan = Plan::new(ctx.now);
-    let current = current_run(&mut plan, &env, tasks);
-
-    let mut by_slot: BTreeMap<u64, Vec<&Task>> =
-        (1..=total_completions).map(|s| (s, Vec::new())).collect();
-    for t in current {
-        by_slot.entry(t.slot).or_default().push(t);
-    }
-
-    let mut busy = 0usize;
-    let mut free: Vec<Summary> = Vec::new();
-    for (number, mut group) in by_slot {
-        view::sort_by_age(&mut group);
-        if number == 0 || number > total_completions || completed(&group) {
-            slot::retire(&mut plan, &env, &group);
-            continue;
+    slot::plan_service(ctx, service, true, |plan, env| {
+        let current = current_run(plan, env, tasks);
+        let mut busy = 0usize;
+        let mut free: Vec<Summary> = Vec::new();
+        for (number, mut group) in slot::by_number(total_completions, current) {
+            view::sort_by_age(&mut group);
+            if number == 0 || number > total_completions || completed(&group) {
+                slot::retire(plan, env, &group);
+                continue;
+            }
+            let mut s = slot::reconcile_numbered(plan, env, number, group);
+            let restart_due = s.want.as_ref().is_some_and(|w| w.restart_of.is_some());
+            if restart_due {
+                // A restart keeps the concurrency unit its slot already held.
+                s.fulfil(plan, env, ids);
+                busy += 1;
+            } else if s.want.is_some() {
+                free.push(s);
+            } else if s.keeper.is_some() || !s.stopping.is_empty() || s.restart_pending {
+                busy += 1;
+            }
         }
-        let mut s = slot::reconcile(
-            &mut plan,
-            &env,
-            Slot {
-                place: Place::Slot(number),
-                tasks: group,
-                can_create: true,
-            },
-        );
-        let restart_due = s.want.as_ref().is_some_and(|w| w.restart_of.is_some());
-        if restart_due {
-            // A restart keeps the concurrency unit its slot already held.
-            s.fulfil(&mut plan, &env, ids);
-            busy += 1;
-        } else if s.want.is_some() {
-            free.push(s);
-        } else if s.keeper.is_some() || !s.stopping.is_empty() || s.restart_pending {
-            busy += 1;
-        }
-    }
 
-    let limit = if max_concurrent == 0 {
-        usize::MAX
-    } else {
-        usize::try_from(max_concurrent).unwrap_or(usize::MAX)
-    };
-    for mut s in free.into_iter().take(limit.saturating_sub(busy)) {
-        s.fulfil(&mut plan, &env, ids);
-    }
-    plan.finish()
+        let limit = if max_concurrent == 0 {
+            usize::MAX
+        } else {
+            usize::try_from(max_concurrent).unwrap_or(usize::MAX)
+        };
+        for mut s in free.into_iter().take(limit.saturating_sub(busy)) {
+            s.fulfil(plan, env, ids);
+        }
+    })
 }
 
 pub(crate) fn reconcile_global(
@@ -106,25 +82,17 @@ pub(crate) fn reconcile_global(
     tasks: &[&Task],
     ids: &mut IdGen,
 ) -> Reconciled {
-    let nodes = Nodes::new(ctx.nodes);
-    let env = Env {
-        service,
-        target: &service.spec.task,
-        nodes: &nodes,
-        job: true,
-    };
-    let mut plan = Plan::new(ctx.now);
-    let current = current_run(&mut plan, &env, tasks);
-
-    let (by_node, nodeless) = global::group_by_node(service, &nodes, &current);
-    slot::retire(&mut plan, &env, &nodeless);
-    for (node_id, mut group) in by_node {
-        view::sort_by_age(&mut group);
-        if completed(&group) {
-            slot::retire(&mut plan, &env, &group);
-            continue;
+    slot::plan_service(ctx, service, true, |plan, env| {
+        let current = current_run(plan, env, tasks);
+        let (by_node, nodeless) = global::group_by_node(service, env.nodes, &current);
+        slot::retire(plan, env, &nodeless);
+        for (node_id, mut group) in by_node {
+            view::sort_by_age(&mut group);
+            if completed(&group) {
+                slot::retire(plan, env, &group);
+                continue;
+            }
+            global::reconcile_node(plan, env, node_id, group, ids);
         }
-        global::reconcile_node(&mut plan, &env, node_id, group, ids);
-    }
-    plan.finish()
+    })
 }

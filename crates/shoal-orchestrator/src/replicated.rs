@@ -4,13 +4,10 @@
 //! every slot in range is reconciled on its own (see `slot`), and then the rolling update
 //! decides which out-of-date slots to replace.
 
-use std::collections::BTreeMap;
-
 use shoal_types::{IdGen, Service, Task};
 
-use crate::plan::{Place, Plan};
-use crate::slot::{self, Env, Slot};
-use crate::view::{self, Nodes};
+use crate::slot;
+use crate::view;
 use crate::{Context, Reconciled, moves, update};
 
 pub(crate) fn reconcile(
@@ -20,40 +17,19 @@ pub(crate) fn reconcile(
     tasks: &[&Task],
     ids: &mut IdGen,
 ) -> Reconciled {
-    let nodes = Nodes::new(ctx.nodes);
-    let env = Env {
-        service,
-        target: &service.spec.task,
-        nodes: &nodes,
-        job: false,
-    };
-    let mut plan = Plan::new(ctx.now);
-
-    let mut by_slot: BTreeMap<u64, Vec<&Task>> = (1..=replicas).map(|s| (s, Vec::new())).collect();
-    for &t in tasks {
-        by_slot.entry(t.slot).or_default().push(t);
-    }
-
-    let mut summaries = Vec::new();
-    for (number, mut group) in by_slot {
-        view::sort_by_age(&mut group);
-        if number == 0 || number > replicas {
-            slot::retire(&mut plan, &env, &group);
-            continue;
+    slot::plan_service(ctx, service, false, |plan, env| {
+        let mut summaries = Vec::new();
+        for (number, mut group) in slot::by_number(replicas, tasks.iter().copied()) {
+            view::sort_by_age(&mut group);
+            if number == 0 || number > replicas {
+                slot::retire(plan, env, &group);
+                continue;
+            }
+            let mut s = slot::reconcile_numbered(plan, env, number, group);
+            s.fulfil(plan, env, ids);
+            summaries.push(s);
         }
-        let mut s = slot::reconcile(
-            &mut plan,
-            &env,
-            Slot {
-                place: Place::Slot(number),
-                tasks: group,
-                can_create: true,
-            },
-        );
-        s.fulfil(&mut plan, &env, ids);
-        summaries.push(s);
-    }
-    update::drive(&mut plan, &env, &mut summaries, ids);
-    moves::drive(&mut plan, &env, &mut summaries, ids);
-    plan.finish()
+        update::drive(plan, env, &mut summaries, ids);
+        moves::drive(plan, env, &mut summaries, ids);
+    })
 }

@@ -7,11 +7,62 @@
 //! for services, within `max_concurrent` for replicated jobs) and the rolling update reads the
 //! summaries to decide which slots to replace.
 
+use std::collections::BTreeMap;
+
 use shoal_types::{IdGen, Service, ServiceMode, Task, TaskSpec, TaskState, Timestamp};
 
 use crate::plan::{Place, Plan};
 use crate::restart::{self, Decision};
 use crate::view::{self, Kind, Nodes};
+use crate::{Context, Reconciled};
+
+/// Every mode's frame: builds the service's [`Env`] (`job` for jobs) and an empty plan, lets
+/// `reconcile` fill the plan, and returns what it holds.
+pub(crate) fn plan_service(
+    ctx: &Context,
+    service: &Service,
+    job: bool,
+    reconcile: impl FnOnce(&mut Plan, &Env),
+) -> Reconciled {
+    let nodes = Nodes::new(ctx.nodes);
+    let env = Env {
+        service,
+        target: &service.spec.task,
+        nodes: &nodes,
+        job,
+    };
+    let mut plan = Plan::new(ctx.now);
+    reconcile(&mut plan, &env);
+    plan.finish()
+}
+
+/// Tasks by slot number, each of the slots `1..=count` present even when it has no task (a
+/// slot outside that range appears only when a task holds it).
+pub(crate) fn by_number<'t>(
+    count: u64,
+    tasks: impl IntoIterator<Item = &'t Task>,
+) -> BTreeMap<u64, Vec<&'t Task>> {
+    let mut by_slot: BTreeMap<u64, Vec<&Task>> = (1..=count).map(|s| (s, Vec::new())).collect();
+    for t in tasks {
+        by_slot.entry(t.slot).or_default().push(t);
+    }
+    by_slot
+}
+
+/// Reconciles numbered slot `number` (of a replicated service or job) holding `tasks`.
+pub(crate) fn reconcile_numbered<'a>(
+    plan: &mut Plan,
+    env: &Env,
+    number: u64,
+    tasks: Vec<&'a Task>,
+) -> Summary<'a> {
+    let slot = Slot {
+        place: Place::Slot(number),
+        tasks,
+        can_create: true,
+    };
+    reconcile(plan, env, slot)
+}
 
 /// What every slot of one service shares.
 pub(crate) struct Env<'a> {

@@ -91,17 +91,23 @@ impl RootCa {
             ));
         }
         cert.verify_signature(None).map_err(|e| {
-            cert_err(WHAT, format!("is not a self-signed root: its signature does not verify with its own key ({e})"))
+            cert_err_from(
+                WHAT,
+                "is not a self-signed root: its signature does not verify with its own key",
+                e,
+            )
         })?;
         if let Some(key_pem) = key_pem {
             let key = KeyPair::from_pem(key_pem).map_err(|e| PkiError::Key {
                 what: "root CA key",
-                why: e.to_string(),
+                why: "not a valid PEM private key".into(),
+                source: Some(e.into()),
             })?;
             if key.subject_public_key_info() != cert.public_key().raw {
                 return Err(PkiError::Key {
                     what: "root CA key",
                     why: "does not belong to the root CA certificate".into(),
+                    source: None,
                 });
             }
         }
@@ -167,8 +173,7 @@ impl RootCa {
             });
         }
         // from_pem verifies the CSR's signature: the requester holds the key it asks us to certify.
-        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
-            .map_err(|e| PkiError::Csr(e.to_string()))?;
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(PkiError::Csr)?;
         let ou = role_ou(role);
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
@@ -216,7 +221,7 @@ impl RootCa {
         let key = self.signing_key()?;
         let cert = parse_cert(&next.der, WHAT)?;
         let spki = SubjectPublicKeyInfo::from_der(cert.public_key().raw)
-            .map_err(|e| cert_err(WHAT, format!("unsupported public key: {e}")))?;
+            .map_err(|e| cert_err_from(WHAT, "unsupported public key", e))?;
         let mut params = CertificateParams::default();
         params.distinguished_name =
             dn_of(cert.subject()).map_err(|why| cert_err(WHAT, format!("subject: {why}")))?;
@@ -238,13 +243,14 @@ impl RootCa {
         let pem = self.key_pem.as_deref().ok_or(PkiError::NoSigningKey)?;
         KeyPair::from_pem(pem).map_err(|e| PkiError::Key {
             what: "root CA key",
-            why: e.to_string(),
+            why: "not a valid PEM private key".into(),
+            source: Some(e.into()),
         })
     }
 
     fn issuer(&self, key: KeyPair) -> Result<Issuer<'static, KeyPair>, PkiError> {
         Issuer::from_ca_cert_der(&self.der, key)
-            .map_err(|e| cert_err("root CA certificate", e.to_string()))
+            .map_err(|e| cert_err_from("root CA certificate", "cannot sign with it", e))
     }
 }
 
@@ -262,7 +268,8 @@ pub fn new_key_and_csr() -> Result<(String, String), PkiError> {
 fn new_key() -> Result<KeyPair, PkiError> {
     KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| PkiError::Key {
         what: "new key",
-        why: e.to_string(),
+        why: "cannot generate it".into(),
+        source: Some(e.into()),
     })
 }
 
@@ -291,7 +298,7 @@ fn random_serial() -> Result<SerialNumber, PkiError> {
     let mut b = [0u8; 16];
     ring::rand::SystemRandom::new()
         .fill(&mut b)
-        .map_err(|_| PkiError::Sign("the system RNG failed".into()))?;
+        .map_err(|_| PkiError::Sign(Box::new(RngFailed)))?;
     b[0] = (b[0] & 0x3f) | 0x40;
     Ok(SerialNumber::from_slice(&b))
 }
@@ -305,14 +312,33 @@ fn to_datetime(t: Timestamp, field: &'static str) -> Result<OffsetDateTime, PkiE
     })
 }
 
+/// ring's RNG error says nothing; this names what failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the system RNG failed")]
+struct RngFailed;
+
 fn sign_err(e: rcgen::Error) -> PkiError {
-    PkiError::Sign(e.to_string())
+    PkiError::Sign(Box::new(e))
 }
 
 pub(crate) fn cert_err(what: &'static str, why: impl Into<String>) -> PkiError {
     PkiError::Certificate {
         what,
         why: why.into(),
+        source: None,
+    }
+}
+
+/// A certificate error whose cause is a library's error (kept as the source).
+pub(crate) fn cert_err_from(
+    what: &'static str,
+    why: impl Into<String>,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> PkiError {
+    PkiError::Certificate {
+        what,
+        why: why.into(),
+        source: Some(Box::new(source)),
     }
 }
 
@@ -336,7 +362,7 @@ pub(crate) fn certs_of(
 ) -> Result<Vec<CertificateDer<'static>>, PkiError> {
     CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| cert_err(what, format!("not valid PEM: {e}")))
+        .map_err(|e| cert_err_from(what, "not valid PEM", e))
 }
 
 pub(crate) fn parse_cert<'a>(
@@ -346,10 +372,7 @@ pub(crate) fn parse_cert<'a>(
     match x509_parser::parse_x509_certificate(der) {
         Ok(([], cert)) => Ok(cert),
         Ok(_) => Err(cert_err(what, "trailing bytes after the certificate")),
-        Err(e) => Err(cert_err(
-            what,
-            format!("not a valid X.509 certificate: {e}"),
-        )),
+        Err(e) => Err(cert_err_from(what, "not a valid X.509 certificate", e)),
     }
 }
 

@@ -45,6 +45,15 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// A credentials file that was read but cannot be used; the cause says why.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", path.display())]
+struct Unusable {
+    path: std::path::PathBuf,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
 impl Credentials {
     /// Who the certificate says this node is.
     pub fn identity(&self) -> Result<Identity, PkiError> {
@@ -64,7 +73,8 @@ impl Credentials {
     pub fn private_key(&self) -> Result<PrivateKeyDer<'static>, PkiError> {
         PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).map_err(|e| PkiError::Key {
             what: "node key",
-            why: format!("not a valid PEM private key: {e}"),
+            why: "not a valid PEM private key".into(),
+            source: Some(e.into()),
         })
     }
 
@@ -120,15 +130,17 @@ impl Credentials {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let invalid = |why: String| {
+        let invalid = |source: Box<dyn std::error::Error + Send + Sync>| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{}: {why}", path.display()),
+                Unusable {
+                    path: path.clone(),
+                    source,
+                },
             )
         };
-        let creds: Credentials =
-            serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))?;
-        creds.validate().map_err(|e| invalid(e.to_string()))?;
+        let creds: Credentials = serde_json::from_slice(&body).map_err(|e| invalid(e.into()))?;
+        creds.validate().map_err(|e| invalid(e.into()))?;
         Ok(Some(creds))
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use shoal_types::{Id, Timestamp};
 use x509_parser::x509::AttributeTypeAndValue;
 
-use crate::ca::{cert_err, certs_of, parse_cert};
+use crate::ca::{cert_err, cert_err_from, certs_of, parse_cert};
 use crate::{MANAGER_OU, NodeRole, PkiError, WORKER_OU};
 
 const WHAT: &str = "node certificate";
@@ -80,5 +80,5 @@ fn single<'b, 'a: 'b>(
     first
         .as_str()
         .map(str::to_owned)
-        .map_err(|e| cert_err(WHAT, format!("{field} is not a string: {e}")))
+        .map_err(|e| cert_err_from(WHAT, format!("{field} is not a string"), e))
 }

@@ -52,15 +52,26 @@ pub fn role_ou(role: NodeRole) -> &'static str {
 /// token's secret.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
-    /// A certificate (named by `what`) could not be read or does not fit its use.
+    /// A certificate (named by `what`) could not be read or does not fit its use; `why` says
+    /// which check failed, `source` is the parser's or verifier's own error where there is one.
     #[error("{what}: {why}")]
-    Certificate { what: &'static str, why: String },
+    Certificate {
+        what: &'static str,
+        why: String,
+        #[source]
+        source: Option<Cause>,
+    },
     /// A private key (named by `what`) could not be read or does not match its certificate.
     #[error("{what}: {why}")]
-    Key { what: &'static str, why: String },
+    Key {
+        what: &'static str,
+        why: String,
+        #[source]
+        source: Option<Cause>,
+    },
     /// A certificate signing request was malformed or its signature did not verify.
-    #[error("certificate signing request: {0}")]
-    Csr(String),
+    #[error("certificate signing request")]
+    Csr(#[source] rcgen::Error),
     /// An argument was out of range (`field` names it).
     #[error("{field}: {why}")]
     InvalidArgument { field: &'static str, why: String },
@@ -71,9 +82,16 @@ pub enum PkiError {
     #[error("invalid join token: {0}")]
     Token(String),
     /// Building or signing a certificate failed inside the crypto library.
-    #[error("signing a certificate: {0}")]
-    Sign(String),
-    /// The TLS library refused the credentials or trust roots.
-    #[error("TLS configuration: {0}")]
-    Tls(String),
+    #[error("signing a certificate")]
+    Sign(#[source] Cause),
+    /// The TLS library refused the credentials or trust roots while `doing` something.
+    #[error("TLS configuration: {doing}")]
+    Tls {
+        doing: &'static str,
+        #[source]
+        source: Option<Cause>,
+    },
 }
+
+/// A crypto or parser library's error, kept as the cause.
+type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;

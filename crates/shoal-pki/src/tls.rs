@@ -34,20 +34,26 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn tls_err(e: impl std::fmt::Display) -> PkiError {
-    PkiError::Tls(e.to_string())
+fn tls_err<E: std::error::Error + Send + Sync + 'static>(
+    doing: &'static str,
+) -> impl FnOnce(E) -> PkiError {
+    move |e| PkiError::Tls {
+        doing,
+        source: Some(Box::new(e)),
+    }
 }
 
 fn root_store(trust: &[String]) -> Result<Arc<RootCertStore>, PkiError> {
     if trust.is_empty() {
-        return Err(PkiError::Tls("no trusted root CA given".into()));
+        return Err(PkiError::Tls {
+            doing: "no trusted root CA given",
+            source: None,
+        });
     }
     let mut store = RootCertStore::empty();
     for pem in trust {
         let der = one_cert(pem, "trusted root CA")?;
-        store
-            .add(der)
-            .map_err(|e| PkiError::Tls(format!("trusted root CA refused: {e}")))?;
+        store.add(der).map_err(tls_err("trusted root CA refused"))?;
     }
     Ok(Arc::new(store))
 }
@@ -60,13 +66,13 @@ pub fn server_config(creds: &Credentials) -> Result<Arc<ServerConfig>, PkiError>
     let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
         .allow_unauthenticated()
         .build()
-        .map_err(tls_err)?;
+        .map_err(tls_err("building the certificate verifier"))?;
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(tls_err)?
+        .map_err(tls_err("choosing the protocol versions"))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(creds.chain()?, creds.private_key()?)
-        .map_err(|e| PkiError::Tls(format!("node certificate and key refused: {e}")))?;
+        .map_err(tls_err("node certificate and key refused"))?;
     cfg.alpn_protocols = SERVER_ALPN.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(cfg))
 }
@@ -80,17 +86,17 @@ pub fn client_config(
     let provider = crypto_provider();
     let inner = WebPkiServerVerifier::builder_with_provider(root_store(trust)?, provider.clone())
         .build()
-        .map_err(tls_err)?;
+        .map_err(tls_err("building the certificate verifier"))?;
     let verifier = Arc::new(ManagerVerifier { inner });
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(tls_err)?
+        .map_err(tls_err("choosing the protocol versions"))?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let mut cfg = match creds {
         Some(c) => builder
             .with_client_auth_cert(c.chain()?, c.private_key()?)
-            .map_err(|e| PkiError::Tls(format!("node certificate and key refused: {e}")))?,
+            .map_err(tls_err("node certificate and key refused"))?,
         None => builder.with_no_client_auth(),
     };
     cfg.alpn_protocols = vec![b"h2".to_vec()];

@@ -161,6 +161,54 @@ fn roots_load_from_pem_and_check_their_key() {
     assert!(err.to_string().contains("no CERTIFICATE"), "{err}");
 }
 
+/// A parser's error is kept as the cause, under a message that says what was being read; the
+/// chain prints each once.
+#[test]
+fn unreadable_pem_keeps_the_parser_error_as_its_source() {
+    use shoal_types::error::chain;
+    use std::error::Error;
+
+    // Not base64 inside the block: the PEM reader refuses it.
+    let bad_pem = "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
+    let err = RootCa::from_pem(bad_pem, None).expect_err("bad base64");
+    let source = err.source().expect("the PEM reader's error is the source");
+    assert_eq!(
+        chain(&err),
+        format!("root CA certificate: not valid PEM: {source}")
+    );
+    assert!(
+        !err.to_string().contains(&source.to_string()),
+        "the message does not paste its cause: {err}"
+    );
+
+    // Valid PEM around bytes that are not a certificate: the X.509 parser refuses them.
+    let not_der = "-----BEGIN CERTIFICATE-----\nAAECAwQF\n-----END CERTIFICATE-----\n";
+    let err = RootCa::from_pem(not_der, None).expect_err("not X.509");
+    let source = err
+        .source()
+        .expect("the X.509 parser's error is the source");
+    assert_eq!(
+        chain(&err),
+        format!("root CA certificate: not a valid X.509 certificate: {source}")
+    );
+
+    // A node key that is not a key.
+    let ca = RootCa::generate("cluster-a", YEAR, NOW).expect("ca");
+    let creds = Credentials {
+        key_pem: "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n".into(),
+        cert_pem: ca.cert_pem.clone(),
+        intermediate_pem: None,
+        trust: vec![ca.cert_pem.clone()],
+    };
+    let err = creds.private_key().expect_err("bad key");
+    assert!(matches!(err, PkiError::Key { .. }), "{err:?}");
+    let source = err.source().expect("the key reader's error is the source");
+    assert_eq!(
+        chain(&err),
+        format!("node key: not a valid PEM private key: {source}")
+    );
+}
+
 #[test]
 fn digest_is_stable_and_differs_between_roots() {
     let a = RootCa::generate("cluster-a", YEAR, NOW).expect("a");
@@ -300,6 +348,9 @@ fn credentials_save_and_load() {
         err.to_string().contains(shoal_pki::CREDENTIALS_FILE),
         "{err}"
     );
+    // The JSON parser's error stays reachable: the chain goes on to it.
+    let chain = shoal_types::error::chain(&err);
+    assert!(chain.contains("EOF while parsing"), "{chain}");
 }
 
 #[test]

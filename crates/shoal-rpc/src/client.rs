@@ -14,8 +14,7 @@ use std::error::Error as StdError;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use bytes::Bytes;
 use futures::stream::BoxStream;
 use http::{Request, Response, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -26,22 +25,21 @@ use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use shoal_types::error::Chain;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::debug;
 
 use crate::io::Watched;
 use crate::server::{KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT};
-use crate::{ErrorBody, RpcError};
+use crate::transport::BadPath;
+use crate::transport::{Lines, MAX_ERROR_BODY, Transport, TransportExt, split_lines, status_error};
+use crate::{Cause, Remote, RpcError};
 
 /// Default bound on establishing a connection (TCP connect, TLS and HTTP/2 handshakes).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The largest response body `call` and `call_bytes` accept (a Raft snapshot fits).
 pub const MAX_BODY: usize = 256 << 20;
-/// The longest NDJSON line `stream` accepts.
-const MAX_LINE: usize = 16 << 20;
-/// How much of an error body is read for its message.
-const MAX_ERROR_BODY: usize = 64 << 10;
 
 type Sender = SendRequest<Full<Bytes>>;
 
@@ -50,7 +48,7 @@ type Sender = SendRequest<Full<Bytes>>;
 #[derive(Clone)]
 struct Link {
     sender: Sender,
-    tls_error: Arc<OnceLock<String>>,
+    tls_error: Arc<OnceLock<rustls::Error>>,
 }
 
 /// A client for shoal's RPCs, pooling one HTTP/2 connection per address.
@@ -139,13 +137,7 @@ impl RpcClient {
         path: &str,
         req: &Req,
     ) -> Result<Resp, RpcError> {
-        let body = serde_json::to_vec(req)
-            .map_err(|e| RpcError::Decode(format!("encoding the request for {path}: {e}")))?;
-        let bytes = self
-            .exchange(addr, path, body.into(), "application/json")
-            .await?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| RpcError::Decode(format!("{path} from {addr}: {e}")))
+        TransportExt::call(self, addr, path, req).await
     }
 
     /// POSTs raw bytes and returns the raw answer (Raft snapshots).
@@ -164,18 +156,24 @@ impl RpcClient {
         path: &str,
         req: &Req,
     ) -> Result<BoxStream<'static, Result<Item, RpcError>>, RpcError> {
-        let body = serde_json::to_vec(req)
-            .map_err(|e| RpcError::Decode(format!("encoding the request for {path}: {e}")))?;
+        TransportExt::stream(self, addr, path, req).await
+    }
+
+    /// The NDJSON lines of a streamed answer (see [`stream`](Self::stream)).
+    async fn lines(&self, addr: &str, path: &str, body: Bytes) -> Result<Lines, RpcError> {
         let link = self.link(addr).await?;
         let (resp, link) = tokio::time::timeout(self.inner.timeout, async {
             let (resp, link) = self
-                .send(link, addr, path, body.into(), "application/json")
+                .send(link, addr, path, body, "application/json")
                 .await?;
             Ok::<_, RpcError>((check_status(addr, resp, &link).await?, link))
         })
         .await
         .map_err(|_| timeout(addr))??;
-        Ok(ndjson_items(addr.to_owned(), resp.into_body(), link))
+        Ok(split_lines(
+            addr.to_owned(),
+            body_chunks(addr.to_owned(), resp.into_body(), link),
+        ))
     }
 
     async fn exchange(
@@ -211,7 +209,10 @@ impl RpcClient {
             .body(Full::new(body))
             .map_err(|e| RpcError::Connect {
                 addr: addr.to_owned(),
-                why: format!("invalid address or path {path:?}: {e}"),
+                source: Cause::new(BadPath {
+                    path: path.to_owned(),
+                    source: e,
+                }),
             })?;
         match link.sender.try_send_request(req).await {
             Ok(resp) => Ok((resp, link)),
@@ -220,10 +221,10 @@ impl RpcClient {
                     let mut link = self.link(addr).await?;
                     match link.sender.send_request(req).await {
                         Ok(resp) => Ok((resp, link)),
-                        Err(e) => Err(classify_on(addr, &e, &link)),
+                        Err(e) => Err(classify_on(addr, Cause::new(e), &link)),
                     }
                 }
-                None => Err(classify_on(addr, e.error(), &link)),
+                None => Err(classify_on(addr, Cause::new(e.into_error()), &link)),
             },
         }
     }
@@ -280,22 +281,22 @@ impl RpcClient {
                 .await
                 .map_err(|e| RpcError::Connect {
                     addr: addr.to_owned(),
-                    why: e.to_string(),
+                    source: Cause::new(e),
                 })?;
             let _ = tcp.set_nodelay(true);
             // Servers are verified by role, not by the address dialled (see shoal_pki).
             let name = ServerName::try_from(shoal_pki::MANAGER_OU).map_err(|e| RpcError::Tls {
                 addr: addr.to_owned(),
-                why: e.to_string(),
+                source: Cause::new(e),
             })?;
             let tls = tokio_rustls::TlsConnector::from(cfg)
                 .connect(name, tcp)
                 .await
-                .map_err(|e| classify(addr, &e))?;
+                .map_err(|e| classify(addr, Cause::new(e)))?;
             if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
                 return Err(RpcError::Tls {
                     addr: addr.to_owned(),
-                    why: "the server did not agree to HTTP/2 (ALPN h2)".into(),
+                    source: Remote::cause("the server did not agree to HTTP/2 (ALPN h2)"),
                 });
             }
             let tls_error = Arc::new(OnceLock::new());
@@ -308,11 +309,11 @@ impl RpcClient {
                 .adaptive_window(true)
                 .handshake(TokioIo::new(io))
                 .await
-                .map_err(|e| classify(addr, &e))?;
+                .map_err(|e| classify(addr, Cause::new(e)))?;
             let peer = addr.to_owned();
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
-                    debug!(peer.addr = %peer, error = %e, "connection ended with an error");
+                    debug!(peer.addr = %peer, error = %Chain(&e), "connection ended with an error");
                 }
             });
             Ok(Link { sender, tls_error })
@@ -322,7 +323,10 @@ impl RpcClient {
             .unwrap_or_else(|_| {
                 Err(RpcError::Connect {
                     addr: addr.to_owned(),
-                    why: format!("no connection within {:?}", self.inner.connect_timeout),
+                    source: Remote::cause(format!(
+                        "no connection within {:?}",
+                        self.inner.connect_timeout
+                    )),
                 })
             })
     }
@@ -335,23 +339,13 @@ fn timeout(addr: &str) -> RpcError {
 }
 
 /// Sorts a transport error into `Tls` (a rustls error anywhere in its chain: the peer refused
-/// our certificate, or we refused its) or `Connect` (anything else), with the whole chain as the
-/// reason.
-fn classify(addr: &str, err: &(dyn StdError + 'static)) -> RpcError {
-    let mut why = String::new();
-    let mut tls = None;
-    let mut cur = Some(err);
+/// our certificate, or we refused its) or `Connect` (anything else), keeping it whole as the
+/// cause.
+fn classify(addr: &str, err: Cause) -> RpcError {
+    let mut tls = false;
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(&*err);
     while let Some(e) = cur {
-        let s = e.to_string();
-        if !why.contains(&s) {
-            if !why.is_empty() {
-                why.push_str(": ");
-            }
-            why.push_str(&s);
-        }
-        if let Some(t) = e.downcast_ref::<rustls::Error>() {
-            tls.get_or_insert_with(|| t.to_string());
-        }
+        tls |= e.is::<rustls::Error>();
         // io::Error's `source()` skips the error it wraps: step into that one instead.
         let wrapped = e
             .downcast_ref::<std::io::Error>()
@@ -359,25 +353,22 @@ fn classify(addr: &str, err: &(dyn StdError + 'static)) -> RpcError {
             .map(|w| w as &(dyn StdError + 'static));
         cur = wrapped.or_else(|| e.source());
     }
-    match tls {
-        Some(t) => RpcError::Tls {
-            addr: addr.to_owned(),
-            why: t,
-        },
-        None => RpcError::Connect {
-            addr: addr.to_owned(),
-            why,
-        },
+    let addr = addr.to_owned();
+    if tls {
+        RpcError::Tls { addr, source: err }
+    } else {
+        RpcError::Connect { addr, source: err }
     }
 }
 
 /// As [`classify`], for errors on an established connection: a TLS failure its byte stream
-/// recorded (the server refusing our certificate) wins over the generic transport error.
-fn classify_on(addr: &str, err: &(dyn StdError + 'static), link: &Link) -> RpcError {
+/// recorded (the server refusing our certificate) wins over the generic transport error,
+/// which h2 has reduced to text.
+fn classify_on(addr: &str, err: Cause, link: &Link) -> RpcError {
     match link.tls_error.get() {
-        Some(why) => RpcError::Tls {
+        Some(tls) => RpcError::Tls {
             addr: addr.to_owned(),
-            why: why.clone(),
+            source: Cause::new(tls.clone()),
         },
         None => classify(addr, err),
     }
@@ -395,15 +386,7 @@ async fn check_status(
     let body = read_body(addr, resp.into_body(), MAX_ERROR_BODY, link)
         .await
         .unwrap_or_default();
-    let message = match serde_json::from_slice::<ErrorBody>(&body) {
-        Ok(b) => b.message,
-        Err(_) if !body.is_empty() => String::from_utf8_lossy(&body).trim().to_owned(),
-        Err(_) => status.canonical_reason().unwrap_or("no message").to_owned(),
-    };
-    Err(RpcError::Status {
-        code: status.as_u16(),
-        message,
-    })
+    Err(status_error(status, &body))
 }
 
 async fn read_body(
@@ -414,85 +397,50 @@ async fn read_body(
 ) -> Result<Bytes, RpcError> {
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(RpcError::Decode(format!(
-            "the response from {addr} is larger than {limit} bytes"
-        ))),
-        Err(e) => Err(classify_on(addr, e.as_ref(), link)),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(RpcError::Decode {
+            what: format!("the response from {addr} is larger than {limit} bytes"),
+            source: None,
+        }),
+        Err(e) => Err(classify_on(addr, Cause::from(e), link)),
     }
 }
 
 /// Splits an NDJSON body into decoded items as its bytes arrive.
-fn ndjson_items<Item: DeserializeOwned + Send + 'static>(
+/// A response body's data chunks; a broken connection ends them with its error (a TLS failure
+/// the connection recorded wins).
+fn body_chunks(
     addr: String,
     body: Incoming,
     link: Link,
-) -> BoxStream<'static, Result<Item, RpcError>> {
-    struct State {
-        addr: String,
-        body: Incoming,
-        /// Keeps the connection's TLS failure at hand for a stream cut mid-way.
-        link: Link,
-        buf: BytesMut,
-        /// How much of `buf` is known to hold no newline.
-        scanned: usize,
-        done: bool,
-    }
-    let parse = |line: &[u8]| {
-        serde_json::from_slice::<Item>(line).map_err(|e| RpcError::Decode(e.to_string()))
-    };
-    let start = State {
-        addr,
-        body,
-        link,
-        buf: BytesMut::new(),
-        scanned: 0,
-        done: false,
-    };
-    futures::stream::unfold(start, move |mut st| async move {
-        loop {
-            if st.done {
-                return None;
-            }
-            if let Some(pos) = st.buf[st.scanned..].iter().position(|b| *b == b'\n') {
-                let line = st.buf.split_to(st.scanned + pos + 1);
-                st.scanned = 0;
-                let line = line.trim_ascii();
-                if line.is_empty() {
-                    continue;
-                }
-                return Some((parse(line), st));
-            }
-            st.scanned = st.buf.len();
-            match st.body.frame().await {
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        if st.buf.len() + data.len() > MAX_LINE {
-                            st.done = true;
-                            let e = RpcError::Decode(format!(
-                                "a line from {} is longer than {MAX_LINE} bytes",
-                                st.addr
-                            ));
-                            return Some((Err(e), st));
+) -> impl futures::Stream<Item = Result<Bytes, RpcError>> + Send + 'static {
+    futures::stream::unfold(Some((body, link)), move |st| {
+        let addr = addr.clone();
+        async move {
+            let (mut body, link) = st?;
+            loop {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            return Some((Ok(data), Some((body, link))));
                         }
-                        st.buf.extend_from_slice(&data);
                     }
-                }
-                Some(Err(e)) => {
-                    st.done = true;
-                    let e = classify_on(&st.addr, &e, &st.link);
-                    return Some((Err(e), st));
-                }
-                None => {
-                    st.done = true;
-                    let rest = st.buf.split();
-                    let rest = rest.trim_ascii();
-                    if rest.is_empty() {
-                        return None;
+                    Some(Err(e)) => {
+                        return Some((Err(classify_on(&addr, Cause::new(e), &link)), None));
                     }
-                    return Some((parse(rest), st));
+                    None => return None,
                 }
             }
         }
     })
-    .boxed()
+}
+
+#[async_trait::async_trait]
+impl Transport for RpcClient {
+    async fn call_raw(&self, addr: &str, path: &str, body: Bytes) -> Result<Bytes, RpcError> {
+        self.exchange(addr, path, body, "application/json").await
+    }
+
+    async fn stream_raw(&self, addr: &str, path: &str, body: Bytes) -> Result<Lines, RpcError> {
+        self.lines(addr, path, body).await
+    }
 }

@@ -17,11 +17,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub(crate) struct Watched<T> {
     io: T,
-    tls_error: Arc<OnceLock<String>>,
+    tls_error: Arc<OnceLock<rustls::Error>>,
 }
 
 impl<T> Watched<T> {
-    pub(crate) fn new(io: T, tls_error: Arc<OnceLock<String>>) -> Self {
+    pub(crate) fn new(io: T, tls_error: Arc<OnceLock<rustls::Error>>) -> Self {
         Watched { io, tls_error }
     }
 
@@ -29,7 +29,7 @@ impl<T> Watched<T> {
         if let Poll::Ready(Err(e)) = &r
             && let Some(t) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
         {
-            let _ = self.tls_error.set(t.to_string());
+            let _ = self.tls_error.set(t.clone());
         }
         r
     }

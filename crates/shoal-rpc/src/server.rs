@@ -27,6 +27,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
 use shoal_pki::Identity;
+use shoal_types::error::Chain;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -119,7 +120,7 @@ pub async fn serve(
                 Err(e) => {
                     // Per-connection failures (reset before accept) and descriptor exhaustion
                     // pass; back off a little so the latter does not spin.
-                    warn!(error = %e, "accepting a connection failed");
+                    warn!(error = %Chain(&e), "accepting a connection failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -152,7 +153,7 @@ async fn serve_conn(
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            debug!(peer.addr = %addr, error = %e, "TLS handshake refused");
+            debug!(peer.addr = %addr, error = %Chain(&e), "TLS handshake refused");
             return;
         }
         Err(_) => {
@@ -171,7 +172,7 @@ async fn serve_conn(
             Ok(id) => Some(id),
             Err(e) => {
                 // Verified against our roots yet not a node certificate: treat as anonymous.
-                warn!(peer.addr = %addr, error = %e, "client certificate names no node");
+                warn!(peer.addr = %addr, error = %Chain(&e), "client certificate names no node");
                 None
             }
         },
@@ -188,7 +189,7 @@ async fn serve_conn(
         tokio::select! {
             res = conn.as_mut() => {
                 if let Err(e) = res {
-                    debug!(peer.addr = %addr, error = %e, "connection ended with an error");
+                    debug!(peer.addr = %addr, error = %Chain(&*e), "connection ended with an error");
                 }
                 return;
             }

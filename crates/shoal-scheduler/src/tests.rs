@@ -508,3 +508,69 @@ fn same_input_same_plan_whatever_the_node_order() {
     assert_eq!(first, second);
     assert_eq!(first.assignments.len() + first.unassigned.len(), 20);
 }
+
+/// Every counter the filters and scorers read, for comparing two views.
+fn counters(v: &ClusterView, nodes: &[Node], services: &[&str]) -> Vec<(Resources, u32, u32)> {
+    let mut out = Vec::new();
+    for n in nodes {
+        for s in services {
+            out.push((
+                v.available(n.id.as_str()).unwrap_or_default(),
+                v.task_count(n.id.as_str()).unwrap_or_default(),
+                v.service_task_count(n.id.as_str(), s),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_view_kept_across_versions_equals_one_built_afresh() {
+    let nodes = [node("n1"), node("n2")];
+    let spec = reserving(CPU / 2, 1 << 30);
+    let kept = [
+        running_on("a1", "web", "n1", &spec),
+        running_on("a2", "web", "n2", &spec),
+        running_on("a3", "api", "n1", &spec),
+    ];
+    let changed = [
+        running_on("b1", "web", "n1", &spec),
+        running_on("b2", "db", "n2", &spec),
+        task("b3", "db", &spec), // pending: holds nothing
+    ];
+    let services = ["web", "api", "db"];
+    let fresh = ClusterView::new(&nodes, &kept);
+
+    let mut v = ClusterView::new(&nodes, kept.iter().chain(&changed));
+    assert_ne!(
+        counters(&v, &nodes, &services),
+        counters(&fresh, &nodes, &services)
+    );
+    for t in &changed {
+        assert!(v.remove_task(t));
+    }
+    assert_eq!(
+        counters(&v, &nodes, &services),
+        counters(&fresh, &nodes, &services)
+    );
+    for t in &changed {
+        v.add_task(t);
+    }
+    let all = ClusterView::new(&nodes, kept.iter().chain(&changed));
+    assert_eq!(
+        counters(&v, &nodes, &services),
+        counters(&all, &nodes, &services)
+    );
+}
+
+#[test]
+fn a_task_holding_generic_resources_is_not_taken_out_by_hand() {
+    let mut n = node("gpu");
+    n.description.generic_resources = vec![GenericResource::discrete("gpu", 2)];
+    let mut spec = reserving(0, 0);
+    spec.resources.generic_reservations = vec![GenericResource::discrete("gpu", 1)];
+    let t = running_on("t1", "ml", "gpu", &spec);
+    let mut v = ClusterView::new([&n], [&t]);
+    assert!(!v.remove_task(&t));
+    assert_eq!(v.task_count("gpu"), Some(1), "the view is left as it was");
+}

@@ -96,6 +96,59 @@ impl ClusterView {
         view
     }
 
+    /// Counts one stored task, as [`ClusterView::new`] counts each task it is given: a caller
+    /// that keeps a view across store versions adds the tasks that changed in their new form.
+    pub fn add_task(&mut self, t: &Task) {
+        if !occupies_node(t) {
+            return;
+        }
+        let Some(&i) = t.node_id.as_ref().and_then(|id| self.index.get(id)) else {
+            return;
+        };
+        self.charge(i, reservation(t.spec.resources.reservations));
+        self.count_service(&t.service_id, i);
+        self.hold_generic(i, t);
+    }
+
+    /// Takes one stored task back out: the exact inverse of [`ClusterView::add_task`], so a view
+    /// kept across versions (old form of each changed task removed, new form added) equals one
+    /// built afresh. False, with the view unchanged, when that cannot be done exactly: the task
+    /// holds generic resources on a node that has some (which units come back depends on the
+    /// others held). The caller then builds the view afresh.
+    #[must_use]
+    pub fn remove_task(&mut self, t: &Task) -> bool {
+        if !occupies_node(t) {
+            return true;
+        }
+        let Some(&i) = t.node_id.as_ref().and_then(|id| self.index.get(id)) else {
+            return true;
+        };
+        let Some(e) = self.nodes.get_mut(i as usize) else {
+            return true;
+        };
+        let holds_generic = !t.assigned_generic_resources.is_empty()
+            || !t.spec.resources.generic_reservations.is_empty();
+        if !e.generic.is_empty() && holds_generic {
+            return false;
+        }
+        let res = reservation(t.spec.resources.reservations);
+        e.available.nano_cpus = e.available.nano_cpus.saturating_add(res.nano_cpus);
+        e.available.memory_bytes = e.available.memory_bytes.saturating_add(res.memory_bytes);
+        e.tasks = e.tasks.saturating_sub(1);
+        if let Some(counts) = self.by_service.get_mut(&t.service_id) {
+            if let Some(c) = counts.get_mut(&i) {
+                *c = c.saturating_sub(1);
+                if *c == 0 {
+                    counts.remove(&i);
+                }
+            }
+            if counts.is_empty() {
+                self.by_service.remove(&t.service_id);
+            }
+        }
+        true
+    }
+
     /// Takes the generic resources a task on node `i` holds. A task that reserved some but
     /// records no assignment (written before assignments were recorded) is charged as if placed
     /// now: the node may then look fuller than it is, never emptier.

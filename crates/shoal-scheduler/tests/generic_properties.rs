@@ -5,8 +5,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+mod common;
+
+use common::{Scenario, holds, pending, run, task};
 use proptest::prelude::*;
-use shoal_scheduler::{ClusterView, Plan, schedule};
+use shoal_scheduler::{ClusterView, schedule};
 use shoal_types::{GenericResource, Id, Node, NodeState, Task, TaskSpec, TaskState};
 
 const KINDS_NAMED: [&str; 2] = ["gpu", "fpga"];
@@ -55,25 +58,6 @@ fn make_spec(&(gpu, fpga, ssd): &RawSpec) -> TaskSpec {
     s
 }
 
-#[derive(Debug, Clone)]
-struct Scenario {
-    nodes: Vec<Node>,
-    existing: Vec<Task>,
-    pending: Vec<Task>,
-}
-
-fn task(id: &str, service: usize, spec: TaskSpec) -> Task {
-    let mut t = Task {
-        id: Id::from_raw(id),
-        service_id: Id::from_raw(format!("s{service}")),
-        spec,
-        desired_state: TaskState::Running,
-        ..Task::default()
-    };
-    t.status.state = TaskState::Pending;
-    t
-}
-
 fn scenario() -> impl Strategy<Value = Scenario> {
     (
         prop::collection::vec((0usize..4, 0usize..3, prop::option::of(0i64..5)), 0..8),
@@ -111,32 +95,13 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 };
                 existing.push(t);
             }
-            let pending = raw_pending
-                .iter()
-                .enumerate()
-                .map(|(i, &(s, pre))| {
-                    let mut t = task(&format!("t{i:03}"), s, spec_of(s));
-                    t.node_id = pre.map(|n| Id::from_raw(format!("n{n:02}")));
-                    t
-                })
-                .collect();
+            let pending = pending(&raw_pending, spec_of);
             Scenario {
                 nodes,
                 existing,
                 pending,
             }
         })
-}
-
-fn live(t: &Task) -> bool {
-    t.node_id.is_some() && t.status.state >= TaskState::Assigned && !t.status.state.is_terminal()
-}
-
-fn run(s: &Scenario) -> (ClusterView, Plan) {
-    let mut view = ClusterView::new(&s.nodes, &s.existing);
-    let refs: Vec<&Task> = s.pending.iter().collect();
-    let plan = schedule(&mut view, &refs);
-    (view, plan)
 }
 
 /// What a task reserved, as (kind, count), kinds sorted.
@@ -172,7 +137,7 @@ proptest! {
         let nodes: BTreeMap<&Id, &Node> = s.nodes.iter().map(|n| (&n.id, n)).collect();
         // Every live holding on each node: existing live tasks plus this plan's placements.
         let mut holdings: BTreeMap<Id, Vec<GenericResource>> = BTreeMap::new();
-        for t in s.existing.iter().filter(|t| live(t)) {
+        for t in s.existing.iter().filter(|t| holds(t)) {
             if let Some(n) = &t.node_id {
                 holdings.entry(n.clone()).or_default().extend(t.assigned_generic_resources.iter().cloned());
             }

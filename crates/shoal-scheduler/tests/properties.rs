@@ -5,8 +5,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+mod common;
+
+use common::{Scenario, holds, pending, run, task};
 use proptest::prelude::*;
-use shoal_scheduler::{ClusterView, Plan, constraint, schedule};
+use shoal_scheduler::constraint;
 use shoal_types::service::SpreadPreference;
 use shoal_types::{
     Availability, Id, Node, NodeRole, NodeState, Resources, Task, TaskSpec, TaskState,
@@ -118,13 +121,6 @@ fn make_spec(&(ref picks, cpu, mem, max_replicas, spread): &SpecParts) -> TaskSp
     s
 }
 
-#[derive(Debug, Clone)]
-struct Scenario {
-    nodes: Vec<Node>,
-    existing: Vec<Task>,
-    pending: Vec<Task>,
-}
-
 fn scenario() -> impl Strategy<Value = Scenario> {
     (
         prop::collection::vec(node_strategy(), 0..10),
@@ -155,44 +151,13 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     t
                 })
                 .collect();
-            let pending = raw_pending
-                .iter()
-                .enumerate()
-                .map(|(i, &(s, pre))| {
-                    let mut t = task(&format!("t{i:03}"), s, spec_of(s));
-                    t.node_id = pre.map(|n| Id::from_raw(format!("n{n:02}")));
-                    t
-                })
-                .collect();
+            let pending = pending(&raw_pending, spec_of);
             Scenario {
                 nodes,
                 existing,
                 pending,
             }
         })
-}
-
-fn task(id: &str, service: usize, spec: TaskSpec) -> Task {
-    let mut t = Task {
-        id: Id::from_raw(id),
-        service_id: Id::from_raw(format!("s{service}")),
-        spec,
-        desired_state: TaskState::Running,
-        ..Task::default()
-    };
-    t.status.state = TaskState::Pending;
-    t
-}
-
-fn counts(t: &Task) -> bool {
-    t.node_id.is_some() && t.status.state >= TaskState::Assigned && !t.status.state.is_terminal()
-}
-
-fn run(s: &Scenario) -> (ClusterView, Plan) {
-    let mut view = ClusterView::new(&s.nodes, &s.existing);
-    let refs: Vec<&Task> = s.pending.iter().collect();
-    let plan = schedule(&mut view, &refs);
-    (view, plan)
 }
 
 proptest! {
@@ -204,7 +169,7 @@ proptest! {
         let by_id: BTreeMap<&str, &Task> = s.pending.iter().map(|t| (t.id.as_str(), t)).collect();
         for n in &s.nodes {
             let id = n.id.as_str();
-            let existing = s.existing.iter().filter(|t| counts(t) && t.node_id.as_ref() == Some(&n.id));
+            let existing = s.existing.iter().filter(|t| holds(t) && t.node_id.as_ref() == Some(&n.id));
             let new: Vec<&Task> = plan.assignments.iter().filter(|a| a.node_id == n.id).map(|a| by_id[a.task_id.as_str()]).collect();
             let used = existing.chain(new.iter().copied()).fold((0i64, 0i64), |(c, m), t| {
                 let r = t.spec.resources.reservations;
@@ -225,7 +190,7 @@ proptest! {
         let nodes: BTreeMap<&Id, &Node> = s.nodes.iter().map(|n| (&n.id, n)).collect();
         let by_id: BTreeMap<&Id, &Task> = s.pending.iter().map(|t| (&t.id, t)).collect();
         let mut per_node_service: BTreeMap<(&Id, &Id), u64> = BTreeMap::new();
-        for t in s.existing.iter().filter(|t| counts(t)) {
+        for t in s.existing.iter().filter(|t| holds(t)) {
             if let Some(n) = &t.node_id {
                 *per_node_service.entry((n, &t.service_id)).or_default() += 1;
             }

@@ -23,15 +23,33 @@
 //!
 //! # Determinism
 //! The plan is a pure function of the seed and the config (its digest is in the [`Report`]).
-//! The run uses one current-thread runtime with paused time (so the clock is tokio's virtual
-//! time, the same on every run), seeded ID generators for every manager, an in-memory disk
-//! instead of files, and distinct one-millisecond-wide election timeouts per manager (openraft
-//! draws its timeouts from its own thread RNG; a window that narrow makes the draw a constant).
-//! Two runs of a seed give the same [`Report`], trace digest included, in one process and
-//! across processes (`tests/determinism.rs`). What is not pinned by construction: tokio's
-//! `select!` picks among ready branches with its own RNG, and `HashMap` iteration in the stages
-//! uses per-process keys; neither has been seen to change a run's trace, but a seed whose
-//! replay differs should be read with that in mind.
+//! Two runs of a seed give the same [`Report`] and the same trace, in one process and across
+//! processes, on a quiet machine or a loaded one (`tests/determinism.rs`, which on a difference
+//! prints where the two traces part; [`run_traced`] gives a run's whole trace). What pins it:
+//! - Time: one current-thread runtime with paused time, so the clock is tokio's virtual time;
+//!   managers and agents read it through the `Clock` seam (`clock.rs`). Nothing on the sim's
+//!   path reads the wall clock (clippy's `disallowed_methods`) or works on another thread: the
+//!   store runs with its log synced inline (`LogStore::new_inline`, no group-commit thread) on
+//!   an in-memory disk, and the process runs no thread but the one driving the runtime, so how
+//!   busy the machine is cannot move a timer.
+//! - tokio's own RNG, seeded from the seed (`Builder::rng_seed`, which needs
+//!   `--cfg tokio_unstable`, set in the workspace's `.cargo/config.toml`; see
+//!   [`tokio_rng_pinned`]). tokio draws from it to pick among ready `select!` branches and to
+//!   spread a watch channel's waiters over its notifiers, which decides the order they wake in.
+//!   Unseeded, that order differed per run: two client writes failing at the same virtual
+//!   instant logged their answers in either order.
+//! - Iteration order: maps whose order decides what is spawned, woken or written (the agent's
+//!   task runners, the dispatcher's sessions, the sim's own tables) are `BTreeMap`s, not
+//!   `HashMap`s, whose order differs per instance even within one process.
+//! - Randomness in the logic: seeded ID generators for every manager; the behaviour of tasks
+//!   from the plan's own seed; distinct one-millisecond-wide election timeouts per manager
+//!   (openraft draws its timeouts from its own thread RNG; a window that narrow makes the draw
+//!   a constant).
+//!
+//! Not pinned, and not able to change a run: key pairs and certificate serials come from the
+//! system RNG (they are compared, never ordered), and the agents' state directories are
+//! temporary directories with random names. A new source of nondeterminism shows up as a
+//! failure of `tests/determinism.rs` naming the first trace line where the runs parted.
 
 mod clock;
 pub mod converge;
@@ -42,11 +60,18 @@ mod sim;
 
 use std::time::Duration;
 
+/// Whether this build can seed tokio's RNG (it needs `--cfg tokio_unstable`, which the
+/// workspace's `.cargo/config.toml` sets; a `RUSTFLAGS` in the environment replaces it). Without
+/// it a run is still a valid test of the cluster, but two runs of a seed may differ.
+pub fn tokio_rng_pinned() -> bool {
+    cfg!(tokio_unstable)
+}
+
 /// How many seeds `tests/seeds.rs` runs by default.
 pub const CI_SEEDS: u64 = 200;
 
 /// The shape of a run. The defaults are what CI runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Config {
     pub managers: usize,
     pub workers: usize,
@@ -143,6 +168,91 @@ impl std::error::Error for Violation {}
 
 /// Runs one seed to the end: the plan, the heal, convergence.
 pub fn run(seed: u64, cfg: &Config) -> Result<Report, Violation> {
+    run_plan(seed, cfg, generate_plan(seed, cfg))
+}
+
+/// The plan a seed makes under a config.
+pub fn generate_plan(seed: u64, cfg: &Config) -> plan::Plan {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    plan::generate(&mut rng, cfg)
+}
+
+/// A run kept for replay: the seed (for the IDs the run makes), the config and the plan itself,
+/// so the case keeps doing what it did when it was found whatever the generator does later.
+/// Stored as JSON under `tests/regressions/`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Case {
+    pub seed: u64,
+    pub config: Config,
+    pub plan: plan::Plan,
+}
+
+/// Why a stored case cannot be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    #[error("case {what}: not a stored simulation case: {source}")]
+    Decode {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("case {what}: {why}")]
+    Invalid { what: String, why: String },
+}
+
+impl Case {
+    /// The case a seed makes today under `config`.
+    pub fn generate(seed: u64, config: &Config) -> Case {
+        Case {
+            seed,
+            config: config.clone(),
+            plan: generate_plan(seed, config),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Plain data with string keys only: encoding cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Reads a stored case; `what` names it in errors (its file).
+    pub fn from_json(what: &str, json: &str) -> Result<Case, CaseError> {
+        let case: Case = serde_json::from_str(json).map_err(|source| CaseError::Decode {
+            what: what.to_string(),
+            source,
+        })?;
+        case.plan
+            .check(&case.config)
+            .map_err(|why| CaseError::Invalid {
+                what: what.to_string(),
+                why,
+            })?;
+        Ok(case)
+    }
+
+    pub fn run(&self) -> Result<Report, Violation> {
+        run_plan(self.seed, &self.config, self.plan.clone())
+    }
+}
+
+/// Runs a given plan (a stored one, or the seed's own) to the end.
+pub fn run_plan(seed: u64, cfg: &Config, plan: plan::Plan) -> Result<Report, Violation> {
+    run_plan_traced(seed, cfg, plan).0
+}
+
+/// Runs one seed as [`run`] does, and also hands back the run's whole trace (what
+/// `Report::trace_digest` digests): two runs that differ can be compared line by line.
+pub fn run_traced(seed: u64, cfg: &Config) -> (Result<Report, Violation>, Vec<String>) {
+    run_plan_traced(seed, cfg, generate_plan(seed, cfg))
+}
+
+/// [`run_plan`], with the run's whole trace.
+pub fn run_plan_traced(
+    seed: u64,
+    cfg: &Config,
+    plan: plan::Plan,
+) -> (Result<Report, Violation>, Vec<String>) {
     let setup = |detail: String| Violation {
         seed,
         step: 0,
@@ -150,22 +260,39 @@ pub fn run(seed: u64, cfg: &Config) -> Result<Report, Violation> {
         detail,
         trace_tail: Vec::new(),
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_time().start_paused(true);
+    // tokio draws from its runtime's RNG to pick among ready `select!` branches and to spread
+    // a watch channel's waiters over its notifiers (which decides the order they wake in);
+    // unseeded, that RNG differs per runtime, so two runs of one seed in one process would
+    // interleave their tasks differently. Seeding it from the run's seed pins both.
+    #[cfg(tokio_unstable)]
+    builder.rng_seed(tokio::runtime::RngSeed::from_bytes(&seed.to_le_bytes()));
+    let rt = builder
         .build()
-        .map_err(|e| setup(format!("tokio runtime: {e}")))?;
+        .map_err(|e| setup(format!("tokio runtime: {e}")));
+    let rt = match rt {
+        Ok(rt) => rt,
+        Err(v) => return (Err(v), Vec::new()),
+    };
     rt.block_on(async {
-        let sim = sim::Sim::new(seed, cfg).map_err(setup)?;
-        sim.run().await
+        if let Err(why) = plan.check(cfg) {
+            return (Err(setup(why)), Vec::new());
+        }
+        let sim = match sim::Sim::new(seed, cfg, plan) {
+            Ok(sim) => sim,
+            Err(why) => return (Err(setup(why)), Vec::new()),
+        };
+        let trace = sim.trace_handle();
+        let result = sim.run().await;
+        let lines = std::mem::take(&mut *trace.lock().unwrap_or_else(|p| p.into_inner()));
+        (result, lines)
     })
 }
 
 /// The plan a seed makes, one line per action (for reading a failing seed's story).
 pub fn describe_plan(seed: u64, cfg: &Config) -> Vec<String> {
-    use rand::SeedableRng;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    plan::generate(&mut rng, cfg).describe()
+    generate_plan(seed, cfg).describe()
 }
 
 /// A stable digest of lines (FNV-1a: the same in every process and on every platform).

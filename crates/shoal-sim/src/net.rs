@@ -1,7 +1,10 @@
 //! The simulated network: which managers are up, which pairs of nodes cannot talk (partitions),
-//! and how slow each node's links are. Raft traffic between managers ([`SimRaft`]) and agent
-//! traffic to the dispatchers ([`SimDispatcher`]) both go through it, so one fault model covers
-//! both.
+//! and how slow each node's links are. Every node reaches the others through a [`SimTransport`],
+//! the in-memory [`Transport`] under the real node's clients: Raft between managers
+//! (`shoal_node::transport::RpcRaft`) and the agents' dispatcher client
+//! (`shoal_node::remote::RemoteDispatcher`). A manager answers with the real node RPC router
+//! (`shoal_node::routes`), run in process with the caller's identity as its certificate would
+//! carry it, so requests and answers are the real JSON and one fault model covers all of it.
 //!
 //! A message is checked twice: when it leaves (is the peer up and reachable?) and, after the
 //! link's delay, when its answer comes back. A partition that starts while a call is in flight
@@ -16,34 +19,31 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures::StreamExt;
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
-use shoal_agent::{DispatchError, DispatcherClient, Session};
-use shoal_manager::Dispatcher;
-use shoal_store::network::{RaftTransport, TransportError};
-use shoal_store::{Applied, Proposal, ProposeError, Store, TypeConfig};
-use shoal_types::dispatch::{SessionMessage, SessionRequest, TaskStatusReport};
-use shoal_types::{Id, NodeDescription};
+use shoal_rpc::{Lines, Peer, RpcError, Transport};
+use shoal_store::Store;
 use tokio::sync::watch;
 
-/// The Raft address of the manager on node `idx`.
-pub(crate) fn manager_addr(idx: usize) -> String {
-    format!("m{idx}")
+/// The RPC address of node `idx` (its Raft address too, on a manager).
+pub(crate) fn node_addr(idx: usize) -> String {
+    format!("10.0.0.{idx}:2377")
 }
 
 fn parse_addr(addr: &str) -> Option<usize> {
-    addr.strip_prefix('m')?.parse().ok()
+    addr.strip_prefix("10.0.0.")?
+        .strip_suffix(":2377")?
+        .parse()
+        .ok()
 }
 
 /// A running manager as the network reaches it.
 #[derive(Clone)]
 pub(crate) struct Endpoint {
     pub store: Store,
-    /// Absent while the manager's Raft member runs but its loops have not started (bootstrap).
-    pub dispatcher: Option<Arc<Dispatcher>>,
+    /// The node's RPC router; absent while its Raft member runs but its manager has not
+    /// started (between opening the store and starting the loops).
+    pub router: Option<axum::Router>,
     /// Bumped on every restart, so a session opened before a crash never survives it.
     pub incarnation: u64,
 }
@@ -101,7 +101,7 @@ impl Net {
     }
 
     /// Makes a manager reachable at its address (after start or restart).
-    pub fn register(&self, idx: usize, store: Store, dispatcher: Option<Arc<Dispatcher>>) {
+    pub fn register(&self, idx: usize, store: Store, router: Option<axum::Router>) {
         let mut t = self.topo();
         t.incarnations += 1;
         let incarnation = t.incarnations;
@@ -109,7 +109,7 @@ impl Net {
             idx,
             Endpoint {
                 store,
-                dispatcher,
+                router,
                 incarnation,
             },
         );
@@ -209,220 +209,11 @@ impl Net {
     }
 }
 
-/// One manager's way to its peers.
-pub(crate) struct SimRaft {
-    pub net: Arc<Net>,
-    pub from: usize,
-}
-
-fn unreachable(addr: &str) -> TransportError {
-    TransportError::Unreachable {
-        addr: addr.into(),
-        why: "simulated partition or crash".into(),
-    }
-}
-
-fn remote(addr: &str, e: impl std::fmt::Display) -> TransportError {
-    TransportError::Remote {
-        addr: addr.into(),
-        why: e.to_string(),
-    }
-}
-
-impl SimRaft {
-    async fn peer(&self, addr: &str) -> Result<(usize, Store), TransportError> {
-        let to = parse_addr(addr).ok_or_else(|| unreachable(addr))?;
-        let ep = self
-            .net
-            .send(self.from, to)
-            .await
-            .map_err(|_| unreachable(addr))?;
-        Ok((to, ep.store))
-    }
-
-    async fn back<T>(&self, to: usize, addr: &str, r: T) -> Result<T, TransportError> {
-        self.net
-            .reply(self.from, to)
-            .await
-            .map_err(|_| unreachable(addr))?;
-        Ok(r)
-    }
-}
-
-#[async_trait]
-impl RaftTransport for SimRaft {
-    async fn append_entries(
-        &self,
-        addr: &str,
-        req: AppendEntriesRequest<TypeConfig>,
-    ) -> Result<AppendEntriesResponse<u64>, TransportError> {
-        let (to, store) = self.peer(addr).await?;
-        let r = store
-            .raft()
-            .append_entries(req)
-            .await
-            .map_err(|e| remote(addr, e))?;
-        self.back(to, addr, r).await
-    }
-
-    async fn vote(
-        &self,
-        addr: &str,
-        req: VoteRequest<u64>,
-    ) -> Result<VoteResponse<u64>, TransportError> {
-        let (to, store) = self.peer(addr).await?;
-        let r = store.raft().vote(req).await.map_err(|e| remote(addr, e))?;
-        self.back(to, addr, r).await
-    }
-
-    async fn install_snapshot(
-        &self,
-        addr: &str,
-        req: InstallSnapshotRequest<TypeConfig>,
-    ) -> Result<InstallSnapshotResponse<u64>, TransportError> {
-        let (to, store) = self.peer(addr).await?;
-        let r = store
-            .raft()
-            .install_snapshot(req)
-            .await
-            .map_err(|e| remote(addr, e))?;
-        self.back(to, addr, r).await
-    }
-
-    async fn propose(&self, addr: &str, p: Proposal) -> Result<Applied, ProposeError> {
-        let (to, store) = self.peer(addr).await.map_err(|_| ProposeError::NoLeader)?;
-        let r = store.propose_local(p).await;
-        // A lost answer is an indeterminate write: the caller must not count it as done.
-        self.net
-            .reply(self.from, to)
-            .await
-            .map_err(|_| ProposeError::NoQuorum("the leader's answer was lost".into()))?;
-        r
-    }
-}
-
-/// One node's agent's way to the dispatchers: it looks for the leader (following "not the
-/// leader" hints as the real client follows 421 answers), keeps its session there, and sends
-/// heartbeats and reports to the manager that holds its session.
-pub(crate) struct SimDispatcher {
-    pub net: Arc<Net>,
-    pub node: usize,
-    pub node_id: Id,
-    pub managers: Vec<usize>,
-    pub current: Mutex<Option<usize>>,
-    /// The manager whose session stream is open now, for the convergence check.
-    pub live: Arc<Mutex<Live>>,
-}
-
 /// Where an agent's session stream is open, and a counter telling sessions apart.
 #[derive(Debug, Default)]
 pub(crate) struct Live {
     pub at: Option<usize>,
     generation: u64,
-}
-
-fn unavailable(why: impl std::fmt::Display) -> DispatchError {
-    DispatchError::Unavailable(why.to_string())
-}
-
-impl SimDispatcher {
-    fn current(&self) -> Option<usize> {
-        *self.current.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn set_current(&self, m: Option<usize>) {
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = m;
-    }
-
-    async fn dispatcher_at(&self, mgr: usize) -> Result<Arc<Dispatcher>, DispatchError> {
-        let ep = self
-            .net
-            .send(self.node, mgr)
-            .await
-            .map_err(|_| unavailable(format!("manager m{mgr} unreachable")))?;
-        ep.dispatcher
-            .ok_or_else(|| unavailable(format!("manager m{mgr} is starting")))
-    }
-
-    async fn open_at(
-        &self,
-        mgr: usize,
-        description: &NodeDescription,
-    ) -> Result<Result<Session, Option<usize>>, DispatchError> {
-        let ep = self
-            .net
-            .send(self.node, mgr)
-            .await
-            .map_err(|_| unavailable(format!("manager m{mgr} unreachable")))?;
-        let Some(dispatcher) = ep.dispatcher.clone() else {
-            return Err(unavailable(format!("manager m{mgr} is starting")));
-        };
-        if !ep.store.is_leader() {
-            // The 421 answer: the leader's member ID is raft id - 1 in the simulation.
-            let hint = ep
-                .store
-                .leader()
-                .and_then(|l| usize::try_from(l).ok())
-                .and_then(|l| l.checked_sub(1));
-            return Ok(Err(hint));
-        }
-        let addr = format!("10.0.0.{}", self.node);
-        let stream = dispatcher
-            .open_session(
-                &self.node_id,
-                description.clone(),
-                addr.clone(),
-                format!("{addr}:2377"),
-            )
-            .await
-            .map_err(unavailable)?;
-        self.net
-            .reply(self.node, mgr)
-            .await
-            .map_err(|_| unavailable("the session's answer was lost"))?;
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let net = self.net.clone();
-        let node = self.node;
-        let incarnation = ep.incarnation;
-        let mut topo = net.subscribe();
-        let live = self.live.clone();
-        let generation = {
-            let mut l = live.lock().unwrap_or_else(|p| p.into_inner());
-            l.generation += 1;
-            l.at = Some(mgr);
-            l.generation
-        };
-        tokio::spawn(async move {
-            let _clear = ClearOnDrop { live, generation };
-            let mut stream = stream;
-            loop {
-                tokio::select! {
-                    m = stream.next() => match m {
-                        Some(SessionMessage::Assignments(a)) => {
-                            if net.reply(node, mgr).await.is_err()
-                                || !net.session_holds(node, mgr, incarnation)
-                                || tx.send(a).await.is_err()
-                            {
-                                return;
-                            }
-                        }
-                        Some(SessionMessage::Node(_)) => {}
-                        None => return,
-                    },
-                    r = topo.changed() => {
-                        if r.is_err() || !net.session_holds(node, mgr, incarnation) {
-                            return;
-                        }
-                    }
-                    () = tx.closed() => return,
-                }
-            }
-        });
-        Ok(Ok(Session {
-            node_id: self.node_id.clone(),
-            assignments: Box::pin(tokio_stream_from(rx)),
-        }))
-    }
 }
 
 /// Marks the session closed when its forwarder ends, unless a newer one replaced it.
@@ -440,72 +231,122 @@ impl Drop for ClearOnDrop {
     }
 }
 
-fn tokio_stream_from<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures::Stream<Item = T> + Send + 'static {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+/// One node's way to the others: what the real node does over TLS, on the simulated network.
+/// A request waits the link's delay and is refused when the peer is down, partitioned away or
+/// not serving yet (a refused connection); the answer waits the delay again and is lost if the
+/// link broke meanwhile. A stream's lines each take the way back, and the stream breaks (with
+/// an error item, as a dead connection would) when the link breaks or the manager restarts.
+pub(crate) struct SimTransport {
+    pub net: Arc<Net>,
+    pub from: usize,
+    /// Who this node's certificate says it is (none before it joined).
+    pub identity: Option<shoal_pki::Identity>,
+    /// Where this node's dispatcher session is open, for the convergence check.
+    pub live: Arc<Mutex<Live>>,
+}
+
+impl SimTransport {
+    fn peer(&self) -> Peer {
+        Peer {
+            addr: std::net::SocketAddr::from(([10, 0, 0, self.from as u8], 40000)),
+            identity: self.identity.clone(),
+        }
+    }
+
+    fn refused(addr: &str, why: &str) -> RpcError {
+        RpcError::Connect {
+            addr: addr.into(),
+            source: shoal_rpc::Remote::cause(format!("simulated: {why}")),
+        }
+    }
+
+    /// The way there: the manager's incarnation and router, if it can be reached.
+    async fn open(&self, addr: &str) -> Result<(usize, u64, axum::Router), RpcError> {
+        let to = parse_addr(addr).ok_or_else(|| Self::refused(addr, "no such node"))?;
+        let ep = self
+            .net
+            .send(self.from, to)
+            .await
+            .map_err(|_| Self::refused(addr, "down or partitioned away"))?;
+        let router = ep
+            .router
+            .ok_or_else(|| Self::refused(addr, "the node is starting"))?;
+        Ok((to, ep.incarnation, router))
+    }
+
+    /// The way back: the answer is lost if the link broke while the call ran.
+    async fn back<T>(&self, to: usize, addr: &str, r: T) -> Result<T, RpcError> {
+        self.net
+            .reply(self.from, to)
+            .await
+            .map_err(|_| RpcError::Timeout { addr: addr.into() })?;
+        Ok(r)
+    }
 }
 
 #[async_trait]
-impl DispatcherClient for SimDispatcher {
-    async fn session(&self, req: SessionRequest) -> Result<Session, DispatchError> {
-        // The last manager that served us first, then every manager in order, as the real
-        // client walks the manager list it was last given.
-        let mut candidates: Vec<usize> = self.current().into_iter().collect();
-        candidates.extend(self.managers.iter().copied());
-        let mut tried = Vec::new();
-        let mut errors = Vec::new();
-        while !candidates.is_empty() {
-            let m = candidates.remove(0);
-            if tried.contains(&m) {
-                continue;
+impl Transport for SimTransport {
+    async fn call_raw(&self, addr: &str, path: &str, body: Bytes) -> Result<Bytes, RpcError> {
+        let (to, _, router) = self.open(addr).await?;
+        let r = shoal_rpc::call_in_process(router, self.peer(), addr, path, body).await;
+        self.back(to, addr, r).await?
+    }
+
+    async fn stream_raw(&self, addr: &str, path: &str, body: Bytes) -> Result<Lines, RpcError> {
+        let (to, incarnation, router) = self.open(addr).await?;
+        let r = shoal_rpc::stream_in_process(router, self.peer(), addr, path, body).await;
+        let mut lines = self.back(to, addr, r).await??;
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let (net, node, addr) = (self.net.clone(), self.from, addr.to_string());
+        let mut topo = net.subscribe();
+        // Only the dispatcher session counts as "the agent's session is open".
+        let clear = (path == shoal_node::wire::SESSION).then(|| {
+            let mut l = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            l.generation += 1;
+            l.at = Some(to);
+            ClearOnDrop {
+                live: self.live.clone(),
+                generation: l.generation,
             }
-            tried.push(m);
-            match self.open_at(m, &req.description).await {
-                Ok(Ok(session)) => {
-                    tracing::info!(node = self.node, manager = m, "sim: session opened");
-                    self.set_current(Some(m));
-                    return Ok(session);
-                }
-                Ok(Err(hint)) => {
-                    errors.push(format!("m{m}: not the leader"));
-                    if let Some(l) = hint {
-                        candidates.insert(0, l);
+        });
+        let broken = move |addr: &str| RpcError::Connect {
+            addr: addr.into(),
+            source: shoal_rpc::Remote::cause("simulated: the connection broke"),
+        };
+        tokio::spawn(async move {
+            let _clear = clear;
+            loop {
+                tokio::select! {
+                    l = lines.next() => match l {
+                        Some(Ok(line)) => {
+                            let item = if net.reply(node, to).await.is_err()
+                                || !net.session_holds(node, to, incarnation)
+                            {
+                                Err(broken(&addr))
+                            } else {
+                                Ok(line)
+                            };
+                            let end = item.is_err();
+                            if tx.send(item).await.is_err() || end {
+                                return;
+                            }
+                        }
+                        Some(Err(e)) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                        None => return,
+                    },
+                    r = topo.changed() => {
+                        if r.is_err() || !net.session_holds(node, to, incarnation) {
+                            let _ = tx.send(Err(broken(&addr))).await;
+                            return;
+                        }
                     }
+                    () = tx.closed() => return,
                 }
-                Err(e) => errors.push(format!("m{m}: {e}")),
             }
-        }
-        self.set_current(None);
-        Err(unavailable(format!(
-            "no manager serves a session: {}",
-            errors.join("; ")
-        )))
-    }
-
-    async fn report(
-        &self,
-        node_id: &Id,
-        reports: Vec<TaskStatusReport>,
-    ) -> Result<(), DispatchError> {
-        let mgr = self.current().ok_or_else(|| unavailable("no session"))?;
-        let d = self.dispatcher_at(mgr).await?;
-        let r = d.report(node_id, reports).await.map_err(unavailable);
-        self.net
-            .reply(self.node, mgr)
-            .await
-            .map_err(|_| unavailable("the report's answer was lost"))?;
-        r
-    }
-
-    async fn heartbeat(&self, node_id: &Id) -> Result<Duration, DispatchError> {
-        let mgr = self.current().ok_or_else(|| unavailable("no session"))?;
-        let d = self.dispatcher_at(mgr).await?;
-        let r = d.heartbeat(node_id).map_err(unavailable);
-        self.net
-            .reply(self.node, mgr)
-            .await
-            .map_err(|_| unavailable("the heartbeat's answer was lost"))?;
-        r
+        });
+        Ok(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed())
     }
 }

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
 use shoal_types::node::{Availability, Resources};
 use shoal_types::service::{
     ContainerSpec, FailureAction, ResourceRequirements, RestartPolicy, ServiceMode, ServiceSpec,
@@ -37,14 +38,14 @@ pub const NODE_CAPACITY: Resources = Resources {
 /// The label the durable-write probes bump.
 pub const PROBE_LABEL: &str = "sim.seq";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Target {
     Node(usize),
     /// Whichever manager leads when the step runs.
     Leader,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Action {
     CreateService {
         svc: usize,
@@ -99,13 +100,13 @@ pub enum Action {
 }
 
 /// A client request goes to this manager (it forwards to the leader itself).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Planned {
     pub action: Action,
     pub via: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServicePlan {
     pub name: String,
     pub mode: Mode,
@@ -115,18 +116,23 @@ pub struct ServicePlan {
     pub rolls_back: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mode {
     Replicated,
     Global,
     Job,
 }
 
+/// Everything a run replays: stored as JSON for regression cases (see `crate::Case`), so what
+/// a case exercises does not move when the generator changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub steps: Vec<Vec<Planned>>,
     pub services: Vec<ServicePlan>,
     /// Each node's availability as the plan last asked for it: what the heal re-applies.
     pub availability: Vec<Availability>,
+    /// Seeds the run's own draws (which job tasks finish when, the managers' election order).
+    pub behaviour_seed: u64,
 }
 
 impl Plan {
@@ -140,6 +146,83 @@ impl Plan {
                     .map(move |p| format!("step {i}: via m{} {:?}", p.via, p.action))
             })
             .collect()
+    }
+
+    /// A stable digest of [`describe`](Self::describe): equal plans, equal digests.
+    pub fn digest(&self) -> u64 {
+        crate::digest(&self.describe())
+    }
+}
+
+impl Plan {
+    /// Whether the plan fits the cluster `cfg` describes: every node, manager and service it
+    /// names exists, and it has one entry per step. A stored plan may have been edited by hand.
+    pub fn check(&self, cfg: &Config) -> Result<(), String> {
+        let nodes = cfg.managers + cfg.workers;
+        if self.steps.len() != cfg.fault_steps as usize {
+            return Err(format!(
+                "steps: {} planned, the config runs {}",
+                self.steps.len(),
+                cfg.fault_steps
+            ));
+        }
+        if self.availability.len() != nodes {
+            return Err(format!(
+                "availability: {} nodes, the config has {nodes}",
+                self.availability.len()
+            ));
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            for p in step {
+                let bad = |why: String| format!("step {i}: {:?}: {why}", p.action);
+                if p.via >= cfg.managers {
+                    return Err(bad(format!(
+                        "via m{}: there are {} managers",
+                        p.via, cfg.managers
+                    )));
+                }
+                let node = |n: usize| {
+                    if n < nodes {
+                        Ok(())
+                    } else {
+                        Err(bad(format!("node {n}: there are {nodes} nodes")))
+                    }
+                };
+                let svc = |s: usize| {
+                    if s < self.services.len() {
+                        Ok(())
+                    } else {
+                        Err(bad(format!(
+                            "svc{s}: the plan has {} services",
+                            self.services.len()
+                        )))
+                    }
+                };
+                match &p.action {
+                    Action::CreateService { svc: s, .. }
+                    | Action::Scale { svc: s, .. }
+                    | Action::Update { svc: s, .. }
+                    | Action::Probe { svc: s } => svc(*s)?,
+                    Action::Availability { node: n, .. }
+                    | Action::Isolate { node: n, .. }
+                    | Action::Slow { node: n, .. }
+                    | Action::Crash {
+                        target: Target::Node(n),
+                        ..
+                    } => node(*n)?,
+                    Action::Cut { a, b, .. } => {
+                        node(*a)?;
+                        node(*b)?;
+                    }
+                    Action::Crash {
+                        target: Target::Leader,
+                        ..
+                    }
+                    | Action::FailTask { .. } => {}
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -211,6 +294,7 @@ pub fn generate(rng: &mut StdRng, cfg: &Config) -> Plan {
         steps: vec![Vec::new(); cfg.fault_steps as usize],
         services: Vec::new(),
         availability: vec![Availability::Active; nodes],
+        behaviour_seed: 0,
     };
     let mut model = Model {
         crashed_until: vec![0; nodes],
@@ -262,6 +346,8 @@ pub fn generate(rng: &mut StdRng, cfg: &Config) -> Plan {
         }
         plan.steps[step as usize] = out;
     }
+    // Drawn last, from the same RNG, so a seed's run is what it was before plans were stored.
+    plan.behaviour_seed = rng.random();
     plan
 }
 

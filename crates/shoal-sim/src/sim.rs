@@ -13,34 +13,39 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use shoal_agent::fake::FakeDriver;
-use shoal_agent::runtime::RuntimeTaskState;
-use shoal_agent::{Agent, AgentConfig, RuntimeDriver};
+use shoal_agent::{Agent, AgentConfig};
 use shoal_manager::{Control, Manager};
+use shoal_node::remote::RemoteDispatcher;
+use shoal_node::routes::Shared;
+use shoal_node::transport::RpcRaft;
+use shoal_runtime::fake::FakeDriver;
+use shoal_runtime::{RuntimeDriver, RuntimeTaskState};
 use shoal_store::network::Network;
 use shoal_store::storage::MemoryDisk;
-use shoal_store::{Op, Proposal, RaftTiming, Store};
-use shoal_types::cluster::{Cluster, ClusterSpec};
-use shoal_types::node::{
-    Availability, EngineDescription, NodeRole, NodeSpec, NodeState, NodeStatus, Platform,
-};
-use shoal_types::node::{ManagerStatus, Reachability};
+use shoal_store::{RaftTiming, Store};
+use shoal_types::cluster::ClusterSpec;
+use shoal_types::node::{Availability, EngineDescription, Platform};
 use shoal_types::service::{ServiceMode, UpdateState};
-use shoal_types::{Clock, Id, IdGen, Node, NodeDescription};
+use shoal_types::{Clock, Id, IdGen, NodeDescription};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::clock::SimClock;
 use crate::invariants::{self, Acked, Invariant, ManagerObs, NodeObs, Observation};
-use crate::net::{Live, Net, SimDispatcher, SimRaft, manager_addr};
-use crate::plan::{self, Action, NODE_CAPACITY, PROBE_LABEL, Plan, Planned, Target};
+use crate::net::{Live, Net, SimTransport, node_addr};
+use crate::plan::{Action, NODE_CAPACITY, PROBE_LABEL, Plan, Planned, Target};
 use crate::{Config, Report, Violation, digest};
+use shoal_node::join;
 
 /// How long a client waits for an answer before giving up (the write may still happen).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
 
 struct SimNode {
     id: Id,
+    /// A manager's Raft member ID, as its join gave it.
+    raft_id: u64,
+    /// Who the node's certificate says it is, once it has one.
+    identity: Option<shoal_pki::Identity>,
     /// Where the current agent's session is open.
     session: Arc<Mutex<Live>>,
     disk: Option<MemoryDisk>,
@@ -80,6 +85,8 @@ pub(crate) struct Sim {
     leader: Option<usize>,
     report: Report,
     dir: tempfile::TempDir,
+    /// The roots the swarm's certificates chain to: what a manager's `/ca` answers.
+    trust: Vec<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -104,16 +111,16 @@ fn description(n: usize) -> NodeDescription {
 }
 
 impl Sim {
-    pub fn new(seed: u64, cfg: &Config) -> Result<Sim, String> {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let plan = plan::generate(&mut rng, cfg);
-        let behaviour = StdRng::seed_from_u64(rng.random());
+    pub fn new(seed: u64, cfg: &Config, plan: Plan) -> Result<Sim, String> {
+        let behaviour = StdRng::seed_from_u64(plan.behaviour_seed);
         let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-        let mut ids = IdGen::seeded(seed);
         let n = cfg.managers + cfg.workers;
         let nodes = (0..n)
             .map(|i| SimNode {
-                id: ids.next_id(),
+                // Given by the managers when the node joins.
+                id: Id::default(),
+                raft_id: 0,
+                identity: None,
                 session: Arc::default(),
                 disk: (i < cfg.managers).then(MemoryDisk::new),
                 manager: None,
@@ -127,7 +134,7 @@ impl Sim {
             .collect();
         let report = Report {
             seed,
-            plan_digest: digest(&plan.describe()),
+            plan_digest: plan.digest(),
             ..Default::default()
         };
         Ok(Sim {
@@ -149,7 +156,22 @@ impl Sim {
             leader: None,
             report,
             dir,
+            trust: Vec::new(),
         })
+    }
+
+    /// The run's trace, to read after [`Sim::run`] consumed the simulation.
+    pub fn trace_handle(&self) -> Arc<Mutex<Vec<String>>> {
+        self.trace.clone()
+    }
+
+    fn transport(&self, n: usize) -> SimTransport {
+        SimTransport {
+            net: self.net.clone(),
+            from: n,
+            identity: self.nodes[n].identity.clone(),
+            live: self.nodes[n].session.clone(),
+        }
     }
 
     fn trace(&self, line: String) {
@@ -193,11 +215,11 @@ impl Sim {
             .disk
             .clone()
             .ok_or_else(|| format!("node {m} is not a manager"))?;
-        let network = Network::new(Arc::new(SimRaft {
-            net: self.net.clone(),
-            from: m,
+        let network = Network::new(Arc::new(RpcRaft {
+            client: self.transport(m),
         }));
-        let store = Store::open_in_memory(&disk, m as u64 + 1, self.timing(m, order), network)
+        let raft_id = self.nodes[m].raft_id;
+        let store = Store::open_in_memory(&disk, raft_id, self.timing(m, order), network)
             .await
             .map_err(|e| format!("m{m}: {e}"))?;
         self.net.register(m, store.clone(), None);
@@ -210,20 +232,24 @@ impl Sim {
         let ids = IdGen::seeded(self.seed ^ ((m as u64 + 1) << 32) ^ node.incarnation);
         let clock: Arc<dyn Clock> = self.clock.clone();
         let manager = Manager::start(store.clone(), clock, ids);
-        self.net
-            .register(m, store, Some(manager.dispatcher.clone()));
+        // The routes a real manager serves, with what a real node gives them.
+        let shared = Shared {
+            manager: std::sync::RwLock::new(Some(manager.clone())),
+            agent: std::sync::RwLock::new(None),
+            trust: watch::channel(self.trust.clone()).1,
+        };
         node.manager = Some(manager);
+        let router = shoal_node::routes::router(Arc::new(shared));
+        self.net.register(m, store, Some(router));
     }
 
     fn start_agent(&mut self, n: usize) {
-        let client = Arc::new(SimDispatcher {
-            net: self.net.clone(),
-            node: n,
-            node_id: self.nodes[n].id.clone(),
-            managers: (0..self.cfg.managers).collect(),
-            current: Mutex::new(None),
-            live: self.nodes[n].session.clone(),
-        });
+        let client = Arc::new(RemoteDispatcher::new(
+            self.transport(n),
+            self.nodes[n].id.clone(),
+            node_addr(n),
+            (0..self.cfg.managers).map(node_addr).collect(),
+        ));
         let cfg = AgentConfig {
             state_dir: self.dir.path().join(format!("node{n}")),
             description: description(n),
@@ -247,79 +273,107 @@ impl Sim {
             let j = self.behaviour.random_range(0..=i);
             order.swap(i, j);
         }
-        let mut stores = Vec::new();
-        for m in 0..self.cfg.managers {
-            stores.push(self.open_store(m, &order).await?);
-        }
-        let first = stores.first().cloned().ok_or("no managers")?;
-        first
-            .bootstrap(&manager_addr(0))
-            .await
-            .map_err(|e| e.to_string())?;
-        first
-            .wait_for_leader(Duration::from_secs(10))
-            .await
-            .ok_or("the first manager elected no leader")?;
+        // `swarm init` on node 0, through the node's own founding code.
+        let now = self.clock.now();
         let mut ids = IdGen::seeded(self.seed.wrapping_add(1));
-        let cluster = Cluster {
-            id: ids.next_id(),
-            spec: ClusterSpec {
-                snapshot_interval: self.cfg.snapshot_interval,
-                log_entries_for_slow_followers: 50,
-                ..Default::default()
-            },
+        let spec = ClusterSpec {
+            snapshot_interval: self.cfg.snapshot_interval,
+            log_entries_for_slow_followers: 50,
             ..Default::default()
         };
-        let mut ops = vec![Op::PutCluster {
-            cluster,
-            expect_version: None,
-        }];
-        for (i, n) in self.nodes.iter().enumerate() {
-            let manager = i < self.cfg.managers;
-            ops.push(Op::CreateNode(Node {
-                id: n.id.clone(),
-                meta: Default::default(),
-                spec: NodeSpec {
-                    role: if manager {
-                        NodeRole::Manager
-                    } else {
-                        NodeRole::Worker
-                    },
-                    ..Default::default()
-                },
-                description: description(i),
-                status: NodeStatus {
-                    state: NodeState::Unknown,
-                    ..Default::default()
-                },
-                manager: manager.then(|| ManagerStatus {
-                    raft_id: i as u64 + 1,
-                    addr: manager_addr(i),
-                    reachability: Reachability::Reachable,
-                }),
-                tls: Default::default(),
-            }));
-        }
-        let applied = first
-            .propose(Proposal::atomic(self.clock.now(), ops))
+        let founding = join::found(
+            spec,
+            Availability::Active,
+            description(0),
+            &node_addr(0),
+            now,
+            &mut ids,
+        )
+        .map_err(|e| format!("swarm init on node 0: {e}"))?;
+        let tokens = founding.cluster.join_tokens.clone();
+        self.trust = founding.creds.trust.clone();
+        self.nodes[0].id = founding.node.id.clone();
+        self.nodes[0].raft_id = founding.raft_id;
+        self.nodes[0].identity = Some(
+            founding
+                .creds
+                .identity()
+                .map_err(|e| format!("node 0's certificate: {e}"))?,
+        );
+        let store = self.open_store(0, &order).await?;
+        join::bootstrap_store(&store, &node_addr(0), founding.cluster, founding.node, now)
             .await
-            .map_err(|e| e.to_string())?;
-        if let Some(e) = applied.first_error() {
-            return Err(format!("creating the cluster: {e}"));
-        }
-        for m in 1..self.cfg.managers {
-            first
-                .add_voter(m as u64 + 1, &manager_addr(m))
+            .map_err(|e| format!("swarm init on node 0: {e}"))?;
+        self.start_manager(0, store);
+        // Every other node joins with the token for its role: managers first, so workers may
+        // join through any of them.
+        for n in 1..self.nodes.len() {
+            let token = if n < self.cfg.managers {
+                &tokens.manager
+            } else {
+                &tokens.worker
+            };
+            self.join(n, token, &order)
                 .await
-                .map_err(|e| format!("adding m{m}: {e}"))?;
-        }
-        for (m, store) in stores.into_iter().enumerate() {
-            self.start_manager(m, store);
+                .map_err(|e| format!("node {n} joining: {e}"))?;
         }
         for n in 0..self.nodes.len() {
             self.start_agent(n);
         }
         Ok(())
+    }
+
+    /// `swarm join` on node `n`, through the node's own joining code over the simulated
+    /// network: the CA check against the token, a CSR for a certificate the managers issue,
+    /// and for a manager its Raft member, started and given a seat by the leader.
+    async fn join(&mut self, n: usize, token: &str, order: &[usize]) -> Result<String, String> {
+        let parsed = shoal_pki::JoinToken::parse(token).map_err(|e| e.to_string())?;
+        // No certificate yet: the calls go out anonymous, as a joining node's do.
+        let anonymous = self.transport(n);
+        let remotes: Vec<String> = (0..n.min(self.cfg.managers)).map(node_addr).collect();
+        let (remote, _trust) = join::find_swarm(&anonymous, &remotes, &parsed)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (key_pem, csr_pem) = shoal_pki::new_key_and_csr().map_err(|e| e.to_string())?;
+        let req = shoal_types::dispatch::JoinRequest {
+            token: token.to_string(),
+            csr_pem,
+            advertise_addr: node_addr(n),
+            availability: Availability::Active,
+            description: description(n),
+        };
+        let resp = join::request_join(&anonymous, &remote, &req)
+            .await
+            .map_err(|e| e.to_string())?;
+        let creds = shoal_pki::Credentials {
+            key_pem,
+            cert_pem: resp.cert_pem,
+            intermediate_pem: resp.intermediate_pem,
+            trust: resp.trust,
+        };
+        let node = &mut self.nodes[n];
+        node.identity = Some(creds.identity().map_err(|e| e.to_string())?);
+        node.id = resp.node_id;
+        if let Some(raft_id) = resp.raft_id {
+            node.raft_id = raft_id;
+            let store = self.open_store(n, order).await?;
+            self.start_manager(n, store);
+            let managers = resp.managers;
+            let seat = shoal_node::wire::RaftJoin {
+                raft_id,
+                addr: node_addr(n),
+            };
+            join::take_raft_seat(
+                &self.transport(n),
+                || managers.clone(),
+                &seat,
+                20,
+                Duration::from_millis(500),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(remote)
     }
 
     // -- faults -------------------------------------------------------------------------

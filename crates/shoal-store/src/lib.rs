@@ -12,9 +12,11 @@ pub mod storage;
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+use shoal_types::error::Chain;
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
@@ -36,6 +38,18 @@ openraft::declare_raft_types!(
 
 pub type ShoalRaft = Raft<TypeConfig>;
 
+/// Who leads, as this member sees it. openraft keeps a leader that committed a membership
+/// without itself reporting itself as `current_leader` (its vote stays committed) even after it
+/// stepped down to learner; no one tells it of the next leader, since it is no longer a member.
+/// Taken at its word it would go on refusing writes as a leader with no quorum and never forward
+/// them, so a leader is only one whose server state says so.
+fn leader_in(m: &openraft::RaftMetrics<u64, BasicNode>, me: u64) -> Option<u64> {
+    match m.current_leader {
+        Some(l) if l == me && m.state != openraft::ServerState::Leader => None,
+        other => other,
+    }
+}
+
 fn membership_error(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> ProposeError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => match f.leader_id {
@@ -43,16 +57,40 @@ fn membership_error(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> Prop
             None => ProposeError::NoLeader,
         },
         RaftError::Fatal(openraft::error::Fatal::Stopped) => ProposeError::ShuttingDown,
-        other => ProposeError::Raft(other.to_string()),
+        other => ProposeError::Raft(shoal_types::error::Cause::new(other)),
     }
 }
 
+/// A Raft error of any kind, kept whole as a cause.
+type RaftCause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the state store at {path}: {why}")]
-    Open { path: String, why: String },
-    #[error("raft: {0}")]
-    Raft(String),
+    #[error("opening the state store at {path}")]
+    Open {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Raft itself failed while the store was `doing` something (starting, bootstrapping,
+    /// snapshotting, purging).
+    #[error("{doing}")]
+    Raft {
+        doing: &'static str,
+        #[source]
+        source: RaftCause,
+    },
+}
+
+impl StoreError {
+    fn raft<E: std::error::Error + Send + Sync + 'static>(
+        doing: &'static str,
+    ) -> impl FnOnce(E) -> StoreError {
+        move |e| StoreError::Raft {
+            doing,
+            source: Box::new(e),
+        }
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -71,12 +109,25 @@ pub enum ProposeError {
         "The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online. ({0})"
     )]
     NoQuorum(String),
-    #[error("raft: {0}")]
-    Raft(String),
+    /// Raft refused or failed the write. The cause is shared so the error stays `Clone`; a
+    /// write forwarded to the leader brings the leader's cause back as text
+    /// ([`shoal_types::error::Remote`]).
+    #[error("raft failed the write")]
+    Raft(#[source] shoal_types::error::Cause),
 }
 
-/// Timing of the Raft group. Elections are short because every manager is on a fast, local-ish
-/// network; this is what makes leader failover take about a second instead of Swarm's 10 s.
+/// Timing of the Raft group.
+///
+/// openraft 0.9 uses `heartbeat` for three things: how often the leader sends a heartbeat, the
+/// timeout of every AppendEntries RPC (replication and heartbeats alike: the "timeout after
+/// 50ms when AppendEntries" a loaded leader logged was the old 50 ms heartbeat), and, times 3/2,
+/// how often a follower checks whether its election timeout has passed. A follower that has
+/// had a leader starts an election only after `election_max` (the leader's lease) plus a random
+/// `election_min..election_max` without hearing from it. So a dead leader is replaced after
+/// about `election_max + [election_min, election_max] + 1.5 * heartbeat` (0.8 to 1.15 s with the
+/// defaults, then one round trip to vote and one to commit), while a live leader on a loaded
+/// machine must miss eight heartbeats in a row to be deposed, and an AppendEntries that waits
+/// for a loaded follower's disk sync has 100 ms, not 50, before it is retried.
 #[derive(Debug, Clone)]
 pub struct RaftTiming {
     pub heartbeat: Duration,
@@ -92,9 +143,9 @@ pub struct RaftTiming {
 impl Default for RaftTiming {
     fn default() -> Self {
         RaftTiming {
-            heartbeat: Duration::from_millis(50),
+            heartbeat: Duration::from_millis(100),
             election_min: Duration::from_millis(300),
-            election_max: Duration::from_millis(600),
+            election_max: Duration::from_millis(500),
             snapshot_every: 10_000,
             keep_after_snapshot: 1000,
         }
@@ -108,21 +159,21 @@ async fn open_db_waiting(path: &Path) -> Result<Arc<redb::Database>, std::io::Er
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         match storage::open_db(path) {
-            Err(e)
-                if e.to_string().contains("already open")
-                    && tokio::time::Instant::now() < deadline =>
-            {
+            Err(e) if storage::already_open(&e) && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Err(e) if e.to_string().contains("already open") => {
-                return Err(std::io::Error::other(format!(
-                    "{e} (is another shoal daemon using this data directory?)"
-                )));
+            Err(e) if storage::already_open(&e) => {
+                return Err(std::io::Error::new(e.kind(), InUse(e)));
             }
             other => return other,
         }
     }
 }
+
+/// The database is held by someone else after the wait: most likely another daemon.
+#[derive(Debug, thiserror::Error)]
+#[error("is another shoal daemon using this data directory?")]
+struct InUse(#[source] std::io::Error);
 
 #[derive(Clone)]
 pub struct Store {
@@ -146,15 +197,23 @@ impl Store {
         network: network::Network,
     ) -> Result<Store, StoreError> {
         let path = dir.join("state.redb");
-        let open_err = |why: String| StoreError::Open {
+        let open_err = |source: std::io::Error| StoreError::Open {
             path: path.display().to_string(),
-            why,
+            source,
         };
-        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
-        let db = open_db_waiting(&path)
-            .await
-            .map_err(|e| open_err(e.to_string()))?;
-        Self::start(db, raft_id, timing, network, &path.display().to_string()).await
+        std::fs::create_dir_all(dir).map_err(open_err)?;
+        let db = open_db_waiting(&path).await.map_err(open_err)?;
+        let log = storage::LogStore::new(db.clone()).map_err(open_err)?;
+        Self::start(
+            db,
+            Some(dir.to_path_buf()),
+            log,
+            raft_id,
+            timing,
+            network,
+            &path.display().to_string(),
+        )
+        .await
     }
 
     /// Opens the store on an in-memory disk (see [`storage::MemoryDisk`]) and starts this
@@ -165,26 +224,31 @@ impl Store {
         timing: RaftTiming,
         network: network::Network,
     ) -> Result<Store, StoreError> {
-        let db = storage::open_memory_db(disk).map_err(|e| StoreError::Open {
+        let db = storage::open_memory_db(disk).map_err(|source| StoreError::Open {
             path: "(memory)".into(),
-            why: e.to_string(),
+            source,
         })?;
-        Self::start(db, raft_id, timing, network, "(memory)").await
+        let log = storage::LogStore::new_inline(db.clone());
+        Self::start(db, None, log, raft_id, timing, network, "(memory)").await
     }
 
     async fn start(
         db: Arc<redb::Database>,
+        snapshot_dir: Option<PathBuf>,
+        log: storage::LogStore,
         raft_id: u64,
         timing: RaftTiming,
         network: network::Network,
         path: &str,
     ) -> Result<Store, StoreError> {
-        let open_err = |why: String| StoreError::Open {
-            path: path.to_string(),
-            why,
-        };
-        let (sm, _) =
-            storage::StateMachine::load(db.clone()).map_err(|e| open_err(e.to_string()))?;
+        let (mut sm, _) =
+            storage::StateMachine::load(db.clone()).map_err(|source| StoreError::Open {
+                path: path.to_string(),
+                source,
+            })?;
+        if let Some(dir) = snapshot_dir {
+            sm = sm.with_snapshot_dir(dir);
+        }
         let published = sm.published();
         let config = Config {
             cluster_name: "shoal".into(),
@@ -204,17 +268,27 @@ impl Store {
             ..Default::default()
         }
         .validate()
-        .map_err(|e| StoreError::Raft(e.to_string()))?;
+        .map_err(StoreError::raft("checking the raft settings"))?;
         let weak = Arc::downgrade(&db);
-        let raft = Raft::new(
-            raft_id,
-            Arc::new(config),
-            network.clone(),
-            storage::LogStore::new(db),
-            sm,
-        )
-        .await
-        .map_err(|e| StoreError::Raft(e.to_string()))?;
+        let raft = Raft::new(raft_id, Arc::new(config), network.clone(), log, sm)
+            .await
+            .map_err(StoreError::raft("starting the raft member"))?;
+        // Applied state is not synced on its own (see `storage`): after a crash this member may
+        // restart behind what it had applied, until its log is applied again. A sole voter
+        // commits its whole log as soon as it has elected itself, so let it catch up before
+        // anyone reads (a single-node swarm restarted after `kill -9` shows what it showed).
+        let m = raft.metrics().borrow().clone();
+        let sole = m.membership_config.membership().voter_ids().eq([raft_id]);
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        if sole && m.last_log_index.unwrap_or(0) > applied {
+            let wait = raft
+                .wait(Some(timing.election_max * 4))
+                .applied_index_at_least(m.last_log_index, "replay of the log at start")
+                .await;
+            if let Err(e) = wait {
+                tracing::warn!(error = %Chain(&e), "the log was not applied again at start");
+            }
+        }
         Ok(Store {
             raft,
             raft_id,
@@ -232,7 +306,7 @@ impl Store {
             .raft
             .is_initialized()
             .await
-            .map_err(|e| StoreError::Raft(e.to_string()))?
+            .map_err(StoreError::raft("reading whether the raft group exists"))?
         {
             return Ok(());
         }
@@ -246,7 +320,7 @@ impl Store {
         self.raft
             .initialize(members)
             .await
-            .map_err(|e| StoreError::Raft(e.to_string()))
+            .map_err(StoreError::raft("creating the raft group"))
     }
 
     pub fn raft_id(&self) -> u64 {
@@ -286,9 +360,7 @@ impl Store {
     /// Replicates `p` if this member leads; never forwards (the receiving side of forwarding).
     pub async fn propose_local(&self, p: Proposal) -> Result<Applied, ProposeError> {
         if self.leader() == Some(self.raft_id) && !self.has_quorum() {
-            return Err(ProposeError::NoQuorum(
-                "this manager leads but has not heard from a majority".into(),
-            ));
+            self.wait_first_quorum_ack().await?;
         }
         let write = self.raft.client_write(p);
         match tokio::time::timeout(PROPOSE_TIMEOUT, write).await {
@@ -302,11 +374,61 @@ impl Store {
                 Some(leader) if leader != self.raft_id => Err(ProposeError::NotLeader { leader }),
                 _ => Err(ProposeError::NoLeader),
             },
-            Ok(Err(RaftError::APIError(e))) => Err(ProposeError::Raft(e.to_string())),
+            Ok(Err(RaftError::APIError(e))) => {
+                Err(ProposeError::Raft(shoal_types::error::Cause::new(e)))
+            }
             Ok(Err(RaftError::Fatal(openraft::error::Fatal::Stopped))) => {
                 Err(ProposeError::ShuttingDown)
             }
-            Ok(Err(RaftError::Fatal(e))) => Err(ProposeError::Raft(e.to_string())),
+            Ok(Err(RaftError::Fatal(e))) => {
+                Err(ProposeError::Raft(shoal_types::error::Cause::new(e)))
+            }
+        }
+    }
+
+    /// A leader that has not heard from a majority may be one elected a moment ago, whose first
+    /// heartbeat round is still out: its writes wait for that round (a failover must not turn
+    /// into failed writes), for at most two election timeouts: by then the followers have either
+    /// answered or elected someone else, even on a loaded machine. A leader that did hear from a majority, but not
+    /// recently, is cut off: its writes fail at once, as the README promises.
+    async fn wait_first_quorum_ack(&self) -> Result<(), ProposeError> {
+        let mut metrics = self.raft.metrics();
+        let fresh = {
+            let m = metrics.borrow();
+            leader_in(&m, self.raft_id) == Some(self.raft_id) && m.millis_since_quorum_ack.is_none()
+        };
+        if !fresh {
+            return Err(ProposeError::NoQuorum(
+                "this manager leads but has not heard from a majority".into(),
+            ));
+        }
+        let deadline = tokio::time::Instant::now() + self.timing.election_max * 2;
+        loop {
+            if self.has_quorum() {
+                return Ok(());
+            }
+            let m = self.raft.metrics().borrow().clone();
+            let leader = leader_in(&m, self.raft_id);
+            if leader != Some(self.raft_id) {
+                // Deposed while waiting: the caller's forwarding (or its client) retries.
+                return match leader {
+                    Some(leader) => Err(ProposeError::NotLeader { leader }),
+                    None => Err(ProposeError::NoLeader),
+                };
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(ProposeError::NoQuorum(format!(
+                    "this manager was elected leader but no majority answered its first heartbeat within {} ms",
+                    (self.timing.election_max * 2).as_millis()
+                )));
+            }
+            // Metrics change on every acknowledgement; the short cap re-reads them in case the
+            // first ack arrives in a report that is not followed by another one.
+            let wait = (deadline - now).min(self.timing.heartbeat);
+            if let Ok(Err(_)) = tokio::time::timeout(wait, metrics.changed()).await {
+                return Err(ProposeError::ShuttingDown);
+            }
         }
     }
 
@@ -314,7 +436,7 @@ impl Store {
     /// not know, and forward).
     pub fn has_quorum(&self) -> bool {
         let m = self.raft.metrics().borrow().clone();
-        if m.current_leader != Some(self.raft_id) {
+        if leader_in(&m, self.raft_id) != Some(self.raft_id) {
             return true;
         }
         let voters = m.membership_config.membership().voter_ids().count();
@@ -332,10 +454,26 @@ impl Store {
     /// whoever serves what the state says (agents' assignments) must ask this instead.
     pub fn leads_with_current_state(&self) -> bool {
         let m = self.raft.metrics().borrow().clone();
-        m.current_leader == Some(self.raft_id)
+        leader_in(&m, self.raft_id) == Some(self.raft_id)
             && self.has_quorum()
             && m.last_applied
                 .is_some_and(|l| l.leader_id.term == m.current_term)
+    }
+
+    /// Waits until [`Store::leads_with_current_state`] holds (a single member that just
+    /// started: elected, and every entry of its log applied), or the timeout passes; says
+    /// which.
+    pub async fn wait_current_state(&self, timeout: Duration) -> bool {
+        let mut m = self.raft.metrics();
+        let wait = async {
+            while !self.leads_with_current_state() {
+                if m.changed().await.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
     }
 
     /// The address of a member, from the current membership.
@@ -414,11 +552,11 @@ impl Store {
     }
 
     pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().current_leader == Some(self.raft_id)
+        self.leader() == Some(self.raft_id)
     }
 
     pub fn leader(&self) -> Option<u64> {
-        self.raft.metrics().borrow().current_leader
+        leader_in(&self.raft.metrics().borrow(), self.raft_id)
     }
 
     /// Waits until some member leads (this one, for a single manager), or the timeout passes.
@@ -426,7 +564,7 @@ impl Store {
         let mut m = self.raft.metrics();
         let wait = async {
             loop {
-                if let Some(l) = m.borrow().current_leader {
+                if let Some(l) = leader_in(&m.borrow(), self.raft_id) {
                     return l;
                 }
                 if m.changed().await.is_err() {
@@ -457,7 +595,7 @@ impl Store {
                 .trigger()
                 .purge_log(upto)
                 .await
-                .map_err(|e| StoreError::Raft(e.to_string()))?;
+                .map_err(StoreError::raft("purging the raft log"))?;
         }
         Ok(())
     }
@@ -468,14 +606,21 @@ impl Store {
             .trigger()
             .snapshot()
             .await
-            .map_err(|e| StoreError::Raft(e.to_string()))
+            .map_err(StoreError::raft("taking a raft snapshot"))
     }
 
     /// Stops the Raft member and waits until the database file is released, so the same
     /// directory can be opened again in this process (swarm leave, then init).
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
-            tracing::warn!(error = %e, "raft did not shut down cleanly");
+            tracing::warn!(error = %Chain(&e), "raft did not shut down cleanly");
+        }
+        // Applied state is committed without a sync (it is replayed from the log after a crash);
+        // a clean stop makes it durable, so the next start need not replay.
+        if let Some(db) = self.db.upgrade()
+            && let Err(e) = storage::sync(&db)
+        {
+            tracing::warn!(error = %Chain(&e), "could not sync the state store at shutdown");
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while self.db.strong_count() > 0 && tokio::time::Instant::now() < deadline {

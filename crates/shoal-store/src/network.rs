@@ -18,10 +18,14 @@ use crate::{ProposeError, TypeConfig};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TransportError {
-    /// The peer could not be reached (refused, timed out, TLS failed).
-    #[error("raft member at {addr} is unreachable: {why}")]
-    Unreachable { addr: String, why: String },
-    /// The peer answered with an error.
+    /// The peer could not be reached (refused, timed out, TLS failed); the cause says how.
+    #[error("raft member at {addr} is unreachable")]
+    Unreachable {
+        addr: String,
+        #[source]
+        source: shoal_types::error::Cause,
+    },
+    /// The peer answered with an error (its message, as it came over the wire).
     #[error("raft member at {addr}: {why}")]
     Remote { addr: String, why: String },
 }

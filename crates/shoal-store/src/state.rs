@@ -14,6 +14,10 @@ use shoal_types::{Id, Node, Timestamp};
 
 use crate::ops::{Applied, Event, Kind, Op, OpError, Proposal};
 
+#[path = "delta.rs"]
+mod delta;
+pub use delta::{Delta, TaskTouch};
+
 #[derive(Debug, Clone, Default)]
 pub struct State {
     /// Raft log index of the last applied entry: the store's version.
@@ -408,6 +412,18 @@ impl State {
         }
     }
 
+    /// Every object, borrowed, in the order [`State::all_objects`] gives them: a snapshot is
+    /// serialised from these without copying the whole state first.
+    pub(crate) fn all_object_refs(&self) -> Vec<ObjectRef<'_>> {
+        let mut out =
+            Vec::with_capacity(self.nodes.len() + self.services.len() + self.tasks.len() + 1);
+        out.extend(self.cluster.iter().map(|c| ObjectRef::Cluster(c)));
+        out.extend(self.nodes.values().map(|n| ObjectRef::Node(n)));
+        out.extend(self.services.values().map(|s| ObjectRef::Service(s)));
+        out.extend(self.tasks.values().map(|t| ObjectRef::Task(t)));
+        out
+    }
+
     /// Every object, for snapshots.
     pub(crate) fn all_objects(&self) -> Vec<Object> {
         let mut out =
@@ -433,6 +449,16 @@ pub enum Object {
     Service(Service),
     Task(Task),
     Cluster(Cluster),
+}
+
+/// [`Object`] borrowed: serialises to the same bytes.
+#[derive(Debug, serde::Serialize)]
+#[serde(tag = "kind", content = "object", rename_all = "lowercase")]
+pub(crate) enum ObjectRef<'a> {
+    Node(&'a Node),
+    Service(&'a Service),
+    Task(&'a Task),
+    Cluster(&'a Cluster),
 }
 
 impl Object {

@@ -1,15 +1,34 @@
 //! Durable storage for the Raft log and the state machine, in one redb database.
 //!
 //! The log store and the state machine are separate handles on the same file, as openraft drives
-//! them from separate tasks. Every log append and every applied batch commits with
-//! `Durability::Immediate` before openraft is told it is done, so an acknowledged write survives
-//! `kill -9`. The state machine's objects are stored one row per object, so restart loads the
-//! state without replaying the log.
+//! them from separate tasks. The state machine's objects are stored one row per object, so
+//! restart loads the state without replaying the whole log. A snapshot this member builds is a
+//! file beside the database (`snapshot-<term>-<index>.json`, named by the database), so writing
+//! tens of megabytes never holds the database's one write transaction that log appends wait for;
+//! a snapshot received from a leader is stored in the database with the objects it replaces.
+//!
+//! Durability (what makes "acknowledged" mean "on disk on a majority"):
+//! - Log appends are group-committed. `append` commits its entries without a sync and hands
+//!   openraft's [`LogFlushed`] callback to one sync thread per store, which makes everything
+//!   committed so far durable with a single `Durability::Immediate` commit and only then reports
+//!   every callback it collected. openraft counts an entry towards a commit (and a follower
+//!   answers an AppendEntries) only after that report, so a burst of appends shares one
+//!   `fdatasync` and nothing is acknowledged before it is durable. A store on an in-memory disk
+//!   (the simulation) syncs inline instead: a thread tokio cannot see would let paused time jump
+//!   past a flush, and a sync there costs nothing.
+//! - Votes, truncations, purges, snapshots and `force_new_cluster` commit durably at once.
+//! - Applying committed entries (and `save_committed`) does not sync: the state machine is a
+//!   deterministic function of the log, its rows and `last_applied` change in one transaction,
+//!   and redb makes a non-durable commit durable together with the next durable one. After a
+//!   crash the state machine is at some earlier `last_applied`, and openraft applies the rest
+//!   again from the durable log. The log is never purged past what is durably applied: a purge
+//!   follows a snapshot, whose durable commit also persists every apply it was built from.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
@@ -22,7 +41,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::TypeConfig;
 use crate::ops::{Applied, Event};
-use crate::state::{Object, State, object_key};
+use crate::state::{Object, ObjectRef, State, object_key};
 
 type NodeId = u64;
 type SErr = StorageError<NodeId>;
@@ -40,8 +59,25 @@ pub struct Changes {
     pub events: Vec<Event>,
 }
 
-fn io_err<E: std::error::Error + 'static>(e: E) -> std::io::Error {
-    std::io::Error::other(e.to_string())
+/// redb and serde errors travel through openraft's storage API as io errors; wrapping (not
+/// printing) them keeps the original as the cause.
+fn io_err<E: std::error::Error + Send + Sync + 'static>(e: E) -> std::io::Error {
+    std::io::Error::other(e)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("stored object {key:?} is unreadable")]
+struct Unreadable {
+    key: String,
+    #[source]
+    source: std::io::Error,
+}
+
+/// Whether opening the database failed because another handle (this process or another) holds it.
+pub fn already_open(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<redb::DatabaseError>())
+        .is_some_and(|d| matches!(d, redb::DatabaseError::DatabaseAlreadyOpen))
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, std::io::Error> {
@@ -75,9 +111,19 @@ fn write_meta<T: serde::Serialize>(
     key: &str,
     v: &T,
 ) -> Result<(), std::io::Error> {
+    write_meta_with(db, table, key, v, Durability::Immediate)
+}
+
+fn write_meta_with<T: serde::Serialize>(
+    db: &Database,
+    table: TableDefinition<&str, &[u8]>,
+    key: &str,
+    v: &T,
+    durability: Durability,
+) -> Result<(), std::io::Error> {
     let bytes = to_json(v)?;
     let mut tx = db.begin_write().map_err(io_err)?;
-    tx.set_durability(Durability::Immediate).map_err(io_err)?;
+    tx.set_durability(durability).map_err(io_err)?;
     {
         let mut t = tx.open_table(table).map_err(io_err)?;
         t.insert(key, bytes.as_slice()).map_err(io_err)?;
@@ -144,14 +190,87 @@ fn with_tables(db: Database) -> Result<Arc<Database>, std::io::Error> {
 // ---------------------------------------------------------------------------------------------
 // Log store
 
+fn read_entries(
+    db: &Database,
+    start: Bound<u64>,
+    end: Bound<u64>,
+) -> Result<Vec<Entry<TypeConfig>>, std::io::Error> {
+    let rtx = db.begin_read().map_err(io_err)?;
+    let t = rtx.open_table(LOG).map_err(io_err)?;
+    let mut out = Vec::new();
+    for row in t.range::<u64>((start, end)).map_err(io_err)? {
+        let (_, v) = row.map_err(io_err)?;
+        out.push(from_json(v.value())?);
+    }
+    Ok(out)
+}
+
+/// Makes every commit so far durable: an empty transaction committed with
+/// `Durability::Immediate` syncs the file, and with it every earlier non-durable commit.
+pub fn sync(db: &Database) -> Result<(), std::io::Error> {
+    let mut tx = db.begin_write().map_err(io_err)?;
+    tx.set_durability(Durability::Immediate).map_err(io_err)?;
+    tx.commit().map_err(io_err)
+}
+
+/// How many group syncs of the log this process has made (for benchmarks: syncs per write).
+static LOG_SYNCS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The number of log group syncs made so far by every store in this process.
+pub fn log_syncs() -> u64 {
+    LOG_SYNCS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Starts the thread that group-commits log appends (see the module docs). It ends when every
+/// sender is dropped, i.e. when openraft drops the log store, and releases the database then.
+fn spawn_log_sync(
+    db: Arc<Database>,
+) -> Result<std::sync::mpsc::Sender<LogFlushed<TypeConfig>>, std::io::Error> {
+    let (tx, rx) = std::sync::mpsc::channel::<LogFlushed<TypeConfig>>();
+    std::thread::Builder::new()
+        .name("raft-log-sync".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                // Everything queued while the previous sync ran shares this one.
+                let mut batch = vec![first];
+                batch.extend(rx.try_iter());
+                let res = sync(&db).map_err(Arc::new);
+                LOG_SYNCS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Err(e) = &res {
+                    tracing::error!(error = %shoal_types::error::Chain(&**e), entries = batch.len(), "raft log sync failed");
+                }
+                for cb in batch {
+                    cb.log_io_completed(
+                        res.as_ref()
+                            .map(|_| ())
+                            // One failed sync fails the whole batch: each callback gets the
+                            // same error, shared.
+                            .map_err(|e| std::io::Error::new(e.kind(), e.clone())),
+                    );
+                }
+            }
+        })?;
+    Ok(tx)
+}
+
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    /// The group-commit thread; `None` syncs each append inline (see the module docs).
+    syncer: Option<std::sync::mpsc::Sender<LogFlushed<TypeConfig>>>,
 }
 
 impl LogStore {
-    pub fn new(db: Arc<Database>) -> Self {
-        LogStore { db }
+    /// The log on `db`, with its group-commit thread.
+    pub fn new(db: Arc<Database>) -> Result<Self, std::io::Error> {
+        let syncer = Some(spawn_log_sync(db.clone())?);
+        Ok(LogStore { db, syncer })
+    }
+
+    /// The log on `db`, syncing each append before it reports it: for in-memory disks under a
+    /// paused clock, where every step must happen on tokio's side of time.
+    pub fn new_inline(db: Arc<Database>) -> Self {
+        LogStore { db, syncer: None }
     }
 
     fn entries(
@@ -159,14 +278,7 @@ impl LogStore {
         start: Bound<u64>,
         end: Bound<u64>,
     ) -> Result<Vec<Entry<TypeConfig>>, std::io::Error> {
-        let rtx = self.db.begin_read().map_err(io_err)?;
-        let t = rtx.open_table(LOG).map_err(io_err)?;
-        let mut out = Vec::new();
-        for row in t.range::<u64>((start, end)).map_err(io_err)? {
-            let (_, v) = row.map_err(io_err)?;
-            out.push(from_json(v.value())?);
-        }
-        Ok(out)
+        read_entries(&self.db, start, end)
     }
 
     fn last_entry_id(&self) -> Result<Option<LogId<NodeId>>, std::io::Error> {
@@ -246,8 +358,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), SErr> {
-        write_meta(&self.db, RAFT_META, "committed", &committed)
-            .map_err(|e| StorageIOError::write(&e).into())
+        // Only a hint for re-applying at start (the leader tells the commit index anyway), so it
+        // rides along with the next durable commit instead of syncing.
+        write_meta_with(
+            &self.db,
+            RAFT_META,
+            "committed",
+            &committed,
+            Durability::None,
+        )
+        .map_err(|e| StorageIOError::write(&e).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, SErr> {
@@ -261,9 +381,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        // Committed without a sync; the sync thread reports `callback` once a sync that started
+        // after this commit has finished (see the module docs).
         let res = (|| -> Result<(), std::io::Error> {
             let mut tx = self.db.begin_write().map_err(io_err)?;
-            tx.set_durability(Durability::Immediate).map_err(io_err)?;
+            tx.set_durability(Durability::None).map_err(io_err)?;
             {
                 let mut t = tx.open_table(LOG).map_err(io_err)?;
                 for e in entries {
@@ -273,15 +395,34 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             tx.commit().map_err(io_err)
         })();
+        let Some(syncer) = &self.syncer else {
+            let res = res.and_then(|()| sync(&self.db));
+            return match res {
+                Ok(()) => {
+                    callback.log_io_completed(Ok(()));
+                    Ok(())
+                }
+                Err(e) => {
+                    let err = StorageIOError::write_logs(&e).into();
+                    callback.log_io_completed(Err(e));
+                    Err(err)
+                }
+            };
+        };
         match res {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
+            Ok(()) => match syncer.send(callback) {
+                Ok(()) => Ok(()),
+                Err(std::sync::mpsc::SendError(callback)) => {
+                    let e = std::io::Error::other("the raft log sync thread has stopped");
+                    let err = StorageIOError::write_logs(&e).into();
+                    callback.log_io_completed(Err(e));
+                    Err(err)
+                }
+            },
             Err(e) => {
-                let msg = e.to_string();
+                let err = StorageIOError::write_logs(&e).into();
                 callback.log_io_completed(Err(e));
-                Err(StorageIOError::write_logs(&std::io::Error::other(msg)).into())
+                Err(err)
             }
         }
     }
@@ -295,7 +436,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         write_meta(&self.db, RAFT_META, "purged", &log_id)
             .map_err(|e| StorageIOError::write_logs(&e))?;
         self.delete_range(0, Some(log_id.index))
-            .map_err(|e| StorageIOError::write_logs(&e).into())
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        // Worth a line: a leader postpones a purge while a replication stream still reads the
+        // entries, so openraft's own "trigger_purge_log" says only that one was asked for.
+        tracing::info!(upto = log_id.index, "purged the raft log");
+        Ok(())
     }
 }
 
@@ -313,6 +458,12 @@ struct SnapshotFile {
     objects: Vec<Object>,
 }
 
+/// [`SnapshotFile`] over borrowed objects: the same bytes.
+#[derive(serde::Serialize)]
+struct SnapshotFileRef<'a> {
+    objects: Vec<ObjectRef<'a>>,
+}
+
 /// Shared between the state machine (the only writer) and every reader.
 pub struct Published {
     pub state: watch::Sender<Arc<State>>,
@@ -323,6 +474,9 @@ pub struct StateMachine {
     db: Arc<Database>,
     meta: SmMeta,
     published: Arc<Published>,
+    /// Where snapshots this member builds are written, as files beside the database; `None`
+    /// keeps them in the database (an in-memory disk).
+    snapshot_dir: Option<PathBuf>,
 }
 
 impl StateMachine {
@@ -335,11 +489,11 @@ impl StateMachine {
             let t = rtx.open_table(OBJECTS).map_err(io_err)?;
             for row in t.iter().map_err(io_err)? {
                 let (k, v) = row.map_err(io_err)?;
-                let obj: Object = from_json(v.value()).map_err(|e| {
-                    std::io::Error::other(format!(
-                        "stored object {:?} is unreadable: {e}",
-                        k.value()
-                    ))
+                let obj: Object = from_json(v.value()).map_err(|source| {
+                    io_err(Unreadable {
+                        key: k.value().to_owned(),
+                        source,
+                    })
                 })?;
                 state.load(obj);
             }
@@ -356,9 +510,19 @@ impl StateMachine {
                 db,
                 meta,
                 published,
+                snapshot_dir: None,
             },
             state,
         ))
+    }
+
+    /// Snapshots this member builds go to files in `dir` rather than into the database: a
+    /// snapshot of a large state is tens of megabytes, and written inside the database it would
+    /// hold redb's single write transaction, and with it every log append, for as long as
+    /// writing and syncing them takes.
+    pub fn with_snapshot_dir(mut self, dir: PathBuf) -> Self {
+        self.snapshot_dir = Some(dir);
+        self
     }
 
     pub fn published(&self) -> Arc<Published> {
@@ -371,7 +535,8 @@ impl StateMachine {
         meta: &SmMeta,
     ) -> Result<(), std::io::Error> {
         let mut tx = self.db.begin_write().map_err(io_err)?;
-        tx.set_durability(Durability::Immediate).map_err(io_err)?;
+        // Replayable from the durable log, so no sync of its own (see the module docs).
+        tx.set_durability(Durability::None).map_err(io_err)?;
         {
             let mut t = tx.open_table(OBJECTS).map_err(io_err)?;
             for (k, obj) in dirty {
@@ -415,6 +580,7 @@ impl StateMachine {
                 let b = to_json(smeta)?;
                 s.insert("meta", b.as_slice()).map_err(io_err)?;
                 s.insert("data", data).map_err(io_err)?;
+                s.remove("file").map_err(io_err)?;
             }
         }
         tx.commit().map_err(io_err)
@@ -492,6 +658,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             db: self.db.clone(),
             state: self.published.state.borrow().clone(),
             meta: self.meta.clone(),
+            dir: self.snapshot_dir.clone(),
         }
     }
 
@@ -527,16 +694,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let read = || -> Result<Option<Snapshot<TypeConfig>>, std::io::Error> {
             let rtx = self.db.begin_read().map_err(io_err)?;
             let t = rtx.open_table(SNAPSHOT).map_err(io_err)?;
-            let (Some(m), Some(d)) = (
-                t.get("meta").map_err(io_err)?,
-                t.get("data").map_err(io_err)?,
-            ) else {
+            let Some(m) = t.get("meta").map_err(io_err)? else {
                 return Ok(None);
             };
             let meta: SnapshotMeta<NodeId, BasicNode> = from_json(m.value())?;
+            // A snapshot this member built is in a file beside the database; one it received
+            // (or one from before snapshots moved to files) is in the database.
+            let data = match (t.get("file").map_err(io_err)?, &self.snapshot_dir) {
+                (Some(f), Some(dir)) => {
+                    let name = std::str::from_utf8(f.value()).map_err(io_err)?;
+                    std::fs::read(dir.join(name))?
+                }
+                _ => match t.get("data").map_err(io_err)? {
+                    Some(d) => d.value().to_vec(),
+                    None => return Ok(None),
+                },
+            };
             Ok(Some(Snapshot {
                 meta,
-                snapshot: Box::new(Cursor::new(d.value().to_vec())),
+                snapshot: Box::new(Cursor::new(data)),
             }))
         };
         read().map_err(|e| StorageIOError::read_snapshot(None, &e).into())
@@ -547,39 +723,127 @@ pub struct SnapshotBuilder {
     db: Arc<Database>,
     state: Arc<State>,
     meta: SmMeta,
+    dir: Option<PathBuf>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SErr> {
-        let file = SnapshotFile {
-            objects: self.state.all_objects(),
+        let (db, state, sm) = (self.db.clone(), self.state.clone(), self.meta.clone());
+        let dir = self.dir.clone();
+        // Serialising every object and writing it durably takes a while once the state is
+        // large (tens of milliseconds per 10,000 services); on a blocking thread, so the
+        // runtime's workers go on sending heartbeats and answering writes meanwhile.
+        #[allow(clippy::result_large_err)] // openraft's own error type, as the trait returns it
+        tokio::task::spawn_blocking(move || build_snapshot(&db, dir.as_deref(), &state, &sm))
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, &io_err(e)))?
+    }
+}
+
+#[allow(clippy::result_large_err)] // openraft's own error type, as the trait returns it
+fn build_snapshot(
+    db: &Database,
+    dir: Option<&Path>,
+    state: &State,
+    sm: &SmMeta,
+) -> Result<Snapshot<TypeConfig>, SErr> {
+    let started = tokio::time::Instant::now();
+    let data = to_json(&SnapshotFileRef {
+        objects: state.all_object_refs(),
+    })
+    .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+    let snapshot_id = match sm.last_applied {
+        Some(l) => format!("{}-{}", l.leader_id.term, l.index),
+        None => "empty".into(),
+    };
+    let meta = SnapshotMeta {
+        last_log_id: sm.last_applied,
+        last_membership: sm.membership.clone(),
+        snapshot_id,
+    };
+    let write = || -> Result<(), std::io::Error> {
+        // The file is durable before the database names it. The commit is durable too, and
+        // with it every apply the snapshot was built from (see the module docs: the log is
+        // purged only past that).
+        let file = match dir {
+            Some(dir) => Some(write_snapshot_file(dir, &meta.snapshot_id, &data)?),
+            None => None,
         };
-        let data = to_json(&file).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
-        let snapshot_id = match self.meta.last_applied {
-            Some(l) => format!("{}-{}", l.leader_id.term, l.index),
-            None => "empty".into(),
-        };
-        let meta = SnapshotMeta {
-            last_log_id: self.meta.last_applied,
-            last_membership: self.meta.membership.clone(),
-            snapshot_id,
-        };
-        let write = || -> Result<(), std::io::Error> {
-            let mut tx = self.db.begin_write().map_err(io_err)?;
-            tx.set_durability(Durability::Immediate).map_err(io_err)?;
-            {
-                let mut s = tx.open_table(SNAPSHOT).map_err(io_err)?;
-                let b = to_json(&meta)?;
-                s.insert("meta", b.as_slice()).map_err(io_err)?;
-                s.insert("data", data.as_slice()).map_err(io_err)?;
+        let mut tx = db.begin_write().map_err(io_err)?;
+        tx.set_durability(Durability::Immediate).map_err(io_err)?;
+        {
+            let mut s = tx.open_table(SNAPSHOT).map_err(io_err)?;
+            let b = to_json(&meta)?;
+            s.insert("meta", b.as_slice()).map_err(io_err)?;
+            match &file {
+                Some(name) => {
+                    s.insert("file", name.as_bytes()).map_err(io_err)?;
+                    s.remove("data").map_err(io_err)?;
+                }
+                None => {
+                    s.insert("data", data.as_slice()).map_err(io_err)?;
+                }
             }
-            tx.commit().map_err(io_err)
-        };
-        write().map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
+        }
+        tx.commit().map_err(io_err)?;
+        if let (Some(dir), Some(file)) = (dir, &file) {
+            remove_snapshot_files(dir, file);
+        }
+        Ok(())
+    };
+    write().map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+    tracing::info!(
+        index = sm.last_applied.map_or(0, |l| l.index),
+        bytes = data.len(),
+        millis = started.elapsed().as_millis() as u64,
+        "built a raft snapshot"
+    );
+    Ok(Snapshot {
+        meta,
+        snapshot: Box::new(Cursor::new(data)),
+    })
+}
+
+const SNAPSHOT_FILE_PREFIX: &str = "snapshot-";
+/// How many bytes of a snapshot file are written between syncs.
+const SNAPSHOT_SYNC_EVERY: usize = 4 << 20;
+
+/// Writes `data` to `dir/snapshot-<id>.json` durably (a temp file synced, renamed, the folder
+/// synced); returns the file's name.
+fn write_snapshot_file(dir: &Path, id: &str, data: &[u8]) -> Result<String, std::io::Error> {
+    use std::io::Write as _;
+    let name = format!("{SNAPSHOT_FILE_PREFIX}{id}.json");
+    let tmp = dir.join(format!("{name}.tmp"));
+    {
+        // Synced as it is written, a few megabytes at a time: tens of megabytes left dirty
+        // would be flushed by the filesystem's next journal commit, which the log's own
+        // fdatasync waits for, and every write would stall behind the snapshot.
+        let mut f = std::fs::File::create(&tmp)?;
+        for chunk in data.chunks(SNAPSHOT_SYNC_EVERY) {
+            f.write_all(chunk)?;
+            f.sync_data()?;
+        }
+    }
+    std::fs::rename(&tmp, dir.join(&name))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(name)
+}
+
+/// Removes the snapshot files in `dir` other than `keep` (older snapshots, and any a crash left
+/// half-written). A file that cannot be removed stays, and is tried again next time.
+fn remove_snapshot_files(dir: &Path, keep: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(SNAPSHOT_FILE_PREFIX)
+            && name != keep
+            && let Err(err) = std::fs::remove_file(e.path())
+        {
+            tracing::warn!(file = %e.path().display(), error = %err, "could not remove an old raft snapshot");
+        }
     }
 }
 
@@ -602,7 +866,7 @@ pub fn force_new_cluster(
     let mut tries = 0;
     let db = loop {
         match open_db(path) {
-            Err(e) if e.to_string().contains("already open") && tries < 100 => {
+            Err(e) if already_open(&e) && tries < 100 => {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
@@ -611,9 +875,8 @@ pub fn force_new_cluster(
     };
     let (sm, mut state) = StateMachine::load(db.clone())?;
     let mut last = sm.meta.last_applied;
-    let log = LogStore::new(db.clone());
     let from = last.map_or(0, |l| l.index + 1);
-    for entry in log.entries(Bound::Included(from), Bound::Unbounded)? {
+    for entry in read_entries(&db, Bound::Included(from), Bound::Unbounded)? {
         if let EntryPayload::Normal(p) = &entry.payload {
             state.apply(entry.log_id.index, p);
         }

@@ -19,6 +19,8 @@ use shoal_types::{Id, Timestamp};
 struct Mem {
     peers: Mutex<HashMap<String, Store>>,
     down: Mutex<HashSet<String>>,
+    /// Added to every AppendEntries: a slow network, so a new leader's first round takes time.
+    append_delay: Mutex<Duration>,
 }
 
 impl Mem {
@@ -26,7 +28,7 @@ impl Mem {
         if self.down.lock().expect("lock").contains(addr) {
             return Err(TransportError::Unreachable {
                 addr: addr.into(),
-                why: "down".into(),
+                source: shoal_types::error::Remote::cause("down"),
             });
         }
         self.peers
@@ -36,7 +38,7 @@ impl Mem {
             .cloned()
             .ok_or_else(|| TransportError::Unreachable {
                 addr: addr.into(),
-                why: "unknown".into(),
+                source: shoal_types::error::Remote::cause("unknown"),
             })
     }
 }
@@ -57,6 +59,10 @@ impl RaftTransport for MemTransport {
         addr: &str,
         req: AppendEntriesRequest<TypeConfig>,
     ) -> Result<AppendEntriesResponse<u64>, TransportError> {
+        let delay = *self.0.append_delay.lock().expect("lock");
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         self.0
             .get(addr)?
             .raft()
@@ -116,8 +122,12 @@ fn service(n: u64) -> Op {
 }
 
 async fn member(mem: &Arc<Mem>, dir: &std::path::Path, id: u64) -> Store {
+    member_with(mem, dir, id, timing()).await
+}
+
+async fn member_with(mem: &Arc<Mem>, dir: &std::path::Path, id: u64, timing: RaftTiming) -> Store {
     let net = Network::new(Arc::new(MemTransport(mem.clone())));
-    let s = Store::open(&dir.join(format!("m{id}")), id, timing(), net)
+    let s = Store::open(&dir.join(format!("m{id}")), id, timing, net)
         .await
         .expect("open");
     mem.peers
@@ -193,6 +203,9 @@ async fn three_members_replicate_forward_and_survive_a_leader_loss() {
         .await
         .expect("write after failover");
     wait_services(&c, 62).await;
+    // b may have forwarded that write to c: it applies the entry once the leader's next
+    // heartbeat tells it the entry is committed, which must happen before c goes away.
+    wait_services(&b, 62).await;
 
     // With two of three gone, writes fail fast with Docker's message; reads still work.
     mem.down.lock().expect("lock").insert("m3".into());
@@ -238,4 +251,104 @@ async fn three_members_replicate_forward_and_survive_a_leader_loss() {
     wait_services(&d, kept + 1).await;
     b.shutdown().await;
     d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_right_after_an_election_waits_for_the_first_heartbeat_round() {
+    // A slow network (AppendEntries take 100 ms, within the 200 ms RPC timeout) makes a new
+    // leader's first heartbeat round take that long: a write sent the moment it is elected must
+    // wait for the round and succeed, not fail with "no quorum".
+    let timing = RaftTiming {
+        heartbeat: Duration::from_millis(200),
+        election_min: Duration::from_millis(400),
+        election_max: Duration::from_millis(600),
+        snapshot_every: 0,
+        keep_after_snapshot: 0,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mem = Arc::new(Mem::default());
+    let a = member_with(&mem, dir.path(), 1, timing.clone()).await;
+    a.bootstrap("m1").await.expect("bootstrap");
+    wait_leader(&[&a], None).await;
+    let b = member_with(&mem, dir.path(), 2, timing.clone()).await;
+    let c = member_with(&mem, dir.path(), 3, timing.clone()).await;
+    a.add_voter(2, "m2").await.expect("add 2");
+    a.add_voter(3, "m3").await.expect("add 3");
+    a.propose(Proposal::atomic(Timestamp(1), vec![service(1)]))
+        .await
+        .expect("write");
+    wait_services(&b, 1).await;
+    wait_services(&c, 1).await;
+
+    *mem.append_delay.lock().expect("lock") = Duration::from_millis(100);
+    mem.down.lock().expect("lock").insert("m1".into());
+    a.shutdown().await;
+    // Catch the new leader the moment it knows it leads.
+    let mut tries = 0;
+    let leader = loop {
+        if let Some(s) = [&b, &c].into_iter().find(|s| s.is_leader()) {
+            break s;
+        }
+        tries += 1;
+        assert!(tries < 20_000, "no new leader");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let fresh = leader
+        .raft()
+        .metrics()
+        .borrow()
+        .millis_since_quorum_ack
+        .is_none();
+    let applied = leader
+        .propose_local(Proposal::atomic(Timestamp(2), vec![service(2)]))
+        .await
+        .expect("a write right after the election");
+    assert_eq!(applied.results, vec![Ok(())]);
+    assert!(
+        fresh,
+        "the write did not test a fresh leader: it had heard from a majority already"
+    );
+    b.shutdown().await;
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_removes_itself_stops_calling_itself_leader() {
+    // `docker node demote` of the leader: it commits a membership without itself, and from then
+    // on it hears from no one. It must not go on answering as the leader (refusing writes for
+    // want of a quorum, never forwarding them); the others elect a leader and carry on.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mem = Arc::new(Mem::default());
+    let a = member(&mem, dir.path(), 1).await;
+    a.bootstrap("m1").await.expect("bootstrap");
+    wait_leader(&[&a], None).await;
+    let b = member(&mem, dir.path(), 2).await;
+    let c = member(&mem, dir.path(), 3).await;
+    a.add_voter(2, "m2").await.expect("add 2");
+    a.add_voter(3, "m3").await.expect("add 3");
+    a.propose(Proposal::atomic(Timestamp(1), vec![service(1)]))
+        .await
+        .expect("write");
+
+    a.remove_member(1).await.expect("the leader removes itself");
+    let l = wait_leader(&[&b, &c], Some(1)).await;
+    assert!(l == 2 || l == 3, "{l}");
+    for _ in 0..200 {
+        if !a.is_leader() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        !a.is_leader(),
+        "the removed member still calls itself leader"
+    );
+    assert_ne!(a.leader(), Some(1));
+    b.propose(Proposal::atomic(Timestamp(2), vec![service(2)]))
+        .await
+        .expect("the rest of the group takes writes");
+    wait_services(&c, 2).await;
+    a.shutdown().await;
+    b.shutdown().await;
+    c.shutdown().await;
 }

@@ -23,7 +23,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
             open_db(&dir.path().join("s.redb")).map_err(|e| openraft::StorageIOError::write(&e))?;
         let (sm, _) =
             StateMachine::load(db.clone()).map_err(|e| openraft::StorageIOError::write(&e))?;
-        Ok((dir, LogStore::new(db), sm))
+        let log = LogStore::new(db).map_err(|e| openraft::StorageIOError::write(&e))?;
+        Ok((dir, log, sm))
     }
 }
 
@@ -56,6 +57,38 @@ async fn open(dir: &std::path::Path, timing: RaftTiming) -> Store {
         "single member leads"
     );
     store
+}
+
+/// A data directory that is a file: the store cannot create it, and says so with the
+/// filesystem's error as the cause, not pasted into its message.
+#[tokio::test]
+async fn opening_a_store_where_a_file_is_keeps_the_io_error_as_its_source() {
+    use std::error::Error;
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("not-a-dir");
+    std::fs::write(&file, b"x").expect("write");
+    let Err(err) = Store::open(&file, 1, RaftTiming::default(), Network::default()).await else {
+        panic!("a file opened as a store directory");
+    };
+    assert!(
+        matches!(err, shoal_store::StoreError::Open { .. }),
+        "{err:?}"
+    );
+    let io = err
+        .source()
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .expect("the io error is the source");
+    assert_eq!(io.kind(), std::io::ErrorKind::AlreadyExists);
+    let path = file.join("state.redb");
+    assert_eq!(
+        err.to_string(),
+        format!("opening the state store at {}", path.display())
+    );
+    assert_eq!(
+        shoal_types::error::chain(&err),
+        format!("opening the state store at {}: {io}", path.display())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,24 +156,66 @@ async fn snapshots_purge_the_log_and_restart_from_them() {
             .expect("proposes");
         assert_eq!(a.results, vec![Ok(())]);
     }
-    store.trigger_snapshot().await.expect("snapshot");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let m = store.raft().metrics().borrow().clone();
-        if m.snapshot.is_some_and(|s| s.index >= 100) && m.purged.is_some() {
+        // Wait for a snapshot of the last applied entry: an automatic one (every 20 entries)
+        // may still be building, and openraft drops a trigger that arrives while one builds,
+        // so ask again until it is there.
+        if m.snapshot.is_some() && m.snapshot == m.last_applied && m.purged.is_some() {
             break;
         }
+        store.trigger_snapshot().await.expect("snapshot");
         assert!(
             tokio::time::Instant::now() < deadline,
             "no snapshot/purge: {m:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The snapshot is one file beside the database (older ones are gone), and it is what
+    // the member serves as its current snapshot, also after a restart.
+    let files = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|n| n.starts_with("snapshot-"))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = files();
+    assert_eq!(before.len(), 1, "{before:?}");
+    let served = |s: &Store| {
+        let s = s.clone();
+        async move {
+            let snap = s
+                .raft()
+                .get_snapshot()
+                .await
+                .expect("get_snapshot")
+                .expect("a current snapshot");
+            (
+                snap.meta.snapshot_id.clone(),
+                snap.snapshot.into_inner().len(),
+            )
+        }
+    };
+    let (id, len) = served(&store).await;
+    assert_eq!(before[0], format!("snapshot-{id}.json"));
+    assert_eq!(
+        len as u64,
+        std::fs::metadata(dir.path().join(&before[0]))
+            .expect("snapshot file")
+            .len()
+    );
     store.shutdown().await;
     drop(store);
     let store = open(dir.path(), timing).await;
     let view: Arc<_> = store.view();
     assert_eq!(view.services().count(), 120);
+    assert_eq!(served(&store).await, (id, len));
+    assert_eq!(files(), before);
     store.shutdown().await;
 }
 
@@ -185,4 +260,18 @@ async fn compaction_follows_the_settings_it_is_given() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn current_state_is_waited_for_and_a_member_without_a_group_never_has_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lone = Store::open(dir.path(), 1, RaftTiming::default(), Network::default())
+        .await
+        .expect("store opens");
+    // Not bootstrapped: no group, no leader, so the wait gives up and says so.
+    assert!(!lone.wait_current_state(Duration::from_millis(300)).await);
+    lone.bootstrap("127.0.0.1:2377").await.expect("bootstraps");
+    assert!(lone.wait_current_state(Duration::from_secs(10)).await);
+    assert!(lone.leads_with_current_state());
+    lone.shutdown().await;
 }

@@ -5,13 +5,45 @@ use crate::Id;
 use crate::node::NodeDescription;
 use crate::task::{Task, TaskStatus};
 
-/// Everything one node must run, sent whole whenever it changes. Tasks whose desired state is
-/// past `running` are still listed until the store drops them, so the agent stops them.
+/// What one node must run. A session's first message is the whole set (`complete`); each later
+/// one holds only what changed since the message before: tasks added or changed, and the IDs of
+/// tasks that left. A write to one task then costs that task on the wire and in the agent, not
+/// the node's whole list (Swarm's dispatcher sends incremental assignments for the same reason).
+/// Tasks whose desired state is past `running` stay assigned until the store drops them, so the
+/// agent stops them.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Assignments {
     /// Store version these assignments were computed at.
     pub version: u64,
+    /// `tasks` is the whole set: a task the agent runs that is not in it is no longer assigned.
+    #[serde(default)]
+    pub complete: bool,
     pub tasks: Vec<Task>,
+    /// Tasks no longer assigned (only in a message that is not `complete`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<Id>,
+}
+
+impl Assignments {
+    /// The whole set.
+    pub fn complete(version: u64, tasks: Vec<Task>) -> Self {
+        Assignments {
+            version,
+            complete: true,
+            tasks,
+            removed: Vec::new(),
+        }
+    }
+
+    /// What changed since the previous message.
+    pub fn changes(version: u64, tasks: Vec<Task>, removed: Vec<Id>) -> Self {
+        Assignments {
+            version,
+            complete: false,
+            tasks,
+            removed,
+        }
+    }
 }
 
 /// One task's new observed status, from the agent.

@@ -255,7 +255,8 @@ impl Template {
         Ok(out)
     }
 
-    /// Whether the template has no actions, so expanding it gives back its text.
+    /// Whether the template has no actions (comments are dropped when parsed), so it expands to
+    /// the same text in every context: its text without comments and the spaces they trim.
     pub fn is_plain(&self) -> bool {
         self.nodes.iter().all(|p| matches!(p, Part::Text(_)))
     }

@@ -81,6 +81,21 @@ fn text_and_actions_mix() {
     assert!(parse("{{.Task.ID}}").is_ok_and(|t| !t.is_plain()));
 }
 
+/// Found by the `template` fuzz target: a template whose only action is a comment is plain, but
+/// its expansion is its text without the comment, not its text.
+#[test]
+fn a_plain_template_with_a_comment_expands_without_it() {
+    let t = parse("14ice$$}} {{/* a comment */ }}vi").expect("parses");
+    assert!(t.is_plain());
+    assert_eq!(expand("14ice$$}} {{/* a comment */ }}vi"), "14ice$$}} vi");
+    assert_eq!(expand("a {{- /* c */ -}} b"), "ab");
+    assert_eq!(
+        t.expand(&Context::default()),
+        t.expand(&ctx()),
+        "a plain template does not depend on its context"
+    );
+}
+
 #[test]
 fn unicode_text_survives_and_counts_as_characters() {
     assert_eq!(expand("héllo-{{.Service.Name}}-ünï"), "héllo-web-ünï");

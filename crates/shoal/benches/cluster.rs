@@ -18,20 +18,14 @@
 mod common;
 #[path = "../tests/common/cluster.rs"]
 mod harness;
+mod util;
+
+use util::arg;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use harness::{Cluster, Node, poll};
-
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn stats(mut v: Vec<f64>) -> String {
     v.sort_by(|a, b| a.total_cmp(b));

@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use shoal_agent::RuntimeDriver;
-use shoal_agent::native::{NativeConfig, NativeDriver};
-use shoal_agent::route::RoutingDriver;
 use shoal_docker::DockerDriver;
+use shoal_native::{NativeConfig, NativeDriver};
 use shoal_node::{Daemon, DaemonConfig};
+use shoal_runtime::RuntimeDriver;
+use shoal_runtime::route::RoutingDriver;
 use shoal_types::GenericResource;
 use shoal_types::clock::SystemClock;
 use tokio::sync::watch;
@@ -196,7 +196,7 @@ impl Running {
             let host = h.clone();
             servers.spawn(async move {
                 if let Err(e) = shoal_api::serve(listener, state).await {
-                    tracing::error!(%host, error = %e, "API server stopped");
+                    tracing::error!(%host, error = %shoal_types::error::Chain(&e), "API server stopped");
                 }
             });
             tracing::info!(host = %h, "API listening");
@@ -234,9 +234,10 @@ async fn docker_runtime(
         .to_string();
     match DockerDriver::connect(&owner).await {
         Ok(d) => Ok(Some(Arc::new(d))),
-        Err(e) if runtime == "docker" => Err(anyhow::anyhow!("--runtime docker: {e}")),
+        // anyhow keeps the error's sources: the final `{:#}` prints the whole chain.
+        Err(e) if runtime == "docker" => Err(anyhow::Error::new(e).context("--runtime docker")),
         Err(e) => {
-            tracing::info!(error = %e, "no Docker daemon: images run on the native runtime");
+            tracing::info!(error = %shoal_types::error::Chain(&e), "no Docker daemon: images run on the native runtime");
             Ok(None)
         }
     }

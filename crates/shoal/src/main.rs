@@ -48,7 +48,7 @@ fn main() {
     // The shim is exec'd once per task and must start fast: it bypasses the CLI parser and never
     // starts an async runtime.
     if args.get(1).is_some_and(|a| a == "shim") {
-        std::process::exit(shoal_agent::native::shim::main(&args[2..]));
+        std::process::exit(shoal_native::shim::main(&args[2..]));
     }
     let cli = Cli::parse();
     let code = match cli.cmd {

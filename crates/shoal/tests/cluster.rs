@@ -20,35 +20,24 @@ mod security;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{require, require_root};
 use harness::{Cluster, DockerClient, Role, output_text, poll};
 use serde_json::Value;
+use shoal_testkit::{Need, need};
 
 use Role::{Manager as M, Worker as W};
 
+/// Root (namespaces, cgroups) and the docker CLI, which drives the daemon.
 fn ready() -> bool {
-    require_root() && require("docker", &["--version"])
+    need(&[Need::Root, Need::Tool("docker")])
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
 
 /// `docker service create` of `replicas` long-running host tasks that stop quickly.
 fn create_service(c: &Cluster, via: usize, name: &str, replicas: usize) {
-    c.n(via).docker_ok(&[
-        "service",
-        "create",
-        "--detach",
-        "--no-resolve-image",
-        "--name",
-        name,
-        "--replicas",
-        &replicas.to_string(),
-        "--stop-grace-period",
-        "1s",
-        "host",
-        "sleep",
-        "100000",
-    ]);
+    let words = format!("--no-resolve-image --name {name} --replicas {replicas}");
+    let rest = ["--stop-grace-period", "1s", "host", "sleep", "100000"];
+    c.n(via).docker_ok(&common::create_args(&words, &rest));
 }
 
 /// Node number of every running task of `service`, as manager `via` sees them.
@@ -383,14 +372,7 @@ fn docker_cli_drives_join_promote_demote_leave_and_rm() {
     );
     let ls = n2.docker_ok(&["node", "ls"]);
     let header = ls.lines().next().unwrap_or_default();
-    for col in [
-        "ID",
-        "HOSTNAME",
-        "STATUS",
-        "AVAILABILITY",
-        "MANAGER STATUS",
-        "ENGINE VERSION",
-    ] {
+    for col in common::NODE_LS_COLUMNS {
         assert!(header.contains(col), "{ls}");
     }
     assert!(

@@ -5,26 +5,26 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Daemon, require, require_root, wait_for};
+use common::{Daemon, wait_for};
+use shoal_testkit::{Need, need};
 
+/// Root (namespaces, cgroups) and the docker CLI, which drives the daemon.
 fn ready() -> bool {
-    require_root() && require("docker", &["--version"])
+    need(&[Need::Root, Need::Tool("docker")])
 }
 
-fn init(d: &Daemon) -> String {
-    let flags = d.init_flags();
-    let mut args = vec!["swarm", "init"];
-    args.extend(flags.iter().map(String::as_str));
-    let out = d.docker_ok(&args);
-    assert!(out.contains("Swarm initialized: current node"), "{out}");
-    d.docker_ok(&["info", "--format", "{{.Swarm.NodeID}}"])
-        .trim()
-        .to_string()
+/// A daemon in a one-node swarm, and that node's ID, when the machine has what the tests need.
+fn swarm() -> Option<(Daemon, String)> {
+    if !ready() {
+        return None;
+    }
+    let d = Daemon::start();
+    let node = d.swarm_init();
+    Some((d, node))
 }
 
-fn ps(d: &Daemon, service: &str) -> String {
-    d.docker_ok(&["service", "ps", "--no-trunc", service])
-}
+const SECS_30: Duration = Duration::from_secs(30);
+const MINUTE: Duration = Duration::from_secs(60);
 
 fn service_ls_replicas(d: &Daemon, name: &str) -> String {
     d.docker_ok(&[
@@ -48,31 +48,29 @@ fn wait_replicas(d: &Daemon, name: &str, want: &str) {
             if r == want {
                 Ok(())
             } else {
-                Err(format!("{r}\n{}", ps(d, name)))
+                Err(format!("{r}\n{}", d.ps(name)))
             }
         },
     );
 }
 
+/// The IDs of `name`'s running tasks.
+fn running_ids(d: &Daemon, name: &str) -> Vec<String> {
+    d.running_tasks(name)
+        .into_iter()
+        .map(|(_, id, _)| id)
+        .collect()
+}
+
 fn env_of(d: &Daemon, name: &str) -> String {
-    d.docker_ok(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
-        name,
-    ])
-    .trim()
-    .to_string()
+    d.inspect(name, "{{json .Spec.TaskTemplate.ContainerSpec.Env}}")
 }
 
 #[test]
 fn docker_cli_drives_a_one_node_swarm() {
-    if !ready() {
+    let Some((d, node)) = swarm() else {
         return;
-    }
-    let d = Daemon::start();
-    let node = init(&d);
+    };
 
     let info = d.docker_ok(&["info"]);
     assert!(
@@ -98,20 +96,7 @@ fn docker_cli_drives_a_one_node_swarm() {
     ]);
     assert_eq!(labels.trim(), r#"{"zone":"east"}"#);
 
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "web",
-        "--replicas",
-        "3",
-        "--stop-grace-period",
-        "1s",
-        "host",
-        "sleep",
-        "1000",
-    ]);
+    d.service_create("--name web --replicas 3 --stop-grace-period 1s host sleep 1000");
     wait_replicas(&d, "web", "3/3");
     let listing = d.docker_ok(&["service", "ls"]);
     assert!(
@@ -121,7 +106,7 @@ fn docker_cli_drives_a_one_node_swarm() {
             && listing.contains("host:latest"),
         "{listing}"
     );
-    let p = ps(&d, "web");
+    let p = d.ps("web");
     assert_eq!(
         p.lines().filter(|l| l.contains("Running")).count(),
         3,
@@ -131,11 +116,7 @@ fn docker_cli_drives_a_one_node_swarm() {
     d.docker_ok(&["service", "scale", "-d", "web=5"]);
     wait_replicas(&d, "web", "5/5");
 
-    let before: Vec<String> = d
-        .running_tasks("web")
-        .into_iter()
-        .map(|(_, id, _)| id)
-        .collect();
+    let before: Vec<String> = running_ids(&d, "web");
     d.docker_ok(&[
         "service",
         "update",
@@ -146,57 +127,15 @@ fn docker_cli_drives_a_one_node_swarm() {
     ]);
     assert_eq!(env_of(&d, "web"), r#"["GREETING=hello"]"#);
     // Every task is replaced by one with the new spec.
-    wait_for(
-        "all tasks replaced after the update",
-        Duration::from_secs(90),
-        || {
-            let now = d.running_tasks("web");
-            let replaced = now.iter().all(|(_, id, _)| !before.contains(id));
-            if now.len() == 5 && replaced {
-                Ok(())
-            } else {
-                Err(ps(&d, "web"))
-            }
-        },
-    );
-    let state = d.docker_ok(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{.UpdateStatus.State}}",
-        "web",
-    ]);
-    wait_for("update completed", Duration::from_secs(30), || {
-        let s = d.docker_ok(&[
-            "service",
-            "inspect",
-            "--format",
-            "{{.UpdateStatus.State}}",
-            "web",
-        ]);
-        if s.trim() == "completed" {
-            Ok(())
-        } else {
-            Err(format!("{s} (was {state})"))
-        }
+    let replaced = "all tasks replaced after the update";
+    d.wait_tasks(replaced, Duration::from_secs(90), "web", |now| {
+        now.len() == 5 && now.iter().all(|(_, id, _)| !before.contains(id))
     });
+    d.wait_update_state("web", "completed", Duration::from_secs(30));
 
     d.docker_ok(&["service", "rollback", "-d", "web"]);
     assert_eq!(env_of(&d, "web"), "null");
-    wait_for("rollback completed", Duration::from_secs(90), || {
-        let s = d.docker_ok(&[
-            "service",
-            "inspect",
-            "--format",
-            "{{.UpdateStatus.State}}",
-            "web",
-        ]);
-        if s.trim() == "rollback_completed" {
-            Ok(())
-        } else {
-            Err(format!("{s}\n{}", ps(&d, "web")))
-        }
-    });
+    d.wait_update_state("web", "rollback_completed", Duration::from_secs(90));
     wait_replicas(&d, "web", "5/5");
 
     d.docker_ok(&["service", "rm", "web"]);
@@ -212,28 +151,50 @@ fn docker_cli_drives_a_one_node_swarm() {
     });
 }
 
+/// The docker CLI writes `:latest` out on every update; a service made without it (here through
+/// the API, as the Python SDK and `shoal up` make them) and then scaled keeps its tasks.
+#[test]
+fn docker_service_scale_of_a_service_made_without_a_tag_restarts_nothing() {
+    let Some((d, _)) = swarm() else {
+        return;
+    };
+    let body = serde_json::json!({
+        "Name": "plain",
+        "Mode": {"Replicated": {"Replicas": 2}},
+        "TaskTemplate": {"ContainerSpec": {"Image": "host", "Command": ["sleep", "1000"]}},
+    });
+    let (status, v) = d.api(
+        "POST",
+        "/v1.50/services/create",
+        Some(body.to_string().as_bytes()),
+    );
+    assert_eq!(status, 201, "{v}");
+    d.wait_running("plain", 2);
+    let before: Vec<String> = running_ids(&d, "plain");
+    d.docker_ok(&["service", "scale", "-d", "plain=3"]);
+    wait_replicas(&d, "plain", "3/3");
+    let now: Vec<String> = running_ids(&d, "plain");
+    assert!(
+        before.iter().all(|id| now.contains(id)),
+        "the scale replaced running tasks: before {before:?}, now {now:?}\n{}",
+        d.ps("plain")
+    );
+    assert_eq!(
+        d.inspect("plain", "{{.Spec.TaskTemplate.ContainerSpec.Image}}")
+            .trim(),
+        "host"
+    );
+}
+
 #[test]
 fn docker_service_logs_show_each_tasks_output() {
-    if !ready() {
+    let Some((d, _)) = swarm() else {
         return;
-    }
-    let d = Daemon::start();
-    init(&d);
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "talk",
-        "--replicas",
-        "2",
-        "--stop-grace-period",
-        "1s",
-        "host",
-        "sh",
-        "-c",
-        "echo hello from $(hostname); echo oops >&2; sleep 1000",
-    ]);
+    };
+    d.service_create_with(
+        "--name talk --replicas 2 --stop-grace-period 1s host sh -c",
+        &["echo hello from $(hostname); echo oops >&2; sleep 1000"],
+    );
     d.wait_running("talk", 2);
     let logs = wait_for("both tasks' lines", Duration::from_secs(30), || {
         let out = d.docker(&["service", "logs", "talk"]);
@@ -265,11 +226,11 @@ fn docker_service_logs_show_each_tasks_output() {
 
 #[test]
 fn python_docker_sdk_creates_and_lists_services() {
-    if !ready() || !require("python3", &["-c", "import docker"]) {
+    if !need(&[Need::Root, Need::Tool("docker"), Need::PythonDockerSdk]) {
         return;
     }
     let d = Daemon::start();
-    init(&d);
+    d.swarm_init();
     let script = format!(
         r#"
 import docker
@@ -280,68 +241,29 @@ print(s.id, ",".join(names))
 "#,
         host = d.host()
     );
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::python(&script);
     assert!(stdout.trim().ends_with(" py"), "{stdout}");
     d.wait_running("py", 2);
 }
 
 #[test]
 fn killed_task_is_replaced_and_shown_failed() {
-    if !ready() {
+    let Some((d, _)) = swarm() else {
         return;
-    }
-    let d = Daemon::start();
-    init(&d);
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "web",
-        "--replicas",
-        "2",
-        "--restart-delay",
-        "1s",
-        "--stop-grace-period",
-        "1s",
-        "host",
-        "sleep",
-        "1000",
-    ]);
+    };
+    d.service_create(
+        "--name web --replicas 2 --restart-delay 1s --stop-grace-period 1s host sleep 1000",
+    );
     let tasks = d.wait_running("web", 2);
     let (slot, victim, pid) = tasks[0].clone();
     assert!(pid > 1, "{tasks:?}");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill task");
-    wait_for(
-        "the killed task's replacement",
-        Duration::from_secs(60),
-        || {
-            let now = d.running_tasks("web");
-            if now.len() == 2
-                && now.iter().all(|(_, id, _)| *id != victim)
-                && now.iter().any(|(s, _, _)| *s == slot)
-            {
-                Ok(())
-            } else {
-                Err(ps(&d, "web"))
-            }
-        },
-    );
-    let p = ps(&d, "web");
+    common::kill9(pid);
+    d.wait_tasks("the killed task's replacement", MINUTE, "web", |now| {
+        now.len() == 2
+            && now.iter().all(|(_, id, _)| *id != victim)
+            && now.iter().any(|(s, _, _)| *s == slot)
+    });
+    let p = d.ps("web");
     let old = p
         .lines()
         .find(|l| l.starts_with(&victim))
@@ -356,44 +278,20 @@ fn killed_task_is_replaced_and_shown_failed() {
 
 #[test]
 fn kill9_of_the_daemon_keeps_state_and_readopts_tasks() {
-    if !ready() {
+    let Some((mut d, node)) = swarm() else {
         return;
-    }
-    let mut d = Daemon::start();
-    let node = init(&d);
+    };
     d.docker_ok(&["node", "update", "--label-add", "rack=r1", &node]);
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "web",
-        "--replicas",
-        "3",
-        "--restart-delay",
-        "1s",
-        "--stop-grace-period",
-        "1s",
-        "host",
-        "sleep",
-        "1000",
-    ]);
+    d.service_create(
+        "--name web --replicas 3 --restart-delay 1s --stop-grace-period 1s host sleep 1000",
+    );
     let before = d.wait_running("web", 3);
     // Give the task history an entry: kill one task and wait for its replacement.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(before[0].2 as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill");
-    let running = wait_for("replacement", Duration::from_secs(60), || {
-        let r = d.running_tasks("web");
-        if r.len() == 3 && r.iter().all(|t| t.1 != before[0].1) {
-            Ok(r)
-        } else {
-            Err(ps(&d, "web"))
-        }
+    common::kill9(before[0].2);
+    let running = d.wait_tasks("replacement", MINUTE, "web", |r| {
+        r.len() == 3 && r.iter().all(|t| t.1 != before[0].1)
     });
-    let history_before = ps(&d, "web").lines().count();
+    let history_before = d.ps("web").lines().count();
 
     d.kill9();
     // The tasks outlive the daemon: their processes still run.
@@ -407,7 +305,7 @@ fn kill9_of_the_daemon_keeps_state_and_readopts_tasks() {
 
     let after = d.wait_running("web", 3);
     assert_eq!(after, running, "tasks were restarted instead of adopted");
-    let p = ps(&d, "web");
+    let p = d.ps("web");
     assert_eq!(p.lines().count(), history_before, "{p}");
     assert!(p.contains("Failed"), "task history lost:\n{p}");
     let labels = d.docker_ok(&[
@@ -419,145 +317,56 @@ fn kill9_of_the_daemon_keeps_state_and_readopts_tasks() {
     ]);
     assert_eq!(labels.trim(), r#"{"rack":"r1"}"#);
     // And a task that dies after the restart is still replaced.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(after[1].2 as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill");
-    wait_for("replacement after restart", Duration::from_secs(60), || {
-        let r = d.running_tasks("web");
-        if r.len() == 3 && r.iter().all(|t| t.1 != after[1].1) {
-            Ok(())
-        } else {
-            Err(ps(&d, "web"))
-        }
+    common::kill9(after[1].2);
+    d.wait_tasks("replacement after restart", MINUTE, "web", |r| {
+        r.len() == 3 && r.iter().all(|t| t.1 != after[1].1)
     });
 }
 
 #[test]
 fn drained_node_gets_nothing_and_impossible_constraints_stay_pending() {
-    if !ready() {
+    let Some((d, node)) = swarm() else {
         return;
-    }
-    let d = Daemon::start();
-    let node = init(&d);
+    };
     d.docker_ok(&["node", "update", "--availability", "drain", &node]);
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "web",
-        "--replicas",
-        "2",
-        "--stop-grace-period",
-        "1s",
-        "host",
-        "sleep",
-        "1000",
-    ]);
-    wait_for(
-        "pending with the drain reason",
-        Duration::from_secs(30),
-        || {
-            let p = ps(&d, "web");
-            let pending = p
-                .lines()
-                .filter(|l| {
-                    l.contains("Pending")
-                        && l.contains("no suitable node (1 node not available for new tasks)")
-                })
-                .count();
-            if pending == 2 { Ok(()) } else { Err(p) }
-        },
-    );
+    d.service_create("--name web --replicas 2 --stop-grace-period 1s host sleep 1000");
+    let drained = "no suitable node (1 node not available for new tasks)";
+    d.wait_ps("pending with the drain reason", SECS_30, "web", |p| {
+        p.lines()
+            .filter(|l| l.contains("Pending") && l.contains(drained))
+            .count()
+            == 2
+    });
     assert!(d.running_tasks("web").is_empty());
     d.docker_ok(&["node", "update", "--availability", "active", &node]);
     d.wait_running("web", 2);
 
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "nowhere",
-        "--constraint",
-        "node.labels.zone==mars",
-        "--stop-grace-period",
-        "1s",
-        "host",
-        "sleep",
-        "1000",
-    ]);
-    wait_for(
+    d.service_create_with(
+        "--name nowhere --constraint node.labels.zone==mars",
+        &["--stop-grace-period", "1s", "host", "sleep", "1000"],
+    );
+    let unmatched = "no suitable node (scheduling constraints not satisfied on 1 node)";
+    d.wait_ps(
         "pending with the constraint reason",
-        Duration::from_secs(30),
-        || {
-            let p = ps(&d, "nowhere");
-            if p.contains("Pending")
-                && p.contains("no suitable node (scheduling constraints not satisfied on 1 node)")
-            {
-                Ok(())
-            } else {
-                Err(p)
-            }
-        },
+        SECS_30,
+        "nowhere",
+        |p| p.contains("Pending") && p.contains(unmatched),
     );
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "huge",
-        "--reserve-memory",
-        "100000g",
-        "host",
-        "sleep",
-        "1000",
-    ]);
-    wait_for(
-        "pending with the resources reason",
-        Duration::from_secs(30),
-        || {
-            let p = ps(&d, "huge");
-            if p.contains("insufficient resources on 1 node") {
-                Ok(())
-            } else {
-                Err(p)
-            }
-        },
-    );
+    d.service_create("--name huge --reserve-memory 100000g host sleep 1000");
+    d.wait_ps("pending with the resources reason", SECS_30, "huge", |p| {
+        p.contains("insufficient resources on 1 node")
+    });
     // Draining moves running tasks off the node.
     d.docker_ok(&["node", "update", "--availability", "drain", &node]);
-    wait_for("drained tasks stopped", Duration::from_secs(60), || {
-        let r = d.running_tasks("web");
-        if r.is_empty() {
-            Ok(())
-        } else {
-            Err(ps(&d, "web"))
-        }
-    });
+    d.wait_tasks("drained tasks stopped", MINUTE, "web", |r| r.is_empty());
 }
 
 #[test]
 fn bad_input_gets_clear_errors_and_changes_nothing() {
-    if !ready() {
+    let Some((d, _)) = swarm() else {
         return;
-    }
-    let d = Daemon::start();
-    init(&d);
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "web",
-        "--replicas",
-        "0",
-        "host",
-        "sleep",
-        "1",
-    ]);
+    };
+    d.service_create("--name web --replicas 0 host sleep 1");
     let (_, svc) = d.api("GET", "/v1.50/services/web", None);
     let version = svc["Version"]["Index"].as_u64().expect("version");
     let spec = svc["Spec"].to_string();
@@ -655,7 +464,7 @@ fn api_also_listens_on_tcp_and_swarm_update_leave_and_reinit_work() {
     let port = common::free_port();
     let tcp = format!("tcp://127.0.0.1:{port}");
     let d = Daemon::start_with(vec![tcp.clone()]);
-    init(&d);
+    d.swarm_init();
     let over_tcp = std::process::Command::new("docker")
         .args([
             "-H",
@@ -682,21 +491,10 @@ fn api_also_listens_on_tcp_and_swarm_update_leave_and_reinit_work() {
     ]);
     assert_eq!(limit.trim(), "2");
     // With a limit of 2, a slot keeps its running task and at most 2 ended ones.
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "flaky",
-        "--restart-delay",
-        "100ms",
-        "--stop-grace-period",
-        "1s",
-        "host",
-        "sh",
-        "-c",
-        "sleep 0.3; exit 1",
-    ]);
+    d.service_create_with(
+        "--name flaky --restart-delay 100ms --stop-grace-period 1s host sh -c",
+        &["sleep 0.3; exit 1"],
+    );
     // Watch several restarts go by: every task ever seen is remembered, while the store keeps
     // only the live task and the 2 newest ended ones (one more may wait a moment for the reaper).
     let mut seen = std::collections::BTreeSet::new();
@@ -711,13 +509,13 @@ fn api_also_listens_on_tcp_and_swarm_update_leave_and_reinit_work() {
         if seen.len() >= 6 {
             Ok(tasks.len())
         } else {
-            Err(format!("{} seen\n{}", seen.len(), ps(&d, "flaky")))
+            Err(format!("{} seen\n{}", seen.len(), d.ps("flaky")))
         }
     });
     assert!(
         total <= 4,
         "history not pruned: {total} tasks kept\n{}",
-        ps(&d, "flaky")
+        d.ps("flaky")
     );
 
     let refused = d.docker(&["swarm", "leave"]);
@@ -735,62 +533,28 @@ fn api_also_listens_on_tcp_and_swarm_update_leave_and_reinit_work() {
         "{out:?}"
     );
     // Leaving stopped the tasks; a new swarm starts empty.
-    init(&d);
+    d.swarm_init();
     assert!(d.docker_ok(&["service", "ls", "-q"]).trim().is_empty());
 }
 
 #[test]
 fn restart_conditions_follow_swarm() {
-    if !ready() {
+    let Some((d, _)) = swarm() else {
         return;
-    }
-    let d = Daemon::start();
-    init(&d);
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "once",
-        "--restart-condition",
-        "none",
-        "host",
-        "sh",
-        "-c",
-        "exit 3",
-    ]);
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "clean",
-        "--restart-condition",
-        "on-failure",
-        "host",
-        "true",
-    ]);
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "retry",
-        "--restart-condition",
-        "on-failure",
-        "--restart-delay",
-        "200ms",
-        "--restart-max-attempts",
-        "2",
-        "host",
-        "sh",
-        "-c",
-        "exit 1",
-    ]);
+    };
+    d.service_create_with(
+        "--name once --restart-condition none host sh -c",
+        &["exit 3"],
+    );
+    d.service_create("--name clean --restart-condition on-failure host true");
+    d.service_create_with(
+        "--name retry --restart-condition on-failure --restart-delay 200ms",
+        &["--restart-max-attempts", "2", "host", "sh", "-c", "exit 1"],
+    );
     wait_for("tasks to settle", Duration::from_secs(60), || {
-        let once = ps(&d, "once");
-        let clean = ps(&d, "clean");
-        let retry = ps(&d, "retry");
+        let once = d.ps("once");
+        let clean = d.ps("clean");
+        let retry = d.ps("retry");
         let ok = once.lines().count() == 2
             && once.contains("Failed")
             && once.contains("task: non-zero exit (3)")
@@ -806,37 +570,26 @@ fn restart_conditions_follow_swarm() {
     });
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        ps(&d, "retry")
+        d.ps("retry")
             .lines()
             .filter(|l| l.contains("Failed"))
             .count(),
         3,
         "{}",
-        ps(&d, "retry")
+        d.ps("retry")
     );
     assert_eq!(service_ls_replicas(&d, "once"), "0/1");
 }
 
 #[test]
 fn docker_service_logs_follow_and_update_force() {
-    if !ready() {
+    let Some((d, _)) = swarm() else {
         return;
-    }
-    let d = Daemon::start();
-    init(&d);
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "tick",
-        "--stop-grace-period",
-        "1s",
-        "host",
-        "sh",
-        "-c",
-        "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
-    ]);
+    };
+    d.service_create_with(
+        "--name tick --stop-grace-period 1s host sh -c",
+        &["i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"],
+    );
     d.wait_running("tick", 1);
     let mut follow = std::process::Command::new("docker")
         .args(["service", "logs", "-f", "--tail", "0", "tick"])
@@ -876,13 +629,8 @@ fn docker_service_logs_follow_and_update_force() {
     // --force replaces the task although nothing in the spec changed.
     let before = d.wait_running("tick", 1);
     d.docker_ok(&["service", "update", "-d", "--force", "tick"]);
-    wait_for("forced replacement", Duration::from_secs(60), || {
-        let now = d.running_tasks("tick");
-        if now.len() == 1 && now[0].1 != before[0].1 {
-            Ok(())
-        } else {
-            Err(ps(&d, "tick"))
-        }
+    d.wait_tasks("forced replacement", MINUTE, "tick", |now| {
+        now.len() == 1 && now[0].1 != before[0].1
     });
 }
 
@@ -890,40 +638,19 @@ fn docker_service_logs_follow_and_update_force() {
 /// and read back by it; a bad one is refused naming the field, and nothing is created.
 #[test]
 fn container_extras_round_trip_through_the_docker_cli() {
-    if !ready() {
+    let Some((d, _)) = swarm() else {
         return;
-    }
-    let d = Daemon::start();
-    init(&d);
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "extras",
-        "--replicas",
-        "0",
-        "--mount",
-        "type=volume,source=data-{{.Task.Slot}},target=/data,volume-label=team=a",
-        "--mount",
-        "type=tmpfs,target=/scratch,tmpfs-size=1m",
-        "--health-cmd",
-        "test -f /tmp/ok",
-        "--health-interval",
-        "2s",
-        "--health-retries",
-        "4",
-        "--cap-add",
-        "NET_ADMIN",
-        "--sysctl",
-        "net.core.somaxconn=1024",
-        "--ulimit",
-        "nofile=1024:2048",
-        "--read-only",
-        "host",
-        "sleep",
-        "1",
-    ]);
+    };
+    d.service_create_with(
+        concat!(
+            "--name extras --replicas 0",
+            " --mount type=volume,source=data-{{.Task.Slot}},target=/data,volume-label=team=a",
+            " --mount type=tmpfs,target=/scratch,tmpfs-size=1m",
+            " --health-interval 2s --health-retries 4 --cap-add NET_ADMIN",
+            " --sysctl net.core.somaxconn=1024 --ulimit nofile=1024:2048 --read-only",
+        ),
+        &["--health-cmd", "test -f /tmp/ok", "host", "sleep", "1"],
+    );
     let get = |f: &str| {
         d.docker_ok(&[
             "service",

@@ -3,31 +3,28 @@
 //! (`docker -H unix:///var/run/docker.sock`) to see and break the containers. Uses the locally
 //! built `shoal-test/busybox:latest` (tests/images/build.sh).
 //!
-//! Without Docker or the image the tests skip with a note, except in CI (CI=true). Each daemon's
-//! containers are found by its node ID label and removed when the test ends.
+//! They need root, a Docker Engine and the image (`shoal_testkit::need`). Each daemon's
+//! containers and volumes carry its data dir as owner label and are removed when the test ends
+//! (the harness's `Daemon` drop).
 
 mod common;
 
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{Daemon, require, require_root, wait_for};
+use common::{Daemon, wait_for};
+use shoal_testkit::{Need, need};
 
 const IMAGE: &str = "shoal-test/busybox:latest";
 const ENGINE: &str = "unix:///var/run/docker.sock";
 
 fn ready() -> bool {
-    if !(require_root() && require("docker", &["-H", ENGINE, "version"])) {
-        return false;
-    }
-    let has_image = engine(&["image", "inspect", IMAGE]).status.success();
-    if !has_image {
-        if std::env::var_os("CI").is_some() {
-            panic!("{IMAGE} is missing: CI must run tests/images/build.sh before the tests");
-        }
-        eprintln!("SKIPPED: {IMAGE} is missing (run tests/images/build.sh)");
-    }
-    has_image
+    need(&[
+        Need::Root,
+        Need::Tool("docker"),
+        Need::DockerEngine,
+        Need::TestImage,
+    ])
 }
 
 /// The real `docker` CLI against the real engine.
@@ -41,29 +38,22 @@ fn engine(args: &[&str]) -> Output {
         .expect("run docker")
 }
 
-/// A daemon on the Docker runtime, and its containers removed when the test ends.
+/// A daemon on the Docker runtime (its containers go with its `Daemon` when the test ends).
 struct DockerDaemon {
     d: Daemon,
     node: String,
 }
 
 impl DockerDaemon {
-    /// `live_restore`: keep containers across a daemon restart (only for tests whose tasks are
-    /// all containers, which `drop` removes; a native task would outlive the test).
+    /// `live_restore`: keep containers across a daemon restart (the harness's drop removes
+    /// them, and any native task, when the test ends).
     fn start(live_restore: bool) -> DockerDaemon {
         let mut flags = vec!["--runtime".to_string(), "docker".to_string()];
         if live_restore {
             flags.push("--live-restore".into());
         }
         let d = Daemon::start_with_flags(Vec::new(), flags);
-        let flags = d.init_flags();
-        let mut args = vec!["swarm", "init"];
-        args.extend(flags.iter().map(String::as_str));
-        d.docker_ok(&args);
-        let node = d
-            .docker_ok(&["info", "--format", "{{.Swarm.NodeID}}"])
-            .trim()
-            .to_string();
+        let node = d.swarm_init();
         DockerDaemon { d, node }
     }
 
@@ -91,29 +81,6 @@ impl DockerDaemon {
         ids.sort();
         ids
     }
-
-    fn ps(&self, service: &str) -> String {
-        self.d.docker_ok(&["service", "ps", "--no-trunc", service])
-    }
-}
-
-impl Drop for DockerDaemon {
-    fn drop(&mut self) {
-        self.d.stop();
-        let node = format!("label=com.docker.swarm.node.id={}", self.node);
-        let out = engine(&["ps", "-aq", "--filter", &node]);
-        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            let _ = engine(&["rm", "-fv", id]);
-        }
-        // The volumes its tasks made carry the daemon's data dir as their owner.
-        let owner = std::fs::canonicalize(self.d.data_dir())
-            .unwrap_or_else(|_| self.d.data_dir().to_path_buf());
-        let label = format!("label=com.shoal.owner={}", owner.display());
-        let out = engine(&["volume", "ls", "-q", "--filter", &label]);
-        for v in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            let _ = engine(&["volume", "rm", "-f", v]);
-        }
-    }
 }
 
 /// The container of a task, by its label.
@@ -131,27 +98,17 @@ fn replicas_run_as_containers_are_replaced_and_adopted_after_a_restart() {
     let mut dd = DockerDaemon::start(true);
     let driver = dd.d.docker_ok(&["info", "--format", "{{.Driver}}"]);
     assert_eq!(driver.trim(), "docker", "images run on the Docker runtime");
-    dd.d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "web",
-        "--replicas",
-        "3",
-        "--stop-grace-period",
-        "1s",
-        IMAGE,
-        "sleep",
-        "1000",
-    ]);
+    dd.d.service_create_with(
+        "--name web --replicas 3 --stop-grace-period 1s",
+        &[IMAGE, "sleep", "1000"],
+    );
     dd.d.wait_running("web", 3);
     let before = wait_for("3 containers", Duration::from_secs(60), || {
         let c = dd.containers("web", false);
         if c.len() == 3 {
             Ok(c)
         } else {
-            Err(format!("{c:?}\n{}", dd.ps("web")))
+            Err(format!("{c:?}\n{}", dd.d.ps("web")))
         }
     });
     let name = engine(&["inspect", "-f", "{{.Name}}", &before[0]]);
@@ -171,7 +128,7 @@ fn replicas_run_as_containers_are_replaced_and_adopted_after_a_restart() {
         if c.len() == 3 && !c.contains(&before[0]) && running.len() == 3 {
             Ok(c)
         } else {
-            Err(format!("{c:?}\n{}", dd.ps("web")))
+            Err(format!("{c:?}\n{}", dd.d.ps("web")))
         }
     });
 
@@ -187,9 +144,7 @@ fn replicas_run_as_containers_are_replaced_and_adopted_after_a_restart() {
     let tasks = dd.d.running_tasks("web");
     // Once a service made after the restart runs, the new agent has acted on every assignment,
     // so a duplicate of an adopted task would exist by now.
-    dd.d.docker_ok(&[
-        "service", "create", "-d", "--name", "probe", IMAGE, "sleep", "1000",
-    ]);
+    dd.d.service_create_with("--name probe", &[IMAGE, "sleep", "1000"]);
     dd.d.wait_running("probe", 1);
     assert_eq!(
         dd.d.running_tasks("web"),
@@ -206,22 +161,13 @@ fn missing_images_and_out_of_memory_tasks_fail_with_docker_s_reason() {
     }
     let dd = DockerDaemon::start(false);
     // The reserved `host` image needs no image at all: it runs natively even on `--runtime docker`.
-    dd.d.docker_ok(&[
-        "service", "create", "-d", "--name", "here", "host", "sleep", "1000",
-    ]);
+    dd.d.service_create("--name here host sleep 1000");
     dd.d.wait_running("here", 1);
     assert!(dd.containers("here", true).is_empty());
 
-    dd.d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "ghost",
-        "shoal-test/no-such-image:latest",
-    ]);
+    dd.d.service_create("--name ghost shoal-test/no-such-image:latest");
     wait_for("the task to be rejected", Duration::from_secs(60), || {
-        let ps = dd.ps("ghost");
+        let ps = dd.d.ps("ghost");
         if ps.contains("Rejected") && ps.contains("No such image") {
             Ok(())
         } else {
@@ -229,23 +175,12 @@ fn missing_images_and_out_of_memory_tasks_fail_with_docker_s_reason() {
         }
     });
 
-    dd.d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "hog",
-        "--restart-condition",
-        "none",
-        "--limit-memory",
-        "20MiB",
-        IMAGE,
-        "sh",
-        "-c",
-        "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
-    ]);
+    dd.d.service_create_with(
+        "--name hog --restart-condition none --limit-memory 20MiB",
+        &[IMAGE, "sh", "-c", common::EAT_200MB],
+    );
     wait_for("the task to be OOM-killed", Duration::from_secs(60), || {
-        let ps = dd.ps("hog");
+        let ps = dd.d.ps("hog");
         if ps.contains("Failed") && ps.contains("OOM") {
             Ok(())
         } else {
@@ -271,21 +206,17 @@ fn a_named_volume_keeps_its_files_across_a_task_replacement() {
     let dd = DockerDaemon::start(false);
     let vol = format!("shoal-it-vol-{}", std::process::id());
     let mount = format!("type=volume,source={vol},target=/data");
-    dd.d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "keeper",
-        "--mount",
-        &mount,
-        "--stop-grace-period",
-        "1s",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo run >> /data/runs; exec sleep 1000",
-    ]);
+    dd.d.service_create_with(
+        "--name keeper --stop-grace-period 1s",
+        &[
+            "--mount",
+            &mount,
+            IMAGE,
+            "sh",
+            "-c",
+            "echo run >> /data/runs; exec sleep 1000",
+        ],
+    );
     let first = dd.d.wait_running("keeper", 1)[0].1.clone();
     let c1 = container_of(&first);
     let runs = |c: &str| {
@@ -302,7 +233,7 @@ fn a_named_volume_keeps_its_files_across_a_task_replacement() {
         let r = dd.d.running_tasks("keeper");
         match r.first() {
             Some(t) if t.1 != first => Ok(container_of(&t.1)),
-            _ => Err(format!("{r:?}\n{}", dd.ps("keeper"))),
+            _ => Err(format!("{r:?}\n{}", dd.d.ps("keeper"))),
         }
     });
     wait_for("both runs' lines", Duration::from_secs(30), || {
@@ -319,24 +250,10 @@ fn a_checked_container_is_starting_until_healthy_and_replaced_when_unhealthy() {
         return;
     }
     let dd = DockerDaemon::start(false);
-    dd.d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "checked",
-        "--health-cmd",
-        "test -f /tmp/ok",
-        "--health-interval",
-        "200ms",
-        "--health-retries",
-        "2",
-        "--stop-grace-period",
-        "1s",
-        IMAGE,
-        "sleep",
-        "1000",
-    ]);
+    dd.d.service_create_with(
+        "--name checked --health-interval 200ms --health-retries 2 --stop-grace-period 1s",
+        &["--health-cmd", "test -f /tmp/ok", IMAGE, "sleep", "1000"],
+    );
     let first = wait_for("a starting task", Duration::from_secs(60), || {
         let s = dd.d.task_states("checked");
         match s.iter().find(|t| t.1 == "starting") {

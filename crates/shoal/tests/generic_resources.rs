@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Daemon, SHOAL, require, require_root, urlencode, wait_for};
+use common::{Daemon, SHOAL, urlencode, wait_for};
+use shoal_testkit::{Need, need};
 
+/// Root (namespaces, cgroups) and the docker CLI, which drives the daemon.
 fn ready() -> bool {
-    require_root() && require("docker", &["--version"])
+    need(&[Need::Root, Need::Tool("docker")])
 }
 
 fn gpu_daemon() -> Daemon {
@@ -22,10 +24,7 @@ fn gpu_daemon() -> Daemon {
         "gpu=GPU-b",
     ];
     let d = Daemon::start_with_flags(Vec::new(), flags.iter().map(|s| s.to_string()).collect());
-    let init = d.init_flags();
-    let mut args = vec!["swarm", "init"];
-    args.extend(init.iter().map(String::as_str));
-    d.docker_ok(&args);
+    d.swarm_init();
     d
 }
 
@@ -92,23 +91,10 @@ fn gpus_are_advertised_reserved_given_once_and_freed_on_scale_down() {
         r#"[{"NamedResourceSpec":{"Kind":"gpu","Value":"GPU-a"}},{"NamedResourceSpec":{"Kind":"gpu","Value":"GPU-b"}}]"#
     );
 
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "train",
-        "--generic-resource",
-        "gpu=1",
-        "--replicas",
-        "3",
-        "--stop-grace-period",
-        "1s",
-        "host",
-        "sh",
-        "-c",
-        "echo gpu=$DOCKER_RESOURCE_GPU; sleep 1000",
-    ]);
+    d.service_create_with(
+        "--name train --generic-resource gpu=1 --replicas 3 --stop-grace-period 1s host sh -c",
+        &["echo gpu=$DOCKER_RESOURCE_GPU; sleep 1000"],
+    );
     let reserved = d.docker_ok(&[
         "service",
         "inspect",
@@ -312,7 +298,7 @@ fn named_reservations_and_bad_daemon_flags_are_refused() {
 
 #[test]
 fn python_sdk_reserves_generic_resources() {
-    if !ready() || !require("python3", &["-c", "import docker"]) {
+    if !need(&[Need::Root, Need::Tool("docker"), Need::PythonDockerSdk]) {
         return;
     }
     let d = gpu_daemon();
@@ -327,17 +313,7 @@ print(sorted(g["NamedResourceSpec"]["Value"] for g in node.attrs["Description"][
 "#,
         host = d.host()
     );
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::python(&script);
     assert_eq!(stdout.trim(), "['GPU-a', 'GPU-b']");
     d.wait_running("py", 1);
     let tasks = gpu_tasks(&d, "py");

@@ -6,43 +6,33 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Daemon, require_root, wait_for};
+use common::{Daemon, wait_for};
+use shoal_testkit::{Need, need};
 
 #[test]
 fn a_checked_task_starts_healthy_and_is_replaced_once_unhealthy() {
-    if !require_root() {
+    if !need(&[Need::Root, Need::Tool("docker")]) {
         return;
     }
     let d = Daemon::start();
-    let flags = d.init_flags();
-    let mut args = vec!["swarm", "init"];
-    args.extend(flags.iter().map(String::as_str));
-    assert!(d.shoal(&args).status.success());
+    assert!(d.shoal_swarm_init().status.success());
     // The task's health hangs on a file the test controls (the `host` image sees the node's
     // filesystem).
     let flag_dir = tempfile::tempdir().expect("tempdir");
     let ok_file = flag_dir.path().join("ok");
     let check = format!("test -f {}", ok_file.display());
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "checked",
-        "--health-cmd",
-        &check,
-        "--health-interval",
-        "200ms",
-        "--health-retries",
-        "2",
-        "--health-start-period",
-        "60s",
-        "--restart-delay",
-        "100ms",
-        "host",
-        "sleep",
-        "1000",
-    ]);
+    d.service_create_with(
+        "--name checked --health-interval 200ms --health-retries 2 --health-start-period 60s",
+        &[
+            "--restart-delay",
+            "100ms",
+            "--health-cmd",
+            &check,
+            "host",
+            "sleep",
+            "1000",
+        ],
+    );
     let first = wait_for("a starting task", Duration::from_secs(30), || {
         let s = d.task_states("checked");
         match s.iter().find(|t| t.1 == "starting") {

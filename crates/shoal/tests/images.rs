@@ -9,35 +9,20 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Daemon, free_port, require, require_root, wait_for};
+use common::{Daemon, free_port, wait_for};
+use shoal_testkit::{Need, need};
 
 const ARCHIVE: &str = "/var/tmp/shoal-images/busybox.tar";
 const IMAGE: &str = "shoal-test/busybox:latest";
 
+/// Root, the docker CLI (drives the daemon), the image archive and an OCI runtime.
 fn ready() -> bool {
-    if !(require_root() && require("docker", &["--version"])) {
-        return false;
-    }
-    let has_runtime = ["runc", "crun"].iter().any(|r| {
-        std::process::Command::new(r)
-            .arg("--version")
-            .output()
-            .is_ok()
-    });
-    let ok = Path::new(ARCHIVE).exists() && has_runtime;
-    if !ok {
-        let why = format!("needs {ARCHIVE} (run tests/images/build.sh) and runc or crun installed");
-        assert!(std::env::var_os("CI").is_none(), "{why}");
-        eprintln!("skipped: {why}");
-    }
-    ok
-}
-
-fn init(d: &Daemon) {
-    let flags = d.init_flags();
-    let mut args = vec!["swarm", "init"];
-    args.extend(flags.iter().map(String::as_str));
-    d.docker_ok(&args);
+    need(&[
+        Need::Root,
+        Need::Tool("docker"),
+        Need::TestArchive,
+        Need::AnyTool(&["crun", "runc"]),
+    ])
 }
 
 fn shoal_ok(d: &Daemon, args: &[&str]) -> String {
@@ -72,7 +57,7 @@ fn busybox_services_run_from_a_loaded_image() {
         Vec::new(),
         vec!["--live-restore".into(), "--runtime".into(), "native".into()],
     );
-    init(&d);
+    d.swarm_init();
     let loaded = shoal_ok(&d, &["image", "load", "-i", ARCHIVE]);
     assert!(
         loaded.contains("Loaded image: shoal-test/busybox:latest"),
@@ -87,23 +72,10 @@ fn busybox_services_run_from_a_loaded_image() {
     assert!(dls.contains(IMAGE), "docker image ls: {dls}");
 
     // Replicas, each in its own root filesystem.
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "web",
-        "--replicas",
-        "3",
-        "--restart-delay",
-        "1s",
-        "--stop-grace-period",
-        "1s",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo $HOSTNAME > /tmp/me; sleep 1000",
-    ]);
+    d.service_create_with(
+        "--name web --replicas 3 --restart-delay 1s --stop-grace-period 1s",
+        &[IMAGE, "sh", "-c", "echo $HOSTNAME > /tmp/me; sleep 1000"],
+    );
     let before = d.wait_running("web", 3);
     for (_, id, pid) in &before {
         // The task's /tmp is its own: what it wrote is there, the node's /tmp is not.
@@ -137,40 +109,20 @@ fn busybox_services_run_from_a_loaded_image() {
 
     // A web server from the image answers on the node (host network for now).
     let port = free_port();
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "www",
-        IMAGE,
-        "httpd",
-        "-f",
-        "-p",
-        &format!("127.0.0.1:{port}"),
-        "-h",
-        "/var/www",
-    ]);
+    let addr = format!("127.0.0.1:{port}");
+    d.service_create_with(
+        "--name www",
+        &[IMAGE, "httpd", "-f", "-p", &addr, "-h", "/var/www"],
+    );
     d.wait_running("www", 1);
     let page = wait_for("httpd answers", Duration::from_secs(30), || http_get(port));
     assert!(page.contains("hello from shoal"), "{page}");
 
     // A named volume keeps its files across a task replacement.
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "vol",
-        "--stop-grace-period",
-        "1s",
-        "--mount",
-        "type=volume,source=keep,target=/data",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo run >> /data/log; sleep 1000",
-    ]);
+    d.service_create_with(
+        "--name vol --stop-grace-period 1s --mount type=volume,source=keep,target=/data",
+        &[IMAGE, "sh", "-c", "echo run >> /data/log; sleep 1000"],
+    );
     let first = d.wait_running("vol", 1);
     d.docker_ok(&["service", "update", "-d", "--force", "vol"]);
     wait_for("the replacement running", Duration::from_secs(60), || {
@@ -206,21 +158,10 @@ fn busybox_services_run_from_a_loaded_image() {
     );
 
     // Over its memory limit, a task is OOM-killed and shown failed with the reason.
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "hog",
-        "--limit-memory",
-        "16m",
-        "--restart-condition",
-        "none",
-        IMAGE,
-        "sh",
-        "-c",
-        "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
-    ]);
+    d.service_create_with(
+        "--name hog --limit-memory 16m --restart-condition none",
+        &[IMAGE, "sh", "-c", common::EAT_200MB],
+    );
     let err = wait_for("the hog failed", Duration::from_secs(60), || {
         let t = d.task_states("hog");
         match t.iter().find(|t| t.1 == "failed") {
@@ -231,17 +172,7 @@ fn busybox_services_run_from_a_loaded_image() {
     assert!(err.contains("OOM"), "{err}");
 
     // An image the node does not have: the task is rejected, saying so.
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "ghost",
-        "--restart-condition",
-        "none",
-        "nosuch/image:1",
-        "true",
-    ]);
+    d.service_create("--name ghost --restart-condition none nosuch/image:1 true");
     let err = wait_for("the ghost rejected", Duration::from_secs(60), || {
         let t = d.task_states("ghost");
         match t.iter().find(|t| t.1 == "rejected") {
@@ -275,18 +206,12 @@ fn busybox_services_run_from_a_loaded_image() {
 /// pull` fills the node's store, and a task whose image the node lacks pulls it on demand.
 #[test]
 fn images_are_pulled_from_a_registry_by_hand_and_on_demand() {
-    if !ready() {
+    // The real engine pushes the image to the registry.
+    if !(ready() && need(&[Need::Tool("docker-registry"), Need::DockerEngine])) {
         return;
     }
-    let registry_bin = Path::new("/usr/bin/docker-registry");
-    if !registry_bin.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "needs docker-registry (apt-get install docker-registry)"
-        );
-        eprintln!("skipped: needs docker-registry");
-        return;
-    }
+    let registry_bin =
+        shoal_testkit::need::find_tool("docker-registry").expect("docker-registry, found above");
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let config = dir.path().join("registry.yml");
@@ -340,7 +265,7 @@ fn images_are_pulled_from_a_registry_by_hand_and_on_demand() {
     }
 
     let d = Daemon::start_with_flags(Vec::new(), vec!["--runtime".into(), "native".into()]);
-    init(&d);
+    d.swarm_init();
     let pulled = shoal_ok(&d, &["image", "pull", &by_hand]);
     assert!(pulled.contains("Downloaded"), "{pulled}");
     let ls = shoal_ok(&d, &["image", "ls"]);
@@ -350,17 +275,10 @@ fn images_are_pulled_from_a_registry_by_hand_and_on_demand() {
     );
     assert!(!ls.contains("demand"), "{ls}");
 
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--no-resolve-image",
-        "--name",
-        "pulled",
-        &on_demand,
-        "sleep",
-        "1000",
-    ]);
+    d.service_create_with(
+        "--no-resolve-image --name pulled",
+        &[&on_demand, "sleep", "1000"],
+    );
     d.wait_running("pulled", 1);
     let ls = shoal_ok(&d, &["image", "ls"]);
     assert!(ls.contains("demand"), "pulled on demand: {ls}");

@@ -1,13 +1,17 @@
-//! The native runtime running real images through the real `shoal shim` and `crun`: an image
-//! rootfs (overlay or copy), isolation between tasks and from the node, OOM kills, named
-//! volumes, read-only roots, tmpfs mounts, health checks, adoption, and unknown images.
+//! The native runtime running real images through the real `shoal shim` and `crun`, for what
+//! is the native runtime's own: an image rootfs (overlay or copy), isolation between tasks and
+//! from the node, volumes filled from the image, read-only roots, tmpfs mounts, the image's
+//! health check under the spec's, and bad specs. The contract every driver keeps is the
+//! conformance suite's (`native_conformance.rs`).
 //!
 //! The image is `shoal-test/busybox:latest` (built by `tests/images/build.sh`), unpacked once
 //! into /var/tmp/shoal-images/busybox-rootfs with `docker create` + `docker export`; without
 //! Docker the same tree is assembled from the node's static busybox. A tiny `ImageStore` serves
-//! it. These need root and crun (or runc): without them they skip, except in CI (CI=true),
-//! where they fail saying what is missing. Waits are bounded polls, never sleeps.
+//! it. These need root and crun (or runc): `shoal_testkit::need` fails them, saying what is
+//! missing. Waits are bounded polls, never sleeps.
 
+#[path = "common/busybox.rs"]
+mod busybox;
 #[path = "common/driver.rs"]
 mod driver;
 
@@ -16,186 +20,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use driver::{DEADLINE, remove_cgroup};
-use shoal_agent::image::{ImageConfig, ImageStore, ResolvedImage};
-use shoal_agent::native::{NativeConfig, NativeDriver};
-use shoal_agent::runtime::{Health, ImageInfo, RuntimeTaskState};
-use shoal_agent::{ExitInfo, RuntimeDriver, RuntimeError, TaskRun};
+use busybox::{DirStore, IMAGE, busybox_rootfs, have_prerequisites};
+use driver::DEADLINE;
+use shoal_native::{NativeConfig, NativeDriver};
+use shoal_runtime::{ExitInfo, Health, RuntimeDriver, RuntimeError, TaskRun};
 use shoal_types::Id;
 use shoal_types::container::{HealthConfig, Mount, MountKind};
-use shoal_types::node::Resources;
 use shoal_types::service::{ContainerSpec, ResourceRequirements};
-
-const IMAGE: &str = "shoal-test/busybox:latest";
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-fn oci_runtime() -> Option<PathBuf> {
-    [
-        "/usr/bin/crun",
-        "/usr/local/bin/crun",
-        "/usr/bin/runc",
-        "/usr/sbin/runc",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.is_file())
-}
-
-/// False (skip) when root or an OCI runtime is missing, except in CI where that fails.
-fn have_prerequisites() -> bool {
-    let mut missing = Vec::new();
-    if !is_root() {
-        missing.push("root");
-    }
-    if oci_runtime().is_none() {
-        missing.push("crun or runc");
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "native image tests need {}; CI must provide them",
-            missing.join(" and ")
-        );
-    }
-    eprintln!(
-        "skipping: native image tests need {}",
-        missing.join(" and ")
-    );
-    false
-}
-
-/// The unpacked image, made once per machine (atomically, so parallel test processes agree).
-fn busybox_rootfs() -> PathBuf {
-    let base = PathBuf::from("/var/tmp/shoal-images");
-    let dir = base.join("busybox-rootfs");
-    if dir.join("bin/sh").exists() {
-        return dir;
-    }
-    std::fs::create_dir_all(&base).expect("create /var/tmp/shoal-images");
-    let tmp = tempfile::tempdir_in(&base).expect("tempdir");
-    let out = tmp.path().join("rootfs");
-    std::fs::create_dir_all(&out).expect("mkdir");
-    if !export_with_docker(&out) {
-        assemble_from_busybox(&out);
-    }
-    // Losing the race to another test process is fine: its tree is the same.
-    let _ = std::fs::rename(&out, &dir);
-    assert!(
-        dir.join("bin/sh").exists(),
-        "no usable busybox rootfs at {}",
-        dir.display()
-    );
-    dir
-}
-
-fn export_with_docker(out: &Path) -> bool {
-    let have_image = std::process::Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_image {
-        return false;
-    }
-    let Ok(created) = std::process::Command::new("docker")
-        .args(["create", IMAGE])
-        .output()
-    else {
-        return false;
-    };
-    let id = String::from_utf8_lossy(&created.stdout).trim().to_string();
-    if !created.status.success() || id.is_empty() {
-        return false;
-    }
-    let ok = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("docker export {id} | tar -x -C {}", out.display()))
-        .status()
-        .is_ok_and(|s| s.success());
-    let _ = std::process::Command::new("docker")
-        .args(["rm", "-f", &id])
-        .output();
-    ok && out.join("bin/sh").exists()
-}
-
-/// The same tree as the test image, from the node's static busybox (tests/images/build.sh).
-fn assemble_from_busybox(out: &Path) {
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .expect("no docker image and no busybox-static to build the test rootfs from");
-    for d in ["bin", "tmp", "etc", "var/www", "proc", "dev", "sys"] {
-        std::fs::create_dir_all(out.join(d)).expect("mkdir");
-    }
-    std::fs::copy(&busybox, out.join("bin/busybox")).expect("copy busybox");
-    let list = std::process::Command::new(&busybox)
-        .arg("--list")
-        .output()
-        .expect("busybox --list");
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        let _ = std::os::unix::fs::symlink("/bin/busybox", out.join("bin").join(applet));
-    }
-    std::fs::write(
-        out.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-    )
-    .expect("passwd");
-    std::fs::write(out.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").expect("group");
-    std::fs::write(out.join("var/www/index.html"), "hello from shoal\n").expect("index");
-}
-
-/// Serves the one test image under its name (and a bare name), with the image's config.
-struct DirStore {
-    rootfs: PathBuf,
-    healthcheck: Option<HealthConfig>,
-}
-
-#[async_trait::async_trait]
-impl ImageStore for DirStore {
-    async fn resolve(&self, reference: &str, _pull: bool) -> Result<ResolvedImage, RuntimeError> {
-        if reference != IMAGE && reference != "shoal-test/busybox" {
-            return Err(RuntimeError::ImageNotFound(reference.to_string()));
-        }
-        Ok(ResolvedImage {
-            id: "sha256:0000000000000000000000000000000000000000000000000000000000000001".into(),
-            layers: vec![self.rootfs.clone()],
-            config: ImageConfig {
-                cmd: vec!["/bin/sh".into()],
-                env: vec!["PATH=/bin".into()],
-                healthcheck: self.healthcheck.clone(),
-                ..Default::default()
-            },
-        })
-    }
-
-    async fn list(&self) -> Result<Vec<ImageInfo>, RuntimeError> {
-        Ok(Vec::new())
-    }
-
-    async fn load(&self, _archive: &Path) -> Result<Vec<String>, RuntimeError> {
-        Ok(Vec::new())
-    }
-
-    async fn pull(&self, reference: &str) -> Result<ImageInfo, RuntimeError> {
-        Err(RuntimeError::ImageNotFound(reference.to_string()))
-    }
-
-    async fn remove(
-        &self,
-        reference: &str,
-        _force: bool,
-        _in_use: &[String],
-    ) -> Result<Vec<String>, RuntimeError> {
-        Err(RuntimeError::ImageNotFound(reference.to_string()))
-    }
-}
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
@@ -217,7 +48,8 @@ impl Env {
     fn build(name: &str, healthcheck: Option<HealthConfig>, allow_overlay: bool) -> Env {
         let root = tempfile::tempdir().expect("tempdir");
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let parent = format!("shoal-img-{}-{name}-{n}", std::process::id());
+        let parent =
+            shoal_testkit::scoped_name("img", &format!("{}-{name}-{n}", std::process::id()));
         let driver = Self::driver_on(root.path(), &parent, healthcheck, allow_overlay);
         Env {
             driver,
@@ -269,32 +101,11 @@ impl Env {
 }
 
 impl Drop for Env {
-    /// Unmounts what the test left mounted under its root and removes its cgroups (in every
-    /// hierarchy: the OCI runtime makes some the driver does not), even after a failure.
+    /// Kills the test's shims and tasks, unmounts what it left mounted under its root and
+    /// removes its cgroups (in every hierarchy: the OCI runtime makes some the driver does not),
+    /// even after a failure.
     fn drop(&mut self) {
-        let root = self.root.path().to_string_lossy().into_owned();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        for m in mounts.lines().filter_map(|l| l.split_whitespace().nth(4)) {
-            if m.starts_with(&root) {
-                let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
-            }
-        }
-        let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
-            return;
-        };
-        let mut parents: Vec<PathBuf> = hierarchies
-            .flatten()
-            .map(|h| h.path().join(&self.parent))
-            .collect();
-        parents.push(Path::new("/sys/fs/cgroup").join(&self.parent));
-        for p in parents.iter().filter(|p| p.is_dir()) {
-            if let Ok(children) = std::fs::read_dir(p) {
-                for c in children.flatten().filter(|c| c.path().is_dir()) {
-                    remove_cgroup(&c.path());
-                }
-            }
-            remove_cgroup(p);
-        }
+        shoal_testkit::reap(self.root.path(), &self.parent);
     }
 }
 
@@ -423,46 +234,6 @@ async fn unknown_image_and_bad_specs_are_rejected() {
             ..
         })
     ));
-    // A missing executable fails the start, naming it.
-    let r = run("noexec", &["/no/such/program"]);
-    env.driver.prepare(&r).await.expect("prepare");
-    match env.driver.start(&r.task_id).await {
-        Err(RuntimeError::StartFailed(msg)) => {
-            eprintln!("start failure: {msg}");
-            assert!(msg.contains("/no/such/program"), "{msg}")
-        }
-        Ok(_) => {
-            // Some runtimes report it only as the process's exit.
-            let exit = env.wait(&r.task_id).await;
-            assert_ne!(exit.code, 0);
-        }
-        Err(e) => panic!("{e}"),
-    }
-    env.driver.remove(&r.task_id).await.expect("remove");
-}
-
-#[tokio::test]
-async fn memory_limit_gets_oom_killed() {
-    if !have_prerequisites() {
-        return;
-    }
-    let env = Env::new("oom");
-    let mut r = run(
-        "oom",
-        &[
-            "sh",
-            "-c",
-            "x=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; while true; do x=$x$x; done",
-        ],
-    );
-    r.resources.limits = Resources {
-        memory_bytes: 16 << 20,
-        nano_cpus: 0,
-    };
-    env.start(&r).await;
-    let exit = env.wait(&r.task_id).await;
-    assert_eq!((exit.code, exit.oom_killed), (137, true), "{exit:?}");
-    env.driver.remove(&r.task_id).await.expect("remove");
 }
 
 #[tokio::test]
@@ -631,40 +402,6 @@ async fn health_check_goes_starting_healthy_unhealthy() {
 }
 
 #[tokio::test]
-async fn a_new_driver_adopts_and_stops_an_image_task() {
-    if !have_prerequisites() {
-        return;
-    }
-    let env = Env::new("adopt");
-    let r = run("adopt", &["sh", "-c", "echo up; exec sleep 100"]);
-    let pid = env.start(&r).await;
-    let id = r.task_id.clone();
-    poll_until("output", || async {
-        let out = env.output(&id).await.0;
-        ((out == "up\n").then_some(()), out)
-    })
-    .await;
-    let again = NativeDriver::new(env.driver.config().clone()).expect("second driver");
-    let listed = again.list().await.expect("list");
-    assert!(
-        matches!(&listed[..], [t] if t.task_id == r.task_id && t.state == RuntimeTaskState::Running { pid }),
-        "{listed:?}"
-    );
-    again
-        .stop(&r.task_id, Duration::from_secs(1))
-        .await
-        .expect("stop");
-    let exit = tokio::time::timeout(DEADLINE, again.wait(&r.task_id))
-        .await
-        .expect("wait in time")
-        .expect("wait");
-    // sleep as PID 1 ignores SIGTERM: killed after the grace.
-    assert_eq!((exit.code, exit.signal), (137, Some(9)));
-    again.remove(&r.task_id).await.expect("remove");
-    assert!(!again.task_dir(&r.task_id).exists());
-}
-
-#[tokio::test]
 async fn copied_rootfs_when_overlay_is_off() {
     if !have_prerequisites() {
         return;
@@ -733,43 +470,4 @@ async fn host_image_tasks_get_health_checks_in_their_namespaces() {
         .await
         .expect("stop");
     env.driver.remove(&r.task_id).await.expect("remove");
-}
-
-#[tokio::test]
-async fn cpu_and_memory_limits_hold_for_the_container() {
-    if !have_prerequisites() {
-        return;
-    }
-    let env = Env::new("cpu");
-    let mut r = run("cpu", &["sh", "-c", "exec sleep 100"]);
-    r.resources.limits = Resources {
-        memory_bytes: 64 << 20,
-        nano_cpus: 500_000_000,
-    };
-    let pid = env.start(&r).await;
-    let dirs = env.driver.task_cgroup_dirs(&r.task_id);
-    let read = |name: &str| {
-        dirs.iter()
-            .find_map(|d| std::fs::read_to_string(d.join(name)).ok())
-            .map(|s| s.trim().to_string())
-    };
-    // v1 and v2 spell the same limits differently.
-    let quota = read("cpu.cfs_quota_us").or_else(|| read("cpu.max"));
-    assert!(
-        quota.as_deref().is_some_and(|q| q.starts_with("50000")),
-        "{quota:?}"
-    );
-    let mem = read("memory.limit_in_bytes").or_else(|| read("memory.max"));
-    assert_eq!(mem.as_deref(), Some("67108864"));
-    let procs = read("cgroup.procs").unwrap_or_default();
-    assert!(
-        procs.lines().any(|p| p == pid.to_string()),
-        "container init {pid} in the task's cgroup: {procs:?}"
-    );
-    env.driver
-        .stop(&r.task_id, Duration::from_millis(200))
-        .await
-        .expect("stop");
-    env.driver.remove(&r.task_id).await.expect("remove");
-    assert!(dirs.iter().all(|d| !d.exists()), "cgroups removed");
 }

@@ -1,49 +1,28 @@
-//! The native runtime with real processes through the real `shoal shim`: exit codes and logs,
-//! environment, working directory and user, namespaces, cgroup limits, stop and kill, start
-//! failures, images, and adoption by a new driver.
+//! The native runtime's `host` image tasks (the node's own filesystem, namespaces the shim
+//! makes itself): environment, working directory and user, namespaces, where limits land in the
+//! cgroup files, and which images exist. The contract every driver keeps (exit codes, logs,
+//! stop, OOM, adoption...) is the conformance suite's (`native_conformance.rs`).
 //!
-//! These need root (namespaces, cgroups, switching users). Without root they skip, except in CI
-//! (CI=true), where they fail saying so. Each test has its own temporary root and its own cgroup
-//! parent, and removes its cgroups even when it fails. Waits are bounded polls, never sleeps.
+//! These need root (namespaces, cgroups, switching users): `shoal_testkit::need` fails them
+//! without it. Each test has its own temporary root and its own cgroup parent, and kills its
+//! shims and tasks and removes its cgroups even when it fails. Waits are bounded polls, never
+//! sleeps.
 
 #[path = "common/driver.rs"]
 mod driver;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use driver::{DEADLINE, remove_cgroup};
-use shoal_agent::native::{CgroupVersion, NativeConfig, NativeDriver};
-use shoal_agent::runtime::{LogStreamKind, RuntimeTaskState, next_log_line};
-use shoal_agent::{ExitInfo, LogOptions, RuntimeDriver, RuntimeError, TaskRun};
-use shoal_types::clock::SystemClock;
+use shoal_native::{CgroupVersion, NativeConfig, NativeDriver};
+use shoal_runtime::{ExitInfo, RuntimeDriver, RuntimeError, TaskRun};
+use shoal_testkit::{Need, need};
+use shoal_types::Id;
 use shoal_types::service::{ContainerSpec, ResourceRequirements};
-use shoal_types::{Clock, Id};
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-/// False (skip) without root, except in CI where missing root is a failure.
+/// Root: namespaces, cgroups, switching users.
 fn have_root() -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "native runtime tests need root (namespaces, cgroups, users); CI must run them as root"
-        );
-    }
-    eprintln!("skipping: native runtime tests need root");
-    false
+    need(&[Need::Root])
 }
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
@@ -65,7 +44,8 @@ impl Env {
     fn driver_on(root: PathBuf, name: &str) -> NativeDriver {
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         let mut cfg = NativeConfig::new(root, PathBuf::from(env!("CARGO_BIN_EXE_shoal")));
-        cfg.cgroup_parent = format!("shoal-test-{}-{name}-{n}", std::process::id());
+        cfg.cgroup_parent =
+            shoal_testkit::scoped_name("rt", &format!("{}-{name}-{n}", std::process::id()));
         NativeDriver::new(cfg).expect("native driver")
     }
 
@@ -93,17 +73,16 @@ impl Env {
 }
 
 impl Drop for Env {
-    /// Removes every cgroup the test made, killing what is left in them, even after a failure.
+    /// Kills the test's shims and tasks and removes its cgroups, even after a failure.
     fn drop(&mut self) {
         let probe = self.driver.task_cgroup_dirs(&Id::from_raw("probe"));
-        for parent in probe.iter().filter_map(|d| d.parent()) {
-            let Ok(entries) = std::fs::read_dir(parent) else {
-                continue;
-            };
-            for e in entries.flatten().filter(|e| e.path().is_dir()) {
-                remove_cgroup(&e.path());
-            }
-            remove_cgroup(parent);
+        let mut parents: Vec<String> = probe
+            .iter()
+            .filter_map(|d| Some(d.parent()?.file_name()?.to_string_lossy().into_owned()))
+            .collect();
+        parents.dedup();
+        for parent in parents {
+            shoal_testkit::reap(self._root.path(), &parent);
         }
     }
 }
@@ -124,112 +103,6 @@ fn run(id: &str, cmd: &[&str]) -> TaskRun {
         resources: ResourceRequirements::default(),
         hostname: format!("h-{id}"),
     }
-}
-
-fn kill9(pid: i64) {
-    let st = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(st.success());
-}
-
-#[tokio::test]
-async fn exit_codes_and_logs() {
-    if !have_root() {
-        return;
-    }
-    let env = Env::new("exit");
-    let r = run(
-        "exit",
-        &["sh", "-c", "echo out; echo err >&2; echo more; exit 3"],
-    );
-    env.start(&r).await;
-    let exit = env.wait(&r.task_id).await;
-    assert_eq!((exit.code, exit.signal, exit.oom_killed), (3, None, false));
-    assert!(exit.finished_at.unix_nanos() > 0);
-    assert_eq!(
-        env.output(&r.task_id).await,
-        ("out\nmore\n".to_string(), "err\n".to_string())
-    );
-
-    let only_err = LogOptions {
-        stderr: true,
-        ..Default::default()
-    };
-    let mut s = env.driver.logs(&r.task_id, only_err).await.expect("logs");
-    let l = next_log_line(&mut s).await.expect("a line").expect("ok");
-    assert_eq!(
-        (l.stream, &l.line[..]),
-        (LogStreamKind::Stderr, &b"err\n"[..])
-    );
-    assert!(next_log_line(&mut s).await.is_none());
-
-    // (Order across the two streams is not defined: they are separate pipes.)
-    let tail = LogOptions {
-        stdout: true,
-        tail: Some(1),
-        follow: true,
-        ..Default::default()
-    };
-    let mut s = env.driver.logs(&r.task_id, tail).await.expect("logs");
-    assert_eq!(
-        &next_log_line(&mut s).await.expect("line").expect("ok").line[..],
-        b"more\n"
-    );
-    let end = tokio::time::timeout(DEADLINE, next_log_line(&mut s))
-        .await
-        .expect("follow of an exited task ends");
-    assert!(end.is_none());
-
-    let since = LogOptions {
-        stdout: true,
-        since: SystemClock.now(),
-        ..Default::default()
-    };
-    let mut s = env.driver.logs(&r.task_id, since).await.expect("logs");
-    assert!(next_log_line(&mut s).await.is_none(), "nothing after now");
-
-    let listed = env.driver.list().await.expect("list");
-    assert!(
-        matches!(&listed[..], [t] if t.task_id == r.task_id && matches!(&t.state, RuntimeTaskState::Exited(e) if e.code == 3))
-    );
-    env.driver.remove(&r.task_id).await.expect("remove");
-    assert!(!env.driver.task_dir(&r.task_id).exists());
-    assert!(
-        env.driver
-            .task_cgroup_dirs(&r.task_id)
-            .iter()
-            .all(|d| !d.exists()),
-        "cgroup removed"
-    );
-    assert!(env.driver.list().await.expect("list").is_empty());
-}
-
-#[tokio::test]
-async fn follow_streams_until_the_task_exits() {
-    if !have_root() {
-        return;
-    }
-    let env = Env::new("follow");
-    let r = run("follow", &["sh", "-c", "echo a; sleep 0.3; echo b"]);
-    env.start(&r).await;
-    let opts = LogOptions {
-        stdout: true,
-        stderr: true,
-        follow: true,
-        ..Default::default()
-    };
-    let mut s = env.driver.logs(&r.task_id, opts).await.expect("logs");
-    let mut lines = Vec::new();
-    while let Some(l) = tokio::time::timeout(DEADLINE, next_log_line(&mut s))
-        .await
-        .expect("line or end in time")
-    {
-        lines.push(String::from_utf8_lossy(&l.expect("ok").line).into_owned());
-    }
-    assert_eq!(lines, vec!["a\n", "b\n"]);
-    assert_eq!(env.wait(&r.task_id).await.code, 0);
 }
 
 #[tokio::test]
@@ -332,36 +205,7 @@ fn nix_hostname() -> String {
 }
 
 #[tokio::test]
-async fn memory_limit_gets_oom_killed() {
-    if !have_root() {
-        return;
-    }
-    let env = Env::new("oom");
-    assert!(
-        env.driver.capabilities().cgroup_memory,
-        "memory cgroup controller needed"
-    );
-    let mut r = run("oom", &["python3", "-c", "b = bytearray(300*1024*1024)"]);
-    r.resources.limits.memory_bytes = 64 * 1024 * 1024;
-    env.start(&r).await;
-    let limit_file = match env.driver.capabilities().cgroup_version {
-        CgroupVersion::V2 => "memory.max",
-        _ => "memory.limit_in_bytes",
-    };
-    assert_eq!(
-        env.cgroup_file(&r.task_id, limit_file).as_deref(),
-        Some("67108864")
-    );
-    let exit = env.wait(&r.task_id).await;
-    assert_eq!(
-        (exit.code, exit.signal, exit.oom_killed),
-        (137, Some(9), true),
-        "{exit:?}"
-    );
-}
-
-#[tokio::test]
-async fn cpu_limit_is_in_the_cgroup_and_the_task_is_in_it() {
+async fn limits_are_in_the_cgroup_and_the_task_is_in_it() {
     if !have_root() {
         return;
     }
@@ -372,7 +216,16 @@ async fn cpu_limit_is_in_the_cgroup_and_the_task_is_in_it() {
     );
     let mut r = run("cpu", &["cat", "/proc/self/cgroup"]);
     r.resources.limits.nano_cpus = 500_000_000;
+    r.resources.limits.memory_bytes = 64 * 1024 * 1024;
     env.start(&r).await;
+    let memory_file = match env.driver.capabilities().cgroup_version {
+        CgroupVersion::V2 => "memory.max",
+        _ => "memory.limit_in_bytes",
+    };
+    assert_eq!(
+        env.cgroup_file(&r.task_id, memory_file).as_deref(),
+        Some("67108864")
+    );
     match env.driver.capabilities().cgroup_version {
         CgroupVersion::V2 => assert_eq!(
             env.cgroup_file(&r.task_id, "cpu.max").as_deref(),
@@ -408,109 +261,6 @@ async fn cpu_limit_is_in_the_cgroup_and_the_task_is_in_it() {
 }
 
 #[tokio::test]
-async fn stop_escalates_to_sigkill_after_the_grace() {
-    if !have_root() {
-        return;
-    }
-    let env = Env::new("stop");
-    let r = run(
-        "stubborn",
-        &["sh", "-c", "trap '' TERM; echo ready; sleep 100"],
-    );
-    env.start(&r).await;
-    wait_for_output(&env, &r.task_id, "ready").await;
-    let began = SystemClock.now();
-    tokio::time::timeout(
-        DEADLINE,
-        env.driver.stop(&r.task_id, Duration::from_millis(500)),
-    )
-    .await
-    .expect("stop in time")
-    .expect("stop");
-    let took = SystemClock.now().since(began);
-    assert!(
-        took >= Duration::from_millis(500),
-        "the grace was honoured: {took:?}"
-    );
-    let exit = env.wait(&r.task_id).await;
-    assert_eq!((exit.code, exit.signal), (137, Some(9)));
-
-    // A process that handles the stop signal exits within the grace.
-    let mut r = run(
-        "polite",
-        &[
-            "sh",
-            "-c",
-            "trap 'exit 0' INT; echo ready; while :; do sleep 0.05; done",
-        ],
-    );
-    r.container.stop_signal = "SIGINT".into();
-    env.start(&r).await;
-    wait_for_output(&env, &r.task_id, "ready").await;
-    env.driver
-        .stop(&r.task_id, Duration::from_secs(20))
-        .await
-        .expect("stop");
-    assert_eq!(env.wait(&r.task_id).await.code, 0);
-    // Stopping an exited task is a no-op.
-    env.driver
-        .stop(&r.task_id, Duration::from_secs(1))
-        .await
-        .expect("second stop");
-}
-
-async fn wait_for_output(env: &Env, id: &Id, want: &str) {
-    let mut last = String::new();
-    for _ in 0..300 {
-        last = env.output(id).await.0;
-        if last.contains(want) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("task {id} never printed {want:?}; last output: {last:?}");
-}
-
-#[tokio::test]
-async fn kill_9_of_the_process_is_exit_137() {
-    if !have_root() {
-        return;
-    }
-    let env = Env::new("kill");
-    let r = run("kill", &["sleep", "100"]);
-    let pid = env.start(&r).await;
-    kill9(pid);
-    let exit = env.wait(&r.task_id).await;
-    assert_eq!(
-        (exit.code, exit.signal, exit.oom_killed),
-        (137, Some(9), false)
-    );
-}
-
-#[tokio::test]
-async fn missing_executable_fails_the_start_naming_it() {
-    if !have_root() {
-        return;
-    }
-    let env = Env::new("noexec");
-    let r = run("noexec", &["no-such-binary-xyz", "arg"]);
-    env.driver
-        .prepare(&r)
-        .await
-        .expect("prepare: the executable is checked at start");
-    match env.driver.start(&r.task_id).await {
-        Err(RuntimeError::StartFailed(msg)) => assert!(msg.contains("no-such-binary-xyz"), "{msg}"),
-        other => panic!("expected StartFailed, got {other:?}"),
-    }
-    let r = run("noexec2", &["/no/such/path"]);
-    env.driver.prepare(&r).await.expect("prepare");
-    match env.driver.start(&r.task_id).await {
-        Err(RuntimeError::StartFailed(msg)) => assert!(msg.contains("/no/such/path"), "{msg}"),
-        other => panic!("expected StartFailed, got {other:?}"),
-    }
-}
-
-#[tokio::test]
 async fn host_image_runs_and_others_are_not_found() {
     if !have_root() {
         return;
@@ -533,49 +283,4 @@ async fn host_image_runs_and_others_are_not_found() {
             ..
         })
     ));
-}
-
-#[tokio::test]
-async fn a_new_driver_adopts_running_tasks() {
-    if !have_root() {
-        return;
-    }
-    let env = Env::new("adopt");
-    let r = run("adopt", &["sh", "-c", "echo hello; exec sleep 100"]);
-    let pid = env.start(&r).await;
-    wait_for_output(&env, &r.task_id, "hello").await;
-    let created = run("created", &["true"]);
-    env.driver.prepare(&created).await.expect("prepare");
-
-    // The daemon goes away; a new one starts on the same root.
-    let cfg = env.driver.config().clone();
-    let again = NativeDriver::new(cfg).expect("second driver");
-    let listed = again.list().await.expect("list");
-    let states: Vec<(String, RuntimeTaskState)> = listed
-        .into_iter()
-        .map(|t| (t.task_id.to_string(), t.state))
-        .collect();
-    assert_eq!(
-        states,
-        vec![
-            ("adopt".to_string(), RuntimeTaskState::Running { pid }),
-            ("created".to_string(), RuntimeTaskState::Created)
-        ]
-    );
-    // Starting it again is a no-op that returns the same process.
-    assert_eq!(again.start(&r.task_id).await.expect("start"), pid);
-    // Waiting works for a process this driver never started.
-    let again = std::sync::Arc::new(again);
-    let waiter = tokio::spawn({
-        let (again, id) = (again.clone(), r.task_id.clone());
-        async move { again.wait(&id).await }
-    });
-    kill9(pid);
-    let exit = tokio::time::timeout(DEADLINE, waiter)
-        .await
-        .expect("wait returns")
-        .expect("join")
-        .expect("wait");
-    assert_eq!((exit.code, exit.signal), (137, Some(9)));
-    assert_eq!(env.output(&r.task_id).await.0, "hello\n");
 }

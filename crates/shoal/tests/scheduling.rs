@@ -12,11 +12,12 @@ mod harness;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{require, require_root};
 use harness::{Cluster, Role, output_text, poll};
+use shoal_testkit::{Need, need};
 
+/// Root (namespaces, cgroups) and the docker CLI, which drives the daemon.
 fn ready() -> bool {
-    require_root() && require("docker", &["--version"])
+    need(&[Need::Root, Need::Tool("docker")])
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -31,17 +32,11 @@ fn per_node(c: &Cluster, service: &str) -> BTreeMap<usize, usize> {
     out
 }
 
-fn create(c: &Cluster, args: &[&str]) {
-    let mut all = vec![
-        "service",
-        "create",
-        "--detach",
-        "--no-resolve-image",
-        "--stop-grace-period",
-        "1s",
-    ];
-    all.extend_from_slice(args);
-    c.n(1).docker_ok(&all);
+/// `docker service create` through the manager (see [`common::create_args`]), of tasks that stop
+/// quickly.
+fn create(c: &Cluster, words: &str, rest: &[&str]) {
+    let words = format!("--no-resolve-image --stop-grace-period 1s {words}");
+    c.n(1).docker_ok(&common::create_args(&words, rest));
 }
 
 /// Polls until `done` holds for the placement of `service`, checking on every look that at least
@@ -84,19 +79,8 @@ fn drain_moves_tasks_within_the_update_parallelism_and_active_brings_them_back()
     let c = Cluster::form(1, 2, &[]);
     create(
         &c,
-        &[
-            "--name",
-            "web",
-            "--replicas",
-            "6",
-            "--update-parallelism",
-            "1",
-            "--update-order",
-            "start-first",
-            "host",
-            "sleep",
-            "100000",
-        ],
+        "--name web --replicas 6 --update-parallelism 1 --update-order start-first",
+        &["host", "sleep", "100000"],
     );
     c.wait_running(1, "web", 6, MINUTE);
     let p = per_node(&c, "web");
@@ -136,18 +120,7 @@ fn rebalance_after_a_node_returns_and_can_be_turned_off() {
         return;
     }
     let mut c = Cluster::form(1, 2, &[]);
-    create(
-        &c,
-        &[
-            "--name",
-            "web",
-            "--replicas",
-            "6",
-            "host",
-            "sleep",
-            "100000",
-        ],
-    );
+    create(&c, "--name web --replicas 6 host sleep 100000", &[]);
     c.wait_running(1, "web", 6, MINUTE);
 
     // node3 goes away: its tasks run on the others.
@@ -198,12 +171,7 @@ fn global_service_follows_joins_and_drains() {
         return;
     }
     let mut c = Cluster::form(1, 2, &[]);
-    create(
-        &c,
-        &[
-            "--name", "agent", "--mode", "global", "host", "sleep", "100000",
-        ],
-    );
+    create(&c, "--name agent --mode global host sleep 100000", &[]);
     c.wait_running(1, "agent", 3, MINUTE);
     c.add_nodes(1);
     c.join(4, 1, Role::Worker);
@@ -226,23 +194,11 @@ fn failing_rolling_update_rolls_back() {
     let c = Cluster::form(1, 2, &[]);
     create(
         &c,
-        &[
-            "--name",
-            "web",
-            "--replicas",
-            "4",
-            "--update-parallelism",
-            "1",
-            "--update-failure-action",
-            "rollback",
-            "--update-monitor",
-            "3s",
-            "--restart-condition",
-            "none",
-            "host",
-            "sleep",
-            "100000",
-        ],
+        concat!(
+            "--name web --replicas 4 --update-parallelism 1 --update-failure-action rollback",
+            " --update-monitor 3s --restart-condition none host sleep 100000"
+        ),
+        &[],
     );
     let before = c.wait_running(1, "web", 4, MINUTE);
 
@@ -302,20 +258,8 @@ fn replicated_job_runs_to_completion_within_max_concurrent() {
     let c = Cluster::form(1, 2, &[]);
     create(
         &c,
-        &[
-            "--name",
-            "batch",
-            "--mode",
-            "replicated-job",
-            "--replicas",
-            "5",
-            "--max-concurrent",
-            "2",
-            "host",
-            "sh",
-            "-c",
-            "sleep 0.5",
-        ],
+        "--name batch --mode replicated-job --replicas 5 --max-concurrent 2 host sh -c",
+        &["sleep 0.5"],
     );
     let mut most_running = 0;
     let listing = poll(
@@ -352,17 +296,7 @@ fn replicated_job_runs_to_completion_within_max_concurrent() {
         "{ps}"
     );
 
-    create(
-        &c,
-        &[
-            "--name",
-            "everywhere",
-            "--mode",
-            "global-job",
-            "host",
-            "true",
-        ],
-    );
+    create(&c, "--name everywhere --mode global-job host true", &[]);
     poll(
         "the global job to complete on every node",
         MINUTE,

@@ -4,14 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Daemon, require_root, wait_for};
-
-fn init(d: &Daemon) -> std::process::Output {
-    let flags = d.init_flags();
-    let mut args = vec!["swarm", "init"];
-    args.extend(flags.iter().map(String::as_str));
-    d.shoal(&args)
-}
+use common::{Daemon, wait_for};
+use shoal_testkit::{Need, need};
 
 fn ok(d: &Daemon, args: &[&str]) -> String {
     let out = d.shoal(args);
@@ -28,11 +22,11 @@ fn ok(d: &Daemon, args: &[&str]) -> String {
 
 #[test]
 fn shoal_cli_runs_the_service_life_cycle() {
-    if !require_root() {
+    if !need(&[Need::Root]) {
         return;
     }
     let d = Daemon::start();
-    let out = init(&d);
+    let out = d.shoal_swarm_init();
     assert!(out.status.success(), "{out:?}");
     let init = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
@@ -41,14 +35,7 @@ fn shoal_cli_runs_the_service_life_cycle() {
     );
     let nodes = ok(&d, &["node", "ls"]);
     let header = nodes.lines().next().unwrap_or_default();
-    for col in [
-        "ID",
-        "HOSTNAME",
-        "STATUS",
-        "AVAILABILITY",
-        "MANAGER STATUS",
-        "ENGINE VERSION",
-    ] {
+    for col in common::NODE_LS_COLUMNS {
         assert!(header.contains(col), "{nodes}");
     }
     let node = nodes
@@ -152,11 +139,11 @@ fn shoal_cli_runs_the_service_life_cycle() {
 
 #[test]
 fn shoal_cli_errors_name_the_problem_with_docker_exit_codes() {
-    if !require_root() {
+    if !need(&[Need::Root]) {
         return;
     }
     let d = Daemon::start();
-    assert!(init(&d).status.success());
+    assert!(d.shoal_swarm_init().status.success());
     let out = d.shoal(&["service", "create", "--replicas", "-1", "host", "true"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -192,7 +179,7 @@ fn shoal_cli_errors_name_the_problem_with_docker_exit_codes() {
         err.contains("Error response from daemon") && err.contains("node.role=manager"),
         "{err}"
     );
-    let out = init(&d);
+    let out = d.shoal_swarm_init();
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("already part of a swarm"),

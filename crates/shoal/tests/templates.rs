@@ -7,15 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Daemon, require, require_root, wait_for};
-
-fn init(d: &Daemon) {
-    let flags = d.init_flags();
-    let mut args = vec!["swarm", "init"];
-    args.extend(flags.iter().map(String::as_str));
-    let out = d.docker_ok(&args);
-    assert!(out.contains("Swarm initialized: current node"), "{out}");
-}
+use common::{Daemon, wait_for};
+use shoal_testkit::{Need, need};
 
 fn text(out: &std::process::Output) -> String {
     format!(
@@ -53,11 +46,11 @@ fn wait_log_line(d: &Daemon, cli: &str, service: &str, want: &str) {
 
 #[test]
 fn templates_expand_on_the_node_and_typos_are_refused_with_their_position() {
-    if !(require_root() && require("docker", &["--version"])) {
+    if !need(&[Need::Root, Need::Tool("docker")]) {
         return;
     }
     let d = Daemon::start();
-    init(&d);
+    d.swarm_init();
     let node_hostname = d
         .docker_ok(&[
             "node",
@@ -70,23 +63,13 @@ fn templates_expand_on_the_node_and_typos_are_refused_with_their_position() {
         .to_string();
     assert!(!node_hostname.is_empty());
 
-    d.docker_ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "tpl",
-        "--stop-grace-period",
-        "1s",
-        "--hostname",
-        "{{.Service.Name}}-{{.Task.Slot}}",
-        "--env",
-        "WHERE={{.Node.Hostname}}",
-        "host",
-        "sh",
-        "-c",
-        "echo $(hostname) $WHERE; sleep 1000",
-    ]);
+    d.service_create_with(
+        concat!(
+            "--name tpl --stop-grace-period 1s --hostname {{.Service.Name}}-{{.Task.Slot}}",
+            " --env WHERE={{.Node.Hostname}} host sh -c",
+        ),
+        &["echo $(hostname) $WHERE; sleep 1000"],
+    );
     d.wait_running("tpl", 1);
     wait_log_line(&d, "docker", "tpl", &format!("tpl-1 {node_hostname}"));
     // The stored spec keeps the template: the node expands it, so tasks compare as up to date.

@@ -7,7 +7,21 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{SHOAL, free_port, remove_cgroup_tree, require_root, wait_for};
+use common::{SHOAL, free_port, wait_for};
+use shoal_testkit::{Need, need};
+
+/// The data dir and cgroup of a `shoal up`: whatever is left of them goes when the test ends,
+/// passed or failed (`shoal up` itself too, which names the dir on its command line).
+struct Cleanup {
+    dir: tempfile::TempDir,
+    cgroup: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        shoal_testkit::reap(self.dir.path(), &self.cgroup);
+    }
+}
 
 fn get(port: u16) -> Result<String, String> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
@@ -22,15 +36,18 @@ fn get(port: u16) -> Result<String, String> {
 
 #[test]
 fn shoal_up_serves_a_demo_and_stops_on_ctrl_c() {
-    if !require_root() {
+    if !need(&[Need::Root]) {
         return;
     }
-    let dir = tempfile::Builder::new()
-        .prefix("shoal-up-")
-        .tempdir()
-        .expect("tempdir");
     let port = free_port();
-    let cgroup = format!("shoal-up-{port}");
+    let cleanup = Cleanup {
+        dir: tempfile::Builder::new()
+            .prefix("shoal-up-")
+            .tempdir()
+            .expect("tempdir"),
+        cgroup: shoal_testkit::scoped_name("up", &port.to_string()),
+    };
+    let (dir, cgroup) = (&cleanup.dir, &cleanup.cgroup);
     let sock = format!("unix://{}/shoal.sock", dir.path().display());
     let mut up = Command::new(SHOAL)
         .args([
@@ -40,7 +57,7 @@ fn shoal_up_serves_a_demo_and_stops_on_ctrl_c() {
             "--port",
             &port.to_string(),
             "--cgroup-parent",
-            &cgroup,
+            cgroup,
             "--listen-addr",
             &format!("127.0.0.1:{}", free_port()),
             "--data-dir",
@@ -104,5 +121,4 @@ fn shoal_up_serves_a_demo_and_stops_on_ctrl_c() {
     }
     // The demo's processes went with it.
     assert!(get(port).is_err(), "the demo still answers after Ctrl-C");
-    remove_cgroup_tree(&cgroup);
 }

@@ -11,8 +11,8 @@ use shoal_types::{ContainerSpec, Task, TaskState, TaskStatus, Timestamp};
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::fake::{FakeCall, FakeDriver};
-use crate::runtime::Health;
+use shoal_runtime::Health;
+use shoal_runtime::fake::{FakeCall, FakeDriver};
 
 type SessionScript = Result<mpsc::UnboundedReceiver<Assignments>, DispatchError>;
 
@@ -171,9 +171,14 @@ fn task(id: &str, state: TaskState, desired: TaskState) -> Task {
     }
 }
 
+/// A task just assigned to this node, to run.
+fn fresh(id: &str) -> Task {
+    task(id, TaskState::Assigned, TaskState::Running)
+}
+
 fn assign(h: &Harness, version: u64, tasks: Vec<Task>) {
     h.assign
-        .send(Assignments { version, tasks })
+        .send(Assignments::complete(version, tasks))
         .expect("agent listens");
 }
 
@@ -192,8 +197,16 @@ async fn eventually(what: &str, h: &Harness, mut cond: impl FnMut() -> bool) {
     );
 }
 
+/// Waits until the agent has reported `state` for task `id`.
+async fn reported(h: &Harness, id: &Id, state: TaskState) {
+    eventually(&format!("{id} reported {state:?}"), h, || {
+        h.dispatcher.states(id).contains(&state)
+    })
+    .await;
+}
+
 fn assert_forward_only(h: &Harness) {
-    let mut by_task: HashMap<Id, Vec<TaskState>> = HashMap::new();
+    let mut by_task: BTreeMap<Id, Vec<TaskState>> = BTreeMap::new();
     for r in h.dispatcher.reports() {
         by_task.entry(r.task_id).or_default().push(r.status.state);
     }
@@ -217,15 +230,8 @@ async fn finish(h: Harness) -> Result<(), AgentError> {
 async fn assignments_start_tasks_and_the_exit_is_reported_once() {
     let h = harness(false);
     let a = Id::from_raw("task-a");
-    assign(
-        &h,
-        1,
-        vec![task("task-a", TaskState::Assigned, TaskState::Running)],
-    );
-    eventually("running", &h, || {
-        h.dispatcher.states(&a).contains(&TaskState::Running)
-    })
-    .await;
+    assign(&h, 1, vec![fresh("task-a")]);
+    reported(&h, &a, TaskState::Running).await;
     let running = h.dispatcher.last(&a).expect("report");
     assert_eq!(
         running
@@ -243,10 +249,7 @@ async fn assignments_start_tasks_and_the_exit_is_reported_once() {
     assert!(h.dispatcher.heartbeats.load(Ordering::SeqCst) >= 1);
 
     h.driver.exit(&a, 0);
-    eventually("complete", &h, || {
-        h.dispatcher.states(&a).contains(&TaskState::Complete)
-    })
-    .await;
+    reported(&h, &a, TaskState::Complete).await;
     // The manager echoes the new status back in the next assignments: nothing is re-reported.
     let mut echoed = task("task-a", TaskState::Complete, TaskState::Running);
     echoed.status = h.dispatcher.last(&a).expect("report");
@@ -270,23 +273,12 @@ async fn assignments_start_tasks_and_the_exit_is_reported_once() {
 async fn non_zero_exit_fails_and_errors_reject_or_fail() {
     let h = harness(false);
     let (a, b, c) = (Id::from_raw("a"), Id::from_raw("b"), Id::from_raw("c"));
-    let mut missing = task("b", TaskState::Assigned, TaskState::Running);
+    let mut missing = fresh("b");
     missing.spec.container.image = "missing:latest".into();
-    let mut bad_cmd = task("c", TaskState::Assigned, TaskState::Running);
+    let mut bad_cmd = fresh("c");
     bad_cmd.spec.container.command = vec!["fail-start".into()];
-    assign(
-        &h,
-        1,
-        vec![
-            task("a", TaskState::Assigned, TaskState::Running),
-            missing,
-            bad_cmd,
-        ],
-    );
-    eventually("a running", &h, || {
-        h.dispatcher.states(&a).contains(&TaskState::Running)
-    })
-    .await;
+    assign(&h, 1, vec![fresh("a"), missing, bad_cmd]);
+    reported(&h, &a, TaskState::Running).await;
     h.driver.exit(&a, 3);
     eventually("all terminal", &h, || {
         [&a, &b, &c]
@@ -318,19 +310,13 @@ async fn non_zero_exit_fails_and_errors_reject_or_fail() {
 async fn desired_shutdown_stops_with_the_specs_grace() {
     let h = harness(false);
     let a = Id::from_raw("a");
-    let mut t = task("a", TaskState::Assigned, TaskState::Running);
+    let mut t = fresh("a");
     t.spec.container.stop_grace_period = Some(Duration::from_secs(3));
     assign(&h, 1, vec![t.clone()]);
-    eventually("running", &h, || {
-        h.dispatcher.states(&a).contains(&TaskState::Running)
-    })
-    .await;
+    reported(&h, &a, TaskState::Running).await;
     t.desired_state = TaskState::Shutdown;
     assign(&h, 2, vec![t]);
-    eventually("shutdown", &h, || {
-        h.dispatcher.states(&a).contains(&TaskState::Shutdown)
-    })
-    .await;
+    reported(&h, &a, TaskState::Shutdown).await;
     assert!(
         h.driver
             .calls()
@@ -351,14 +337,7 @@ async fn desired_shutdown_stops_with_the_specs_grace() {
 async fn agent_shutdown_stops_every_task_and_reports_it() {
     let h = harness(true);
     let (a, b) = (Id::from_raw("a"), Id::from_raw("b"));
-    assign(
-        &h,
-        1,
-        vec![
-            task("a", TaskState::Assigned, TaskState::Running),
-            task("b", TaskState::Assigned, TaskState::Running),
-        ],
-    );
+    assign(&h, 1, vec![fresh("a"), fresh("b")]);
     eventually("both running", &h, || {
         [&a, &b]
             .iter()
@@ -384,15 +363,8 @@ async fn agent_shutdown_stops_every_task_and_reports_it() {
 async fn agent_shutdown_without_stop_leaves_tasks_running() {
     let h = harness(false);
     let a = Id::from_raw("a");
-    assign(
-        &h,
-        1,
-        vec![task("a", TaskState::Assigned, TaskState::Running)],
-    );
-    eventually("running", &h, || {
-        h.dispatcher.states(&a).contains(&TaskState::Running)
-    })
-    .await;
+    assign(&h, 1, vec![fresh("a")]);
+    reported(&h, &a, TaskState::Running).await;
     let driver = h.driver.clone();
     finish(h).await.expect("clean stop");
     assert!(matches!(
@@ -440,15 +412,8 @@ async fn adopts_running_tasks_and_removes_strays() {
 async fn a_task_leaving_the_assignments_is_stopped_and_removed() {
     let h = harness(false);
     let a = Id::from_raw("a");
-    assign(
-        &h,
-        1,
-        vec![task("a", TaskState::Assigned, TaskState::Running)],
-    );
-    eventually("running", &h, || {
-        h.dispatcher.states(&a).contains(&TaskState::Running)
-    })
-    .await;
+    assign(&h, 1, vec![fresh("a")]);
+    reported(&h, &a, TaskState::Running).await;
     assign(&h, 2, vec![]);
     eventually("removed", &h, || {
         h.driver.calls().contains(&FakeCall::Remove(a.clone()))
@@ -465,26 +430,62 @@ async fn a_task_leaving_the_assignments_is_stopped_and_removed() {
 }
 
 #[tokio::test]
+async fn changes_after_the_complete_set_touch_only_the_tasks_they_name() {
+    // After the first complete set, the dispatcher sends only what changed: a task it does not
+    // name keeps running, a removed one stops, a new one starts.
+    let h = harness(false);
+    let (a, b, c) = (Id::from_raw("a"), Id::from_raw("b"), Id::from_raw("c"));
+    assign(
+        &h,
+        1,
+        vec![
+            task("a", TaskState::Assigned, TaskState::Running),
+            task("b", TaskState::Assigned, TaskState::Running),
+        ],
+    );
+    eventually("both running", &h, || {
+        h.dispatcher.states(&a).contains(&TaskState::Running)
+            && h.dispatcher.states(&b).contains(&TaskState::Running)
+    })
+    .await;
+    h.assign
+        .send(Assignments::changes(
+            2,
+            vec![task("c", TaskState::Assigned, TaskState::Running)],
+            vec![a.clone()],
+        ))
+        .expect("agent listens");
+    eventually("a removed, c running", &h, || {
+        h.driver.calls().contains(&FakeCall::Remove(a.clone()))
+            && h.dispatcher.states(&c).contains(&TaskState::Running)
+    })
+    .await;
+    assert!(
+        !h.driver
+            .calls()
+            .iter()
+            .any(|call| matches!(call, FakeCall::Stop(id, _) | FakeCall::Remove(id) if id == &b)),
+        "b was not named by the change and must keep running: {:?}",
+        h.driver.calls()
+    );
+    assert!(matches!(
+        h.driver.state(&b),
+        Some(shoal_runtime::RuntimeTaskState::Running { .. })
+    ));
+    finish(h).await.expect("clean stop");
+}
+
+#[tokio::test]
 async fn failed_reports_are_retried_without_duplicates() {
     let (d, tx) = TestDispatcher::with_session();
     d.fail_reports.store(3, Ordering::SeqCst);
     let h = harness_with(Arc::new(FakeDriver::new()), d, tx, false);
     let a = Id::from_raw("a");
-    assign(
-        &h,
-        1,
-        vec![task("a", TaskState::Assigned, TaskState::Running)],
-    );
-    eventually("running delivered", &h, || {
-        h.dispatcher.states(&a).contains(&TaskState::Running)
-    })
-    .await;
+    assign(&h, 1, vec![fresh("a")]);
+    reported(&h, &a, TaskState::Running).await;
     assert_eq!(h.dispatcher.failed_reports.load(Ordering::SeqCst), 3);
     h.driver.exit(&a, 0);
-    eventually("complete", &h, || {
-        h.dispatcher.states(&a).contains(&TaskState::Complete)
-    })
-    .await;
+    reported(&h, &a, TaskState::Complete).await;
     assert_forward_only(&h);
     finish(h).await.expect("clean stop");
 }
@@ -498,45 +499,17 @@ async fn reconnects_after_an_unavailable_dispatcher_and_a_lost_session() {
         .push_back(Err(DispatchError::Unavailable("no leader".into())));
     let first = d.add_session();
     let second = d.add_session();
-    let h = harness_with(Arc::new(FakeDriver::new()), d, first, false);
+    let mut h = harness_with(Arc::new(FakeDriver::new()), d, first, false);
     let a = Id::from_raw("a");
-    assign(
-        &h,
-        1,
-        vec![task("a", TaskState::Assigned, TaskState::Running)],
-    );
-    eventually("running", &h, || {
-        h.dispatcher.states(&a).contains(&TaskState::Running)
-    })
-    .await;
+    assign(&h, 1, vec![fresh("a")]);
+    reported(&h, &a, TaskState::Running).await;
     // The first session's stream ends; the next session's complete set still has the task.
-    let Harness {
-        agent,
-        driver,
-        dispatcher,
-        assign: first,
-        shutdown,
-        run,
-        _dir,
-    } = h;
-    drop(first);
-    let h = Harness {
-        agent,
-        driver,
-        dispatcher,
-        assign: second,
-        shutdown,
-        run,
-        _dir,
-    };
+    drop(std::mem::replace(&mut h.assign, second));
     let mut t = task("a", TaskState::Running, TaskState::Running);
     t.status = h.dispatcher.last(&a).expect("status");
     assign(&h, 2, vec![t]);
     h.driver.exit(&a, 0);
-    eventually("complete", &h, || {
-        h.dispatcher.states(&a).contains(&TaskState::Complete)
-    })
-    .await;
+    reported(&h, &a, TaskState::Complete).await;
     assert_eq!(h.driver.starts(&a), 1);
     finish(h).await.expect("clean stop");
 }
@@ -605,7 +578,7 @@ async fn templates_are_expanded_on_the_node_and_bad_ones_reject_the_task() {
     node.platform.os = "linux".into();
     let h = harness_on(node, Arc::new(FakeDriver::new()), d, tx, false);
     let (good, bad) = (Id::from_raw("tpl-good"), Id::from_raw("tpl-bad"));
-    let mut t = task("tpl-good", TaskState::Assigned, TaskState::Running);
+    let mut t = fresh("tpl-good");
     t.slot = 4;
     t.service_labels = [("tier".to_string(), "db".to_string())].into();
     t.spec.container.hostname = "{{.Service.Name}}-{{.Task.Slot}}".into();
@@ -614,7 +587,7 @@ async fn templates_are_expanded_on_the_node_and_bad_ones_reject_the_task() {
         "WHO={{.Task.Name}}@{{.Node.Platform.OS}}/{{.Service.Labels.tier}}".into(),
     ];
     // Made before tasks carried labels: the label is unknown on the node.
-    let mut b = task("tpl-bad", TaskState::Assigned, TaskState::Running);
+    let mut b = fresh("tpl-bad");
     b.spec.container.env = vec!["T={{.Service.Labels.tier}}".into()];
     assign(&h, 1, vec![t.clone(), b]);
     eventually("both settled", &h, || {
@@ -657,31 +630,22 @@ async fn templates_are_expanded_on_the_node_and_bad_ones_reject_the_task() {
 async fn a_checked_task_is_starting_until_healthy_and_replaced_when_unhealthy() {
     let h = harness(false);
     let a = Id::from_raw("checked");
-    let mut t = task("checked", TaskState::Assigned, TaskState::Running);
+    let mut t = fresh("checked");
     t.spec.container.healthcheck = Some(shoal_types::container::HealthConfig {
         test: vec!["CMD".into(), "probe".into()],
         ..Default::default()
     });
     assign(&h, 1, vec![t]);
-    eventually("starting", &h, || {
-        h.dispatcher.states(&a).contains(&TaskState::Starting)
-    })
-    .await;
+    reported(&h, &a, TaskState::Starting).await;
     // Still starting while the check has not passed.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(!h.dispatcher.states(&a).contains(&TaskState::Running));
 
     h.driver.set_health(&a, Health::Healthy);
-    eventually("running once healthy", &h, || {
-        h.dispatcher.states(&a).contains(&TaskState::Running)
-    })
-    .await;
+    reported(&h, &a, TaskState::Running).await;
     h.driver
         .set_health(&a, Health::Unhealthy("probe: no answer".into()));
-    eventually("failed once unhealthy", &h, || {
-        h.dispatcher.states(&a).contains(&TaskState::Failed)
-    })
-    .await;
+    reported(&h, &a, TaskState::Failed).await;
     let failed = h.dispatcher.last(&a).expect("report");
     assert_eq!(failed.err, "task: unhealthy container: probe: no answer");
     assert!(

@@ -12,7 +12,7 @@ use std::time::Duration;
 use shoal_types::task::RuntimeStatus;
 use shoal_types::{TaskState, TaskStatus, Timestamp};
 
-use crate::runtime::{ExitInfo, Health};
+use shoal_runtime::{ExitInfo, Health};
 
 /// What the agent knows the runtime holds for the task.
 #[derive(Debug, Clone, PartialEq, Eq)]

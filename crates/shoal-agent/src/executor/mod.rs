@@ -12,7 +12,7 @@ pub mod controller;
 mod reporter;
 mod runner;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,15 +21,15 @@ use futures::StreamExt;
 use shoal_types::dispatch::{Assignments, SessionRequest};
 use shoal_types::node::{EngineDescription, Platform, Resources};
 use shoal_types::service::DEFAULT_STOP_GRACE;
-use shoal_types::{Clock, Id, NodeDescription};
+use shoal_types::{Clock, Id, NodeDescription, Task};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use self::controller::Facts;
 use self::reporter::Reporter;
 use self::runner::{Ctx, Runner};
-use crate::runtime::{LogOptions, LogStream, RuntimeDriver, RuntimeError, RuntimeTaskState};
 use crate::{DispatchError, DispatcherClient, Session};
+use shoal_runtime::{LogOptions, LogStream, RuntimeDriver, RuntimeError, RuntimeTaskState};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 // Below a new leader's grace (three heartbeat periods of 1 s by default): an agent still
@@ -64,9 +64,9 @@ pub enum AgentError {
     #[error("node {0} is not part of the cluster")]
     UnknownNode(Id),
     /// The runtime could not list its tasks at start, so nothing can be adopted safely.
-    #[error("listing the runtime's tasks: {0}")]
+    #[error("listing the runtime's tasks")]
     Runtime(#[from] RuntimeError),
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: String,
         #[source]
@@ -132,57 +132,75 @@ enum Ended {
 /// The runner table and what is still being cleaned up.
 struct Worker {
     ctx: Arc<Ctx>,
-    runners: HashMap<Id, Runner>,
+    /// Ordered maps: the order tasks are removed, stopped and cleaned up in is the order their
+    /// work is spawned in, and it must not depend on a per-instance hash (a simulation seed
+    /// must run the same way twice).
+    runners: BTreeMap<Id, Runner>,
     cleanups: Vec<JoinHandle<()>>,
     /// What the runtime held at start, until the first complete assignment set sorts it into
     /// adopted tasks and strays.
-    adopted: Option<HashMap<Id, RuntimeTaskState>>,
+    adopted: Option<BTreeMap<Id, RuntimeTaskState>>,
 }
 
 impl Worker {
     fn apply(&mut self, a: Assignments) {
-        let ids: HashSet<&Id> = a.tasks.iter().map(|t| &t.id).collect();
-        let gone: Vec<Id> = self
-            .runners
-            .keys()
-            .filter(|id| !ids.contains(id))
-            .cloned()
-            .collect();
+        let gone: Vec<Id> = if a.complete {
+            let ids: HashSet<&Id> = a.tasks.iter().map(|t| &t.id).collect();
+            self.runners
+                .keys()
+                .filter(|id| !ids.contains(id))
+                .cloned()
+                .collect()
+        } else {
+            a.removed
+        };
         for id in gone {
             if let Some(r) = self.runners.remove(&id) {
                 tracing::info!(task.id = %id, "agent: task no longer assigned; removing it");
                 self.cleanups.push(r.remove());
             }
         }
+        // What the runtime held is sorted by the first complete set: what it names is adopted,
+        // the rest are strays. A set of changes before that (never sent) adopts what it names.
         let mut adopted = self.adopted.take();
         for task in a.tasks {
-            self.ctx.reporter.known(&task.id, task.status.state);
-            match self.runners.get(&task.id) {
-                Some(r) => r.update(task),
-                None => {
-                    let facts = adopted
-                        .as_mut()
-                        .and_then(|m| m.remove(&task.id))
-                        .map_or(Facts::Absent, |s| runner::facts_from_runtime(&s));
-                    if facts != Facts::Absent {
-                        tracing::info!(task.id = %task.id, ?facts, "agent: adopting task from the runtime");
-                    }
-                    self.runners.insert(
-                        task.id.clone(),
-                        Runner::spawn(self.ctx.clone(), task, facts),
-                    );
-                }
-            }
+            self.take(task, &mut adopted);
         }
-        for (id, state) in adopted.unwrap_or_default() {
-            tracing::info!(task.id = %id, "agent: removing stray task the runtime held but nobody assigned");
-            let ctx = self.ctx.clone();
-            let facts = runner::facts_from_runtime(&state);
-            self.cleanups.push(tokio::spawn(async move {
-                runner::cleanup(&ctx, &id, &facts, DEFAULT_STOP_GRACE).await;
-            }));
+        if a.complete {
+            for (id, state) in adopted.unwrap_or_default() {
+                tracing::info!(task.id = %id, "agent: removing stray task the runtime held but nobody assigned");
+                let ctx = self.ctx.clone();
+                let facts = runner::facts_from_runtime(&state);
+                self.cleanups.push(tokio::spawn(async move {
+                    runner::cleanup(&ctx, &id, &facts, DEFAULT_STOP_GRACE).await;
+                }));
+            }
+        } else {
+            self.adopted = adopted;
         }
         self.cleanups.retain(|h| !h.is_finished());
+    }
+
+    /// Hands a newer version of a task to its runner, or starts a runner for a new one
+    /// (adopting what the runtime still holds of it).
+    fn take(&mut self, task: Task, adopted: &mut Option<BTreeMap<Id, RuntimeTaskState>>) {
+        self.ctx.reporter.known(&task.id, task.status.state);
+        match self.runners.get(&task.id) {
+            Some(r) => r.update(task),
+            None => {
+                let facts = adopted
+                    .as_mut()
+                    .and_then(|m| m.remove(&task.id))
+                    .map_or(Facts::Absent, |s| runner::facts_from_runtime(&s));
+                if facts != Facts::Absent {
+                    tracing::info!(task.id = %task.id, ?facts, "agent: adopting task from the runtime");
+                }
+                self.runners.insert(
+                    task.id.clone(),
+                    Runner::spawn(self.ctx.clone(), task, facts),
+                );
+            }
+        }
     }
 
     /// Stops every task (each with its grace) and waits until each has reported its end.
@@ -190,7 +208,7 @@ impl Worker {
         for r in self.runners.values() {
             r.stop_local();
         }
-        for (_, r) in self.runners.drain() {
+        for r in std::mem::take(&mut self.runners).into_values() {
             let _ = r.join.await;
         }
         for h in self.cleanups.drain(..) {
@@ -199,7 +217,7 @@ impl Worker {
     }
 
     fn abort_all(&mut self) {
-        for (_, r) in self.runners.drain() {
+        for r in std::mem::take(&mut self.runners).into_values() {
             r.join.abort();
         }
         for h in self.cleanups.drain(..) {
@@ -285,7 +303,7 @@ impl Agent {
         let mut adopted = Some(
             held.into_iter()
                 .map(|t| (t.task_id, t.state))
-                .collect::<HashMap<_, _>>(),
+                .collect::<BTreeMap<_, _>>(),
         );
 
         let result = self
@@ -306,7 +324,7 @@ impl Agent {
                     if let RuntimeTaskState::Running { .. } = state
                         && let Err(e) = self.driver.stop(&id, DEFAULT_STOP_GRACE).await
                     {
-                        tracing::warn!(task.id = %id, error = %e, "agent: stopping a task failed");
+                        tracing::warn!(task.id = %id, error = %shoal_types::error::Chain(&e), "agent: stopping a task failed");
                     }
                 }
             }
@@ -320,7 +338,7 @@ impl Agent {
     async fn sessions(
         &self,
         worker: &mut Option<Worker>,
-        adopted: &mut Option<HashMap<Id, RuntimeTaskState>>,
+        adopted: &mut Option<BTreeMap<Id, RuntimeTaskState>>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), AgentError> {
         let mut backoff = MIN_BACKOFF;
@@ -348,7 +366,7 @@ impl Agent {
                             node_id: session.node_id.clone(),
                             node: self.cfg.description.clone(),
                         }),
-                        runners: HashMap::new(),
+                        runners: BTreeMap::new(),
                         cleanups: Vec::new(),
                         adopted: adopted.take(),
                     });

@@ -123,7 +123,7 @@ impl Reporter {
                 true
             }
             Err(e) => {
-                tracing::warn!(node.id = %node_id, error = %e, reports = batch.len(), "agent: status report failed; will retry");
+                tracing::warn!(node.id = %node_id, error = %shoal_types::error::Chain(&e), reports = batch.len(), "agent: status report failed; will retry");
                 self.requeue(batch);
                 false
             }

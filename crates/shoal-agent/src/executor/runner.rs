@@ -4,6 +4,7 @@
 //! `wait` (only that call: prepare/start/stop always run to the end) when the desired state
 //! changes, so the driver never sees two start/stop calls for one task at once.
 
+use shoal_types::error::chain;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::controller::{self, Facts, Op, Step};
 use super::reporter::Reporter;
-use crate::runtime::{Health, RuntimeDriver, RuntimeError, RuntimeTaskState, TaskRun};
+use shoal_runtime::{Health, RuntimeDriver, RuntimeError, RuntimeTaskState, TaskRun};
 
 /// How often a checked task's health is read while it is `starting`, and once it is healthy.
 /// The runtime runs the checks at their own interval; this only bounds how late the agent
@@ -131,7 +132,7 @@ async fn health(ctx: &Ctx, id: &Id) -> Health {
     match ctx.driver.health(id).await {
         Ok(h) => h,
         Err(e) => {
-            tracing::debug!(task.id = %id, error = %e, "agent: reading a task's health failed");
+            tracing::debug!(task.id = %id, error = %shoal_types::error::Chain(&e), "agent: reading a task's health failed");
             Health::None
         }
     }
@@ -145,7 +146,7 @@ async fn wait_exit_or_health(
     known: Health,
     rx: &mut watch::Receiver<Wanted>,
 ) -> Done {
-    let err = |e: RuntimeError| Facts::Error(e.to_string());
+    let err = |e: RuntimeError| Facts::Error(chain(&e));
     // A task adopted after a restart, or one whose check the runtime set up late, is not
     // known to be checked yet: ask once.
     if known == Health::None {
@@ -187,7 +188,7 @@ async fn perform(
     rx: &mut watch::Receiver<Wanted>,
 ) -> Done {
     let id = &task.id;
-    let err = |e: RuntimeError| Facts::Error(e.to_string());
+    let err = |e: RuntimeError| Facts::Error(chain(&e));
     let facts = match op {
         Op::Prepare => {
             let runtime = &task.spec.runtime;
@@ -296,13 +297,15 @@ pub(crate) async fn cleanup(ctx: &Ctx, id: &Id, facts: &Facts, grace: Duration) 
         match ctx.driver.stop(id, grace).await {
             Ok(()) | Err(RuntimeError::NotFound(_)) => {}
             Err(e) => {
-                tracing::warn!(task.id = %id, error = %e, "agent: stopping a removed task failed")
+                tracing::warn!(task.id = %id, error = %shoal_types::error::Chain(&e), "agent: stopping a removed task failed")
             }
         }
     }
     match ctx.driver.remove(id).await {
         Ok(()) | Err(RuntimeError::NotFound(_)) => {}
-        Err(e) => tracing::warn!(task.id = %id, error = %e, "agent: removing a task failed"),
+        Err(e) => {
+            tracing::warn!(task.id = %id, error = %shoal_types::error::Chain(&e), "agent: removing a task failed")
+        }
     }
     ctx.reporter.forget(id);
 }

@@ -1,6 +1,7 @@
 //! Nodes.
 
 use bollard_stubs::models as w;
+use shoal_control::RaftMembership;
 use shoal_types::Node;
 use shoal_types::node::{Availability, NodeRole, NodeSpec, NodeState};
 
@@ -39,10 +40,10 @@ pub fn spec_in(s: w::NodeSpec) -> Result<NodeSpec, ApiError> {
 /// (its agent keeps a session); `voters` are the current Raft voters.
 pub fn node_out(
     n: &Node,
-    leader_raft_id: Option<u64>,
-    voters: &std::collections::BTreeSet<u64>,
+    raft: &RaftMembership,
     cluster: Option<&shoal_types::cluster::Cluster>,
 ) -> w::Node {
+    let (leader_raft_id, voters) = (raft.leader, &raft.voters);
     let d = &n.description;
     w::Node {
         id: Some(n.id.to_string()),

@@ -2,6 +2,7 @@
 //! what this node's runtime holds (images and volumes are per node, as in Swarm), not the
 //! cluster's. `docker image ls|rm|load|pull` and `docker volume ls|rm|inspect` work unchanged.
 
+use shoal_types::error::chain;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,8 +14,8 @@ use futures::StreamExt;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shoal_agent::RuntimeError;
-use shoal_agent::runtime::{ImageInfo, VolumeInfo};
+use shoal_runtime::RuntimeError;
+use shoal_runtime::{ImageInfo, VolumeInfo};
 use shoal_types::clock::format_rfc3339;
 use tokio::io::AsyncWriteExt;
 
@@ -27,11 +28,13 @@ pub(crate) fn runtime_error(e: RuntimeError) -> ApiError {
         | RuntimeError::VolumeNotFound(_)
         | RuntimeError::NotFound(_) => StatusCode::NOT_FOUND,
         RuntimeError::VolumeInUse { .. } | RuntimeError::Conflict(_) => StatusCode::CONFLICT,
-        RuntimeError::InvalidImage(_) | RuntimeError::InvalidSpec { .. } => StatusCode::BAD_REQUEST,
+        RuntimeError::InvalidImage(_)
+        | RuntimeError::Corrupt { .. }
+        | RuntimeError::InvalidSpec { .. } => StatusCode::BAD_REQUEST,
         RuntimeError::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    ApiError::new(status, e.to_string())
+    ApiError::new(status, chain(&e))
 }
 
 fn image_json(i: &ImageInfo) -> Value {
@@ -150,10 +153,10 @@ pub async fn load(State(st): State<AppState>, body: Body) -> ApiResult<Response>
                 .map(|r| json!({ "stream": format!("Loaded image: {r}\n") }))
                 .collect(),
         ),
-        Err(e @ RuntimeError::InvalidImage(_)) => {
+        Err(e @ (RuntimeError::InvalidImage(_) | RuntimeError::Corrupt { .. })) => {
             return Err(runtime_error(e));
         }
-        Err(e) => progress(vec![stream_error(e.to_string())]),
+        Err(e) => progress(vec![stream_error(chain(&e))]),
     })
 }
 
@@ -186,7 +189,7 @@ pub async fn pull(State(st): State<AppState>, Query(q): Query<PullQuery>) -> Api
             json!({ "status": format!("Digest: {}", info.repo_digests.first().map(|d| d.rsplit('@').next().unwrap_or(d)).unwrap_or(&info.id)) }),
             json!({ "status": format!("Status: Downloaded newer image for {reference}") }),
         ]),
-        Err(e) => progress(vec![stream_error(e.to_string())]),
+        Err(e) => progress(vec![stream_error(chain(&e))]),
     })
 }
 

@@ -6,7 +6,9 @@
 //! With `follow`, tasks that start after the request (replacements, scale-ups) join the stream.
 //! The stream ends when the client goes away, the service is removed or the daemon stops.
 
+use shoal_types::error::chain;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -14,9 +16,9 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
-use shoal_agent::runtime::LogStreamKind;
-use shoal_agent::{LogLine, LogOptions};
-use shoal_manager::Control;
+use shoal_control::ControlSurface;
+use shoal_runtime::LogStreamKind;
+use shoal_runtime::{LogLine, LogOptions};
 use shoal_types::clock::format_rfc3339;
 use shoal_types::task::Task;
 use shoal_types::{Id, Timestamp};
@@ -91,16 +93,9 @@ pub async fn service_logs(
 ) -> ApiResult<Response> {
     let h = manager(&state).await?;
     let opts = parse_opts(&q)?;
-    let service = Control::find_service(&h.control.view(), &id)?;
+    let service = h.view().find_service(&id)?;
     let tty = service.spec.task.container.tty;
-    stream(
-        state,
-        h.control,
-        Target::Service(service.id.clone()),
-        opts,
-        tty,
-    )
-    .await
+    stream(state, h, Target::Service(service.id.clone()), opts, tty).await
 }
 
 pub async fn task_logs(
@@ -110,9 +105,9 @@ pub async fn task_logs(
 ) -> ApiResult<Response> {
     let h = manager(&state).await?;
     let opts = parse_opts(&q)?;
-    let task = Control::find_task(&h.control.view(), &id)?;
+    let task = h.view().find_task(&id)?;
     let tty = task.spec.container.tty;
-    stream(state, h.control, Target::Task(task.id.clone()), opts, tty).await
+    stream(state, h, Target::Task(task.id.clone()), opts, tty).await
 }
 
 enum Target {
@@ -120,7 +115,7 @@ enum Target {
     Task(Id),
 }
 
-fn tasks_of(control: &Control, target: &Target) -> Option<Vec<Task>> {
+fn tasks_of(control: &dyn ControlSurface, target: &Target) -> Option<Vec<Task>> {
     let view = control.view();
     match target {
         Target::Service(s) => {
@@ -166,19 +161,19 @@ fn frame(task: &Task, line: &LogLine, opts: &Opts, tty: bool) -> Bytes {
 
 async fn stream(
     state: AppState,
-    control: Control,
+    control: Arc<dyn ControlSurface>,
     target: Target,
     opts: Opts,
     tty: bool,
 ) -> ApiResult<Response> {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
-    let opts = std::sync::Arc::new(opts);
+    let opts = Arc::new(opts);
     let daemon = state.daemon.clone();
     let mut shutdown = state.shutdown.clone();
     tokio::spawn(async move {
         let mut started: HashSet<Id> = HashSet::new();
         let mut readers = tokio::task::JoinSet::new();
-        while let Some(tasks) = tasks_of(&control, &target) {
+        while let Some(tasks) = tasks_of(&*control, &target) {
             for task in tasks {
                 if task.node_id.is_none() || !started.insert(task.id.clone()) {
                     continue;
@@ -228,7 +223,7 @@ async fn stream(
     Response::builder()
         .header(http::header::CONTENT_TYPE, ct)
         .body(body)
-        .map_err(|e| ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        .map_err(|e| ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR, chain(&e)))
 }
 
 fn tokio_stream_from(

@@ -5,14 +5,16 @@ mod images;
 mod logs;
 pub(crate) mod nodes;
 mod services;
-mod swarm;
+pub(crate) mod swarm;
 mod system;
 mod tasks;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use shoal_node::SwarmHandle;
+use shoal_control::ControlSurface;
 
 use crate::AppState;
 use crate::body::MAX_BODY;
@@ -65,19 +67,12 @@ pub(crate) fn host_part(addr: &str) -> String {
     addr.rsplit_once(':').map_or(addr, |(h, _)| h).to_string()
 }
 
-/// A manager's view of the swarm, or Docker's answers for a node that is not one.
-pub(crate) struct Managed {
-    pub control: shoal_manager::Control,
-}
-
-async fn manager(state: &AppState) -> ApiResult<Managed> {
-    let h: SwarmHandle = state
+/// This node's manager, or Docker's answers for a node that is not one.
+async fn manager(state: &AppState) -> ApiResult<Arc<dyn ControlSurface>> {
+    let swarm = state
         .daemon
         .swarm()
         .await
         .ok_or_else(ApiError::not_manager)?;
-    match h.control {
-        Some(control) => Ok(Managed { control }),
-        None => Err(ApiError::worker()),
-    }
+    swarm.manager.ok_or_else(ApiError::worker)
 }

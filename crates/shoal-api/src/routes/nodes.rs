@@ -4,9 +4,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use bollard_stubs::models as w;
-use shoal_manager::Control;
 use shoal_types::Node;
-use shoal_types::node::NodeRole;
 
 use super::manager;
 use crate::AppState;
@@ -14,18 +12,6 @@ use crate::body::{Json, query_bool, query_u64};
 use crate::convert::node::{node_out, spec_in};
 use crate::error::{ApiError, ApiResult};
 use crate::filters::Filters;
-
-/// The Raft leader and voters as this manager sees them.
-pub(crate) fn raft_view(c: &Control) -> (Option<u64>, std::collections::BTreeSet<u64>) {
-    let voters = c
-        .store()
-        .members()
-        .into_iter()
-        .filter(|(_, (_, voter))| *voter)
-        .map(|(id, _)| id)
-        .collect();
-    (c.store().leader(), voters)
-}
 
 fn matches(f: &Filters, n: &Node) -> bool {
     f.any("id", |v| n.id.as_str().starts_with(v))
@@ -43,21 +29,13 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<axum::Json<Vec<w::Node>>> {
     let h = manager(&state).await?;
-    let f = Filters::parse(
-        q.get("filters"),
-        &["id", "label", "membership", "name", "node.label", "role"],
-    )?;
-    for r in f.get("role") {
-        if r != NodeRole::Manager.as_str() && r != NodeRole::Worker.as_str() {
-            return Err(ApiError::bad_request(format!("invalid filter 'role={r}'")));
-        }
-    }
-    let view = h.control.view();
-    let (leader, voters) = raft_view(&h.control);
+    let f = Filters::for_nodes(q.get("filters"))?;
+    let view = h.view();
+    let raft = h.raft();
     Ok(axum::Json(
         view.nodes()
             .filter(|n| matches(&f, n))
-            .map(|n| node_out(n, leader, &voters, view.cluster().map(|c| &**c)))
+            .map(|n| node_out(n, &raft, view.cluster().map(|c| &**c)))
             .collect(),
     ))
 }
@@ -67,13 +45,11 @@ pub async fn inspect(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<w::Node>> {
     let h = manager(&state).await?;
-    let view = h.control.view();
-    let n = Control::find_node(&view, &id)?;
-    let (leader, voters) = raft_view(&h.control);
+    let view = h.view();
+    let n = view.find_node(&id)?;
     Ok(axum::Json(node_out(
         &n,
-        leader,
-        &voters,
+        &h.raft(),
         view.cluster().map(|c| &**c),
     )))
 }
@@ -88,7 +64,7 @@ pub async fn update(
     let version = query_u64(&q, "version")?.ok_or_else(|| {
         ApiError::bad_request("query parameter version: required (the node's Version.Index)")
     })?;
-    h.control.update_node(&id, version, spec_in(body)?).await?;
+    h.update_node(&id, version, spec_in(body)?).await?;
     Ok(())
 }
 
@@ -98,6 +74,6 @@ pub async fn remove(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<()> {
     let h = manager(&state).await?;
-    h.control.remove_node(&id, query_bool(&q, "force")?).await?;
+    h.remove_node(&id, query_bool(&q, "force")?).await?;
     Ok(())
 }

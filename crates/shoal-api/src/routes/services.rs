@@ -5,11 +5,8 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use bollard_stubs::models as w;
 use http::StatusCode;
-use shoal_manager::Control;
-use shoal_store::State as StoreState;
-use shoal_types::node::NodeState;
-use shoal_types::service::{Service, ServiceMode};
-use shoal_types::task::TaskState;
+use shoal_control::ServiceStatus;
+use shoal_types::service::ServiceMode;
 
 use super::manager;
 use crate::AppState;
@@ -18,40 +15,12 @@ use crate::convert::service::{WireService, service_out, spec_in};
 use crate::error::{ApiError, ApiResult};
 use crate::filters::Filters;
 
-/// Running, desired and completed task counts, as `docker service ls` shows them. Only tasks on
-/// nodes that are up count as running.
-pub fn service_status(view: &StoreState, s: &Service) -> w::ServiceServiceStatus {
-    let mut running = 0u64;
-    let mut desired_running = 0u64;
-    let mut completed = 0u64;
-    for t in view.tasks_of_service(&s.id) {
-        let node_up = t
-            .node_id
-            .as_ref()
-            .and_then(|n| view.node(n))
-            .is_some_and(|n| n.status.state != NodeState::Down);
-        if t.status.state == TaskState::Running && node_up {
-            running += 1;
-        }
-        if t.desired_state == TaskState::Running && !t.status.state.is_terminal() {
-            desired_running += 1;
-        }
-        if t.status.state == TaskState::Complete {
-            completed += 1;
-        }
-    }
-    let desired = match s.spec.mode {
-        ServiceMode::Replicated { replicas } => replicas,
-        ServiceMode::ReplicatedJob {
-            max_concurrent,
-            total_completions,
-        } => max_concurrent.min(total_completions.saturating_sub(completed)),
-        ServiceMode::Global | ServiceMode::GlobalJob => desired_running,
-    };
+/// The manager's task counts as Docker's `ServiceStatus`.
+fn status_out(s: ServiceStatus) -> w::ServiceServiceStatus {
     w::ServiceServiceStatus {
-        running_tasks: Some(running),
-        desired_tasks: Some(desired),
-        completed_tasks: Some(completed),
+        running_tasks: Some(s.running),
+        desired_tasks: Some(s.desired),
+        completed_tasks: Some(s.completed),
     }
 }
 
@@ -69,14 +38,14 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<axum::Json<Vec<WireService>>> {
     let h = manager(&state).await?;
-    let f = Filters::parse(q.get("filters"), &["id", "label", "mode", "name"])?;
+    let f = Filters::for_services(q.get("filters"))?;
     for m in f.get("mode") {
         if !["replicated", "global", "replicated-job", "global-job"].contains(&m.as_str()) {
             return Err(ApiError::bad_request(format!("invalid filter 'mode={m}'")));
         }
     }
     let status = query_bool(&q, "status")?;
-    let view = h.control.view();
+    let view = h.view();
     let out = view
         .services()
         .filter(|s| {
@@ -85,7 +54,7 @@ pub async fn list(
                 && f.any("mode", |v| v == mode_name(&s.spec.mode))
                 && f.labels("label", &s.spec.labels)
         })
-        .map(|s| service_out(s, status.then(|| service_status(&view, s))))
+        .map(|s| service_out(s, status.then(|| status_out(view.service_status(s)))))
         .collect();
     Ok(axum::Json(out))
 }
@@ -96,7 +65,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, axum::Json<serde_json::Value>)> {
     let h = manager(&state).await?;
     let spec = spec_in(body)?;
-    let s = h.control.create_service(spec).await?;
+    let s = h.create_service(spec).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(serde_json::json!({ "ID": s.id.to_string() })),
@@ -108,8 +77,7 @@ pub async fn inspect(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<WireService>> {
     let h = manager(&state).await?;
-    let view = h.control.view();
-    let s = Control::find_service(&view, &id)?;
+    let s = h.view().find_service(&id)?;
     Ok(axum::Json(service_out(&s, None)))
 }
 
@@ -138,14 +106,12 @@ pub async fn update(
     } else {
         spec_in(body)?
     };
-    h.control
-        .update_service(&id, version, spec, rollback)
-        .await?;
+    h.update_service(&id, version, spec, rollback).await?;
     Ok(axum::Json(serde_json::json!({})))
 }
 
 pub async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<()> {
     let h = manager(&state).await?;
-    h.control.remove_service(&id).await?;
+    h.remove_service(&id).await?;
     Ok(())
 }

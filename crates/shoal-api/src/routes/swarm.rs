@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use axum::extract::{Query, State};
 use bollard_stubs::models as w;
 use http::StatusCode;
-use shoal_node::InitRequest;
+use shoal_control::{InitRequest, JoinRequest};
 use shoal_types::node::Availability;
 
 use super::manager;
@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult};
 
 pub async fn inspect(State(state): State<AppState>) -> ApiResult<axum::Json<w::Swarm>> {
     let h = manager(&state).await?;
-    let cluster = h.control.cluster()?;
+    let cluster = h.cluster()?;
     Ok(axum::Json(swarm_out(&cluster)))
 }
 
@@ -38,40 +38,49 @@ pub struct InitBody {
     auto_lock_managers: Option<bool>,
 }
 
-pub async fn init(
-    State(state): State<AppState>,
-    Json(body): Json<InitBody>,
-) -> ApiResult<axum::Json<String>> {
-    let spec = spec_in(&Default::default(), body.spec.unwrap_or_default())?;
-    if body.auto_lock_managers == Some(true) {
-        return Err(ApiError::invalid(
-            "AutoLockManagers",
-            "autolock is not supported by shoal yet",
-        ));
+impl InitBody {
+    /// The request the body asks for, checked as the handler checks it (the spec converted onto
+    /// the defaults, the availability parsed); no IO, so the fuzz targets call it too.
+    pub fn into_request(self) -> Result<InitRequest, ApiError> {
+        let spec = spec_in(&Default::default(), self.spec.unwrap_or_default())?;
+        if self.auto_lock_managers == Some(true) {
+            return Err(ApiError::invalid(
+                "AutoLockManagers",
+                "autolock is not supported by shoal yet",
+            ));
+        }
+        let availability = availability_in(self.availability.as_deref())?;
+        let listen_addr = self
+            .listen_addr
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| "0.0.0.0:2377".into());
+        Ok(InitRequest {
+            advertise_addr: self.advertise_addr,
+            listen_addr,
+            spec,
+            availability,
+            force_new_cluster: self.force_new_cluster.unwrap_or(false),
+        })
     }
-    let availability = match body.availability.as_deref() {
-        None | Some("") => Availability::Active,
+}
+
+fn availability_in(a: Option<&str>) -> Result<Availability, ApiError> {
+    match a {
+        None | Some("") => Ok(Availability::Active),
         Some(a) => Availability::parse(a).ok_or_else(|| {
             ApiError::invalid(
                 "Availability",
                 format!("{a:?} is not one of active, pause, drain"),
             )
-        })?,
-    };
-    let listen_addr = body
-        .listen_addr
-        .filter(|l| !l.is_empty())
-        .unwrap_or_else(|| "0.0.0.0:2377".into());
-    let id = state
-        .daemon
-        .swarm_init(InitRequest {
-            advertise_addr: body.advertise_addr,
-            listen_addr,
-            spec,
-            availability,
-            force_new_cluster: body.force_new_cluster.unwrap_or(false),
-        })
-        .await?;
+        }),
+    }
+}
+
+pub async fn init(
+    State(state): State<AppState>,
+    Json(body): Json<InitBody>,
+) -> ApiResult<axum::Json<String>> {
+    let id = state.daemon.swarm_init(body.into_request()?).await?;
     Ok(axum::Json(id.to_string()))
 }
 
@@ -91,34 +100,29 @@ pub struct JoinBody {
     availability: Option<String>,
 }
 
-pub async fn join(State(state): State<AppState>, Json(body): Json<JoinBody>) -> ApiResult<()> {
-    let availability = match body.availability.as_deref() {
-        None | Some("") => Availability::Active,
-        Some(a) => Availability::parse(a).ok_or_else(|| {
-            ApiError::invalid(
-                "Availability",
-                format!("{a:?} is not one of active, pause, drain"),
-            )
-        })?,
-    };
-    let token = body
-        .join_token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::invalid("JoinToken", "a join token is required"))?;
-    let remote_addrs = body.remote_addrs.unwrap_or_default();
-    state
-        .daemon
-        .swarm_join(shoal_node::JoinRequest {
-            remote_addrs,
+impl JoinBody {
+    /// The request the body asks for, checked as the handler checks it; no IO.
+    pub fn into_request(self) -> Result<JoinRequest, ApiError> {
+        let availability = availability_in(self.availability.as_deref())?;
+        let token = self
+            .join_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::invalid("JoinToken", "a join token is required"))?;
+        Ok(JoinRequest {
+            remote_addrs: self.remote_addrs.unwrap_or_default(),
             token,
-            advertise_addr: body.advertise_addr,
-            listen_addr: body
+            advertise_addr: self.advertise_addr,
+            listen_addr: self
                 .listen_addr
                 .filter(|l| !l.is_empty())
                 .unwrap_or_else(|| "0.0.0.0:2377".into()),
             availability,
         })
-        .await?;
+    }
+}
+
+pub async fn join(State(state): State<AppState>, Json(body): Json<JoinBody>) -> ApiResult<()> {
+    state.daemon.swarm_join(body.into_request()?).await?;
     Ok(())
 }
 
@@ -148,10 +152,9 @@ pub async fn update(
     }
     let rotate_worker = query_bool(&q, "rotateWorkerToken")?;
     let rotate_manager = query_bool(&q, "rotateManagerToken")?;
-    let cur = h.control.cluster()?;
+    let cur = h.cluster()?;
     let spec = spec_in(&cur.spec, body)?;
-    h.control
-        .update_cluster(version, spec, rotate_worker, rotate_manager)
+    h.update_cluster(version, spec, rotate_worker, rotate_manager)
         .await?;
     Ok(())
 }

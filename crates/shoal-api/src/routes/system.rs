@@ -82,18 +82,17 @@ pub async fn info(State(state): State<AppState>) -> axum::Json<w::SystemInfo> {
             cluster: None,
         },
         Some(h) => {
-            let node_addr = Some(crate::routes::host_part(&h.identity.advertise_addr));
-            match &h.control {
+            let node_addr = Some(crate::routes::host_part(&h.advertise_addr));
+            match &h.manager {
                 // A worker knows only itself and where the managers are.
                 None => w::SwarmInfo {
-                    node_id: Some(h.identity.node_id.to_string()),
+                    node_id: Some(h.node_id.to_string()),
                     node_addr,
                     local_node_state: Some(w::LocalNodeState::ACTIVE),
                     control_available: Some(false),
                     error: Some(String::new()),
                     remote_managers: Some(
-                        h.identity
-                            .managers
+                        h.managers
                             .iter()
                             .map(|m| w::PeerNode {
                                 node_id: None,
@@ -111,28 +110,18 @@ pub async fn info(State(state): State<AppState>) -> axum::Json<w::SystemInfo> {
                         .nodes()
                         .filter(|n| n.spec.role == NodeRole::Manager)
                         .collect();
-                    let (leader, voters) = crate::routes::nodes::raft_view(control);
-                    let reachable = managers
-                        .iter()
-                        .filter(|n| {
-                            n.manager.as_ref().is_some_and(|m| {
-                                leader == Some(m.raft_id)
-                                    || (voters.contains(&m.raft_id)
-                                        && n.status.state == shoal_types::NodeState::Ready)
-                            })
-                        })
-                        .count();
-                    let total = voters.len().max(1);
-                    if reachable * 2 <= total {
+                    let quorum = control.quorum(&*view);
+                    let (reachable, total) = (quorum.reachable, quorum.voters);
+                    if !quorum.holds() {
                         warnings.push(format!(
                             "WARNING: the swarm has lost its quorum: {reachable} of {total} managers reachable, {} needed. Writes fail until enough managers return, or recover with `swarm init --force-new-cluster`.",
-                            total / 2 + 1
+                            quorum.needed()
                         ));
                     } else if total == 2 {
                         warnings.push("WARNING: Running Swarm in a two-manager configuration. This configuration provides no fault tolerance, and poses a high risk to lose control over the cluster. Refer to https://docs.docker.com/engine/swarm/admin_guide/ to configure the Swarm for fault-tolerance.".into());
                     }
                     w::SwarmInfo {
-                        node_id: Some(h.identity.node_id.to_string()),
+                        node_id: Some(h.node_id.to_string()),
                         node_addr,
                         local_node_state: Some(w::LocalNodeState::ACTIVE),
                         control_available: Some(true),

@@ -4,14 +4,12 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use bollard_stubs::models as w;
-use shoal_manager::Control;
 use shoal_types::Id;
-use shoal_types::task::TaskState;
 
 use super::manager;
 use crate::AppState;
 use crate::convert::task::task_out;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::filters::Filters;
 
 pub async fn list(
@@ -19,42 +17,18 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<axum::Json<Vec<w::Task>>> {
     let h = manager(&state).await?;
-    let f = Filters::parse(
-        q.get("filters"),
-        &[
-            "id",
-            "name",
-            "service",
-            "node",
-            "label",
-            "desired-state",
-            "_up-to-date",
-        ],
-    )?;
-    let view = h.control.view();
-    let mut desired = Vec::new();
-    for d in f.get("desired-state") {
-        match TaskState::parse(d) {
-            Some(s @ (TaskState::Running | TaskState::Shutdown | TaskState::Accepted)) => {
-                desired.push(s)
-            }
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid filter 'desired-state={d}': expected running, shutdown or accepted"
-                )));
-            }
-        }
-    }
+    let (f, desired) = Filters::for_tasks(q.get("filters"))?;
+    let view = h.view();
     // Services and nodes may be named by ID, name or ID prefix; unknown ones match nothing.
     let services: Vec<Id> = f
         .get("service")
         .iter()
-        .filter_map(|s| Control::find_service(&view, s).ok().map(|s| s.id.clone()))
+        .filter_map(|s| view.find_service(s).ok().map(|s| s.id.clone()))
         .collect();
     let nodes: Vec<Id> = f
         .get("node")
         .iter()
-        .filter_map(|n| Control::find_node(&view, n).ok().map(|n| n.id.clone()))
+        .filter_map(|n| view.find_node(n).ok().map(|n| n.id.clone()))
         .collect();
     let up_to_date = f.get("_up-to-date").iter().any(|v| v == "true" || v == "1");
     let out = view
@@ -82,6 +56,6 @@ pub async fn inspect(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<w::Task>> {
     let h = manager(&state).await?;
-    let t = Control::find_task(&h.control.view(), &id)?;
+    let t = h.view().find_task(&id)?;
     Ok(axum::Json(task_out(&t)))
 }

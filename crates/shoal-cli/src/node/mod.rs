@@ -8,7 +8,7 @@ pub mod update;
 
 use std::io::Write;
 
-use bollard_stubs::models::{Node, SwarmInfo, TlsInfo};
+use bollard_stubs::models::{Node, NodeState, SwarmInfo, TlsInfo};
 
 use crate::client::{Client, path_escape};
 use crate::error::{CliError, Result};
@@ -48,6 +48,17 @@ pub enum NodeCommand {
     Ps(ps::PsArgs),
 }
 
+/// The IDs of the swarm's nodes that are not Down: where a running task counts as running.
+pub async fn not_down(client: &Client) -> Result<std::collections::HashSet<String>> {
+    let nodes: Vec<Node> = client.get("/nodes", &[]).await?;
+    Ok(nodes
+        .iter()
+        .filter(|n| n.status.as_ref().and_then(|s| s.state) != Some(NodeState::DOWN))
+        .filter_map(|n| n.id.clone())
+        .collect())
+}
+
+/// The flags of `node ls` and `service ls`.
 #[derive(Debug, clap::Args)]
 pub struct LsArgs {
     /// Only display IDs

@@ -93,6 +93,24 @@ fn go_list(items: &[String]) -> String {
     format!("[{}]", items.join(" "))
 }
 
+/// A map's entries in key order, each on a new line after `indent`: the key alone when its value
+/// is empty, else the key, `sep` and the value (the template's `range $k, $v` blocks).
+fn entries<'a>(
+    map: impl IntoIterator<Item = (&'a String, &'a String)>,
+    indent: &str,
+    sep: &str,
+) -> String {
+    let mut o = String::new();
+    for (k, v) in map.into_iter().collect::<BTreeMap<_, _>>() {
+        o += &if v.is_empty() {
+            format!("\n{indent}{k}")
+        } else {
+            format!("\n{indent}{k}{sep}{v}")
+        };
+    }
+    o
+}
+
 /// docker's `serviceInspectPrettyTemplate`, rendered. `now` dates the update status.
 pub fn render_pretty(
     s: &Service,
@@ -107,13 +125,7 @@ pub fn render_pretty(
     o += &format!("Name:\t\t{}", spec.name.clone().unwrap_or_default());
     if let Some(labels) = spec.labels.as_ref().filter(|l| !l.is_empty()) {
         o += "\nLabels:";
-        for (k, v) in labels.iter().collect::<BTreeMap<_, _>>() {
-            o += &if v.is_empty() {
-                format!("\n {k}")
-            } else {
-                format!("\n {k}={v}")
-            };
-        }
+        o += &entries(labels, " ", "=");
     }
     o += "\nService Mode:";
     let mode = spec.mode.clone().unwrap_or_default();
@@ -229,13 +241,7 @@ pub fn render_pretty(
     }
     if let Some(sysctls) = cs.sysctls.as_ref().filter(|m| !m.is_empty()) {
         o += "\nSysCtls:";
-        for (k, v) in sysctls.iter().collect::<BTreeMap<_, _>>() {
-            o += &if v.is_empty() {
-                format!("\n {k}")
-            } else {
-                format!("\n {k}: {v}")
-            };
-        }
+        o += &entries(sysctls, " ", ": ");
     }
     if let Some(ulimits) = cs.ulimits.as_ref().filter(|u| !u.is_empty()) {
         o += "\nUlimits:";
@@ -299,13 +305,7 @@ pub fn render_pretty(
         }
         if let Some(opts) = ld.options.as_ref().filter(|m| !m.is_empty()) {
             o += "\n LogOpts:";
-            for (k, v) in opts.iter().collect::<BTreeMap<_, _>>() {
-                o += &if v.is_empty() {
-                    format!("\n  {k}")
-                } else {
-                    format!("\n  {k}:       {v}")
-                };
-            }
+            o += &entries(opts, "  ", ":       ");
         }
         o += "\n";
     }

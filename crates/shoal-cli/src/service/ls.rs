@@ -1,11 +1,11 @@
 //! `service ls`: `GET /services?status=true` and docker's table (ID, NAME, MODE, REPLICAS, IMAGE,
 //! PORTS), with docker's fallback that counts tasks itself when the daemon sends no ServiceStatus.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use bollard_stubs::models::{
-    EndpointPortConfig, EndpointPortConfigPublishModeEnum, Node, NodeState, Service,
-    ServiceServiceStatus, Task, TaskState,
+    EndpointPortConfig, EndpointPortConfigPublishModeEnum, Service, ServiceServiceStatus, Task,
+    TaskState,
 };
 
 use crate::client::Client;
@@ -15,18 +15,8 @@ use crate::format::{Table, json_row, natural_cmp, truncate_id};
 use crate::imageref;
 use crate::node::{ListFormat, list_format};
 
-#[derive(Debug, clap::Args)]
-pub struct LsArgs {
-    /// Only display IDs
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Filter output based on conditions provided
-    #[arg(short, long)]
-    pub filter: Vec<String>,
-    /// Format output: "table" (default) or "json"
-    #[arg(long)]
-    pub format: Option<String>,
-}
+/// `service ls` takes the flags `node ls` does.
+pub use crate::node::LsArgs;
 
 pub async fn run(client: &Client, args: LsArgs) -> Result<()> {
     let format = list_format(args.format.as_deref())?;
@@ -70,12 +60,7 @@ async fn append_status(client: &Client, services: &mut [Service]) -> Result<()> 
     if tasks.is_empty() {
         return Ok(());
     }
-    let nodes: Vec<Node> = client.get("/nodes", &[]).await?;
-    let active: HashSet<String> = nodes
-        .iter()
-        .filter(|n| n.status.as_ref().and_then(|s| s.state) != Some(NodeState::DOWN))
-        .filter_map(|n| n.id.clone())
-        .collect();
+    let active = crate::node::not_down(client).await?;
     for t in &tasks {
         let Some(st) = t.service_id.as_ref().and_then(|id| status.get_mut(id)) else {
             continue;

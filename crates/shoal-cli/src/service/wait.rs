@@ -10,8 +10,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use bollard_stubs::models::{
-    Node, NodeState, Service, ServiceUpdateStatusStateEnum, Task,
-    TaskSpecRestartPolicyConditionEnum, TaskState,
+    Service, ServiceUpdateStatusStateEnum, Task, TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use tokio::time::Instant;
 
@@ -221,12 +220,7 @@ pub async fn progress(
         let mut filters = Filters::new();
         filters.add("service", &id).add("_up-to-date", "true");
         let tasks: Vec<Task> = client.get("/tasks", &filters.query()).await?;
-        let nodes: Vec<Node> = client.get("/nodes", &[]).await?;
-        let active: HashSet<String> = nodes
-            .iter()
-            .filter(|n| n.status.as_ref().and_then(|s| s.state) != Some(NodeState::DOWN))
-            .filter_map(|n| n.id.clone())
-            .collect();
+        let active = crate::node::not_down(client).await?;
 
         let Some(up) = updater.as_mut() else {
             return Err(CliError::Failed("unrecognized service mode".into()));

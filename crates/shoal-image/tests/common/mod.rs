@@ -6,8 +6,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
+use shoal_testkit::{Need, need};
 
-pub const BUSYBOX_TAR: &str = "/var/tmp/shoal-images/busybox.tar";
+pub const BUSYBOX_TAR: &str = shoal_testkit::TEST_ARCHIVE;
 
 pub fn sha256(b: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(b)))
@@ -141,21 +142,15 @@ pub fn gzip(b: &[u8]) -> Vec<u8> {
     }
 }
 
-/// The busybox archive `tests/images/build.sh` writes, or `None` (with a note) when it is
-/// missing outside CI; in CI a missing archive fails the test.
+/// The busybox archive `tests/images/build.sh` writes; `None` only when the run opted out of
+/// it (`shoal_testkit::need` fails the test otherwise).
 pub fn busybox_archive() -> Option<Vec<u8>> {
+    if !need(&[Need::TestArchive]) {
+        return None;
+    }
     match std::fs::read(BUSYBOX_TAR) {
         Ok(b) => Some(b),
-        Err(e) => {
-            let msg = format!(
-                "{BUSYBOX_TAR}: {e}; run tests/images/build.sh (needs docker and busybox-static)"
-            );
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{msg}");
-            }
-            eprintln!("skipping: {msg}");
-            None
-        }
+        Err(e) => panic!("{BUSYBOX_TAR}: {e}; run tests/images/build.sh"),
     }
 }
 
@@ -290,6 +285,16 @@ pub fn oci_from_save(
     finish(out)
 }
 
-pub fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+/// Root, for whiteouts (device nodes), trusted xattrs and mounts.
+pub fn need_root() -> bool {
+    need(&[Need::Root])
+}
+
+/// Detaches whatever a test mounted under its dir when the test ends, passed or failed.
+pub struct Unmount(pub PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        shoal_testkit::reap::unmount_under(&self.0);
+    }
 }

@@ -50,6 +50,24 @@ pub fn replicated(replicas: u64) -> Service {
     service(ServiceMode::Replicated { replicas })
 }
 
+/// Runs `f` with the reconcilers' view of this world: a [`Context`] and the tasks.
+fn in_context<R>(
+    now: Timestamp,
+    cluster: &ClusterSpec,
+    nodes: &[Node],
+    tasks: &[Task],
+    f: impl FnOnce(&Context, &[&Task]) -> R,
+) -> R {
+    let nodes: Vec<&Node> = nodes.iter().collect();
+    let ctx = Context {
+        now,
+        cluster,
+        nodes: &nodes,
+    };
+    let tasks: Vec<&Task> = tasks.iter().collect();
+    f(&ctx, &tasks)
+}
+
 pub struct World {
     pub now: Timestamp,
     pub cluster: ClusterSpec,
@@ -75,36 +93,34 @@ impl World {
     }
 
     pub fn reconcile(&mut self) -> Reconciled {
-        let nodes: Vec<&Node> = self.nodes.iter().collect();
-        let ctx = Context {
-            now: self.now,
-            cluster: &self.cluster,
-            nodes: &nodes,
-        };
-        let tasks: Vec<&Task> = self.tasks.iter().collect();
-        reconcile_service(&ctx, &self.service, &tasks, &mut self.ids)
+        let (service, ids) = (&self.service, &mut self.ids);
+        in_context(
+            self.now,
+            &self.cluster,
+            &self.nodes,
+            &self.tasks,
+            |ctx, tasks| reconcile_service(ctx, service, tasks, ids),
+        )
     }
 
     pub fn reap(&self) -> Vec<Change> {
-        let nodes: Vec<&Node> = self.nodes.iter().collect();
-        let ctx = Context {
-            now: self.now,
-            cluster: &self.cluster,
-            nodes: &nodes,
-        };
-        let tasks: Vec<&Task> = self.tasks.iter().collect();
-        reap_history(&ctx, &self.service, &tasks)
+        in_context(
+            self.now,
+            &self.cluster,
+            &self.nodes,
+            &self.tasks,
+            |ctx, tasks| reap_history(ctx, &self.service, tasks),
+        )
     }
 
     pub fn orphans(&self) -> Reconciled {
-        let nodes: Vec<&Node> = self.nodes.iter().collect();
-        let ctx = Context {
-            now: self.now,
-            cluster: &self.cluster,
-            nodes: &nodes,
-        };
-        let tasks: Vec<&Task> = self.tasks.iter().collect();
-        reconcile_orphans(&ctx, &tasks)
+        in_context(
+            self.now,
+            &self.cluster,
+            &self.nodes,
+            &self.tasks,
+            reconcile_orphans,
+        )
     }
 
     /// Reconciles and applies the result.

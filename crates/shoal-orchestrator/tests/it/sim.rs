@@ -351,6 +351,17 @@ fn check_update_settled(w: &World, action: FailureAction) -> Result<(), TestCase
     Ok(())
 }
 
+/// Each fault in turn with a round after it; then one node heals and the world converges.
+fn weather(w: &mut World, faults: &[Fault]) -> Result<(), TestCaseError> {
+    let mut images = 1;
+    for f in faults {
+        apply_fault(w, f, &mut images);
+        round(w)?;
+    }
+    heal_one(w);
+    converge(w)
+}
+
 fn replicated_case(setup: &Setup, faults: &[Fault]) -> Result<World, TestCaseError> {
     let mut w = world(
         setup,
@@ -358,13 +369,7 @@ fn replicated_case(setup: &Setup, faults: &[Fault]) -> Result<World, TestCaseErr
             replicas: setup.replicas,
         },
     );
-    let mut images = 1;
-    for f in faults {
-        apply_fault(&mut w, f, &mut images);
-        round(&mut w)?;
-    }
-    heal_one(&mut w);
-    converge(&mut w)?;
+    weather(&mut w, faults)?;
 
     let ServiceMode::Replicated { replicas } = w.service.spec.mode else {
         unreachable!()
@@ -411,13 +416,7 @@ proptest! {
     ) {
         let mut w = world(&setup, ServiceMode::Replicated { replicas: setup.replicas });
         w.restart_policy(condition, setup.restart_delay, max_attempts, window);
-        let mut images = 1;
-        for f in &faults {
-            apply_fault(&mut w, f, &mut images);
-            round(&mut w)?;
-        }
-        heal_one(&mut w);
-        converge(&mut w)?;
+        weather(&mut w, &faults)?;
         // Slots may have given up; none holds more than one task, and all that live run.
         let ServiceMode::Replicated { replicas } = w.service.spec.mode else { unreachable!() };
         for slot in 1..=replicas {
@@ -436,13 +435,7 @@ proptest! {
     #[test]
     fn global_converges_safely(setup in setup(), faults in faults(50)) {
         let mut w = world(&setup, ServiceMode::Global);
-        let mut images = 1;
-        for f in &faults {
-            apply_fault(&mut w, f, &mut images);
-            round(&mut w)?;
-        }
-        heal_one(&mut w);
-        converge(&mut w)?;
+        weather(&mut w, &faults)?;
 
         for n in &w.nodes {
             let live = w.live_on(n.id.as_str()).len();

@@ -2,7 +2,7 @@
 
 use shoal_orchestrator::Change;
 use shoal_types::service::{FailureAction, UpdateConfig, UpdateOrder, UpdateState};
-use shoal_types::{RestartCondition, ServiceMode, Task, TaskState};
+use shoal_types::{Id, RestartCondition, ServiceMode, Task, TaskState};
 
 use crate::common::*;
 
@@ -39,15 +39,59 @@ fn new_image(w: &mut World) {
     w.update_spec(|s| s.task.container.image = "nginx:2".into());
 }
 
+/// [`world`], then the restart policy `condition` (5 s delay), settled.
+fn world_restarting(replicas: u64, c: UpdateConfig, condition: RestartCondition) -> World {
+    let mut w = world(replicas, c);
+    w.restart_policy(condition, 5, 0, 0);
+    w.settle(20);
+    w
+}
+
+/// `n` rounds of the reconciler, then the scheduler and agents a second later.
+fn rounds(w: &mut World, n: usize) {
+    for _ in 0..n {
+        w.step();
+        run_cluster(w);
+    }
+}
+
+/// The first of `tasks` that runs image `img`.
+fn with_image(tasks: Vec<&Task>, img: &str) -> Id {
+    let found = tasks.into_iter().find(|t| image(t) == img);
+    found.expect("a task with that image").id.clone()
+}
+
+/// A start-first update (failure action `continue`, no restarts) whose first new task failed:
+/// once settled, it has completed anyway.
+fn continued_past_a_failure(replicas: u64) -> World {
+    let c = cfg(1, UpdateOrder::StartFirst, FailureAction::Continue);
+    let mut w = world_restarting(replicas, c, RestartCondition::None);
+    new_image(&mut w);
+    w.step();
+    w.schedule();
+    let new = with_image(w.live(), "nginx:2");
+    w.set_state(&new, TaskState::Failed);
+    w.settle(40);
+    assert_eq!(w.update_state(), Some(UpdateState::Completed));
+    w
+}
+
+/// The update status: its state and message.
+fn status(w: &World) -> (UpdateState, String) {
+    let s = w.service.update_status.clone().expect("an update status");
+    (s.state, s.message)
+}
+
 #[test]
 fn stop_first_one_at_a_time_then_completes_after_monitor() {
     let mut w = world(3, cfg(1, UpdateOrder::StopFirst, FailureAction::Pause));
     new_image(&mut w);
     let r = w.step();
-    let status = w.service.update_status.clone().unwrap();
+    let started = w.service.update_status.as_ref().map(|s| s.started_at);
+    assert_eq!(started, Some(w.now));
     assert_eq!(
-        (status.state, status.started_at, status.message.as_str()),
-        (UpdateState::Updating, w.now, "update in progress")
+        status(&w),
+        (UpdateState::Updating, "update in progress".into())
     );
     assert_eq!(World::shutdowns(&r.changes).len(), 1);
     assert!(
@@ -86,11 +130,11 @@ fn stop_first_one_at_a_time_then_completes_after_monitor() {
     w.settle(50);
     assert!(w.running().iter().all(|t| image(t) == "nginx:2"));
     assert_eq!(w.running().len(), 3);
-    let status = w.service.update_status.clone().unwrap();
     assert_eq!(
-        (status.state, status.message.as_str()),
-        (UpdateState::Completed, "update completed")
+        status(&w),
+        (UpdateState::Completed, "update completed".into())
     );
+    let completed_at = w.service.update_status.clone().unwrap().completed_at;
     let last_start = w
         .running()
         .iter()
@@ -98,7 +142,7 @@ fn stop_first_one_at_a_time_then_completes_after_monitor() {
         .max()
         .unwrap();
     assert_eq!(
-        status.completed_at,
+        completed_at,
         last_start.add(secs(5)),
         "completed once the monitor window passed"
     );
@@ -108,10 +152,7 @@ fn stop_first_one_at_a_time_then_completes_after_monitor() {
 fn completion_waits_for_the_monitor_window() {
     let mut w = world(1, cfg(1, UpdateOrder::StopFirst, FailureAction::Pause));
     new_image(&mut w);
-    for _ in 0..6 {
-        w.step();
-        run_cluster(&mut w);
-    }
+    rounds(&mut w, 6);
     assert_eq!(w.running().len(), 1);
     let started = w.running()[0].status.timestamp;
     let r = w.step();
@@ -221,29 +262,18 @@ fn constraint_change_alone_keeps_tasks_whose_node_still_fits() {
 
 #[test]
 fn failure_pauses_the_update() {
-    let mut w = world(3, cfg(1, UpdateOrder::StopFirst, FailureAction::Pause));
-    w.restart_policy(RestartCondition::Any, 5, 0, 0);
-    w.settle(20);
+    let mut w = world_restarting(
+        3,
+        cfg(1, UpdateOrder::StopFirst, FailureAction::Pause),
+        RestartCondition::Any,
+    );
     new_image(&mut w);
-    for _ in 0..4 {
-        w.step();
-        run_cluster(&mut w);
-    }
-    let new = w
-        .running()
-        .into_iter()
-        .find(|t| image(t) == "nginx:2")
-        .unwrap()
-        .id
-        .clone();
+    rounds(&mut w, 4);
+    let new = with_image(w.running(), "nginx:2");
     w.set_state(&new, TaskState::Failed);
     let r = w.step();
-    let status = w.service.update_status.clone().unwrap();
-    assert_eq!(status.state, UpdateState::Paused);
-    assert_eq!(
-        status.message,
-        format!("update paused due to failure or early termination of task {new}")
-    );
+    let paused = format!("update paused due to failure or early termination of task {new}");
+    assert_eq!(status(&w), (UpdateState::Paused, paused));
     assert!(World::creates(&r.changes).is_empty() && World::shutdowns(&r.changes).is_empty());
 
     // Paused: no more slots are replaced, but the failed one is restarted per policy.
@@ -270,14 +300,9 @@ fn failure_pauses_the_update() {
 fn failure_ratio_tolerates_some_failures() {
     let mut c = cfg(0, UpdateOrder::StopFirst, FailureAction::Pause);
     c.max_failure_ratio = 0.5;
-    let mut w = world(4, c);
-    w.restart_policy(RestartCondition::None, 5, 0, 0);
-    w.settle(20);
+    let mut w = world_restarting(4, c, RestartCondition::None);
     new_image(&mut w);
-    for _ in 0..3 {
-        w.step();
-        run_cluster(&mut w);
-    }
+    rounds(&mut w, 3);
     let new: Vec<_> = w
         .running()
         .iter()
@@ -304,22 +329,7 @@ fn failure_ratio_tolerates_some_failures() {
 
 #[test]
 fn failure_continue_finishes_the_update() {
-    let mut w = world(2, cfg(1, UpdateOrder::StartFirst, FailureAction::Continue));
-    w.restart_policy(RestartCondition::None, 5, 0, 0);
-    w.settle(20);
-    new_image(&mut w);
-    w.step();
-    w.schedule();
-    let new = w
-        .live()
-        .into_iter()
-        .find(|t| image(t) == "nginx:2")
-        .unwrap()
-        .id
-        .clone();
-    w.set_state(&new, TaskState::Failed);
-    w.settle(40);
-    assert_eq!(w.update_state(), Some(UpdateState::Completed));
+    let w = continued_past_a_failure(2);
     let mut images: Vec<_> = w
         .live()
         .iter()
@@ -337,17 +347,8 @@ fn failure_continue_finishes_the_update() {
 fn failure_rolls_back_and_rollback_completes() {
     let mut w = world(3, cfg(1, UpdateOrder::StopFirst, FailureAction::Rollback));
     new_image(&mut w);
-    for _ in 0..4 {
-        w.step();
-        run_cluster(&mut w);
-    }
-    let new = w
-        .running()
-        .into_iter()
-        .find(|t| image(t) == "nginx:2")
-        .unwrap()
-        .id
-        .clone();
+    rounds(&mut w, 4);
+    let new = with_image(w.running(), "nginx:2");
     w.set_state(&new, TaskState::Failed);
     let r = w.reconcile();
     assert_eq!(
@@ -363,10 +364,9 @@ fn failure_rolls_back_and_rollback_completes() {
     assert_eq!(w.update_state(), Some(UpdateState::RollbackStarted));
     assert_eq!(w.service.spec.task.container.image, "nginx:1");
     w.settle(80);
-    let status = w.service.update_status.clone().unwrap();
     assert_eq!(
-        (status.state, status.message.as_str()),
-        (UpdateState::RollbackCompleted, "rollback completed")
+        status(&w),
+        (UpdateState::RollbackCompleted, "rollback completed".into())
     );
     assert_eq!(w.live().len(), 3);
     assert!(w.live().iter().all(|t| image(t) == "nginx:1"));
@@ -388,25 +388,12 @@ fn a_failing_rollback_pauses_instead_of_rolling_back_again() {
         completed_at: shoal_types::Timestamp::ZERO,
         message: "manually requested rollback".into(),
     });
-    for _ in 0..4 {
-        w.step();
-        run_cluster(&mut w);
-    }
-    let back = w
-        .running()
-        .into_iter()
-        .find(|t| image(t) == "nginx:1")
-        .unwrap()
-        .id
-        .clone();
+    rounds(&mut w, 4);
+    let back = with_image(w.running(), "nginx:1");
     w.set_state(&back, TaskState::Failed);
     w.step();
-    let status = w.service.update_status.clone().unwrap();
-    assert_eq!(status.state, UpdateState::RollbackPaused);
-    assert_eq!(
-        status.message,
-        format!("rollback paused due to failure or early termination of task {back}")
-    );
+    let paused = format!("rollback paused due to failure or early termination of task {back}");
+    assert_eq!(status(&w), (UpdateState::RollbackPaused, paused));
 }
 
 #[test]
@@ -414,10 +401,7 @@ fn rollback_without_previous_spec_pauses() {
     let mut w = world(1, cfg(1, UpdateOrder::StopFirst, FailureAction::Rollback));
     new_image(&mut w);
     w.service.previous_spec = None;
-    for _ in 0..4 {
-        w.step();
-        run_cluster(&mut w);
-    }
+    rounds(&mut w, 4);
     let new = w.running()[0].id.clone();
     w.set_state(&new, TaskState::Failed);
     w.step();
@@ -426,9 +410,11 @@ fn rollback_without_previous_spec_pauses() {
 
 #[test]
 fn done_slots_are_recreated_by_an_update() {
-    let mut w = world(2, cfg(1, UpdateOrder::StopFirst, FailureAction::Pause));
-    w.restart_policy(RestartCondition::None, 5, 0, 0);
-    w.settle(20);
+    let mut w = world_restarting(
+        2,
+        cfg(1, UpdateOrder::StopFirst, FailureAction::Pause),
+        RestartCondition::None,
+    );
     let ids: Vec<_> = w.live().iter().map(|t| t.id.clone()).collect();
     for id in &ids {
         w.set_state(id, TaskState::Complete);
@@ -444,22 +430,7 @@ fn done_slots_are_recreated_by_an_update() {
 
 #[test]
 fn completed_update_with_a_failed_slot_does_not_restart_itself() {
-    let mut w = world(1, cfg(1, UpdateOrder::StartFirst, FailureAction::Continue));
-    w.restart_policy(RestartCondition::None, 5, 0, 0);
-    w.settle(20);
-    new_image(&mut w);
-    w.step();
-    w.schedule();
-    let new = w
-        .live()
-        .into_iter()
-        .find(|t| image(t) == "nginx:2")
-        .unwrap()
-        .id
-        .clone();
-    w.set_state(&new, TaskState::Failed);
-    w.settle(40);
-    assert_eq!(w.update_state(), Some(UpdateState::Completed));
+    let mut w = continued_past_a_failure(1);
     w.advance(secs(3600));
     assert!(
         w.step().changes.is_empty(),

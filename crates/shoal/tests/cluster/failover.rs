@@ -263,10 +263,12 @@ fn manager_far_behind_catches_up_by_snapshot() {
     );
 }
 
-/// How far a manager has purged its raft log, from its log (openraft 0.9 says
-/// `trigger_purge_log index=N` at info level).
+/// How far a manager has purged its raft log, from its log (`purged the raft log upto=N`, which
+/// the store writes once the entries are gone; openraft's `trigger_purge_log` only asks, and a
+/// leader postpones the purge while a replication stream, such as the one retrying the absent
+/// member, still reads them).
 fn purged_upto(log: &str) -> u64 {
-    log.match_indices("trigger_purge_log index=")
+    log.match_indices("purged the raft log upto=")
         .filter_map(|(at, m)| {
             log[at + m.len()..]
                 .split(|ch: char| !ch.is_ascii_digit())

@@ -14,7 +14,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[path = "cluster_node.rs"]
 mod node;
@@ -22,30 +22,8 @@ mod node;
 #[allow(unused_imports)]
 pub use node::{DockerClient, Node, output_text};
 
-/// Polls `f` every 100 ms until it returns Ok or `limit` passes; on timeout panics with the
-/// last observation and `dump()`.
-pub fn poll<T>(
-    what: &str,
-    limit: Duration,
-    dump: impl Fn() -> String,
-    mut f: impl FnMut() -> Result<T, String>,
-) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(last) => {
-                if Instant::now() > deadline {
-                    panic!(
-                        "timed out after {limit:?} waiting for {what}; last seen:\n{last}\n\n{}",
-                        dump()
-                    );
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+// The one poll loop, shared with the single-daemon harness.
+pub use crate::common::poll;
 /// The role a node joins with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {

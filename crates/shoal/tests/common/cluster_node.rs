@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::poll;
-use crate::common::{SHOAL, free_port, http, remove_cgroup_tree, urlencode};
+use crate::common::{daemon_command, daemon_dir, free_port, http, tail, urlencode, wait_or_kill};
 
 /// How long a docker CLI call may take before the harness gives up on it (a write without a
 /// leader fails within ~8 s; nothing a test runs should take longer).
@@ -106,18 +106,7 @@ pub struct Node {
 impl Node {
     /// Creates the node's data dir and starts its daemon (does not wait for its API).
     pub fn launch(name: &str) -> Node {
-        let dir = tempfile::Builder::new()
-            .prefix("shoal-cl-")
-            .tempdir()
-            .expect("tempdir");
-        let log = dir.path().join("daemon.log");
-        let cgroup_parent = format!(
-            "shoal-cl-{}",
-            dir.path()
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        );
+        let (dir, log, cgroup_parent) = daemon_dir("cl");
         let mut n = Node {
             name: name.to_string(),
             dir,
@@ -132,31 +121,18 @@ impl Node {
 
     fn launch_process(&mut self) {
         assert!(self.child.is_none(), "{} is already running", self.name);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
-        let child = Command::new(SHOAL)
-            .args(["daemon", "--data-dir"])
-            .arg(self.dir.path())
-            .args([
-                "-H",
-                &self.host(),
-                "--log-level",
-                "info",
-                "--cgroup-parent",
-                &self.cgroup_parent,
-                "--hostname",
-                &self.name,
-            ])
-            // Plain logs: they end up in files and in failure messages.
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start shoal daemon");
+        let child = daemon_command(
+            self.dir.path(),
+            &self.host(),
+            &self.cgroup_parent,
+            &self.log,
+        )
+        .args(["--hostname", &self.name])
+        // Plain logs: they end up in files and in failure messages.
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start shoal daemon");
         self.child = Some(child);
     }
 
@@ -218,14 +194,10 @@ impl Node {
 
     /// Kills shims and task processes of this data dir that outlived their daemon.
     fn kill_leftovers(&self) {
-        let marker = self.dir.path().join("native");
-        let marker = marker.to_string_lossy().into_owned();
-        for pid in shim_pids(&marker) {
-            kill(pid, nix::sys::signal::Signal::SIGKILL);
-        }
-        for pid in cgroup_pids(&self.cgroup_parent) {
-            kill(pid, nix::sys::signal::Signal::SIGKILL);
-        }
+        shoal_testkit::reap::kill_processes_of(
+            &self.dir.path().join("native"),
+            &[&self.cgroup_parent],
+        );
     }
 
     /// Freezes the daemon (SIGSTOP), as a hung machine: its connections stay open, it says
@@ -254,18 +226,7 @@ impl Node {
     /// Waits for the daemon to exit, killing it after `limit`.
     pub fn wait_exit(&mut self, limit: Duration) {
         if let Some(mut c) = self.child.take() {
-            let deadline = Instant::now() + limit;
-            loop {
-                match c.try_wait() {
-                    Ok(Some(_)) => break,
-                    _ if Instant::now() > deadline => {
-                        let _ = c.kill();
-                        let _ = c.wait();
-                        break;
-                    }
-                    _ => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
+            wait_or_kill(&mut c, limit);
         }
     }
 
@@ -280,9 +241,7 @@ impl Node {
     }
 
     pub fn log_tail(&self, n: usize) -> String {
-        let s = self.log_text();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        tail(&self.log, n)
     }
 
     /// A docker CLI aimed at this node that another thread can own.
@@ -394,13 +353,7 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.stop();
-        self.kill_leftovers();
-        // A cgroup can only go once the processes killed above have exited.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !cgroup_pids(&self.cgroup_parent).is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        remove_cgroup_tree(&self.cgroup_parent);
+        shoal_testkit::reap(self.dir.path(), &self.cgroup_parent);
         // SHOAL_KEEP_LOGS=DIR keeps every daemon's log for a post-mortem.
         if let Some(dir) = std::env::var_os("SHOAL_KEEP_LOGS") {
             let dir = PathBuf::from(dir);
@@ -418,48 +371,4 @@ impl Drop for Node {
 
 fn kill(pid: i32, sig: nix::sys::signal::Signal) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
-}
-
-/// `shoal shim <task dir>` processes whose task dir is under `marker`.
-fn shim_pids(marker: &str) -> Vec<i32> {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    procs
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                let args: Vec<String> = c
-                    .split(|b| *b == 0)
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect();
-                args.get(1).is_some_and(|a| a == "shim")
-                    && args.get(2).is_some_and(|a| a.starts_with(marker))
-            })
-        })
-        .collect()
-}
-
-/// Every process in a cgroup under `parent`, in any hierarchy.
-fn cgroup_pids(parent: &str) -> Vec<i32> {
-    let mut out = Vec::new();
-    let roots = std::fs::read_dir("/sys/fs/cgroup")
-        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_else(|_| Vec::new());
-    for root in roots.into_iter().chain([PathBuf::from("/sys/fs/cgroup")]) {
-        let base = root.join(parent);
-        let mut dirs = vec![base.clone()];
-        if let Ok(children) = std::fs::read_dir(&base) {
-            dirs.extend(children.filter_map(Result::ok).map(|c| c.path()));
-        }
-        for d in dirs {
-            if let Ok(s) = std::fs::read_to_string(d.join("cgroup.procs")) {
-                out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-            }
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    out
 }

@@ -1,12 +1,10 @@
 //! Helpers for tests that drive a runtime driver directly (no daemon): run a task, wait for it
-//! with a deadline, read its whole output, and remove the cgroups a test made.
+//! with a deadline, read its whole output. Cleanup is `shoal_testkit::reap`.
 #![allow(dead_code)]
 
-use std::path::Path;
 use std::time::Duration;
 
-use shoal_agent::runtime::{LogStreamKind, next_log_line};
-use shoal_agent::{ExitInfo, LogOptions, RuntimeDriver, TaskRun};
+use shoal_runtime::{ExitInfo, LogOptions, LogStreamKind, RuntimeDriver, TaskRun, next_log_line};
 use shoal_types::Id;
 
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -41,22 +39,4 @@ pub async fn output(driver: &dyn RuntimeDriver, id: &Id) -> (String, String) {
         }
     }
     (out, err)
-}
-
-/// Kills what is left in a cgroup and removes it, retrying while the kernel lets go.
-pub fn remove_cgroup(dir: &Path) {
-    for _ in 0..200 {
-        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        for pid in procs.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    eprintln!("could not remove cgroup {}", dir.display());
 }

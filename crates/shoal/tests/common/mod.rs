@@ -12,44 +12,42 @@ use std::time::{Duration, Instant};
 
 pub const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
 
-/// Whether a tool the test needs is here. Missing in CI is a failure; locally the test is skipped
-/// with a note, so a developer without Docker can still run the rest.
-pub fn require(tool: &str, probe: &[&str]) -> bool {
-    let ok = Command::new(tool)
-        .args(probe)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        if std::env::var_os("CI").is_some() {
-            panic!("this test needs `{tool}` (probed with {probe:?}); install it in .ci/run");
-        }
-        eprintln!("SKIPPED: `{tool}` is not available");
-    }
-    ok
-}
+/// The columns of `node ls`, docker's.
+pub const NODE_LS_COLUMNS: [&str; 6] = [
+    "ID",
+    "HOSTNAME",
+    "STATUS",
+    "AVAILABILITY",
+    "MANAGER STATUS",
+    "ENGINE VERSION",
+];
 
-pub fn require_root() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        if std::env::var_os("CI").is_some() {
-            panic!("this test needs root (namespaces and cgroups for the native runtime)");
-        }
-        eprintln!("SKIPPED: not root");
-    }
-    root
-}
+/// A shell command that builds a 200 MB string: over a task's memory limit, it is OOM-killed.
+pub const EAT_200MB: &str = "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived";
 
 /// Polls `f` until it returns Ok or `limit` passes; on timeout panics with the last observation.
-pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
+pub fn wait_for<T>(what: &str, limit: Duration, f: impl FnMut() -> Result<T, String>) -> T {
+    poll(what, limit, String::new, f)
+}
+
+/// Polls `f` every 100 ms until it returns Ok or `limit` passes; on timeout panics with the
+/// last observation and `dump()`.
+pub fn poll<T>(
+    what: &str,
+    limit: Duration,
+    dump: impl Fn() -> String,
+    mut f: impl FnMut() -> Result<T, String>,
+) -> T {
     let deadline = Instant::now() + limit;
     loop {
         match f() {
             Ok(v) => return v,
             Err(last) => {
                 if Instant::now() > deadline {
-                    panic!("timed out after {limit:?} waiting for {what}; last seen:\n{last}");
+                    panic!(
+                        "timed out after {limit:?} waiting for {what}; last seen:\n{last}\n\n{}",
+                        dump()
+                    );
                 }
             }
         }
@@ -82,18 +80,7 @@ impl Daemon {
 
     /// A daemon listening on `extra_hosts` too, started with `extra_flags`.
     pub fn start_with_flags(extra_hosts: Vec<String>, extra_flags: Vec<String>) -> Daemon {
-        let dir = tempfile::Builder::new()
-            .prefix("shoal-it-")
-            .tempdir()
-            .expect("tempdir");
-        let log = dir.path().join("daemon.log");
-        let cgroup_parent = format!(
-            "shoal-it-{}",
-            dir.path()
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        );
+        let (dir, log, cgroup_parent) = daemon_dir("it");
         let mut d = Daemon {
             dir,
             child: None,
@@ -131,28 +118,16 @@ impl Daemon {
 
     /// Starts (or restarts) the daemon process on this data dir and waits for its API.
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
-        let child = Command::new(SHOAL)
-            .args(["daemon", "--data-dir"])
-            .arg(self.dir.path())
-            .args([
-                "-H",
-                &self.host(),
-                "--log-level",
-                "info",
-                "--cgroup-parent",
-                &self.cgroup_parent,
-            ])
-            .args(self.extra_hosts.iter().flat_map(|h| ["-H", h.as_str()]))
-            .args(&self.extra_flags)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start shoal daemon");
+        let child = daemon_command(
+            self.dir.path(),
+            &self.host(),
+            &self.cgroup_parent,
+            &self.log,
+        )
+        .args(self.extra_hosts.iter().flat_map(|h| ["-H", h.as_str()]))
+        .args(&self.extra_flags)
+        .spawn()
+        .expect("start shoal daemon");
         self.child = Some(child);
         let sock = self.socket();
         wait_for("the daemon's API", Duration::from_secs(20), || {
@@ -182,25 +157,12 @@ impl Daemon {
                 nix::unistd::Pid::from_raw(c.id() as i32),
                 nix::sys::signal::Signal::SIGTERM,
             );
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                match c.try_wait() {
-                    Ok(Some(_)) => break,
-                    _ if Instant::now() > deadline => {
-                        let _ = c.kill();
-                        let _ = c.wait();
-                        break;
-                    }
-                    _ => std::thread::sleep(Duration::from_millis(50)),
-                }
-            }
+            wait_or_kill(&mut c, Duration::from_secs(60));
         }
     }
 
     pub fn log_tail(&self) -> String {
-        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        tail(&self.log, 30)
     }
 
     pub fn docker(&self, args: &[&str]) -> Output {
@@ -225,6 +187,97 @@ impl Daemon {
             self.log_tail()
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `swarm init` with [`Daemon::init_flags`] through `cli` (docker's or shoal's).
+    fn with_init_args<T>(&self, cli: impl FnOnce(&[&str]) -> T) -> T {
+        let flags = self.init_flags();
+        let mut args = vec!["swarm", "init"];
+        args.extend(flags.iter().map(String::as_str));
+        cli(&args)
+    }
+
+    /// `shoal swarm init` on this daemon's own cluster port.
+    pub fn shoal_swarm_init(&self) -> Output {
+        self.with_init_args(|args| self.shoal(args))
+    }
+
+    /// `docker swarm init` on this daemon's own cluster port; returns this node's ID.
+    pub fn swarm_init(&self) -> String {
+        let out = self.with_init_args(|args| self.docker_ok(args));
+        assert!(out.contains("Swarm initialized: current node"), "{out}");
+        self.docker_ok(&["info", "--format", "{{.Swarm.NodeID}}"])
+            .trim()
+            .to_string()
+    }
+
+    /// `docker service create --detach` with `words` split at white space, as a shell would
+    /// split them; requires success and returns the service ID.
+    pub fn service_create(&self, words: &str) -> String {
+        self.service_create_with(words, &[])
+    }
+
+    /// [`Daemon::service_create`] with arguments after `words` given as they are (see
+    /// [`create_args`]).
+    pub fn service_create_with(&self, words: &str, rest: &[&str]) -> String {
+        self.docker_ok(&create_args(words, rest))
+    }
+
+    /// `docker service ps --no-trunc`: a service's tasks, history included.
+    pub fn ps(&self, service: &str) -> String {
+        self.docker_ok(&["service", "ps", "--no-trunc", service])
+    }
+
+    /// Polls `docker service ps` of `service` until `done` holds for it; returns that listing.
+    pub fn wait_ps(
+        &self,
+        what: &str,
+        limit: Duration,
+        service: &str,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        wait_for(what, limit, || {
+            let ps = self.ps(service);
+            if done(&ps) { Ok(ps) } else { Err(ps) }
+        })
+    }
+
+    /// Polls the running tasks of `service` (as [`Daemon::running_tasks`]) until `done` holds
+    /// for them; returns them.
+    pub fn wait_tasks(
+        &self,
+        what: &str,
+        limit: Duration,
+        service: &str,
+        done: impl Fn(&[(u64, String, i64)]) -> bool,
+    ) -> Vec<(u64, String, i64)> {
+        wait_for(what, limit, || {
+            let tasks = self.running_tasks(service);
+            if done(&tasks) {
+                Ok(tasks)
+            } else {
+                Err(format!("{tasks:?}\n{}", self.ps(service)))
+            }
+        })
+    }
+
+    /// `docker service inspect --format FORMAT`, trimmed.
+    pub fn inspect(&self, service: &str, format: &str) -> String {
+        self.docker_ok(&["service", "inspect", "--format", format, service])
+            .trim()
+            .to_string()
+    }
+
+    /// `docker service inspect`'s `.UpdateStatus.State`, polled until it is `want`.
+    pub fn wait_update_state(&self, service: &str, want: &str, limit: Duration) {
+        wait_for(&format!("{service}'s update {want}"), limit, || {
+            let state = self.inspect(service, "{{.UpdateStatus.State}}");
+            if state == want {
+                Ok(())
+            } else {
+                Err(format!("{state}\n{}", self.ps(service)))
+            }
+        });
     }
 
     pub fn shoal(&self, args: &[&str]) -> Output {
@@ -314,33 +367,106 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// Stops the daemon, then kills what it leaves on purpose: its shims are built to outlive it
+    /// (and `--live-restore` keeps its tasks and containers), which a test must not.
     fn drop(&mut self) {
         self.stop();
-        remove_cgroup_tree(&self.cgroup_parent);
+        shoal_testkit::reap(self.dir.path(), &self.cgroup_parent);
     }
 }
 
-/// Removes `<controller>/<name>` and the task cgroups under it, on v1 and v2 hierarchies.
-pub fn remove_cgroup_tree(name: &str) {
-    let roots = std::fs::read_dir("/sys/fs/cgroup")
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    for root in roots.into_iter().chain([PathBuf::from("/sys/fs/cgroup")]) {
-        let parent = root.join(name);
-        if let Ok(children) = std::fs::read_dir(&parent) {
-            for c in children
-                .filter_map(Result::ok)
-                .filter(|c| c.path().is_dir())
-            {
-                let _ = std::fs::remove_dir(c.path());
+/// The arguments of `docker service create --detach`: `words` split at white space (flags and
+/// values without spaces, the image, a plain command), then `rest` as given (values with spaces
+/// or computed ones, and what must follow them).
+pub fn create_args<'a>(words: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["service", "create", "--detach"];
+    args.extend(words.split_whitespace());
+    args.extend_from_slice(rest);
+    args
+}
+
+/// Runs a Python script (the docker SDK tests' client) and requires success; returns stdout.
+pub fn python(script: &str) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// `kill -9` of a task's process (by the PID the API reports), as a crash.
+pub fn kill9(pid: i64) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 a task");
+}
+
+/// A fresh data dir for one test daemon (`shoal-TAG-…`, removed when dropped), the path of its
+/// log, and a cgroup parent of its own (so that what it leaves can be found and removed).
+pub fn daemon_dir(tag: &str) -> (tempfile::TempDir, PathBuf, String) {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("shoal-{tag}-"))
+        .tempdir()
+        .expect("tempdir");
+    let log = dir.path().join("daemon.log");
+    let cgroup_parent = shoal_testkit::scoped_name(
+        tag,
+        &dir.path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
+    (dir, log, cgroup_parent)
+}
+
+/// `shoal daemon` on data dir `dir`, serving its API on `host`, its tasks under
+/// `cgroup_parent`, its logs appended to `log`. The caller adds its own flags and spawns it.
+pub fn daemon_command(dir: &Path, host: &str, cgroup_parent: &str, log: &Path) -> Command {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    let mut c = Command::new(SHOAL);
+    c.args(["daemon", "--data-dir"])
+        .arg(dir)
+        .args(["-H", host, "--log-level", "info"])
+        .args(["--cgroup-parent", cgroup_parent])
+        .stdout(Stdio::null())
+        .stderr(log);
+    c
+}
+
+/// Waits up to `limit` for `child` to exit, then kills it.
+pub fn wait_or_kill(child: &mut Child, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return,
+            _ if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
             }
-            let _ = std::fs::remove_dir(&parent);
+            _ => std::thread::sleep(Duration::from_millis(20)),
         }
     }
+}
+
+/// The last `n` lines of a log file (empty when it cannot be read).
+pub fn tail(log: &Path, n: usize) -> String {
+    let s = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// A TCP port on loopback that was free a moment ago.

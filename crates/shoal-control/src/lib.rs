@@ -1,0 +1,17 @@
+//! The wall between front ends and the state. A front end (the Docker Engine API today, a
+//! Kubernetes API later) sees a node through [`NodeSurface`] and, when the node is a manager,
+//! the cluster through [`ControlSurface`]: validated writes, and read views computed by the
+//! manager. Nothing here names the store or Raft, so a front end built on this crate cannot
+//! reach around the manager.
+//!
+//! Errors are split by what the caller can do ([`ControlError`], [`NodeError`]); each knows its
+//! HTTP status ([`ControlError::status`]), the one mapping every HTTP surface (the Docker API,
+//! the node-to-node RPC) uses.
+
+pub mod error;
+pub mod surface;
+pub mod views;
+
+pub use error::{ControlError, NodeError};
+pub use surface::{ClusterView, ControlSurface, InitRequest, JoinRequest, Membership, NodeSurface};
+pub use views::{Quorum, RaftMembership, ServiceStatus};

@@ -1,0 +1,139 @@
+//! The two handles a front end receives: the node it runs on ([`NodeSurface`]) and, when that
+//! node is a manager, the manager's control surface ([`ControlSurface`]) with its read views
+//! ([`ClusterView`]). Implemented by the node and the manager; front ends hold them as trait
+//! objects and never see what lies behind.
+//!
+//! Concurrency: every method takes `&self`; a [`ClusterView`] is an immutable snapshot, so a
+//! handler that reads several things from one view sees them as of one moment.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use shoal_runtime::{LogOptions, LogStream, RuntimeDriver, RuntimeError};
+use shoal_types::cluster::{Cluster, ClusterSpec};
+use shoal_types::node::{Availability, NodeSpec};
+use shoal_types::service::{Service, ServiceSpec};
+use shoal_types::task::Task;
+use shoal_types::{Id, Node};
+
+use crate::error::{ControlError, NodeError};
+use crate::views::{Quorum, RaftMembership, ServiceStatus};
+
+/// An iterator over a view's objects.
+pub type Objects<'a, T> = Box<dyn Iterator<Item = &'a Arc<T>> + 'a>;
+
+/// One consistent snapshot of the cluster's objects, with the lookups and views front ends need.
+pub trait ClusterView: Send + Sync {
+    /// The version of the state this snapshot shows.
+    fn version(&self) -> u64;
+    fn cluster(&self) -> Option<&Arc<Cluster>>;
+    fn services(&self) -> Objects<'_, Service>;
+    fn service(&self, id: &Id) -> Option<&Arc<Service>>;
+    fn nodes(&self) -> Objects<'_, Node>;
+    fn node(&self, id: &Id) -> Option<&Arc<Node>>;
+    fn tasks(&self) -> Objects<'_, Task>;
+    fn task(&self, id: &Id) -> Option<&Arc<Task>>;
+    fn tasks_of_service<'a>(&'a self, service: &'a Id) -> Objects<'a, Task>;
+    /// By full ID, then name, then unambiguous ID prefix, as the Docker API resolves services.
+    fn find_service(&self, key: &str) -> Result<Arc<Service>, ControlError>;
+    /// By full ID, then name or hostname, then unambiguous ID prefix.
+    fn find_node(&self, key: &str) -> Result<Arc<Node>, ControlError>;
+    /// By full ID, then unambiguous ID prefix.
+    fn find_task(&self, key: &str) -> Result<Arc<Task>, ControlError>;
+    /// The service's running, desired and completed task counts.
+    fn service_status(&self, service: &Service) -> ServiceStatus;
+}
+
+/// The manager's control surface: validated writes (each carrying the version the caller read,
+/// so a change based on a stale read is refused) and read views.
+#[async_trait]
+pub trait ControlSurface: Send + Sync {
+    /// The cluster's objects as this manager holds them now.
+    fn view(&self) -> Arc<dyn ClusterView>;
+    /// The Raft group as this manager sees it.
+    fn raft(&self) -> RaftMembership;
+    /// How many voting managers are reachable, from `view`'s nodes and the Raft group.
+    fn quorum(&self, view: &dyn ClusterView) -> Quorum;
+    /// The cluster object; unavailable before the swarm is initialised.
+    fn cluster(&self) -> Result<Arc<Cluster>, ControlError>;
+
+    async fn create_service(&self, spec: ServiceSpec) -> Result<Arc<Service>, ControlError>;
+    /// Replaces a service's spec, or with `rollback` returns to the previous one.
+    async fn update_service(
+        &self,
+        key: &str,
+        version: u64,
+        spec: ServiceSpec,
+        rollback: bool,
+    ) -> Result<Arc<Service>, ControlError>;
+    async fn remove_service(&self, key: &str) -> Result<(), ControlError>;
+
+    async fn update_node(
+        &self,
+        key: &str,
+        version: u64,
+        spec: NodeSpec,
+    ) -> Result<Arc<Node>, ControlError>;
+    async fn remove_node(&self, key: &str, force: bool) -> Result<(), ControlError>;
+
+    /// Updates the swarm's settings, optionally rotating the join tokens.
+    async fn update_cluster(
+        &self,
+        version: u64,
+        spec: ClusterSpec,
+        rotate_worker: bool,
+        rotate_manager: bool,
+    ) -> Result<Arc<Cluster>, ControlError>;
+}
+
+pub struct InitRequest {
+    pub advertise_addr: Option<String>,
+    pub listen_addr: String,
+    pub spec: ClusterSpec,
+    pub availability: Availability,
+    pub force_new_cluster: bool,
+}
+
+pub struct JoinRequest {
+    /// A manager to ask (`ip:port`); the first that answers is used.
+    pub remote_addrs: Vec<String>,
+    pub token: String,
+    pub advertise_addr: Option<String>,
+    pub listen_addr: String,
+    pub availability: Availability,
+}
+
+/// The swarm this node is in, as a front end needs it.
+#[derive(Clone)]
+pub struct Membership {
+    pub node_id: Id,
+    /// The address other nodes reach this one on (`ip:port`).
+    pub advertise_addr: String,
+    /// Manager endpoints last known.
+    pub managers: Vec<String>,
+    /// This node's manager, when it is one.
+    pub manager: Option<Arc<dyn ControlSurface>>,
+}
+
+/// What a front end may ask of the node it runs on.
+#[async_trait]
+pub trait NodeSurface: Send + Sync {
+    /// Creates a new swarm with this node as its only manager; returns the node's ID.
+    async fn swarm_init(&self, req: InitRequest) -> Result<Id, NodeError>;
+    async fn swarm_join(&self, req: JoinRequest) -> Result<(), NodeError>;
+    async fn swarm_leave(&self, force: bool) -> Result<(), NodeError>;
+    /// The swarm this node is in, if any.
+    async fn swarm(&self) -> Option<Membership>;
+    /// A task's output, from the node that runs it (`node`: its ID and RPC endpoint).
+    async fn task_logs(
+        &self,
+        task_id: &Id,
+        node: Option<(&Id, &str)>,
+        opts: LogOptions,
+    ) -> Result<LogStream, RuntimeError>;
+    fn data_dir(&self) -> &Path;
+    /// The node's runtime, for the image and volume endpoints.
+    fn driver(&self) -> Arc<dyn RuntimeDriver>;
+    fn runtime_name(&self) -> &'static str;
+}

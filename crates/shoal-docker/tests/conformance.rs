@@ -1,0 +1,122 @@
+//! The Docker runtime passes the driver conformance suite (`shoal_runtime::conformance`),
+//! against the real Docker Engine with the locally built `shoal-test/busybox:latest`
+//! (tests/images/build.sh). Each behaviour has its own owner label; the harness removes the
+//! containers and volumes of it (and of its "stranger") even when the test fails.
+
+use std::process::Command;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use shoal_docker::{DockerDriver, LABEL_OWNER, LABEL_TASK_ID};
+use shoal_runtime::conformance::{Harness, Limits};
+use shoal_testkit::{Need, TEST_IMAGE, need};
+use shoal_types::Id;
+
+struct Docker {
+    owner: String,
+    behaviour: &'static str,
+    dirs: Mutex<Vec<tempfile::TempDir>>,
+}
+
+impl Docker {
+    fn stranger_owner(&self) -> String {
+        format!("{}-other", self.owner)
+    }
+}
+
+async fn connect(owner: &str) -> DockerDriver {
+    match DockerDriver::connect(owner).await {
+        Ok(d) => d,
+        Err(e) => panic!("the Docker Engine answers the CLI but not the driver: {e}"),
+    }
+}
+
+#[async_trait]
+impl Harness for Docker {
+    type Driver = DockerDriver;
+
+    async fn new(behaviour: &'static str) -> Option<Self> {
+        if !need(&[Need::Tool("docker"), Need::DockerEngine, Need::TestImage]) {
+            return None;
+        }
+        // The cleanup finds a test's containers by the label the driver sets.
+        assert_eq!(LABEL_OWNER, shoal_testkit::reap::OWNER_LABEL);
+        let owner =
+            shoal_testkit::scoped_name("docker", &format!("{}-{behaviour}", std::process::id()));
+        Some(Docker {
+            owner,
+            behaviour,
+            dirs: Mutex::default(),
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn driver(&self) -> DockerDriver {
+        connect(&self.owner).await
+    }
+
+    async fn stranger(&self) -> DockerDriver {
+        connect(&self.stranger_owner()).await
+    }
+
+    fn image(&self) -> String {
+        TEST_IMAGE.into()
+    }
+
+    fn unique(&self) -> String {
+        format!(
+            "{}-{}",
+            std::process::id(),
+            self.behaviour.replace('_', "-")
+        )
+    }
+
+    async fn kill(&self, _driver: &DockerDriver, _task: &Id, pid: i64, signal: i32) {
+        shoal_testkit::probe::signal(pid, signal);
+    }
+
+    async fn limits(&self, _driver: &DockerDriver, _task: &Id, pid: i64) -> Option<Limits> {
+        let (memory_bytes, nano_cpus) = shoal_testkit::probe::cgroup_limits(pid);
+        Some(Limits {
+            memory_bytes,
+            nano_cpus,
+        })
+    }
+
+    async fn host_dir(&self, files: &[(&str, &str)]) -> String {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).expect("write");
+        }
+        let path = dir.path().display().to_string();
+        self.dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(dir);
+        path
+    }
+
+    async fn leftovers(&self, _driver: &DockerDriver, task: &Id) -> Vec<String> {
+        let out = Command::new("docker")
+            .args(["ps", "-aq", "--filter"])
+            .arg(format!("label={LABEL_TASK_ID}={task}"))
+            .output()
+            .expect("docker ps");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|c| format!("container {c}"))
+            .collect()
+    }
+}
+
+impl Drop for Docker {
+    fn drop(&mut self) {
+        shoal_testkit::reap::remove_docker_objects(&self.owner);
+        shoal_testkit::reap::remove_docker_objects(&self.stranger_owner());
+    }
+}
+
+shoal_runtime::conformance_tests!(Docker);

@@ -1,0 +1,475 @@
+//! The [`RuntimeDriver`] side of the native runtime: each call reads the task's directory (see
+//! `layout`) to learn where the task is, so calls work the same for tasks a previous driver
+//! started. Process identity is always checked by pid and start time before anything is signalled.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use shoal_types::Id;
+use tokio::io::AsyncBufReadExt;
+
+use super::layout::{self, HealthStatus, RunningInfo, ShimConfig, ShimReport, TaskDir};
+use super::{
+    KILL_TIMEOUT, LOST_EXIT_CODE, NativeDriver, SHIM_REPORT_TIMEOUT, blocking, cgroup, cgroup_err,
+    crun, image_task, io, logread, prepare, proc, volumes,
+};
+use shoal_runtime::{
+    ExitInfo, Health, ImageInfo, LogOptions, LogStream, RuntimeDriver, RuntimeError, RuntimeTask,
+    RuntimeTaskState, TaskRun, VolumeInfo,
+};
+
+impl NativeDriver {
+    /// Records that the process vanished with its shim, so later calls agree on how it ended.
+    fn record_lost(&self, dir: &TaskDir) -> Result<ExitInfo, RuntimeError> {
+        let info = ExitInfo {
+            code: LOST_EXIT_CODE,
+            signal: None,
+            oom_killed: false,
+            finished_at: self.clock.now(),
+        };
+        layout::write_json_atomic(&dir.file(layout::EXIT), &info)
+            .map_err(|e| io("recording lost task", e))?;
+        Ok(info)
+    }
+
+    /// The task's state from its directory: see [`RuntimeTaskState`].
+    fn observe(&self, dir: &TaskDir) -> Result<RuntimeTaskState, RuntimeError> {
+        let ctx = |e| io(format!("reading {}", dir.path().display()), e);
+        if let Some(exit) = dir.exit().map_err(ctx)? {
+            return Ok(RuntimeTaskState::Exited(exit));
+        }
+        let Some(r) = dir.running().map_err(ctx)? else {
+            return Ok(RuntimeTaskState::Created);
+        };
+        if proc::is_same_and_alive(r.shim_pid, r.shim_start_time)
+            || proc::is_same_and_alive(r.pid, r.start_time)
+        {
+            return Ok(RuntimeTaskState::Running {
+                pid: i64::from(r.pid),
+            });
+        }
+        // Both gone: the shim writes exit.json before it exits, so read it again now.
+        match dir.exit().map_err(ctx)? {
+            Some(exit) => Ok(RuntimeTaskState::Exited(exit)),
+            None => self.record_lost(dir).map(RuntimeTaskState::Exited),
+        }
+    }
+
+    /// Waits for exit.json, following the shim and then the process itself.
+    async fn wait_dir(&self, task_id: &Id, dir: &TaskDir) -> Result<ExitInfo, RuntimeError> {
+        let ctx = |e| io(format!("waiting for task {task_id}"), e);
+        loop {
+            match self.observe(dir)? {
+                RuntimeTaskState::Exited(exit) => return Ok(exit),
+                RuntimeTaskState::Created => {
+                    return Err(RuntimeError::StartFailed(format!(
+                        "task {task_id} was never started"
+                    )));
+                }
+                RuntimeTaskState::Running { .. } => {}
+            }
+            let r = dir
+                .running()
+                .map_err(ctx)?
+                .ok_or_else(|| RuntimeError::NotFound(task_id.clone()))?;
+            if proc::is_same_and_alive(r.shim_pid, r.shim_start_time) {
+                proc::wait_exit(r.shim_pid, r.shim_start_time)
+                    .await
+                    .map_err(ctx)?;
+            } else {
+                // The shim died but the process lives on: nobody will record its exit code.
+                proc::wait_exit(r.pid, r.start_time).await.map_err(ctx)?;
+            }
+        }
+    }
+
+    async fn spawn_shim(&self, task_id: &Id, dir: &TaskDir) -> Result<i64, RuntimeError> {
+        let shim_log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.file(layout::SHIM_LOG))
+            .map_err(|e| io("opening shim log", e))?;
+        let mut child = tokio::process::Command::new(&self.cfg.shim_exe)
+            .arg("shim")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(shim_log))
+            .env_clear()
+            .spawn()
+            .map_err(|e| {
+                io(
+                    format!("running the shim {}", self.cfg.shim_exe.display()),
+                    e,
+                )
+            })?;
+        let mut line = String::new();
+        let read = match child.stdout.take() {
+            Some(out) => {
+                let mut out = tokio::io::BufReader::new(out);
+                tokio::time::timeout(SHIM_REPORT_TIMEOUT, out.read_line(&mut line)).await
+            }
+            None => Ok(Ok(0)),
+        };
+        // The first shim process exits as soon as it has forked the supervisor: reap it.
+        let _ = child.wait().await;
+        let report = match read {
+            Err(_) => {
+                return Err(RuntimeError::StartFailed(format!(
+                    "the shim did not report within {SHIM_REPORT_TIMEOUT:?}"
+                )));
+            }
+            Ok(Err(e)) => return Err(io("reading the shim's report", e)),
+            Ok(Ok(_)) => serde_json::from_str::<ShimReport>(line.trim()),
+        };
+        match report {
+            Ok(ShimReport::Started { pid, .. }) => {
+                tracing::debug!(task.id = %task_id, pid, "native: task started");
+                Ok(i64::from(pid))
+            }
+            Ok(ShimReport::Failed { error }) => Err(RuntimeError::StartFailed(error)),
+            Err(_) => {
+                let log = std::fs::read_to_string(dir.file(layout::SHIM_LOG)).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(3).collect();
+                Err(RuntimeError::StartFailed(format!(
+                    "the shim exited without reporting{}",
+                    if tail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ": {}",
+                            tail.into_iter().rev().collect::<Vec<_>>().join("; ")
+                        )
+                    }
+                )))
+            }
+        }
+    }
+
+    /// Signals the running process (verified by pid + start time) and waits up to `grace`, then
+    /// SIGKILLs it. Returns once it is gone and its exit is recorded.
+    async fn stop_running(
+        &self,
+        task_id: &Id,
+        dir: &TaskDir,
+        r: RunningInfo,
+        sig: nix::sys::signal::Signal,
+        grace: Duration,
+    ) -> Result<(), RuntimeError> {
+        let ctx = |e| io(format!("stopping task {task_id}"), e);
+        match proc::PidFd::open_verified(r.pid, r.start_time) {
+            Ok(Some(fd)) => {
+                let fd = fd.into_async().map_err(ctx)?;
+                fd.signal(sig).map_err(ctx)?;
+                if !fd.exited_within(grace).await.map_err(ctx)? {
+                    tracing::info!(task.id = %task_id, ?grace, "native: grace period over, killing");
+                    fd.signal(nix::sys::signal::Signal::SIGKILL).map_err(ctx)?;
+                    if !fd.exited_within(KILL_TIMEOUT).await.map_err(ctx)? {
+                        return Err(ctx(std::io::Error::other("the process survived SIGKILL")));
+                    }
+                }
+            }
+            Ok(None) => {}
+            // No pidfds on this kernel: kill(2) right after the start-time check; the window for
+            // pid reuse is a few microseconds.
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                let pid = nix::unistd::Pid::from_raw(r.pid);
+                if proc::is_same_and_alive(r.pid, r.start_time) {
+                    let _ = nix::sys::signal::kill(pid, sig);
+                }
+                let _ = tokio::time::timeout(grace, proc::wait_exit(r.pid, r.start_time)).await;
+                if proc::is_same_and_alive(r.pid, r.start_time) {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+            Err(e) => return Err(ctx(e)),
+        }
+        match tokio::time::timeout(KILL_TIMEOUT, self.wait_dir(task_id, dir)).await {
+            Ok(r) => r.map(|_| ()),
+            Err(_) => Err(ctx(std::io::Error::other(
+                "the shim did not record the exit",
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl RuntimeDriver for NativeDriver {
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    async fn prepare(&self, run: &TaskRun) -> Result<(), RuntimeError> {
+        let dir = self.dir(&run.task_id)?;
+        if dir.exists() {
+            return Ok(());
+        }
+        if !shoal_runtime::is_host_image(&run.container.image) {
+            return self.prepare_image(run, dir).await;
+        }
+        let node = prepare::NodeFacts {
+            namespaces: self.namespaces,
+            is_root: self.caps.root,
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        };
+        let mut cfg = prepare::shim_config(run, &node)?;
+        cgroup::validate_limits(&run.resources.limits, &self.cgroups, self.ncpus)
+            .map_err(|(field, why)| RuntimeError::InvalidSpec { field, why })?;
+        let (support, parent, id, limits) = (
+            self.cgroups,
+            self.cfg.cgroup_parent.clone(),
+            run.task_id.to_string(),
+            run.resources.limits,
+        );
+        let created = blocking(move || cgroup::create(&support, &parent, &id, &limits)).await?;
+        let cg = match created {
+            Ok(cg) => cg,
+            Err(why) if run.resources.limits.is_zero() => {
+                // Nothing was asked of the cgroup: run unaccounted rather than not at all.
+                tracing::warn!(task.id = %run.task_id, error = %why, "native: running without a cgroup");
+                None
+            }
+            Err(why) => {
+                return Err(RuntimeError::InvalidSpec {
+                    field: "resources.limits",
+                    why,
+                });
+            }
+        };
+        if let Some(cg) = cg {
+            cfg.cgroup_procs = cg.procs;
+            cfg.oom = cg.oom;
+        }
+        // config.json is written last: its presence is what makes the task "prepared".
+        let written = std::fs::create_dir_all(dir.path())
+            .and_then(|()| layout::write_json_atomic(&dir.file(layout::CONFIG), &cfg));
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(dir.path());
+            let (support, parent, id) = (
+                self.cgroups,
+                self.cfg.cgroup_parent.clone(),
+                run.task_id.to_string(),
+            );
+            let _ = blocking(move || cgroup::remove(&support, &parent, &id)).await;
+            return Err(io(
+                format!("writing {}", dir.file(layout::CONFIG).display()),
+                e,
+            ));
+        }
+        Ok(())
+    }
+
+    async fn start(&self, task_id: &Id) -> Result<i64, RuntimeError> {
+        let dir = self.known(task_id)?;
+        if let Some(r) = dir.running().map_err(|e| io("reading task state", e))? {
+            // Already started (by us or a previous driver): never start twice.
+            return Ok(i64::from(r.pid));
+        }
+        self.spawn_shim(task_id, &dir).await
+    }
+
+    async fn wait(&self, task_id: &Id) -> Result<ExitInfo, RuntimeError> {
+        let dir = self.known(task_id)?;
+        self.wait_dir(task_id, &dir).await
+    }
+
+    async fn stop(&self, task_id: &Id, grace: Duration) -> Result<(), RuntimeError> {
+        let dir = self.known(task_id)?;
+        let RuntimeTaskState::Running { .. } = self.observe(&dir)? else {
+            return Ok(());
+        };
+        let cfg = dir
+            .config()
+            .map_err(|e| io("reading task config", e))?
+            .ok_or_else(|| RuntimeError::NotFound(task_id.clone()))?;
+        let sig = nix::sys::signal::Signal::try_from(cfg.stop_signal)
+            .unwrap_or(nix::sys::signal::Signal::SIGTERM);
+        let Some(r) = dir.running().map_err(|e| io("reading task state", e))? else {
+            return Ok(());
+        };
+        self.stop_running(task_id, &dir, r, sig, grace).await
+    }
+
+    async fn remove(&self, task_id: &Id) -> Result<(), RuntimeError> {
+        let dir = self.dir(task_id)?;
+        if !dir.path().exists() {
+            return Err(RuntimeError::NotFound(task_id.clone()));
+        }
+        if dir.exists()
+            && let RuntimeTaskState::Running { .. } = self.observe(&dir)?
+            && let Some(r) = dir.running().map_err(|e| io("reading task state", e))?
+        {
+            tracing::warn!(task.id = %task_id, "native: removing a running task; killing it");
+            self.stop_running(
+                task_id,
+                &dir,
+                r,
+                nix::sys::signal::Signal::SIGKILL,
+                Duration::ZERO,
+            )
+            .await?;
+        }
+        if let Ok(Some(ShimConfig { oci: Some(oci), .. })) = dir.config() {
+            blocking(move || crun::delete(&oci))
+                .await?
+                .map_err(|e| io("removing the container", std::io::Error::other(e)))?;
+        }
+        let (support, parent, id) = (
+            self.cgroups,
+            self.cfg.cgroup_parent.clone(),
+            task_id.to_string(),
+        );
+        blocking(move || cgroup::remove(&support, &parent, &id))
+            .await?
+            .map_err(cgroup_err)?;
+        let path = dir.path().display().to_string();
+        blocking(move || image_task::cleanup(&dir))
+            .await?
+            .map_err(|e| io(format!("removing {path}"), e))
+    }
+
+    async fn list(&self) -> Result<Vec<RuntimeTask>, RuntimeError> {
+        let tasks = self.cfg.root.join("tasks");
+        let entries =
+            std::fs::read_dir(&tasks).map_err(|e| io(format!("listing {}", tasks.display()), e))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io(format!("listing {}", tasks.display()), e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let dir = TaskDir::from_path(entry.path());
+            if !dir.exists() {
+                continue; // half-prepared or half-removed: not a task yet / any more
+            }
+            match self.observe(&dir) {
+                Ok(state) => out.push(RuntimeTask {
+                    task_id: Id::from_raw(name),
+                    state,
+                }),
+                Err(e) => {
+                    tracing::warn!(task.id = %name, error = %shoal_types::error::Chain(&e), "native: unreadable task directory")
+                }
+            }
+        }
+        out.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+        Ok(out)
+    }
+
+    async fn logs(&self, task_id: &Id, opts: LogOptions) -> Result<LogStream, RuntimeError> {
+        let dir = self.known(task_id)?;
+        logread::stream(dir, opts)
+    }
+
+    async fn health(&self, task_id: &Id) -> Result<Health, RuntimeError> {
+        let dir = self.known(task_id)?;
+        let ctx = |e| io(format!("reading the health of task {task_id}"), e);
+        let Some(cfg) = dir.config().map_err(ctx)? else {
+            return Err(RuntimeError::NotFound(task_id.clone()));
+        };
+        if cfg.health.is_none() {
+            return Ok(Health::None);
+        }
+        Ok(match dir.health().map_err(ctx)? {
+            None => Health::Starting,
+            Some(r) => match r.status {
+                HealthStatus::Starting => Health::Starting,
+                HealthStatus::Healthy => Health::Healthy,
+                HealthStatus::Unhealthy => Health::Unhealthy(r.last_output),
+            },
+        })
+    }
+
+    async fn volumes(&self) -> Result<Vec<VolumeInfo>, RuntimeError> {
+        let root = self.cfg.volumes_root.clone();
+        let metas = blocking(move || volumes::list(&root))
+            .await?
+            .map_err(|e| io("listing volumes", e))?;
+        let users = self.volume_users()?;
+        Ok(metas
+            .into_iter()
+            .map(|m| VolumeInfo {
+                mountpoint: volumes::data_dir(&self.cfg.volumes_root, &m.name)
+                    .display()
+                    .to_string(),
+                in_use_by: users
+                    .iter()
+                    .filter(|(_, vols)| vols.contains(&m.name))
+                    .map(|(id, _)| id.clone())
+                    .collect(),
+                name: m.name,
+                labels: m.labels,
+                created_at: m.created_at,
+            })
+            .collect())
+    }
+
+    async fn remove_volume(&self, name: &str, force: bool) -> Result<(), RuntimeError> {
+        if !volumes::exists(&self.cfg.volumes_root, name) {
+            return Err(RuntimeError::VolumeNotFound(name.to_string()));
+        }
+        if let Some((task, _)) = self
+            .volume_users()?
+            .into_iter()
+            .find(|(_, vols)| vols.iter().any(|v| v == name))
+            && !force
+        {
+            return Err(RuntimeError::VolumeInUse {
+                name: name.to_string(),
+                task,
+            });
+        }
+        let (root, n) = (self.cfg.volumes_root.clone(), name.to_string());
+        blocking(move || volumes::remove(&root, &n))
+            .await?
+            .map_err(|e| io(format!("removing volume {name}"), e))
+    }
+
+    async fn images(&self) -> Result<Vec<ImageInfo>, RuntimeError> {
+        match &self.cfg.images {
+            Some(store) => store.list().await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn load_image(&self, archive: &std::path::Path) -> Result<Vec<String>, RuntimeError> {
+        match &self.cfg.images {
+            Some(store) => store.load(archive).await,
+            None => Err(RuntimeError::Unsupported {
+                runtime: "native",
+                what: "images without an image store",
+            }),
+        }
+    }
+
+    async fn pull_image(&self, reference: &str) -> Result<ImageInfo, RuntimeError> {
+        match &self.cfg.images {
+            Some(store) => store.pull(reference).await,
+            None => Err(RuntimeError::Pull {
+                reference: reference.to_string(),
+                why: "this node has no image store".into(),
+            }),
+        }
+    }
+
+    async fn remove_image(
+        &self,
+        reference: &str,
+        force: bool,
+    ) -> Result<Vec<String>, RuntimeError> {
+        let Some(store) = &self.cfg.images else {
+            return Err(RuntimeError::ImageNotFound(reference.to_string()));
+        };
+        let mut in_use: Vec<String> = self
+            .task_configs()?
+            .into_iter()
+            .map(|(_, c)| c.image_id)
+            .filter(|i| !i.is_empty())
+            .collect();
+        in_use.sort();
+        in_use.dedup();
+        store.remove(reference, force, &in_use).await
+    }
+}

@@ -1,0 +1,294 @@
+//! The seam between the agent and whatever actually runs processes. A driver owns a task's
+//! process, its log and its leftovers on the node; the agent owns the task's life cycle.
+//!
+//! Drivers are called concurrently for different tasks and never twice concurrently for the same
+//! task's start/stop.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use shoal_types::service::{ContainerSpec, ResourceRequirements};
+use shoal_types::{Id, Timestamp};
+
+/// Everything a driver needs to run one task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRun {
+    pub task_id: Id,
+    pub task_name: String,
+    pub service_id: Id,
+    pub service_name: String,
+    pub node_id: Id,
+    pub slot: u64,
+    pub container: ContainerSpec,
+    pub resources: ResourceRequirements,
+    /// The hostname the task sees (already defaulted by the agent).
+    pub hostname: String,
+}
+
+/// How a task's process ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExitInfo {
+    /// The exit code; 128+N when killed by signal N, as shells and Docker report it.
+    pub code: i64,
+    pub signal: Option<i32>,
+    pub oom_killed: bool,
+    pub finished_at: Timestamp,
+}
+
+/// What a driver knows of a task it was asked to run, for re-adoption after an agent restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeTaskState {
+    /// Prepared, not started.
+    Created,
+    Running {
+        pid: i64,
+    },
+    Exited(ExitInfo),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeTask {
+    pub task_id: Id,
+    pub state: RuntimeTaskState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStreamKind {
+    Stdout,
+    Stderr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub time: Timestamp,
+    pub stream: LogStreamKind,
+    /// One line, including its trailing newline if it had one.
+    pub line: Bytes,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    pub follow: bool,
+    /// Only the last N lines (before following); `None` means all.
+    pub tail: Option<usize>,
+    /// Only lines at or after this time; zero means no bound.
+    pub since: Timestamp,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+pub type LogStream = BoxStream<'static, Result<LogLine, RuntimeError>>;
+
+/// The next item of a log stream, for callers that do not depend on `futures` themselves.
+pub async fn next_log_line(stream: &mut LogStream) -> Option<Result<LogLine, RuntimeError>> {
+    futures::StreamExt::next(stream).await
+}
+
+/// A task's health as its runtime last saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Health {
+    /// The task has no health check (none in the spec or the image, or `NONE`).
+    #[default]
+    None,
+    /// Checked, but not yet healthy: the task stays `starting`.
+    Starting,
+    Healthy,
+    /// The check failed `retries` times in a row; the output of the last run.
+    Unhealthy(String),
+}
+
+/// A named volume on the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeInfo {
+    pub name: String,
+    /// Where its files are on the node.
+    pub mountpoint: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub created_at: Timestamp,
+    /// Tasks whose containers use it now.
+    pub in_use_by: Vec<Id>,
+}
+
+/// An image in the node's store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// `sha256:<hex>` of the image's config, as Docker shows image IDs.
+    pub id: String,
+    /// `name:tag` references that point at it.
+    pub repo_tags: Vec<String>,
+    /// `name@sha256:<hex>` references it was pulled by.
+    pub repo_digests: Vec<String>,
+    /// Bytes its layers take unpacked.
+    pub size: u64,
+    pub created: Timestamp,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// An archive, manifest or layer that cannot be used; says which and why. Nothing of it
+    /// is kept.
+    #[error("invalid image: {0}")]
+    InvalidImage(String),
+    /// A registry refused or failed a pull.
+    #[error("pulling {reference}: {why}")]
+    Pull { reference: String, why: String },
+    /// The driver cannot do this at all (e.g. volumes on a driver without them).
+    #[error("the {runtime} runtime does not support {what}")]
+    Unsupported {
+        runtime: &'static str,
+        what: &'static str,
+    },
+    /// Refused because something uses it (an image a task runs, without force).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("No such volume: {0}")]
+    VolumeNotFound(String),
+    #[error("volume {name} is in use by task {task}")]
+    VolumeInUse { name: String, task: Id },
+    #[error("No such image: {0}")]
+    ImageNotFound(String),
+    /// A spec field this driver cannot honour; the task is rejected with this message.
+    #[error("{field}: {why}")]
+    InvalidSpec { field: &'static str, why: String },
+    #[error("task {0} is not known to this runtime")]
+    NotFound(Id),
+    /// Starting the process failed (e.g. the executable does not exist).
+    #[error("starting the task failed: {0}")]
+    StartFailed(String),
+    /// An archive, manifest, config or layer that cannot be read: `what` says which, the parser's
+    /// error is the source. Nothing of it is kept.
+    #[error("invalid image: {what}")]
+    Corrupt {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// Something the driver was `doing` failed in a library or on another node (the source).
+    #[error("{doing}")]
+    Failed {
+        doing: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// `context` says what was being done; the io error is the source.
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RuntimeError {
+    /// `what` of an image is unreadable; `source` says why.
+    pub fn corrupt(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> RuntimeError {
+        RuntimeError::Corrupt {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+
+    /// Doing `doing` failed because of `source`.
+    pub fn failed(
+        doing: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> RuntimeError {
+        RuntimeError::Failed {
+            doing: doing.into(),
+            source: source.into(),
+        }
+    }
+}
+
+#[async_trait]
+pub trait RuntimeDriver: Send + Sync + 'static {
+    /// The name tasks select it by (`native`, `docker`).
+    fn name(&self) -> &'static str;
+
+    /// Every runtime this driver can run tasks with, for the node's description; a driver that
+    /// routes tasks to several lists them all.
+    fn runtimes(&self) -> Vec<&'static str> {
+        vec![self.name()]
+    }
+
+    /// Checks the spec and image and creates what the task needs, without starting it.
+    /// Errors here reject the task. Calling it again for a prepared task is a no-op.
+    async fn prepare(&self, run: &TaskRun) -> Result<(), RuntimeError>;
+
+    /// Starts the prepared task's process and returns its PID once it runs.
+    async fn start(&self, task_id: &Id) -> Result<i64, RuntimeError>;
+
+    /// Resolves when the task's process has exited (at once if it already has). Works for tasks
+    /// this driver instance did not start itself (adopted after a restart).
+    async fn wait(&self, task_id: &Id) -> Result<ExitInfo, RuntimeError>;
+
+    /// Sends the stop signal (the spec's, default SIGTERM), then SIGKILL after `grace`.
+    /// Returns once the process is gone. Stopping an exited task is a no-op.
+    async fn stop(&self, task_id: &Id, grace: Duration) -> Result<(), RuntimeError>;
+
+    /// Removes everything the task left on the node except what outlives tasks (volumes).
+    /// The task must not be running.
+    async fn remove(&self, task_id: &Id) -> Result<(), RuntimeError>;
+
+    /// Every task this driver holds on the node, running or not.
+    async fn list(&self) -> Result<Vec<RuntimeTask>, RuntimeError>;
+
+    /// The task's output, oldest first; with `follow`, new lines until the task exits and its
+    /// output is drained.
+    async fn logs(&self, task_id: &Id, opts: LogOptions) -> Result<LogStream, RuntimeError>;
+
+    /// The running task's health. The driver runs the checks (the spec's over the image's);
+    /// the agent polls this while the task is `starting` or `running`.
+    async fn health(&self, _task_id: &Id) -> Result<Health, RuntimeError> {
+        Ok(Health::None)
+    }
+
+    /// The node's named volumes.
+    async fn volumes(&self) -> Result<Vec<VolumeInfo>, RuntimeError> {
+        Ok(Vec::new())
+    }
+
+    /// Removes a named volume; refused while a task uses it unless `force`.
+    async fn remove_volume(&self, name: &str, _force: bool) -> Result<(), RuntimeError> {
+        Err(RuntimeError::VolumeNotFound(name.to_string()))
+    }
+
+    /// The node's images.
+    async fn images(&self) -> Result<Vec<ImageInfo>, RuntimeError> {
+        Ok(Vec::new())
+    }
+
+    /// Loads a `docker save` or OCI image-layout archive (tar, optionally gzip) from a file on
+    /// the node; returns the references it tagged.
+    async fn load_image(&self, _archive: &std::path::Path) -> Result<Vec<String>, RuntimeError> {
+        Err(RuntimeError::Unsupported {
+            runtime: self.name(),
+            what: "loading images",
+        })
+    }
+
+    /// Pulls `reference` from its registry.
+    async fn pull_image(&self, reference: &str) -> Result<ImageInfo, RuntimeError> {
+        Err(RuntimeError::Pull {
+            reference: reference.to_string(),
+            why: format!("the {} runtime does not pull images", self.name()),
+        })
+    }
+
+    /// Untags (and deletes when no tag is left) an image; refused while a task uses it unless
+    /// `force`. Returns what was untagged and deleted, Docker's way (`Untagged: ...`,
+    /// `Deleted: sha256:...`).
+    async fn remove_image(
+        &self,
+        reference: &str,
+        _force: bool,
+    ) -> Result<Vec<String>, RuntimeError> {
+        Err(RuntimeError::ImageNotFound(reference.to_string()))
+    }
+}

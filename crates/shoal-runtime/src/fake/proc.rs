@@ -1,0 +1,562 @@
+//! The fake's processes: a task whose command is `sh -c SCRIPT` runs SCRIPT here, in the
+//! [`super::shell`] subset, against the node's in-memory files, volumes and logs, on tokio time
+//! (which the simulation pauses). It behaves like `sh` as PID 1 of a container: a signal without
+//! a trap is ignored (only SIGKILL, which [`super::Node::kill`] applies at once, ends it), a
+//! trap runs between commands (after the running `sleep` ends, as `sh` defers it), and memory
+//! grows with its variables until the task's limit, where it is OOM-killed. Health checks run
+//! here too, in the task's files.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use shoal_types::Id;
+use shoal_types::container::HealthConfig;
+
+use super::shell::{self, Command, Join, List, Part, Redirect, Simple, Word};
+use super::{Node, Task};
+use crate::{Health, LogLine, LogStreamKind, RuntimeTaskState, parse_stop_signal};
+
+/// The memory a task without a limit may use before the node runs out.
+const NODE_MEMORY: u64 = 256 << 20;
+/// Docker's health-check defaults.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(30);
+const HEALTH_RETRIES: u64 = 3;
+
+enum Trap {
+    Ignore,
+    Run(List),
+}
+
+enum Flow {
+    Next,
+    Exit(i64),
+    /// The task was killed (or removed) meanwhile: stop without a word.
+    Gone,
+}
+
+/// Where a process's stdout and stderr go.
+enum Sink {
+    Log,
+    /// A health check's output, both streams, as Docker keeps it.
+    Capture(Vec<u8>),
+}
+
+struct Proc {
+    node: Weak<Node>,
+    task: Id,
+    vars: BTreeMap<String, String>,
+    traps: BTreeMap<i32, Trap>,
+    status: i64,
+    sink: Sink,
+    memory_limit: u64,
+    /// The task's main process handles its signals; a health check does not.
+    main: bool,
+}
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Starts the task's script; the task must be `Running` already.
+pub(super) fn spawn_main(node: &Arc<Node>, task: &Id, script: &str, env: &[String], limit: u64) {
+    let mut p = Proc::new(node, task, env, limit, true, Sink::Log);
+    let script = script.to_string();
+    tokio::spawn(async move {
+        let code = match shell::parse(&script) {
+            Ok(list) => match p.list(&list).await {
+                Flow::Next => p.status,
+                Flow::Exit(c) => c,
+                Flow::Gone => return,
+            },
+            Err(e) => {
+                p.write(LogStreamKind::Stderr, format!("sh: {e}\n").as_bytes());
+                2
+            }
+        };
+        if let Some(node) = p.node.upgrade() {
+            node.exited(&p.task, code, None, false);
+        }
+    });
+}
+
+/// Runs the task's health check every interval while the task runs.
+pub(super) fn spawn_health(node: &Arc<Node>, task: &Id, check: &HealthConfig, env: &[String]) {
+    let Some(argv) = check.argv() else {
+        return;
+    };
+    let interval = check.interval.unwrap_or(HEALTH_INTERVAL);
+    let retries = check.retries.unwrap_or(HEALTH_RETRIES).max(1);
+    let (weak, task, env) = (Arc::downgrade(node), task.clone(), env.to_vec());
+    tokio::spawn(async move {
+        let mut failures = 0;
+        loop {
+            tokio::time::sleep(interval).await;
+            let Some(node) = weak.upgrade() else {
+                return;
+            };
+            if !node.is_running(&task) {
+                return;
+            }
+            let mut p = Proc::new(
+                &node,
+                &task,
+                &env,
+                NODE_MEMORY,
+                false,
+                Sink::Capture(vec![]),
+            );
+            drop(node);
+            let ok = match run_argv(&mut p, &argv).await {
+                Flow::Next => p.status == 0,
+                Flow::Exit(c) => c == 0,
+                Flow::Gone => return,
+            };
+            let Some(node) = weak.upgrade() else {
+                return;
+            };
+            let health = if ok {
+                failures = 0;
+                Some(Health::Healthy)
+            } else {
+                failures += 1;
+                let out = match &p.sink {
+                    Sink::Capture(b) => String::from_utf8_lossy(b).trim().to_string(),
+                    Sink::Log => String::new(),
+                };
+                (failures >= retries).then_some(Health::Unhealthy(out))
+            };
+            if let Some(h) = health {
+                node.set_health(&task, h);
+            }
+        }
+    });
+}
+
+/// A check's argv: `sh -c SCRIPT` in the shell, anything else as one simple command.
+async fn run_argv(p: &mut Proc, argv: &[String]) -> Flow {
+    match argv {
+        [sh, c, script, ..] if is_sh(sh) && c == "-c" => match shell::parse(script) {
+            Ok(list) => p.list(&list).await,
+            Err(e) => {
+                p.write(LogStreamKind::Stderr, format!("sh: {e}\n").as_bytes());
+                Flow::Exit(2)
+            }
+        },
+        _ => {
+            let s = Simple {
+                assigns: Vec::new(),
+                words: argv.iter().map(|a| vec![Part::Lit(a.clone())]).collect(),
+                redirect: None,
+            };
+            p.simple(&s).await
+        }
+    }
+}
+
+pub(super) fn is_sh(argv0: &str) -> bool {
+    argv0 == "sh" || argv0 == "/bin/sh"
+}
+
+impl Proc {
+    fn new(
+        node: &Arc<Node>,
+        task: &Id,
+        env: &[String],
+        limit: u64,
+        main: bool,
+        sink: Sink,
+    ) -> Proc {
+        let vars = env
+            .iter()
+            .filter_map(|e| e.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Proc {
+            node: Arc::downgrade(node),
+            task: task.clone(),
+            vars,
+            traps: BTreeMap::new(),
+            status: 0,
+            sink,
+            memory_limit: if limit > 0 { limit } else { NODE_MEMORY },
+            main,
+        }
+    }
+
+    fn list<'a>(&'a mut self, list: &'a List) -> BoxFut<'a, Flow> {
+        Box::pin(async move {
+            for (join, cmd) in list {
+                let skip = match join {
+                    Join::Always => false,
+                    Join::And => self.status != 0,
+                    Join::Or => self.status == 0,
+                };
+                if skip {
+                    continue;
+                }
+                match self.command(cmd).await {
+                    Flow::Next => {}
+                    other => return other,
+                }
+            }
+            Flow::Next
+        })
+    }
+
+    async fn command(&mut self, cmd: &Command) -> Flow {
+        match cmd {
+            Command::Simple(s) => self.simple(s).await,
+            Command::While { cond, body } => loop {
+                match self.list(cond).await {
+                    Flow::Next => {}
+                    other => return other,
+                }
+                if self.status != 0 {
+                    self.status = 0;
+                    return Flow::Next;
+                }
+                match self.list(body).await {
+                    Flow::Next => {}
+                    other => return other,
+                }
+            },
+        }
+    }
+
+    /// Between commands: whether the task still lives, and its pending signals' traps.
+    async fn checkpoint(&mut self) -> Option<Flow> {
+        // A loop that never sleeps must still let the rest of the node run.
+        tokio::task::yield_now().await;
+        let node = self.node.upgrade()?;
+        if !node.is_running(&self.task) {
+            return Some(Flow::Gone);
+        }
+        if !self.main {
+            return None;
+        }
+        for sig in node.take_signals(&self.task) {
+            if let Some(Trap::Run(handler)) = self.traps.get(&sig) {
+                let handler = handler.clone();
+                match self.list(&handler).await {
+                    Flow::Next => {}
+                    other => return Some(other),
+                }
+            }
+            // No trap, or an ignoring one: PID 1 ignores it.
+        }
+        None
+    }
+
+    fn expand(&self, w: &Word) -> String {
+        let mut out = String::new();
+        for p in w {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Var(v) if v == "$" => out.push('1'),
+                Part::Var(v) if v == "?" => out.push_str(&self.status.to_string()),
+                Part::Var(v) => out.push_str(self.vars.get(v).map_or("", String::as_str)),
+            }
+        }
+        out
+    }
+
+    /// How long `w` would be expanded, without building it.
+    fn expanded_len(&self, w: &Word) -> u64 {
+        w.iter()
+            .map(|p| match p {
+                Part::Lit(s) => s.len(),
+                Part::Var(v) => self.vars.get(v).map_or(1, String::len),
+            } as u64)
+            .sum()
+    }
+
+    fn write(&mut self, stream: LogStreamKind, bytes: &[u8]) {
+        match &mut self.sink {
+            Sink::Capture(buf) => buf.extend_from_slice(bytes),
+            Sink::Log => {
+                if let Some(node) = self.node.upgrade() {
+                    node.log(&self.task, stream, bytes);
+                }
+            }
+        }
+    }
+
+    fn simple<'a>(&'a mut self, s: &'a Simple) -> BoxFut<'a, Flow> {
+        Box::pin(async move {
+            if let Some(flow) = self.checkpoint().await {
+                return flow;
+            }
+            for (name, value) in &s.assigns {
+                let used: u64 = self.vars.values().map(|v| v.len() as u64).sum();
+                let old = self.vars.get(name).map_or(0, |v| v.len() as u64);
+                if used - old + self.expanded_len(value) > self.memory_limit {
+                    if let Some(node) = self.node.upgrade() {
+                        node.exited(&self.task, 137, Some(9), true);
+                    }
+                    return Flow::Gone;
+                }
+                let v = self.expand(value);
+                self.vars.insert(name.clone(), v);
+            }
+            self.status = 0;
+            let words: Vec<String> = s.words.iter().map(|w| self.expand(w)).collect();
+            let Some((name, args)) = words.split_first() else {
+                return Flow::Next;
+            };
+            let mut out = Vec::new();
+            let mut err = Vec::new();
+            let flow = self.builtin(name, args, &mut out, &mut err).await;
+            if !out.is_empty() {
+                match &s.redirect {
+                    None => self.write(LogStreamKind::Stdout, &out),
+                    Some(Redirect::ToStderr) => self.write(LogStreamKind::Stderr, &out),
+                    Some(Redirect::File { path, append }) => {
+                        let path = self.expand(path);
+                        if let Err(e) = self.write_file(&path, &out, *append) {
+                            self.write(LogStreamKind::Stderr, format!("sh: {e}\n").as_bytes());
+                            self.status = 1;
+                        }
+                    }
+                }
+            } else if let Some(Redirect::File { path, append }) = &s.redirect {
+                let path = self.expand(path);
+                if let Err(e) = self.write_file(&path, b"", *append) {
+                    err.extend_from_slice(format!("sh: {e}\n").as_bytes());
+                    self.status = 1;
+                }
+            }
+            if !err.is_empty() {
+                self.write(LogStreamKind::Stderr, &err);
+            }
+            flow
+        })
+    }
+
+    fn write_file(&self, path: &str, data: &[u8], append: bool) -> Result<(), String> {
+        let node = self.node.upgrade().ok_or("the node is gone")?;
+        node.write_file(&self.task, path, data, append)
+    }
+
+    fn read_file(&self, path: &str) -> Option<Bytes> {
+        self.node.upgrade()?.read_file(&self.task, path)
+    }
+
+    async fn builtin(
+        &mut self,
+        name: &str,
+        args: &[String],
+        out: &mut Vec<u8>,
+        err: &mut Vec<u8>,
+    ) -> Flow {
+        let mut fail = |msg: String, code: i64| {
+            err.extend_from_slice(msg.as_bytes());
+            code
+        };
+        self.status = match name {
+            ":" | "true" => 0,
+            "false" => 1,
+            "echo" => {
+                out.extend_from_slice(args.join(" ").as_bytes());
+                out.push(b'\n');
+                0
+            }
+            "cat" => {
+                let mut code = 0;
+                for a in args {
+                    match self.read_file(a) {
+                        Some(b) => out.extend_from_slice(&b),
+                        None => {
+                            code = fail(
+                                format!("cat: can't open '{a}': No such file or directory\n"),
+                                1,
+                            )
+                        }
+                    }
+                }
+                code
+            }
+            "sleep" => match args.first().and_then(|a| a.parse::<f64>().ok()) {
+                Some(s) if s >= 0.0 && s.is_finite() => {
+                    tokio::time::sleep(Duration::from_secs_f64(s)).await;
+                    0
+                }
+                _ => fail("sleep: invalid number\n".into(), 1),
+            },
+            "exit" => {
+                let code = args.first().and_then(|a| a.parse::<i64>().ok());
+                return Flow::Exit(code.unwrap_or(self.status) & 0xff);
+            }
+            "touch" => {
+                let mut code = 0;
+                for a in args {
+                    if self.read_file(a).is_none()
+                        && let Err(e) = self.write_file(a, b"", true)
+                    {
+                        code = fail(format!("touch: {a}: {e}\n"), 1);
+                    }
+                }
+                code
+            }
+            "rm" => {
+                let force = args.first().is_some_and(|a| a == "-f");
+                let mut code = 0;
+                for a in args.iter().filter(|a| !a.starts_with('-')) {
+                    let removed = self
+                        .node
+                        .upgrade()
+                        .is_some_and(|n| n.remove_file(&self.task, a));
+                    if !removed && !force {
+                        code = fail(
+                            format!("rm: can't remove '{a}': No such file or directory\n"),
+                            1,
+                        );
+                    }
+                }
+                code
+            }
+            "test" | "[" => {
+                let args = match (name, args.split_last()) {
+                    ("[", Some((last, rest))) if last == "]" => rest,
+                    ("[", _) => return self.done(fail("[: missing ]\n".into(), 2)),
+                    _ => args,
+                };
+                match args {
+                    [op, path] if op == "-f" || op == "-e" => {
+                        i64::from(self.read_file(path).is_none())
+                    }
+                    _ => fail(format!("{name}: unsupported test\n"), 2),
+                }
+            }
+            "trap" => {
+                let Some((action, sigs)) = args.split_first() else {
+                    return Flow::Next;
+                };
+                for sig in sigs {
+                    let Ok(n) = parse_stop_signal(sig) else {
+                        self.status = fail(format!("trap: {sig}: invalid signal\n"), 1);
+                        return Flow::Next;
+                    };
+                    match action.as_str() {
+                        "-" => {
+                            self.traps.remove(&n);
+                        }
+                        "" => {
+                            self.traps.insert(n, Trap::Ignore);
+                        }
+                        body => match shell::parse(body) {
+                            Ok(l) => {
+                                self.traps.insert(n, Trap::Run(l));
+                            }
+                            Err(e) => {
+                                self.status = fail(format!("trap: {e}\n"), 2);
+                                return Flow::Next;
+                            }
+                        },
+                    }
+                }
+                0
+            }
+            "exec" => {
+                // The shell becomes the program: its traps are gone.
+                self.traps.clear();
+                let Some((prog, rest)) = args.split_first() else {
+                    return Flow::Next;
+                };
+                return match Box::pin(self.builtin(prog, rest, out, err)).await {
+                    Flow::Next => Flow::Exit(self.status),
+                    other => other,
+                };
+            }
+            other => fail(format!("sh: {other}: not found\n"), 127),
+        };
+        Flow::Next
+    }
+
+    fn done(&mut self, code: i64) -> Flow {
+        self.status = code;
+        Flow::Next
+    }
+}
+
+impl Node {
+    fn is_running(&self, task: &Id) -> bool {
+        self.lock()
+            .tasks
+            .get(task)
+            .is_some_and(|t| matches!(t.state, RuntimeTaskState::Running { .. }))
+    }
+
+    fn take_signals(&self, task: &Id) -> Vec<i32> {
+        self.lock()
+            .tasks
+            .get_mut(task)
+            .map(|t| std::mem::take(&mut t.signals))
+            .unwrap_or_default()
+    }
+
+    fn log(&self, task: &Id, stream: LogStreamKind, bytes: &[u8]) {
+        let time = self.now();
+        let mut g = self.lock();
+        if let Some(t) = g.tasks.get_mut(task) {
+            for line in bytes.split_inclusive(|b| *b == b'\n') {
+                t.logs.push(LogLine {
+                    time,
+                    stream,
+                    line: Bytes::copy_from_slice(line),
+                });
+            }
+        }
+        drop(g);
+        self.bump();
+    }
+
+    pub(super) fn set_health(&self, task: &Id, h: Health) {
+        self.lock().health.insert(task.clone(), h);
+        self.bump();
+    }
+}
+
+/// Where a path of a task's filesystem lives.
+pub(super) enum Place {
+    Task(String),
+    Volume(String, String),
+    Host(String),
+}
+
+impl Task {
+    /// The mount holding `path` (the longest target that contains it) and whether it is
+    /// writable.
+    pub(super) fn place(&self, path: &str) -> (Place, bool) {
+        let Some(run) = &self.run else {
+            return (Place::Task(path.to_string()), true);
+        };
+        let best = run
+            .container
+            .mounts
+            .iter()
+            .filter_map(|m| {
+                let t = m.target.trim_end_matches('/');
+                let rest = path.strip_prefix(t)?;
+                (rest.is_empty() || rest.starts_with('/')).then_some((m, t.len(), rest))
+            })
+            .max_by_key(|(_, len, _)| *len);
+        use shoal_types::container::MountKind;
+        match best {
+            Some((m, _, rest)) => {
+                let place = match m.kind {
+                    MountKind::Volume if !m.source.is_empty() => {
+                        Place::Volume(m.source.clone(), rest.to_string())
+                    }
+                    MountKind::Bind => {
+                        Place::Host(format!("{}{rest}", m.source.trim_end_matches('/')))
+                    }
+                    _ => Place::Task(path.to_string()),
+                };
+                (place, !m.read_only)
+            }
+            None => (Place::Task(path.to_string()), !run.container.read_only),
+        }
+    }
+}
