@@ -12,7 +12,7 @@ pub mod storage;
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -206,8 +206,8 @@ impl Store {
         let log = storage::LogStore::new(db.clone()).map_err(open_err)?;
         Self::start(
             db,
-            Some(dir.to_path_buf()),
             log,
+            false,
             raft_id,
             timing,
             network,
@@ -229,13 +229,13 @@ impl Store {
             source,
         })?;
         let log = storage::LogStore::new_inline(db.clone());
-        Self::start(db, None, log, raft_id, timing, network, "(memory)").await
+        Self::start(db, log, true, raft_id, timing, network, "(memory)").await
     }
 
     async fn start(
         db: Arc<redb::Database>,
-        snapshot_dir: Option<PathBuf>,
         log: storage::LogStore,
+        inline: bool,
         raft_id: u64,
         timing: RaftTiming,
         network: network::Network,
@@ -246,8 +246,8 @@ impl Store {
                 path: path.to_string(),
                 source,
             })?;
-        if let Some(dir) = snapshot_dir {
-            sm = sm.with_snapshot_dir(dir);
+        if inline {
+            sm = sm.inline();
         }
         let published = sm.published();
         let config = Config {

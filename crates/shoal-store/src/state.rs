@@ -412,18 +412,6 @@ impl State {
         }
     }
 
-    /// Every object, borrowed, in the order [`State::all_objects`] gives them: a snapshot is
-    /// serialised from these without copying the whole state first.
-    pub(crate) fn all_object_refs(&self) -> Vec<ObjectRef<'_>> {
-        let mut out =
-            Vec::with_capacity(self.nodes.len() + self.services.len() + self.tasks.len() + 1);
-        out.extend(self.cluster.iter().map(|c| ObjectRef::Cluster(c)));
-        out.extend(self.nodes.values().map(|n| ObjectRef::Node(n)));
-        out.extend(self.services.values().map(|s| ObjectRef::Service(s)));
-        out.extend(self.tasks.values().map(|t| ObjectRef::Task(t)));
-        out
-    }
-
     /// Every object, for snapshots.
     pub(crate) fn all_objects(&self) -> Vec<Object> {
         let mut out =
@@ -449,16 +437,6 @@ pub enum Object {
     Service(Service),
     Task(Task),
     Cluster(Cluster),
-}
-
-/// [`Object`] borrowed: serialises to the same bytes.
-#[derive(Debug, serde::Serialize)]
-#[serde(tag = "kind", content = "object", rename_all = "lowercase")]
-pub(crate) enum ObjectRef<'a> {
-    Node(&'a Node),
-    Service(&'a Service),
-    Task(&'a Task),
-    Cluster(&'a Cluster),
 }
 
 impl Object {

@@ -2,10 +2,15 @@
 //!
 //! The log store and the state machine are separate handles on the same file, as openraft drives
 //! them from separate tasks. The state machine's objects are stored one row per object, so
-//! restart loads the state without replaying the whole log. A snapshot this member builds is a
-//! file beside the database (`snapshot-<term>-<index>.json`, named by the database), so writing
-//! tens of megabytes never holds the database's one write transaction that log appends wait for;
-//! a snapshot received from a leader is stored in the database with the objects it replaces.
+//! restart loads the state without replaying the whole log.
+//!
+//! Those rows are the snapshot. Building one (every `snapshot_every` entries) is a durable commit
+//! that records its log id, so it costs what changed since the last one, not the size of the
+//! state: with 40,000 services stored, serialising and writing a 40 MB snapshot on every member
+//! at once stalled writes for half a second each time. The bytes a lagging member needs are
+//! made only when a leader sends them: the rows as they are when asked, under the log id they
+//! were applied up to, which is at or past the last snapshot built and so covers every entry
+//! purged. A snapshot received from a leader replaces the rows.
 //!
 //! Durability (what makes "acknowledged" mean "on disk on a majority"):
 //! - Log appends are group-committed. `append` commits its entries without a sync and hands
@@ -16,7 +21,8 @@
 //!   `fdatasync` and nothing is acknowledged before it is durable. A store on an in-memory disk
 //!   (the simulation) syncs inline instead: a thread tokio cannot see would let paused time jump
 //!   past a flush, and a sync there costs nothing.
-//! - Votes, truncations, purges, snapshots and `force_new_cluster` commit durably at once.
+//! - Votes, truncations, purges, snapshots, loading the state at start and `force_new_cluster`
+//!   commit durably at once.
 //! - Applying committed entries (and `save_committed`) does not sync: the state machine is a
 //!   deterministic function of the log, its rows and `last_applied` change in one transaction,
 //!   and redb makes a non-durable commit durable together with the next durable one. After a
@@ -28,7 +34,6 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
@@ -41,7 +46,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::TypeConfig;
 use crate::ops::{Applied, Event};
-use crate::state::{Object, ObjectRef, State, object_key};
+use crate::state::{Object, State, object_key};
 
 type NodeId = u64;
 type SErr = StorageError<NodeId>;
@@ -453,15 +458,10 @@ struct SmMeta {
     membership: StoredMembership<NodeId, BasicNode>,
 }
 
+/// A snapshot as it travels between members: every object.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SnapshotFile {
     objects: Vec<Object>,
-}
-
-/// [`SnapshotFile`] over borrowed objects: the same bytes.
-#[derive(serde::Serialize)]
-struct SnapshotFileRef<'a> {
-    objects: Vec<ObjectRef<'a>>,
 }
 
 /// Shared between the state machine (the only writer) and every reader.
@@ -474,9 +474,9 @@ pub struct StateMachine {
     db: Arc<Database>,
     meta: SmMeta,
     published: Arc<Published>,
-    /// Where snapshots this member builds are written, as files beside the database; `None`
-    /// keeps them in the database (an in-memory disk).
-    snapshot_dir: Option<PathBuf>,
+    /// Reads a snapshot on the calling task rather than on a blocking thread: for an
+    /// in-memory disk (the simulation), whose runs must start no thread of their own.
+    inline: bool,
 }
 
 impl StateMachine {
@@ -499,6 +499,20 @@ impl StateMachine {
             }
         }
         state.version = meta.last_applied.map_or(0, |l| l.index);
+        // openraft takes the state loaded here as the current snapshot and may purge the log up
+        // to it, so it must be durable: an apply before a crash may not have been. The rows of
+        // a snapshot kept in the database by an older version go too.
+        let mut tx = db.begin_write().map_err(io_err)?;
+        tx.set_durability(Durability::Immediate).map_err(io_err)?;
+        {
+            let mut s = tx.open_table(SNAPSHOT).map_err(io_err)?;
+            s.remove("data").map_err(io_err)?;
+            s.remove("file").map_err(io_err)?;
+            let mut m = tx.open_table(SM_META).map_err(io_err)?;
+            let b = to_json(&meta)?;
+            m.insert("meta", b.as_slice()).map_err(io_err)?;
+        }
+        tx.commit().map_err(io_err)?;
         let (state_tx, _) = watch::channel(Arc::new(state.clone()));
         let (changes_tx, _) = broadcast::channel(1024);
         let published = Arc::new(Published {
@@ -510,18 +524,15 @@ impl StateMachine {
                 db,
                 meta,
                 published,
-                snapshot_dir: None,
+                inline: false,
             },
             state,
         ))
     }
 
-    /// Snapshots this member builds go to files in `dir` rather than into the database: a
-    /// snapshot of a large state is tens of megabytes, and written inside the database it would
-    /// hold redb's single write transaction, and with it every log append, for as long as
-    /// writing and syncing them takes.
-    pub fn with_snapshot_dir(mut self, dir: PathBuf) -> Self {
-        self.snapshot_dir = Some(dir);
+    /// See [`StateMachine::inline`]'s field.
+    pub fn inline(mut self) -> Self {
+        self.inline = true;
         self
     }
 
@@ -561,7 +572,7 @@ impl StateMachine {
         &self,
         objects: &[Object],
         meta: &SmMeta,
-        snap: Option<(&SnapshotMeta<NodeId, BasicNode>, &[u8])>,
+        snap: &SnapshotMeta<NodeId, BasicNode>,
     ) -> Result<(), std::io::Error> {
         let mut tx = self.db.begin_write().map_err(io_err)?;
         tx.set_durability(Durability::Immediate).map_err(io_err)?;
@@ -575,13 +586,9 @@ impl StateMachine {
             let mut m = tx.open_table(SM_META).map_err(io_err)?;
             let b = to_json(meta)?;
             m.insert("meta", b.as_slice()).map_err(io_err)?;
-            if let Some((smeta, data)) = snap {
-                let mut s = tx.open_table(SNAPSHOT).map_err(io_err)?;
-                let b = to_json(smeta)?;
-                s.insert("meta", b.as_slice()).map_err(io_err)?;
-                s.insert("data", data).map_err(io_err)?;
-                s.remove("file").map_err(io_err)?;
-            }
+            let mut s = tx.open_table(SNAPSHOT).map_err(io_err)?;
+            let b = to_json(snap)?;
+            s.insert("meta", b.as_slice()).map_err(io_err)?;
         }
         tx.commit().map_err(io_err)
     }
@@ -656,9 +663,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
             db: self.db.clone(),
-            state: self.published.state.borrow().clone(),
             meta: self.meta.clone(),
-            dir: self.snapshot_dir.clone(),
+            inline: self.inline,
         }
     }
 
@@ -683,75 +689,94 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
-        self.replace_all(&file.objects, &sm, Some((meta, &data)))
+        self.replace_all(&file.objects, &sm, meta)
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         self.meta = sm;
         self.published.state.send_replace(Arc::new(state));
         Ok(())
     }
 
+    /// The rows as they are now, under the log id they were applied up to (see the module
+    /// docs). The state machine makes them on its own task, so no apply moves them meanwhile.
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {
-        let read = || -> Result<Option<Snapshot<TypeConfig>>, std::io::Error> {
-            let rtx = self.db.begin_read().map_err(io_err)?;
-            let t = rtx.open_table(SNAPSHOT).map_err(io_err)?;
-            let Some(m) = t.get("meta").map_err(io_err)? else {
-                return Ok(None);
-            };
-            let meta: SnapshotMeta<NodeId, BasicNode> = from_json(m.value())?;
-            // A snapshot this member built is in a file beside the database; one it received
-            // (or one from before snapshots moved to files) is in the database.
-            let data = match (t.get("file").map_err(io_err)?, &self.snapshot_dir) {
-                (Some(f), Some(dir)) => {
-                    let name = std::str::from_utf8(f.value()).map_err(io_err)?;
-                    std::fs::read(dir.join(name))?
-                }
-                _ => match t.get("data").map_err(io_err)? {
-                    Some(d) => d.value().to_vec(),
-                    None => return Ok(None),
-                },
-            };
-            Ok(Some(Snapshot {
-                meta,
-                snapshot: Box::new(Cursor::new(data)),
-            }))
+        let Some(last) = self.meta.last_applied else {
+            return Ok(None);
         };
-        read().map_err(|e| StorageIOError::read_snapshot(None, &e).into())
+        let meta = SnapshotMeta {
+            last_log_id: Some(last),
+            last_membership: self.meta.membership.clone(),
+            snapshot_id: format!("{}-{}", last.leader_id.term, last.index),
+        };
+        let db = self.db.clone();
+        let signature = meta.signature();
+        // Tens of megabytes once the state is large: off the runtime's workers, which go on
+        // sending heartbeats meanwhile.
+        let data = if self.inline {
+            snapshot_bytes(&db)
+        } else {
+            tokio::task::spawn_blocking(move || snapshot_bytes(&db))
+                .await
+                .map_err(io_err)
+                .and_then(|r| r)
+        }
+        .map_err(|e| StorageIOError::read_snapshot(Some(signature), &e))?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
     }
+}
+
+/// Every stored object as a [`SnapshotFile`], from the rows as they are: each row already is an
+/// object's JSON, so they are joined rather than parsed and written again.
+fn snapshot_bytes(db: &Database) -> Result<Vec<u8>, std::io::Error> {
+    let started = tokio::time::Instant::now();
+    let rtx = db.begin_read().map_err(io_err)?;
+    let t = rtx.open_table(OBJECTS).map_err(io_err)?;
+    let mut out = b"{\"objects\":[".to_vec();
+    for (i, row) in t.iter().map_err(io_err)?.enumerate() {
+        let (_, v) = row.map_err(io_err)?;
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(v.value());
+    }
+    out.extend_from_slice(b"]}");
+    tracing::info!(
+        bytes = out.len(),
+        millis = started.elapsed().as_millis() as u64,
+        "read a raft snapshot to send"
+    );
+    Ok(out)
 }
 
 pub struct SnapshotBuilder {
     db: Arc<Database>,
-    state: Arc<State>,
     meta: SmMeta,
-    dir: Option<PathBuf>,
+    inline: bool,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    /// Makes the rows durable at (or past) the entry the snapshot is of, and records it: the
+    /// log is purged only up to there. openraft keeps only the meta of a snapshot it had built
+    /// (its state machine worker drops the data), so none is made here; a member that needs
+    /// the bytes gets them from [`StateMachine::get_current_snapshot`].
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SErr> {
-        let (db, state, sm) = (self.db.clone(), self.state.clone(), self.meta.clone());
-        let dir = self.dir.clone();
-        // Serialising every object and writing it durably takes a while once the state is
-        // large (tens of milliseconds per 10,000 services); on a blocking thread, so the
-        // runtime's workers go on sending heartbeats and answering writes meanwhile.
+        let (db, sm) = (self.db.clone(), self.meta.clone());
+        if self.inline {
+            return record_snapshot(&db, &sm);
+        }
+        // A sync: off the runtime's workers.
         #[allow(clippy::result_large_err)] // openraft's own error type, as the trait returns it
-        tokio::task::spawn_blocking(move || build_snapshot(&db, dir.as_deref(), &state, &sm))
+        tokio::task::spawn_blocking(move || record_snapshot(&db, &sm))
             .await
             .map_err(|e| StorageIOError::write_snapshot(None, &io_err(e)))?
     }
 }
 
 #[allow(clippy::result_large_err)] // openraft's own error type, as the trait returns it
-fn build_snapshot(
-    db: &Database,
-    dir: Option<&Path>,
-    state: &State,
-    sm: &SmMeta,
-) -> Result<Snapshot<TypeConfig>, SErr> {
+fn record_snapshot(db: &Database, sm: &SmMeta) -> Result<Snapshot<TypeConfig>, SErr> {
     let started = tokio::time::Instant::now();
-    let data = to_json(&SnapshotFileRef {
-        objects: state.all_object_refs(),
-    })
-    .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
     let snapshot_id = match sm.last_applied {
         Some(l) => format!("{}-{}", l.leader_id.term, l.index),
         None => "empty".into(),
@@ -762,89 +787,28 @@ fn build_snapshot(
         snapshot_id,
     };
     let write = || -> Result<(), std::io::Error> {
-        // The file is durable before the database names it. The commit is durable too, and
-        // with it every apply the snapshot was built from (see the module docs: the log is
-        // purged only past that).
-        let file = match dir {
-            Some(dir) => Some(write_snapshot_file(dir, &meta.snapshot_id, &data)?),
-            None => None,
-        };
+        // Durable, so it persists every apply up to this snapshot (and any made since) too.
         let mut tx = db.begin_write().map_err(io_err)?;
         tx.set_durability(Durability::Immediate).map_err(io_err)?;
         {
             let mut s = tx.open_table(SNAPSHOT).map_err(io_err)?;
             let b = to_json(&meta)?;
             s.insert("meta", b.as_slice()).map_err(io_err)?;
-            match &file {
-                Some(name) => {
-                    s.insert("file", name.as_bytes()).map_err(io_err)?;
-                    s.remove("data").map_err(io_err)?;
-                }
-                None => {
-                    s.insert("data", data.as_slice()).map_err(io_err)?;
-                }
-            }
+            s.remove("data").map_err(io_err)?;
+            s.remove("file").map_err(io_err)?;
         }
-        tx.commit().map_err(io_err)?;
-        if let (Some(dir), Some(file)) = (dir, &file) {
-            remove_snapshot_files(dir, file);
-        }
-        Ok(())
+        tx.commit().map_err(io_err)
     };
     write().map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
     tracing::info!(
         index = sm.last_applied.map_or(0, |l| l.index),
-        bytes = data.len(),
         millis = started.elapsed().as_millis() as u64,
         "built a raft snapshot"
     );
     Ok(Snapshot {
         meta,
-        snapshot: Box::new(Cursor::new(data)),
+        snapshot: Box::new(Cursor::new(Vec::new())),
     })
-}
-
-const SNAPSHOT_FILE_PREFIX: &str = "snapshot-";
-/// How many bytes of a snapshot file are written between syncs.
-const SNAPSHOT_SYNC_EVERY: usize = 4 << 20;
-
-/// Writes `data` to `dir/snapshot-<id>.json` durably (a temp file synced, renamed, the folder
-/// synced); returns the file's name.
-fn write_snapshot_file(dir: &Path, id: &str, data: &[u8]) -> Result<String, std::io::Error> {
-    use std::io::Write as _;
-    let name = format!("{SNAPSHOT_FILE_PREFIX}{id}.json");
-    let tmp = dir.join(format!("{name}.tmp"));
-    {
-        // Synced as it is written, a few megabytes at a time: tens of megabytes left dirty
-        // would be flushed by the filesystem's next journal commit, which the log's own
-        // fdatasync waits for, and every write would stall behind the snapshot.
-        let mut f = std::fs::File::create(&tmp)?;
-        for chunk in data.chunks(SNAPSHOT_SYNC_EVERY) {
-            f.write_all(chunk)?;
-            f.sync_data()?;
-        }
-    }
-    std::fs::rename(&tmp, dir.join(&name))?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(name)
-}
-
-/// Removes the snapshot files in `dir` other than `keep` (older snapshots, and any a crash left
-/// half-written). A file that cannot be removed stays, and is tried again next time.
-fn remove_snapshot_files(dir: &Path, keep: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if name.starts_with(SNAPSHOT_FILE_PREFIX)
-            && name != keep
-            && let Err(err) = std::fs::remove_file(e.path())
-        {
-            tracing::warn!(file = %e.path().display(), error = %err, "could not remove an old raft snapshot");
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -897,15 +861,12 @@ pub fn force_new_cluster(
         membership: membership.clone(),
     };
     let objects = state.all_objects();
-    let data = to_json(&SnapshotFile {
-        objects: objects.clone(),
-    })?;
     let snap = SnapshotMeta {
         last_log_id: last,
         last_membership: membership,
         snapshot_id: format!("force-new-cluster-{}", last.map_or(0, |l| l.index)),
     };
-    sm.replace_all(&objects, &meta, Some((&snap, &data)))?;
+    sm.replace_all(&objects, &meta, &snap)?;
     let mut tx = db.begin_write().map_err(io_err)?;
     tx.set_durability(Durability::Immediate).map_err(io_err)?;
     {

@@ -172,50 +172,58 @@ async fn snapshots_purge_the_log_and_restart_from_them() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // The snapshot is one file beside the database (older ones are gone), and it is what
-    // the member serves as its current snapshot, also after a restart.
+    // A snapshot is the rows themselves: nothing beside the database.
     let files = || -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir.path())
             .expect("read dir")
             .flatten()
             .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-            .filter(|n| n.starts_with("snapshot-"))
             .collect();
         v.sort();
         v
     };
-    let before = files();
-    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(files(), ["state.redb"]);
+    // What a lagging member is sent: every service, under the log id applied up to when asked
+    // (at or past the purge, so it covers every purged entry).
     let served = |s: &Store| {
         let s = s.clone();
         async move {
+            let applied = s.raft().metrics().borrow().last_applied;
+            let purged = s.raft().metrics().borrow().purged;
             let snap = s
                 .raft()
                 .get_snapshot()
                 .await
                 .expect("get_snapshot")
                 .expect("a current snapshot");
-            (
-                snap.meta.snapshot_id.clone(),
-                snap.snapshot.into_inner().len(),
-            )
+            assert_eq!(snap.meta.last_log_id, applied);
+            assert!(snap.meta.last_log_id >= purged, "{snap:?} {purged:?}");
+            let v: serde_json::Value =
+                serde_json::from_slice(&snap.snapshot.into_inner()).expect("snapshot is JSON");
+            let objects = v["objects"].as_array().expect("objects");
+            let names: std::collections::BTreeSet<String> = objects
+                .iter()
+                .filter(|o| o["kind"] == "service")
+                .map(|o| {
+                    o["object"]["spec"]["name"]
+                        .as_str()
+                        .expect("name")
+                        .to_owned()
+                })
+                .collect();
+            names
         }
     };
-    let (id, len) = served(&store).await;
-    assert_eq!(before[0], format!("snapshot-{id}.json"));
-    assert_eq!(
-        len as u64,
-        std::fs::metadata(dir.path().join(&before[0]))
-            .expect("snapshot file")
-            .len()
-    );
+    let want: std::collections::BTreeSet<String> =
+        (0..120).map(|n| service(n).spec.name.clone()).collect();
+    assert_eq!(served(&store).await, want);
     store.shutdown().await;
     drop(store);
     let store = open(dir.path(), timing).await;
     let view: Arc<_> = store.view();
     assert_eq!(view.services().count(), 120);
-    assert_eq!(served(&store).await, (id, len));
-    assert_eq!(files(), before);
+    assert_eq!(served(&store).await, want);
+    assert_eq!(files(), ["state.redb"]);
     store.shutdown().await;
 }
 

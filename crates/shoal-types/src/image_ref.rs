@@ -44,11 +44,7 @@ impl ImageRef {
         if input.is_empty() {
             return Err(err("the reference is empty".into(), None));
         }
-        if input.len() == 64
-            && input
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
+        if is_image_id(input) {
             // Docker refuses these so that an image ID is never taken for a name to pull.
             return Err(err(
                 "a 64-character hex string is an image ID, not a repository name".into(),
@@ -128,7 +124,8 @@ impl ImageRef {
         if self.registry() == DEFAULT_REGISTRY {
             let repository = self.repository();
             let short = match repository.strip_prefix("library/") {
-                Some(short) if !short.contains('/') => short,
+                // A bare 64-hex name would read as an image ID: keep `library/` in front.
+                Some(short) if !short.contains('/') && !is_image_id(short) => short,
                 _ => repository,
             };
             match short.split_once('/') {
@@ -220,6 +217,11 @@ impl FromStr for ImageRef {
 }
 
 /// `docker.io/library/busybox:latest` → `busybox:latest`; anything unparsable is kept as is.
+/// 64 lower-case hex digits: what Docker takes for an image ID, never for a name.
+fn is_image_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 pub fn familiar(full: &str) -> String {
     ImageRef::parse(full).map_or_else(|_| full.to_string(), |r| r.familiar())
 }
@@ -505,6 +507,8 @@ mod tests {
             "docker.io/library/busybox:latest",
             "docker.io/user/app:1.2",
             "reg.io:5000/app:t",
+            // Found by the image_reference fuzz target: the short name is an image ID's shape.
+            "docker.io/library/0123456789abcfef0123456789abcdef0123456789abcdef0123456789abcdef",
         ] {
             let r = p(full);
             let short = familiar(full);

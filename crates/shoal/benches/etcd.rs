@@ -2,9 +2,11 @@
 //! (p50, p99) on 3 members on loopback, with 1 and 64 concurrent writers, on an empty store and
 //! with 40,000 objects stored, and the ratio shoal/etcd. Printed, never asserted.
 //!
-//! Both are driven by the same client code: one hyper HTTP/1.1 keep-alive connection per
-//! writer, writers spread evenly over the three members (followers forward to the leader, on
-//! both systems), each writer sending its next write when the previous one is answered.
+//! Both are driven by the same client code: each writer holds one hyper HTTP/1.1 keep-alive
+//! connection to each member and sends its writes to them in turn (followers forward to the
+//! leader, on both systems), its next write when the previous one is answered. A lone writer
+//! thus sees the leader for a third of its writes whichever member leads, so an election
+//! between two measurements does not move a figure.
 //! - shoal: `POST /services/create` through the Docker Engine API of 3 manager daemons (the
 //!   cluster harness, `tests/common/cluster.rs`): each write is one Raft entry committed on a
 //!   majority and synced, then applied and run through the manager's loops.
@@ -170,14 +172,18 @@ async fn measure(sys: &Arc<System>, clients: usize, seconds: u64, prefix: &str) 
         };
         let prefix = format!("{prefix}-{k}");
         handles.push(tokio::spawn(async move {
-            let target = &sys.members[k % sys.members.len()];
+            // Each writer sends its writes to the members in turn (one keep-alive connection
+            // to each), so a figure never depends on whether the member a lone writer happens
+            // to use is the leader: any number of writers spreads evenly over the members.
+            let n = sys.members.len();
             let mut lat = Vec::new();
-            let mut conn = None;
+            let mut conns: Vec<Option<SendRequest<Full<Bytes>>>> = (0..n).map(|_| None).collect();
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                if conn.is_none() {
-                    match connect(target).await {
-                        Ok(c) => conn = Some(c),
+                let m = (k + i as usize) % n;
+                if conns[m].is_none() {
+                    match connect(&sys.members[m]).await {
+                        Ok(c) => conns[m] = Some(c),
                         Err(e) => {
                             note(format!("connecting: {e}"));
                             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -185,7 +191,7 @@ async fn measure(sys: &Arc<System>, clients: usize, seconds: u64, prefix: &str) 
                         }
                     }
                 }
-                let Some(c) = conn.as_mut() else { continue };
+                let Some(c) = conns[m].as_mut() else { continue };
                 let (path, body, expect) = sys.write(&format!("{prefix}-{i}"));
                 i += 1;
                 let t0 = Instant::now();
@@ -193,7 +199,7 @@ async fn measure(sys: &Arc<System>, clients: usize, seconds: u64, prefix: &str) 
                     Ok(()) => lat.push(t0.elapsed()),
                     Err(e) => {
                         note(e);
-                        conn = None;
+                        conns[m] = None;
                     }
                 }
             }
@@ -368,10 +374,23 @@ fn print_rows(name: &str, rows: &[Row]) {
 }
 
 /// Runs the four measurements on `sys`: empty (1, 64 writers), fill to `stored`, then again.
-fn run_all(rt: &tokio::runtime::Runtime, sys: &Arc<System>, seconds: u64, stored: u64) -> Vec<Row> {
+/// `leader` names the member leading before each measurement, where the system says.
+fn run_all(
+    rt: &tokio::runtime::Runtime,
+    sys: &Arc<System>,
+    seconds: u64,
+    stored: u64,
+    leader: &dyn Fn() -> Option<String>,
+) -> Vec<Row> {
+    let say_leader = |what: &str| {
+        if let Some(l) = leader() {
+            println!("  {} {what}: {l} leads", sys.name);
+        }
+    };
     let mut rows = Vec::new();
     let mut written = 0u64;
     for clients in [1, 64] {
+        say_leader(&format!("empty, {clients} writer(s)"));
         let f = rt.block_on(measure(sys, clients, seconds, &format!("empty{clients}")));
         written += (f.writes_per_s * seconds as f64) as u64;
         rows.push(Row {
@@ -392,6 +411,7 @@ fn run_all(rt: &tokio::runtime::Runtime, sys: &Arc<System>, seconds: u64, stored
         Err(e) => panic!("{e}"),
     }
     for clients in [1, 64] {
+        say_leader(&format!("full, {clients} writer(s)"));
         let f = rt.block_on(measure(sys, clients, seconds, &format!("full{clients}")));
         rows.push(Row {
             stored: "full",
@@ -427,7 +447,8 @@ fn main() {
             members: (1..=3).map(|i| Target::Unix(c.n(i).socket())).collect(),
             value_len: 0,
         });
-        shoal_rows = run_all(&rt, &sys, seconds, stored);
+        let leader = || Some(format!("node{}", c.wait_leader(Duration::from_secs(30))));
+        shoal_rows = run_all(&rt, &sys, seconds, stored, &leader);
         if let Ok(v) = c.n(1).service("fill-0") {
             value_len = v.to_string().len();
         }
@@ -474,7 +495,7 @@ fn main() {
             true
         });
         assert!(up, "etcd did not come up:\n{}", e.log_tails());
-        etcd_rows = run_all(&rt, &sys, seconds, stored);
+        etcd_rows = run_all(&rt, &sys, seconds, stored, &|| None);
         print_rows("etcd", &etcd_rows);
         drop(e);
     }

@@ -92,8 +92,9 @@ pub fn main(args: DaemonArgs, hosts: Vec<String>) -> i32 {
         }
     };
     let res = rt.block_on(async {
+        let mut signals = Signals::catch();
         let running = Running::start(&args, &hosts).await?;
-        wait_for_signal().await;
+        signals.recv().await;
         tracing::info!("stopping");
         running.stop().await;
         anyhow::Ok(())
@@ -107,18 +108,33 @@ pub fn main(args: DaemonArgs, hosts: Vec<String>) -> i32 {
     }
 }
 
-pub async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGINT and SIGTERM, caught from the moment this is made: one that arrives while the daemon
+/// is still starting is then waited for like any other, rather than killing the process with
+/// its tasks left running.
+pub struct Signals {
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    pub fn catch() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals {
+            streams: signal(SignalKind::terminate())
+                .and_then(|t| Ok((t, signal(SignalKind::interrupt())?)))
+                .ok(),
+        }
+    }
+
+    /// The next SIGINT or SIGTERM (never, where they cannot be caught).
+    pub async fn recv(&mut self) {
+        let Some((term, int)) = &mut self.streams else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use shoal_types::node::Availability;
 use shoal_types::service::{ContainerSpec, ServiceMode, ServiceSpec, TaskSpec};
 use shoal_types::task::TaskState;
 
-use crate::daemon::{DaemonArgs, Running, init_logging, wait_for_signal};
+use crate::daemon::{DaemonArgs, Running, Signals, init_logging};
 
 #[derive(clap::Args)]
 pub struct UpArgs {
@@ -72,13 +72,24 @@ async fn run(a: UpArgs, hosts: Vec<String>) -> anyhow::Result<()> {
         insecure_registries: Vec::new(),
         log_level: a.log_level.clone(),
     };
+    let mut signals = Signals::catch();
     let running = Running::start(&args, &hosts).await?;
-    let result = bring_up(&running, &a).await;
-    if let Err(e) = &result {
-        eprintln!("shoal up: {e:#}");
-    }
-    println!("Press Ctrl-C to stop shoal (its tasks stop with it).");
-    wait_for_signal().await;
+    // Ctrl-C while the demo is still coming up stops everything just as it does later.
+    let up = tokio::select! {
+        r = bring_up(&running, &a) => Some(r),
+        _ = signals.recv() => None,
+    };
+    let result = match up {
+        Some(r) => {
+            if let Err(e) = &r {
+                eprintln!("shoal up: {e:#}");
+            }
+            println!("Press Ctrl-C to stop shoal (its tasks stop with it).");
+            signals.recv().await;
+            r
+        }
+        None => Ok(()),
+    };
     println!("\nStopping shoal...");
     running.stop().await;
     println!("Stopped.");
