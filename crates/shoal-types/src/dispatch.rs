@@ -11,7 +11,7 @@ use crate::task::{Task, TaskStatus};
 /// the node's whole list (Swarm's dispatcher sends incremental assignments for the same reason).
 /// Tasks whose desired state is past `running` stay assigned until the store drops them, so the
 /// agent stops them.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Assignments {
     /// Store version these assignments were computed at.
     pub version: u64,
@@ -89,7 +89,7 @@ pub struct NodeInfo {
 }
 
 /// One message of a session stream.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionMessage {
     Node(NodeInfo),

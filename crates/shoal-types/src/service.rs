@@ -68,7 +68,7 @@ pub enum UpdateOrder {
 }
 
 /// How a spec change rolls across tasks (also used for rollbacks).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct UpdateConfig {
     /// Tasks replaced at once; 0 means all at once.
     pub parallelism: u64,
@@ -79,6 +79,30 @@ pub struct UpdateConfig {
     pub max_failure_ratio: f64,
     pub order: UpdateOrder,
 }
+
+/// Equal when every field is, the ratio bit for bit: so that `Eq` holds (a NaN equals
+/// itself), which lets `Arc<Service>` compare by pointer first, and a diff of two states skip
+/// what they share without comparing it field by field.
+impl PartialEq for UpdateConfig {
+    fn eq(&self, other: &Self) -> bool {
+        let UpdateConfig {
+            parallelism,
+            delay,
+            failure_action,
+            monitor,
+            max_failure_ratio,
+            order,
+        } = self;
+        *parallelism == other.parallelism
+            && *delay == other.delay
+            && *failure_action == other.failure_action
+            && *monitor == other.monitor
+            && max_failure_ratio.to_bits() == other.max_failure_ratio.to_bits()
+            && *order == other.order
+    }
+}
+
+impl Eq for UpdateConfig {}
 
 impl Default for UpdateConfig {
     fn default() -> Self {
@@ -274,7 +298,7 @@ pub struct EndpointSpec {
     pub mode: EndpointMode,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceSpec {
     pub name: String,
     #[serde(default)]
@@ -347,7 +371,7 @@ pub struct UpdateStatus {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Service {
     pub id: Id,
     pub meta: Meta,

@@ -112,7 +112,7 @@ pub struct RuntimeStatus {
     pub exit_code: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Task {
     pub id: Id,
     pub meta: Meta,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shoal_manager::{Control, Manager, testing};
-use shoal_store::{Op, Proposal, Store};
+use shoal_store::{Op, Proposal};
 use shoal_types::clock::SystemClock;
 use shoal_types::service::{Service, ServiceSpec};
 use shoal_types::task::TaskState;
@@ -51,23 +51,31 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// Waits until every stored service has its task placed (the loops have caught up).
-async fn settle(store: &Store, services: usize) {
+/// Waits until every stored service has its task placed and the loops have gone quiet: a
+/// placement requeues its service for the rebalancer, so the loops go on working for a while
+/// after the last task is placed, and that work must not be counted against the next run.
+async fn settle(manager: &Manager, services: usize) {
+    let store = &manager.store;
+    let stats = manager.stats();
     let deadline = Instant::now() + Duration::from_secs(1800);
+    let mut last = None;
     loop {
         let view = store.view();
         let placed = view
             .tasks()
             .filter(|t| t.status.state == TaskState::Assigned)
             .count();
-        if placed >= services {
+        let work = (stats.orchestrator.keys(), stats.scheduler.keys());
+        if placed >= services && last == Some(work) {
             return;
         }
+        last = Some(work);
         if Instant::now() > deadline {
             eprintln!("gave up waiting: {placed} of {services} tasks placed");
             return;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Quiet for a whole second: requeued keys come due within one.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
     }
 }
 
@@ -105,7 +113,7 @@ async fn run(
     while set.join_next().await.is_some() {}
     let elapsed = t0.elapsed().as_secs_f64();
     // The loops' work for these writes: let them finish before reading the counters and CPU.
-    settle(&manager.store, manager.store.view().services().count()).await;
+    settle(manager, manager.store.view().services().count()).await;
     let cpu = cpu_seconds() - cpu0;
     let total = (per * clients) as f64;
     Figures {
@@ -148,7 +156,7 @@ async fn bench(stored: usize, writes: usize) {
             .await
             .expect("preload");
     }
-    settle(&store, stored).await;
+    settle(&manager, stored).await;
     if stored > 0 {
         println!(
             "stored {stored} services, their tasks placed, in {:.1} s",
