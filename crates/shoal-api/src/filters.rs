@@ -12,6 +12,11 @@ use crate::error::ApiError;
 pub const SERVICES: &[&str] = &["id", "label", "mode", "name"];
 /// The filters `GET /nodes` takes.
 pub const NODES: &[&str] = &["id", "label", "membership", "name", "node.label", "role"];
+/// The filters `GET /networks` takes (`type` is `custom` or `builtin`; every swarm network is
+/// custom).
+pub const NETWORKS: &[&str] = &["driver", "id", "label", "name", "scope", "type"];
+/// The filters `POST /networks/prune` takes.
+pub const NETWORKS_PRUNE: &[&str] = &["label", "label!"];
 /// The filters `GET /tasks` takes.
 pub const TASKS: &[&str] = &[
     "id",

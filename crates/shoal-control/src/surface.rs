@@ -15,7 +15,7 @@ use shoal_types::cluster::{Cluster, ClusterSpec};
 use shoal_types::node::{Availability, NodeSpec};
 use shoal_types::service::{Service, ServiceSpec};
 use shoal_types::task::Task;
-use shoal_types::{Id, Node};
+use shoal_types::{Id, Network, NetworkSpec, Node};
 
 use crate::error::{ControlError, NodeError};
 use crate::views::{Quorum, RaftMembership, ServiceStatus};
@@ -43,6 +43,9 @@ pub trait ClusterView: Send + Sync {
     fn find_task(&self, key: &str) -> Result<Arc<Task>, ControlError>;
     /// The service's running, desired and completed task counts.
     fn service_status(&self, service: &Service) -> ServiceStatus;
+    fn networks(&self) -> Objects<'_, Network>;
+    /// By full ID, then name, then unambiguous ID prefix.
+    fn find_network(&self, key: &str) -> Result<Arc<Network>, ControlError>;
 }
 
 /// The manager's control surface: validated writes (each carrying the version the caller read,
@@ -76,6 +79,10 @@ pub trait ControlSurface: Send + Sync {
         spec: NodeSpec,
     ) -> Result<Arc<Node>, ControlError>;
     async fn remove_node(&self, key: &str, force: bool) -> Result<(), ControlError>;
+
+    /// An overlay network, its subnet from the address pools unless one is asked for.
+    async fn create_network(&self, spec: NetworkSpec) -> Result<Arc<Network>, ControlError>;
+    async fn remove_network(&self, key: &str) -> Result<(), ControlError>;
 
     /// Updates the swarm's settings, optionally rotating the join tokens.
     async fn update_cluster(

@@ -42,14 +42,14 @@ impl Control {
         &self.store
     }
 
-    fn next_id(&self) -> Id {
+    pub(crate) fn next_id(&self) -> Id {
         match self.ids.lock() {
             Ok(mut g) => g.next_id(),
             Err(poisoned) => poisoned.into_inner().next_id(),
         }
     }
 
-    async fn write(&self, ops: Vec<Op>) -> Result<u64, ControlError> {
+    pub(crate) async fn write(&self, ops: Vec<Op>) -> Result<u64, ControlError> {
         let applied = self
             .store
             .propose(Proposal::atomic(self.clock.now(), ops))
@@ -465,7 +465,7 @@ impl Control {
     }
 }
 
-fn unique_prefix<T>(
+pub(crate) fn unique_prefix<T>(
     kind: &'static str,
     key: &str,
     matches: impl Iterator<Item = Arc<T>>,

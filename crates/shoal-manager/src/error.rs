@@ -29,6 +29,7 @@ pub fn from_op(e: &OpError) -> ControlError {
         | OpError::NameInUse { .. }
         | OpError::Exists { .. }
         | OpError::NotPending { .. }
+        | OpError::SubnetInUse { .. }
         | OpError::Aborted => ControlError::Conflict(e.to_string()),
     }
 }

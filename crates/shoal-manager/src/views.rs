@@ -14,7 +14,7 @@ use shoal_types::cluster::{Cluster, ClusterSpec};
 use shoal_types::node::{NodeRole, NodeSpec, NodeState};
 use shoal_types::service::{Service, ServiceMode, ServiceSpec};
 use shoal_types::task::{Task, TaskState};
-use shoal_types::{Id, Node};
+use shoal_types::{Id, Network, NetworkSpec, Node};
 
 use crate::error::ControlError;
 use crate::{Control, Manager};
@@ -57,6 +57,14 @@ impl ClusterView for Snapshot {
 
     fn tasks_of_service<'a>(&'a self, service: &'a Id) -> Objects<'a, Task> {
         Box::new(self.0.tasks_of_service(service))
+    }
+
+    fn networks(&self) -> Objects<'_, Network> {
+        Box::new(self.0.networks())
+    }
+
+    fn find_network(&self, key: &str) -> Result<Arc<Network>, ControlError> {
+        Control::find_network(&self.0, key)
     }
 
     fn find_service(&self, key: &str) -> Result<Arc<Service>, ControlError> {
@@ -193,6 +201,14 @@ impl ControlSurface for Manager {
 
     async fn remove_node(&self, key: &str, force: bool) -> Result<(), ControlError> {
         self.control.remove_node(key, force).await
+    }
+
+    async fn create_network(&self, spec: NetworkSpec) -> Result<Arc<Network>, ControlError> {
+        self.control.create_network(spec).await
+    }
+
+    async fn remove_network(&self, key: &str) -> Result<(), ControlError> {
+        self.control.remove_network(key).await
     }
 
     async fn update_cluster(

@@ -3,6 +3,7 @@
 //! time) is decided by the proposer, so applying is deterministic.
 
 use shoal_types::cluster::Cluster;
+use shoal_types::network::Network;
 use shoal_types::service::Service;
 use shoal_types::task::{Task, TaskState, TaskStatus};
 use shoal_types::{Id, Node, Timestamp};
@@ -59,6 +60,12 @@ pub enum Op {
         cluster: Cluster,
         expect_version: Option<u64>,
     },
+    /// Adds a network whose subnet the proposer allocated; refused if the name is taken or the
+    /// subnet overlaps another network's (two managers allocating from the same view).
+    CreateNetwork(Network),
+    DeleteNetwork {
+        id: Id,
+    },
 }
 
 /// One replicated write. With `atomic`, either every op applies or none does; otherwise each op
@@ -101,6 +108,7 @@ pub enum Kind {
     Service,
     Task,
     Cluster,
+    Network,
 }
 
 impl Kind {
@@ -110,6 +118,7 @@ impl Kind {
             Kind::Service => "service",
             Kind::Task => "task",
             Kind::Cluster => "cluster",
+            Kind::Network => "network",
         }
     }
 }
@@ -136,6 +145,12 @@ pub enum OpError {
         id: Id,
         current: u64,
         expected: u64,
+    },
+    #[error("subnet {subnet} overlaps network {other:?}'s subnet {theirs}")]
+    SubnetInUse {
+        subnet: String,
+        other: String,
+        theirs: String,
     },
     #[error("task {id} is no longer pending (it is {state})")]
     NotPending { id: Id, state: String },

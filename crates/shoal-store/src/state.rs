@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet};
 use shoal_types::cluster::Cluster;
+use shoal_types::network::Network;
 use shoal_types::service::Service;
 use shoal_types::task::{Task, TaskState};
 use shoal_types::{Id, Node, Timestamp};
@@ -29,6 +30,8 @@ pub struct State {
     service_names: OrdMap<String, Id>,
     tasks_by_service: OrdMap<Id, OrdSet<Id>>,
     tasks_by_node: OrdMap<Id, OrdSet<Id>>,
+    networks: OrdMap<Id, Arc<Network>>,
+    network_names: OrdMap<String, Id>,
 }
 
 impl State {
@@ -84,6 +87,20 @@ impl State {
 
     pub fn cluster(&self) -> Option<&Arc<Cluster>> {
         self.cluster.as_ref()
+    }
+
+    pub fn network(&self, id: &Id) -> Option<&Arc<Network>> {
+        self.networks.get(id)
+    }
+
+    pub fn network_by_name(&self, name: &str) -> Option<&Arc<Network>> {
+        self.network_names
+            .get(name)
+            .and_then(|id| self.networks.get(id))
+    }
+
+    pub fn networks(&self) -> impl Iterator<Item = &Arc<Network>> {
+        self.networks.values()
     }
 
     /// Applies one log entry's proposal at `version`. Returns the per-op results and the events
@@ -349,6 +366,46 @@ impl State {
                 ev.push(event(Kind::Cluster, &c.id, false));
                 self.cluster = Some(Arc::new(c));
             }
+            Op::CreateNetwork(n) => {
+                if self.networks.contains_key(&n.id) {
+                    return Err(OpError::Exists {
+                        kind: Kind::Network,
+                        id: n.id.clone(),
+                    });
+                }
+                if self.network_names.contains_key(&n.spec.name) {
+                    return Err(OpError::NameInUse {
+                        kind: Kind::Network,
+                        name: n.spec.name.clone(),
+                    });
+                }
+                let subnet = n.addrs.subnet;
+                if let Some(other) = self.networks.values().find(|o| {
+                    o.addrs.subnet.contains(&subnet.network())
+                        || subnet.contains(&o.addrs.subnet.network())
+                }) {
+                    return Err(OpError::SubnetInUse {
+                        subnet: subnet.to_string(),
+                        other: other.spec.name.clone(),
+                        theirs: other.addrs.subnet.to_string(),
+                    });
+                }
+                let mut n = n.clone();
+                n.meta.version = version;
+                n.meta.created_at = now;
+                n.meta.updated_at = now;
+                self.network_names.insert(n.spec.name.clone(), n.id.clone());
+                ev.push(event(Kind::Network, &n.id, false));
+                self.networks.insert(n.id.clone(), Arc::new(n));
+            }
+            Op::DeleteNetwork { id } => {
+                let cur = self
+                    .networks
+                    .remove(id)
+                    .ok_or_else(|| not_found(Kind::Network, id))?;
+                self.network_names.remove(&cur.spec.name);
+                ev.push(event(Kind::Network, id, true));
+            }
         }
         Ok(())
     }
@@ -393,6 +450,10 @@ impl State {
                 self.put_task(t, &mut ev);
             }
             Object::Cluster(c) => self.cluster = Some(Arc::new(c)),
+            Object::Network(n) => {
+                self.network_names.insert(n.spec.name.clone(), n.id.clone());
+                self.networks.insert(n.id.clone(), Arc::new(n));
+            }
         }
     }
 
@@ -409,6 +470,10 @@ impl State {
                 .cluster
                 .as_ref()
                 .map(|c| Object::Cluster((**c).clone())),
+            Kind::Network => self
+                .networks
+                .get(id)
+                .map(|n| Object::Network((**n).clone())),
         }
     }
 
@@ -424,6 +489,11 @@ impl State {
                 .map(|s| Object::Service((**s).clone())),
         );
         out.extend(self.tasks.values().map(|t| Object::Task((**t).clone())));
+        out.extend(
+            self.networks
+                .values()
+                .map(|n| Object::Network((**n).clone())),
+        );
         out
     }
 }
@@ -437,6 +507,7 @@ pub enum Object {
     Service(Service),
     Task(Task),
     Cluster(Cluster),
+    Network(Network),
 }
 
 impl Object {
@@ -446,6 +517,7 @@ impl Object {
             Object::Service(s) => object_key(Kind::Service, &s.id),
             Object::Task(t) => object_key(Kind::Task, &t.id),
             Object::Cluster(_) => object_key(Kind::Cluster, &Id::from_raw("")),
+            Object::Network(n) => object_key(Kind::Network, &n.id),
         }
     }
 }

@@ -326,3 +326,89 @@ proptest! {
         }
     }
 }
+
+fn network(i: &str, name: &str, subnet: &str) -> Network {
+    let subnet: ipnet::Ipv4Net = subnet.parse().expect("subnet");
+    Network {
+        id: id(i),
+        meta: Default::default(),
+        spec: shoal_types::NetworkSpec {
+            name: name.into(),
+            driver: "overlay".into(),
+            ..Default::default()
+        },
+        addrs: shoal_types::network::NetworkAddrs {
+            subnet,
+            gateway: subnet.hosts().next().expect("a host"),
+            range: subnet,
+        },
+    }
+}
+
+/// The state machine checks a network's name and subnet again: two managers that allocated
+/// from the same view cannot both create the same subnet.
+#[test]
+fn networks_keep_names_and_subnets_unique_and_reload() {
+    let mut s = State::default();
+    let ok = |s: &mut State, v, op| {
+        s.apply(v, &Proposal::atomic(Timestamp(v as i64), vec![op]))
+            .0
+    };
+    let a = ok(
+        &mut s,
+        1,
+        Op::CreateNetwork(network("n1", "front", "10.0.0.0/24")),
+    );
+    assert_eq!(a.results, vec![Ok(())]);
+    let clash = ok(
+        &mut s,
+        2,
+        Op::CreateNetwork(network("n2", "back", "10.0.0.0/16")),
+    );
+    assert_eq!(
+        clash.results[0].as_ref().map_err(ToString::to_string),
+        Err("subnet 10.0.0.0/16 overlaps network \"front\"'s subnet 10.0.0.0/24".into())
+    );
+    let same_name = ok(
+        &mut s,
+        3,
+        Op::CreateNetwork(network("n3", "front", "10.1.0.0/24")),
+    );
+    assert!(matches!(
+        same_name.results[0],
+        Err(OpError::NameInUse {
+            kind: Kind::Network,
+            ..
+        })
+    ));
+    ok(
+        &mut s,
+        4,
+        Op::CreateNetwork(network("n4", "back", "10.1.0.0/24")),
+    );
+    assert_eq!(s.network_by_name("back").map(|n| n.meta.version), Some(4));
+
+    let mut reloaded = State::default();
+    for o in s.all_objects() {
+        reloaded.load(o);
+    }
+    assert_eq!(
+        reloaded
+            .networks()
+            .map(|n| n.spec.name.clone())
+            .collect::<Vec<_>>(),
+        ["front", "back"]
+    );
+    assert!(reloaded.network_by_name("front").is_some());
+
+    let d = ok(&mut s, 5, Op::DeleteNetwork { id: id("n1") });
+    assert_eq!(d.results, vec![Ok(())]);
+    assert!(s.network_by_name("front").is_none());
+    // Its subnet is free again.
+    let again = ok(
+        &mut s,
+        6,
+        Op::CreateNetwork(network("n5", "front2", "10.0.0.0/16")),
+    );
+    assert_eq!(again.results, vec![Ok(())]);
+}

@@ -6,6 +6,7 @@
 
 pub mod container;
 pub mod generic;
+pub mod network;
 pub mod node;
 pub mod service;
 pub mod swarm;

@@ -3,6 +3,7 @@
 
 mod images;
 mod logs;
+mod networks;
 pub(crate) mod nodes;
 mod services;
 pub(crate) mod swarm;
@@ -41,6 +42,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/services/{id}/update", post(services::update))
         .route("/services/{id}/logs", get(logs::service_logs))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
         .route("/tasks", get(tasks::list))
         .route("/tasks/{id}", get(tasks::inspect))
         .route("/tasks/{id}/logs", get(logs::task_logs))

@@ -1,0 +1,222 @@
+//! Overlay networks through the control API: a spec is checked, given its addresses from the
+//! cluster's pools (`shoal-ipam`, from the view the manager holds), and written as one op that
+//! the state machine checks again (name and subnet), so two managers allocating from the same
+//! view cannot both win.
+
+use std::sync::Arc;
+
+use shoal_ipam::{AddrPools, IpamError, Request, allocate_network};
+use shoal_store::{Op, State};
+use shoal_types::network::{INGRESS, OPT_ENCRYPTED, OVERLAY};
+use shoal_types::{Id, Network, NetworkSpec};
+
+use crate::control::{Control, unique_prefix};
+use crate::error::ControlError;
+
+/// Docker's rule for network names.
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Checks a spec as `network create` sends it and fills in what is implied (the driver).
+pub fn check_network_spec(spec: &mut NetworkSpec) -> Result<(), ControlError> {
+    if !valid_name(&spec.name) {
+        return Err(ControlError::invalid(
+            "Name",
+            format!(
+                "{:?} is not a valid network name: it must start with a letter or digit, then letters, digits, '_', '.' or '-'",
+                spec.name
+            ),
+        ));
+    }
+    match spec.driver.as_str() {
+        "" | OVERLAY => spec.driver = OVERLAY.into(),
+        other => {
+            return Err(ControlError::invalid(
+                "Driver",
+                format!(
+                    "{other:?} cannot make a swarm network: only the {OVERLAY:?} driver spans the cluster's nodes"
+                ),
+            ));
+        }
+    }
+    if spec.driver_opts.contains_key(OPT_ENCRYPTED) {
+        // Never a silent plaintext network: until this cluster can encrypt the traffic between
+        // nodes, an encrypted network is refused rather than created without it.
+        return Err(ControlError::invalid(
+            format!("Options.{OPT_ENCRYPTED}"),
+            "this cluster cannot encrypt overlay traffic yet, so the network is not created (it would carry plaintext between nodes)",
+        ));
+    }
+    if spec.ipam.len() > 1 {
+        return Err(ControlError::invalid(
+            "IPAM.Config",
+            format!(
+                "{} address blocks given; an overlay network takes one IPv4 subnet",
+                spec.ipam.len()
+            ),
+        ));
+    }
+    if spec.name == INGRESS && !spec.ingress {
+        return Err(ControlError::invalid(
+            "Name",
+            format!("{INGRESS:?} is the routing mesh's network; create it with --ingress"),
+        ));
+    }
+    Ok(())
+}
+
+fn from_ipam(e: IpamError) -> ControlError {
+    match e {
+        IpamError::Invalid { field, value, why } => {
+            let field = match field {
+                "subnet" => "IPAM.Config.Subnet",
+                "gateway" => "IPAM.Config.Gateway",
+                "ip-range" => "IPAM.Config.IPRange",
+                other => other,
+            };
+            ControlError::invalid(field, format!("{value:?}: {why}"))
+        }
+        IpamError::Overlaps { .. } => ControlError::Conflict(e.to_string()),
+        IpamError::PoolsExhausted { .. } | IpamError::AddressesExhausted { .. } => {
+            ControlError::FailedPrecondition(e.to_string())
+        }
+    }
+}
+
+impl Control {
+    /// By full ID, then name, then unambiguous ID prefix, as Docker resolves networks.
+    pub fn find_network(view: &State, key: &str) -> Result<Arc<Network>, ControlError> {
+        if let Some(n) = view.network(&Id::from_raw(key)) {
+            return Ok(n.clone());
+        }
+        if let Some(n) = view.network_by_name(key) {
+            return Ok(n.clone());
+        }
+        unique_prefix(
+            "network",
+            key,
+            view.networks()
+                .filter(|n| n.id.as_str().starts_with(key))
+                .cloned(),
+        )
+    }
+
+    /// Creates an overlay network with a subnet from the cluster's address pools, or the one
+    /// asked for if it is well formed and free.
+    pub async fn create_network(
+        &self,
+        mut spec: NetworkSpec,
+    ) -> Result<Arc<Network>, ControlError> {
+        check_network_spec(&mut spec)?;
+        let view = self.view();
+        if view.network_by_name(&spec.name).is_some() {
+            return Err(ControlError::Conflict(format!(
+                "network with name {} already exists",
+                spec.name
+            )));
+        }
+        if spec.ingress
+            && let Some(other) = view.networks().find(|n| n.spec.ingress)
+        {
+            return Err(ControlError::Conflict(format!(
+                "an ingress network already exists: {}",
+                other.spec.name
+            )));
+        }
+        let asked = spec.ipam.first().cloned().unwrap_or_default();
+        let taken: Vec<(&str, ipnet::Ipv4Net)> = view
+            .networks()
+            .map(|n| (n.spec.name.as_str(), n.addrs.subnet))
+            .collect();
+        let addrs = allocate_network(
+            &Request {
+                subnet: asked.subnet.as_deref(),
+                gateway: asked.gateway.as_deref(),
+                ip_range: asked.ip_range.as_deref(),
+            },
+            &self.addr_pools(&view),
+            &taken,
+        )
+        .map_err(from_ipam)?;
+        let network = Network {
+            id: self.next_id(),
+            meta: Default::default(),
+            spec,
+            addrs,
+        };
+        let id = network.id.clone();
+        self.write(vec![Op::CreateNetwork(network)]).await?;
+        self.view()
+            .network(&id)
+            .cloned()
+            .ok_or_else(|| ControlError::Internal("created network vanished".into()))
+    }
+
+    pub async fn remove_network(&self, key: &str) -> Result<(), ControlError> {
+        let cur = Self::find_network(&self.view(), key)?;
+        self.write(vec![Op::DeleteNetwork { id: cur.id.clone() }])
+            .await
+            .map(|_| ())
+    }
+
+    /// The pools new networks' subnets come from: Swarm's default until `swarm init` can set
+    /// others.
+    fn addr_pools(&self, _view: &State) -> AddrPools {
+        AddrPools::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str) -> NetworkSpec {
+        NetworkSpec {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    fn field_of(mut s: NetworkSpec) -> String {
+        match check_network_spec(&mut s) {
+            Err(ControlError::InvalidArgument { field, .. }) => field,
+            other => panic!("expected a refusal naming a field, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn specs_are_checked_naming_the_field() {
+        let mut ok = spec("back-end_1.x");
+        check_network_spec(&mut ok).expect("valid");
+        assert_eq!(ok.driver, OVERLAY);
+        assert_eq!(field_of(spec("")), "Name");
+        assert_eq!(field_of(spec("-x")), "Name");
+        assert_eq!(field_of(spec("a b")), "Name");
+        assert_eq!(field_of(spec(INGRESS)), "Name");
+        let mut bridge = spec("b");
+        bridge.driver = "bridge".into();
+        assert_eq!(field_of(bridge), "Driver");
+        let mut enc = spec("e");
+        enc.driver_opts.insert(OPT_ENCRYPTED.into(), String::new());
+        assert_eq!(field_of(enc), "Options.encrypted");
+        let mut two = spec("t");
+        two.ipam = vec![Default::default(), Default::default()];
+        assert_eq!(field_of(two), "IPAM.Config");
+    }
+
+    #[test]
+    fn address_errors_keep_their_words_under_the_api_s_field_names() {
+        let e = from_ipam(IpamError::Invalid {
+            field: "gateway",
+            value: "10.3.0.1".into(),
+            why: "outside the subnet 10.2.0.0/24".into(),
+        });
+        assert_eq!(
+            e.to_string(),
+            "IPAM.Config.Gateway: \"10.3.0.1\": outside the subnet 10.2.0.0/24"
+        );
+    }
+}
