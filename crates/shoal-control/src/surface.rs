@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use shoal_runtime::{LogOptions, LogStream, RuntimeDriver, RuntimeError};
-use shoal_types::cluster::{Cluster, ClusterSpec};
+use shoal_types::cluster::{Cluster, ClusterSpec, NetworkSettings};
 use shoal_types::node::{Availability, NodeSpec};
 use shoal_types::service::{Service, ServiceSpec};
 use shoal_types::task::Task;
@@ -100,6 +100,8 @@ pub struct InitRequest {
     pub spec: ClusterSpec,
     pub availability: Availability,
     pub force_new_cluster: bool,
+    /// Address pools and data path port, checked.
+    pub network: NetworkSettings,
 }
 
 pub struct JoinRequest {

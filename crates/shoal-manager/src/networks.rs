@@ -162,10 +162,13 @@ impl Control {
             .map(|_| ())
     }
 
-    /// The pools new networks' subnets come from: Swarm's default until `swarm init` can set
-    /// others.
-    fn addr_pools(&self, _view: &State) -> AddrPools {
-        AddrPools::default()
+    /// The pools new networks' subnets come from, as `swarm init` set them (checked there; a
+    /// cluster that somehow holds bad ones falls back to Swarm's default rather than refusing
+    /// every network).
+    fn addr_pools(&self, view: &State) -> AddrPools {
+        view.cluster()
+            .and_then(|c| c.network.pools().ok())
+            .unwrap_or_default()
     }
 }
 

@@ -1,7 +1,9 @@
 //! How a node enters a swarm (init, join), resumes one after a restart, takes up or gives up the
 //! manager role, and recovers a lost quorum (force-new-cluster).
 
+use shoal_types::NetworkSpec;
 use shoal_types::error::chain;
+use shoal_types::network::{INGRESS, OVERLAY};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -55,7 +57,7 @@ impl Daemon {
         let now = self.clock.now();
         let mut ids = IdGen::from_os();
         let join::Founding {
-            cluster,
+            mut cluster,
             node,
             creds,
             raft_id,
@@ -67,6 +69,7 @@ impl Daemon {
             now,
             &mut ids,
         )?;
+        cluster.network = req.network;
         let identity = Identity {
             node_id: node.id.clone(),
             cluster_id: cluster.id.clone(),
@@ -325,11 +328,25 @@ impl Daemon {
         )
         .await
         .map_err(|e| NodeError::Internal(chain(&e)))?;
+        let founding = bootstrap.is_some();
         if let Some((cluster, node)) = bootstrap {
             join::bootstrap_store(&store, &id.advertise_addr, cluster, node, self.clock.now())
                 .await?;
         }
         let manager = Manager::start(store.clone(), self.clock.clone(), IdGen::from_os());
+        if founding {
+            // Swarm's routing-mesh network, the first subnet of the pools, as `swarm init` makes it.
+            manager
+                .control
+                .create_network(NetworkSpec {
+                    name: INGRESS.into(),
+                    driver: OVERLAY.into(),
+                    ingress: true,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| NodeError::Internal(format!("creating the ingress network: {e}")))?;
+        }
         active.set_manager(Some(manager));
         Ok(())
     }

@@ -101,6 +101,45 @@ pub struct Cluster {
     /// Nodes removed from the cluster: their certificates are refused until they expire.
     #[serde(default)]
     pub removed_nodes: std::collections::BTreeSet<Id>,
+    /// Where overlay networks get their subnets and which port carries them; set once, by
+    /// `swarm init`.
+    #[serde(default)]
+    pub network: NetworkSettings,
+}
+
+/// `swarm init --default-addr-pool --default-addr-pool-mask-length --data-path-port`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NetworkSettings {
+    /// CIDRs new networks' subnets are carved from.
+    pub default_addr_pool: Vec<String>,
+    /// The prefix length of each carved subnet.
+    pub subnet_size: u8,
+    /// The UDP port VXLAN traffic between nodes uses.
+    pub data_path_port: u16,
+}
+
+/// Swarm's defaults: 10.0.0.0/8 in /24s, VXLAN on 4789.
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        NetworkSettings {
+            default_addr_pool: vec![shoal_ipam::DEFAULT_POOL.into()],
+            subnet_size: shoal_ipam::DEFAULT_MASK_LEN,
+            data_path_port: DEFAULT_DATA_PATH_PORT,
+        }
+    }
+}
+
+/// VXLAN's IANA port, Swarm's default data path port.
+pub const DEFAULT_DATA_PATH_PORT: u16 = 4789;
+/// The data path ports `swarm init` accepts, as Docker does.
+pub const DATA_PATH_PORTS: std::ops::RangeInclusive<u16> = 1024..=49151;
+
+impl NetworkSettings {
+    /// The pools, checked (`shoal_ipam::AddrPools::new`).
+    pub fn pools(&self) -> Result<shoal_ipam::AddrPools, shoal_ipam::IpamError> {
+        let pools: Vec<&str> = self.default_addr_pool.iter().map(String::as_str).collect();
+        shoal_ipam::AddrPools::new(&pools, self.subnet_size)
+    }
 }
 
 impl Cluster {

@@ -106,6 +106,7 @@ async fn bring_up(running: &Running, a: &UpArgs) -> anyhow::Result<()> {
                 spec: Default::default(),
                 availability: Availability::Active,
                 force_new_cluster: false,
+                network: Default::default(),
             })
             .await
             .context("cannot initialise the swarm")?;

@@ -1,6 +1,7 @@
-//! Overlay networks as cluster objects, driven by the real `docker` CLI: create (with a subnet
-//! from the pools or the one asked for), list, inspect, remove, prune, and bad input refused
-//! naming what is wrong with nothing created.
+//! Overlay networks as cluster objects, driven by the real `docker` CLI: the `ingress` network
+//! `swarm init` makes, the address pools and data path port it takes, create (with a subnet from
+//! the pools or the one asked for), list, inspect, remove, prune, and bad input refused naming
+//! what is wrong with nothing created.
 //!
 //! Only the objects so far: tasks do not join networks yet (issue 11 continues).
 
@@ -43,6 +44,16 @@ fn names(d: &Daemon) -> Vec<String> {
 #[test]
 fn docker_cli_creates_inspects_lists_and_removes_overlay_networks() {
     let Some(d) = swarm() else { return };
+
+    // `swarm init` made the routing mesh's network, from the first subnet of the pool.
+    let ingress = d.docker_ok(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{.Ingress}} {{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}",
+        "ingress",
+    ]);
+    assert_eq!(ingress.trim(), "true 10.0.0.0/24 10.0.0.1");
 
     // A subnet from Swarm's default pool, then the next one.
     let id = d
@@ -111,7 +122,8 @@ fn docker_cli_creates_inspects_lists_and_removes_overlay_networks() {
         [
             "back overlay swarm",
             "data overlay swarm",
-            "front overlay swarm"
+            "front overlay swarm",
+            "ingress overlay swarm"
         ]
     );
     let labelled = d.docker_ok(&["network", "ls", "-q", "--filter", "label=team=web"]);
@@ -126,7 +138,7 @@ fn docker_cli_creates_inspects_lists_and_removes_overlay_networks() {
         pruned.contains("back") && pruned.contains("data"),
         "{pruned}"
     );
-    assert_eq!(names(&d), Vec::<String>::new());
+    assert_eq!(names(&d), ["ingress overlay swarm"]);
 }
 
 #[test]
@@ -194,7 +206,106 @@ fn bad_networks_are_refused_naming_the_field_and_nothing_is_created() {
         assert_eq!(status, 400, "{body}: {answer}");
         assert!(answer.contains(says), "{body}: {answer}");
     }
-    assert_eq!(names(&d), ["taken overlay swarm"]);
+    let mut left = names(&d);
+    left.sort();
+    assert_eq!(left, ["ingress overlay swarm", "taken overlay swarm"]);
     // The daemon still serves.
     d.docker_ok(&["network", "rm", "taken"]);
+}
+
+/// `swarm init`'s address pools, subnet size and data path port: kept, shown by `docker
+/// info`, and where networks get their subnets; bad ones refused before anything is made.
+#[test]
+fn swarm_init_takes_address_pools_and_a_data_path_port() {
+    if !need(&[Need::Root, Need::Tool("docker")]) {
+        return;
+    }
+    let d = Daemon::start();
+    let mut base = vec!["swarm".to_string(), "init".into()];
+    base.extend(d.init_flags());
+    let with = |extra: &[&str]| {
+        let mut a: Vec<&str> = base.iter().map(String::as_str).collect();
+        a.extend(extra);
+        d.docker(&a)
+    };
+    for (extra, says) in [
+        (
+            vec![
+                "--default-addr-pool",
+                "10.20.0.0/16",
+                "--default-addr-pool",
+                "10.20.128.0/17",
+            ],
+            "overlaps the pool 10.20.0.0/16",
+        ),
+        (
+            vec![
+                "--default-addr-pool",
+                "10.20.0.0/24",
+                "--default-addr-pool-mask-length",
+                "16",
+            ],
+            "the pool 10.20.0.0/24 is smaller than a /16",
+        ),
+        (
+            vec!["--data-path-port", "80"],
+            "DataPathPort: 80 is outside 1024-49151",
+        ),
+    ] {
+        let out = with(&extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "swarm init {extra:?} was taken");
+        assert!(err.contains(says), "swarm init {extra:?}: {err}");
+        let info = d.docker_ok(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+        assert_eq!(info.trim(), "inactive", "a refused init left a swarm");
+    }
+    // The docker CLI clears host bits before sending; the daemon refuses them when they come.
+    let (status, answer) = common::http(
+        &d.socket(),
+        "POST",
+        "/v1.50/swarm/init",
+        Some(br#"{"ListenAddr":"127.0.0.1:0","DefaultAddrPool":["10.20.0.1/16"]}"#),
+    )
+    .expect("POST /swarm/init");
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.contains("DefaultAddrPool: default address pool \\\"10.20.0.1/16\\\": host bits are set; it should be 10.20.0.0/16"),
+        "{answer}"
+    );
+    let out = with(&[
+        "--default-addr-pool",
+        "10.20.0.0/16",
+        "--default-addr-pool",
+        "172.30.0.0/16",
+        "--default-addr-pool-mask-length",
+        "26",
+        "--data-path-port",
+        "7789",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = d.docker_ok(&[
+        "info",
+        "--format",
+        "{{.Swarm.Cluster.DefaultAddrPool}} {{.Swarm.Cluster.SubnetSize}} {{.Swarm.Cluster.DataPathPort}}",
+    ]);
+    assert_eq!(shown.trim(), "[10.20.0.0/16 172.30.0.0/16] 26 7789");
+    let subnet = |n: &str| {
+        d.docker_ok(&[
+            "network",
+            "inspect",
+            "--format",
+            "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+            n,
+        ])
+        .trim()
+        .to_string()
+    };
+    assert_eq!(subnet("ingress"), "10.20.0.0/26");
+    d.docker_ok(&["network", "create", "-d", "overlay", "next"]);
+    assert_eq!(subnet("next"), "10.20.0.64/26");
 }

@@ -144,9 +144,9 @@ pub fn cluster_info(c: &Cluster) -> w::ClusterInfo {
         spec: Some(spec_out(&c.spec)),
         tls_info: tls_info(&c.root_ca),
         root_rotation_in_progress: Some(c.root_rotation.is_some()),
-        data_path_port: None,
-        default_addr_pool: None,
-        subnet_size: None,
+        data_path_port: Some(u32::from(c.network.data_path_port)),
+        default_addr_pool: Some(c.network.default_addr_pool.clone()),
+        subnet_size: Some(u32::from(c.network.subnet_size)),
     }
 }
 

@@ -6,6 +6,7 @@ use axum::extract::{Query, State};
 use bollard_stubs::models as w;
 use http::StatusCode;
 use shoal_control::{InitRequest, JoinRequest};
+use shoal_types::cluster::{DATA_PATH_PORTS, NetworkSettings};
 use shoal_types::node::Availability;
 
 use super::manager;
@@ -36,6 +37,14 @@ pub struct InitBody {
     availability: Option<String>,
     #[serde(default)]
     auto_lock_managers: Option<bool>,
+    #[serde(default)]
+    default_addr_pool: Option<Vec<String>>,
+    #[serde(default)]
+    subnet_size: Option<u32>,
+    #[serde(default)]
+    data_path_port: Option<u32>,
+    #[serde(default)]
+    data_path_addr: Option<String>,
 }
 
 impl InitBody {
@@ -50,6 +59,12 @@ impl InitBody {
             ));
         }
         let availability = availability_in(self.availability.as_deref())?;
+        let network = network_settings_in(
+            self.default_addr_pool,
+            self.subnet_size,
+            self.data_path_port,
+            self.data_path_addr,
+        )?;
         let listen_addr = self
             .listen_addr
             .filter(|l| !l.is_empty())
@@ -60,8 +75,60 @@ impl InitBody {
             spec,
             availability,
             force_new_cluster: self.force_new_cluster.unwrap_or(false),
+            network,
         })
     }
+}
+
+/// `swarm init`'s address pools, subnet size and data path port, checked; absent or zero means
+/// Swarm's default, as the docker CLI sends them.
+fn network_settings_in(
+    pools: Option<Vec<String>>,
+    subnet_size: Option<u32>,
+    port: Option<u32>,
+    data_path_addr: Option<String>,
+) -> Result<NetworkSettings, ApiError> {
+    if let Some(a) = data_path_addr.filter(|a| !a.is_empty()) {
+        return Err(ApiError::invalid(
+            "DataPathAddr",
+            format!(
+                "{a:?}: a separate data path address is not supported; overlay traffic uses the advertise address"
+            ),
+        ));
+    }
+    let mut n = NetworkSettings::default();
+    if let Some(p) = pools.filter(|p| !p.is_empty()) {
+        n.default_addr_pool = p;
+    }
+    match subnet_size {
+        None | Some(0) => {}
+        Some(s) => {
+            n.subnet_size = u8::try_from(s).map_err(|_| {
+                ApiError::invalid("SubnetSize", format!("{s} is not a prefix length"))
+            })?
+        }
+    }
+    match port {
+        None | Some(0) => {}
+        Some(p) => {
+            n.data_path_port = u16::try_from(p)
+                .ok()
+                .filter(|p| DATA_PATH_PORTS.contains(p))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "DataPathPort",
+                        format!(
+                            "{p} is outside {}-{}",
+                            DATA_PATH_PORTS.start(),
+                            DATA_PATH_PORTS.end()
+                        ),
+                    )
+                })?
+        }
+    }
+    n.pools()
+        .map_err(|e| ApiError::invalid("DefaultAddrPool", e))?;
+    Ok(n)
 }
 
 fn availability_in(a: Option<&str>) -> Result<Availability, ApiError> {
