@@ -309,3 +309,48 @@ fn swarm_init_takes_address_pools_and_a_data_path_port() {
     d.docker_ok(&["network", "create", "-d", "overlay", "next"]);
     assert_eq!(subnet("next"), "10.20.0.64/26");
 }
+
+/// The Python SDK's network calls, unchanged: create with an IPAM pool, get, list, remove, and
+/// a refusal raised as the SDK's APIError with the daemon's words.
+#[test]
+fn python_docker_sdk_creates_lists_and_removes_networks() {
+    if !need(&[Need::Root, Need::Tool("docker"), Need::PythonDockerSdk]) {
+        return;
+    }
+    let d = Daemon::start();
+    d.swarm_init();
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="{host}")
+pool = docker.types.IPAMPool(subnet="10.42.0.0/24", gateway="10.42.0.254")
+n = c.networks.create("py-net", driver="overlay", attachable=True, labels={{"from": "python"}},
+                      ipam=docker.types.IPAMConfig(pool_configs=[pool]))
+got = c.networks.get(n.id)
+cfg = got.attrs["IPAM"]["Config"][0]
+print(got.name, got.attrs["Driver"], got.attrs["Scope"], got.attrs["Attachable"], cfg["Subnet"], cfg["Gateway"], got.attrs["Labels"]["from"])
+print(",".join(sorted(x.name for x in c.networks.list())))
+try:
+    c.networks.create("py-clash", driver="overlay",
+                      ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="10.42.0.0/16")]))
+    print("clash created")
+except docker.errors.APIError as e:
+    print("refused", e.status_code, e.explanation)
+got.remove()
+print(",".join(sorted(x.name for x in c.networks.list())))
+"#,
+        host = d.host()
+    );
+    let out = common::python(&script);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "py-net overlay swarm True 10.42.0.0/24 10.42.0.254 python",
+            "ingress,py-net",
+            "refused 409 subnet 10.42.0.0/16 overlaps py-net's subnet 10.42.0.0/24",
+            "ingress",
+        ],
+        "{out}"
+    );
+}
