@@ -1,0 +1,151 @@
+//! Two tasks on two hosts (`ip netns` hosts on an underlay bridge, `shoal_testkit::hosts`)
+//! talk over a VXLAN overlay built only by this crate: no learning, no multicast, ARP answered
+//! from static entries, the task end of each veth named `eth0` inside its task.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use shoal_net::{
+    Attachment, Overlay, RemoteTask, add_remote, attach, create_overlay, delete_overlay, mac_for,
+};
+use shoal_testkit::hosts::Hosts;
+use shoal_testkit::{Need, need};
+
+/// Task namespaces made for the test, deleted when it ends, passed or failed.
+struct TaskNamespaces(Vec<String>);
+
+impl TaskNamespaces {
+    fn new(names: &[&str]) -> TaskNamespaces {
+        let mut made = TaskNamespaces(Vec::new());
+        for n in names {
+            let name = shoal_testkit::scoped_name("task", &format!("{n}-{}", std::process::id()));
+            let ok = std::process::Command::new("ip")
+                .args(["netns", "add", &name])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "ip netns add {name}");
+            made.0.push(name);
+        }
+        made
+    }
+
+    fn path(&self, i: usize) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.0[i])
+    }
+}
+
+impl Drop for TaskNamespaces {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "delete", n])
+                .status();
+        }
+    }
+}
+
+/// Runs `f` on a thread inside the namespace at `path`: sockets it opens live there.
+fn inside<T: Send + 'static>(path: PathBuf, f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&path).expect("netns");
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .expect("thread")
+}
+
+#[test]
+fn two_tasks_on_two_hosts_talk_over_a_vxlan_overlay() {
+    if !need(&[Need::Root]) {
+        return;
+    }
+    let hosts = Hosts::new("overlay", 2).expect("hosts");
+    let tasks = TaskNamespaces::new(&["a", "b"]);
+    let vni = 4097;
+    let ips = [Ipv4Addr::new(10, 0, 9, 2), Ipv4Addr::new(10, 0, 9, 3)];
+    for (i, ip) in ips.iter().enumerate() {
+        let host = hosts.host(i + 1);
+        create_overlay(
+            &host.netns_path(),
+            Overlay {
+                vni,
+                local: host.addr,
+                port: 4789,
+                underlay_mtu: 1500,
+            },
+        )
+        .expect("overlay");
+        attach(
+            &host.netns_path(),
+            vni,
+            &tasks.path(i),
+            &Attachment {
+                addr: format!("{ip}/24").parse().expect("cidr"),
+                mac: mac_for(*ip),
+                name: "eth0".into(),
+                host_name: format!("shv{i}"),
+            },
+        )
+        .expect("attach");
+        // The other task, on the other host.
+        let (other, other_host) = (ips[1 - i], hosts.host(2 - i));
+        add_remote(
+            &host.netns_path(),
+            vni,
+            RemoteTask {
+                ip: other,
+                mac: mac_for(other),
+                node: other_host.addr,
+            },
+        )
+        .expect("remote");
+    }
+
+    // Task b reaches task a across the underlay, with a payload larger than one frame.
+    let at = SocketAddr::from((ips[0], 8080));
+    let listener = inside(tasks.path(0), move || TcpListener::bind(at)).expect("bind in task a");
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let sent = payload.clone();
+    let mut out = inside(tasks.path(1), move || {
+        TcpStream::connect_timeout(&at, Duration::from_secs(5))
+    })
+    .expect("task b connects to task a over the overlay");
+    let writer = std::thread::spawn(move || {
+        out.write_all(&sent).expect("write");
+    });
+    let (mut conn, from) = listener.accept().expect("accept");
+    assert_eq!(
+        from.ip(),
+        std::net::IpAddr::V4(ips[1]),
+        "task a sees task b's own address"
+    );
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).expect("read");
+    writer.join().expect("writer");
+    assert_eq!(got.len(), payload.len());
+    assert!(got == payload, "the payload arrived changed");
+
+    // The hosts themselves are not on the overlay.
+    let from_host = hosts
+        .host(2)
+        .in_netns(move || TcpStream::connect_timeout(&at, Duration::from_millis(500)))
+        .expect("enter host 2");
+    assert!(from_host.is_err(), "host 2 reached a task address directly");
+
+    // Without the overlay on host 1, task b no longer reaches task a.
+    delete_overlay(&hosts.host(1).netns_path(), vni).expect("delete overlay");
+    let again = inside(tasks.path(1), move || {
+        TcpStream::connect_timeout(&at, Duration::from_millis(500))
+    });
+    assert!(
+        again.is_err(),
+        "task a still reachable after its overlay was removed"
+    );
+    drop(tasks);
+    drop(hosts);
+}
