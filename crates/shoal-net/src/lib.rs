@@ -303,6 +303,63 @@ pub fn attach(
     })
 }
 
+/// Makes a new, empty network namespace and keeps it at `path` (a bind mount of the namespace
+/// on an empty file, as `ip netns add` does), so it outlives the thread that made it and other
+/// processes (a task's shim, a Docker sandbox) can join it by path.
+pub fn create_netns(path: &Path) -> Result<(), NetError> {
+    let err = |source: std::io::Error| NetError::Netns {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(err)?;
+    let target = path.to_path_buf();
+    let made = std::thread::spawn(move || -> Result<(), std::io::Error> {
+        // A network namespace belongs to a thread: only this one moves into the new namespace.
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+        let own = format!("/proc/self/task/{}/ns/net", nix::unistd::gettid());
+        nix::mount::mount(
+            Some(own.as_str()),
+            &target,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )?;
+        Ok(())
+    })
+    .join()
+    .map_err(|_| err(std::io::Error::other("the namespace thread panicked")))?;
+    if let Err(e) = made {
+        let _ = std::fs::remove_file(path);
+        return Err(err(e));
+    }
+    Ok(())
+}
+
+/// Releases a namespace kept by [`create_netns`]: it goes once nothing else holds it (its
+/// interfaces with it). Missing is fine: deleting twice is not an error.
+pub fn delete_netns(path: &Path) -> Result<(), NetError> {
+    let err = |source: std::io::Error| NetError::Netns {
+        path: path.to_path_buf(),
+        source,
+    };
+    match nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(err(e.into())),
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(err(e)),
+    }
+}
+
 /// A MAC for a task address, as Docker derives them: `02:42` and the four address bytes.
 pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     let o = ip.octets();

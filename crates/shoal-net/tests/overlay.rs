@@ -8,40 +8,43 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use shoal_net::{
-    Attachment, Overlay, RemoteTask, add_remote, attach, create_overlay, delete_overlay, mac_for,
+    Attachment, Overlay, RemoteTask, add_remote, attach, create_netns, create_overlay,
+    delete_netns, delete_overlay, mac_for,
 };
 use shoal_testkit::hosts::Hosts;
 use shoal_testkit::{Need, need};
 
-/// Task namespaces made for the test, deleted when it ends, passed or failed.
-struct TaskNamespaces(Vec<String>);
+/// Task namespaces made for the test by [`create_netns`] in a temp dir, released when it ends,
+/// passed or failed.
+struct TaskNamespaces {
+    dir: tempfile::TempDir,
+    names: Vec<String>,
+}
 
 impl TaskNamespaces {
     fn new(names: &[&str]) -> TaskNamespaces {
-        let mut made = TaskNamespaces(Vec::new());
-        for n in names {
-            let name = shoal_testkit::scoped_name("task", &format!("{n}-{}", std::process::id()));
-            let ok = std::process::Command::new("ip")
-                .args(["netns", "add", &name])
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "ip netns add {name}");
-            made.0.push(name);
+        let made = TaskNamespaces {
+            dir: tempfile::Builder::new()
+                .prefix("shoal-netns-")
+                .tempdir()
+                .expect("tempdir"),
+            names: names.iter().map(|n| n.to_string()).collect(),
+        };
+        for i in 0..names.len() {
+            create_netns(&made.path(i)).expect("create_netns");
         }
         made
     }
 
     fn path(&self, i: usize) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.0[i])
+        self.dir.path().join(&self.names[i])
     }
 }
 
 impl Drop for TaskNamespaces {
     fn drop(&mut self) {
-        for n in &self.0 {
-            let _ = std::process::Command::new("ip")
-                .args(["netns", "delete", n])
-                .status();
+        for i in 0..self.names.len() {
+            let _ = delete_netns(&self.path(i));
         }
     }
 }
@@ -148,4 +151,52 @@ fn two_tasks_on_two_hosts_talk_over_a_vxlan_overlay() {
     );
     drop(tasks);
     drop(hosts);
+}
+
+/// A namespace made by `create_netns` is a real, separate one (its own loopback only), can be
+/// joined by path, and is gone, mount and file, after `delete_netns`, which may run twice.
+#[test]
+fn namespaces_are_made_joined_and_released_by_path() {
+    if !need(&[Need::Root]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t1");
+    create_netns(&path).expect("create");
+    assert!(
+        create_netns(&path).is_err(),
+        "a second namespace on the same path"
+    );
+    let ours =
+        std::fs::metadata("/proc/self/ns/net").map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    let (theirs, links) = inside(path.clone(), || {
+        let ino = std::fs::metadata("/proc/thread-self/ns/net")
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .expect("ns inode");
+        // A fresh namespace's loopback is down: a listener can bind but nothing reaches it.
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let at = l.local_addr().expect("addr");
+        (
+            ino,
+            TcpStream::connect_timeout(&at, Duration::from_millis(300)).is_ok(),
+        )
+    });
+    assert_ne!(Some(theirs), ours.ok(), "the namespace is the test's own");
+    assert!(
+        !links,
+        "the new namespace's loopback is up: not a fresh namespace"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(
+        mounts.contains(path.to_str().expect("utf-8")),
+        "not mounted"
+    );
+    delete_netns(&path).expect("delete");
+    delete_netns(&path).expect("delete twice");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(
+        !mounts.contains(path.to_str().expect("utf-8")),
+        "still mounted"
+    );
+    assert!(!path.exists());
 }
