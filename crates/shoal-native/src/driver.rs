@@ -215,16 +215,7 @@ impl RuntimeDriver for NativeDriver {
             gid: nix::unistd::getegid().as_raw(),
         };
         let mut cfg = prepare::shim_config(run, &node)?;
-        cgroup::validate_limits(&run.resources.limits, &self.cgroups, self.ncpus)
-            .map_err(|(field, why)| RuntimeError::InvalidSpec { field, why })?;
-        let (support, parent, id, limits) = (
-            self.cgroups,
-            self.cfg.cgroup_parent.clone(),
-            run.task_id.to_string(),
-            run.resources.limits,
-        );
-        let created = blocking(move || cgroup::create(&support, &parent, &id, &limits)).await?;
-        let cg = match created {
+        let cg = match self.task_cgroup(run).await? {
             Ok(cg) => cg,
             Err(why) if run.resources.limits.is_zero() => {
                 // Nothing was asked of the cgroup: run unaccounted rather than not at all.

@@ -10,6 +10,24 @@ use super::{NativeDriver, blocking, cgroup, image_task, io};
 use shoal_runtime::{RuntimeError, TaskRun};
 
 impl NativeDriver {
+    /// Checks the task's limits against what this node's cgroups can enforce (a refusal names
+    /// the field), then makes its cgroup. Making it can still fail; each caller decides what
+    /// that means for its kind of task, so that failure comes back as the inner result.
+    pub(crate) async fn task_cgroup(
+        &self,
+        run: &TaskRun,
+    ) -> Result<Result<Option<cgroup::TaskCgroup>, String>, RuntimeError> {
+        cgroup::validate_limits(&run.resources.limits, &self.cgroups, self.ncpus)
+            .map_err(|(field, why)| RuntimeError::InvalidSpec { field, why })?;
+        let (support, parent, id, limits) = (
+            self.cgroups,
+            self.cfg.cgroup_parent.clone(),
+            run.task_id.to_string(),
+            run.resources.limits,
+        );
+        blocking(move || cgroup::create(&support, &parent, &id, &limits)).await
+    }
+
     /// Every prepared task's config.
     pub(super) fn task_configs(&self) -> Result<Vec<(Id, ShimConfig)>, RuntimeError> {
         let tasks = self.cfg.root.join("tasks");
@@ -84,15 +102,8 @@ impl NativeDriver {
                 .await?
                 .map_err(|e| io("clearing a half-prepared task", e))?;
         }
-        cgroup::validate_limits(&run.resources.limits, &self.cgroups, self.ncpus)
-            .map_err(|(field, why)| RuntimeError::InvalidSpec { field, why })?;
-        let (support, parent, id, limits) = (
-            self.cgroups,
-            self.cfg.cgroup_parent.clone(),
-            run.task_id.to_string(),
-            run.resources.limits,
-        );
-        let created = blocking(move || cgroup::create(&support, &parent, &id, &limits))
+        let created = self
+            .task_cgroup(run)
             .await?
             .map_err(|why| RuntimeError::InvalidSpec {
                 field: "resources.limits",

@@ -51,6 +51,17 @@ pub(crate) struct Namespaces {
     pub proc: bool,
 }
 
+impl Namespaces {
+    /// Every namespace the shim can make, with a fresh `/proc`.
+    pub(crate) const ALL: Namespaces = Namespaces {
+        pid: true,
+        mount: true,
+        uts: true,
+        ipc: true,
+        proc: true,
+    };
+}
+
 /// The numeric identity the process runs as; `None` in [`ShimConfig`] keeps the shim's own.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Creds {

@@ -174,13 +174,7 @@ mod tests {
     const NODE: NodeFacts = NodeFacts {
         uid: 0,
         gid: 0,
-        namespaces: Namespaces {
-            pid: true,
-            mount: true,
-            uts: true,
-            ipc: true,
-            proc: true,
-        },
+        namespaces: Namespaces::ALL,
         is_root: true,
     };
 

@@ -230,10 +230,10 @@ pub fn attach(
     })?;
     let tmp = format!("{}p", a.host_name);
     let (host_name, tmp_in) = (a.host_name.clone(), tmp.clone());
-    let mtu_of_bridge = bridge_name(vni);
+    let bridge = bridge_name(vni);
     let mac = a.mac;
     in_netns(node_netns, move |h| async move {
-        let br = index_of(&h, &mtu_of_bridge).await?;
+        let br = index_of(&h, &bridge).await?;
         let mtu = {
             let mut links = h.link().get().match_index(br).execute();
             let link = links

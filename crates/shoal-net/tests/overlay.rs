@@ -51,13 +51,7 @@ impl Drop for TaskNamespaces {
 
 /// Runs `f` on a thread inside the namespace at `path`: sockets it opens live there.
 fn inside<T: Send + 'static>(path: PathBuf, f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::spawn(move || {
-        let ns = std::fs::File::open(&path).expect("netns");
-        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        f()
-    })
-    .join()
-    .expect("thread")
+    shoal_testkit::hosts::in_netns(&path, f).expect("enter the namespace")
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use http::{Request, Response, header};
+use http::Response;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::client::conn::http2::{self, SendRequest};
@@ -32,7 +32,7 @@ use tracing::debug;
 
 use crate::io::Watched;
 use crate::server::{KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT};
-use crate::transport::BadPath;
+use crate::transport::post;
 use crate::transport::{Lines, MAX_ERROR_BODY, Transport, TransportExt, split_lines, status_error};
 use crate::{Cause, Remote, RpcError};
 
@@ -204,16 +204,13 @@ impl RpcClient {
         body: Bytes,
         content_type: &'static str,
     ) -> Result<(Response<Incoming>, Link), RpcError> {
-        let req = Request::post(format!("https://{addr}{path}"))
-            .header(header::CONTENT_TYPE, content_type)
-            .body(Full::new(body))
-            .map_err(|e| RpcError::Connect {
-                addr: addr.to_owned(),
-                source: Cause::new(BadPath {
-                    path: path.to_owned(),
-                    source: e,
-                }),
-            })?;
+        let req = post(
+            addr,
+            path,
+            format!("https://{addr}{path}"),
+            content_type,
+            Full::new(body),
+        )?;
         match link.sender.try_send_request(req).await {
             Ok(resp) => Ok((resp, link)),
             Err(mut e) => match e.take_message() {

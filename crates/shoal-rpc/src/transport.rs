@@ -179,6 +179,27 @@ pub(crate) struct BadPath {
     pub(crate) source: http::Error,
 }
 
+/// A JSON-or-stream POST of `body` to `uri` (`path` on `addr`), or the error that says the two
+/// do not make a URI: the one way both transports build their requests.
+pub(crate) fn post<B>(
+    addr: &str,
+    path: &str,
+    uri: String,
+    content_type: &'static str,
+    body: B,
+) -> Result<Request<B>, RpcError> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(body)
+        .map_err(|e| RpcError::Connect {
+            addr: addr.to_owned(),
+            source: Cause::new(BadPath {
+                path: path.to_owned(),
+                source: e,
+            }),
+        })
+}
+
 /// The message of a non-2xx answer, as both sides write it (`{"message": ...}`).
 pub(crate) fn status_error(status: http::StatusCode, body: &[u8]) -> RpcError {
     let message = match serde_json::from_slice::<ErrorBody>(body) {
@@ -201,16 +222,13 @@ async fn in_process(
     path: &str,
     body: Bytes,
 ) -> Result<Body, RpcError> {
-    let mut req = Request::post(path)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body))
-        .map_err(|e| RpcError::Connect {
-            addr: addr.to_owned(),
-            source: Cause::new(BadPath {
-                path: path.to_owned(),
-                source: e,
-            }),
-        })?;
+    let mut req = post(
+        addr,
+        path,
+        path.to_owned(),
+        "application/json",
+        Body::from(body),
+    )?;
     req.extensions_mut().insert(peer);
     let resp = match router.oneshot(req).await {
         Ok(r) => r,

@@ -788,14 +788,14 @@ fn record_snapshot(db: &Database, sm: &SmMeta) -> Result<Snapshot<TypeConfig>, S
     };
     let write = || -> Result<(), std::io::Error> {
         // Durable, so it persists every apply up to this snapshot (and any made since) too.
+        // The row is only a record of the last snapshot for whoever inspects the file: what
+        // openraft serves is computed from the rows (`get_current_snapshot`).
         let mut tx = db.begin_write().map_err(io_err)?;
         tx.set_durability(Durability::Immediate).map_err(io_err)?;
         {
             let mut s = tx.open_table(SNAPSHOT).map_err(io_err)?;
             let b = to_json(&meta)?;
             s.insert("meta", b.as_slice()).map_err(io_err)?;
-            s.remove("data").map_err(io_err)?;
-            s.remove("file").map_err(io_err)?;
         }
         tx.commit().map_err(io_err)
     };

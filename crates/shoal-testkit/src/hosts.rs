@@ -47,16 +47,25 @@ impl Host {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, String> {
-        let path = self.netns_path();
-        std::thread::spawn(move || {
-            let ns = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| format!("setns {}: {e}", path.display()))?;
-            Ok(f())
-        })
-        .join()
-        .map_err(|_| "the thread in the namespace panicked".to_string())?
+        in_netns(&self.netns_path(), f)
     }
+}
+
+/// Runs `f` on a thread that has entered the network namespace at `path` (`/run/netns/NAME`,
+/// `/proc/PID/ns/net` or any bind mount of one): sockets it opens live there.
+pub fn in_netns<T: Send + 'static>(
+    path: &std::path::Path,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("setns {}: {e}", path.display()))?;
+        Ok(f())
+    })
+    .join()
+    .map_err(|_| "the thread in the namespace panicked".to_string())?
 }
 
 /// Hosts on one underlay bridge; all of it removed on drop.

@@ -97,9 +97,8 @@ pub async fn prune(
     for (id, name) in doomed {
         match h.remove_network(&id).await {
             Ok(()) => deleted.push(name),
-            // In use or gone meanwhile: not pruned, as in Docker.
-            Err(shoal_control::ControlError::NotFound { .. })
-            | Err(shoal_control::ControlError::FailedPrecondition(_)) => {}
+            // Gone meanwhile: not pruned by this call, as in Docker.
+            Err(shoal_control::ControlError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }
