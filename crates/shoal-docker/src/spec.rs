@@ -206,6 +206,13 @@ pub fn create_body(run: &TaskRun, owner: &str) -> Result<ContainerCreateBody, Ru
     if c.image.is_empty() {
         return Err(invalid("image", "an image is required"));
     }
+    if !run.networks.is_empty() {
+        // Refused rather than run on the engine's default bridge, away from its overlays.
+        return Err(invalid(
+            "networks",
+            "overlay networks do not reach Docker-runtime tasks yet; run this node with `shoal daemon --runtime native`",
+        ));
+    }
     shoal_runtime::parse_stop_signal(&c.stop_signal).map_err(|why| invalid("stop_signal", why))?;
     for u in &c.ulimits {
         if u.name.is_empty() || u.soft > u.hard {
@@ -301,6 +308,8 @@ mod tests {
             container,
             resources: ResourceRequirements::default(),
             hostname: "h".into(),
+            networks: Vec::new(),
+            netns: None,
         }
     }
 

@@ -69,6 +69,8 @@ impl Env {
             },
             resources: ResourceRequirements::default(),
             hostname: "dt-host".into(),
+            networks: Vec::new(),
+            netns: None,
         }
     }
 

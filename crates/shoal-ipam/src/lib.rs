@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use ipnet::Ipv4Net;
+pub use ipnet::Ipv4Net;
 
 /// Swarm's default address pool.
 pub const DEFAULT_POOL: &str = "10.0.0.0/8";
@@ -308,9 +308,17 @@ pub fn allocate_address(
     net: &NetworkAddrs,
     used: &BTreeSet<Ipv4Addr>,
 ) -> Result<Ipv4Addr, IpamError> {
+    allocate_address_by(net, |a| used.contains(a))
+}
+
+/// [`allocate_address`] for callers that keep the taken addresses in their own index.
+pub fn allocate_address_by(
+    net: &NetworkAddrs,
+    taken: impl Fn(&Ipv4Addr) -> bool,
+) -> Result<Ipv4Addr, IpamError> {
     net.range
         .hosts()
-        .find(|a| net.assignable(*a) && !used.contains(a))
+        .find(|a| net.assignable(*a) && !taken(a))
         .ok_or(IpamError::AddressesExhausted { range: net.range })
 }
 

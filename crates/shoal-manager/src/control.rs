@@ -166,6 +166,7 @@ impl Control {
                 .unwrap_or_default();
         }
         validate::check_service_spec(&spec)?;
+        Self::resolve_service_networks(&self.view(), &mut spec)?;
         if self.view().service_by_name(&spec.name).is_some() {
             return Err(ControlError::Conflict(format!(
                 "service name {:?} is already in use",
@@ -228,6 +229,7 @@ impl Control {
             });
         } else {
             validate::check_service_update(&cur.spec, &spec)?;
+            Self::resolve_service_networks(&view, &mut spec)?;
             if spec.name != cur.spec.name {
                 validate::check_name("Name", &spec.name)?;
             }

@@ -155,6 +155,7 @@ impl Dispatcher {
             let mut sent: Option<BTreeMap<Id, u64>> = None;
             let mut last_leader = None;
             let mut seen: Option<Arc<State>> = None;
+            let mut last_map: Option<shoal_types::dispatch::NetworkMap> = None;
             loop {
                 let view = states.borrow_and_update().clone();
                 // Only what this node sees is recomputed: its info when a node, the cluster
@@ -178,6 +179,32 @@ impl Dispatcher {
                     }
                     if removed {
                         return;
+                    }
+                }
+                // Before the assignments: a task must not start before its node knows its
+                // networks.
+                let map_due = delta.as_ref().is_none_or(|d| {
+                    !d.tasks.is_empty()
+                        || !d.services.is_empty()
+                        || !d.nodes.is_empty()
+                        || d.cluster
+                });
+                if map_due {
+                    let map = crate::netmap::network_map(&view, &node);
+                    // A node that never had a network is not told it has none.
+                    let news = match &last_map {
+                        None => !map.networks.is_empty(),
+                        Some(last) => *last != map,
+                    };
+                    if news {
+                        if tx
+                            .send(SessionMessage::Networks(map.clone()))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        last_map = Some(map);
                     }
                 }
                 let message = match (&mut sent, &delta) {

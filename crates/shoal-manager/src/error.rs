@@ -30,6 +30,11 @@ pub fn from_op(e: &OpError) -> ControlError {
         | OpError::Exists { .. }
         | OpError::NotPending { .. }
         | OpError::SubnetInUse { .. }
+        | OpError::AddressInUse { .. }
         | OpError::Aborted => ControlError::Conflict(e.to_string()),
+        OpError::PortInUse { .. } => ControlError::invalid("EndpointSpec.Ports", e.to_string()),
+        OpError::AddressesExhausted { .. }
+        | OpError::PortsExhausted { .. }
+        | OpError::NetworkInUse { .. } => ControlError::FailedPrecondition(e.to_string()),
     }
 }

@@ -13,6 +13,7 @@ pub mod driver;
 pub mod error;
 pub mod loops;
 pub mod names;
+pub mod netmap;
 pub mod networks;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -3,11 +3,13 @@
 //! the state machine checks again (name and subnet), so two managers allocating from the same
 //! view cannot both win.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use shoal_ipam::{AddrPools, IpamError, Request, allocate_network};
 use shoal_store::{Op, State};
 use shoal_types::network::{INGRESS, OPT_ENCRYPTED, OVERLAY};
+use shoal_types::service::{EndpointMode, PublishMode, ServiceSpec};
 use shoal_types::{Id, Network, NetworkSpec};
 
 use crate::control::{Control, unique_prefix};
@@ -18,6 +20,43 @@ fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Published ports as Swarm takes them: a target port, no published port twice, and none
+/// through the mesh for a service without a virtual IP.
+fn check_ports(spec: &ServiceSpec) -> Result<(), ControlError> {
+    let mut published = BTreeSet::new();
+    for (i, p) in spec.endpoint.ports.iter().enumerate() {
+        if p.target_port == 0 {
+            return Err(ControlError::invalid(
+                format!("EndpointSpec.Ports[{i}].TargetPort"),
+                "a target port between 1 and 65535 is required",
+            ));
+        }
+        if p.published_port != 0 && !published.insert((p.protocol, p.published_port)) {
+            return Err(ControlError::invalid(
+                format!("EndpointSpec.Ports[{i}].PublishedPort"),
+                format!(
+                    "port {}/{} is published twice",
+                    p.published_port,
+                    p.protocol.as_str()
+                ),
+            ));
+        }
+        if p.publish_mode == PublishMode::Host && p.published_port == 0 {
+            return Err(ControlError::invalid(
+                format!("EndpointSpec.Ports[{i}].PublishedPort"),
+                "a port published in host mode needs its number",
+            ));
+        }
+        if p.publish_mode == PublishMode::Ingress && spec.endpoint.mode == EndpointMode::Dnsrr {
+            return Err(ControlError::invalid(
+                format!("EndpointSpec.Ports[{i}]"),
+                "EndpointMode dnsrr cannot publish ports through the routing mesh (mode=ingress); use mode=host",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a spec as `network create` sends it and fills in what is implied (the driver).
@@ -146,6 +185,8 @@ impl Control {
             meta: Default::default(),
             spec,
             addrs,
+            // The store gives it one.
+            vni: 0,
         };
         let id = network.id.clone();
         self.write(vec![Op::CreateNetwork(network)]).await?;
@@ -153,6 +194,62 @@ impl Control {
             .network(&id)
             .cloned()
             .ok_or_else(|| ControlError::Internal("created network vanished".into()))
+    }
+
+    /// Turns the networks a service names (by name, ID or ID prefix) into IDs, and checks its
+    /// published ports; refuses an unknown network, one named twice, the ingress network
+    /// (joined through `--publish`, as in Swarm), and ports the mesh cannot serve.
+    pub fn resolve_service_networks(
+        view: &State,
+        spec: &mut ServiceSpec,
+    ) -> Result<(), ControlError> {
+        let mut seen = BTreeSet::new();
+        for (i, c) in spec.task.networks.iter_mut().enumerate() {
+            let field = format!("TaskTemplate.Networks[{i}].Target");
+            let n = Self::find_network(view, &c.target).map_err(|e| match e {
+                ControlError::NotFound { .. } => {
+                    ControlError::invalid(&field, format!("network {} not found", c.target))
+                }
+                e => ControlError::invalid(&field, e.to_string()),
+            })?;
+            if n.spec.ingress {
+                return Err(ControlError::invalid(
+                    field,
+                    format!(
+                        "service cannot be explicitly attached to the ingress network {:?}; publish a port instead",
+                        n.spec.name
+                    ),
+                ));
+            }
+            if !seen.insert(n.id.clone()) {
+                return Err(ControlError::invalid(
+                    field,
+                    format!("network {} is named twice", n.spec.name),
+                ));
+            }
+            c.target = n.id.to_string();
+            for (j, a) in c.aliases.iter().enumerate() {
+                if !valid_name(a) {
+                    return Err(ControlError::invalid(
+                        format!("TaskTemplate.Networks[{i}].Aliases[{j}]"),
+                        format!("{a:?} is not a valid alias"),
+                    ));
+                }
+            }
+        }
+        check_ports(spec)?;
+        if spec
+            .endpoint
+            .ports
+            .iter()
+            .any(|p| p.publish_mode == PublishMode::Ingress)
+            && !view.networks().any(|n| n.spec.ingress)
+        {
+            return Err(ControlError::FailedPrecondition(
+                "the swarm has no ingress network, so no port can be published through the routing mesh (mode=ingress); use mode=host".into(),
+            ));
+        }
+        Ok(())
     }
 
     pub async fn remove_network(&self, key: &str) -> Result<(), ControlError> {

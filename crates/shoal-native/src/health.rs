@@ -285,6 +285,7 @@ fn host_command(
     flags.set(nix::sched::CloneFlags::CLONE_NEWUTS, ns.uts);
     flags.set(nix::sched::CloneFlags::CLONE_NEWIPC, ns.ipc);
     flags.set(nix::sched::CloneFlags::CLONE_NEWPID, ns.pid);
+    flags.set(nix::sched::CloneFlags::CLONE_NEWNET, cfg.netns.is_some());
     let creds = cfg.creds.as_ref().map(|c| {
         (
             nix::unistd::Uid::from_raw(c.uid),

@@ -345,6 +345,7 @@ pub(crate) fn materialize(
         cgroups_path: node.cgroups_path.clone(),
         sysctls: c.sysctls.clone(),
         mounts: extra,
+        netns: run.netns.clone(),
     };
     let bundle_dir = dir.file(layout::BUNDLE);
     layout::write_json_atomic(&bundle_dir.join("config.json"), &bundle.to_oci())
@@ -372,6 +373,7 @@ pub(crate) fn materialize(
         health,
         volumes: named,
         image_id: image.id.clone(),
+        netns: run.netns.clone(),
     })
 }
 

@@ -110,6 +110,9 @@ pub(crate) struct ShimConfig {
     /// The image's ID (empty for `host`), so an image in use is not deleted under the task.
     #[serde(default)]
     pub image_id: String,
+    /// The network namespace the task joins (its overlays'); `None`: the node's network.
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
 }
 
 /// How the shim runs an OCI bundle.

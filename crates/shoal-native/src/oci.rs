@@ -308,6 +308,8 @@ pub(crate) struct Bundle {
     pub cgroups_path: Option<String>,
     pub sysctls: BTreeMap<String, String>,
     pub mounts: Vec<ExtraMount>,
+    /// The network namespace to join; `None`: the node's.
+    pub netns: Option<PathBuf>,
 }
 
 const MASKED_PATHS: &[&str] = &[
@@ -382,8 +384,9 @@ impl Bundle {
             ));
         }
         mounts.extend(self.mounts.iter().map(ExtraMount::to_oci));
-        // PID, mount, UTS and IPC of its own; the node's network namespace for now.
-        let namespaces = [
+        // PID, mount, UTS and IPC of its own; the network namespace shoal wired for it, or
+        // the node's when it has no networks.
+        let mut namespaces: Vec<LinuxNamespace> = [
             LinuxNamespaceType::Pid,
             LinuxNamespaceType::Mount,
             LinuxNamespaceType::Uts,
@@ -397,6 +400,12 @@ impl Bundle {
             n
         })
         .collect();
+        if let Some(path) = &self.netns {
+            let mut n = LinuxNamespace::default();
+            n.set_typ(LinuxNamespaceType::Network);
+            n.set_path(Some(path.clone()));
+            namespaces.push(n);
+        }
         let strings = |v: &[&str]| Some(v.iter().map(|p| p.to_string()).collect());
         let mut linux = Linux::default();
         linux.set_namespaces(Some(namespaces));
@@ -476,6 +485,7 @@ mod tests {
                 mode: 0,
                 read_only: false,
             }],
+            netns: None,
         };
         let j = serde_json::to_value(b.to_oci()).expect("serialises");
         // Only what shoal sets: no defaults of oci-spec's (youki's) leak into the bundle.
@@ -527,7 +537,7 @@ mod tests {
         assert_eq!(
             ns,
             vec!["pid", "mount", "uts", "ipc"],
-            "the node's network for now"
+            "the node's network without networks of its own"
         );
         assert_eq!(j["linux"]["cgroupsPath"], "/shoal/t1");
         assert_eq!(j["root"]["readonly"], true);
@@ -548,6 +558,18 @@ mod tests {
                 .any(|m| m["destination"] == "/etc/resolv.conf"
                     && m["source"] == "/t/etc/resolv.conf")
         );
+
+        // A task with networks joins the namespace shoal wired, by path.
+        let mut b = b;
+        b.netns = Some(PathBuf::from("/d/net/task/t1"));
+        let j = serde_json::to_value(b.to_oci()).expect("serialises");
+        let net: Vec<&serde_json::Value> = j["linux"]["namespaces"]
+            .as_array()
+            .expect("namespaces")
+            .iter()
+            .filter(|n| n["type"] == "network")
+            .collect();
+        assert_eq!(net, [&json!({"type": "network", "path": "/d/net/task/t1"})]);
     }
 
     #[test]

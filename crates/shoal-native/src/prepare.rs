@@ -140,6 +140,7 @@ pub(crate) fn shim_config(run: &TaskRun, node: &NodeFacts) -> Result<ShimConfig,
         health: super::image_task::health_spec(c.healthcheck.as_ref(), None),
         volumes: Vec::new(),
         image_id: String::new(),
+        netns: run.netns.clone(),
     })
 }
 
@@ -160,6 +161,8 @@ mod tests {
             container: c,
             resources: ResourceRequirements::default(),
             hostname: "web-1".into(),
+            networks: Vec::new(),
+            netns: None,
         }
     }
 

@@ -103,7 +103,19 @@ fn supervise(task: &TaskDir, cfg: &ShimConfig) -> i32 {
     // Forked before the PID namespace below, so the checker is not inside the task's namespace
     // and sees the task's pid as the node does; it learns the pid once the task runs.
     let mut checker = cfg.health.as_ref().and_then(|h| fork_checker(task, cfg, h));
-    // The OCI runtime makes an image task's namespaces itself.
+    // The OCI runtime makes an image task's namespaces itself (and joins its network one);
+    // a host task inherits the shim's, so the shim joins it first.
+    if cfg.oci.is_none()
+        && let Some(netns) = &cfg.netns
+        && let Err(e) = std::fs::File::open(netns)
+            .map_err(|e| e.to_string())
+            .and_then(|f| nix::sched::setns(f, CloneFlags::CLONE_NEWNET).map_err(|e| e.to_string()))
+    {
+        return fail(format!(
+            "joining the network namespace {}: {e}",
+            netns.display()
+        ));
+    }
     if cfg.oci.is_none()
         && cfg.namespaces.pid
         && let Err(e) = unshare(CloneFlags::CLONE_NEWPID)

@@ -11,6 +11,8 @@
 //! so each call opens its socket on a thread of its own that has entered that namespace, and
 //! the calling threads never change namespace.
 
+pub mod nat;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -36,6 +38,17 @@ pub enum NetError {
     },
     #[error("{0}")]
     Missing(String),
+    /// `nft` or `iptables` refused a change or could not be run; `detail` is its stderr.
+    #[error("{program} in the network namespace {}: {what}: {detail}", netns.display())]
+    Tool {
+        netns: PathBuf,
+        program: String,
+        what: String,
+        detail: String,
+    },
+    /// An argument the caller can correct: `field` names it (`vips[2].vip`).
+    #[error("{field}: {why}")]
+    InvalidArgument { field: String, why: String },
 }
 
 fn nl(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetError {
@@ -119,32 +132,72 @@ impl Overlay {
     }
 }
 
-/// Creates the overlay's bridge and VXLAN device in `netns` (no learning, ARP answered by the
-/// VXLAN device from its neighbour entries), both up.
-pub fn create_overlay(netns: &Path, o: Overlay) -> Result<(), NetError> {
-    in_netns(netns, move |h| async move {
-        let (br, vx) = (bridge_name(o.vni), vxlan_name(o.vni));
+/// Creates the overlay's bridge and VXLAN device in `sandbox` (no learning, ARP answered by
+/// the VXLAN device from its neighbour entries), both up. The VXLAN device is made in
+/// `node_netns` first, where the underlay is: its UDP socket stays in the namespace it was made
+/// in, while the bridge and the tasks' interfaces live in the sandbox, out of reach of the
+/// node's own firewall and routes (as Swarm keeps each overlay in a namespace of its own).
+pub fn create_overlay(node_netns: &Path, sandbox: &Path, o: Overlay) -> Result<(), NetError> {
+    let sandbox_fd = std::fs::File::open(sandbox).map_err(|source| NetError::Netns {
+        path: sandbox.to_path_buf(),
+        source,
+    })?;
+    let same = std::fs::metadata(node_netns)
+        .and_then(|a| std::fs::metadata(sandbox).map(|b| (a, b)))
+        .map(|(a, b)| {
+            use std::os::unix::fs::MetadataExt;
+            (a.dev(), a.ino()) == (b.dev(), b.ino())
+        })
+        .unwrap_or(false);
+    let vx = vxlan_name(o.vni);
+    let vx_in = vx.clone();
+    in_netns(node_netns, move |h| async move {
+        h.link()
+            .add(
+                LinkVxlan::new(&vx_in, o.vni)
+                    .local(o.local)
+                    .port(o.port)
+                    .learning(false)
+                    .proxy(true)
+                    .mtu(o.mtu())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(nl(format!("creating VXLAN device {vx_in} (VNI {})", o.vni)))?;
+        if !same {
+            let index = index_of(&h, &vx_in).await?;
+            h.link()
+                .set(
+                    LinkUnspec::new_with_index(index)
+                        .setns_by_fd(sandbox_fd.as_raw_fd())
+                        .build(),
+                )
+                .execute()
+                .await
+                .map_err(nl(format!("moving {vx_in} into the overlay's namespace")))?;
+        }
+        Ok(())
+    })?;
+    in_netns(sandbox, move |h| async move {
+        let br = bridge_name(o.vni);
         h.link()
             .add(LinkBridge::new(&br).mtu(o.mtu()).build())
             .execute()
             .await
             .map_err(nl(format!("creating bridge {br}")))?;
         let br_index = index_of(&h, &br).await?;
+        let vx_index = index_of(&h, &vx).await?;
         h.link()
-            .add(
-                LinkVxlan::new(&vx, o.vni)
-                    .local(o.local)
-                    .port(o.port)
-                    .learning(false)
-                    .proxy(true)
-                    .mtu(o.mtu())
+            .set(
+                LinkUnspec::new_with_index(vx_index)
                     .controller(br_index)
                     .up()
                     .build(),
             )
             .execute()
             .await
-            .map_err(nl(format!("creating VXLAN device {vx} (VNI {})", o.vni)))?;
+            .map_err(nl(format!("putting {vx} on {br}")))?;
         h.link()
             .set(LinkUnspec::new_with_index(br_index).up().build())
             .execute()
@@ -201,6 +254,53 @@ pub fn add_remote(netns: &Path, vni: u32, r: RemoteTask) -> Result<(), NetError>
             .map_err(nl(format!("neighbour entry for {}", r.ip)))?;
         Ok(())
     })
+}
+
+/// Forgets a task that left another node: its forwarding and neighbour entries go. Entries
+/// already gone are fine.
+pub fn remove_remote(netns: &Path, vni: u32, r: RemoteTask) -> Result<(), NetError> {
+    in_netns(netns, move |h| async move {
+        let index = index_of(&h, &vxlan_name(vni)).await?;
+        let mut msg = rtnetlink::packet_route::neighbour::NeighbourMessage::default();
+        msg.header.family = rtnetlink::packet_route::AddressFamily::Bridge;
+        msg.header.ifindex = index;
+        msg.header.flags = NeighbourFlags::Own;
+        msg.attributes.push(
+            rtnetlink::packet_route::neighbour::NeighbourAttribute::LinkLayerAddress(
+                r.mac.to_vec(),
+            ),
+        );
+        msg.attributes.push(
+            rtnetlink::packet_route::neighbour::NeighbourAttribute::Destination(
+                rtnetlink::packet_route::neighbour::NeighbourAddress::Inet(r.node),
+            ),
+        );
+        ignore_missing(h.neighbours().del(msg).execute().await)
+            .map_err(nl(format!("forgetting the forwarding entry for {}", r.ip)))?;
+        let mut msg = rtnetlink::packet_route::neighbour::NeighbourMessage::default();
+        msg.header.family = rtnetlink::packet_route::AddressFamily::Inet;
+        msg.header.ifindex = index;
+        msg.attributes.push(
+            rtnetlink::packet_route::neighbour::NeighbourAttribute::Destination(
+                rtnetlink::packet_route::neighbour::NeighbourAddress::Inet(r.ip),
+            ),
+        );
+        ignore_missing(h.neighbours().del(msg).execute().await)
+            .map_err(nl(format!("forgetting the neighbour entry for {}", r.ip)))?;
+        Ok(())
+    })
+}
+
+/// ENOENT from the kernel: what was to be removed is already gone.
+fn ignore_missing(r: Result<(), rtnetlink::Error>) -> Result<(), rtnetlink::Error> {
+    match r {
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enoent() => Ok(()),
+        r => r,
+    }
+}
+
+fn libc_enoent() -> i32 {
+    nix::errno::Errno::ENOENT as i32
 }
 
 /// A task's interface on an overlay.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use shoal_net::{
     Attachment, Overlay, RemoteTask, add_remote, attach, create_netns, create_overlay,
-    delete_netns, delete_overlay, mac_for,
+    delete_netns, delete_overlay, mac_for, remove_remote,
 };
 use shoal_testkit::hosts::Hosts;
 use shoal_testkit::{Need, need};
@@ -60,13 +60,16 @@ fn two_tasks_on_two_hosts_talk_over_a_vxlan_overlay() {
         return;
     }
     let hosts = Hosts::new("overlay", 2).expect("hosts");
-    let tasks = TaskNamespaces::new(&["a", "b"]);
+    // Two tasks, and each host's namespace for the overlay (its bridge and VXLAN device).
+    let tasks = TaskNamespaces::new(&["a", "b", "overlay-1", "overlay-2"]);
     let vni = 4097;
     let ips = [Ipv4Addr::new(10, 0, 9, 2), Ipv4Addr::new(10, 0, 9, 3)];
     for (i, ip) in ips.iter().enumerate() {
         let host = hosts.host(i + 1);
+        let sandbox = tasks.path(2 + i);
         create_overlay(
             &host.netns_path(),
+            &sandbox,
             Overlay {
                 vni,
                 local: host.addr,
@@ -76,7 +79,7 @@ fn two_tasks_on_two_hosts_talk_over_a_vxlan_overlay() {
         )
         .expect("overlay");
         attach(
-            &host.netns_path(),
+            &sandbox,
             vni,
             &tasks.path(i),
             &Attachment {
@@ -90,7 +93,7 @@ fn two_tasks_on_two_hosts_talk_over_a_vxlan_overlay() {
         // The other task, on the other host.
         let (other, other_host) = (ips[1 - i], hosts.host(2 - i));
         add_remote(
-            &host.netns_path(),
+            &sandbox,
             vni,
             RemoteTask {
                 ip: other,
@@ -134,8 +137,29 @@ fn two_tasks_on_two_hosts_talk_over_a_vxlan_overlay() {
         .expect("enter host 2");
     assert!(from_host.is_err(), "host 2 reached a task address directly");
 
+    // Once host 2 forgets task a, task b no longer reaches it; told again, it does.
+    let a_on_1 = RemoteTask {
+        ip: ips[0],
+        mac: mac_for(ips[0]),
+        node: hosts.host(1).addr,
+    };
+    remove_remote(&tasks.path(3), vni, a_on_1).expect("forget a");
+    remove_remote(&tasks.path(3), vni, a_on_1).expect("forgetting twice is fine");
+    let forgotten = inside(tasks.path(1), move || {
+        TcpStream::connect_timeout(&at, Duration::from_millis(500))
+    });
+    assert!(
+        forgotten.is_err(),
+        "task a reachable after host 2 forgot it"
+    );
+    add_remote(&tasks.path(3), vni, a_on_1).expect("remember a");
+    inside(tasks.path(1), move || {
+        TcpStream::connect_timeout(&at, Duration::from_secs(5))
+    })
+    .expect("task a reachable again");
+
     // Without the overlay on host 1, task b no longer reaches task a.
-    delete_overlay(&hosts.host(1).netns_path(), vni).expect("delete overlay");
+    delete_overlay(&tasks.path(2), vni).expect("delete overlay");
     let again = inside(tasks.path(1), move || {
         TcpStream::connect_timeout(&at, Duration::from_millis(500))
     });

@@ -111,6 +111,8 @@ pub struct Daemon {
     cfg: DaemonConfig,
     clock: Arc<dyn Clock>,
     driver: Arc<dyn RuntimeDriver>,
+    /// The node's overlays and its tasks' network namespaces; `driver` goes through it.
+    net: Arc<shoal_netagent::NetAgent>,
     transition: tokio::sync::Mutex<()>,
     current: RwLock<Option<Arc<Active>>>,
     me: Weak<Daemon>,
@@ -132,10 +134,14 @@ impl Daemon {
                 chain(&e)
             ))
         })?;
+        let net = shoal_netagent::NetAgent::new(cfg.data_dir.join("net"));
+        let driver = net.wrap(driver);
+        net.spawn_reconciler();
         let daemon = Arc::new_cyclic(|me| Daemon {
             cfg,
             clock,
             driver,
+            net,
             transition: tokio::sync::Mutex::new(()),
             current: RwLock::new(None),
             me: me.clone(),

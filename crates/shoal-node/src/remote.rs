@@ -15,7 +15,9 @@ use futures::StreamExt;
 use shoal_agent::{DispatchError, DispatcherClient, Session};
 use shoal_rpc::{RpcClient, RpcError, Transport, TransportExt};
 use shoal_types::Id;
-use shoal_types::dispatch::{NodeInfo, SessionMessage, SessionRequest, TaskStatusReport};
+use shoal_types::dispatch::{
+    NetworkMap, NodeInfo, SessionMessage, SessionRequest, TaskStatusReport,
+};
 use tokio::sync::watch;
 
 use crate::wire;
@@ -31,11 +33,13 @@ pub struct RemoteDispatcher<T = RpcClient> {
     managers: Arc<Mutex<Vec<String>>>,
     current: Mutex<Option<String>>,
     info: watch::Sender<Option<NodeInfo>>,
+    networks: watch::Sender<Arc<NetworkMap>>,
 }
 
 impl<T: Transport> RemoteDispatcher<T> {
     pub fn new(client: T, node_id: Id, endpoint: String, managers: Vec<String>) -> Self {
         let (info, _) = watch::channel(None);
+        let (networks, _) = watch::channel(Arc::default());
         RemoteDispatcher {
             client,
             node_id,
@@ -43,7 +47,13 @@ impl<T: Transport> RemoteDispatcher<T> {
             managers: Arc::new(Mutex::new(managers)),
             current: Mutex::new(None),
             info,
+            networks,
         }
+    }
+
+    /// The networks this node's tasks are on, as the managers last described them.
+    pub fn network_map(&self) -> watch::Receiver<Arc<NetworkMap>> {
+        self.networks.subscribe()
     }
 
     /// What the managers last said about this node.
@@ -95,6 +105,7 @@ impl<T: Transport> DispatcherClient for RemoteDispatcher<T> {
                     *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr.clone());
                     let (tx, rx) = tokio::sync::mpsc::channel(4);
                     let (info, managers) = (self.info.clone(), self.managers.clone());
+                    let networks = self.networks.clone();
                     tokio::spawn(async move {
                         while let Some(msg) = stream.next().await {
                             match msg {
@@ -104,6 +115,11 @@ impl<T: Transport> DispatcherClient for RemoteDispatcher<T> {
                                             n.managers.clone();
                                     }
                                     info.send_replace(Some(n));
+                                }
+                                // Published before the assignments that follow it are
+                                // passed on, so a task's networks are known when it starts.
+                                Ok(SessionMessage::Networks(m)) => {
+                                    networks.send_replace(Arc::new(m));
                                 }
                                 Ok(SessionMessage::Assignments(a)) => {
                                     if tx.send(a).await.is_err() {

@@ -258,6 +258,17 @@ impl Daemon {
             identity.advertise_addr.clone(),
             identity.managers.clone(),
         ));
+        // The managers' network map, to the node's network agent. Not the channel's empty
+        // start: that would tear down the overlays of tasks this node still runs.
+        let maps = {
+            let (mut rx, net) = (remote.network_map(), self.net.clone());
+            tokio::spawn(async move {
+                while rx.changed().await.is_ok() {
+                    let map = rx.borrow_and_update().clone();
+                    net.set_map(map);
+                }
+            })
+        };
         let description = self.describe();
         let agent = Agent::new(
             AgentConfig {
@@ -279,7 +290,7 @@ impl Daemon {
             remote,
             agent,
             stops,
-            tasks: std::sync::Mutex::new(vec![server]),
+            tasks: std::sync::Mutex::new(vec![server, maps]),
             agent_stop,
             agent_task: std::sync::Mutex::new(None),
         });

@@ -120,5 +120,7 @@ pub(crate) fn new_task(
         restart_history,
         // The scheduler gives units when it places the task.
         assigned_generic_resources: Vec::new(),
+        // The store gives addresses as it applies the task's creation.
+        networks: Vec::new(),
     }
 }

@@ -25,6 +25,12 @@ pub struct TaskRun {
     pub resources: ResourceRequirements,
     /// The hostname the task sees (already defaulted by the agent).
     pub hostname: String,
+    /// The task's addresses on its overlay networks; empty: the node's own network (the
+    /// native runtime) or the engine's default (Docker).
+    pub networks: Vec<shoal_types::task::NetworkAttachment>,
+    /// The network namespace the task joins, made and wired by the node's network layer
+    /// before `prepare`; `None` when the task has no networks.
+    pub netns: Option<std::path::PathBuf>,
 }
 
 /// How a task's process ended.

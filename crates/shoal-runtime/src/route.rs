@@ -235,6 +235,8 @@ mod tests {
             },
             resources: ResourceRequirements::default(),
             hostname: "h".into(),
+            networks: Vec::new(),
+            netns: None,
         }
     }
 

@@ -1,6 +1,10 @@
 //! What a write is: a [`Proposal`] of [`Op`]s, replicated as one Raft log entry and applied by every
 //! manager in the same order with the same result. Everything an op needs (new objects, IDs, the
-//! time) is decided by the proposer, so applying is deterministic.
+//! time) is decided by the proposer, so applying is deterministic. The one exception is what is
+//! handed out from a shared pool — task addresses, virtual IPs, published ports, VXLAN IDs: the
+//! state gives those as it applies (a pure function of the state before), so two proposers
+//! working from the same view can never hand out the same address, and an address is taken back
+//! in the same write that ends its holder.
 
 use shoal_types::cluster::Cluster;
 use shoal_types::network::Network;
@@ -154,6 +158,24 @@ pub enum OpError {
     },
     #[error("task {id} is no longer pending (it is {state})")]
     NotPending { id: Id, state: String },
+    #[error("network {network:?} has no free address left in {range}")]
+    AddressesExhausted { network: String, range: String },
+    #[error("address {addr} on network {network:?} is already held by {owner}")]
+    AddressInUse {
+        network: String,
+        addr: String,
+        owner: Id,
+    },
+    #[error("port {port}/{protocol} is already published by service {service:?}")]
+    PortInUse {
+        port: u16,
+        protocol: String,
+        service: String,
+    },
+    #[error("no port is left to publish in {first}-{last}")]
+    PortsExhausted { first: u16, last: u16 },
+    #[error("network {name:?} is in use by service(s) {services:?}")]
+    NetworkInUse { name: String, services: Vec<String> },
     #[error("not applied: another change in the same atomic proposal failed")]
     Aborted,
 }

@@ -15,6 +15,8 @@ use shoal_types::{Id, Node, Timestamp};
 
 use crate::ops::{Applied, Event, Kind, Op, OpError, Proposal};
 
+#[path = "attach.rs"]
+mod attach;
 #[path = "delta.rs"]
 mod delta;
 pub use delta::{Delta, TaskTouch};
@@ -32,6 +34,8 @@ pub struct State {
     tasks_by_node: OrdMap<Id, OrdSet<Id>>,
     networks: OrdMap<Id, Arc<Network>>,
     network_names: OrdMap<String, Id>,
+    /// Addresses and ports held, derived from the objects above.
+    book: attach::Book,
 }
 
 impl State {
@@ -198,9 +202,11 @@ impl State {
                     });
                 }
                 let mut s = s.clone();
+                self.attach_service(&mut s, None)?;
                 s.meta.version = version;
                 s.meta.created_at = now;
                 s.meta.updated_at = now;
+                self.book.index_service(&s);
                 self.service_names.insert(s.spec.name.clone(), s.id.clone());
                 ev.push(event(Kind::Service, &s.id, false));
                 self.services.insert(s.id.clone(), Arc::new(s));
@@ -232,6 +238,13 @@ impl State {
                         .insert(service.spec.name.clone(), service.id.clone());
                 }
                 let mut s = service.clone();
+                // Released first, so that the service may keep its own port and addresses.
+                self.book.unindex_service(&cur);
+                if let Err(e) = self.attach_service(&mut s, Some(&cur)) {
+                    self.book.index_service(&cur);
+                    return Err(e);
+                }
+                self.book.index_service(&s);
                 s.meta.created_at = cur.meta.created_at;
                 s.meta.version = version;
                 s.meta.updated_at = now;
@@ -243,6 +256,7 @@ impl State {
                     .services
                     .remove(id)
                     .ok_or_else(|| not_found(Kind::Service, id))?;
+                self.book.unindex_service(&cur);
                 self.service_names.remove(&cur.spec.name);
                 ev.push(event(Kind::Service, id, true));
             }
@@ -254,6 +268,7 @@ impl State {
                     });
                 }
                 let mut t = t.clone();
+                self.attach_new_task(&mut t)?;
                 t.meta.version = version;
                 t.meta.created_at = now;
                 t.meta.updated_at = now;
@@ -269,6 +284,7 @@ impl State {
                     .ok_or_else(|| not_found(Kind::Task, &task.id))?;
                 check_version(Kind::Task, &task.id, cur.meta.version, *expect_version)?;
                 let mut t = task.clone();
+                t.networks = cur.networks.clone();
                 t.meta.created_at = cur.meta.created_at;
                 t.meta.version = version;
                 t.meta.updated_at = now;
@@ -391,6 +407,9 @@ impl State {
                     });
                 }
                 let mut n = n.clone();
+                if n.vni == 0 || self.networks.values().any(|o| o.vni == n.vni) {
+                    n.vni = self.free_vni();
+                }
                 n.meta.version = version;
                 n.meta.created_at = now;
                 n.meta.updated_at = now;
@@ -401,8 +420,11 @@ impl State {
             Op::DeleteNetwork { id } => {
                 let cur = self
                     .networks
-                    .remove(id)
-                    .ok_or_else(|| not_found(Kind::Network, id))?;
+                    .get(id)
+                    .ok_or_else(|| not_found(Kind::Network, id))?
+                    .clone();
+                self.check_network_unused(&cur)?;
+                self.networks.remove(id);
                 self.network_names.remove(&cur.spec.name);
                 ev.push(event(Kind::Network, id, true));
             }
@@ -414,6 +436,7 @@ impl State {
         if let Some(old) = self.tasks.get(&t.id).cloned() {
             self.unindex_task(&old);
         }
+        self.book.index_task(&t);
         self.tasks_by_service
             .entry(t.service_id.clone())
             .or_default()
@@ -429,6 +452,7 @@ impl State {
     }
 
     fn unindex_task(&mut self, t: &Task) {
+        self.book.unindex_task(t);
         remove_from_index(&mut self.tasks_by_service, &t.service_id, &t.id);
         if let Some(n) = &t.node_id {
             remove_from_index(&mut self.tasks_by_node, n, &t.id);
@@ -442,6 +466,7 @@ impl State {
                 self.nodes.insert(n.id.clone(), Arc::new(n));
             }
             Object::Service(s) => {
+                self.book.index_service(&s);
                 self.service_names.insert(s.spec.name.clone(), s.id.clone());
                 self.services.insert(s.id.clone(), Arc::new(s));
             }

@@ -342,6 +342,7 @@ fn network(i: &str, name: &str, subnet: &str) -> Network {
             gateway: subnet.hosts().next().expect("a host"),
             range: subnet,
         },
+        vni: 0,
     }
 }
 
@@ -411,4 +412,268 @@ fn networks_keep_names_and_subnets_unique_and_reload() {
         Op::CreateNetwork(network("n5", "front2", "10.0.0.0/16")),
     );
     assert_eq!(again.results, vec![Ok(())]);
+}
+
+fn on_network(mut t: Task, net: &str) -> Task {
+    t.spec.networks = vec![shoal_types::service::NetworkAttachmentConfig {
+        target: net.into(),
+        aliases: vec!["www".into()],
+        ..Default::default()
+    }];
+    t
+}
+
+fn apply_one(s: &mut State, v: u64, op: Op) -> Result<(), OpError> {
+    s.apply(v, &Proposal::atomic(Timestamp(v as i64), vec![op]))
+        .0
+        .results
+        .remove(0)
+}
+
+fn addr_of(s: &State, task: &str) -> String {
+    s.task(&id(task)).expect("task").networks[0]
+        .addr
+        .to_string()
+}
+
+/// A task gets an address with the write that makes it and gives it back with the write that
+/// ends it: a /24 serves any number of tasks over time, and a reload keeps who holds what.
+#[test]
+fn task_addresses_are_given_with_the_task_and_taken_back_when_it_ends() {
+    let mut s = State::default();
+    apply_one(
+        &mut s,
+        1,
+        Op::CreateNetwork(network("n1", "back", "10.9.0.0/24")),
+    )
+    .expect("net");
+    assert_eq!(
+        s.network(&id("n1")).map(|n| n.vni),
+        Some(shoal_types::network::FIRST_VNI)
+    );
+    let mut v = 2;
+    for round in 0..1000 {
+        let t = format!("t{round}");
+        apply_one(
+            &mut s,
+            v,
+            Op::CreateTask(on_network(task(&t, "s1", None), "n1")),
+        )
+        .unwrap_or_else(|e| panic!("task {round}: {e}"));
+        let a = s.task(&id(&t)).expect("made").networks.clone();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].aliases, ["www"]);
+        // .1 is the gateway: the first task address is .2, and an ended task's is reused.
+        assert_eq!(a[0].addr.to_string(), "10.9.0.2/24");
+        let end = if round % 2 == 0 {
+            Op::SetTaskStatus {
+                id: id(&t),
+                status: status(TaskState::Failed, v as i64),
+            }
+        } else {
+            Op::DeleteTask { id: id(&t) }
+        };
+        apply_one(&mut s, v + 1, end).expect("ends");
+        v += 2;
+    }
+    // Ended tasks keep their record of the address for inspect.
+    assert_eq!(addr_of(&s, "t998"), "10.9.0.2/24");
+
+    // Two live tasks hold two addresses; the network is in use while they live.
+    apply_one(
+        &mut s,
+        v,
+        Op::CreateTask(on_network(task("a", "s1", None), "n1")),
+    )
+    .expect("a");
+    apply_one(
+        &mut s,
+        v + 1,
+        Op::CreateTask(on_network(task("b", "s1", None), "n1")),
+    )
+    .expect("b");
+    assert_eq!(
+        (addr_of(&s, "a"), addr_of(&s, "b")),
+        ("10.9.0.2/24".into(), "10.9.0.3/24".into())
+    );
+    let in_use = apply_one(&mut s, v + 2, Op::DeleteNetwork { id: id("n1") });
+    assert!(
+        matches!(in_use, Err(OpError::NetworkInUse { .. })),
+        "{in_use:?}"
+    );
+
+    // A proposer cannot hand a task an address: the store gives it.
+    let mut c = on_network(task("c", "s1", None), "n1");
+    c.networks = s.task(&id("a")).expect("a").networks.clone();
+    apply_one(&mut s, v + 3, Op::CreateTask(c)).expect("c");
+    assert_eq!(addr_of(&s, "c"), "10.9.0.4/24");
+
+    // A reload rebuilds who holds what.
+    let mut reloaded = State::default();
+    for o in s.all_objects() {
+        reloaded.load(o);
+    }
+    apply_one(
+        &mut reloaded,
+        v + 4,
+        Op::CreateTask(on_network(task("d", "s1", None), "n1")),
+    )
+    .expect("d");
+    assert_eq!(addr_of(&reloaded, "d"), "10.9.0.5/24");
+
+    // An unknown network is refused, and nothing is half made.
+    let bad = apply_one(
+        &mut s,
+        v + 5,
+        Op::CreateTask(on_network(task("e", "s1", None), "nope")),
+    );
+    assert!(
+        matches!(
+            bad,
+            Err(OpError::NotFound {
+                kind: Kind::Network,
+                ..
+            })
+        ),
+        "{bad:?}"
+    );
+    assert!(s.task(&id("e")).is_none());
+}
+
+#[test]
+fn a_full_network_refuses_the_task_that_does_not_fit() {
+    let mut s = State::default();
+    apply_one(
+        &mut s,
+        1,
+        Op::CreateNetwork(network("n1", "tiny", "10.9.0.0/30")),
+    )
+    .expect("net");
+    apply_one(
+        &mut s,
+        2,
+        Op::CreateTask(on_network(task("a", "s1", None), "n1")),
+    )
+    .expect("a");
+    let full = apply_one(
+        &mut s,
+        3,
+        Op::CreateTask(on_network(task("b", "s1", None), "n1")),
+    );
+    assert_eq!(
+        full.map_err(|e| e.to_string()),
+        Err("network \"tiny\" has no free address left in 10.9.0.0/30".into())
+    );
+}
+
+/// A service gets a virtual IP on each of its networks and its published ports (a dynamic
+/// one when it asks for none); another service cannot publish the same port; an update keeps
+/// both; removing the service frees them.
+#[test]
+fn services_get_virtual_ips_and_ports_and_give_them_back() {
+    use shoal_types::service::{PortConfig, PublishMode};
+    let mut s = State::default();
+    let mut ingress = network("ing", "ingress", "10.0.0.0/24");
+    ingress.spec.ingress = true;
+    apply_one(&mut s, 1, Op::CreateNetwork(ingress)).expect("ingress");
+    apply_one(
+        &mut s,
+        2,
+        Op::CreateNetwork(network("n1", "back", "10.9.0.0/24")),
+    )
+    .expect("net");
+    let mut web = service("s1", "web");
+    web.spec.task = on_network(task("x", "s1", None), "n1").spec;
+    web.spec.endpoint.ports = vec![
+        PortConfig {
+            target_port: 80,
+            published_port: 8080,
+            ..Default::default()
+        },
+        PortConfig {
+            target_port: 81,
+            ..Default::default()
+        },
+    ];
+    apply_one(&mut s, 3, Op::CreateService(web.clone())).expect("web");
+    let got = s.service(&id("s1")).expect("web").endpoint.clone();
+    let vips: Vec<String> = got
+        .virtual_ips
+        .iter()
+        .map(|v| format!("{}={}", v.network, v.addr))
+        .collect();
+    assert_eq!(vips, ["ing=10.0.0.2/24", "n1=10.9.0.2/24"]);
+    let ports: Vec<u16> = got.ports.iter().map(|p| p.published_port).collect();
+    assert_eq!(ports, [8080, 30000]);
+
+    // Its tasks join the ingress network first, then its own.
+    apply_one(
+        &mut s,
+        4,
+        Op::CreateTask(Task {
+            spec: web.spec.task.clone(),
+            ..task("t1", "s1", None)
+        }),
+    )
+    .expect("task");
+    let nets: Vec<String> = s
+        .task(&id("t1"))
+        .expect("t1")
+        .networks
+        .iter()
+        .map(|a| a.addr.to_string())
+        .collect();
+    assert_eq!(nets, ["10.0.0.3/24", "10.9.0.3/24"]);
+
+    let mut other = service("s2", "other");
+    other.spec.endpoint.ports = vec![PortConfig {
+        target_port: 80,
+        published_port: 8080,
+        ..Default::default()
+    }];
+    let taken = apply_one(&mut s, 5, Op::CreateService(other.clone()));
+    assert_eq!(
+        taken.map_err(|e| e.to_string()),
+        Err("port 8080/tcp is already published by service \"web\"".into())
+    );
+    // Host mode does not go through the mesh: the port is the node's business.
+    other.spec.endpoint.ports[0].publish_mode = PublishMode::Host;
+    apply_one(&mut s, 6, Op::CreateService(other)).expect("host mode");
+
+    // An update keeps the VIPs and the dynamic port.
+    let mut upd = (**s.service(&id("s1")).expect("web")).clone();
+    upd.spec.labels.insert("k".into(), "v".into());
+    upd.endpoint = Default::default();
+    apply_one(
+        &mut s,
+        7,
+        Op::UpdateService {
+            service: upd,
+            expect_version: None,
+        },
+    )
+    .expect("update");
+    assert_eq!(s.service(&id("s1")).expect("web").endpoint, got);
+
+    let in_use = apply_one(&mut s, 8, Op::DeleteNetwork { id: id("n1") });
+    assert!(
+        matches!(in_use, Err(OpError::NetworkInUse { ref services, .. }) if services == &["web"]),
+        "{in_use:?}"
+    );
+    apply_one(&mut s, 9, Op::DeleteTask { id: id("t1") }).expect("task gone");
+    apply_one(&mut s, 10, Op::DeleteService { id: id("s1") }).expect("web gone");
+    apply_one(&mut s, 11, Op::DeleteNetwork { id: id("n1") }).expect("network free");
+    let mut again = service("s3", "again");
+    again.spec.endpoint.ports = vec![PortConfig {
+        target_port: 80,
+        published_port: 8080,
+        ..Default::default()
+    }];
+    apply_one(&mut s, 12, Op::CreateService(again)).expect("port free");
+    assert_eq!(
+        s.service(&id("s3")).expect("again").endpoint.virtual_ips[0]
+            .addr
+            .to_string(),
+        "10.0.0.2/24"
+    );
 }

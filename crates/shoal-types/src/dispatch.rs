@@ -93,7 +93,51 @@ pub struct NodeInfo {
 #[serde(rename_all = "snake_case")]
 pub enum SessionMessage {
     Node(NodeInfo),
+    /// Sent before the assignments that need it, so a task never starts on a network the
+    /// node has not heard of.
+    Networks(NetworkMap),
     Assignments(Assignments),
+}
+
+/// What a node must know to wire its tasks' networks: each overlay one of its tasks is on,
+/// where every task of that overlay runs, and the services reachable on it (names and
+/// virtual IPs). Sent whole whenever it changes; small next to the assignments.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NetworkMap {
+    /// This node's underlay address (the VXLAN source).
+    pub local_addr: Option<std::net::Ipv4Addr>,
+    /// The UDP port VXLAN runs on (`swarm init --data-path-port`).
+    pub data_path_port: u16,
+    pub networks: Vec<NetworkPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NetworkPlan {
+    pub network: crate::Network,
+    /// Every live task's address on this network and the underlay address of its node.
+    pub endpoints: Vec<Endpoint>,
+    pub services: Vec<ServiceOnNetwork>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Endpoint {
+    pub task: Id,
+    pub addr: std::net::Ipv4Addr,
+    pub node: Id,
+    pub node_addr: Option<std::net::Ipv4Addr>,
+}
+
+/// A service as the tasks on one network see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServiceOnNetwork {
+    pub id: Id,
+    pub name: String,
+    /// Its virtual IP here (endpoint mode `vip`).
+    pub vip: Option<std::net::Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Tasks that serve: running (and healthy, where checked) and still wanted.
+    pub ready: Vec<std::net::Ipv4Addr>,
 }
 
 /// A node asking to join: its token, a CSR for its new key, and how to reach it.

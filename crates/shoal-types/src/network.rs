@@ -62,4 +62,11 @@ pub struct Network {
     pub spec: NetworkSpec,
     /// The subnet, gateway and task range the cluster allocated.
     pub addrs: NetworkAddrs,
+    /// The VXLAN network identifier, unique in the cluster; given by the store.
+    #[serde(default)]
+    pub vni: u32,
 }
+
+/// The first VXLAN ID the store gives out (Swarm starts at 4096 too, above the IDs people pick
+/// for VLAN-mapped segments).
+pub const FIRST_VNI: u32 = 4096;

@@ -140,6 +140,20 @@ pub struct Task {
     /// task as `DOCKER_RESOURCE_<KIND>` variables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assigned_generic_resources: Vec<crate::GenericResource>,
+    /// The task's address on each of its networks, given by the store when the task is made
+    /// and taken back when the task ends (the record keeps it, for `inspect`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<NetworkAttachment>,
+}
+
+/// A task on one network: `NetworksAttachments` in Docker's task.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NetworkAttachment {
+    pub network: Id,
+    /// The address with the network's prefix length (`10.0.1.5/24`).
+    pub addr: shoal_ipam::Ipv4Net,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 impl Task {

@@ -124,6 +124,8 @@ fn run(id: &str, cmd: &[&str]) -> TaskRun {
         },
         resources: ResourceRequirements::default(),
         hostname: format!("h-{id}"),
+        networks: Vec::new(),
+        netns: None,
     }
 }
 

@@ -116,6 +116,8 @@ fn task_run(task: &Task, node_id: &Id, node: &NodeDescription) -> Result<TaskRun
         hostname: hostname(task, &container.hostname),
         container,
         resources: task.spec.resources.clone(),
+        networks: task.networks.clone(),
+        netns: None,
     })
 }
 

@@ -3,9 +3,10 @@
 use bollard_stubs::models as w;
 use shoal_types::node::Resources;
 use shoal_types::service::{
-    ContainerSpec, EndpointMode, EndpointSpec, FailureAction, Placement, ResourceRequirements,
-    RestartCondition, RestartPolicy, Service, ServiceMode, ServiceSpec, SpreadPreference, TaskSpec,
-    UpdateConfig, UpdateOrder, UpdateState, UpdateStatus,
+    ContainerSpec, EndpointMode, EndpointSpec, FailureAction, NetworkAttachmentConfig, Placement,
+    PortConfig, Protocol, PublishMode, ResourceRequirements, RestartCondition, RestartPolicy,
+    Service, ServiceMode, ServiceSpec, SpreadPreference, TaskSpec, UpdateConfig, UpdateOrder,
+    UpdateState, UpdateStatus,
 };
 
 use super::{container, labels_in, labels_out, nanos, non_negative, opt_duration, time, version};
@@ -35,18 +36,21 @@ fn non_empty<T>(v: &Vec<T>) -> bool {
 
 pub fn spec_in(s: w::ServiceSpec) -> Result<ServiceSpec, ApiError> {
     let name = s.name.unwrap_or_default();
-    refuse_if("Networks", &s.networks, non_empty)?;
     let endpoint = match s.endpoint_spec {
         None => EndpointSpec::default(),
-        Some(e) => {
-            refuse_if("EndpointSpec.Ports", &e.ports, non_empty)?;
-            EndpointSpec {
-                mode: match e.mode {
-                    Some(w::EndpointSpecModeEnum::DNSRR) => EndpointMode::Dnsrr,
-                    _ => EndpointMode::Vip,
-                },
-            }
-        }
+        Some(e) => EndpointSpec {
+            mode: match e.mode {
+                Some(w::EndpointSpecModeEnum::DNSRR) => EndpointMode::Dnsrr,
+                _ => EndpointMode::Vip,
+            },
+            ports: e
+                .ports
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| port_in(&format!("EndpointSpec.Ports[{i}]"), p))
+                .collect::<Result<_, _>>()?,
+        },
     };
     let mode = match s.mode {
         None => ServiceMode::Replicated { replicas: 1 },
@@ -87,7 +91,12 @@ pub fn spec_in(s: w::ServiceSpec) -> Result<ServiceSpec, ApiError> {
             }
         }
     };
-    let task = task_spec_in(s.task_template.unwrap_or_default())?;
+    let mut task = task_spec_in(s.task_template.unwrap_or_default())?;
+    // The deprecated top-level `Networks` (old clients) means the task template's, as in
+    // Docker, when the template names none.
+    if task.networks.is_empty() {
+        task.networks = networks_in("Networks", s.networks)?;
+    }
     let update = s
         .update_config
         .map(|u| update_in("UpdateConfig", u))
@@ -139,6 +148,92 @@ pub fn spec_in(s: w::ServiceSpec) -> Result<ServiceSpec, ApiError> {
     })
 }
 
+fn port_in(field: &str, p: w::EndpointPortConfig) -> Result<PortConfig, ApiError> {
+    let port = |f: &str, v: Option<i64>| -> Result<u16, ApiError> {
+        let v = v.unwrap_or(0);
+        u16::try_from(v).map_err(|_| {
+            ApiError::invalid(
+                &format!("{field}.{f}"),
+                format!("{v} is not a port (0-65535)"),
+            )
+        })
+    };
+    Ok(PortConfig {
+        name: p.name.unwrap_or_default(),
+        protocol: match p.protocol {
+            None
+            | Some(w::EndpointPortConfigProtocolEnum::EMPTY)
+            | Some(w::EndpointPortConfigProtocolEnum::TCP) => Protocol::Tcp,
+            Some(w::EndpointPortConfigProtocolEnum::UDP) => Protocol::Udp,
+            Some(w::EndpointPortConfigProtocolEnum::SCTP) => {
+                return Err(ApiError::invalid(
+                    &format!("{field}.Protocol"),
+                    "sctp is not supported; use tcp or udp",
+                ));
+            }
+        },
+        target_port: port("TargetPort", p.target_port)?,
+        published_port: port("PublishedPort", p.published_port)?,
+        publish_mode: match p.publish_mode {
+            Some(w::EndpointPortConfigPublishModeEnum::HOST) => PublishMode::Host,
+            _ => PublishMode::Ingress,
+        },
+    })
+}
+
+fn networks_in(
+    field: &str,
+    n: Option<Vec<w::NetworkAttachmentConfig>>,
+) -> Result<Vec<NetworkAttachmentConfig>, ApiError> {
+    n.unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let target = c.target.unwrap_or_default();
+            if target.is_empty() {
+                return Err(ApiError::invalid(
+                    &format!("{field}[{i}].Target"),
+                    "a network name or ID is required",
+                ));
+            }
+            Ok(NetworkAttachmentConfig {
+                target,
+                aliases: c.aliases.unwrap_or_default(),
+                driver_opts: c.driver_opts.unwrap_or_default().into_iter().collect(),
+            })
+        })
+        .collect()
+}
+
+fn port_out(p: &PortConfig) -> w::EndpointPortConfig {
+    w::EndpointPortConfig {
+        name: (!p.name.is_empty()).then(|| p.name.clone()),
+        protocol: Some(match p.protocol {
+            Protocol::Tcp => w::EndpointPortConfigProtocolEnum::TCP,
+            Protocol::Udp => w::EndpointPortConfigProtocolEnum::UDP,
+        }),
+        target_port: Some(i64::from(p.target_port)),
+        published_port: Some(i64::from(p.published_port)),
+        publish_mode: Some(match p.publish_mode {
+            PublishMode::Ingress => w::EndpointPortConfigPublishModeEnum::INGRESS,
+            PublishMode::Host => w::EndpointPortConfigPublishModeEnum::HOST,
+        }),
+    }
+}
+
+fn networks_out(n: &[NetworkAttachmentConfig]) -> Option<Vec<w::NetworkAttachmentConfig>> {
+    (!n.is_empty()).then(|| {
+        n.iter()
+            .map(|c| w::NetworkAttachmentConfig {
+                target: Some(c.target.clone()),
+                aliases: (!c.aliases.is_empty()).then(|| c.aliases.clone()),
+                driver_opts: (!c.driver_opts.is_empty())
+                    .then(|| c.driver_opts.clone().into_iter().collect()),
+            })
+            .collect()
+    })
+}
+
 fn update_in(field: &str, u: w::ServiceSpecUpdateConfig) -> Result<UpdateConfig, ApiError> {
     let d = UpdateConfig::default();
     Ok(UpdateConfig {
@@ -168,7 +263,7 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
         &t.network_attachment_spec,
         |_| true,
     )?;
-    refuse_if("TaskTemplate.Networks", &t.networks, non_empty)?;
+    let networks = networks_in("TaskTemplate.Networks", t.networks)?;
     refuse_if("TaskTemplate.LogDriver", &t.log_driver, |l| {
         l.name.as_deref().is_some_and(|n| !n.is_empty())
     })?;
@@ -299,6 +394,7 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
         placement,
         force_update: t.force_update.unwrap_or(0),
         runtime,
+        networks,
     })
 }
 
@@ -365,7 +461,7 @@ fn endpoint_out(e: &EndpointSpec) -> w::EndpointSpec {
             EndpointMode::Vip => w::EndpointSpecModeEnum::VIP,
             EndpointMode::Dnsrr => w::EndpointSpecModeEnum::DNSRR,
         }),
-        ports: None,
+        ports: (!e.ports.is_empty()).then(|| e.ports.iter().map(port_out).collect()),
     }
 }
 
@@ -462,6 +558,7 @@ pub fn task_spec_out(t: &TaskSpec) -> w::TaskSpec {
         }),
         force_update: Some(t.force_update),
         runtime: Some("container".into()),
+        networks: networks_out(&t.networks),
         ..Default::default()
     }
 }
@@ -496,8 +593,18 @@ pub fn service_out(s: &Service, status: Option<w::ServiceServiceStatus>) -> Wire
             spec: Some(spec_out(&s.spec)),
             endpoint: Some(w::ServiceEndpoint {
                 spec: Some(endpoint_out(&s.spec.endpoint)),
-                ports: None,
-                virtual_ips: None,
+                ports: (!s.endpoint.ports.is_empty())
+                    .then(|| s.endpoint.ports.iter().map(port_out).collect()),
+                virtual_ips: (!s.endpoint.virtual_ips.is_empty()).then(|| {
+                    s.endpoint
+                        .virtual_ips
+                        .iter()
+                        .map(|v| w::ServiceEndpointVirtualIps {
+                            network_id: Some(v.network.to_string()),
+                            addr: Some(v.addr.to_string()),
+                        })
+                        .collect()
+                }),
             }),
             update_status: s.update_status.as_ref().map(update_status_out),
             service_status: status,

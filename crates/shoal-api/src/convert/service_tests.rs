@@ -175,9 +175,73 @@ fn unsupported_fields_are_refused_by_name() {
     );
     let ports = CLI_CREATE.replace(
         r#"{"Mode":"vip"}"#,
-        r#"{"Mode":"vip","Ports":[{"TargetPort":80,"PublishedPort":8080}]}"#,
+        r#"{"Mode":"vip","Ports":[{"TargetPort":80,"PublishedPort":80800}]}"#,
     );
-    assert!(err_of(&ports).starts_with("EndpointSpec.Ports"));
+    assert_eq!(
+        err_of(&ports),
+        "EndpointSpec.Ports[0].PublishedPort: 80800 is not a port (0-65535)"
+    );
+    let sctp = CLI_CREATE.replace(
+        r#"{"Mode":"vip"}"#,
+        r#"{"Mode":"vip","Ports":[{"Protocol":"sctp","TargetPort":80}]}"#,
+    );
+    assert!(err_of(&sctp).starts_with("EndpointSpec.Ports[0].Protocol"));
+    let no_target = CLI_CREATE.replace(
+        r#""DNSConfig":{}},"#,
+        r#""DNSConfig":{}},"Networks":[{"Aliases":["a"]}],"#,
+    );
+    assert_eq!(
+        err_of(&no_target),
+        "TaskTemplate.Networks[0].Target: a network name or ID is required"
+    );
+}
+
+/// What `docker service create --network backend --publish 8080:80` sends comes in whole, and
+/// goes out as Docker shows it.
+#[test]
+fn networks_and_ports_round_trip() {
+    let body = CLI_CREATE
+        .replace(
+            r#"{"Mode":"vip"}"#,
+            r#"{"Mode":"vip","Ports":[{"Protocol":"udp","TargetPort":53,"PublishedPort":5353,"PublishMode":"host"},{"TargetPort":80}]}"#,
+        )
+        .replace(
+            r#""DNSConfig":{}},"#,
+            r#""DNSConfig":{}},"Networks":[{"Target":"backend","Aliases":["www"]}],"#,
+        );
+    let spec = spec_in(wire(&body)).expect("accepted");
+    assert_eq!(spec.task.networks[0].target, "backend");
+    assert_eq!(spec.task.networks[0].aliases, ["www"]);
+    let p = &spec.endpoint.ports;
+    assert_eq!(
+        (
+            p[0].protocol,
+            p[0].target_port,
+            p[0].published_port,
+            p[0].publish_mode
+        ),
+        (Protocol::Udp, 53, 5353, PublishMode::Host)
+    );
+    assert_eq!(
+        (
+            p[1].protocol,
+            p[1].target_port,
+            p[1].published_port,
+            p[1].publish_mode
+        ),
+        (Protocol::Tcp, 80, 0, PublishMode::Ingress)
+    );
+    let out = serde_json::to_value(spec_out(&spec)).expect("json");
+    assert_eq!(out["TaskTemplate"]["Networks"][0]["Target"], "backend");
+    assert_eq!(out["EndpointSpec"]["Ports"][0]["Protocol"], "udp");
+    assert_eq!(out["EndpointSpec"]["Ports"][0]["PublishMode"], "host");
+    // The deprecated top-level field of old clients means the same.
+    let old = CLI_CREATE.replace(
+        r#""Name":"web","#,
+        r#""Name":"web","Networks":[{"Target":"n1"}],"#,
+    );
+    let spec = spec_in(wire(&old)).expect("accepted");
+    assert_eq!(spec.task.networks[0].target, "n1");
 }
 
 #[test]

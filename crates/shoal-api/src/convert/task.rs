@@ -1,6 +1,10 @@
 //! Tasks.
 
+use std::sync::Arc;
+
 use bollard_stubs::models as w;
+use shoal_types::Id;
+use shoal_types::network::Network;
 use shoal_types::task::{Task, TaskState};
 
 use super::{time, version};
@@ -25,7 +29,69 @@ pub fn state_out(s: TaskState) -> w::TaskState {
     }
 }
 
-pub fn task_out(t: &Task) -> w::Task {
+/// The wire form of a task: bollard's model plus `NetworksAttachments`, which the Engine API
+/// has and the model lacks.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct WireTask {
+    #[serde(flatten)]
+    pub task: w::Task,
+    #[serde(
+        rename = "NetworksAttachments",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub networks_attachments: Vec<serde_json::Value>,
+}
+
+/// A task as the API shows it; `network` finds the networks its attachments name.
+pub fn task_out(t: &Task, network: impl Fn(&Id) -> Option<Arc<Network>>) -> WireTask {
+    WireTask {
+        task: task_model(t),
+        networks_attachments: t
+            .networks
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "Network": network(&a.network).map_or_else(
+                        || serde_json::json!({ "ID": a.network.as_str() }),
+                        |n| swarm_network(&n),
+                    ),
+                    "Addresses": [a.addr.to_string()],
+                })
+            })
+            .collect(),
+    }
+}
+
+/// A network as Swarm's own objects show it (inside a task's attachments), not as `/networks`
+/// does.
+fn swarm_network(n: &Network) -> serde_json::Value {
+    serde_json::json!({
+        "ID": n.id.as_str(),
+        "Version": { "Index": n.meta.version },
+        "CreatedAt": time(n.meta.created_at),
+        "UpdatedAt": time(n.meta.updated_at),
+        "Spec": {
+            "Name": n.spec.name,
+            "Labels": n.spec.labels,
+            "DriverConfiguration": { "Name": n.spec.driver },
+            "Scope": "swarm",
+            "Attachable": n.spec.attachable,
+            "Internal": n.spec.internal,
+            "Ingress": n.spec.ingress,
+        },
+        "DriverState": {
+            "Name": n.spec.driver,
+            "Options": { "com.docker.network.driver.overlay.vxlanid_list": n.vni.to_string() },
+        },
+        "IPAMOptions": {
+            "Driver": { "Name": "default" },
+            "Configs": [{ "Subnet": n.addrs.subnet.to_string(), "Gateway": n.addrs.gateway.to_string() }],
+        },
+    })
+}
+
+fn task_model(t: &Task) -> w::Task {
     let rt = t.status.runtime.as_ref();
     w::Task {
         id: Some(t.id.to_string()),

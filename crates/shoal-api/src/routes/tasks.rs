@@ -3,19 +3,18 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use bollard_stubs::models as w;
 use shoal_types::Id;
 
 use super::manager;
 use crate::AppState;
-use crate::convert::task::task_out;
+use crate::convert::task::{WireTask, task_out};
 use crate::error::ApiResult;
 use crate::filters::Filters;
 
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<axum::Json<Vec<w::Task>>> {
+) -> ApiResult<axum::Json<Vec<WireTask>>> {
     let h = manager(&state).await?;
     let (f, desired) = Filters::for_tasks(q.get("filters"))?;
     let view = h.view();
@@ -46,7 +45,7 @@ pub async fn list(
                         .service(&t.service_id)
                         .is_some_and(|s| s.spec.task == t.spec))
         })
-        .map(|t| task_out(t))
+        .map(|t| task_out(t, |n| view.find_network(n.as_str()).ok()))
         .collect();
     Ok(axum::Json(out))
 }
@@ -54,8 +53,11 @@ pub async fn list(
 pub async fn inspect(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<w::Task>> {
+) -> ApiResult<axum::Json<WireTask>> {
     let h = manager(&state).await?;
-    let t = h.view().find_task(&id)?;
-    Ok(axum::Json(task_out(&t)))
+    let view = h.view();
+    let t = view.find_task(&id)?;
+    Ok(axum::Json(task_out(&t, |n| {
+        view.find_network(n.as_str()).ok()
+    })))
 }

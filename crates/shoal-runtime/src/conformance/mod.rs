@@ -111,6 +111,8 @@ pub fn command_task<H: Harness>(h: &H, name: &str, argv: &[&str]) -> TaskRun {
         },
         resources: ResourceRequirements::default(),
         hostname: "conformance".into(),
+        networks: Vec::new(),
+        netns: None,
     }
 }
 

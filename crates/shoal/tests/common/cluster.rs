@@ -53,6 +53,20 @@ impl Cluster {
         c
     }
 
+    /// Starts one daemon in each of `hosts`' hosts (node1 in host 1...), with `flags`, and
+    /// waits for their APIs.
+    pub fn start_on(hosts: &shoal_testkit::hosts::Hosts, n: usize, flags: &[&str]) -> Cluster {
+        let mut c = Cluster { nodes: Vec::new() };
+        for i in 1..=n {
+            c.nodes
+                .push(Node::launch_on(&format!("node{i}"), hosts.host(i), flags));
+        }
+        for node in &c.nodes {
+            node.wait_api();
+        }
+        c
+    }
+
     /// Starts `n` more daemons, numbered after the existing ones; returns their numbers.
     pub fn add_nodes(&mut self, n: usize) -> Vec<usize> {
         let first = self.nodes.len() + 1;

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::poll;
-use crate::common::{daemon_command, daemon_dir, free_port, http, tail, urlencode, wait_or_kill};
+use crate::common::{
+    daemon_command_in, daemon_dir, free_port, http, tail, urlencode, wait_or_kill,
+};
 
 /// How long a docker CLI call may take before the harness gives up on it (a write without a
 /// leader fails within ~8 s; nothing a test runs should take longer).
@@ -101,6 +103,10 @@ pub struct Node {
     pub cgroup_parent: String,
     /// Its node-to-node (cluster) address, `127.0.0.1:PORT`, used to listen and advertise.
     pub addr: String,
+    /// The test host (network namespace) it runs in; `None`: the machine's own network.
+    pub netns: Option<PathBuf>,
+    /// Extra `shoal daemon` flags, on every (re)start.
+    pub flags: Vec<String>,
 }
 
 impl Node {
@@ -114,6 +120,26 @@ impl Node {
             log,
             cgroup_parent,
             addr: format!("127.0.0.1:{}", free_port()),
+            netns: None,
+            flags: Vec::new(),
+        };
+        n.launch_process();
+        n
+    }
+
+    /// A node whose daemon runs in the test host `host` (its own network namespace and
+    /// underlay address, cluster port 2377), with `flags`.
+    pub fn launch_on(name: &str, host: &shoal_testkit::hosts::Host, flags: &[&str]) -> Node {
+        let (dir, log, cgroup_parent) = daemon_dir("cl");
+        let mut n = Node {
+            name: name.to_string(),
+            dir,
+            child: None,
+            log,
+            cgroup_parent,
+            addr: format!("{}:2377", host.addr),
+            netns: Some(host.netns_path()),
+            flags: flags.iter().map(|f| f.to_string()).collect(),
         };
         n.launch_process();
         n
@@ -121,13 +147,15 @@ impl Node {
 
     fn launch_process(&mut self) {
         assert!(self.child.is_none(), "{} is already running", self.name);
-        let child = daemon_command(
+        let child = daemon_command_in(
+            self.netns.as_deref(),
             self.dir.path(),
             &self.host(),
             &self.cgroup_parent,
             &self.log,
         )
         .args(["--hostname", &self.name])
+        .args(&self.flags)
         // Plain logs: they end up in files and in failure messages.
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())

@@ -431,12 +431,31 @@ pub fn daemon_dir(tag: &str) -> (tempfile::TempDir, PathBuf, String) {
 /// `shoal daemon` on data dir `dir`, serving its API on `host`, its tasks under
 /// `cgroup_parent`, its logs appended to `log`. The caller adds its own flags and spawns it.
 pub fn daemon_command(dir: &Path, host: &str, cgroup_parent: &str, log: &Path) -> Command {
+    daemon_command_in(None, dir, host, cgroup_parent, log)
+}
+
+/// [`daemon_command`] inside the network namespace at `netns` (a test host), entered with
+/// `nsenter --net` only, so the daemon keeps the node's mounts and cgroups.
+pub fn daemon_command_in(
+    netns: Option<&Path>,
+    dir: &Path,
+    host: &str,
+    cgroup_parent: &str,
+    log: &Path,
+) -> Command {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .expect("log file");
-    let mut c = Command::new(SHOAL);
+    let mut c = match netns {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net={}", ns.display())).arg(SHOAL);
+            c
+        }
+        None => Command::new(SHOAL),
+    };
     c.args(["daemon", "--data-dir"])
         .arg(dir)
         .args(["-H", host, "--log-level", "info"])

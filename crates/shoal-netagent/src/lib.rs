@@ -1,0 +1,467 @@
+//! A node's side of overlay networking.
+//!
+//! - [`NetAgent`] keeps the node's overlays as the managers' [`NetworkMap`] describes them:
+//!   for each network one of its tasks is on, a namespace of its own (`<dir>/overlay/<VNI>`)
+//!   holding the bridge and the VXLAN device, with a static forwarding and neighbour entry for
+//!   every task of that network on another node. Entries of tasks that left are removed, and
+//!   an overlay no task here uses any more goes.
+//! - [`NetAgent::wrap`] puts it in front of a runtime driver: a task with networks gets a
+//!   network namespace (`<dir>/task/<ID>`) with one interface per network, addressed as the
+//!   store said, before the driver prepares it, so the task never runs without its network;
+//!   the namespace goes when the driver removes the task. Neither the agent nor the drivers
+//!   know how the namespace was made; drivers only join it (`TaskRun::netns`).
+//!
+//! Every kernel change is made through `shoal-net` (netlink), off the async threads.
+//! Namespaces are kept as bind mounts, so tasks and overlays outlive a daemon restart (a
+//! restarted daemon adopts them) and `kill -9` of the daemon loses nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use shoal_net::{Attachment, NetError, Overlay, RemoteTask};
+use shoal_runtime::{
+    ExitInfo, Health, ImageInfo, LogOptions, LogStream, RuntimeDriver, RuntimeError, RuntimeTask,
+    TaskRun, VolumeInfo,
+};
+use shoal_types::Id;
+use shoal_types::dispatch::{NetworkMap, NetworkPlan};
+use tokio::sync::{Mutex, watch};
+
+/// How long a task waits for its node to hear of its networks: the map is sent before the
+/// assignment, so this only covers a session that is being replaced.
+const MAP_WAIT: Duration = Duration::from_secs(10);
+/// The MTU assumed for the underlay when the node's interface cannot be asked.
+const UNDERLAY_MTU: u32 = 1500;
+
+/// One overlay as programmed on this node.
+#[derive(Debug, Default)]
+struct Programmed {
+    /// Remote tasks known to the overlay: (task address, node address).
+    remotes: BTreeSet<(Ipv4Addr, Ipv4Addr)>,
+}
+
+pub struct NetAgent {
+    dir: PathBuf,
+    /// The daemon's own namespace, where the underlay is.
+    node_netns: PathBuf,
+    maps: watch::Sender<Arc<NetworkMap>>,
+    /// Held while the kernel is changed: one reconcile or task wiring at a time.
+    overlays: Mutex<BTreeMap<u32, Programmed>>,
+}
+
+impl NetAgent {
+    pub fn new(dir: PathBuf) -> Arc<NetAgent> {
+        let (maps, _) = watch::channel(Arc::default());
+        // Overlays a previous run left: adopted, and removed by the first map that does not
+        // name them.
+        let found: BTreeMap<u32, Programmed> = std::fs::read_dir(dir.join("overlay"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .map(|vni| (vni, Programmed::default()))
+            .collect();
+        Arc::new(NetAgent {
+            dir,
+            node_netns: PathBuf::from(format!("/proc/{}/ns/net", std::process::id())),
+            maps,
+            overlays: Mutex::new(found),
+        })
+    }
+
+    /// Hands the agent the managers' latest map.
+    pub fn set_map(&self, map: Arc<NetworkMap>) {
+        self.maps.send_replace(map);
+    }
+
+    /// Keeps the overlays in step with the map until the returned task is aborted.
+    pub fn spawn_reconciler(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        let mut rx = self.maps.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let map = rx.borrow_and_update().clone();
+                if let Err(e) = me.reconcile(&map).await {
+                    tracing::warn!(error = %shoal_types::error::Chain(&e), "network: programming the overlays failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    rx.mark_changed();
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+
+    /// A driver that wires each task's network before `inner` sees it.
+    pub fn wrap(self: &Arc<Self>, inner: Arc<dyn RuntimeDriver>) -> Arc<dyn RuntimeDriver> {
+        Arc::new(NetDriver {
+            net: self.clone(),
+            inner,
+        })
+    }
+
+    fn overlay_netns(&self, vni: u32) -> PathBuf {
+        self.dir.join("overlay").join(vni.to_string())
+    }
+
+    fn task_netns(&self, task: &Id) -> PathBuf {
+        self.dir.join("task").join(task.as_str())
+    }
+
+    /// Brings the overlays to what `map` says.
+    async fn reconcile(&self, map: &NetworkMap) -> Result<(), NetError> {
+        let mut overlays = self.overlays.lock().await;
+        let Some(local) = map.local_addr else {
+            return Ok(());
+        };
+        let mut wanted = BTreeSet::new();
+        for plan in &map.networks {
+            let vni = plan.network.vni;
+            wanted.insert(vni);
+            let programmed = match overlays.get_mut(&vni) {
+                Some(p) => p,
+                None => {
+                    self.make_overlay(vni, local, map.data_path_port).await?;
+                    overlays.entry(vni).or_default()
+                }
+            };
+            let remotes = remotes_of(plan, local);
+            let sandbox = self.overlay_netns(vni);
+            for &(ip, node) in remotes.difference(&programmed.remotes) {
+                blocking(shoal_net::add_remote, &sandbox, vni, remote(ip, node)).await?;
+            }
+            for &(ip, node) in programmed.remotes.difference(&remotes) {
+                blocking(shoal_net::remove_remote, &sandbox, vni, remote(ip, node)).await?;
+            }
+            programmed.remotes = remotes;
+        }
+        let gone: Vec<u32> = overlays
+            .keys()
+            .filter(|v| !wanted.contains(v))
+            .copied()
+            .collect();
+        for vni in gone {
+            tracing::info!(
+                vni,
+                "network: no task here uses the overlay any more; removing it"
+            );
+            overlays.remove(&vni);
+            let path = self.overlay_netns(vni);
+            tokio::task::spawn_blocking(move || shoal_net::delete_netns(&path))
+                .await
+                .map_err(join_error)??;
+        }
+        Ok(())
+    }
+
+    /// Makes the overlay's namespace and devices, or adopts them when a restarted daemon
+    /// finds them in place.
+    async fn make_overlay(&self, vni: u32, local: Ipv4Addr, port: u16) -> Result<(), NetError> {
+        let sandbox = self.overlay_netns(vni);
+        if is_mounted_netns(&sandbox) {
+            return Ok(());
+        }
+        let node = self.node_netns.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some(parent) = sandbox.parent() {
+                std::fs::create_dir_all(parent).map_err(|source| NetError::Netns {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
+            // A file left by a crash between creating and mounting it.
+            let _ = shoal_net::delete_netns(&sandbox);
+            shoal_net::create_netns(&sandbox)?;
+            let made = shoal_net::create_overlay(
+                &node,
+                &sandbox,
+                Overlay {
+                    vni,
+                    local,
+                    port,
+                    underlay_mtu: UNDERLAY_MTU,
+                },
+            );
+            if made.is_err() {
+                let _ = shoal_net::delete_netns(&sandbox);
+            }
+            made
+        })
+        .await
+        .map_err(join_error)?
+    }
+
+    /// Waits until the map names every network of the task, then makes sure their overlays
+    /// exist.
+    async fn await_networks(&self, run: &TaskRun) -> Result<Arc<NetworkMap>, RuntimeError> {
+        let mut rx = self.maps.subscribe();
+        let wanted: Vec<&Id> = run.networks.iter().map(|a| &a.network).collect();
+        let covered = |m: &NetworkMap| {
+            wanted
+                .iter()
+                .all(|w| m.networks.iter().any(|p| p.network.id == **w))
+        };
+        let map = tokio::time::timeout(MAP_WAIT, async {
+            loop {
+                let m = rx.borrow_and_update().clone();
+                if covered(&m) {
+                    return Some(m);
+                }
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            RuntimeError::StartFailed(format!(
+                "this node has not heard of the task's networks ({}) from the managers",
+                wanted
+                    .iter()
+                    .map(|w| w.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        self.reconcile(&map)
+            .await
+            .map_err(|e| RuntimeError::failed("programming the task's overlays", e))?;
+        Ok(map)
+    }
+
+    /// Makes the task's namespace and its interfaces. A namespace already in place (a
+    /// prepare repeated after a restart) is kept as it is.
+    async fn wire(&self, run: &TaskRun) -> Result<PathBuf, RuntimeError> {
+        let path = self.task_netns(&run.task_id);
+        if is_mounted_netns(&path) {
+            return Ok(path);
+        }
+        let map = self.await_networks(run).await?;
+        let _held = self.overlays.lock().await;
+        let mut links = Vec::new();
+        for (i, a) in run.networks.iter().enumerate() {
+            let plan = map
+                .networks
+                .iter()
+                .find(|p| p.network.id == a.network)
+                .ok_or_else(|| {
+                    RuntimeError::StartFailed(format!("network {} vanished", a.network))
+                })?;
+            let vni = plan.network.vni;
+            links.push((
+                self.overlay_netns(vni),
+                vni,
+                Attachment {
+                    addr: a.addr,
+                    mac: shoal_net::mac_for(a.addr.addr()),
+                    name: format!("eth{i}"),
+                    host_name: host_veth(&run.task_id, i),
+                },
+            ));
+        }
+        let task_ns = path.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), NetError> {
+            if let Some(parent) = task_ns.parent() {
+                std::fs::create_dir_all(parent).map_err(|source| NetError::Netns {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
+            let _ = shoal_net::delete_netns(&task_ns);
+            shoal_net::create_netns(&task_ns)?;
+            for (sandbox, vni, a) in &links {
+                if let Err(e) = shoal_net::attach(sandbox, *vni, &task_ns, a) {
+                    let _ = shoal_net::delete_netns(&task_ns);
+                    return Err(e);
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| RuntimeError::failed("wiring the task's network", join_error(e)))?
+        .map_err(|e| RuntimeError::failed("wiring the task's network", e))?;
+        Ok(path)
+    }
+
+    async fn unwire(&self, task: &Id) {
+        let path = self.task_netns(task);
+        let shown = path.clone();
+        match tokio::task::spawn_blocking(move || shoal_net::delete_netns(&path)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(task.id = %task, netns = %shown.display(), error = %shoal_types::error::Chain(&e), "network: removing the task's namespace failed")
+            }
+            Err(e) => {
+                tracing::warn!(task.id = %task, error = %e, "network: removing the task's namespace failed")
+            }
+        }
+    }
+
+    /// Namespaces of tasks the runtime no longer holds: left by a crash between wiring and
+    /// preparing, or by a task removed while the daemon was down.
+    async fn remove_strays(&self, held: &BTreeSet<Id>) {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("task")) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let id = Id::from_raw(&name);
+            if !held.contains(&id) {
+                tracing::info!(task.id = %id, "network: removing the namespace of a task the runtime no longer holds");
+                self.unwire(&id).await;
+            }
+        }
+    }
+}
+
+fn remote(ip: Ipv4Addr, node: Ipv4Addr) -> RemoteTask {
+    RemoteTask {
+        ip,
+        mac: shoal_net::mac_for(ip),
+        node,
+    }
+}
+
+/// Tasks of the network on other nodes, by address and node address.
+fn remotes_of(plan: &NetworkPlan, local: Ipv4Addr) -> BTreeSet<(Ipv4Addr, Ipv4Addr)> {
+    plan.endpoints
+        .iter()
+        .filter_map(|e| e.node_addr.map(|n| (e.addr, n)))
+        .filter(|(_, n)| *n != local)
+        .collect()
+}
+
+/// The node-side end of a task's interface: unique per task and network, under the kernel's
+/// 15 bytes.
+fn host_veth(task: &Id, index: usize) -> String {
+    let short: String = task.as_str().chars().take(9).collect();
+    format!("sh{short}{index}")
+}
+
+/// Whether `path` holds a namespace (a bind mount of an `nsfs` inode), not just the empty
+/// file a crash may leave.
+fn is_mounted_netns(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (
+        std::fs::metadata(path),
+        path.parent().map(std::fs::metadata),
+    ) {
+        (Ok(m), Some(Ok(parent))) => m.dev() != parent.dev(),
+        _ => false,
+    }
+}
+
+async fn blocking(
+    f: fn(&Path, u32, RemoteTask) -> Result<(), NetError>,
+    sandbox: &Path,
+    vni: u32,
+    r: RemoteTask,
+) -> Result<(), NetError> {
+    let sandbox = sandbox.to_path_buf();
+    tokio::task::spawn_blocking(move || f(&sandbox, vni, r))
+        .await
+        .map_err(join_error)?
+}
+
+fn join_error(e: tokio::task::JoinError) -> NetError {
+    NetError::Missing(format!("the network worker thread failed: {e}"))
+}
+
+/// The driver in front of the node's runtime.
+struct NetDriver {
+    net: Arc<NetAgent>,
+    inner: Arc<dyn RuntimeDriver>,
+}
+
+#[async_trait]
+impl RuntimeDriver for NetDriver {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn runtimes(&self) -> Vec<&'static str> {
+        self.inner.runtimes()
+    }
+
+    async fn prepare(&self, run: &TaskRun) -> Result<(), RuntimeError> {
+        if run.networks.is_empty() {
+            return self.inner.prepare(run).await;
+        }
+        let netns = self.net.wire(run).await?;
+        let mut run = run.clone();
+        run.netns = Some(netns);
+        let prepared = self.inner.prepare(&run).await;
+        if prepared.is_err() {
+            self.net.unwire(&run.task_id).await;
+        }
+        prepared
+    }
+
+    async fn start(&self, task_id: &Id) -> Result<i64, RuntimeError> {
+        self.inner.start(task_id).await
+    }
+
+    async fn wait(&self, task_id: &Id) -> Result<ExitInfo, RuntimeError> {
+        self.inner.wait(task_id).await
+    }
+
+    async fn stop(&self, task_id: &Id, grace: Duration) -> Result<(), RuntimeError> {
+        self.inner.stop(task_id, grace).await
+    }
+
+    async fn remove(&self, task_id: &Id) -> Result<(), RuntimeError> {
+        let removed = self.inner.remove(task_id).await;
+        self.net.unwire(task_id).await;
+        removed
+    }
+
+    async fn list(&self) -> Result<Vec<RuntimeTask>, RuntimeError> {
+        let tasks = self.inner.list().await?;
+        let held: BTreeSet<Id> = tasks.iter().map(|t| t.task_id.clone()).collect();
+        self.net.remove_strays(&held).await;
+        Ok(tasks)
+    }
+
+    async fn logs(&self, task_id: &Id, opts: LogOptions) -> Result<LogStream, RuntimeError> {
+        self.inner.logs(task_id, opts).await
+    }
+
+    async fn health(&self, task_id: &Id) -> Result<Health, RuntimeError> {
+        self.inner.health(task_id).await
+    }
+
+    async fn volumes(&self) -> Result<Vec<VolumeInfo>, RuntimeError> {
+        self.inner.volumes().await
+    }
+
+    async fn remove_volume(&self, name: &str, force: bool) -> Result<(), RuntimeError> {
+        self.inner.remove_volume(name, force).await
+    }
+
+    async fn images(&self) -> Result<Vec<ImageInfo>, RuntimeError> {
+        self.inner.images().await
+    }
+
+    async fn load_image(&self, archive: &Path) -> Result<Vec<String>, RuntimeError> {
+        self.inner.load_image(archive).await
+    }
+
+    async fn pull_image(&self, reference: &str) -> Result<ImageInfo, RuntimeError> {
+        self.inner.pull_image(reference).await
+    }
+
+    async fn remove_image(
+        &self,
+        reference: &str,
+        force: bool,
+    ) -> Result<Vec<String>, RuntimeError> {
+        self.inner.remove_image(reference, force).await
+    }
+}

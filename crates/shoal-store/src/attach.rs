@@ -1,0 +1,312 @@
+//! What the state hands out from shared pools as it applies: a task's address on each of its
+//! networks, a service's virtual IPs and published ports, a network's VXLAN ID. Given in the
+//! same write that creates the holder and taken back in the one that ends it, so nothing leaks
+//! (Swarm leaks addresses of tasks that died with their node: moby#31019).
+//!
+//! The index (`Book`) is derived: rebuilt from the stored objects on load, never stored itself.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use imbl::OrdMap;
+use shoal_ipam::Ipv4Net;
+use shoal_types::Id;
+use shoal_types::network::{FIRST_VNI, Network};
+use shoal_types::service::{
+    DYNAMIC_PORTS, Endpoint, EndpointMode, Protocol, PublishMode, Service, VirtualIp,
+};
+use shoal_types::task::{NetworkAttachment, Task};
+
+use super::State;
+use crate::ops::{Kind, OpError};
+
+/// Who holds what: addresses per network, and ingress-published ports.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Book {
+    addrs: OrdMap<Id, OrdMap<Ipv4Addr, Id>>,
+    ports: OrdMap<(Protocol, u16), Id>,
+}
+
+impl Book {
+    fn take(&mut self, network: &Id, addr: Ipv4Addr, owner: &Id) {
+        self.addrs
+            .entry(network.clone())
+            .or_default()
+            .insert(addr, owner.clone());
+    }
+
+    fn release(&mut self, network: &Id, addr: Ipv4Addr, owner: &Id) {
+        let now_empty = match self.addrs.get_mut(network) {
+            Some(m) => {
+                if m.get(&addr) == Some(owner) {
+                    m.remove(&addr);
+                }
+                m.is_empty()
+            }
+            None => false,
+        };
+        if now_empty {
+            self.addrs.remove(network);
+        }
+    }
+
+    fn holder(&self, network: &Id, addr: Ipv4Addr) -> Option<&Id> {
+        self.addrs.get(network).and_then(|m| m.get(&addr))
+    }
+
+    /// How many addresses on `network` are held (by live tasks and virtual IPs).
+    pub(crate) fn held(&self, network: &Id) -> usize {
+        self.addrs.get(network).map_or(0, |m| m.len())
+    }
+
+    /// Records what a stored task holds: a task that has ended holds nothing.
+    pub(crate) fn index_task(&mut self, t: &Task) {
+        if holds_addresses(t) {
+            for a in &t.networks {
+                self.take(&a.network, a.addr.addr(), &t.id);
+            }
+        }
+    }
+
+    pub(crate) fn unindex_task(&mut self, t: &Task) {
+        if holds_addresses(t) {
+            for a in &t.networks {
+                self.release(&a.network, a.addr.addr(), &t.id);
+            }
+        }
+    }
+
+    pub(crate) fn index_service(&mut self, s: &Service) {
+        for v in &s.endpoint.virtual_ips {
+            self.take(&v.network, v.addr.addr(), &s.id);
+        }
+        for p in ingress_ports(&s.endpoint) {
+            self.ports.insert(p, s.id.clone());
+        }
+    }
+
+    pub(crate) fn unindex_service(&mut self, s: &Service) {
+        for v in &s.endpoint.virtual_ips {
+            self.release(&v.network, v.addr.addr(), &s.id);
+        }
+        for p in ingress_ports(&s.endpoint) {
+            if self.ports.get(&p) == Some(&s.id) {
+                self.ports.remove(&p);
+            }
+        }
+    }
+}
+
+/// A task holds its addresses until its process has ended (or never will run).
+fn holds_addresses(t: &Task) -> bool {
+    !t.status.state.is_terminal()
+}
+
+fn ingress_ports(e: &Endpoint) -> impl Iterator<Item = (Protocol, u16)> + '_ {
+    e.ports
+        .iter()
+        .filter(|p| p.publish_mode == PublishMode::Ingress && p.published_port != 0)
+        .map(|p| (p.protocol, p.published_port))
+}
+
+impl State {
+    fn network_or_err(&self, id: &Id) -> Result<&Arc<Network>, OpError> {
+        self.networks.get(id).ok_or_else(|| OpError::NotFound {
+            kind: Kind::Network,
+            id: id.clone(),
+        })
+    }
+
+    fn ingress_network(&self) -> Option<&Arc<Network>> {
+        self.networks.values().find(|n| n.spec.ingress)
+    }
+
+    /// The networks a service's tasks join, in order, with their aliases: the spec's, and
+    /// the ingress network first when the service publishes a port through the mesh.
+    fn service_networks(&self, s: &Service) -> Result<Vec<(Id, Vec<String>)>, OpError> {
+        let mut out: Vec<(Id, Vec<String>)> = Vec::new();
+        if s.spec
+            .endpoint
+            .ports
+            .iter()
+            .any(|p| p.publish_mode == PublishMode::Ingress)
+            && let Some(n) = self.ingress_network()
+        {
+            out.push((n.id.clone(), Vec::new()));
+        }
+        for c in &s.spec.task.networks {
+            let id = Id::from_raw(&c.target);
+            self.network_or_err(&id)?;
+            if !out.iter().any(|(n, _)| *n == id) {
+                out.push((id, c.aliases.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    fn allocate(&self, network: &Id, owner: &Id) -> Result<Ipv4Net, OpError> {
+        let n = self.network_or_err(network)?;
+        let addr =
+            shoal_ipam::allocate_address_by(&n.addrs, |a| self.book.holder(network, *a).is_some())
+                .map_err(|_| OpError::AddressesExhausted {
+                    network: n.spec.name.clone(),
+                    range: n.addrs.range.to_string(),
+                })?;
+        tracing::trace!(%owner, network = %n.spec.name, %addr, "allocated an address");
+        Ok(Ipv4Net::new(addr, n.addrs.subnet.prefix_len()).expect("the subnet's own prefix"))
+    }
+
+    /// Gives a new task its attachments before it is stored: an address on each network its
+    /// service's tasks join. What a proposer wrote there is ignored: the store owns them.
+    pub(crate) fn attach_new_task(&self, t: &mut Task) -> Result<(), OpError> {
+        t.networks.clear();
+        if !holds_addresses(t) {
+            return Ok(());
+        }
+        let wanted = match self.services.get(&t.service_id) {
+            Some(s) if s.spec.task == t.spec => self.service_networks(s)?,
+            // A task of another spec than its service's (a test, or a service being
+            // replaced) joins the networks its own spec names.
+            _ => {
+                let mut probe = Service::default();
+                probe.spec.task = t.spec.clone();
+                self.service_networks(&probe)?
+            }
+        };
+        for (network, aliases) in wanted {
+            let addr = self.allocate(&network, &t.id)?;
+            t.networks.push(NetworkAttachment {
+                network,
+                addr,
+                aliases,
+            });
+        }
+        Ok(())
+    }
+
+    /// Fills in the service's endpoint before it is stored: published ports (a dynamic one for
+    /// each asked without a number, refused when another service has it) and a virtual IP on
+    /// each network (endpoint mode `vip`), keeping what `current` already had.
+    pub(crate) fn attach_service(
+        &self,
+        s: &mut Service,
+        current: Option<&Service>,
+    ) -> Result<(), OpError> {
+        let before = current.map(|c| c.endpoint.clone()).unwrap_or_default();
+        let mut ports = Vec::with_capacity(s.spec.endpoint.ports.len());
+        for p in &s.spec.endpoint.ports {
+            let mut p = p.clone();
+            if p.published_port == 0 && p.publish_mode == PublishMode::Ingress {
+                // The same dynamic port as before, when the service already had one for it.
+                p.published_port = before
+                    .ports
+                    .iter()
+                    .find(|b| {
+                        b.target_port == p.target_port
+                            && b.protocol == p.protocol
+                            && b.publish_mode == p.publish_mode
+                            && !s.spec.endpoint.ports.iter().any(|q| {
+                                q.published_port == b.published_port && q.protocol == b.protocol
+                            })
+                    })
+                    .map(|b| b.published_port)
+                    .filter(|port| {
+                        !ports.iter().any(|q: &shoal_types::service::PortConfig| {
+                            q.published_port == *port && q.protocol == p.protocol
+                        })
+                    })
+                    .unwrap_or(0);
+                if p.published_port == 0 {
+                    p.published_port = DYNAMIC_PORTS
+                        .clone()
+                        .find(|port| {
+                            self.book
+                                .ports
+                                .get(&(p.protocol, *port))
+                                .is_none_or(|o| *o == s.id)
+                                && !ports.iter().any(|q: &shoal_types::service::PortConfig| {
+                                    q.published_port == *port && q.protocol == p.protocol
+                                })
+                        })
+                        .ok_or(OpError::PortsExhausted {
+                            first: *DYNAMIC_PORTS.start(),
+                            last: *DYNAMIC_PORTS.end(),
+                        })?;
+                }
+            }
+            if p.publish_mode == PublishMode::Ingress
+                && let Some(owner) = self.book.ports.get(&(p.protocol, p.published_port))
+                && *owner != s.id
+            {
+                return Err(OpError::PortInUse {
+                    port: p.published_port,
+                    protocol: p.protocol.as_str().into(),
+                    service: self
+                        .services
+                        .get(owner)
+                        .map_or_else(|| owner.to_string(), |o| o.spec.name.clone()),
+                });
+            }
+            ports.push(p);
+        }
+        let mut vips = Vec::new();
+        if s.spec.endpoint.mode == EndpointMode::Vip {
+            for (network, _) in self.service_networks(s)? {
+                let addr = match before.virtual_ips.iter().find(|v| v.network == network) {
+                    Some(v) => v.addr,
+                    None => self.allocate(&network, &s.id)?,
+                };
+                vips.push(VirtualIp { network, addr });
+            }
+        }
+        s.endpoint = Endpoint {
+            ports,
+            virtual_ips: vips,
+        };
+        Ok(())
+    }
+
+    /// Refuses to remove a network a service names or a task still holds an address on.
+    pub(crate) fn check_network_unused(&self, n: &Network) -> Result<(), OpError> {
+        let services: Vec<String> = self
+            .services
+            .values()
+            .filter(|s| {
+                s.spec
+                    .task
+                    .networks
+                    .iter()
+                    .any(|c| c.target == n.id.as_str())
+                    || s.endpoint.virtual_ips.iter().any(|v| v.network == n.id)
+            })
+            .map(|s| s.spec.name.clone())
+            .collect();
+        if !services.is_empty() || self.book.held(&n.id) > 0 {
+            let mut services = services;
+            if services.is_empty() {
+                // Only tasks still winding down hold it: name their services.
+                services = self
+                    .tasks
+                    .values()
+                    .filter(|t| holds_addresses(t) && t.networks.iter().any(|a| a.network == n.id))
+                    .map(|t| t.service_name.clone())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+            }
+            return Err(OpError::NetworkInUse {
+                name: n.spec.name.clone(),
+                services,
+            });
+        }
+        Ok(())
+    }
+
+    /// The lowest VXLAN ID no other network has.
+    pub(crate) fn free_vni(&self) -> u32 {
+        let used: std::collections::BTreeSet<u32> = self.networks.values().map(|n| n.vni).collect();
+        (FIRST_VNI..)
+            .find(|v| !used.contains(v))
+            .expect("fewer networks than IDs")
+    }
+}

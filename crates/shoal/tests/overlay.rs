@@ -1,0 +1,289 @@
+//! Overlay networks on a real multi-node cluster: three `shoal daemon`s, each in its own
+//! network namespace (`shoal_testkit::hosts`: hosts on an underlay bridge, 192.0.2.0/24),
+//! formed with the real `docker` CLI. Tasks on an overlay get their own namespace and address
+//! and reach each other across nodes over VXLAN that the daemons program from the replicated
+//! state; addresses, namespaces and overlays go when the tasks do.
+// The tests wait on real processes and measure them in wall-clock time.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+#[path = "common/cluster.rs"]
+mod harness;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use harness::{Cluster, Role};
+use serde_json::Value;
+use shoal_testkit::hosts::Hosts;
+use shoal_testkit::{Need, need};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn ready() -> bool {
+    need(&[
+        Need::Root,
+        Need::Tool("docker"),
+        Need::Tool("nsenter"),
+        Need::Tool("busybox"),
+    ])
+}
+
+/// Three nodes in three test hosts: node1 a manager, the others workers.
+fn three_nodes(test: &str) -> (Hosts, Cluster) {
+    let hosts = Hosts::new(test, 3).expect("test hosts");
+    let c = Cluster::start_on(&hosts, 3, &["--runtime", "native"]);
+    c.init(1, &[]);
+    c.join(2, 1, Role::Worker);
+    c.join(3, 1, Role::Worker);
+    c.wait_formed(&[(1, Role::Manager), (2, Role::Worker), (3, Role::Worker)]);
+    (hosts, c)
+}
+
+/// `docker inspect` of every task of `service` that runs, as JSON.
+fn running_tasks(c: &Cluster, service: &str) -> Vec<Value> {
+    let ids = c.n(1).docker_ok(&[
+        "service",
+        "ps",
+        "-q",
+        "--filter",
+        "desired-state=running",
+        service,
+    ]);
+    ids.split_whitespace()
+        .map(|id| {
+            let out = c.n(1).docker_ok(&["inspect", "--type", "task", id]);
+            let v: Value = serde_json::from_str(&out).expect("inspect json");
+            v[0].clone()
+        })
+        .filter(|t| t["Status"]["State"] == "running")
+        .collect()
+}
+
+/// The task's address on its first network, without the prefix length.
+fn addr_of(task: &Value) -> String {
+    let a = task["NetworksAttachments"][0]["Addresses"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("a task with no address: {task}"));
+    a.split('/').next().unwrap_or(a).to_string()
+}
+
+/// The namespace the node running `task` made for it.
+fn netns_of(c: &Cluster, task: &Value) -> PathBuf {
+    let node = task["NodeID"].as_str().expect("placed");
+    let (_, i) = c
+        .ids()
+        .into_iter()
+        .find(|(id, _)| id == node)
+        .expect("a node of the cluster");
+    c.n(i)
+        .data_dir()
+        .join("net/task")
+        .join(task["ID"].as_str().expect("id"))
+}
+
+/// An HTTP GET of `/` at `addr` (`ip:port`) made from inside a task's network namespace, as
+/// the task itself would; the body.
+fn curl_in(netns: &Path, addr: &str) -> Result<String, String> {
+    let at: std::net::SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let shown = format!("GET http://{addr}/ from {}", netns.display());
+    shoal_testkit::hosts::in_netns(netns, move || -> Result<String, String> {
+        let mut s =
+            TcpStream::connect_timeout(&at, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(3)))
+            .map_err(|e| e.to_string())?;
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let mut got = String::new();
+        s.read_to_string(&mut got).map_err(|e| e.to_string())?;
+        match got.split_once("\r\n\r\n") {
+            Some((head, body)) if head.split_whitespace().nth(1) == Some("200") => {
+                Ok(body.to_string())
+            }
+            _ => Err(format!("unexpected answer: {got}")),
+        }
+    })
+    .map_err(|e| format!("{shown}: {e}"))?
+    .map_err(|e| format!("{shown}: {e}"))
+}
+
+#[test]
+fn tasks_on_an_overlay_reach_each_other_across_nodes() {
+    if !ready() {
+        return;
+    }
+    let (hosts, c) = three_nodes("ovl");
+    let m = c.n(1);
+    m.docker_ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.77.0.0/24",
+        "backend",
+    ]);
+    // A web server on each node (its answer is its hostname: the task's, so each differs),
+    // and a client on node 1.
+    // Host tasks share the machine's filesystem: each serves from its own dir under this one.
+    let site = tempfile::tempdir().expect("site dir");
+    let www = format!("WWW={}", site.path().display());
+    m.docker_ok(&[
+        "service",
+        "create",
+        "--no-resolve-image",
+        "--detach",
+        "--name",
+        "web",
+        "--mode",
+        "global",
+        "--network",
+        "backend",
+        "--stop-grace-period",
+        "1s",
+        "--env",
+        &www,
+        "host",
+        "sh",
+        "-c",
+        "d=$WWW/$(hostname) && mkdir -p $d && hostname > $d/index.html && exec busybox httpd -f -p 8080 -h $d",
+    ]);
+    m.docker_ok(&[
+        "service",
+        "create",
+        "--no-resolve-image",
+        "--detach",
+        "--name",
+        "client",
+        "--network",
+        "backend",
+        "--constraint",
+        "node.hostname==node1",
+        "--stop-grace-period",
+        "1s",
+        "host",
+        "sleep",
+        "100000",
+    ]);
+    let webs = harness::poll(
+        "three web tasks running",
+        MINUTE,
+        || c.dump(),
+        || {
+            let t = running_tasks(&c, "web");
+            if t.len() == 3 {
+                Ok(t)
+            } else {
+                Err(format!("{} running", t.len()))
+            }
+        },
+    );
+    let client = harness::poll(
+        "the client running",
+        MINUTE,
+        || c.dump(),
+        || {
+            running_tasks(&c, "client")
+                .pop()
+                .ok_or_else(|| "not yet".to_string())
+        },
+    );
+    // Addresses come from the network's subnet, one per task, shown as Docker shows them.
+    let mut addrs: Vec<String> = webs.iter().map(addr_of).collect();
+    addrs.push(addr_of(&client));
+    for a in &addrs {
+        assert!(
+            a.starts_with("10.77.0."),
+            "{a} is outside the network's subnet"
+        );
+    }
+    let distinct: std::collections::BTreeSet<&String> = addrs.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        addrs.len(),
+        "addresses given twice: {addrs:?}"
+    );
+    assert_eq!(
+        client["NetworksAttachments"][0]["Network"]["Spec"]["Name"], "backend",
+        "the attachment names its network"
+    );
+
+    // The client reaches every web task, on every node, by its overlay address.
+    let from = netns_of(&c, &client);
+    let mut answers = std::collections::BTreeSet::new();
+    for w in &webs {
+        let url = format!("{}:8080", addr_of(w));
+        let got = harness::poll(
+            &format!("the client reaching {url}"),
+            MINUTE,
+            || c.dump(),
+            || curl_in(&from, &url),
+        );
+        answers.insert(got.trim().to_string());
+    }
+    assert_eq!(answers.len(), 3, "three tasks answered: {answers:?}");
+    // The node itself is not on the overlay: only tasks are.
+    let node_ns = hosts.host(1).netns_path();
+    assert!(
+        curl_in(&node_ns, &format!("{}:8080", addr_of(&webs[0]))).is_err(),
+        "the node reached a task address directly"
+    );
+
+    // The network is in use: removing it is refused, naming the services.
+    let refused = m.docker(&["network", "rm", "backend"]);
+    let said = harness::output_text(&refused);
+    assert!(
+        !refused.status.success() && said.contains("in use"),
+        "{said}"
+    );
+
+    // When the services go, so do their namespaces, the overlay on every node, and the
+    // network can go.
+    m.docker_ok(&["service", "rm", "web", "client"]);
+    let data_dirs: Vec<PathBuf> = (1..=3).map(|i| c.n(i).data_dir().to_path_buf()).collect();
+    harness::poll(
+        "namespaces and overlays removed",
+        MINUTE,
+        || c.dump(),
+        || {
+            let mut left = Vec::new();
+            for (i, dir) in data_dirs.iter().enumerate() {
+                for d in ["net/task", "net/overlay"] {
+                    for e in std::fs::read_dir(dir.join(d))
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                    {
+                        left.push(format!(
+                            "node{}:{d}/{}",
+                            i + 1,
+                            e.file_name().to_string_lossy()
+                        ));
+                    }
+                }
+            }
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(left.join(" "))
+            }
+        },
+    );
+    harness::poll(
+        "the network removed",
+        MINUTE,
+        || c.dump(),
+        || {
+            let out = m.docker(&["network", "rm", "backend"]);
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(harness::output_text(&out))
+            }
+        },
+    );
+    drop(c);
+    drop(hosts);
+}
