@@ -40,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
         meta: Default::default(),
         spec: spec.clone(),
         addrs,
+        vni: shoal_types::network::FIRST_VNI,
     };
     let shown = network_out(&net);
     let config = shown

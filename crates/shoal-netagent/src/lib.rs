@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use shoal_net::nat::Vip;
 use shoal_net::{Attachment, NetError, Overlay, RemoteTask};
 use shoal_runtime::{
     ExitInfo, Health, ImageInfo, LogOptions, LogStream, RuntimeDriver, RuntimeError, RuntimeTask,
@@ -44,8 +45,20 @@ struct Programmed {
     remotes: BTreeSet<(Ipv4Addr, Ipv4Addr)>,
 }
 
+/// What this node serves inside one task's namespace: its DNS server and the virtual IPs
+/// programmed there.
+struct Served {
+    view: watch::Sender<Arc<shoal_dns::View>>,
+    _dns: shoal_dns::ServeHandle,
+    /// `None` until programmed once.
+    vips: Option<Vec<Vip>>,
+}
+
 pub struct NetAgent {
     dir: PathBuf,
+    resolver: Arc<shoal_dns::Resolver>,
+    /// Tasks of this node whose names and virtual IPs are served, by task.
+    served: Mutex<BTreeMap<Id, Served>>,
     /// The daemon's own namespace, where the underlay is.
     node_netns: PathBuf,
     maps: watch::Sender<Arc<NetworkMap>>,
@@ -65,8 +78,14 @@ impl NetAgent {
             .filter_map(|e| e.file_name().to_str()?.parse().ok())
             .map(|vni| (vni, Programmed::default()))
             .collect();
+        // Names outside the cluster go to the node's own resolvers.
+        let upstreams = std::fs::read_to_string("/etc/resolv.conf")
+            .map(|t| shoal_dns::read_resolv_conf(&t).upstreams())
+            .unwrap_or_default();
         Arc::new(NetAgent {
             dir,
+            resolver: shoal_dns::Resolver::new(upstreams),
+            served: Mutex::new(BTreeMap::new()),
             node_netns: PathBuf::from(format!("/proc/{}/ns/net", std::process::id())),
             maps,
             overlays: Mutex::new(found),
@@ -156,6 +175,60 @@ impl NetAgent {
                 .await
                 .map_err(join_error)??;
         }
+        drop(overlays);
+        self.serve_tasks(map, local).await
+    }
+
+    /// Gives each wired task of this node the names and virtual IPs of its networks: a DNS
+    /// server on 127.0.0.11 in its namespace (made once, its view replaced as the map
+    /// changes) and the VIP table (reprogrammed when its backends change; connections already
+    /// made keep their backend).
+    async fn serve_tasks(&self, map: &NetworkMap, local: Ipv4Addr) -> Result<(), NetError> {
+        let mut on: BTreeMap<&Id, Vec<&NetworkPlan>> = BTreeMap::new();
+        for plan in &map.networks {
+            for e in plan.endpoints.iter().filter(|e| e.node_addr == Some(local)) {
+                on.entry(&e.task).or_default().push(plan);
+            }
+        }
+        let mut served = self.served.lock().await;
+        served.retain(|id, _| on.contains_key(id));
+        for (task, plans) in on {
+            let netns = self.task_netns(task);
+            if !is_mounted_netns(&netns) {
+                continue;
+            }
+            let view = Arc::new(view_of(&plans));
+            let vips = vips_of(&plans);
+            if !served.contains_key(task) {
+                let (udp, tcp) = bind_dns(&netns).await?;
+                let (tx, rx) = watch::channel(view.clone());
+                let dns = self
+                    .resolver
+                    .serve(udp, tcp, rx, None)
+                    .map_err(|e| NetError::Missing(format!("serving DNS to task {task}: {e}")))?;
+                served.insert(
+                    task.clone(),
+                    Served {
+                        view: tx,
+                        _dns: dns,
+                        vips: None,
+                    },
+                );
+            }
+            let Some(s) = served.get_mut(task) else {
+                continue;
+            };
+            if **s.view.borrow() != *view {
+                s.view.send_replace(view);
+            }
+            if s.vips.as_ref() != Some(&vips) {
+                let (path, program) = (netns.clone(), vips.clone());
+                tokio::task::spawn_blocking(move || shoal_net::nat::program_vips(&path, &program))
+                    .await
+                    .map_err(join_error)??;
+                s.vips = Some(vips);
+            }
+        }
         Ok(())
     }
 
@@ -244,7 +317,7 @@ impl NetAgent {
             return Ok(path);
         }
         let map = self.await_networks(run).await?;
-        let _held = self.overlays.lock().await;
+        let held = self.overlays.lock().await;
         let mut links = Vec::new();
         for (i, a) in run.networks.iter().enumerate() {
             let plan = map
@@ -287,10 +360,22 @@ impl NetAgent {
         .await
         .map_err(|e| RuntimeError::failed("wiring the task's network", join_error(e)))?
         .map_err(|e| RuntimeError::failed("wiring the task's network", e))?;
+        drop(held);
+        // Names and virtual IPs before the task's process starts, not at the next map.
+        if let Some(local) = map.local_addr
+            && let Err(e) = self.serve_tasks(&map, local).await
+        {
+            self.unwire(&run.task_id).await;
+            return Err(RuntimeError::failed(
+                "serving the task's names and virtual IPs",
+                e,
+            ));
+        }
         Ok(path)
     }
 
     async fn unwire(&self, task: &Id) {
+        self.served.lock().await.remove(task);
         let path = self.task_netns(task);
         let shown = path.clone();
         match tokio::task::spawn_blocking(move || shoal_net::delete_netns(&path)).await {
@@ -319,6 +404,78 @@ impl NetAgent {
             }
         }
     }
+}
+
+/// The names a task on `plans` resolves, as Docker's embedded DNS answers them: `SERVICE` and
+/// each alias (the virtual IP, or every ready task for `dnsrr`), `tasks.SERVICE` (every ready
+/// task).
+fn view_of(plans: &[&NetworkPlan]) -> shoal_dns::View {
+    let mut names: BTreeMap<String, Vec<Ipv4Addr>> = BTreeMap::new();
+    for plan in plans {
+        for s in &plan.services {
+            let front = match s.vip {
+                Some(vip) => vec![vip],
+                None => s.ready.clone(),
+            };
+            for name in std::iter::once(&s.name).chain(s.aliases.iter()) {
+                names
+                    .entry(name.to_ascii_lowercase())
+                    .or_default()
+                    .extend(&front);
+            }
+            names
+                .entry(format!("tasks.{}", s.name.to_ascii_lowercase()))
+                .or_default()
+                .extend(&s.ready);
+        }
+    }
+    for v in names.values_mut() {
+        v.sort();
+        v.dedup();
+    }
+    shoal_dns::View { names }
+}
+
+/// Each virtual IP on `plans` and the ready tasks behind it, in a stable order.
+fn vips_of(plans: &[&NetworkPlan]) -> Vec<Vip> {
+    let mut out: Vec<Vip> = plans
+        .iter()
+        .flat_map(|p| p.services.iter())
+        .filter_map(|s| {
+            s.vip.map(|vip| {
+                let mut backends = s.ready.clone();
+                backends.sort();
+                Vip { vip, backends }
+            })
+        })
+        .collect();
+    out.sort_by_key(|v| v.vip);
+    out.dedup_by_key(|v| v.vip);
+    out
+}
+
+/// Binds 127.0.0.11:53 (UDP and TCP) inside the task's namespace, from a thread that entered
+/// it: the sockets stay there while the daemon serves them from its own.
+async fn bind_dns(netns: &Path) -> Result<(std::net::UdpSocket, std::net::TcpListener), NetError> {
+    let path = netns.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let inside = path.clone();
+        let bound = std::thread::spawn(move || -> std::io::Result<_> {
+            let ns = std::fs::File::open(&inside)?;
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+            let at = std::net::SocketAddr::from((shoal_dns::INTERNAL_NAMESERVER, 53));
+            let udp = std::net::UdpSocket::bind(at)?;
+            let tcp = std::net::TcpListener::bind(at)?;
+            udp.set_nonblocking(true)?;
+            tcp.set_nonblocking(true)?;
+            Ok((udp, tcp))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the binding thread panicked")));
+        bound.map_err(|source| NetError::Netns { path, source })
+    })
+    .await
+    .map_err(join_error)?
 }
 
 fn remote(ip: Ipv4Addr, node: Ipv4Addr) -> RemoteTask {

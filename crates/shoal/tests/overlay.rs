@@ -287,3 +287,113 @@ fn tasks_on_an_overlay_reach_each_other_across_nodes() {
     drop(c);
     drop(hosts);
 }
+
+/// The image tasks' side: `shoal-test/busybox` tasks on the native runtime get the cluster's
+/// DNS server (127.0.0.11, in their /etc/resolv.conf) and reach a service by name through its
+/// virtual IP, balanced over its tasks on every node; `tasks.NAME` and a `dnsrr` service answer
+/// every task address. What the client sees is read from its own log.
+#[test]
+fn services_find_each_other_by_name_and_virtual_ip() {
+    if !ready() || !need(&[Need::TestImage]) {
+        return;
+    }
+    let (hosts, c) = three_nodes("dns");
+    for i in 1..=3 {
+        c.n(i)
+            .docker_ok(&["image", "load", "-i", "/var/tmp/shoal-images/busybox.tar"]);
+    }
+    let m = c.n(1);
+    m.docker_ok(&["network", "create", "-d", "overlay", "backend"]);
+    let site = tempfile::tempdir().expect("site dir");
+    let www = format!("WWW={}", site.path().display());
+    m.docker_ok(&[
+        "service", "create", "--no-resolve-image", "--detach", "--name", "web", "--mode",
+        "global", "--network", "backend", "--stop-grace-period", "1s", "--env", &www, "host",
+        "sh", "-c",
+        "d=$WWW/$(hostname) && mkdir -p $d && hostname > $d/index.html && exec busybox httpd -f -p 8080 -h $d",
+    ]);
+    m.docker_ok(&[
+        "service",
+        "create",
+        "--no-resolve-image",
+        "--detach",
+        "--name",
+        "rr",
+        "--replicas",
+        "2",
+        "--endpoint-mode",
+        "dnsrr",
+        "--network",
+        "backend",
+        "--stop-grace-period",
+        "1s",
+        "host",
+        "sleep",
+        "100000",
+    ]);
+    m.docker_ok(&[
+        "service", "create", "--no-resolve-image", "--detach", "--name", "client", "--network",
+        "backend", "--constraint", "node.hostname==node1", "--stop-grace-period", "1s",
+        "shoal-test/busybox", "sh", "-c",
+        "cat /etc/resolv.conf; while true; do wget -q -O - http://web:8080/; nslookup tasks.web; nslookup rr; sleep 0.2; done",
+    ]);
+    let webs = harness::poll(
+        "three web tasks running",
+        MINUTE,
+        || c.dump(),
+        || {
+            let t = running_tasks(&c, "web");
+            if t.len() == 3 {
+                Ok(t)
+            } else {
+                Err(format!("{} running", t.len()))
+            }
+        },
+    );
+    let rrs = harness::poll(
+        "two rr tasks running",
+        MINUTE,
+        || c.dump(),
+        || {
+            let t = running_tasks(&c, "rr");
+            if t.len() == 2 {
+                Ok(t)
+            } else {
+                Err(format!("{} running", t.len()))
+            }
+        },
+    );
+    let hostnames: Vec<String> = webs
+        .iter()
+        .map(|t| t["ID"].as_str().expect("id").chars().take(12).collect())
+        .collect();
+    let web_addrs: Vec<String> = webs.iter().map(addr_of).collect();
+    let rr_addrs: Vec<String> = rrs.iter().map(addr_of).collect();
+    harness::poll(
+        "the client reaching every web task through the VIP, and every name answering",
+        MINUTE,
+        || c.dump(),
+        || {
+            let out = m.docker(&["service", "logs", "--raw", "client"]);
+            let log = harness::output_text(&out);
+            let missing: Vec<&String> = hostnames
+                .iter()
+                .chain(web_addrs.iter())
+                .chain(rr_addrs.iter())
+                .filter(|want| !log.contains(want.as_str()))
+                .collect();
+            if log.contains("nameserver 127.0.0.11") && missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("missing {missing:?} in:\n{}", tail(&log)))
+            }
+        },
+    );
+    drop(c);
+    drop(hosts);
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
