@@ -397,3 +397,206 @@ fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
+
+/// The real `docker` CLI end to end on one node (in a test host of its own): `--network` and
+/// `--publish` on create, `--network-add/-rm` and `--publish-rm` on update, what `inspect`
+/// shows (virtual IPs, published ports, each task's attachments), a published port another
+/// service has and a network in use refused with what is wrong.
+#[test]
+fn docker_cli_networks_and_ports_on_services() {
+    if !ready() {
+        return;
+    }
+    let hosts = Hosts::new("cli", 1).expect("test host");
+    let c = Cluster::start_on(&hosts, 1, &["--runtime", "native"]);
+    c.init(1, &[]);
+    let m = c.n(1);
+    m.docker_ok(&["network", "create", "-d", "overlay", "backend"]);
+    m.docker_ok(&["network", "create", "-d", "overlay", "front"]);
+    m.docker_ok(&[
+        "service",
+        "create",
+        "--no-resolve-image",
+        "--detach",
+        "--name",
+        "web",
+        "--network",
+        "name=backend,alias=www",
+        "--publish",
+        "8080:80",
+        "--publish",
+        "published=5353,target=53,protocol=udp",
+        "--stop-grace-period",
+        "1s",
+        "host",
+        "sleep",
+        "100000",
+    ]);
+    let inspect = |what: &str| -> Value {
+        let out = m.docker_ok(&["service", "inspect", "web"]);
+        let v: Value = serde_json::from_str(&out).expect("inspect json");
+        v[0][what].clone()
+    };
+    let endpoint = inspect("Endpoint");
+    let ports: Vec<(i64, String, String)> = endpoint["Ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| {
+            (
+                p["PublishedPort"].as_i64().expect("port"),
+                p["Protocol"].as_str().expect("protocol").to_string(),
+                p["PublishMode"].as_str().expect("mode").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            (8080, "tcp".into(), "ingress".into()),
+            (5353, "udp".into(), "ingress".into())
+        ]
+    );
+    // A virtual IP on the ingress network (the mesh) and on backend.
+    assert_eq!(
+        endpoint["VirtualIPs"].as_array().map(Vec::len),
+        Some(2),
+        "{endpoint}"
+    );
+    let task = harness::poll(
+        "web running",
+        MINUTE,
+        || c.dump(),
+        || {
+            running_tasks(&c, "web")
+                .pop()
+                .ok_or_else(|| "not yet".to_string())
+        },
+    );
+    let nets = |t: &Value| -> Vec<String> {
+        t["NetworksAttachments"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|n| {
+                        n["Network"]["Spec"]["Name"]
+                            .as_str()
+                            .unwrap_or("?")
+                            .to_string()
+                    })
+                    .collect::<std::collections::BTreeSet<String>>()
+                    .into_iter()
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(nets(&task), ["backend", "ingress"]);
+    assert_eq!(
+        inspect("Spec")["TaskTemplate"]["Networks"][0]["Aliases"][0],
+        "www",
+        "the alias is kept"
+    );
+
+    // Another service cannot publish the same port; a network in use cannot go.
+    let taken = m.docker(&[
+        "service",
+        "create",
+        "--no-resolve-image",
+        "--detach",
+        "--name",
+        "other",
+        "--publish",
+        "8080:81",
+        "host",
+        "sleep",
+        "1",
+    ]);
+    let said = harness::output_text(&taken);
+    assert!(
+        !taken.status.success()
+            && said.contains("port 8080/tcp is already published by service \"web\""),
+        "{said}"
+    );
+    let in_use = m.docker(&["network", "rm", "backend"]);
+    let said = harness::output_text(&in_use);
+    assert!(
+        !in_use.status.success() && said.contains("in use by service(s) [\"web\"]"),
+        "{said}"
+    );
+    let unknown = m.docker(&["service", "update", "--network-add", "nope", "web"]);
+    assert!(!unknown.status.success(), "an unknown network was accepted");
+
+    // Joining another network rolls the task onto all three; leaving one and unpublishing
+    // roll it again (docker names a port to unpublish by its target), and the mesh's
+    // virtual IP goes with the last published port.
+    m.docker_ok(&[
+        "service",
+        "update",
+        "--detach",
+        "--network-add",
+        "front",
+        "web",
+    ]);
+    harness::poll(
+        "web on three networks",
+        MINUTE,
+        || c.dump(),
+        || {
+            let t = running_tasks(&c, "web");
+            match t.first().map(nets) {
+                Some(n) if t.len() == 1 && n == ["backend", "front", "ingress"] => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    );
+    m.docker_ok(&[
+        "service",
+        "update",
+        "--detach",
+        "--network-rm",
+        "backend",
+        "--publish-rm",
+        "80",
+        "--publish-rm",
+        "53/udp",
+        "web",
+    ]);
+    harness::poll(
+        "web on front only",
+        MINUTE,
+        || c.dump(),
+        || {
+            let t = running_tasks(&c, "web");
+            match t.first().map(nets) {
+                Some(n) if t.len() == 1 && n == ["front"] => Ok(()),
+                other => Err(format!(
+                    "{other:?}; endpoint spec: {}",
+                    inspect("Spec")["EndpointSpec"]
+                )),
+            }
+        },
+    );
+    let endpoint = inspect("Endpoint");
+    assert!(endpoint["Ports"].is_null(), "{endpoint}");
+    assert_eq!(
+        endpoint["VirtualIPs"].as_array().map(Vec::len),
+        Some(1),
+        "{endpoint}"
+    );
+    // backend is free once no task holds an address on it any more.
+    harness::poll(
+        "backend removable",
+        MINUTE,
+        || c.dump(),
+        || {
+            let out = m.docker(&["network", "rm", "backend"]);
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(harness::output_text(&out))
+            }
+        },
+    );
+    drop(c);
+    drop(hosts);
+}
