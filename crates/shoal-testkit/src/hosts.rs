@@ -163,24 +163,29 @@ pub fn processes_in_netns(path: &std::path::Path) -> Vec<i32> {
         .collect()
 }
 
+/// SIGKILLs every process in the network namespace at `path` until none is left (5 s at most),
+/// so the namespace can go.
+pub fn kill_processes_in_netns(path: &std::path::Path) {
+    for _ in 0..50 {
+        let pids = processes_in_netns(path);
+        if pids.is_empty() {
+            return;
+        }
+        for p in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 impl Drop for Hosts {
     fn drop(&mut self) {
         let names: Vec<String> = self.all_netns().map(str::to_owned).collect();
         for name in &names {
-            let path = PathBuf::from("/run/netns").join(name);
-            for _ in 0..50 {
-                let pids = processes_in_netns(&path);
-                if pids.is_empty() {
-                    break;
-                }
-                for p in pids {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(p),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
+            kill_processes_in_netns(&PathBuf::from("/run/netns").join(name));
             let _ = ip(&["netns", "delete", name]);
         }
     }

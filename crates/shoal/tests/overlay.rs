@@ -84,6 +84,35 @@ fn netns_of(c: &Cluster, task: &Value) -> PathBuf {
         .join(task["ID"].as_str().expect("id"))
 }
 
+/// Waits for `n` running tasks of `service`; their `docker inspect`.
+fn wait_running(c: &Cluster, service: &str, n: usize) -> Vec<Value> {
+    harness::poll(
+        &format!("{n} {service} tasks running"),
+        MINUTE,
+        || c.dump(),
+        || {
+            let t = running_tasks(c, service);
+            if t.len() == n {
+                Ok(t)
+            } else {
+                Err(format!("{} running", t.len()))
+            }
+        },
+    )
+}
+
+/// `web`: a global service of host tasks on `backend`, each serving its own hostname (the
+/// task's, so each differs) on port 8080 from its own dir under the `WWW=` dir in `www`
+/// (host tasks share the machine's filesystem).
+fn create_web(m: &harness::Node, www: &str) {
+    m.docker_ok(&[
+        "service", "create", "--no-resolve-image", "--detach", "--name", "web", "--mode",
+        "global", "--network", "backend", "--stop-grace-period", "1s", "--env", www, "host",
+        "sh", "-c",
+        "d=$WWW/$(hostname) && mkdir -p $d && hostname > $d/index.html && exec busybox httpd -f -p 8080 -h $d",
+    ]);
+}
+
 /// An HTTP GET of `/` at `addr` (`ip:port`) made from inside a task's network namespace, as
 /// the task itself would; the body.
 fn curl_in(netns: &Path, addr: &str) -> Result<String, String> {
@@ -130,26 +159,7 @@ fn tasks_on_an_overlay_reach_each_other_across_nodes() {
     // Host tasks share the machine's filesystem: each serves from its own dir under this one.
     let site = tempfile::tempdir().expect("site dir");
     let www = format!("WWW={}", site.path().display());
-    m.docker_ok(&[
-        "service",
-        "create",
-        "--no-resolve-image",
-        "--detach",
-        "--name",
-        "web",
-        "--mode",
-        "global",
-        "--network",
-        "backend",
-        "--stop-grace-period",
-        "1s",
-        "--env",
-        &www,
-        "host",
-        "sh",
-        "-c",
-        "d=$WWW/$(hostname) && mkdir -p $d && hostname > $d/index.html && exec busybox httpd -f -p 8080 -h $d",
-    ]);
+    create_web(m, &www);
     m.docker_ok(&[
         "service",
         "create",
@@ -167,19 +177,7 @@ fn tasks_on_an_overlay_reach_each_other_across_nodes() {
         "sleep",
         "100000",
     ]);
-    let webs = harness::poll(
-        "three web tasks running",
-        MINUTE,
-        || c.dump(),
-        || {
-            let t = running_tasks(&c, "web");
-            if t.len() == 3 {
-                Ok(t)
-            } else {
-                Err(format!("{} running", t.len()))
-            }
-        },
-    );
+    let webs = wait_running(&c, "web", 3);
     let client = harness::poll(
         "the client running",
         MINUTE,
@@ -306,12 +304,7 @@ fn services_find_each_other_by_name_and_virtual_ip() {
     m.docker_ok(&["network", "create", "-d", "overlay", "backend"]);
     let site = tempfile::tempdir().expect("site dir");
     let www = format!("WWW={}", site.path().display());
-    m.docker_ok(&[
-        "service", "create", "--no-resolve-image", "--detach", "--name", "web", "--mode",
-        "global", "--network", "backend", "--stop-grace-period", "1s", "--env", &www, "host",
-        "sh", "-c",
-        "d=$WWW/$(hostname) && mkdir -p $d && hostname > $d/index.html && exec busybox httpd -f -p 8080 -h $d",
-    ]);
+    create_web(m, &www);
     m.docker_ok(&[
         "service",
         "create",
@@ -337,32 +330,8 @@ fn services_find_each_other_by_name_and_virtual_ip() {
         "shoal-test/busybox", "sh", "-c",
         "cat /etc/resolv.conf; while true; do wget -q -O - http://web:8080/; nslookup tasks.web; nslookup rr; sleep 0.2; done",
     ]);
-    let webs = harness::poll(
-        "three web tasks running",
-        MINUTE,
-        || c.dump(),
-        || {
-            let t = running_tasks(&c, "web");
-            if t.len() == 3 {
-                Ok(t)
-            } else {
-                Err(format!("{} running", t.len()))
-            }
-        },
-    );
-    let rrs = harness::poll(
-        "two rr tasks running",
-        MINUTE,
-        || c.dump(),
-        || {
-            let t = running_tasks(&c, "rr");
-            if t.len() == 2 {
-                Ok(t)
-            } else {
-                Err(format!("{} running", t.len()))
-            }
-        },
-    );
+    let webs = wait_running(&c, "web", 3);
+    let rrs = wait_running(&c, "rr", 2);
     let hostnames: Vec<String> = webs
         .iter()
         .map(|t| t["ID"].as_str().expect("id").chars().take(12).collect())

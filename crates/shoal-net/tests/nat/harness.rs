@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use shoal_net::{Attachment, attach, bridge_name, create_netns, delete_netns, mac_for};
-use shoal_testkit::hosts::{in_netns, processes_in_netns};
+use shoal_testkit::hosts::{in_netns, kill_processes_in_netns};
 use shoal_testkit::need::find_tool;
 use shoal_testkit::{Need, need};
 
@@ -63,19 +63,7 @@ impl Drop for Namespaces {
     fn drop(&mut self) {
         for n in &self.names {
             let path = self.path(n);
-            for _ in 0..50 {
-                let pids = processes_in_netns(&path);
-                if pids.is_empty() {
-                    break;
-                }
-                for p in pids {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(p),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            kill_processes_in_netns(&path);
             let _ = delete_netns(&path);
         }
     }
