@@ -7,7 +7,10 @@ use std::net::Ipv4Addr;
 use shoal_store::State;
 use shoal_types::Id;
 use shoal_types::cluster::DEFAULT_DATA_PATH_PORT;
-use shoal_types::dispatch::{Endpoint, NetworkMap, NetworkPlan, ServiceOnNetwork};
+use shoal_types::dispatch::{
+    Endpoint, HostPort, NetworkMap, NetworkPlan, PublishedPort, ServiceOnNetwork,
+};
+use shoal_types::service::PublishMode;
 use shoal_types::task::{Task, TaskState};
 
 /// A task that holds its address and has a node: its interface exists or is being made.
@@ -22,7 +25,9 @@ fn ready(t: &Task) -> bool {
     t.status.state == TaskState::Running && t.desired_state <= TaskState::Running
 }
 
-/// The map for `node`: every overlay one of its live tasks is on.
+/// The map for `node`: every overlay one of its live tasks is on, and, while a service
+/// publishes a port through the routing mesh, the ingress network with every node as a
+/// gateway.
 pub fn network_map(view: &State, node: &Id) -> NetworkMap {
     let node_addr =
         |id: &Id| -> Option<Ipv4Addr> { view.node(id).and_then(|n| n.status.addr.parse().ok()) };
@@ -31,16 +36,33 @@ pub fn network_map(view: &State, node: &Id) -> NetworkMap {
         data_path_port: view
             .cluster()
             .map_or(DEFAULT_DATA_PATH_PORT, |c| c.network.data_path_port),
-        networks: Vec::new(),
+        ..NetworkMap::default()
     };
+    map.host_ports = host_ports(view, node);
     if view.networks().next().is_none() {
         return map;
     }
-    let wanted: BTreeSet<&Id> = view
+    let mut wanted: BTreeSet<&Id> = view
         .tasks_on_node(node)
         .filter(|t| placed(t))
         .flat_map(|t| t.networks.iter().map(|a| &a.network))
         .collect();
+    let ingress = view.networks().find(|n| n.spec.ingress);
+    let meshed: Vec<&Id> = view
+        .services()
+        .filter(|s| {
+            s.endpoint
+                .ports
+                .iter()
+                .any(|p| p.publish_mode == PublishMode::Ingress && p.published_port != 0)
+        })
+        .map(|s| &s.id)
+        .collect();
+    if let Some(n) = ingress
+        && !meshed.is_empty()
+    {
+        wanted.insert(&n.id);
+    }
     if wanted.is_empty() {
         return map;
     }
@@ -61,6 +83,30 @@ pub fn network_map(view: &State, node: &Id) -> NetworkMap {
                     .entry((&a.network, &t.service_id))
                     .or_default()
                     .push(a.addr.addr());
+            }
+        }
+    }
+    if let Some(n) = ingress
+        && wanted.contains(&n.id)
+    {
+        for id in &meshed {
+            let Some(s) = view.service(id) else {
+                continue;
+            };
+            let backends = ready_on.get(&(&n.id, *id)).cloned().unwrap_or_default();
+            for p in s
+                .endpoint
+                .ports
+                .iter()
+                .filter(|p| p.publish_mode == PublishMode::Ingress && p.published_port != 0)
+            {
+                map.published.push(PublishedPort {
+                    service: s.id.clone(),
+                    protocol: p.protocol,
+                    published: p.published_port,
+                    target: p.target_port,
+                    backends: backends.clone(),
+                });
             }
         }
     }
@@ -93,11 +139,227 @@ pub fn network_map(view: &State, node: &Id) -> NetworkMap {
                 })
             })
             .collect();
+        let gateways = if network.spec.ingress {
+            let mut g: Vec<Ipv4Addr> = view.nodes().filter_map(|n| node_addr(&n.id)).collect();
+            g.sort();
+            g.dedup();
+            g
+        } else {
+            Vec::new()
+        };
         map.networks.push(NetworkPlan {
             network: (**network).clone(),
             endpoints: endpoints.remove(id).unwrap_or_default(),
             services,
+            gateways,
         });
     }
     map
+}
+
+/// The host-mode ports of the node's live tasks, from their services' endpoints.
+fn host_ports(view: &State, node: &Id) -> Vec<HostPort> {
+    let mut out = Vec::new();
+    for t in view.tasks_on_node(node).filter(|t| placed(t)) {
+        let Some(s) = view.service(&t.service_id) else {
+            continue;
+        };
+        for p in s
+            .endpoint
+            .ports
+            .iter()
+            .filter(|p| p.publish_mode == PublishMode::Host && p.published_port != 0)
+        {
+            out.push(HostPort {
+                task: t.id.clone(),
+                protocol: p.protocol,
+                published: p.published_port,
+                target: p.target_port,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use shoal_store::{Op, Proposal};
+    use shoal_types::node::{NodeState, NodeStatus};
+    use shoal_types::service::{EndpointSpec, PortConfig, Protocol, Service, ServiceSpec};
+    use shoal_types::{Network, Node, Timestamp};
+
+    use super::*;
+
+    fn id(s: &str) -> Id {
+        Id::from_raw(s)
+    }
+
+    fn apply(s: &mut State, ops: Vec<Op>) {
+        let v = s.version + 1;
+        let (a, _) = s.apply(v, &Proposal::atomic(Timestamp(v as i64), ops));
+        assert!(a.first_error().is_none(), "{a:?}");
+    }
+
+    fn node(i: &str, addr: &str) -> Op {
+        Op::CreateNode(Node {
+            id: id(i),
+            status: NodeStatus {
+                state: NodeState::Ready,
+                addr: addr.into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+    }
+
+    fn ingress() -> Op {
+        let subnet: shoal_ipam::Ipv4Net = "10.0.0.0/24".parse().expect("subnet");
+        Op::CreateNetwork(Network {
+            id: id("ingress"),
+            meta: Default::default(),
+            spec: shoal_types::NetworkSpec {
+                name: "ingress".into(),
+                driver: "overlay".into(),
+                ingress: true,
+                ..Default::default()
+            },
+            addrs: shoal_types::network::NetworkAddrs {
+                subnet,
+                gateway: Ipv4Addr::new(10, 0, 0, 1),
+                range: subnet,
+            },
+            vni: 0,
+        })
+    }
+
+    fn port(published: u16, target: u16, mode: PublishMode) -> PortConfig {
+        PortConfig {
+            name: String::new(),
+            protocol: Protocol::Tcp,
+            target_port: target,
+            published_port: published,
+            publish_mode: mode,
+        }
+    }
+
+    fn web(ports: Vec<PortConfig>) -> Service {
+        Service {
+            id: id("web"),
+            spec: ServiceSpec {
+                name: "web".into(),
+                endpoint: EndpointSpec {
+                    ports,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// Four nodes, `web` publishing 8080 through the mesh and 9090 in host mode, its tasks
+    /// running on n1 and n2 and starting on n3; n4 runs none.
+    fn meshed() -> State {
+        let mut s = State::default();
+        apply(
+            &mut s,
+            vec![
+                node("n1", "192.0.2.11"),
+                node("n2", "192.0.2.12"),
+                node("n3", "192.0.2.13"),
+                node("n4", "192.0.2.14"),
+                ingress(),
+                Op::CreateService(web(vec![
+                    port(8080, 80, PublishMode::Ingress),
+                    port(9090, 80, PublishMode::Host),
+                ])),
+            ],
+        );
+        let t = |i: &str, n: &str, state| {
+            Op::CreateTask(crate::testing::task(i, "web", Some(n), state))
+        };
+        apply(
+            &mut s,
+            vec![
+                t("t1", "n1", TaskState::Running),
+                t("t2", "n2", TaskState::Running),
+                t("t3", "n3", TaskState::Starting),
+            ],
+        );
+        s
+    }
+
+    fn ingress_addr(s: &State, task: &str) -> Ipv4Addr {
+        s.task(&id(task)).expect("task").networks[0].addr.addr()
+    }
+
+    #[test]
+    fn every_node_answers_a_mesh_port_with_the_ready_tasks_behind_it() {
+        let s = meshed();
+        let (a1, a2) = (ingress_addr(&s, "t1"), ingress_addr(&s, "t2"));
+        for n in ["n1", "n2", "n3", "n4"] {
+            let map = network_map(&s, &id(n));
+            assert_eq!(map.published.len(), 1, "{n}: {map:?}");
+            let p = &map.published[0];
+            assert_eq!((p.published, p.target), (8080, 80));
+            let mut backends = p.backends.clone();
+            backends.sort();
+            assert_eq!(
+                backends,
+                vec![a1.min(a2), a1.max(a2)],
+                "{n}: t3 is not ready yet"
+            );
+            // The ingress network reaches even a node without tasks, with every node as a
+            // way back.
+            let plan = map
+                .networks
+                .iter()
+                .find(|p| p.network.spec.ingress)
+                .unwrap_or_else(|| panic!("{n} has no ingress plan"));
+            assert_eq!(plan.endpoints.len(), 3);
+            assert_eq!(
+                plan.gateways,
+                ["192.0.2.11", "192.0.2.12", "192.0.2.13", "192.0.2.14"]
+                    .map(|a| a.parse::<Ipv4Addr>().expect("addr"))
+            );
+        }
+    }
+
+    #[test]
+    fn host_mode_ports_go_to_the_node_of_their_task_only() {
+        let s = meshed();
+        let on = |n: &str| network_map(&s, &id(n)).host_ports;
+        assert_eq!(
+            on("n1"),
+            vec![HostPort {
+                task: id("t1"),
+                protocol: Protocol::Tcp,
+                published: 9090,
+                target: 80,
+            }]
+        );
+        assert!(network_map(&s, &id("n1")).publishes(&id("t1")));
+        assert_eq!(
+            on("n3").len(),
+            1,
+            "a starting task's port is set up before it runs"
+        );
+        assert!(on("n4").is_empty());
+    }
+
+    #[test]
+    fn without_published_ports_the_ingress_network_stays_away() {
+        let mut s = State::default();
+        apply(
+            &mut s,
+            vec![
+                node("n1", "192.0.2.11"),
+                ingress(),
+                Op::CreateService(web(Vec::new())),
+            ],
+        );
+        let map = network_map(&s, &id("n1"));
+        assert!(map.networks.is_empty(), "{map:?}");
+        assert!(map.published.is_empty() && map.host_ports.is_empty());
+    }
 }

@@ -324,13 +324,25 @@ pub fn attach(
     task_netns: &Path,
     a: &Attachment,
 ) -> Result<(), NetError> {
+    attach_to(node_netns, &bridge_name(vni), task_netns, a)
+}
+
+/// Connects the task whose namespace is `task_netns` to the bridge `bridge` in `netns`, as
+/// [`attach`] does for an overlay's.
+pub fn attach_to(
+    netns: &Path,
+    bridge: &str,
+    task_netns: &Path,
+    a: &Attachment,
+) -> Result<(), NetError> {
+    let node_netns = netns;
     let task_ns = std::fs::File::open(task_netns).map_err(|source| NetError::Netns {
         path: task_netns.to_path_buf(),
         source,
     })?;
     let tmp = format!("{}p", a.host_name);
     let (host_name, tmp_in) = (a.host_name.clone(), tmp.clone());
-    let bridge = bridge_name(vni);
+    let bridge = bridge.to_string();
     let mac = a.mac;
     in_netns(node_netns, move |h| async move {
         let br = index_of(&h, &bridge).await?;
@@ -442,6 +454,37 @@ pub fn create_netns(path: &Path) -> Result<(), NetError> {
     Ok(())
 }
 
+/// Keeps the namespace at `source` (another process's, such as `/proc/PID/ns/net`) at `path`
+/// too, as [`create_netns`] keeps a new one, so it is wired and released the same way.
+pub fn keep_netns(source: &Path, path: &Path) -> Result<(), NetError> {
+    let err = |source: std::io::Error| NetError::Netns {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(err)?;
+    if let Err(e) = nix::mount::mount(
+        Some(source),
+        path,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    ) {
+        let _ = std::fs::remove_file(path);
+        return Err(NetError::Netns {
+            path: source.to_path_buf(),
+            source: e.into(),
+        });
+    }
+    Ok(())
+}
+
 /// Releases a namespace kept by [`create_netns`]: it goes once nothing else holds it (its
 /// interfaces with it). Missing is fine: deleting twice is not an error.
 pub fn delete_netns(path: &Path) -> Result<(), NetError> {
@@ -464,4 +507,271 @@ pub fn delete_netns(path: &Path) -> Result<(), NetError> {
 pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     let o = ip.octets();
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// Where a node's own namespace joins an overlay: the end of a veth pair there (`name`, with
+/// `mac`, no address), the other end on the overlay's bridge in its sandbox, and a route to
+/// the overlay's subnet through it. The routing mesh sends published ports' connections into
+/// the ingress network this way, and the tasks send their replies back to `mac`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeLink {
+    pub name: String,
+    pub mac: [u8; 6],
+    pub subnet: Ipv4Net,
+    /// An address (/32) for the node's end: the node's own underlay address, so that what the
+    /// node itself sends into the overlay (and masquerades there) has a source the tasks'
+    /// replies find their way back to.
+    pub addr: Option<Ipv4Addr>,
+}
+
+/// Makes [`NodeLink`] `l` between `node_netns` and the overlay `vni` in `sandbox`, or keeps
+/// it when a restarted daemon finds it in place.
+pub fn join_node(
+    node_netns: &Path,
+    sandbox: &Path,
+    vni: u32,
+    l: &NodeLink,
+) -> Result<(), NetError> {
+    let sandbox_fd = std::fs::File::open(sandbox).map_err(|source| NetError::Netns {
+        path: sandbox.to_path_buf(),
+        source,
+    })?;
+    let l = l.clone();
+    let peer = format!("{}p", l.name);
+    let peer_in = peer.clone();
+    let bridge = bridge_name(vni);
+    let mtu = in_netns(sandbox, {
+        let bridge = bridge.clone();
+        move |h| async move {
+            let br = index_of(&h, &bridge).await?;
+            let mut links = h.link().get().match_index(br).execute();
+            let link = links
+                .try_next()
+                .await
+                .map_err(nl("reading the bridge"))?
+                .ok_or_else(|| NetError::Missing("the bridge vanished".into()))?;
+            Ok(link.attributes.iter().find_map(|a| match a {
+                rtnetlink::packet_route::link::LinkAttribute::Mtu(m) => Some(*m),
+                _ => None,
+            }))
+        }
+    })?;
+    let made = in_netns(node_netns, move |h| async move {
+        if index_of(&h, &l.name).await.is_ok() {
+            return Ok(false);
+        }
+        let mut veth = LinkVeth::new(&l.name, &peer_in);
+        if let Some(m) = mtu {
+            veth = veth.mtu(m);
+        }
+        h.link()
+            .add(veth.build())
+            .execute()
+            .await
+            .map_err(nl(format!("creating veth {}", l.name)))?;
+        let ours = index_of(&h, &l.name).await?;
+        let theirs = index_of(&h, &peer_in).await?;
+        h.link()
+            .set(
+                LinkUnspec::new_with_index(theirs)
+                    .setns_by_fd(sandbox_fd.as_raw_fd())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(nl(format!("moving {peer_in} into the overlay's namespace")))?;
+        h.link()
+            .set(
+                LinkUnspec::new_with_index(ours)
+                    .address(l.mac.to_vec())
+                    .up()
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(nl(format!("bringing {} up", l.name)))?;
+        if let Some(a) = l.addr {
+            h.address()
+                .add(ours, IpAddr::V4(a), 32)
+                .execute()
+                .await
+                .map_err(nl(format!("addressing {} with {a}/32", l.name)))?;
+        }
+        h.route()
+            .add(
+                rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new()
+                    .destination_prefix(l.subnet.network(), l.subnet.prefix_len())
+                    .output_interface(ours)
+                    .scope(rtnetlink::packet_route::route::RouteScope::Link)
+                    .build(),
+            )
+            .replace()
+            .execute()
+            .await
+            .map_err(nl(format!("route to {} dev {}", l.subnet, l.name)))?;
+        Ok(true)
+    })?;
+    if !made {
+        return Ok(());
+    }
+    in_netns(sandbox, move |h| async move {
+        let br = index_of(&h, &bridge).await?;
+        let end = index_of(&h, &peer).await?;
+        h.link()
+            .set(LinkUnspec::new_with_index(end).controller(br).up().build())
+            .execute()
+            .await
+            .map_err(nl(format!("putting {peer} on {bridge}")))?;
+        Ok(())
+    })
+}
+
+/// Removes a link [`join_node`] made (its other end goes with it); absent is fine.
+pub fn leave_node(node_netns: &Path, name: &str) -> Result<(), NetError> {
+    let name = name.to_string();
+    in_netns(node_netns, move |h| async move {
+        match index_of(&h, &name).await {
+            Ok(i) => ignore_missing(h.link().del(i).execute().await)
+                .map_err(nl(format!("removing {name}"))),
+            Err(_) => Ok(()),
+        }
+    })
+}
+
+/// A bridge in `netns` holding `addr` (its address and subnet), up; kept as it is when it
+/// exists. A node's gateway network is one (Docker's `docker_gwbridge`).
+pub fn ensure_bridge(netns: &Path, name: &str, addr: Ipv4Net) -> Result<(), NetError> {
+    let name = name.to_string();
+    in_netns(netns, move |h| async move {
+        let index = match index_of(&h, &name).await {
+            Ok(i) => i,
+            Err(_) => {
+                h.link()
+                    .add(LinkBridge::new(&name).build())
+                    .execute()
+                    .await
+                    .map_err(nl(format!("creating bridge {name}")))?;
+                index_of(&h, &name).await?
+            }
+        };
+        let present = h
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(nl(format!("listing the addresses of {name}")))?
+            .iter()
+            .any(|m| {
+                m.attributes.iter().any(|a| {
+                    matches!(a, rtnetlink::packet_route::address::AddressAttribute::Address(IpAddr::V4(v)) if *v == addr.addr())
+                })
+            });
+        if !present {
+            h.address()
+                .add(index, IpAddr::V4(addr.addr()), addr.prefix_len())
+                .execute()
+                .await
+                .map_err(nl(format!("addressing {name} with {addr}")))?;
+        }
+        h.link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(nl(format!("bringing {name} up")))?;
+        Ok(())
+    })
+}
+
+/// Sets the namespace's default route: via `gateway` on `dev`.
+pub fn set_default_route(netns: &Path, dev: &str, gateway: Ipv4Addr) -> Result<(), NetError> {
+    let dev = dev.to_string();
+    in_netns(netns, move |h| async move {
+        let index = index_of(&h, &dev).await?;
+        h.route()
+            .add(
+                rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new()
+                    .gateway(gateway)
+                    .output_interface(index)
+                    .build(),
+            )
+            .replace()
+            .execute()
+            .await
+            .map_err(nl(format!("default route via {gateway} dev {dev}")))
+    })
+}
+
+/// Lets the namespace forward packets between its interfaces (`net.ipv4.ip_forward`), as a
+/// node that publishes ports and gives its tasks a way out must.
+pub fn enable_forwarding(netns: &Path) -> Result<(), NetError> {
+    let path = netns.to_path_buf();
+    let err = |source: std::io::Error| NetError::Netns {
+        path: netns.to_path_buf(),
+        source,
+    };
+    std::thread::spawn(move || -> std::io::Result<()> {
+        let ns = std::fs::File::open(&path)?;
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        // /proc/sys/net shows the namespace of the thread that opens it.
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+    })
+    .join()
+    .map_err(|_| err(std::io::Error::other("the sysctl thread panicked")))?
+    .map_err(err)
+}
+
+/// A MAC for a node's end of a [`NodeLink`]: `02:4e` and the four bytes of its underlay
+/// address, apart from every task's ([`mac_for`]).
+pub fn node_mac(underlay: Ipv4Addr) -> [u8; 6] {
+    let o = underlay.octets();
+    [0x02, 0x4e, o[0], o[1], o[2], o[3]]
+}
+
+/// The IPv4 destinations the namespace routes (every table but the local one) and the
+/// subnets of its addresses: what a new subnet of the node must not overlap.
+pub fn ipv4_in_use(netns: &Path) -> Result<Vec<Ipv4Net>, NetError> {
+    use rtnetlink::packet_route::address::AddressAttribute;
+    use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+    in_netns(netns, |h| async move {
+        let mut out = Vec::new();
+        let routes: Vec<_> = h
+            .route()
+            .get(rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl("listing routes"))?;
+        for r in routes {
+            let len = r.header.destination_prefix_length;
+            if len == 0 {
+                continue;
+            }
+            for a in &r.attributes {
+                if let RouteAttribute::Destination(RouteAddress::Inet(d)) = a
+                    && let Ok(n) = Ipv4Net::new(*d, len)
+                {
+                    out.push(n.trunc());
+                }
+            }
+        }
+        let addrs: Vec<_> = h
+            .address()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl("listing addresses"))?;
+        for m in addrs {
+            for a in &m.attributes {
+                if let AddressAttribute::Address(IpAddr::V4(v)) = a
+                    && let Ok(n) = Ipv4Net::new(*v, m.header.prefix_len)
+                {
+                    out.push(n.trunc());
+                }
+            }
+        }
+        Ok(out)
+    })
 }

@@ -442,6 +442,9 @@ fn set_policy_routes(netns: &Path, iface: &str, paths: &[ReturnPath]) -> Result<
                         .table_id(p.mark)
                         .gateway(p.via)
                         .output_interface(index)
+                        // The receiving node's underlay address is no address of the
+                        // task's subnet: reached on the link, by its MAC.
+                        .onlink()
                         .build(),
                 )
                 .replace()

@@ -17,19 +17,25 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
+
+use shoal_ipam::Ipv4Net;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use shoal_net::nat::Vip;
-use shoal_net::{Attachment, NetError, Overlay, RemoteTask};
+use shoal_net::nat::{Proto, Published, ReturnPath, Vip};
+use shoal_net::{Attachment, NetError, NodeLink, Overlay, RemoteTask};
 use shoal_runtime::{
     ExitInfo, Health, ImageInfo, LogOptions, LogStream, RuntimeDriver, RuntimeError, RuntimeTask,
     TaskRun, VolumeInfo,
 };
 use shoal_types::Id;
 use shoal_types::dispatch::{NetworkMap, NetworkPlan};
+use shoal_types::service::Protocol;
+
+mod gateway;
+use gateway::Gateway;
 use tokio::sync::{Mutex, watch};
 
 /// How long a task waits for its node to hear of its networks: the map is sent before the
@@ -41,9 +47,12 @@ const UNDERLAY_MTU: u32 = 1500;
 /// One overlay as programmed on this node.
 #[derive(Debug, Default)]
 struct Programmed {
-    /// Remote tasks known to the overlay: (task address, node address).
-    remotes: BTreeSet<(Ipv4Addr, Ipv4Addr)>,
+    /// Remote tasks (and, on the ingress network, nodes) known to the overlay.
+    remotes: BTreeSet<Remote>,
 }
+
+/// A remote end as programmed: (address, MAC, node address).
+type Remote = (Ipv4Addr, [u8; 6], Ipv4Addr);
 
 /// What this node serves inside one task's namespace: its DNS server and the virtual IPs
 /// programmed there.
@@ -52,6 +61,26 @@ struct Served {
     _dns: shoal_dns::ServeHandle,
     /// `None` until programmed once.
     vips: Option<Vec<Vip>>,
+    /// The ways back to each node that answers published ports, for a task on the ingress
+    /// network: `None` until programmed once.
+    paths: Option<Vec<ReturnPath>>,
+}
+
+/// The name of the node's end of its link into the ingress network.
+const INGRESS_LINK: &str = "shingress";
+/// The node's gateway bridge (Docker's `docker_gwbridge`): tasks' way out.
+const GATEWAY_BRIDGE: &str = "shgw0";
+/// The nftables table of published ports (routing mesh) and of host-mode ports.
+const MESH_TABLE: &str = "shoal-mesh";
+const HOST_PORTS_TABLE: &str = "shoal-hostports";
+
+/// What the node's own namespace holds for its tasks' traffic in and out, as last programmed.
+#[derive(Debug, Default)]
+struct NodeSide {
+    /// The gateway bridge, masquerade and forwarding are in place.
+    gateway: bool,
+    mesh: Option<Vec<Published>>,
+    host_ports: Option<Vec<Published>>,
 }
 
 pub struct NetAgent {
@@ -64,6 +93,9 @@ pub struct NetAgent {
     maps: watch::Sender<Arc<NetworkMap>>,
     /// Held while the kernel is changed: one reconcile or task wiring at a time.
     overlays: Mutex<BTreeMap<u32, Programmed>>,
+    /// The node's gateway network: its subnet and the addresses its tasks hold there.
+    gateway: std::sync::Mutex<Gateway>,
+    node_side: Mutex<NodeSide>,
 }
 
 impl NetAgent {
@@ -82,11 +114,15 @@ impl NetAgent {
         let upstreams = std::fs::read_to_string("/etc/resolv.conf")
             .map(|t| shoal_dns::read_resolv_conf(&t).upstreams())
             .unwrap_or_default();
+        let node_netns = PathBuf::from(format!("/proc/{}/ns/net", std::process::id()));
+        let gateway = Gateway::load(&dir, &node_netns);
         Arc::new(NetAgent {
+            gateway: std::sync::Mutex::new(gateway),
+            node_side: Mutex::new(NodeSide::default()),
             dir,
             resolver: shoal_dns::Resolver::new(upstreams),
             served: Mutex::new(BTreeMap::new()),
-            node_netns: PathBuf::from(format!("/proc/{}/ns/net", std::process::id())),
+            node_netns,
             maps,
             overlays: Mutex::new(found),
         })
@@ -151,13 +187,30 @@ impl NetAgent {
             };
             let remotes = remotes_of(plan, local);
             let sandbox = self.overlay_netns(vni);
-            for &(ip, node) in remotes.difference(&programmed.remotes) {
-                blocking(shoal_net::add_remote, &sandbox, vni, remote(ip, node)).await?;
+            for &r in remotes.difference(&programmed.remotes) {
+                blocking(shoal_net::add_remote, &sandbox, vni, remote(r)).await?;
             }
-            for &(ip, node) in programmed.remotes.difference(&remotes) {
-                blocking(shoal_net::remove_remote, &sandbox, vni, remote(ip, node)).await?;
+            for &r in programmed.remotes.difference(&remotes) {
+                blocking(shoal_net::remove_remote, &sandbox, vni, remote(r)).await?;
             }
             programmed.remotes = remotes;
+            if plan.network.spec.ingress {
+                let link = NodeLink {
+                    name: INGRESS_LINK.to_string(),
+                    mac: shoal_net::node_mac(local),
+                    subnet: plan.network.addrs.subnet,
+                    addr: Some(local),
+                };
+                let (node, sandbox) = (self.node_netns.clone(), sandbox.clone());
+                tokio::task::spawn_blocking(move || {
+                    shoal_net::enable_forwarding(&node)?;
+                    shoal_net::join_node(&node, &sandbox, vni, &link)?;
+                    forward_accept(&node, INGRESS_LINK);
+                    Ok::<_, NetError>(())
+                })
+                .await
+                .map_err(join_error)??;
+            }
         }
         let gone: Vec<u32> = overlays
             .keys()
@@ -176,7 +229,88 @@ impl NetAgent {
                 .map_err(join_error)??;
         }
         drop(overlays);
+        self.publish(map).await?;
         self.serve_tasks(map, local).await
+    }
+
+    /// Programs the node's published ports: those of the routing mesh to every ready task
+    /// through the ingress network, those in host mode to this node's tasks on the gateway
+    /// network. Neither rewrites the client's address.
+    async fn publish(&self, map: &NetworkMap) -> Result<(), NetError> {
+        let mut guard = self.node_side.lock().await;
+        let side = &mut *guard;
+        let mesh: Vec<Published> = map
+            .published
+            .iter()
+            .map(|p| Published {
+                proto: proto(p.protocol),
+                port: p.published,
+                backends: p.backends.iter().map(|b| (*b, p.target)).collect(),
+            })
+            .collect();
+        let host: Vec<Published> = {
+            let gw = self.gateway.lock().unwrap_or_else(|e| e.into_inner());
+            map.host_ports
+                .iter()
+                .filter_map(|h| {
+                    gw.addr_of(&h.task).map(|a| Published {
+                        proto: proto(h.protocol),
+                        port: h.published,
+                        backends: vec![(a, h.target)],
+                    })
+                })
+                .collect()
+        };
+        for (table, wanted, had) in [
+            (MESH_TABLE, mesh, &mut side.mesh),
+            (HOST_PORTS_TABLE, host, &mut side.host_ports),
+        ] {
+            if had.as_ref() == Some(&wanted) {
+                continue;
+            }
+            let node = self.node_netns.clone();
+            let ports = wanted.clone();
+            tokio::task::spawn_blocking(move || {
+                if ports.is_empty() {
+                    shoal_net::nat::remove_published(&node, table)
+                } else {
+                    shoal_net::nat::program_published(&node, table, &ports)
+                }
+            })
+            .await
+            .map_err(join_error)??;
+            *had = Some(wanted);
+        }
+        Ok(())
+    }
+
+    /// Makes the node's gateway network once: the bridge, forwarding, and masquerade of its
+    /// subnet on the way out.
+    async fn ensure_gateway(&self) -> Result<(Ipv4Net, Ipv4Addr), NetError> {
+        let (subnet, bridge_addr) = {
+            let gw = self.gateway.lock().unwrap_or_else(|e| e.into_inner());
+            (gw.subnet(), gw.bridge_addr())
+        };
+        let mut side = self.node_side.lock().await;
+        if !side.gateway {
+            let node = self.node_netns.clone();
+            tokio::task::spawn_blocking(move || {
+                shoal_net::ensure_bridge(
+                    &node,
+                    GATEWAY_BRIDGE,
+                    Ipv4Net::new(bridge_addr, subnet.prefix_len())
+                        .map_err(|e| NetError::Missing(format!("the gateway subnet: {e}")))?,
+                )?;
+                shoal_net::enable_forwarding(&node)?;
+                shoal_net::nat::program_masquerade(&node, "gw", subnet, GATEWAY_BRIDGE)?;
+                forward_accept(&node, GATEWAY_BRIDGE);
+                Ok::<_, NetError>(())
+            })
+            .await
+            .map_err(join_error)??;
+            side.gateway = true;
+        }
+        Ok((subnet, bridge_addr))
     }
 
     /// Gives each wired task of this node the names and virtual IPs of its networks: a DNS
@@ -190,6 +324,17 @@ impl NetAgent {
                 on.entry(&e.task).or_default().push(plan);
             }
         }
+        let paths: Vec<ReturnPath> = map
+            .networks
+            .iter()
+            .filter(|p| p.network.spec.ingress)
+            .flat_map(|p| p.gateways.iter())
+            .map(|&g| ReturnPath {
+                mark: u32::from(g),
+                mac: shoal_net::node_mac(g),
+                via: g,
+            })
+            .collect();
         let mut served = self.served.lock().await;
         served.retain(|id, _| on.contains_key(id));
         for (task, plans) in on {
@@ -199,6 +344,8 @@ impl NetAgent {
             }
             let view = Arc::new(view_of(&plans));
             let vips = vips_of(&plans);
+            // The ingress network is the task's first when it is on it.
+            let on_ingress = plans.iter().any(|p| p.network.spec.ingress);
             if !served.contains_key(task) {
                 let (udp, tcp) = bind_dns(&netns).await?;
                 let (tx, rx) = watch::channel(view.clone());
@@ -212,6 +359,7 @@ impl NetAgent {
                         view: tx,
                         _dns: dns,
                         vips: None,
+                        paths: None,
                     },
                 );
             }
@@ -227,6 +375,20 @@ impl NetAgent {
                     .await
                     .map_err(join_error)??;
                 s.vips = Some(vips);
+            }
+            let wanted = if on_ingress {
+                paths.clone()
+            } else {
+                Vec::new()
+            };
+            if s.paths.as_ref() != Some(&wanted) {
+                let (path, program) = (netns.clone(), wanted.clone());
+                tokio::task::spawn_blocking(move || {
+                    shoal_net::nat::program_return_paths(&path, "eth0", &program)
+                })
+                .await
+                .map_err(join_error)??;
+                s.paths = Some(wanted);
             }
         }
         Ok(())
@@ -311,7 +473,8 @@ impl NetAgent {
 
     /// Makes the task's namespace and its interfaces. A namespace already in place (a
     /// prepare repeated after a restart) is kept as it is.
-    async fn wire(&self, run: &TaskRun) -> Result<PathBuf, RuntimeError> {
+    /// `made`: the namespace the runtime made for the task, if it made one.
+    async fn wire(&self, run: &TaskRun, made: Option<PathBuf>) -> Result<PathBuf, RuntimeError> {
         let path = self.task_netns(&run.task_id);
         if is_mounted_netns(&path) {
             return Ok(path);
@@ -339,8 +502,40 @@ impl NetAgent {
                 },
             ));
         }
+        // A task on internal networks only has no way out (`network create --internal`).
+        let needs_gateway = run.networks.is_empty()
+            || run.networks.iter().any(|a| {
+                map.networks
+                    .iter()
+                    .find(|p| p.network.id == a.network)
+                    .is_some_and(|p| !p.network.spec.internal)
+            });
+        let mut way_out = None;
+        if needs_gateway {
+            let (subnet, bridge_addr) = self
+                .ensure_gateway()
+                .await
+                .map_err(|e| RuntimeError::failed("making the node's gateway network", e))?;
+            let addr = self
+                .gateway
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(&run.task_id)
+                .map_err(|e| RuntimeError::failed("giving the task a gateway address", e))?;
+            let i = run.networks.len();
+            way_out = Some((
+                Attachment {
+                    addr: Ipv4Net::new(addr, subnet.prefix_len()).unwrap_or(subnet),
+                    mac: shoal_net::mac_for(addr),
+                    name: format!("eth{i}"),
+                    host_name: host_veth(&run.task_id, i),
+                },
+                bridge_addr,
+            ));
+        }
+        let node_ns = self.node_netns.clone();
         let task_ns = path.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), NetError> {
+        let wired = tokio::task::spawn_blocking(move || -> Result<(), NetError> {
             if let Some(parent) = task_ns.parent() {
                 std::fs::create_dir_all(parent).map_err(|source| NetError::Netns {
                     path: parent.to_path_buf(),
@@ -348,19 +543,40 @@ impl NetAgent {
                 })?;
             }
             let _ = shoal_net::delete_netns(&task_ns);
-            shoal_net::create_netns(&task_ns)?;
-            for (sandbox, vni, a) in &links {
-                if let Err(e) = shoal_net::attach(sandbox, *vni, &task_ns, a) {
-                    let _ = shoal_net::delete_netns(&task_ns);
-                    return Err(e);
-                }
+            match &made {
+                Some(source) => shoal_net::keep_netns(source, &task_ns)?,
+                None => shoal_net::create_netns(&task_ns)?,
             }
-            Ok(())
+            let wired = (|| {
+                for (sandbox, vni, a) in &links {
+                    shoal_net::attach(sandbox, *vni, &task_ns, a)?;
+                }
+                if let Some((a, via)) = &way_out {
+                    shoal_net::attach_to(&node_ns, GATEWAY_BRIDGE, &task_ns, a)?;
+                    shoal_net::set_default_route(&task_ns, &a.name, *via)?;
+                }
+                Ok(())
+            })();
+            if wired.is_err() {
+                let _ = shoal_net::delete_netns(&task_ns);
+            }
+            wired
         })
         .await
-        .map_err(|e| RuntimeError::failed("wiring the task's network", join_error(e)))?
-        .map_err(|e| RuntimeError::failed("wiring the task's network", e))?;
+        .map_err(|e| RuntimeError::failed("wiring the task's network", join_error(e)))
+        .and_then(|r| r.map_err(|e| RuntimeError::failed("wiring the task's network", e)));
+        if let Err(e) = wired {
+            self.gateway
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .release(&run.task_id);
+            return Err(e);
+        }
         drop(held);
+        // A host-mode port waits for its task's gateway address.
+        if let Err(e) = self.publish(&map).await {
+            tracing::warn!(task.id = %run.task_id, error = %shoal_types::error::Chain(&e), "network: publishing the task's ports failed; retrying with the next map");
+        }
         // Names and virtual IPs before the task's process starts, not at the next map.
         if let Some(local) = map.local_addr
             && let Err(e) = self.serve_tasks(&map, local).await
@@ -376,6 +592,10 @@ impl NetAgent {
 
     async fn unwire(&self, task: &Id) {
         self.served.lock().await.remove(task);
+        self.gateway
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .release(task);
         let path = self.task_netns(task);
         let shown = path.clone();
         match tokio::task::spawn_blocking(move || shoal_net::delete_netns(&path)).await {
@@ -478,21 +698,38 @@ async fn bind_dns(netns: &Path) -> Result<(std::net::UdpSocket, std::net::TcpLis
     .map_err(join_error)?
 }
 
-fn remote(ip: Ipv4Addr, node: Ipv4Addr) -> RemoteTask {
-    RemoteTask {
-        ip,
-        mac: shoal_net::mac_for(ip),
-        node,
+fn remote((ip, mac, node): Remote) -> RemoteTask {
+    RemoteTask { ip, mac, node }
+}
+
+/// Tasks of the network on other nodes, and on the ingress network the other nodes' own
+/// links (replies to a published port go back through the node that took the connection).
+fn remotes_of(plan: &NetworkPlan, local: Ipv4Addr) -> BTreeSet<Remote> {
+    let tasks = plan
+        .endpoints
+        .iter()
+        .filter_map(|e| e.node_addr.map(|n| (e.addr, shoal_net::mac_for(e.addr), n)));
+    let nodes = plan
+        .gateways
+        .iter()
+        .map(|&g| (g, shoal_net::node_mac(g), g));
+    tasks.chain(nodes).filter(|(_, _, n)| *n != local).collect()
+}
+
+/// Lets forwarded traffic through iptables' FORWARD chain (dockerd sets its policy to DROP).
+/// Where iptables is missing or refuses, nftables' own accept is all there is, which is enough
+/// without dockerd: worth a warning, not a failure.
+fn forward_accept(node: &Path, link: &str) {
+    if let Err(e) = shoal_net::nat::ensure_iptables_forward_accept(node, link) {
+        tracing::warn!(link, error = %shoal_types::error::Chain(&e), "network: accepting forwarded traffic in iptables failed; a FORWARD policy of DROP will stop it");
     }
 }
 
-/// Tasks of the network on other nodes, by address and node address.
-fn remotes_of(plan: &NetworkPlan, local: Ipv4Addr) -> BTreeSet<(Ipv4Addr, Ipv4Addr)> {
-    plan.endpoints
-        .iter()
-        .filter_map(|e| e.node_addr.map(|n| (e.addr, n)))
-        .filter(|(_, n)| *n != local)
-        .collect()
+fn proto(p: Protocol) -> Proto {
+    match p {
+        Protocol::Tcp => Proto::Tcp,
+        Protocol::Udp => Proto::Udp,
+    }
 }
 
 /// The node-side end of a task's interface: unique per task and network, under the kernel's
@@ -548,10 +785,21 @@ impl RuntimeDriver for NetDriver {
     }
 
     async fn prepare(&self, run: &TaskRun) -> Result<(), RuntimeError> {
-        if run.networks.is_empty() {
+        if run.networks.is_empty() && !self.net.maps.borrow().publishes(&run.task_id) {
             return self.inner.prepare(run).await;
         }
-        let netns = self.net.wire(run).await?;
+        let made = self.inner.network_sandbox(run).await?;
+        let netns = match self.net.wire(run, made.clone()).await {
+            Ok(n) => n,
+            Err(e) => {
+                if made.is_some()
+                    && let Err(r) = self.inner.remove(&run.task_id).await
+                {
+                    tracing::warn!(task.id = %run.task_id, error = %shoal_types::error::Chain(&r), "network: removing the task's sandbox failed");
+                }
+                return Err(e);
+            }
+        };
         let mut run = run.clone();
         run.netns = Some(netns);
         let prepared = self.inner.prepare(&run).await;

@@ -223,6 +223,20 @@ pub trait RuntimeDriver: Send + Sync + 'static {
         vec![self.name()]
     }
 
+    /// The network namespace a task with networks must be wired in, when the driver has to
+    /// make it itself: dockerd joins a container only to a namespace it made (a sandbox
+    /// container started with `--network none`, the task's container on
+    /// `container:<sandbox>`). `None`: the caller makes a namespace and hands it over in
+    /// `TaskRun::netns`. Called before `prepare`, which then gets the same path in
+    /// `TaskRun::netns`. What it made goes with `remove`, also when `prepare` never ran or
+    /// failed; a failing `prepare` removes it too. Calling it again returns the same namespace.
+    async fn network_sandbox(
+        &self,
+        _run: &TaskRun,
+    ) -> Result<Option<std::path::PathBuf>, RuntimeError> {
+        Ok(None)
+    }
+
     /// Checks the spec and image and creates what the task needs, without starting it.
     /// Errors here reject the task. Calling it again for a prepared task is a no-op.
     async fn prepare(&self, run: &TaskRun) -> Result<(), RuntimeError>;

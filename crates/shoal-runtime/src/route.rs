@@ -99,6 +99,23 @@ impl RuntimeDriver for RoutingDriver {
         v
     }
 
+    async fn network_sandbox(
+        &self,
+        run: &TaskRun,
+    ) -> Result<Option<std::path::PathBuf>, RuntimeError> {
+        let route = self
+            .table()
+            .get(&run.task_id)
+            .copied()
+            .unwrap_or_else(|| self.route_for(&run.container.image));
+        let made = self.driver(route).network_sandbox(run).await;
+        if matches!(made, Ok(Some(_))) {
+            // `remove` must reach the driver that holds the sandbox, prepared or not.
+            self.table().insert(run.task_id.clone(), route);
+        }
+        made
+    }
+
     async fn prepare(&self, run: &TaskRun) -> Result<(), RuntimeError> {
         let route = self
             .table()

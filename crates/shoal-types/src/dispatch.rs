@@ -109,6 +109,41 @@ pub struct NetworkMap {
     /// The UDP port VXLAN runs on (`swarm init --data-path-port`).
     pub data_path_port: u16,
     pub networks: Vec<NetworkPlan>,
+    /// Ports published through the routing mesh: every node answers them, the ingress
+    /// network (then in `networks` for every node) carrying the connections to the tasks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<PublishedPort>,
+    /// Ports published in host mode by this node's tasks: answered only here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_ports: Vec<HostPort>,
+}
+
+impl NetworkMap {
+    /// Whether the task gets a namespace of its own even without networks: it publishes a
+    /// port in host mode.
+    pub fn publishes(&self, task: &Id) -> bool {
+        self.host_ports.iter().any(|h| h.task == *task)
+    }
+}
+
+/// A port published through the routing mesh and the tasks that serve it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PublishedPort {
+    pub service: Id,
+    pub protocol: crate::service::Protocol,
+    pub published: u16,
+    pub target: u16,
+    /// The ready tasks' addresses on the ingress network.
+    pub backends: Vec<std::net::Ipv4Addr>,
+}
+
+/// A port a task of this node publishes in host mode.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HostPort {
+    pub task: Id,
+    pub protocol: crate::service::Protocol,
+    pub published: u16,
+    pub target: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -117,6 +152,10 @@ pub struct NetworkPlan {
     /// Every live task's address on this network and the underlay address of its node.
     pub endpoints: Vec<Endpoint>,
     pub services: Vec<ServiceOnNetwork>,
+    /// The ingress network only: the underlay address of every node that answers published
+    /// ports, each joined to the network so that replies can go back through it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<std::net::Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -33,7 +33,12 @@ fn ready() -> bool {
 
 /// Three nodes in three test hosts: node1 a manager, the others workers.
 fn three_nodes(test: &str) -> (Hosts, Cluster) {
-    let hosts = Hosts::new(test, 3).expect("test hosts");
+    three_nodes_and_clients(test, 0)
+}
+
+/// [`three_nodes`], and `clients` more hosts on the underlay that run no daemon (hosts 4...).
+fn three_nodes_and_clients(test: &str, clients: usize) -> (Hosts, Cluster) {
+    let hosts = Hosts::new(test, 3 + clients).expect("test hosts");
     let c = Cluster::start_on(&hosts, 3, &["--runtime", "native"]);
     c.init(1, &[]);
     c.join(2, 1, Role::Worker);
@@ -565,6 +570,244 @@ fn docker_cli_networks_and_ports_on_services() {
                 Err(harness::output_text(&out))
             }
         },
+    );
+    drop(c);
+    drop(hosts);
+}
+
+/// `web`, answering what it sees of each client: a global service of host tasks whose
+/// `/cgi-bin/who` prints the task's hostname and the client's address (`REMOTE_ADDR`), and
+/// whose UDP port 5353 answers each datagram with the same (socat's `SOCAT_PEERADDR`).
+fn create_who(m: &harness::Node, www: &str, publish: &[&str]) {
+    let mut args = vec![
+        "service",
+        "create",
+        "--no-resolve-image",
+        "--detach",
+        "--name",
+        "web",
+        "--mode",
+        "global",
+        "--stop-grace-period",
+        "1s",
+        "--env",
+        www,
+    ];
+    for p in publish {
+        args.extend(["--publish", p]);
+    }
+    args.extend([
+        "host",
+        "sh",
+        "-c",
+        concat!(
+            "d=$WWW/$(hostname) && mkdir -p $d/cgi-bin && ",
+            "printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $(hostname) $REMOTE_ADDR\\n' > $d/cgi-bin/who && ",
+            "chmod +x $d/cgi-bin/who && ",
+            "(socat UDP-RECVFROM:5353,fork SYSTEM:'echo $(hostname) $SOCAT_PEERADDR' &) && ",
+            "exec busybox httpd -f -p 8080 -h $d",
+        ),
+    ]);
+    m.docker_ok(&args);
+}
+
+/// The task and the client address in a `who` answer; busybox httpd listens on IPv6 too, so
+/// its `REMOTE_ADDR` may be an IPv4-mapped `[::ffff:A.B.C.D]`.
+fn who_and_from(answer: &str) -> (&str, &str) {
+    let (who, from) = answer.split_once(' ').unwrap_or((answer, ""));
+    let from = from.trim_start_matches('[').trim_end_matches(']');
+    (who, from.strip_prefix("::ffff:").unwrap_or(from))
+}
+
+/// A GET of `path` at `addr` from the namespace `netns`, as [`curl_in`] but for any path.
+fn get_in(netns: &Path, addr: &str, path: &str) -> Result<String, String> {
+    let at: std::net::SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let (shown, req) = (
+        format!("GET http://{addr}{path} from {}", netns.display()),
+        format!("GET {path} HTTP/1.0\r\n\r\n"),
+    );
+    shoal_testkit::hosts::in_netns(netns, move || -> Result<String, String> {
+        let mut s =
+            TcpStream::connect_timeout(&at, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(3)))
+            .map_err(|e| e.to_string())?;
+        s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+        let mut got = String::new();
+        s.read_to_string(&mut got).map_err(|e| e.to_string())?;
+        // A CGI script's own header lines may end in a bare LF.
+        match got.replace("\r\n", "\n").split_once("\n\n") {
+            Some((head, body)) if head.split_whitespace().nth(1) == Some("200") => {
+                Ok(body.trim().to_string())
+            }
+            _ => Err(format!("unexpected answer: {got}")),
+        }
+    })
+    .map_err(|e| format!("{shown}: {e}"))?
+    .map_err(|e| format!("{shown}: {e}"))
+}
+
+/// One datagram to `addr` from the namespace `netns`; the answer.
+fn udp_in(netns: &Path, addr: &str) -> Result<String, String> {
+    let at: std::net::SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let shown = format!("UDP to {addr} from {}", netns.display());
+    shoal_testkit::hosts::in_netns(netns, move || -> Result<String, String> {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .map_err(|e| e.to_string())?;
+        s.send_to(b"who\n", at).map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 512];
+        let (n, _) = s.recv_from(&mut buf).map_err(|e| e.to_string())?;
+        Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
+    })
+    .map_err(|e| format!("{shown}: {e}"))?
+    .map_err(|e| format!("{shown}: {e}"))
+}
+
+/// The routing mesh: a port published in ingress mode answers on every node and reaches the
+/// tasks on all of them; one in host mode answers where a task runs, from that task; UDP as
+/// well as TCP. Every task sees the client's own address, never a node's (moby#25526). Tasks
+/// reach outside the cluster through their node's gateway network.
+#[test]
+fn published_ports_answer_on_every_node_with_the_clients_address() {
+    if !ready() || !need(&[Need::Tool("socat")]) {
+        return;
+    }
+    let (hosts, c) = three_nodes_and_clients("mesh", 1);
+    let m = c.n(1);
+    let client = hosts.host(4);
+    let client_ns = client.netns_path();
+    let client_addr = client.addr.to_string();
+    let site = tempfile::tempdir().expect("site dir");
+    let www = format!("WWW={}", site.path().display());
+    create_who(
+        m,
+        &www,
+        &[
+            "published=8080,target=8080",
+            "published=5353,target=5353,protocol=udp",
+            "published=9090,target=8080,mode=host",
+        ],
+    );
+    let webs = wait_running(&c, "web", 3);
+    let hostname_on = |node: &str| -> String {
+        let t = webs
+            .iter()
+            .find(|t| t["NodeID"] == node)
+            .unwrap_or_else(|| panic!("no task on {node}"));
+        t["ID"].as_str().expect("id").chars().take(12).collect()
+    };
+    let all: std::collections::BTreeSet<String> = webs
+        .iter()
+        .map(|t| t["ID"].as_str().expect("id").chars().take(12).collect())
+        .collect();
+    for (node_id, i) in c.ids() {
+        let node_addr = hosts.host(i).addr;
+        // Ingress mode: every node answers, and spreads the connections over every task.
+        let url = format!("{node_addr}:8080");
+        harness::poll(
+            &format!("{url} answering through the mesh"),
+            MINUTE,
+            || c.dump(),
+            || get_in(&client_ns, &url, "/cgi-bin/who"),
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..40 {
+            let got = get_in(&client_ns, &url, "/cgi-bin/who").expect("through the mesh");
+            let (who, from) = who_and_from(&got);
+            assert_eq!(
+                from, client_addr,
+                "the task saw {from}, not the client's own address, through {url}"
+            );
+            seen.insert(who.to_string());
+        }
+        assert_eq!(seen, all, "{url} reached these tasks only");
+        // Host mode: the task on this node answers, from this node only.
+        let url = format!("{node_addr}:9090");
+        let got = harness::poll(
+            &format!("{url} answering in host mode"),
+            MINUTE,
+            || c.dump(),
+            || get_in(&client_ns, &url, "/cgi-bin/who"),
+        );
+        assert_eq!(
+            who_and_from(&got),
+            (hostname_on(&node_id).as_str(), client_addr.as_str()),
+            "{url} in host mode"
+        );
+        // UDP through the mesh.
+        let at = format!("{node_addr}:5353");
+        let got = harness::poll(
+            &format!("{at}/udp answering through the mesh"),
+            MINUTE,
+            || c.dump(),
+            || udp_in(&client_ns, &at),
+        );
+        let (who, from) = who_and_from(&got);
+        assert!(all.contains(who), "{at}/udp answered {got}");
+        assert_eq!(
+            from, client_addr,
+            "the task saw {from}, not the client's own address, through {at}/udp"
+        );
+    }
+    // The way out: a task reaches a host outside the cluster through its node, which
+    // masquerades it.
+    let listener = shoal_testkit::hosts::in_netns(&client_ns, || {
+        std::net::TcpListener::bind("0.0.0.0:7070").expect("listen on the client host")
+    })
+    .expect("in the client host");
+    let task = &webs[0];
+    let task_ns = netns_of(&c, task);
+    let out_to = format!("{client_addr}:7070").parse().expect("addr");
+    shoal_testkit::hosts::in_netns(&task_ns, move || {
+        TcpStream::connect_timeout(&out_to, Duration::from_secs(3))
+    })
+    .expect("in the task")
+    .expect("the task reaching outside");
+    let (_, peer) = listener.accept().expect("the task's connection");
+    let (_, node_of_task) = c
+        .ids()
+        .into_iter()
+        .find(|(id, _)| *id == task["NodeID"])
+        .expect("a node");
+    assert_eq!(
+        peer.ip(),
+        std::net::IpAddr::V4(hosts.host(node_of_task).addr),
+        "the task's way out goes through its own node"
+    );
+
+    // With the service gone, no node answers and the ingress overlay goes everywhere.
+    m.docker_ok(&["service", "rm", "web"]);
+    let data_dirs: Vec<PathBuf> = (1..=3).map(|i| c.n(i).data_dir().to_path_buf()).collect();
+    harness::poll(
+        "the ingress overlay removed from every node",
+        MINUTE,
+        || c.dump(),
+        || {
+            let left: Vec<String> = data_dirs
+                .iter()
+                .flat_map(|d| {
+                    std::fs::read_dir(d.join("net/overlay"))
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                })
+                .map(|e| e.path().display().to_string())
+                .collect();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(left.join(" "))
+            }
+        },
+    );
+    assert!(
+        get_in(
+            &client_ns,
+            &format!("{}:8080", hosts.host(1).addr),
+            "/cgi-bin/who"
+        )
+        .is_err(),
+        "a port still answered with its service gone"
     );
     drop(c);
     drop(hosts);
