@@ -8,7 +8,7 @@ use shoal_store::State;
 use shoal_types::Id;
 use shoal_types::cluster::DEFAULT_DATA_PATH_PORT;
 use shoal_types::dispatch::{
-    Endpoint, HostPort, NetworkMap, NetworkPlan, PublishedPort, ServiceOnNetwork,
+    Endpoint, HostPort, NetworkMap, NetworkPlan, NodeKey, PublishedPort, ServiceOnNetwork,
 };
 use shoal_types::service::PublishMode;
 use shoal_types::task::{Task, TaskState};
@@ -109,6 +109,22 @@ pub fn network_map(view: &State, node: &Id) -> NetworkMap {
                 });
             }
         }
+    }
+    if wanted
+        .iter()
+        .any(|id| view.network(id).is_some_and(|n| n.spec.encrypted()))
+    {
+        map.peers = view
+            .nodes()
+            .filter(|n| n.id != *node)
+            .filter_map(|n| {
+                Some(NodeKey {
+                    addr: node_addr(&n.id)?,
+                    key: n.description.network_key.clone()?,
+                })
+            })
+            .collect();
+        map.peers.sort_by_key(|k| k.addr);
     }
     for id in wanted {
         let Some(network) = view.network(id) else {

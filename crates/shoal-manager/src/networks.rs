@@ -81,12 +81,13 @@ pub fn check_network_spec(spec: &mut NetworkSpec) -> Result<(), ControlError> {
             ));
         }
     }
-    if spec.driver_opts.contains_key(OPT_ENCRYPTED) {
-        // Never a silent plaintext network: until this cluster can encrypt the traffic between
-        // nodes, an encrypted network is refused rather than created without it.
+    if let Some(v) = spec.driver_opts.get(OPT_ENCRYPTED)
+        && !matches!(v.as_str(), "" | "true")
+    {
+        // Never a silent plaintext network: a value that might mean "no" is refused.
         return Err(ControlError::invalid(
             format!("Options.{OPT_ENCRYPTED}"),
-            "this cluster cannot encrypt overlay traffic yet, so the network is not created (it would carry plaintext between nodes)",
+            format!("{v:?}: expected no value (`--opt encrypted`) or \"true\""),
         ));
     }
     if spec.ipam.len() > 1 {
@@ -301,6 +302,8 @@ mod tests {
         assert_eq!(field_of(bridge), "Driver");
         let mut enc = spec("e");
         enc.driver_opts.insert(OPT_ENCRYPTED.into(), String::new());
+        check_network_spec(&mut enc).expect("encrypted");
+        enc.driver_opts.insert(OPT_ENCRYPTED.into(), "false".into());
         assert_eq!(field_of(enc), "Options.encrypted");
         let mut two = spec("t");
         two.ipam = vec![Default::default(), Default::default()];

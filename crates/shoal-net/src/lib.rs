@@ -112,23 +112,31 @@ pub fn vxlan_name(vni: u32) -> String {
 
 /// VXLAN over IPv4 adds 50 bytes to every frame.
 pub const VXLAN_OVERHEAD: u32 = 50;
+/// VXLAN over IPv6 (an encrypted overlay's tunnel addresses) adds 70.
+pub const VXLAN6_OVERHEAD: u32 = 70;
 
 /// One overlay network's presence on one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overlay {
     /// The VXLAN network identifier (24 bits).
     pub vni: u32,
-    /// This node's underlay address, the tunnel's source.
-    pub local: Ipv4Addr,
+    /// This node's underlay address, the tunnel's source: an encrypted overlay's is the
+    /// node's IPv6 address inside its WireGuard tunnel.
+    pub local: IpAddr,
     /// The data path port (`swarm init --data-path-port`, 4789 by default).
     pub port: u16,
-    /// The underlay's MTU; the overlay's is that less [`VXLAN_OVERHEAD`].
+    /// The MTU of what carries the VXLAN packets (the underlay, or the tunnel); the
+    /// overlay's is that less [`VXLAN_OVERHEAD`] (or [`VXLAN6_OVERHEAD`]).
     pub underlay_mtu: u32,
 }
 
 impl Overlay {
     pub fn mtu(&self) -> u32 {
-        self.underlay_mtu.saturating_sub(VXLAN_OVERHEAD)
+        let overhead = match self.local {
+            IpAddr::V4(_) => VXLAN_OVERHEAD,
+            IpAddr::V6(_) => VXLAN6_OVERHEAD,
+        };
+        self.underlay_mtu.saturating_sub(overhead)
     }
 }
 
@@ -152,10 +160,14 @@ pub fn create_overlay(node_netns: &Path, sandbox: &Path, o: Overlay) -> Result<(
     let vx = vxlan_name(o.vni);
     let vx_in = vx.clone();
     in_netns(node_netns, move |h| async move {
+        let vxlan = LinkVxlan::new(&vx_in, o.vni);
+        let vxlan = match o.local {
+            IpAddr::V4(a) => vxlan.local(a),
+            IpAddr::V6(a) => vxlan.local6(a),
+        };
         h.link()
             .add(
-                LinkVxlan::new(&vx_in, o.vni)
-                    .local(o.local)
+                vxlan
                     .port(o.port)
                     .learning(false)
                     .proxy(true)
@@ -228,7 +240,9 @@ pub fn delete_overlay(netns: &Path, vni: u32) -> Result<(), NetError> {
 pub struct RemoteTask {
     pub ip: Ipv4Addr,
     pub mac: [u8; 6],
-    pub node: Ipv4Addr,
+    /// Where the node's VXLAN packets go: its underlay address, or its tunnel address on an
+    /// encrypted overlay.
+    pub node: IpAddr,
 }
 
 pub fn add_remote(netns: &Path, vni: u32, r: RemoteTask) -> Result<(), NetError> {
@@ -239,7 +253,7 @@ pub fn add_remote(netns: &Path, vni: u32, r: RemoteTask) -> Result<(), NetError>
             .add_bridge(index, &r.mac)
             .flags(NeighbourFlags::Own)
             .state(NeighbourState::Permanent)
-            .destination(IpAddr::V4(r.node))
+            .destination(r.node)
             .replace()
             .execute()
             .await
@@ -271,9 +285,10 @@ pub fn remove_remote(netns: &Path, vni: u32, r: RemoteTask) -> Result<(), NetErr
             ),
         );
         msg.attributes.push(
-            rtnetlink::packet_route::neighbour::NeighbourAttribute::Destination(
-                rtnetlink::packet_route::neighbour::NeighbourAddress::Inet(r.node),
-            ),
+            rtnetlink::packet_route::neighbour::NeighbourAttribute::Destination(match r.node {
+                IpAddr::V4(a) => rtnetlink::packet_route::neighbour::NeighbourAddress::Inet(a),
+                IpAddr::V6(a) => rtnetlink::packet_route::neighbour::NeighbourAddress::Inet6(a),
+            }),
         );
         ignore_missing(h.neighbours().del(msg).execute().await)
             .map_err(nl(format!("forgetting the forwarding entry for {}", r.ip)))?;

@@ -72,7 +72,7 @@ fn two_tasks_on_two_hosts_talk_over_a_vxlan_overlay() {
             &sandbox,
             Overlay {
                 vni,
-                local: host.addr,
+                local: host.addr.into(),
                 port: 4789,
                 underlay_mtu: 1500,
             },
@@ -98,7 +98,7 @@ fn two_tasks_on_two_hosts_talk_over_a_vxlan_overlay() {
             RemoteTask {
                 ip: other,
                 mac: mac_for(other),
-                node: other_host.addr,
+                node: other_host.addr.into(),
             },
         )
         .expect("remote");
@@ -141,7 +141,7 @@ fn two_tasks_on_two_hosts_talk_over_a_vxlan_overlay() {
     let a_on_1 = RemoteTask {
         ip: ips[0],
         mac: mac_for(ips[0]),
-        node: hosts.host(1).addr,
+        node: hosts.host(1).addr.into(),
     };
     remove_remote(&tasks.path(3), vni, a_on_1).expect("forget a");
     remove_remote(&tasks.path(3), vni, a_on_1).expect("forgetting twice is fine");

@@ -51,8 +51,13 @@ struct Programmed {
     remotes: BTreeSet<Remote>,
 }
 
-/// A remote end as programmed: (address, MAC, node address).
-type Remote = (Ipv4Addr, [u8; 6], Ipv4Addr);
+/// A remote end as programmed: (address, MAC, where its node's VXLAN packets go).
+type Remote = (Ipv4Addr, [u8; 6], std::net::IpAddr);
+
+/// The UDP port of the node's WireGuard tunnel, which carries its encrypted overlays
+/// (WireGuard's own default port).
+pub const TUNNEL_PORT: u16 = 51820;
+const TUNNEL_DEVICE: &str = "shwg0";
 
 /// What this node serves inside one task's namespace: its DNS server and the virtual IPs
 /// programmed there.
@@ -96,6 +101,11 @@ pub struct NetAgent {
     /// The node's gateway network: its subnet and the addresses its tasks hold there.
     gateway: std::sync::Mutex<Gateway>,
     node_side: Mutex<NodeSide>,
+    /// The node's tunnel key for this run; `None` when the system gave no randomness (then
+    /// encrypted overlays are refused, never carried in plaintext).
+    keys: Option<shoal_wg::Keypair>,
+    /// Running while this node is on an encrypted overlay.
+    tunnel: Mutex<Option<shoal_wg::Tunnel>>,
 }
 
 impl NetAgent {
@@ -116,7 +126,12 @@ impl NetAgent {
             .unwrap_or_default();
         let node_netns = PathBuf::from(format!("/proc/{}/ns/net", std::process::id()));
         let gateway = Gateway::load(&dir, &node_netns);
+        let keys = shoal_wg::Keypair::from_os_rng()
+            .inspect_err(|e| tracing::warn!(error = %e, "network: no key for encrypted overlays"))
+            .ok();
         Arc::new(NetAgent {
+            keys,
+            tunnel: Mutex::new(None),
             gateway: std::sync::Mutex::new(gateway),
             node_side: Mutex::new(NodeSide::default()),
             dir,
@@ -126,6 +141,12 @@ impl NetAgent {
             maps,
             overlays: Mutex::new(found),
         })
+    }
+
+    /// The public key of the node's tunnel, for its description: other nodes learn it from
+    /// the managers.
+    pub fn network_key(&self) -> Option<String> {
+        self.keys.as_ref().map(|k| k.public.to_string())
     }
 
     /// Hands the agent the managers' latest map.
@@ -174,18 +195,21 @@ impl NetAgent {
         let Some(local) = map.local_addr else {
             return Ok(());
         };
+        self.tunnel_to(map, local).await?;
         let mut wanted = BTreeSet::new();
         for plan in &map.networks {
             let vni = plan.network.vni;
+            let encrypted = plan.network.spec.encrypted();
             wanted.insert(vni);
             let programmed = match overlays.get_mut(&vni) {
                 Some(p) => p,
                 None => {
-                    self.make_overlay(vni, local, map.data_path_port).await?;
+                    self.make_overlay(vni, local, map.data_path_port, encrypted)
+                        .await?;
                     overlays.entry(vni).or_default()
                 }
             };
-            let remotes = remotes_of(plan, local);
+            let remotes = remotes_of(plan, local, encrypted);
             let sandbox = self.overlay_netns(vni);
             for &r in remotes.difference(&programmed.remotes) {
                 blocking(shoal_net::add_remote, &sandbox, vni, remote(r)).await?;
@@ -231,6 +255,66 @@ impl NetAgent {
         drop(overlays);
         self.publish(map).await?;
         self.serve_tasks(map, local).await
+    }
+
+    /// Starts, updates or stops the node's tunnel: it runs while the node is on an encrypted
+    /// overlay, with every other node the managers know a key of as a peer.
+    async fn tunnel_to(&self, map: &NetworkMap, local: Ipv4Addr) -> Result<(), NetError> {
+        let mut tunnel = self.tunnel.lock().await;
+        if !map.networks.iter().any(|p| p.network.spec.encrypted()) {
+            if let Some(t) = tunnel.take() {
+                tracing::info!("network: no encrypted overlay here any more; stopping the tunnel");
+                tokio::task::spawn_blocking(move || t.stop())
+                    .await
+                    .map_err(join_error)?;
+            }
+            return Ok(());
+        }
+        let mut peers = Vec::new();
+        for p in &map.peers {
+            match p.key.parse::<shoal_wg::PublicKey>() {
+                Ok(key) => peers.push(shoal_wg::Peer::new(
+                    key,
+                    std::net::SocketAddrV4::new(p.addr, TUNNEL_PORT),
+                )),
+                Err(e) => {
+                    tracing::warn!(node = %p.addr, error = %e, "network: a node's tunnel key is unreadable; it is left out")
+                }
+            }
+        }
+        if let Some(t) = tunnel.as_ref() {
+            if t.peers() != peers {
+                t.set_peers(peers, None)
+                    .map_err(|e| NetError::Missing(format!("updating the tunnel's peers: {e}")))?;
+            }
+            return Ok(());
+        }
+        let Some(keys) = &self.keys else {
+            return Err(NetError::Missing(
+                "this node has no tunnel key, so it cannot join an encrypted overlay".into(),
+            ));
+        };
+        let cfg = shoal_wg::TunnelConfig {
+            device: TUNNEL_DEVICE.to_string(),
+            private_key: keys.private.clone(),
+            listen: std::net::SocketAddrV4::new(local, TUNNEL_PORT),
+            underlay_mtu: UNDERLAY_MTU,
+            preshared_key: None,
+            peers,
+        };
+        let node = self.node_netns.clone();
+        let started = tokio::task::spawn_blocking(move || shoal_wg::Tunnel::start(&node, cfg))
+            .await
+            .map_err(join_error)?
+            .map_err(|e| {
+                NetError::Missing(format!(
+                    "starting the tunnel that encrypts overlay traffic: {}",
+                    shoal_types::error::Chain(&e)
+                ))
+            })?;
+        tracing::info!(key = %started.public_key(), "network: tunnel for encrypted overlays up");
+        *tunnel = Some(started);
+        Ok(())
     }
 
     /// Programs the node's published ports: those of the routing mesh to every ready task
@@ -396,7 +480,22 @@ impl NetAgent {
 
     /// Makes the overlay's namespace and devices, or adopts them when a restarted daemon
     /// finds them in place.
-    async fn make_overlay(&self, vni: u32, local: Ipv4Addr, port: u16) -> Result<(), NetError> {
+    async fn make_overlay(
+        &self,
+        vni: u32,
+        local: Ipv4Addr,
+        port: u16,
+        encrypted: bool,
+    ) -> Result<(), NetError> {
+        // An encrypted overlay's VXLAN runs between the nodes' tunnel addresses.
+        let (local, underlay_mtu) = if encrypted {
+            (
+                std::net::IpAddr::V6(shoal_wg::inner_addr(local)),
+                shoal_wg::inner_mtu(UNDERLAY_MTU),
+            )
+        } else {
+            (std::net::IpAddr::V4(local), UNDERLAY_MTU)
+        };
         let sandbox = self.overlay_netns(vni);
         if is_mounted_netns(&sandbox) {
             return Ok(());
@@ -419,7 +518,7 @@ impl NetAgent {
                     vni,
                     local,
                     port,
-                    underlay_mtu: UNDERLAY_MTU,
+                    underlay_mtu,
                 },
             );
             if made.is_err() {
@@ -704,7 +803,8 @@ fn remote((ip, mac, node): Remote) -> RemoteTask {
 
 /// Tasks of the network on other nodes, and on the ingress network the other nodes' own
 /// links (replies to a published port go back through the node that took the connection).
-fn remotes_of(plan: &NetworkPlan, local: Ipv4Addr) -> BTreeSet<Remote> {
+/// On an encrypted overlay, a node's packets go to its tunnel address.
+fn remotes_of(plan: &NetworkPlan, local: Ipv4Addr, encrypted: bool) -> BTreeSet<Remote> {
     let tasks = plan
         .endpoints
         .iter()
@@ -713,7 +813,18 @@ fn remotes_of(plan: &NetworkPlan, local: Ipv4Addr) -> BTreeSet<Remote> {
         .gateways
         .iter()
         .map(|&g| (g, shoal_net::node_mac(g), g));
-    tasks.chain(nodes).filter(|(_, _, n)| *n != local).collect()
+    tasks
+        .chain(nodes)
+        .filter(|(_, _, n)| *n != local)
+        .map(|(ip, mac, n)| {
+            let to = if encrypted {
+                std::net::IpAddr::V6(shoal_wg::inner_addr(n))
+            } else {
+                std::net::IpAddr::V4(n)
+            };
+            (ip, mac, to)
+        })
+        .collect()
 }
 
 /// Lets forwarded traffic through iptables' FORWARD chain (dockerd sets its policy to DROP).

@@ -180,6 +180,7 @@ impl Daemon {
             d.hostname = h.clone();
         }
         d.generic_resources = self.cfg.generic_resources.clone();
+        d.network_key = self.net.network_key();
         d
     }
 

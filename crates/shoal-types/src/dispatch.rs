@@ -116,6 +116,16 @@ pub struct NetworkMap {
     /// Ports published in host mode by this node's tasks: answered only here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_ports: Vec<HostPort>,
+    /// The other nodes' tunnel keys, while this node is on an encrypted overlay.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<NodeKey>,
+}
+
+/// A node's WireGuard public key (base64) and underlay address.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeKey {
+    pub addr: std::net::Ipv4Addr,
+    pub key: String,
 }
 
 impl NetworkMap {

@@ -136,6 +136,11 @@ pub struct NodeDescription {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub generic_resources: Vec<crate::GenericResource>,
     pub engine: EngineDescription,
+    /// The public key (base64) of the node's WireGuard tunnel for encrypted overlays: made
+    /// anew by each daemon run, held only in its memory, and known to other nodes only through
+    /// the managers, over sessions the cluster's certificates authenticate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -163,8 +163,8 @@ fn bad_networks_are_refused_naming_the_field_and_nothing_is_created() {
             "host bits are set; it should be 10.8.0.0/24",
         ),
         (
-            vec!["--opt", "encrypted", "secret"],
-            "Options.encrypted: this cluster cannot encrypt overlay traffic yet",
+            vec!["--opt", "encrypted=false", "secret"],
+            "Options.encrypted: \"false\": expected no value",
         ),
         (vec!["taken"], "network with name taken already exists"),
     ] {

@@ -812,3 +812,180 @@ fn published_ports_answer_on_every_node_with_the_clients_address() {
     drop(c);
     drop(hosts);
 }
+
+/// A packet capture on the underlay, stopped (and its file kept) on drop.
+struct Capture {
+    child: std::process::Child,
+    file: PathBuf,
+}
+
+impl Capture {
+    /// Captures UDP on `iface` in the namespace `netns` into a file in `dir`.
+    fn start(netns: &str, iface: &str, dir: &Path, name: &str) -> Capture {
+        let file = dir.join(name);
+        let child = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                netns,
+                "tcpdump",
+                "--immediate-mode",
+                "-U",
+                "-s",
+                "0",
+                "-i",
+                iface,
+                "-w",
+            ])
+            .arg(&file)
+            .arg("udp")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tcpdump");
+        // tcpdump writes the file's header once it listens.
+        harness::poll(
+            "tcpdump listening",
+            MINUTE,
+            String::new,
+            || match std::fs::metadata(&file) {
+                Ok(m) if m.len() > 0 => Ok(()),
+                _ => Err("no capture file yet".to_string()),
+            },
+        );
+        Capture { child, file }
+    }
+
+    /// Stops the capture; the captured bytes.
+    fn finish(mut self) -> Vec<u8> {
+        // Asked to stop, tcpdump writes out what it holds.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        );
+        let _ = self.child.wait();
+        std::fs::read(&self.file).expect("capture file")
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// `--opt encrypted`: between nodes, an encrypted overlay's traffic is WireGuard (UDP 51820)
+/// and a capture on the underlay never shows its payload, while the same page fetched over a
+/// plain overlay shows in the clear; services still reach each other on it.
+#[test]
+fn an_encrypted_overlay_carries_no_plaintext_between_nodes() {
+    if !ready() || !need(&[Need::Tool("tcpdump")]) {
+        return;
+    }
+    let (hosts, c) = three_nodes("enc");
+    let m = c.n(1);
+    for (name, subnet, encrypted) in [
+        ("plain", "10.79.0.0/24", false),
+        ("secure", "10.79.1.0/24", true),
+    ] {
+        let mut args = vec!["network", "create", "-d", "overlay", "--subnet", subnet];
+        if encrypted {
+            args.extend(["--opt", "encrypted"]);
+        }
+        args.push(name);
+        m.docker_ok(&args);
+    }
+    let inspect = m.docker_ok(&[
+        "network",
+        "inspect",
+        "secure",
+        "--format",
+        "{{json .Options}}",
+    ]);
+    assert!(inspect.contains("encrypted"), "{inspect}");
+    let site = tempfile::tempdir().expect("site dir");
+    m.docker_ok(&[
+        "service", "create", "--no-resolve-image", "--detach", "--name", "web", "--mode",
+        "global", "--network", "plain", "--network", "secure", "--stop-grace-period", "1s",
+        "--env", &format!("WWW={}", site.path().display()), "host", "sh", "-c",
+        "d=$WWW/$(hostname) && mkdir -p $d && hostname > $d/index.html && exec busybox httpd -f -p 8080 -h $d",
+    ]);
+    let webs = wait_running(&c, "web", 3);
+    // node1's task is the client; node2's the server.
+    let on = |i: usize| {
+        let (id, _) = c.ids().into_iter().find(|(_, n)| *n == i).expect("node");
+        webs.iter()
+            .find(|t| t["NodeID"] == id.as_str())
+            .expect("a task on the node")
+            .clone()
+    };
+    let (client, server) = (on(1), on(2));
+    let marker: String = server["ID"]
+        .as_str()
+        .expect("id")
+        .chars()
+        .take(12)
+        .collect();
+    let addr_on = |t: &Value, network: &str| -> String {
+        let a = t["NetworksAttachments"]
+            .as_array()
+            .expect("attachments")
+            .iter()
+            .find(|a| a["Network"]["Spec"]["Name"] == network)
+            .unwrap_or_else(|| panic!("not on {network}: {t}"))["Addresses"][0]
+            .as_str()
+            .expect("address")
+            .to_string();
+        a.split('/').next().unwrap_or(&a).to_string()
+    };
+    let from = netns_of(&c, &client);
+    let captures = tempfile::tempdir().expect("capture dir");
+    for (network, encrypted) in [("plain", false), ("secure", true)] {
+        let url = format!("{}:8080", addr_on(&server, network));
+        let cap = Capture::start(&hosts.bridge_netns, "h2", captures.path(), network);
+        for _ in 0..5 {
+            let got = harness::poll(
+                &format!("the client reaching {url} over {network}"),
+                MINUTE,
+                || c.dump(),
+                || curl_in(&from, &url),
+            );
+            assert_eq!(got.trim(), marker, "{network}");
+        }
+        let seen = cap.finish();
+        let summary = std::process::Command::new("tcpdump")
+            .args(["-n", "-r"])
+            .arg(captures.path().join(network))
+            .output()
+            .expect("tcpdump -r");
+        let summary = String::from_utf8_lossy(&summary.stdout).to_string();
+        if encrypted {
+            assert!(
+                !contains(&seen, marker.as_bytes()),
+                "the page crossed the underlay in the clear over the encrypted overlay"
+            );
+            assert!(
+                summary.contains(".51820"),
+                "no WireGuard traffic on the underlay:\n{summary}"
+            );
+            assert!(
+                !summary.contains(".4789"),
+                "VXLAN crossed the underlay outside the tunnel:\n{summary}"
+            );
+        } else {
+            // The capture sees payloads: the plain overlay's page is there to read.
+            assert!(
+                contains(&seen, marker.as_bytes()),
+                "the capture did not see the plain overlay's page:\n{summary}"
+            );
+        }
+    }
+    m.docker_ok(&["service", "rm", "web"]);
+    drop(c);
+    drop(hosts);
+}

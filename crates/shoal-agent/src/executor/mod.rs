@@ -103,6 +103,8 @@ pub fn describe_node(engine_version: &str, runtimes: &[&str]) -> NodeDescription
             labels: Default::default(),
             runtimes: runtimes.iter().map(|s| s.to_string()).collect(),
         },
+        // The daemon's network layer fills it in.
+        network_key: None,
     }
 }
 
