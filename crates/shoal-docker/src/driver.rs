@@ -1,5 +1,8 @@
-//! [`RuntimeDriver`] for Docker: one container per task, found by its task label.
+//! [`RuntimeDriver`] for Docker: one container per task, found by its task label, and a network
+//! sandbox beside it for a task with networks (`crate::sandbox`).
 
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -104,6 +107,49 @@ impl DockerDriver {
         Ok(())
     }
 
+    /// Creates the task's container (joined to its sandbox's namespace when it has one).
+    async fn create_task_container(&self, run: &TaskRun) -> Result<(), RuntimeError> {
+        let sandbox = match &run.netns {
+            Some(_) => self.sandbox_of(&run.task_id).await?,
+            None => None,
+        };
+        let body = spec::create_body(run, &self.owner, sandbox.as_deref())?;
+        self.ensure_image(&run.container.image).await?;
+        let name = spec::container_name(run);
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await;
+        match created {
+            Ok(r) => {
+                for w in r.warnings.iter().filter(|w| !w.is_empty()) {
+                    tracing::warn!(task.id = %run.task_id, warning = %w, "docker runtime: create");
+                }
+                self.cache().insert(run.task_id.clone(), r.id);
+                tracing::debug!(task.id = %run.task_id, container = %name, "docker runtime: created");
+                Ok(())
+            }
+            // Made concurrently by another call for the same task: prepared all the same.
+            Err(e) if status_of(&e) == Some(409) => {
+                self.container_of(&run.task_id).await.map(|_| ())
+            }
+            Err(e) if status_of(&e) == Some(404) => {
+                Err(RuntimeError::ImageNotFound(run.container.image.clone()))
+            }
+            Err(e) if status_of(&e) == Some(400) => Err(RuntimeError::InvalidSpec {
+                field: "container",
+                why: message_of(&e),
+            }),
+            Err(e) => Err(api_err(format!("creating container {name}"), e)),
+        }
+    }
+
     fn exit_info(c: &ContainerInspectResponse) -> ExitInfo {
         let st = c.state.clone().unwrap_or_default();
         let code = st.exit_code.unwrap_or(0);
@@ -150,47 +196,28 @@ impl RuntimeDriver for DockerDriver {
         "docker"
     }
 
+    async fn network_sandbox(&self, run: &TaskRun) -> Result<Option<PathBuf>, RuntimeError> {
+        if run.networks.is_empty() {
+            return Ok(None);
+        }
+        self.network_sandbox_of(run).await.map(Some)
+    }
+
     async fn prepare(&self, run: &TaskRun) -> Result<(), RuntimeError> {
         match self.container_of(&run.task_id).await {
             Ok(_) => return Ok(()),
             Err(RuntimeError::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
-        let body = spec::create_body(run, &self.owner)?;
-        self.ensure_image(&run.container.image).await?;
-        let name = spec::container_name(run);
-        let created = self
-            .docker
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: Some(name.clone()),
-                    ..Default::default()
-                }),
-                body,
-            )
-            .await;
-        match created {
-            Ok(r) => {
-                for w in r.warnings.iter().filter(|w| !w.is_empty()) {
-                    tracing::warn!(task.id = %run.task_id, warning = %w, "docker runtime: create");
-                }
-                self.cache().insert(run.task_id.clone(), r.id);
-                tracing::debug!(task.id = %run.task_id, container = %name, "docker runtime: created");
-                Ok(())
-            }
-            // Made concurrently by another call for the same task: prepared all the same.
-            Err(e) if status_of(&e) == Some(409) => {
-                self.container_of(&run.task_id).await.map(|_| ())
-            }
-            Err(e) if status_of(&e) == Some(404) => {
-                Err(RuntimeError::ImageNotFound(run.container.image.clone()))
-            }
-            Err(e) if status_of(&e) == Some(400) => Err(RuntimeError::InvalidSpec {
-                field: "container",
-                why: message_of(&e),
-            }),
-            Err(e) => Err(api_err(format!("creating container {name}"), e)),
+        let created = self.create_task_container(run).await;
+        // A task that cannot be prepared is rejected: its sandbox goes with it.
+        if created.is_err()
+            && !run.networks.is_empty()
+            && let Err(e) = self.remove_sandbox(&run.task_id).await
+        {
+            tracing::warn!(task.id = %run.task_id, error = %shoal_types::error::Chain(&e), "docker runtime: removing the network sandbox of a rejected task");
         }
+        created
     }
 
     async fn start(&self, task_id: &Id) -> Result<i64, RuntimeError> {
@@ -294,24 +321,40 @@ impl RuntimeDriver for DockerDriver {
     }
 
     async fn remove(&self, task_id: &Id) -> Result<(), RuntimeError> {
-        let id = self.container_of(task_id).await?;
-        let res = self
-            .patient(Duration::ZERO)
-            .remove_container(
-                &id,
-                Some(RemoveContainerOptions {
-                    // Anonymous volumes go with the task; named ones outlive it.
-                    v: true,
-                    force: true,
-                    link: false,
-                }),
-            )
-            .await;
-        self.cache().remove(task_id);
-        match res {
-            Ok(()) => Ok(()),
-            Err(e) if status_of(&e) == Some(404) => Err(RuntimeError::NotFound(task_id.clone())),
-            Err(e) => Err(api_err(format!("removing task {task_id}"), e)),
+        let mut removed = false;
+        match self.container_of(task_id).await {
+            Ok(id) => {
+                let res = self
+                    .patient(Duration::ZERO)
+                    .remove_container(
+                        &id,
+                        Some(RemoveContainerOptions {
+                            // Anonymous volumes go with the task; named ones outlive it.
+                            v: true,
+                            force: true,
+                            link: false,
+                        }),
+                    )
+                    .await;
+                self.cache().remove(task_id);
+                match res {
+                    Ok(()) => removed = true,
+                    Err(e) if status_of(&e) == Some(404) => {}
+                    Err(e) => return Err(api_err(format!("removing task {task_id}"), e)),
+                }
+            }
+            Err(RuntimeError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        // After the task's container, which lives in its namespace; also when the task was
+        // never prepared.
+        if self.remove_sandbox(task_id).await? {
+            removed = true;
+        }
+        if removed {
+            Ok(())
+        } else {
+            Err(RuntimeError::NotFound(task_id.clone()))
         }
     }
 
@@ -326,7 +369,10 @@ impl RuntimeDriver for DockerDriver {
             .await
             .map_err(|e| api_err("listing containers", e))?;
         let mut out = Vec::new();
-        for c in found {
+        // Every task that has a container, even one gone since: its sandbox is not a stray.
+        let mut tasks = HashSet::new();
+        for c in &found {
+            // Sandboxes are not tasks; they carry no task label.
             let (Some(cid), Some(task)) = (
                 c.id.clone(),
                 c.labels
@@ -337,6 +383,7 @@ impl RuntimeDriver for DockerDriver {
                 continue;
             };
             let task_id = Id::from_raw(task);
+            tasks.insert(task_id.clone());
             self.cache().insert(task_id.clone(), cid.clone());
             match self.docker.inspect_container(&cid, None).await {
                 Ok(i) => out.push(RuntimeTask {
@@ -350,6 +397,7 @@ impl RuntimeDriver for DockerDriver {
                 Err(e) => return Err(api_err(format!("inspecting container {cid}"), e)),
             }
         }
+        self.remove_lone_sandboxes(&found, &tasks).await;
         out.sort_by(|a, b| a.task_id.cmp(&b.task_id));
         Ok(out)
     }

@@ -8,21 +8,31 @@
 //! containers, and the agent removes this owner's strays. The node ID is not the filter because a
 //! daemon has none before it joins a swarm and gets a new one when it rejoins.
 //!
+//! A task with overlay networks gets a second container, its network sandbox (`sandbox`): dockerd
+//! joins a container only to a namespace it made itself, so the sandbox holds the namespace the
+//! node's network layer wires, and the task's container joins it (`container:<sandbox>`). The
+//! sandbox carries [`LABEL_SANDBOX_TASK_ID`] instead of Swarm's task labels, so it is never taken
+//! for the task's container.
+//!
 //! - `spec`: the pure mapping from a task to a create request.
 //! - `driver`: the [`RuntimeDriver`](shoal_runtime::RuntimeDriver) implementation.
+//! - `sandbox`: a task's network sandbox, and `pause`, the image it runs.
 //! - `logs`: Docker's log frames as [`LogLine`](shoal_runtime::LogLine)s.
 //! - `store`: volumes and images.
 //!
-//! Concurrency: the driver keeps only a cache from task ID to container ID (a mutex never held
-//! across an await); Docker serialises operations on one container, and every call works for
-//! containers an earlier driver made.
+//! Concurrency: the driver keeps only a cache from task ID to container ID and the set of
+//! sandboxes it made (mutexes never held across an await); the drivers of a process import the
+//! pause image one at a time (an async mutex). Docker serialises operations on one container,
+//! and every call works for containers an earlier driver made.
 
 mod driver;
 mod logs;
+pub mod pause;
+pub mod sandbox;
 pub mod spec;
 mod store;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -40,6 +50,8 @@ pub const LABEL_NODE_ID: &str = "com.docker.swarm.node.id";
 pub const LABEL_MANAGED: &str = "com.shoal.managed";
 /// Which shoal daemon created it (see the module doc).
 pub const LABEL_OWNER: &str = "com.shoal.owner";
+/// On a network sandbox: the task whose namespace it holds.
+pub const LABEL_SANDBOX_TASK_ID: &str = "com.shoal.sandbox.task.id";
 
 /// How long `connect` waits for the daemon to answer before deciding there is none.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,6 +75,9 @@ pub struct DockerDriver {
     api_version: String,
     /// Task ID → container ID, for the tasks seen so far; a miss asks Docker by label.
     containers: Mutex<HashMap<Id, String>>,
+    /// Tasks whose sandbox this driver made or handed out and that were not removed since:
+    /// `list` leaves their sandboxes alone while their containers do not exist yet.
+    sandboxes: Mutex<HashSet<Id>>,
 }
 
 impl std::fmt::Debug for DockerDriver {
@@ -110,6 +125,7 @@ impl DockerDriver {
             owner: owner.to_string(),
             api_version,
             containers: Mutex::new(HashMap::new()),
+            sandboxes: Mutex::new(HashSet::new()),
         })
     }
 
@@ -124,6 +140,10 @@ impl DockerDriver {
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Id, String>> {
         self.containers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sandboxes(&self) -> std::sync::MutexGuard<'_, HashSet<Id>> {
+        self.sandboxes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A client whose calls may take `wait` longer than usual (bollard bounds each call).

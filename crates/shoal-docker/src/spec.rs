@@ -200,19 +200,39 @@ fn non_negative(field: &'static str, v: i64) -> Result<Option<i64>, RuntimeError
     }
 }
 
-/// The whole create request for a task.
-pub fn create_body(run: &TaskRun, owner: &str) -> Result<ContainerCreateBody, RuntimeError> {
+/// The whole create request for a task. `sandbox`: the container whose network namespace the
+/// task joins (made by [`crate::sandbox::sandbox_body`]), required when `run.netns` is set.
+pub fn create_body(
+    run: &TaskRun,
+    owner: &str,
+    sandbox: Option<&str>,
+) -> Result<ContainerCreateBody, RuntimeError> {
     let c = &run.container;
     if c.image.is_empty() {
         return Err(invalid("image", "an image is required"));
     }
-    if !run.networks.is_empty() {
+    let network_mode = match (&run.netns, sandbox) {
+        // dockerd takes the hostname, /etc/hosts and /etc/resolv.conf of a `container:` task
+        // from the sandbox, and refuses the task's own (Hostname, Dns, ExtraHosts).
+        (Some(_), Some(sandbox)) => Some(format!("container:{sandbox}")),
+        (Some(netns), None) => {
+            return Err(invalid(
+                "netns",
+                format!(
+                    "{}: the docker runtime joins a task only to the namespace of its own sandbox, and the task has none",
+                    netns.display()
+                ),
+            ));
+        }
         // Refused rather than run on the engine's default bridge, away from its overlays.
-        return Err(invalid(
-            "networks",
-            "overlay networks do not reach Docker-runtime tasks yet; run this node with `shoal daemon --runtime native`",
-        ));
-    }
+        (None, _) if !run.networks.is_empty() => {
+            return Err(invalid(
+                "networks",
+                "the task has networks but no network namespace was wired for them",
+            ));
+        }
+        (None, _) => None,
+    };
     shoal_runtime::parse_stop_signal(&c.stop_signal).map_err(|why| invalid("stop_signal", why))?;
     for u in &c.ulimits {
         if u.name.is_empty() || u.soft > u.hard {
@@ -261,12 +281,14 @@ pub fn create_body(run: &TaskRun, owner: &str) -> Result<ContainerCreateBody, Ru
         }),
         group_add: (!c.groups.is_empty()).then(|| c.groups.clone()),
         mounts: (!mounts.is_empty()).then_some(mounts),
+        network_mode: network_mode.clone(),
         ..Default::default()
     };
     let grace = c.effective_stop_grace();
     Ok(ContainerCreateBody {
         image: Some(c.image.clone()),
-        hostname: (!run.hostname.is_empty()).then(|| run.hostname.clone()),
+        hostname: (network_mode.is_none() && !run.hostname.is_empty())
+            .then(|| run.hostname.clone()),
         user: (!c.user.is_empty()).then(|| c.user.clone()),
         env: (!c.env.is_empty()).then(|| c.env.clone()),
         entrypoint: (!c.command.is_empty()).then(|| c.command.clone()),
@@ -288,7 +310,7 @@ pub fn create_body(run: &TaskRun, owner: &str) -> Result<ContainerCreateBody, Ru
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use shoal_types::Id;
@@ -323,6 +345,7 @@ mod tests {
                 ..Default::default()
             }),
             "o",
+            None,
         )
         .expect("valid");
         assert_eq!(b.entrypoint, Some(vec!["sleep".to_string()]));
@@ -333,6 +356,7 @@ mod tests {
                 ..Default::default()
             }),
             "o",
+            None,
         )
         .expect("valid");
         assert_eq!((b.entrypoint, b.cmd), (None, None), "the image's own");
@@ -350,6 +374,7 @@ mod tests {
                 ..Default::default()
             }),
             "owner-1",
+            None,
         )
         .expect("valid");
         let l = b.labels.expect("labels");
@@ -380,7 +405,7 @@ mod tests {
         r.resources.limits.memory_bytes = 20 << 20;
         r.resources.limits.nano_cpus = 500_000_000;
         r.resources.reservations.memory_bytes = 10 << 20;
-        let b = create_body(&r, "o").expect("valid");
+        let b = create_body(&r, "o", None).expect("valid");
         let h = b.host_config.expect("host config");
         assert_eq!(h.memory, Some(20 << 20));
         assert_eq!(h.nano_cpus, Some(500_000_000));
@@ -396,7 +421,7 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
-        let bad = |c: ContainerSpec| match create_body(&run(c), "o") {
+        let bad = |c: ContainerSpec| match create_body(&run(c), "o", None) {
             Err(RuntimeError::InvalidSpec { field, .. }) => field,
             other => panic!("expected InvalidSpec, got {other:?}"),
         };
@@ -462,7 +487,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let b = create_body(&run(c), "o").expect("valid");
+        let b = create_body(&run(c), "o", None).expect("valid");
         let m = b.host_config.and_then(|h| h.mounts).expect("mounts");
         assert_eq!(m[0].typ, Some(MountType::VOLUME));
         assert_eq!(m[0].read_only, Some(true));
@@ -478,5 +503,49 @@ mod tests {
         assert_eq!(h.interval, Some(1_000_000_000));
         assert_eq!(h.timeout, Some(0), "inherited from the image, then Docker");
         assert_eq!(h.retries, Some(2));
+    }
+
+    pub(crate) fn networked(netns: Option<&str>) -> TaskRun {
+        let mut r = run(ContainerSpec {
+            image: "busybox".into(),
+            ..Default::default()
+        });
+        r.networks = vec![shoal_types::task::NetworkAttachment {
+            network: Id::from_raw("net1"),
+            addr: "10.0.9.5/24".parse().expect("address"),
+            aliases: Vec::new(),
+        }];
+        r.netns = netns.map(std::path::PathBuf::from);
+        r
+    }
+
+    /// The task joins its sandbox's namespace, leaving to the sandbox what dockerd refuses
+    /// beside `container:` (hostname, DNS, extra hosts).
+    #[test]
+    fn a_task_with_networks_joins_its_sandbox() {
+        let b =
+            create_body(&networked(Some("/d/net/task/t1")), "o", Some("c0ffee")).expect("valid");
+        assert_eq!(b.hostname, None);
+        let h = b.host_config.expect("host config");
+        assert_eq!(h.network_mode.as_deref(), Some("container:c0ffee"));
+        assert_eq!((h.dns, h.dns_options, h.extra_hosts), (None, None, None));
+
+        let plain = create_body(&run(networked(None).container), "o", None).expect("valid");
+        assert_eq!(plain.hostname.as_deref(), Some("h"));
+        assert_eq!(plain.host_config.and_then(|h| h.network_mode), None);
+    }
+
+    #[test]
+    fn networks_without_a_sandbox_are_refused() {
+        let field = |r: &TaskRun| match create_body(r, "o", None) {
+            Err(RuntimeError::InvalidSpec { field, .. }) => field,
+            other => panic!("expected InvalidSpec, got {other:?}"),
+        };
+        assert_eq!(
+            field(&networked(None)),
+            "networks",
+            "never the default bridge"
+        );
+        assert_eq!(field(&networked(Some("/d/net/task/t1"))), "netns");
     }
 }

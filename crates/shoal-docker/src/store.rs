@@ -126,6 +126,10 @@ impl DockerDriver {
                         .await;
                     self.cache().remove(t);
                 }
+                // A task forced off its volume is gone for good: its sandbox goes with it.
+                if let Err(e) = self.remove_sandbox(t).await {
+                    tracing::warn!(task.id = %t, error = %shoal_types::error::Chain(&e), "docker runtime: removing the network sandbox of a task forced off its volume");
+                }
             }
         }
         match self

@@ -3,12 +3,13 @@
 //! (tests/images/build.sh). Each behaviour has its own owner label; the harness removes the
 //! containers and volumes of it (and of its "stranger") even when the test fails.
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use shoal_docker::{DockerDriver, LABEL_OWNER, LABEL_TASK_ID};
-use shoal_runtime::conformance::{Harness, Limits};
+use shoal_docker::{DockerDriver, LABEL_OWNER, LABEL_SANDBOX_TASK_ID, LABEL_TASK_ID};
+use shoal_runtime::conformance::{Harness, Limits, add_link_with_ip};
 use shoal_testkit::{Need, TEST_IMAGE, need};
 use shoal_types::Id;
 
@@ -100,15 +101,35 @@ impl Harness for Docker {
     }
 
     async fn leftovers(&self, _driver: &DockerDriver, task: &Id) -> Vec<String> {
-        let out = Command::new("docker")
-            .args(["ps", "-aq", "--filter"])
-            .arg(format!("label={LABEL_TASK_ID}={task}"))
-            .output()
-            .expect("docker ps");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|c| format!("container {c}"))
-            .collect()
+        let mut left = Vec::new();
+        for (label, what) in [
+            (LABEL_TASK_ID, "container"),
+            (LABEL_SANDBOX_TASK_ID, "network sandbox"),
+        ] {
+            let out = Command::new("docker")
+                .args(["ps", "-aq", "--filter"])
+                .arg(format!("label={label}={task}"))
+                .output()
+                .expect("docker ps");
+            left.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(|c| format!("{what} {c}")),
+            );
+        }
+        left
+    }
+
+    /// The driver makes the namespaces itself (its sandboxes), in which the node's network
+    /// layer adds interfaces as root.
+    async fn add_link(&self, netns: &Path, link: &str) -> bool {
+        if !need(&[Need::Root, Need::Tool("ip"), Need::Tool("nsenter")]) {
+            return false;
+        }
+        if let Err(e) = add_link_with_ip(netns, link) {
+            panic!("{e}");
+        }
+        true
     }
 }
 

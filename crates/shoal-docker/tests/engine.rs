@@ -1,7 +1,8 @@
 //! The Docker runtime against the real Docker Engine, with the locally built
 //! `shoal-test/busybox:latest` (tests/images/build.sh), for what is Docker's own: Swarm's
-//! container names and labels, how the spec maps to a container, docker-init, images, pulls and
-//! archives. The contract every driver keeps is the conformance suite's (`conformance.rs`). Without a Docker daemon or the image the
+//! container names and labels, how the spec maps to a container, docker-init, images, pulls,
+//! archives, and network sandboxes (the `shoal/pause` image they run stays in the engine, as
+//! the driver leaves it). The contract every driver keeps is the conformance suite's (`conformance.rs`). Without a Docker daemon or the image the
 //! tests fail saying what to install (`shoal_testkit::need`). Each test has its own owner label,
 //! and removes its containers and volumes even when it fails. Waits are bounded
 //! polls, never sleeps.
@@ -9,16 +10,20 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use shoal_docker::{DockerDriver, LABEL_OWNER, LABEL_SERVICE_NAME, LABEL_TASK_ID};
+use shoal_docker::{
+    DockerDriver, LABEL_OWNER, LABEL_SANDBOX_TASK_ID, LABEL_SERVICE_NAME, LABEL_TASK_ID,
+};
 use shoal_runtime::{ExitInfo, LogOptions, RuntimeDriver, RuntimeError, TaskRun};
 use shoal_runtime::{Health, LogStreamKind, RuntimeTaskState, next_log_line};
 use shoal_testkit::{Need, need};
 use shoal_types::Id;
 use shoal_types::container::{HealthConfig, Ulimit};
 use shoal_types::service::{ContainerSpec, ResourceRequirements};
+use shoal_types::task::NetworkAttachment;
 
 const IMAGE: &str = "shoal-test/busybox:latest";
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -481,4 +486,164 @@ async fn archives_load_into_docker() {
         env.driver.load_image(&dir.path().join("absent.tar")).await,
         Err(RuntimeError::Io { .. })
     ));
+}
+
+/// `docker ARGS`' stdout, trimmed; the test fails with its stderr if it fails.
+fn docker_out(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker");
+    assert!(out.status.success(), "docker {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The IDs of the containers of the task's sandbox.
+fn sandboxes_of(task: &Id) -> Vec<String> {
+    docker_out(&[
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        &format!("label={LABEL_SANDBOX_TASK_ID}={task}"),
+    ])
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// Which network namespace `/proc/PID/ns/net` (or any such path) is.
+fn netns_id(path: &std::path::Path) -> String {
+    std::fs::read_link(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .display()
+        .to_string()
+}
+
+fn with_network(mut run: TaskRun) -> TaskRun {
+    run.networks = vec![NetworkAttachment {
+        network: Id::from_raw("net1"),
+        addr: "10.0.9.7/24".parse().expect("address"),
+        aliases: Vec::new(),
+    }];
+    run
+}
+
+/// A task with networks runs in its sandbox's namespace; a restarted daemon finds the task's
+/// container (not the sandbox) and the same sandbox; `stop` leaves the sandbox, `remove`
+/// takes both.
+#[tokio::test]
+async fn a_networked_task_joins_its_sandbox_and_both_are_adopted() {
+    let Some(env) = Env::new("netadopt").await else {
+        return;
+    };
+    let mut run = with_network(env.run("netadopt", &["sleep", "1000"]));
+    let netns = env
+        .driver
+        .network_sandbox(&run)
+        .await
+        .expect("sandbox")
+        .expect("the docker runtime makes the namespace");
+    let sandbox = sandboxes_of(&run.task_id);
+    assert_eq!(sandbox.len(), 1, "{sandbox:?}");
+    assert_eq!(
+        docker_out(&["inspect", "-f", "{{.Name}}", &sandbox[0]]),
+        format!("/dt.1.{}.sandbox", run.task_id)
+    );
+    run.netns = Some(netns.clone());
+    let pid = env.start(&run).await;
+    assert_eq!(
+        env.inspect("{{.HostConfig.NetworkMode}}", &run.task_id),
+        format!("container:{}", sandbox[0])
+    );
+    assert_eq!(
+        netns_id(&PathBuf::from(format!("/proc/{pid}/ns/net"))),
+        netns_id(&netns),
+        "the task runs in the sandbox's namespace"
+    );
+
+    let again = DockerDriver::connect(&env.owner).await.expect("connect");
+    let listed = again.list().await.expect("list");
+    assert_eq!(listed.len(), 1, "the sandbox is no task: {listed:?}");
+    assert_eq!(listed[0].task_id, run.task_id);
+    assert_eq!(listed[0].state, RuntimeTaskState::Running { pid });
+    assert_eq!(
+        again.network_sandbox(&run).await.expect("sandbox"),
+        Some(netns.clone()),
+        "the same namespace"
+    );
+    assert_eq!(again.start(&run.task_id).await.expect("start"), pid);
+    again
+        .stop(&run.task_id, Duration::from_secs(1))
+        .await
+        .expect("stop");
+    assert_eq!(
+        docker_out(&["inspect", "-f", "{{.State.Running}}", &sandbox[0]]),
+        "true",
+        "a stopped task keeps its sandbox"
+    );
+    again.remove(&run.task_id).await.expect("remove");
+    assert_eq!(sandboxes_of(&run.task_id), Vec::<String>::new());
+    assert!(matches!(
+        again.remove(&run.task_id).await,
+        Err(RuntimeError::NotFound(_))
+    ));
+}
+
+/// A sandbox whose task was never prepared: its driver's `list` leaves it, `stop` of its
+/// container ends the pause program at once, asking again starts it again, and the task's
+/// `remove` takes it. One an earlier daemon left, a new daemon's `list` removes.
+#[tokio::test]
+async fn a_sandbox_without_its_task() {
+    let Some(env) = Env::new("netlone").await else {
+        return;
+    };
+    let run = with_network(env.run("netlone", &["true"]));
+    let first = env
+        .driver
+        .network_sandbox(&run)
+        .await
+        .expect("sandbox")
+        .expect("a namespace");
+    env.driver.list().await.expect("list");
+    let sandbox = sandboxes_of(&run.task_id);
+    assert_eq!(sandbox.len(), 1, "its own driver's list keeps it");
+
+    let began = Instant::now();
+    docker_out(&["stop", "-t", "30", &sandbox[0]]);
+    assert!(
+        began.elapsed() < Duration::from_secs(20),
+        "the pause program ends on SIGTERM: {:?}",
+        began.elapsed()
+    );
+    assert_eq!(
+        docker_out(&["inspect", "-f", "{{.State.ExitCode}}", &sandbox[0]]),
+        "0"
+    );
+    let second = env
+        .driver
+        .network_sandbox(&run)
+        .await
+        .expect("sandbox")
+        .expect("a namespace");
+    assert_ne!(second, first, "started again, in a new process");
+    assert!(second.exists());
+    assert_eq!(sandboxes_of(&run.task_id), sandbox, "the same container");
+    env.driver.remove(&run.task_id).await.expect("remove");
+    assert_eq!(sandboxes_of(&run.task_id), Vec::<String>::new());
+    assert!(matches!(
+        env.driver.remove(&run.task_id).await,
+        Err(RuntimeError::NotFound(_))
+    ));
+
+    let left = with_network(env.run("netstray", &["true"]));
+    env.driver
+        .network_sandbox(&left)
+        .await
+        .expect("sandbox")
+        .expect("a namespace");
+    let later = DockerDriver::connect(&env.owner).await.expect("connect");
+    assert_eq!(later.list().await.expect("list"), Vec::new());
+    assert_eq!(
+        sandboxes_of(&left.task_id),
+        Vec::<String>::new(),
+        "a later daemon's list removes a sandbox left without its task"
+    );
 }

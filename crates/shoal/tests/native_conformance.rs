@@ -3,19 +3,22 @@
 //! `common/busybox.rs`) run by crun or runc. It needs root, an OCI runtime and the image
 //! (`shoal_testkit::need` fails without them). Each behaviour has its own root and cgroup
 //! parent; the harness kills its shims and tasks, unmounts and removes its cgroups on drop,
-//! even when the test fails.
+//! even when the test fails. The native driver makes no network namespace of its own: for a
+//! task with networks the harness makes one as the node's network layer does (`ip netns add`),
+//! and deletes it on drop, after the tasks in it are killed.
 
 #[path = "common/busybox.rs"]
 mod busybox;
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use busybox::{DirStore, IMAGE, busybox_rootfs, have_prerequisites};
 use shoal_native::{NativeConfig, NativeDriver};
-use shoal_runtime::conformance::{Harness, Limits};
+use shoal_runtime::conformance::{Harness, Limits, add_link_with_ip};
+use shoal_testkit::{Need, need};
 use shoal_types::Id;
 
 struct Native {
@@ -23,6 +26,8 @@ struct Native {
     parent: String,
     behaviour: &'static str,
     dirs: AtomicUsize,
+    /// The `ip netns` names made for tasks, deleted on drop.
+    netns: Mutex<Vec<String>>,
 }
 
 impl Native {
@@ -56,6 +61,7 @@ impl Harness for Native {
             ),
             behaviour,
             dirs: AtomicUsize::new(0),
+            netns: Mutex::default(),
         })
     }
 
@@ -115,11 +121,53 @@ impl Harness for Native {
         }
         left
     }
+
+    /// A namespace as the node's network layer makes one for a task (the native driver makes
+    /// none): `ip netns add`, named for this run so `tests/run` finds it if a crash leaves it.
+    async fn netns(&self, name: &str) -> Option<PathBuf> {
+        if !need(&[Need::Root, Need::Tool("ip")]) {
+            return None;
+        }
+        let netns = shoal_testkit::scoped_name("netns", &format!("{}-{name}", std::process::id()));
+        // Recorded before it exists, so a failure half-way still deletes it on drop.
+        self.netns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(netns.clone());
+        let out = std::process::Command::new("ip")
+            .args(["netns", "add", &netns])
+            .output()
+            .unwrap_or_else(|e| panic!("running ip netns add: {e}"));
+        assert!(
+            out.status.success(),
+            "ip netns add {netns}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Some(PathBuf::from("/run/netns").join(netns))
+    }
+
+    async fn add_link(&self, netns: &Path, link: &str) -> bool {
+        if !need(&[Need::Root, Need::Tool("ip"), Need::Tool("nsenter")]) {
+            return false;
+        }
+        if let Err(e) = add_link_with_ip(netns, link) {
+            panic!("{e}");
+        }
+        true
+    }
 }
 
 impl Drop for Native {
     fn drop(&mut self) {
         shoal_testkit::reap(self.root.path(), &self.parent);
+        let names = std::mem::take(self.netns.get_mut().unwrap_or_else(|p| p.into_inner()));
+        for name in names {
+            let path = PathBuf::from("/run/netns").join(&name);
+            shoal_testkit::hosts::kill_processes_in_netns(&path);
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "delete", &name])
+                .output();
+        }
     }
 }
 

@@ -9,18 +9,21 @@
 mod common;
 #[path = "common/cluster.rs"]
 mod harness;
+#[path = "common/overlay.rs"]
+mod net;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use harness::{Cluster, Role};
+use harness::Cluster;
 use serde_json::Value;
 use shoal_testkit::hosts::Hosts;
 use shoal_testkit::{Need, need};
 
-const MINUTE: Duration = Duration::from_secs(60);
+use net::{
+    MINUTE, addr_of, curl_in, get_in, netns_of, running_tasks, tail, three_nodes_on, wait_running,
+};
 
 fn ready() -> bool {
     need(&[
@@ -31,79 +34,9 @@ fn ready() -> bool {
     ])
 }
 
-/// Three nodes in three test hosts: node1 a manager, the others workers.
+/// Three native nodes in three test hosts: node1 a manager, the others workers.
 fn three_nodes(test: &str) -> (Hosts, Cluster) {
-    three_nodes_and_clients(test, 0)
-}
-
-/// [`three_nodes`], and `clients` more hosts on the underlay that run no daemon (hosts 4...).
-fn three_nodes_and_clients(test: &str, clients: usize) -> (Hosts, Cluster) {
-    let hosts = Hosts::new(test, 3 + clients).expect("test hosts");
-    let c = Cluster::start_on(&hosts, 3, &["--runtime", "native"]);
-    c.init(1, &[]);
-    c.join(2, 1, Role::Worker);
-    c.join(3, 1, Role::Worker);
-    c.wait_formed(&[(1, Role::Manager), (2, Role::Worker), (3, Role::Worker)]);
-    (hosts, c)
-}
-
-/// `docker inspect` of every task of `service` that runs, as JSON.
-fn running_tasks(c: &Cluster, service: &str) -> Vec<Value> {
-    let ids = c.n(1).docker_ok(&[
-        "service",
-        "ps",
-        "-q",
-        "--filter",
-        "desired-state=running",
-        service,
-    ]);
-    ids.split_whitespace()
-        .map(|id| {
-            let out = c.n(1).docker_ok(&["inspect", "--type", "task", id]);
-            let v: Value = serde_json::from_str(&out).expect("inspect json");
-            v[0].clone()
-        })
-        .filter(|t| t["Status"]["State"] == "running")
-        .collect()
-}
-
-/// The task's address on its first network, without the prefix length.
-fn addr_of(task: &Value) -> String {
-    let a = task["NetworksAttachments"][0]["Addresses"][0]
-        .as_str()
-        .unwrap_or_else(|| panic!("a task with no address: {task}"));
-    a.split('/').next().unwrap_or(a).to_string()
-}
-
-/// The namespace the node running `task` made for it.
-fn netns_of(c: &Cluster, task: &Value) -> PathBuf {
-    let node = task["NodeID"].as_str().expect("placed");
-    let (_, i) = c
-        .ids()
-        .into_iter()
-        .find(|(id, _)| id == node)
-        .expect("a node of the cluster");
-    c.n(i)
-        .data_dir()
-        .join("net/task")
-        .join(task["ID"].as_str().expect("id"))
-}
-
-/// Waits for `n` running tasks of `service`; their `docker inspect`.
-fn wait_running(c: &Cluster, service: &str, n: usize) -> Vec<Value> {
-    harness::poll(
-        &format!("{n} {service} tasks running"),
-        MINUTE,
-        || c.dump(),
-        || {
-            let t = running_tasks(c, service);
-            if t.len() == n {
-                Ok(t)
-            } else {
-                Err(format!("{} running", t.len()))
-            }
-        },
-    )
+    three_nodes_on(test, "native", 0)
 }
 
 /// `web`: a global service of host tasks on `backend`, each serving its own hostname (the
@@ -116,31 +49,6 @@ fn create_web(m: &harness::Node, www: &str) {
         "sh", "-c",
         "d=$WWW/$(hostname) && mkdir -p $d && hostname > $d/index.html && exec busybox httpd -f -p 8080 -h $d",
     ]);
-}
-
-/// An HTTP GET of `/` at `addr` (`ip:port`) made from inside a task's network namespace, as
-/// the task itself would; the body.
-fn curl_in(netns: &Path, addr: &str) -> Result<String, String> {
-    let at: std::net::SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
-    let shown = format!("GET http://{addr}/ from {}", netns.display());
-    shoal_testkit::hosts::in_netns(netns, move || -> Result<String, String> {
-        let mut s =
-            TcpStream::connect_timeout(&at, Duration::from_secs(3)).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(3)))
-            .map_err(|e| e.to_string())?;
-        s.write_all(b"GET / HTTP/1.0\r\n\r\n")
-            .map_err(|e| e.to_string())?;
-        let mut got = String::new();
-        s.read_to_string(&mut got).map_err(|e| e.to_string())?;
-        match got.split_once("\r\n\r\n") {
-            Some((head, body)) if head.split_whitespace().nth(1) == Some("200") => {
-                Ok(body.to_string())
-            }
-            _ => Err(format!("unexpected answer: {got}")),
-        }
-    })
-    .map_err(|e| format!("{shown}: {e}"))?
-    .map_err(|e| format!("{shown}: {e}"))
 }
 
 #[test]
@@ -365,11 +273,6 @@ fn services_find_each_other_by_name_and_virtual_ip() {
     );
     drop(c);
     drop(hosts);
-}
-
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 /// The real `docker` CLI end to end on one node (in a test host of its own): `--network` and
@@ -619,33 +522,6 @@ fn who_and_from(answer: &str) -> (&str, &str) {
     (who, from.strip_prefix("::ffff:").unwrap_or(from))
 }
 
-/// A GET of `path` at `addr` from the namespace `netns`, as [`curl_in`] but for any path.
-fn get_in(netns: &Path, addr: &str, path: &str) -> Result<String, String> {
-    let at: std::net::SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
-    let (shown, req) = (
-        format!("GET http://{addr}{path} from {}", netns.display()),
-        format!("GET {path} HTTP/1.0\r\n\r\n"),
-    );
-    shoal_testkit::hosts::in_netns(netns, move || -> Result<String, String> {
-        let mut s =
-            TcpStream::connect_timeout(&at, Duration::from_secs(3)).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(3)))
-            .map_err(|e| e.to_string())?;
-        s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-        let mut got = String::new();
-        s.read_to_string(&mut got).map_err(|e| e.to_string())?;
-        // A CGI script's own header lines may end in a bare LF.
-        match got.replace("\r\n", "\n").split_once("\n\n") {
-            Some((head, body)) if head.split_whitespace().nth(1) == Some("200") => {
-                Ok(body.trim().to_string())
-            }
-            _ => Err(format!("unexpected answer: {got}")),
-        }
-    })
-    .map_err(|e| format!("{shown}: {e}"))?
-    .map_err(|e| format!("{shown}: {e}"))
-}
-
 /// One datagram to `addr` from the namespace `netns`; the answer.
 fn udp_in(netns: &Path, addr: &str) -> Result<String, String> {
     let at: std::net::SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
@@ -672,7 +548,7 @@ fn published_ports_answer_on_every_node_with_the_clients_address() {
     if !ready() || !need(&[Need::Tool("socat")]) {
         return;
     }
-    let (hosts, c) = three_nodes_and_clients("mesh", 1);
+    let (hosts, c) = three_nodes_on("mesh", "native", 1);
     let m = c.n(1);
     let client = hosts.host(4);
     let client_ns = client.netns_path();

@@ -8,14 +8,21 @@
 //! runs, and that the fake runs in its small shell. Every assertion names the driver.
 //!
 //! What a driver does beyond the contract (Docker's image pulls, the native runtime's rootfs
-//! and cgroup files) keeps its own tests next to the driver. Later capabilities (network
-//! namespaces, secrets mounts, exec) add their behaviours here.
+//! and cgroup files) keeps its own tests next to the driver. Later capabilities (secrets
+//! mounts, exec) add their behaviours here.
+//!
+//! A task with networks needs a network namespace: the driver's own (`network_sandbox`), else
+//! one the harness makes ([`Harness::netns`]); the harness also marks it
+//! ([`Harness::add_link`]) so the task shows it runs there. A harness that can do neither
+//! (the fake) has the suite say so instead of checking.
 //!
 //! Waits are bounded ([`DEADLINE`]) and poll; nothing assumes how fast a driver is. Time is
 //! tokio's, so the fake's suite can run with paused time.
 
 mod cases;
+mod networks;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,6 +34,7 @@ use crate::{
 };
 
 pub use cases::*;
+pub use networks::*;
 
 /// How long any one wait of the suite may take before it fails, printing what it last saw.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -86,6 +94,42 @@ pub trait Harness: Sized + Send + Sync + 'static {
     /// show (task directories, cgroups, containers); empty when it left nothing.
     async fn leftovers(&self, _driver: &Self::Driver, _task: &Id) -> Vec<String> {
         Vec::new()
+    }
+
+    /// A network namespace of the node for a task with networks, as the node's network layer
+    /// makes one when the driver does not (`network_sandbox` is `None`); the harness removes
+    /// it on drop (`ip netns add NAME` gives `/run/netns/NAME`). `None`: this harness has no
+    /// namespaces to give, and the suite says it could not check what needs one.
+    async fn netns(&self, _name: &str) -> Option<PathBuf> {
+        None
+    }
+
+    /// Adds an interface named `link` to the network namespace at `netns`, as the node's
+    /// network layer adds a task's ([`add_link_with_ip`] does it with `ip`). False: this
+    /// harness cannot, and the suite says it could not check what needs it.
+    async fn add_link(&self, _netns: &Path, _link: &str) -> bool {
+        false
+    }
+}
+
+/// Adds a bridge named `link` to the network namespace at `netns` (`/run/netns/NAME`,
+/// `/proc/PID/ns/net` or a bind mount of one), with `nsenter` and `ip`: a bridge needs no peer,
+/// and the kernel has it wherever Docker's default network runs. Needs root; the error says
+/// what failed.
+pub fn add_link_with_ip(netns: &Path, link: &str) -> Result<(), String> {
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args(["--", "ip", "link", "add", link, "type", "bridge"])
+        .output()
+        .map_err(|e| format!("running nsenter: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "adding {link} in {}: {}",
+            netns.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -265,7 +309,8 @@ macro_rules! conformance_tests {
             bind_mount_is_visible,
             missing_image_is_not_found,
             missing_executable_fails_the_start,
-            remove_cleans_up
+            remove_cleans_up,
+            a_task_with_networks_runs_in_its_namespace
         );
     };
     (@each $harness:ty, [$attr:meta], $($name:ident),*) => {
@@ -300,4 +345,5 @@ pub async fn run_all<H: Harness>(h: &H) {
     missing_image_is_not_found(h).await;
     missing_executable_fails_the_start(h).await;
     remove_cleans_up(h).await;
+    a_task_with_networks_runs_in_its_namespace(h).await;
 }
