@@ -163,13 +163,19 @@ impl State {
         if !holds_addresses(t) {
             return Ok(());
         }
-        let wanted = match self.services.get(&t.service_id) {
+        let service = self.services.get(&t.service_id);
+        let wanted = match service {
             Some(s) if s.spec.task == t.spec => self.service_networks(s)?,
-            // A task of another spec than its service's (a test, or a service being
-            // replaced) joins the networks its own spec names.
+            // A task of another spec than its service's (one of the previous version, made
+            // while an update rolls or rolls back) joins the networks its own spec names, and
+            // the ingress network while its service publishes through the mesh: ports belong
+            // to the service, not to a version of its tasks.
             _ => {
                 let mut probe = Service::default();
                 probe.spec.task = t.spec.clone();
+                if let Some(s) = service {
+                    probe.spec.endpoint = s.spec.endpoint.clone();
+                }
                 self.service_networks(&probe)?
             }
         };

@@ -624,6 +624,27 @@ fn services_get_virtual_ips_and_ports_and_give_them_back() {
         .map(|a| a.addr.to_string())
         .collect();
     assert_eq!(nets, ["10.0.0.3/24", "10.9.0.3/24"]);
+    // A task of another version of the spec (made while an update rolls) joins the ingress
+    // network all the same: the ports are the service's.
+    let mut previous = web.spec.task.clone();
+    previous.container.image = "web:previous".into();
+    apply_one(
+        &mut s,
+        4,
+        Op::CreateTask(Task {
+            spec: previous,
+            ..task("t0", "s1", None)
+        }),
+    )
+    .expect("task of the previous version");
+    let nets: Vec<String> = s
+        .task(&id("t0"))
+        .expect("t0")
+        .networks
+        .iter()
+        .map(|a| a.network.to_string())
+        .collect();
+    assert_eq!(nets, ["ing", "n1"]);
 
     let mut other = service("s2", "other");
     other.spec.endpoint.ports = vec![PortConfig {
@@ -661,6 +682,7 @@ fn services_get_virtual_ips_and_ports_and_give_them_back() {
         "{in_use:?}"
     );
     apply_one(&mut s, 9, Op::DeleteTask { id: id("t1") }).expect("task gone");
+    apply_one(&mut s, 9, Op::DeleteTask { id: id("t0") }).expect("task gone");
     apply_one(&mut s, 10, Op::DeleteService { id: id("s1") }).expect("web gone");
     apply_one(&mut s, 11, Op::DeleteNetwork { id: id("n1") }).expect("network free");
     let mut again = service("s3", "again");
