@@ -47,7 +47,7 @@ impl Daemon {
     pub(crate) async fn init(&self, req: InitRequest) -> Result<Arc<Active>, NodeError> {
         let listen_addr = with_default_port(&req.listen_addr, "ListenAddr")?;
         let advertise_addr = match &req.advertise_addr {
-            Some(a) if !a.is_empty() => with_default_port(a, "AdvertiseAddr")?,
+            Some(a) if !a.is_empty() => advertised(a, &listen_addr)?,
             _ => format!(
                 "{}:{}",
                 detect_local_ip(&listen_addr, "192.0.2.1:9"),
@@ -117,7 +117,7 @@ impl Daemon {
         let boot = client(boot, RPC_TIMEOUT);
         let (remote, trust) = join::find_swarm(&boot, &remotes, &token).await?;
         let advertise_addr = match &req.advertise_addr {
-            Some(a) if !a.is_empty() => with_default_port(a, "AdvertiseAddr")?,
+            Some(a) if !a.is_empty() => advertised(a, &listen_addr)?,
             _ => format!(
                 "{}:{}",
                 detect_local_ip(&listen_addr, &remote),
@@ -468,5 +468,30 @@ async fn bind(addr: &str) -> Result<tokio::net::TcpListener, NodeError> {
         Err(e) => Err(NodeError::FailedPrecondition(format!(
             "listen tcp {addr}: {e}"
         ))),
+    }
+}
+
+/// The address to advertise: as given, or with the listen address's port when it names none
+/// (Docker: `--advertise-addr IP` takes the port of `--listen-addr`).
+fn advertised(addr: &str, listen_addr: &str) -> Result<String, NodeError> {
+    match addr.trim().parse::<std::net::IpAddr>() {
+        Ok(ip) => Ok(std::net::SocketAddr::new(ip, port_of(listen_addr)).to_string()),
+        Err(_) => with_default_port(addr, "AdvertiseAddr"),
+    }
+}
+
+#[cfg(test)]
+mod advertise_tests {
+    #[test]
+    fn a_bare_advertised_ip_takes_the_listen_port() {
+        assert_eq!(
+            super::advertised("192.0.2.5", "0.0.0.0:4500").ok().as_deref(),
+            Some("192.0.2.5:4500")
+        );
+        assert_eq!(
+            super::advertised("192.0.2.5:2377", "0.0.0.0:4500").ok().as_deref(),
+            Some("192.0.2.5:2377")
+        );
+        assert!(super::advertised("192.0.2.5:x", "0.0.0.0:4500").is_err());
     }
 }
