@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use shoal_pki::{JoinToken, RootCa};
 use shoal_store::{Op, State};
-use shoal_types::cluster::{Cluster, ClusterSpec, JoinTokens, RootCa as StoredCa, RootRotation};
+use shoal_types::cluster::{
+    Cluster, ClusterSpec, JoinTokens, RootCa as StoredCa, RootRotation, TUNNEL_KEY_ROTATION,
+    TunnelKey,
+};
 use shoal_types::dispatch::{JoinRequest, JoinResponse, RenewRequest, RenewResponse};
 use shoal_types::node::{
     ManagerStatus, NodeRole, NodeSpec, NodeState, NodeStatus, NodeTls, Reachability,
@@ -266,6 +269,30 @@ pub fn rotate(
 
 /// Finishes a root rotation once every node in the cluster holds a certificate from the new
 /// root: the new root becomes the only one, and the join tokens name it.
+/// A tunnel key for the cluster when it has none, or a new one when its key has served
+/// [`TUNNEL_KEY_ROTATION`]. Nodes take it with their next network map and re-handshake;
+/// traffic keeps flowing on the old sessions meanwhile.
+pub fn tunnel_key_step(view: &State, now: Timestamp, ids: &mut IdGen) -> Option<Op> {
+    let c = view.cluster()?;
+    if c.tunnel_key
+        .as_ref()
+        .is_some_and(|k| now < k.since.add(TUNNEL_KEY_ROTATION))
+    {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    ids.fill(&mut key);
+    let mut next = (**c).clone();
+    next.tunnel_key = Some(TunnelKey {
+        key: key.iter().map(|b| format!("{b:02x}")).collect(),
+        since: now,
+    });
+    Some(Op::PutCluster {
+        cluster: next,
+        expect_version: Some(c.meta.version),
+    })
+}
+
 pub fn rotation_step(view: &State, ids: &mut IdGen) -> Option<Op> {
     let c = view.cluster()?;
     let r = c.root_rotation.as_ref()?;
@@ -285,4 +312,63 @@ pub fn rotation_step(view: &State, ids: &mut IdGen) -> Option<Op> {
         cluster: next,
         expect_version: Some(c.meta.version),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use shoal_store::Proposal;
+
+    use super::*;
+
+    fn apply(s: &mut State, op: Op) {
+        let v = s.version + 1;
+        let (a, _) = s.apply(v, &Proposal::atomic(Timestamp(v as i64), vec![op]));
+        assert!(a.first_error().is_none(), "{a:?}");
+    }
+
+    #[test]
+    fn the_tunnel_key_is_made_once_and_replaced_when_it_has_served() {
+        let mut s = State::default();
+        let mut ids = IdGen::seeded(7);
+        let t0 = Timestamp::from_unix_nanos(1_000_000_000_000);
+        assert!(
+            tunnel_key_step(&s, t0, &mut ids).is_none(),
+            "no cluster, no key"
+        );
+        apply(
+            &mut s,
+            Op::PutCluster {
+                cluster: Cluster {
+                    id: Id::from_raw("c"),
+                    ..Default::default()
+                },
+                expect_version: None,
+            },
+        );
+        let first = tunnel_key_step(&s, t0, &mut ids).expect("a first key");
+        apply(&mut s, first);
+        let key = s
+            .cluster()
+            .and_then(|c| c.tunnel_key.clone())
+            .expect("kept");
+        assert_eq!(key.key.len(), 64);
+        assert!(key.key.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(key.since, t0);
+        let later = t0.add(TUNNEL_KEY_ROTATION - Duration::from_secs(1));
+        assert!(
+            tunnel_key_step(&s, later, &mut ids).is_none(),
+            "still fresh"
+        );
+        let due = t0.add(TUNNEL_KEY_ROTATION);
+        let next = tunnel_key_step(&s, due, &mut ids).expect("rotated");
+        apply(&mut s, next);
+        let new = s
+            .cluster()
+            .and_then(|c| c.tunnel_key.clone())
+            .expect("kept");
+        assert_ne!(new.key, key.key);
+        assert_eq!(new.since, due);
+    }
 }

@@ -371,11 +371,17 @@ impl Controller for ClusterUpkeep {
             .filter(|id| !wanted.contains(id))
             .map(Action::RemoveMember)
             .collect();
-        let step = crate::cluster::rotation_step(view, &mut lock(&self.ids));
+        let mut step = crate::cluster::rotation_step(view, &mut lock(&self.ids));
         if step.is_some() {
             tracing::info!(
                 "every node holds a certificate from the new root: root CA rotation complete"
             );
+        } else {
+            // One write of the cluster object at a time: both expect its version.
+            step = crate::cluster::tunnel_key_step(view, now, &mut lock(&self.ids));
+            if step.is_some() {
+                tracing::info!("new tunnel key for encrypted overlays");
+            }
         }
         Outcome {
             ops: step.into_iter().collect(),

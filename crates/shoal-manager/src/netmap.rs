@@ -125,6 +125,10 @@ pub fn network_map(view: &State, node: &Id) -> NetworkMap {
             })
             .collect();
         map.peers.sort_by_key(|k| k.addr);
+        map.tunnel_key = view
+            .cluster()
+            .and_then(|c| c.tunnel_key.as_ref())
+            .map(|k| k.key.clone());
     }
     for id in wanted {
         let Some(network) = view.network(id) else {
@@ -377,5 +381,66 @@ mod tests {
         let map = network_map(&s, &id("n1"));
         assert!(map.networks.is_empty(), "{map:?}");
         assert!(map.published.is_empty() && map.host_ports.is_empty());
+    }
+
+    #[test]
+    fn a_node_on_an_encrypted_overlay_gets_the_other_nodes_keys_and_the_cluster_key() {
+        let mut s = State::default();
+        let keyed = |i: &str, addr: &str, key: &str| {
+            let Op::CreateNode(mut n) = node(i, addr) else {
+                unreachable!()
+            };
+            n.description.network_key = Some(key.into());
+            Op::CreateNode(n)
+        };
+        let mut secure = ingress();
+        if let Op::CreateNetwork(n) = &mut secure {
+            n.id = id("secure");
+            n.spec.name = "secure".into();
+            n.spec.ingress = false;
+            n.spec
+                .driver_opts
+                .insert(shoal_types::network::OPT_ENCRYPTED.into(), String::new());
+        }
+        apply(
+            &mut s,
+            vec![
+                Op::PutCluster {
+                    cluster: shoal_types::cluster::Cluster {
+                        id: id("c"),
+                        tunnel_key: Some(shoal_types::cluster::TunnelKey {
+                            key: "ab".repeat(32),
+                            since: Timestamp(1),
+                        }),
+                        ..Default::default()
+                    },
+                    expect_version: None,
+                },
+                keyed("n1", "192.0.2.11", "key-one"),
+                keyed("n2", "192.0.2.12", "key-two"),
+                node("n3", "192.0.2.13"),
+                secure,
+                Op::CreateService(web(Vec::new())),
+            ],
+        );
+        let mut t = crate::testing::task("t1", "web", Some("n1"), TaskState::Running);
+        t.spec.networks = vec![shoal_types::service::NetworkAttachmentConfig {
+            target: "secure".into(),
+            ..Default::default()
+        }];
+        apply(&mut s, vec![Op::CreateTask(t)]);
+        let map = network_map(&s, &id("n1"));
+        assert_eq!(
+            map.peers,
+            vec![NodeKey {
+                addr: Ipv4Addr::new(192, 0, 2, 12),
+                key: "key-two".into(),
+            }],
+            "the other nodes with a key, never this one"
+        );
+        assert_eq!(map.tunnel_key, Some("ab".repeat(32)));
+        // A node on no encrypted overlay learns neither.
+        let map = network_map(&s, &id("n2"));
+        assert!(map.peers.is_empty() && map.tunnel_key.is_none(), "{map:?}");
     }
 }

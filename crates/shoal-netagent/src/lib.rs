@@ -106,6 +106,8 @@ pub struct NetAgent {
     keys: Option<shoal_wg::Keypair>,
     /// Running while this node is on an encrypted overlay.
     tunnel: Mutex<Option<shoal_wg::Tunnel>>,
+    /// The cluster's tunnel key the tunnel runs with.
+    psk: Mutex<Option<[u8; 32]>>,
 }
 
 impl NetAgent {
@@ -132,6 +134,7 @@ impl NetAgent {
         Arc::new(NetAgent {
             keys,
             tunnel: Mutex::new(None),
+            psk: Mutex::new(None),
             gateway: std::sync::Mutex::new(gateway),
             node_side: Mutex::new(NodeSide::default()),
             dir,
@@ -282,10 +285,21 @@ impl NetAgent {
                 }
             }
         }
+        let psk = match map.tunnel_key.as_deref().map(psk_of).transpose() {
+            Ok(k) => k,
+            Err(why) => {
+                // Never a weaker tunnel than the managers meant: keep what runs.
+                return Err(NetError::Missing(format!(
+                    "the cluster's tunnel key from the managers: {why}"
+                )));
+            }
+        };
+        let mut held = self.psk.lock().await;
         if let Some(t) = tunnel.as_ref() {
-            if t.peers() != peers {
-                t.set_peers(peers, None)
+            if t.peers() != peers || *held != psk {
+                t.set_peers(peers, psk)
                     .map_err(|e| NetError::Missing(format!("updating the tunnel's peers: {e}")))?;
+                *held = psk;
             }
             return Ok(());
         }
@@ -299,7 +313,7 @@ impl NetAgent {
             private_key: keys.private.clone(),
             listen: std::net::SocketAddrV4::new(local, TUNNEL_PORT),
             underlay_mtu: UNDERLAY_MTU,
-            preshared_key: None,
+            preshared_key: psk,
             peers,
         };
         let node = self.node_netns.clone();
@@ -314,6 +328,7 @@ impl NetAgent {
             })?;
         tracing::info!(key = %started.public_key(), "network: tunnel for encrypted overlays up");
         *tunnel = Some(started);
+        *held = psk;
         Ok(())
     }
 
@@ -836,6 +851,20 @@ fn forward_accept(node: &Path, link: &str) {
     }
 }
 
+/// The cluster's tunnel key: 32 bytes in hex.
+fn psk_of(hex: &str) -> Result<[u8; 32], String> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return Err(format!("expected 64 hex digits, got {}", bytes.len()));
+    }
+    let mut key = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let digits = std::str::from_utf8(pair).map_err(|_| "not hex".to_string())?;
+        key[i] = u8::from_str_radix(digits, 16).map_err(|_| format!("{digits:?} is not hex"))?;
+    }
+    Ok(key)
+}
+
 fn proto(p: Protocol) -> Proto {
     match p {
         Protocol::Tcp => Proto::Tcp,
@@ -979,5 +1008,18 @@ impl RuntimeDriver for NetDriver {
         force: bool,
     ) -> Result<Vec<String>, RuntimeError> {
         self.inner.remove_image(reference, force).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tunnel_keys_are_read_from_hex_or_refused() {
+        let hex: String = (0u8..32).map(|b| format!("{b:02x}")).collect();
+        let key = super::psk_of(&hex).expect("a key");
+        assert_eq!(key[31], 31);
+        assert!(super::psk_of("abc").is_err());
+        assert!(super::psk_of(&"zz".repeat(32)).is_err());
+        assert!(super::psk_of(&"é".repeat(32)).is_err());
     }
 }

@@ -105,7 +105,24 @@ pub struct Cluster {
     /// `swarm init`.
     #[serde(default)]
     pub network: NetworkSettings,
+    /// The key every node's tunnel mixes into its handshakes with the others (WireGuard's
+    /// preshared key) on encrypted overlays: made by the leading manager, replaced every
+    /// [`TUNNEL_KEY_ROTATION`], and handed only to nodes on an encrypted overlay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_key: Option<TunnelKey>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TunnelKey {
+    /// 32 random bytes, in hex.
+    pub key: String,
+    /// When it was made.
+    pub since: crate::Timestamp,
+}
+
+/// How long a tunnel key serves before the managers replace it (Swarm rotates its overlay
+/// encryption keys every 12 hours too).
+pub const TUNNEL_KEY_ROTATION: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
 /// `swarm init --default-addr-pool --default-addr-pool-mask-length --data-path-port`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

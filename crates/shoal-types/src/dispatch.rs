@@ -119,6 +119,9 @@ pub struct NetworkMap {
     /// The other nodes' tunnel keys, while this node is on an encrypted overlay.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<NodeKey>,
+    /// The cluster's current tunnel key (hex), while this node is on an encrypted overlay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_key: Option<String>,
 }
 
 /// A node's WireGuard public key (base64) and underlay address.
