@@ -790,3 +790,40 @@ pub fn ipv4_in_use(netns: &Path) -> Result<Vec<Ipv4Net>, NetError> {
         Ok(out)
     })
 }
+
+/// The MTU of the interface in `netns` that holds `addr` (the node's underlay address), or
+/// `None` when no interface there holds it.
+pub fn mtu_of(netns: &Path, addr: Ipv4Addr) -> Result<Option<u32>, NetError> {
+    use rtnetlink::packet_route::address::AddressAttribute;
+    in_netns(netns, move |h| async move {
+        let addrs: Vec<_> = h
+            .address()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl("listing addresses"))?;
+        let Some(index) = addrs
+            .iter()
+            .find(|m| {
+                m.attributes
+                    .iter()
+                    .any(|a| matches!(a, AddressAttribute::Address(IpAddr::V4(v)) if *v == addr))
+            })
+            .map(|m| m.header.index)
+        else {
+            return Ok(None);
+        };
+        let mut links = h.link().get().match_index(index).execute();
+        let link = links
+            .try_next()
+            .await
+            .map_err(nl(format!("reading the link that holds {addr}")))?;
+        Ok(link.and_then(|l| {
+            l.attributes.iter().find_map(|a| match a {
+                rtnetlink::packet_route::link::LinkAttribute::Mtu(m) => Some(*m),
+                _ => None,
+            })
+        }))
+    })
+}

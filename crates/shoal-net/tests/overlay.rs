@@ -218,3 +218,28 @@ fn namespaces_are_made_joined_and_released_by_path() {
     );
     assert!(!path.exists());
 }
+
+/// The underlay's MTU is read off the interface that holds the node's address, so overlays
+/// subtract their encapsulation from what the wire really takes.
+#[test]
+fn the_underlay_mtu_is_the_interface_s_that_holds_the_address() {
+    if !need(&[Need::Root, Need::Tool("ip")]) {
+        return;
+    }
+    let hosts = Hosts::new("mtu", 1).expect("hosts");
+    let host = hosts.host(1);
+    let set = std::process::Command::new("ip")
+        .args(["-n", &host.netns, "link", "set", "eth0", "mtu", "1400"])
+        .status()
+        .expect("ip link set");
+    assert!(set.success());
+    assert_eq!(
+        shoal_net::mtu_of(&host.netns_path(), host.addr).expect("read"),
+        Some(1400)
+    );
+    assert_eq!(
+        shoal_net::mtu_of(&host.netns_path(), Ipv4Addr::new(192, 0, 2, 250)).expect("read"),
+        None,
+        "no interface holds that address"
+    );
+}

@@ -251,13 +251,36 @@ impl NetAgent {
             );
             overlays.remove(&vni);
             let path = self.overlay_netns(vni);
-            tokio::task::spawn_blocking(move || shoal_net::delete_netns(&path))
-                .await
-                .map_err(join_error)??;
+            tokio::task::spawn_blocking(move || {
+                // The devices go now, not whenever the kernel gets round to the namespace: a
+                // VXLAN device of this VNI alive in the meantime would make the next one the
+                // overlay needs fail with "File exists".
+                if let Err(e) = shoal_net::delete_overlay(&path, vni) {
+                    tracing::debug!(vni, error = %shoal_types::error::Chain(&e), "network: removing the overlay's devices before its namespace");
+                }
+                shoal_net::delete_netns(&path)
+            })
+            .await
+            .map_err(join_error)??;
         }
         drop(overlays);
         self.publish(map).await?;
         self.serve_tasks(map, local).await
+    }
+
+    /// The MTU of the node's interface that holds its underlay address: overlays subtract
+    /// their encapsulation from it.
+    async fn underlay_mtu(&self, local: Ipv4Addr) -> u32 {
+        let node = self.node_netns.clone();
+        match tokio::task::spawn_blocking(move || shoal_net::mtu_of(&node, local)).await {
+            Ok(Ok(Some(mtu))) => mtu,
+            Ok(Ok(None)) => UNDERLAY_MTU,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %shoal_types::error::Chain(&e), "network: reading the underlay's MTU failed; assuming {UNDERLAY_MTU}");
+                UNDERLAY_MTU
+            }
+            Err(_) => UNDERLAY_MTU,
+        }
     }
 
     /// Starts, updates or stops the node's tunnel: it runs while the node is on an encrypted
@@ -312,7 +335,7 @@ impl NetAgent {
             device: TUNNEL_DEVICE.to_string(),
             private_key: keys.private.clone(),
             listen: std::net::SocketAddrV4::new(local, TUNNEL_PORT),
-            underlay_mtu: UNDERLAY_MTU,
+            underlay_mtu: self.underlay_mtu(local).await,
             preshared_key: psk,
             peers,
         };
@@ -503,13 +526,14 @@ impl NetAgent {
         encrypted: bool,
     ) -> Result<(), NetError> {
         // An encrypted overlay's VXLAN runs between the nodes' tunnel addresses.
+        let mtu = self.underlay_mtu(local).await;
         let (local, underlay_mtu) = if encrypted {
             (
                 std::net::IpAddr::V6(shoal_wg::inner_addr(local)),
-                shoal_wg::inner_mtu(UNDERLAY_MTU),
+                shoal_wg::inner_mtu(mtu),
             )
         } else {
-            (std::net::IpAddr::V4(local), UNDERLAY_MTU)
+            (std::net::IpAddr::V4(local), mtu)
         };
         let sandbox = self.overlay_netns(vni);
         if is_mounted_netns(&sandbox) {

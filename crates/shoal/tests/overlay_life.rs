@@ -351,21 +351,37 @@ fn task_networking_outlives_its_daemon_and_a_crash_is_repaired() {
         &format!("WWW={}", site.path().display()), "host", "sh", "-c",
         "d=$WWW/$(hostname) && mkdir -p $d && hostname > $d/index.html && exec busybox httpd -f -p 8080 -h $d",
     ]);
-    let webs = wait_running(&c, "web", 3);
+    wait_running(&c, "web", 3);
     let vip = vip_of(m, "web");
-    let on = |i: usize| -> Value {
-        let (id, _) = c.ids().into_iter().find(|(_, n)| *n == i).expect("node");
-        webs.iter()
-            .find(|t| t["NodeID"] == id.as_str())
-            .expect("a task there")
-            .clone()
+    // Node IDs by number, known while a daemon is down too.
+    let nodes = c.ids();
+    let netns_of = |c: &Cluster, task: &Value| {
+        let (_, i) = nodes
+            .iter()
+            .find(|(id, _)| task["NodeID"] == id.as_str())
+            .expect("a node of the cluster");
+        c.n(*i)
+            .data_dir()
+            .join("net/task")
+            .join(task["ID"].as_str().expect("id"))
     };
-    let (w1, w2) = (on(1), on(2));
-    let (ns1, ns2) = (netns_of(&c, &w1), netns_of(&c, &w2));
-    let works = |c: &Cluster, what: &str| {
+    // node1's and node2's web tasks, as they are now.
+    let pair = |c: &Cluster| -> (Value, Value) {
+        let now = wait_running(c, "web", 3);
+        let on = |i: usize| -> Value {
+            let (id, _) = nodes.iter().find(|(_, n)| *n == i).expect("node");
+            now.iter()
+                .find(|t| t["NodeID"] == id.as_str())
+                .expect("a task there")
+                .clone()
+        };
+        (on(1), on(2))
+    };
+    let works = |c: &Cluster, (w1, w2): &(Value, Value), what: &str| {
+        let (ns1, ns2) = (netns_of(c, w1), netns_of(c, w2));
         for (from, to, says) in [
-            (&ns1, format!("{}:8080", addr_of(&w2)), hostname_of(&w2)),
-            (&ns2, format!("{}:8080", addr_of(&w1)), hostname_of(&w1)),
+            (&ns1, format!("{}:8080", addr_of(w2)), hostname_of(w2)),
+            (&ns2, format!("{}:8080", addr_of(w1)), hostname_of(w1)),
         ] {
             let got = harness::poll(
                 &format!("{to} answering {what}"),
@@ -382,25 +398,34 @@ fn task_networking_outlives_its_daemon_and_a_crash_is_repaired() {
             || curl_in(&ns2, &format!("{vip}:8080")),
         );
     };
-    works(&c, "at first");
-    assert!(lookup_in(&ns2, "web").is_ok_and(|t| t.contains(&vip)));
+    // Names are the daemon's to answer: checked while it runs.
+    let names = |c: &Cluster, w2: &Value, what: &str| {
+        let ns2 = netns_of(c, w2);
+        harness::poll(
+            &format!("node2's task answered names {what}"),
+            MINUTE,
+            || c.dump(),
+            || lookup_in(&ns2, "web").and_then(|t| if t.contains(&vip) { Ok(()) } else { Err(t) }),
+        );
+    };
+    let first = pair(&c);
+    works(&c, &first, "at first");
+    names(&c, &first.1, "at first");
+    let (w1, w2) = first.clone();
+    let ns2 = netns_of(&c, &w2);
 
     // Stopped with --live-restore: the task and its networking stay.
     c.n_mut(2).stop();
-    works(&c, "with node2's daemon stopped");
+    works(&c, &first, "with node2's daemon stopped");
     c.n_mut(2).restart();
-    harness::poll(
-        "node2's task answering names again",
-        MINUTE,
-        || c.dump(),
-        || lookup_in(&ns2, "web").and_then(|t| if t.contains(&vip) { Ok(()) } else { Err(t) }),
-    );
     let again = wait_running(&c, "web", 3);
     assert!(
         again.iter().any(|t| t["ID"] == w2["ID"]),
         "node2's task was replaced, not kept"
     );
-    works(&c, "after node2's daemon came back");
+    let back = pair(&c);
+    works(&c, &back, "after node2's daemon came back");
+    names(&c, &back.1, "after node2's daemon came back");
 
     // Killed, and broken while down: the overlay forgets node1's task, the task its VIPs.
     c.n_mut(2).kill9();
@@ -416,40 +441,44 @@ fn task_networking_outlives_its_daemon_and_a_crash_is_repaired() {
         .and_then(|n| n.to_str())
         .expect("vni")
         .to_string();
-    let broke = Command::new("nsenter")
-        .arg(format!("--net={}", sandbox.display()))
-        .args([
-            "ip",
-            "neigh",
-            "flush",
-            "dev",
-            &format!("shvx{vni}"),
-            "nud",
-            "permanent",
-        ])
-        .status()
-        .expect("ip neigh flush");
-    assert!(broke.success());
-    let broke = Command::new("nsenter")
-        .arg(format!("--net={}", ns2.display()))
-        .args(["nft", "delete", "table", "ip", "shoal-lb"])
-        .status()
-        .expect("nft delete table");
-    assert!(broke.success());
-    // What the task had learnt from the overlay goes too.
-    let forgot = Command::new("nsenter")
-        .arg(format!("--net={}", ns2.display()))
-        .args(["ip", "neigh", "flush", "all"])
-        .status()
-        .expect("ip neigh flush");
-    assert!(forgot.success());
-    // Broken indeed: node2's task no longer reaches node1's.
-    assert!(
-        curl_in(&ns2, &format!("{}:8080", addr_of(&w1))).is_err(),
-        "the overlay was not broken"
-    );
+    for (ns, args) in [
+        (
+            &sandbox,
+            vec![
+                "ip",
+                "neigh",
+                "flush",
+                "dev",
+                &format!("shvx{vni}"),
+                "nud",
+                "permanent",
+            ],
+        ),
+        (&ns2, vec!["nft", "delete", "table", "ip", "shoal-lb"]),
+        // What the task had learnt from the overlay goes too.
+        (&ns2, vec!["ip", "neigh", "flush", "all"]),
+    ] {
+        let broke = Command::new("nsenter")
+            .arg(format!("--net={}", ns.display()))
+            .args(&args)
+            .status()
+            .expect("nsenter");
+        assert!(broke.success(), "{args:?}");
+    }
+    // Broken indeed: node2's task no longer reaches node1's. (Quickly: a node down for long
+    // has its tasks replaced, which would repair nothing.)
+    let to: std::net::SocketAddr = format!("{}:8080", addr_of(&w1)).parse().expect("addr");
+    let reached = shoal_testkit::hosts::in_netns(&ns2, move || {
+        TcpStream::connect_timeout(&to, Duration::from_millis(300)).is_ok()
+    })
+    .expect("in node2's task");
+    assert!(!reached, "the overlay was not broken");
     c.n_mut(2).restart();
-    works(&c, "after node2's daemon was killed and came back");
+    works(
+        &c,
+        &pair(&c),
+        "after node2's daemon was killed and came back",
+    );
     drop(c);
     drop(hosts);
 }
