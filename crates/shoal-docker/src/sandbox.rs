@@ -38,7 +38,7 @@ use crate::{
 static PAUSE_IMPORT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The node's DNS server as a task with networks sees it, inside its own namespace.
-pub const TASK_DNS_SERVER: &str = "127.0.0.11";
+pub const TASK_DNS_SERVER: &str = shoal_types::dns::EMBEDDED_DNS_SERVER;
 
 /// The name of a task's sandbox: its container's, so `docker ps` shows the two together.
 pub fn sandbox_name(run: &TaskRun) -> String {
@@ -57,15 +57,18 @@ pub fn sandbox_labels(run: &TaskRun, owner: &str) -> HashMap<String, String> {
 
 /// The create request for a task's network sandbox: the pause program holding a namespace of
 /// its own without interfaces (the node's network layer adds the task's), and what dockerd
-/// gives a `container:` task from it: the task's hostname, the node's DNS server inside the
-/// namespace with Docker's `ndots:0`, and the hostname mapped to the task's first overlay
-/// address. No restart policy: it lives and goes with its task.
+/// gives a `container:` task from it: the task's hostname; the node's DNS server inside the
+/// namespace (the spec's name servers are that server's upstreams, the network layer's part)
+/// with the spec's search domains and options and Docker's `ndots:0` unless they set ndots;
+/// the spec's extra hosts, then the hostname mapped to the task's first overlay address. No
+/// restart policy: it lives and goes with its task.
 pub fn sandbox_body(run: &TaskRun, owner: &str) -> ContainerCreateBody {
     let hostname = (!run.hostname.is_empty()).then(|| run.hostname.clone());
-    let extra_hosts = match (&hostname, run.networks.first()) {
-        (Some(h), Some(a)) => Some(vec![format!("{h}:{}", a.addr.addr())]),
-        _ => None,
-    };
+    let spec_dns = run.container.dns_config.clone().unwrap_or_default();
+    let mut extra_hosts = crate::spec::extra_hosts(&run.container.hosts);
+    if let (Some(h), Some(a)) = (&hostname, run.networks.first()) {
+        extra_hosts.push(format!("{h}:{}", a.addr.addr()));
+    }
     ContainerCreateBody {
         image: Some(PAUSE_IMAGE.to_string()),
         entrypoint: Some(vec![PAUSE_PATH.to_string()]),
@@ -74,8 +77,9 @@ pub fn sandbox_body(run: &TaskRun, owner: &str) -> ContainerCreateBody {
         host_config: Some(HostConfig {
             network_mode: Some("none".into()),
             dns: Some(vec![TASK_DNS_SERVER.into()]),
-            dns_options: Some(vec!["ndots:0".into()]),
-            extra_hosts,
+            dns_search: (!spec_dns.search.is_empty()).then(|| spec_dns.search.clone()),
+            dns_options: Some(spec_dns.options_behind_embedded_server()),
+            extra_hosts: (!extra_hosts.is_empty()).then_some(extra_hosts),
             // The pause program ends on SIGTERM by itself as PID 1; a daemon configured with
             // `init: true` would only put docker-init in front of it.
             init: Some(false),
@@ -348,6 +352,42 @@ mod tests {
         let b = sandbox_body(&unnamed, "o");
         assert_eq!(b.hostname, None, "Docker's default");
         assert_eq!(b.host_config.and_then(|h| h.extra_hosts), None);
+    }
+
+    /// The spec's search domains, options and extra hosts reach the task through its sandbox;
+    /// its name servers do not (the embedded server forwards to them).
+    #[test]
+    fn the_sandbox_carries_the_spec_s_dns_settings_and_extra_hosts() {
+        let r = crate::spec::tests::with_dns(networked(None));
+        let h = sandbox_body(&r, "o").host_config.expect("host config");
+        assert_eq!(h.dns, Some(vec!["127.0.0.11".to_string()]));
+        assert_eq!(h.dns_search, Some(vec!["example.org".to_string()]));
+        assert_eq!(
+            h.dns_options,
+            Some(vec!["timeout:2".to_string(), "ndots:0".into()])
+        );
+        assert_eq!(
+            h.extra_hosts,
+            Some(vec![
+                "db.example:192.0.2.7".to_string(),
+                "cache:2001:db8::8".into(),
+                "alias:2001:db8::8".into(),
+                "h:10.0.9.5".into()
+            ])
+        );
+
+        let mut own_ndots = r;
+        if let Some(d) = own_ndots.container.dns_config.as_mut() {
+            d.options = vec!["ndots:2".into()];
+        }
+        let h = sandbox_body(&own_ndots, "o")
+            .host_config
+            .expect("host config");
+        assert_eq!(
+            h.dns_options,
+            Some(vec!["ndots:2".to_string()]),
+            "the user's"
+        );
     }
 
     #[test]

@@ -192,6 +192,16 @@ pub fn mount(m: &Mount, owner: &str) -> Result<ApiMount, RuntimeError> {
     })
 }
 
+/// Docker's `ExtraHosts` (`name:ip`, one per name) for the spec's `Hosts` entries
+/// (`IP_address canonical_hostname [aliases...]`). Swarm's agent maps the canonical name only;
+/// the aliases resolve too here, as hosts(5) has them.
+pub fn extra_hosts(hosts: &[String]) -> Vec<String> {
+    shoal_types::dns::host_entries(hosts)
+        .into_iter()
+        .map(|(ip, name)| format!("{name}:{ip}"))
+        .collect()
+}
+
 fn non_negative(field: &'static str, v: i64) -> Result<Option<i64>, RuntimeError> {
     match v {
         0 => Ok(None),
@@ -251,6 +261,12 @@ pub fn create_body(
         .map(|m| mount(m, owner))
         .collect::<Result<Vec<_>, _>>()?;
     let healthcheck = c.healthcheck.as_ref().map(healthcheck).transpose()?;
+    // On the engine's own network the container takes the spec's resolver and extra hosts; in
+    // its sandbox's namespace it has the sandbox's files, which carry them.
+    let own_files = network_mode.is_none();
+    let dns = c.dns_config.as_ref().filter(|d| own_files && !d.is_empty());
+    let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let extra_hosts = extra_hosts(&c.hosts);
     let limits = &run.resources.limits;
     let host_config = HostConfig {
         memory: non_negative("resources.limits.memory_bytes", limits.memory_bytes)?,
@@ -282,6 +298,10 @@ pub fn create_body(
         group_add: (!c.groups.is_empty()).then(|| c.groups.clone()),
         mounts: (!mounts.is_empty()).then_some(mounts),
         network_mode: network_mode.clone(),
+        dns: dns.and_then(|d| list(&d.nameservers)),
+        dns_search: dns.and_then(|d| list(&d.search)),
+        dns_options: dns.and_then(|d| list(&d.options)),
+        extra_hosts: (own_files && !extra_hosts.is_empty()).then_some(extra_hosts),
         ..Default::default()
     };
     let grace = c.effective_stop_grace();
@@ -533,6 +553,60 @@ pub(crate) mod tests {
         let plain = create_body(&run(networked(None).container), "o", None).expect("valid");
         assert_eq!(plain.hostname.as_deref(), Some("h"));
         assert_eq!(plain.host_config.and_then(|h| h.network_mode), None);
+    }
+
+    /// What `--dns 192.0.2.53 --dns-search example.org --dns-option timeout:2 --host
+    /// db.example:192.0.2.7` becomes.
+    pub(crate) fn with_dns(mut r: TaskRun) -> TaskRun {
+        r.container.dns_config = Some(shoal_types::dns::DnsConfig {
+            nameservers: vec!["192.0.2.53".into()],
+            search: vec!["example.org".into()],
+            options: vec!["timeout:2".into()],
+        });
+        r.container.hosts = vec![
+            "192.0.2.7 db.example".into(),
+            "2001:db8::8 cache alias".into(),
+        ];
+        r
+    }
+
+    /// Without networks the container takes the spec's resolver and hosts, as Swarm's agent
+    /// gives them; in a sandbox's namespace dockerd refuses them (the sandbox carries them).
+    #[test]
+    fn dns_settings_and_extra_hosts_go_on_a_container_with_its_own_network() {
+        let b = create_body(&with_dns(run(networked(None).container)), "o", None).expect("valid");
+        let h = b.host_config.expect("host config");
+        assert_eq!(h.dns, Some(vec!["192.0.2.53".to_string()]));
+        assert_eq!(h.dns_search, Some(vec!["example.org".to_string()]));
+        assert_eq!(h.dns_options, Some(vec!["timeout:2".to_string()]));
+        assert_eq!(
+            h.extra_hosts,
+            Some(vec![
+                "db.example:192.0.2.7".to_string(),
+                "cache:2001:db8::8".into(),
+                "alias:2001:db8::8".into()
+            ])
+        );
+
+        let b = create_body(
+            &with_dns(networked(Some("/d/net/task/t1"))),
+            "o",
+            Some("c0ffee"),
+        )
+        .expect("valid");
+        let h = b.host_config.expect("host config");
+        assert_eq!(
+            (h.dns, h.dns_search, h.dns_options, h.extra_hosts),
+            (None, None, None, None)
+        );
+
+        let plain = create_body(&run(networked(None).container), "o", None).expect("valid");
+        let h = plain.host_config.expect("host config");
+        assert_eq!(
+            (h.dns, h.dns_search, h.dns_options, h.extra_hosts),
+            (None, None, None, None),
+            "the engine's defaults"
+        );
     }
 
     #[test]

@@ -647,3 +647,55 @@ async fn a_sandbox_without_its_task() {
         "a later daemon's list removes a sandbox left without its task"
     );
 }
+
+/// A networked task's spec DNS settings and extra hosts reach it through its sandbox: only the
+/// node's DNS server (the spec's servers are its upstreams), the spec's search domains, its
+/// options before `ndots:0`, and its extra hosts (one line per name) before its own address.
+#[tokio::test]
+async fn a_networked_task_gets_its_dns_settings_and_hosts_from_its_sandbox() {
+    let Some(env) = Env::new("netdns").await else {
+        return;
+    };
+    let mut run = with_network(env.run(
+        "netdns",
+        &["sh", "-c", "cat /etc/resolv.conf; echo ---; cat /etc/hosts"],
+    ));
+    run.container.dns_config = Some(shoal_types::dns::DnsConfig {
+        nameservers: vec!["192.0.2.53".into()],
+        search: vec!["example.org".into()],
+        options: vec!["timeout:2".into()],
+    });
+    run.container.hosts = vec![
+        "192.0.2.7 db.example".into(),
+        "192.0.2.8 cache alias".into(),
+    ];
+    let netns = env
+        .driver
+        .network_sandbox(&run)
+        .await
+        .expect("sandbox")
+        .expect("a namespace");
+    run.netns = Some(netns);
+    env.start(&run).await;
+    let exit = env.wait(&run.task_id).await;
+    let (out, err) = env.output(&run.task_id, false).await;
+    assert_eq!(exit.code, 0, "stdout {out:?}, stderr {err:?}");
+    let (resolv, hosts) = out.split_once("---\n").expect("both files");
+    let lines: Vec<&str> = resolv.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        lines,
+        [
+            "search example.org",
+            "nameserver 127.0.0.11",
+            "options timeout:2 ndots:0"
+        ],
+        "{resolv}"
+    );
+    assert!(
+        hosts.ends_with(
+            "192.0.2.7\tdb.example\n192.0.2.8\tcache\n192.0.2.8\talias\n10.0.9.7\tdt-host\n"
+        ),
+        "{hosts}"
+    );
+    env.driver.remove(&run.task_id).await.expect("remove");
+}

@@ -1,11 +1,13 @@
-//! Checks of a container spec's mounts, health check and kernel settings, so every front end
-//! gets the same refusal, at create or update time, naming the wire field (with the entry's
-//! index) as `validate` does. The runtimes then trust these shapes.
+//! Checks of a container spec's mounts, health check, kernel settings and name resolution, so
+//! every front end gets the same refusal, at create or update time, naming the wire field (with
+//! the entry's index) as `validate` does. The runtimes then trust these shapes.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use shoal_types::container::{HealthConfig, Mount, MountKind, ULIMIT_NAMES, Ulimit};
+use shoal_types::dns;
+use shoal_types::image_ref::ImageRef;
 use shoal_types::service::ContainerSpec;
 
 use crate::error::ControlError;
@@ -49,7 +51,65 @@ pub fn check_container(c: &ContainerSpec) -> Result<(), ControlError> {
             ));
         }
     }
-    check_ulimits(&c.ulimits)
+    check_ulimits(&c.ulimits)?;
+    check_name_resolution(c)
+}
+
+/// `DNSConfig` and `Hosts`: well-formed entries, and only for tasks with files of their own.
+fn check_name_resolution(c: &ContainerSpec) -> Result<(), ControlError> {
+    let dns = c.dns_config.as_ref().filter(|d| !d.is_empty());
+    // A task of the `host` image runs on the node's own filesystem: its /etc/resolv.conf and
+    // /etc/hosts are the node's, which a task must not rewrite.
+    if ImageRef::parse(&c.image).is_ok_and(|r| r.is_host()) {
+        let why = |file: &str| {
+            format!(
+                "tasks of the host image use the node's own {file}; run a real image to give \
+                 a task its own"
+            )
+        };
+        if dns.is_some() {
+            return Err(ControlError::invalid(
+                format!("{C}.DNSConfig"),
+                why("/etc/resolv.conf"),
+            ));
+        }
+        if !c.hosts.is_empty() {
+            return Err(ControlError::invalid(
+                format!("{C}.Hosts"),
+                why("/etc/hosts"),
+            ));
+        }
+    }
+    if let Some(d) = dns {
+        for (i, ns) in d.nameservers.iter().enumerate() {
+            if !dns::is_ip(ns) {
+                return Err(ControlError::invalid(
+                    format!("{C}.DNSConfig.Nameservers[{i}]"),
+                    format!("{ns:?} is not an IP address"),
+                ));
+            }
+        }
+        let lone_dot = d.search.len() == 1 && d.search[0] == ".";
+        for (i, domain) in d.search.iter().enumerate() {
+            if !lone_dot && !dns::is_dns_name(domain) {
+                return Err(ControlError::invalid(
+                    format!("{C}.DNSConfig.Search[{i}]"),
+                    format!(
+                        "{domain:?} is not a domain name (or \".\" alone, for no search domains)"
+                    ),
+                ));
+            }
+        }
+        for (i, option) in d.options.iter().enumerate() {
+            dns::check_option(option)
+                .map_err(|why| ControlError::invalid(format!("{C}.DNSConfig.Options[{i}]"), why))?;
+        }
+    }
+    for (i, entry) in c.hosts.iter().enumerate() {
+        dns::check_host_entry(entry)
+            .map_err(|why| ControlError::invalid(format!("{C}.Hosts[{i}]"), why))?;
+    }
+    Ok(())
 }
 
 fn check_mounts(mounts: &[Mount]) -> Result<(), ControlError> {
@@ -341,5 +401,97 @@ mod tests {
             "TaskTemplate.ContainerSpec.Ulimits[0]"
         );
         check_container(&ulimit("core", -1, -1)).expect("unlimited is fine");
+    }
+
+    #[test]
+    fn dns_settings_and_hosts_are_checked_by_entry() {
+        use shoal_types::dns::DnsConfig;
+        let image = |dns: DnsConfig, hosts: &[&str]| ContainerSpec {
+            image: "shoal-test/busybox:latest".into(),
+            dns_config: Some(dns),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            ..Default::default()
+        };
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let good = DnsConfig {
+            nameservers: list(&["192.0.2.53", "2001:db8::53"]),
+            search: list(&["example.org", "corp.example."]),
+            options: list(&["timeout:2", "ndots:3", "rotate"]),
+        };
+        check_container(&image(good.clone(), &["192.0.2.7 db.example db"])).expect("valid");
+        let no_search = DnsConfig {
+            search: list(&["."]),
+            ..Default::default()
+        };
+        check_container(&image(no_search, &[])).expect("\".\" alone: no search domains");
+
+        let bad = |f: fn(&mut DnsConfig)| {
+            let mut d = good.clone();
+            f(&mut d);
+            field_of(&image(d, &[]))
+        };
+        assert_eq!(
+            bad(|d| d.nameservers[1] = "dns.example".into()),
+            "TaskTemplate.ContainerSpec.DNSConfig.Nameservers[1]"
+        );
+        assert_eq!(
+            bad(|d| d.search.push("bad domain".into())),
+            "TaskTemplate.ContainerSpec.DNSConfig.Search[2]"
+        );
+        assert_eq!(
+            bad(|d| d.search = vec![".".into(), "a.example".into()]),
+            "TaskTemplate.ContainerSpec.DNSConfig.Search[0]"
+        );
+        assert_eq!(
+            bad(|d| d.options[0] = "timeout: 2".into()),
+            "TaskTemplate.ContainerSpec.DNSConfig.Options[0]"
+        );
+        assert_eq!(
+            bad(|d| d.options[1] = "ndots:many".into()),
+            "TaskTemplate.ContainerSpec.DNSConfig.Options[1]"
+        );
+        for entry in ["192.0.2.7", "db.example:192.0.2.7", "192.0.2.7 not/a/name"] {
+            assert_eq!(
+                field_of(&image(DnsConfig::default(), &["192.0.2.8 ok", entry])),
+                "TaskTemplate.ContainerSpec.Hosts[1]",
+                "{entry}"
+            );
+        }
+        match check_container(&image(DnsConfig::default(), &["192.0.2.7 db.example:1"])) {
+            Err(ControlError::InvalidArgument { why, .. }) => {
+                assert!(
+                    why.contains("\"db.example:1\" is not a valid host name"),
+                    "{why}"
+                )
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// A task of the `host` image shares the node's files: it cannot have resolver settings or
+    /// hosts entries of its own.
+    #[test]
+    fn host_tasks_cannot_have_their_own_resolver_or_hosts() {
+        use shoal_types::dns::DnsConfig;
+        let host = |dns: Option<DnsConfig>, hosts: Vec<String>| ContainerSpec {
+            image: "host:latest".into(),
+            dns_config: dns,
+            hosts,
+            ..Default::default()
+        };
+        let dns = DnsConfig {
+            nameservers: vec!["192.0.2.53".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            field_of(&host(Some(dns), Vec::new())),
+            "TaskTemplate.ContainerSpec.DNSConfig"
+        );
+        assert_eq!(
+            field_of(&host(None, vec!["192.0.2.7 db".into()])),
+            "TaskTemplate.ContainerSpec.Hosts"
+        );
+        check_container(&host(Some(DnsConfig::default()), Vec::new()))
+            .expect("an empty config is none");
     }
 }

@@ -14,7 +14,7 @@ use shoal_types::container::{HealthConfig, MountKind};
 use super::layout::{self, Creds, HealthSpec, Namespaces, OciRun, ShimConfig, TaskDir};
 use super::logs::DEFAULT_MAX_BYTES;
 use super::oci::{self, Bundle, ExtraMount, Process};
-use super::{prepare, rootfs, user, volumes};
+use super::{etc_files, prepare, rootfs, user, volumes};
 use shoal_runtime::image::{ImageConfig, ResolvedImage};
 use shoal_runtime::{RuntimeError, TaskRun};
 
@@ -229,25 +229,22 @@ pub(crate) fn materialize(
         .map_err(|e| ioe("creating the working directory", e))?;
 
     // The task's own /etc files. With the node's network, the node's hosts and resolver apply;
-    // with networks of its own, its address and the cluster's DNS server, as Docker writes them.
+    // with networks of its own, its address and the cluster's DNS server, as Docker writes them;
+    // the spec's DNS settings and extra hosts over either (see `etc_files`).
     let etc = dir.file("etc");
     std::fs::create_dir_all(&etc).map_err(|e| ioe("creating etc", e))?;
     let node_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let (hosts, resolv) = match run.networks.first().filter(|_| run.netns.is_some()) {
-        Some(a) => (
-            format!(
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{}\t{hostname}\n",
-                a.addr.addr()
-            ),
-            own_resolv_conf(&node_resolv),
-        ),
-        None => {
-            let node_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| {
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".into()
-            });
-            (format!("{node_hosts}127.0.1.1\t{hostname}\n"), node_resolv)
-        }
+    let own = run
+        .networks
+        .first()
+        .filter(|_| run.netns.is_some())
+        .map(|a| std::net::IpAddr::from(a.addr.addr()));
+    let node_hosts = match own {
+        Some(_) => None,
+        None => std::fs::read_to_string("/etc/hosts").ok(),
     };
+    let hosts = etc_files::hosts(node_hosts.as_deref(), &c.hosts, &hostname, own);
+    let resolv = etc_files::resolv_conf(&node_resolv, c.dns_config.as_ref(), own.is_some());
     std::fs::write(etc.join("hostname"), format!("{hostname}\n"))
         .and_then(|()| std::fs::write(etc.join("hosts"), hosts))
         .and_then(|()| std::fs::write(etc.join("resolv.conf"), resolv))
@@ -437,34 +434,5 @@ mod tests {
         let h = health_spec(Some(&interval), Some(&image)).expect("merged");
         assert_eq!(h.interval, std::time::Duration::from_secs(1));
         assert_eq!(h.retries, 5);
-    }
-}
-
-/// A task with networks of its own asks the node's DNS server inside its namespace
-/// (127.0.0.11, which answers the cluster's names and forwards the rest), keeping the node's
-/// search domains, with Docker's `ndots:0`.
-fn own_resolv_conf(node: &str) -> String {
-    let mut out = String::new();
-    for line in node
-        .lines()
-        .filter(|l| l.trim_start().starts_with("search "))
-    {
-        out.push_str(line.trim());
-        out.push('\n');
-    }
-    out.push_str("nameserver 127.0.0.11\noptions ndots:0\n");
-    out
-}
-
-#[cfg(test)]
-mod resolv_tests {
-    #[test]
-    fn a_task_with_networks_asks_the_embedded_server_and_keeps_search_domains() {
-        assert_eq!(
-            super::own_resolv_conf(
-                "# x\nnameserver 10.0.0.53\nsearch corp.example\noptions edns0\n"
-            ),
-            "search corp.example\nnameserver 127.0.0.11\noptions ndots:0\n"
-        );
     }
 }

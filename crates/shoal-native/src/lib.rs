@@ -22,6 +22,7 @@ mod cgroup;
 mod crun;
 mod driver;
 mod driver_images;
+mod etc_files;
 mod health;
 mod image_task;
 mod layout;

@@ -69,6 +69,19 @@ pub(crate) fn shim_config(run: &TaskRun, node: &NodeFacts) -> Result<ShimConfig,
     }
     let stop_signal = shoal_runtime::parse_stop_signal(&c.stop_signal)
         .map_err(|why| invalid("stop_signal", why))?;
+    // Its /etc files are the node's: the manager refuses these settings, and so does the node.
+    if c.dns_config.as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(invalid(
+            "dns_config",
+            "tasks of the host image use the node's own /etc/resolv.conf",
+        ));
+    }
+    if !c.hosts.is_empty() {
+        return Err(invalid(
+            "hosts",
+            "tasks of the host image use the node's own /etc/hosts",
+        ));
+    }
 
     let creds: Option<Creds> = if node.is_root {
         Some(user::resolve_host(&c.user, &c.groups).map_err(|why| invalid("user", why))?)
@@ -246,6 +259,24 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        let mut s = spec(&["true"]);
+        s.hosts = vec!["192.0.2.7 db".into()];
+        assert!(matches!(
+            shim_config(&run(s), &NODE),
+            Err(RuntimeError::InvalidSpec { field: "hosts", .. })
+        ));
+        let mut s = spec(&["true"]);
+        s.dns_config = Some(shoal_types::dns::DnsConfig {
+            search: vec!["example.org".into()],
+            ..Default::default()
+        });
+        assert!(matches!(
+            shim_config(&run(s), &NODE),
+            Err(RuntimeError::InvalidSpec {
+                field: "dns_config",
+                ..
+            })
+        ));
         let mut s = spec(&["true"]);
         s.dir = "relative".into();
         assert!(matches!(

@@ -473,7 +473,7 @@ impl NetAgent {
                 let (tx, rx) = watch::channel(view.clone());
                 let dns = self
                     .resolver
-                    .serve(udp, tcp, rx, None)
+                    .serve(udp, tcp, rx, self.task_upstreams(task))
                     .map_err(|e| NetError::Missing(format!("serving DNS to task {task}: {e}")))?;
                 served.insert(
                     task.clone(),
@@ -609,6 +609,42 @@ impl NetAgent {
         Ok(map)
     }
 
+    /// Where the task's own name servers (`--dns`) are kept for its DNS server: on disk, so a
+    /// restarted daemon serving an adopted task forwards to them too.
+    fn upstreams_file(&self, task: &Id) -> PathBuf {
+        self.dir.join("dns").join(task.as_str())
+    }
+
+    /// Records the task's `--dns` servers, if it has any.
+    fn keep_upstreams(&self, run: &TaskRun) -> Result<(), RuntimeError> {
+        let servers: Vec<String> = run
+            .container
+            .dns_config
+            .as_ref()
+            .map(|d| d.nameservers.clone())
+            .unwrap_or_default();
+        if servers.is_empty() {
+            return Ok(());
+        }
+        let file = self.upstreams_file(&run.task_id);
+        file.parent()
+            .map(std::fs::create_dir_all)
+            .transpose()
+            .and_then(|_| std::fs::write(&file, servers.join("\n")))
+            .map_err(|e| RuntimeError::failed("recording the task's name servers", e))
+    }
+
+    /// The task's `--dns` servers (port 53), or `None` for the node's own resolvers.
+    fn task_upstreams(&self, task: &Id) -> Option<Vec<std::net::SocketAddr>> {
+        let text = std::fs::read_to_string(self.upstreams_file(task)).ok()?;
+        let servers: Vec<std::net::SocketAddr> = text
+            .lines()
+            .filter_map(|l| l.trim().parse::<std::net::IpAddr>().ok())
+            .map(|ip| std::net::SocketAddr::new(ip, 53))
+            .collect();
+        (!servers.is_empty()).then_some(servers)
+    }
+
     /// Makes the task's namespace and its interfaces. A namespace already in place (a
     /// prepare repeated after a restart) is kept as it is.
     /// `made`: the namespace the runtime made for the task, if it made one.
@@ -618,6 +654,7 @@ impl NetAgent {
             return Ok(path);
         }
         let map = self.await_networks(run).await?;
+        self.keep_upstreams(run)?;
         let held = self.overlays.lock().await;
         let mut links = Vec::new();
         for (i, a) in run.networks.iter().enumerate() {
@@ -730,6 +767,7 @@ impl NetAgent {
 
     async fn unwire(&self, task: &Id) {
         self.served.lock().await.remove(task);
+        let _ = std::fs::remove_file(self.upstreams_file(task));
         self.gateway
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -1037,6 +1075,44 @@ impl RuntimeDriver for NetDriver {
 
 #[cfg(test)]
 mod tests {
+    use shoal_types::dns::DnsConfig;
+
+    #[tokio::test]
+    async fn a_task_s_own_name_servers_are_kept_for_its_dns_server() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let agent = super::NetAgent::new(dir.path().to_path_buf());
+        let task = shoal_types::Id::from_raw("t1");
+        let mut run = super::TaskRun {
+            task_id: task.clone(),
+            task_name: "web.1".into(),
+            service_id: shoal_types::Id::from_raw("s1"),
+            service_name: "web".into(),
+            node_id: shoal_types::Id::from_raw("n1"),
+            slot: 1,
+            container: Default::default(),
+            resources: Default::default(),
+            hostname: "t1".into(),
+            networks: Vec::new(),
+            netns: None,
+        };
+        agent.keep_upstreams(&run).expect("nothing to keep");
+        assert_eq!(agent.task_upstreams(&task), None, "the node's resolvers");
+        run.container.dns_config = Some(DnsConfig {
+            nameservers: vec!["192.0.2.53".into(), "2001:db8::53".into()],
+            ..Default::default()
+        });
+        agent.keep_upstreams(&run).expect("kept");
+        let got: Vec<String> = agent
+            .task_upstreams(&task)
+            .expect("the task's")
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(got, ["192.0.2.53:53", "[2001:db8::53]:53"]);
+        agent.unwire(&task).await;
+        assert_eq!(agent.task_upstreams(&task), None, "gone with the task");
+    }
+
     #[test]
     fn tunnel_keys_are_read_from_hex_or_refused() {
         let hex: String = (0u8..32).map(|b| format!("{b:02x}")).collect();

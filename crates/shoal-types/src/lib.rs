@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod constraint;
 pub mod container;
 pub mod dispatch;
+pub mod dns;
 pub mod error;
 pub mod generic;
 pub mod id;

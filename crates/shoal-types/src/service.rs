@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::container::{HealthConfig, Mount, Ulimit};
+use crate::dns::DnsConfig;
 use crate::node::Resources;
 use crate::{Id, Meta, Timestamp};
 
@@ -248,6 +249,14 @@ pub struct ContainerSpec {
     pub sysctls: BTreeMap<String, String>,
     #[serde(default)]
     pub ulimits: Vec<Ulimit>,
+    /// `--dns`, `--dns-search`, `--dns-option`: the task's resolver. `None` (the API stores an
+    /// empty one as `None`): the node's, or for a task with networks the embedded server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_config: Option<DnsConfig>,
+    /// `--host`: extra `/etc/hosts` entries in Docker's form, `IP_address canonical_hostname
+    /// [aliases...]`, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
 }
 
 impl ContainerSpec {

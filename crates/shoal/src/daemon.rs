@@ -15,6 +15,9 @@ use tokio::sync::watch;
 
 #[derive(clap::Args, Clone)]
 pub struct DaemonArgs {
+    /// Also serve the API here (repeatable): unix:///path or tcp://addr:port, as `shoal -H`.
+    #[arg(short = 'H', long = "host", value_delimiter = ',', value_name = "HOST")]
+    pub listen: Vec<String>,
     /// Where the node keeps its state, its tasks' files and its API socket.
     #[arg(long, env = "SHOAL_DATA_DIR")]
     pub data_dir: Option<PathBuf>,

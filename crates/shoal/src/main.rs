@@ -16,14 +16,9 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     /// Daemon socket to connect to (client commands), or to listen on (`daemon`, `up`; repeatable):
-    /// unix:///path or tcp://addr:port.
-    #[arg(
-        short = 'H',
-        long = "host",
-        env = "SHOAL_HOST",
-        global = true,
-        value_delimiter = ','
-    )]
+    /// unix:///path or tcp://addr:port. Before the command, as docker's: after it, `--host` is
+    /// the command's own (`service create --host NAME:IP`); `daemon` and `up` take `-H` there too.
+    #[arg(short = 'H', long = "host", env = "SHOAL_HOST", value_delimiter = ',')]
     host: Vec<String>,
     #[command(subcommand)]
     cmd: Cmd,
@@ -52,8 +47,14 @@ fn main() {
     }
     let cli = Cli::parse();
     let code = match cli.cmd {
-        Cmd::Daemon(a) => daemon::main(a, cli.host),
-        Cmd::Up(a) => up::main(a, cli.host),
+        Cmd::Daemon(mut a) => {
+            let hosts = [cli.host, std::mem::take(&mut a.listen)].concat();
+            daemon::main(a, hosts)
+        }
+        Cmd::Up(mut a) => {
+            let hosts = [cli.host, a.take_listen()].concat();
+            up::main(a, hosts)
+        }
         Cmd::DemoHttp(a) => demo::main(a),
         Cmd::Client(c) => client(c, cli.host),
     };

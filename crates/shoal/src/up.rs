@@ -15,6 +15,9 @@ use crate::daemon::{DaemonArgs, Running, Signals, init_logging};
 
 #[derive(clap::Args)]
 pub struct UpArgs {
+    /// Also serve the API here (repeatable): unix:///path or tcp://addr:port, as `shoal -H`.
+    #[arg(short = 'H', long = "host", value_delimiter = ',', value_name = "HOST")]
+    listen: Vec<String>,
     /// Where the node keeps its state (default /var/lib/shoal as root).
     #[arg(long, env = "SHOAL_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -40,6 +43,13 @@ pub struct UpArgs {
 
 const DEMO: &str = "demo";
 
+impl UpArgs {
+    /// The `-H` given after `up`.
+    pub fn take_listen(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.listen)
+    }
+}
+
 pub fn main(a: UpArgs, hosts: Vec<String>) -> i32 {
     init_logging(&a.log_level);
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -63,6 +73,7 @@ pub fn main(a: UpArgs, hosts: Vec<String>) -> i32 {
 
 async fn run(a: UpArgs, hosts: Vec<String>) -> anyhow::Result<()> {
     let args = DaemonArgs {
+        listen: Vec::new(),
         data_dir: a.data_dir.clone(),
         runtime: "native".into(),
         live_restore: false,

@@ -322,3 +322,45 @@ fn runtime_docker_without_a_docker_daemon_refuses_to_start() {
         "{err}"
     );
 }
+
+/// `--dns --dns-search --dns-option --host` on the Docker runtime: the container (on the
+/// engine's own network) gets them as Swarm's agent gives them, `Dns`, `DnsSearch`, `DnsOptions`
+/// and `ExtraHosts` (`name:ip`, one per name), and dockerd writes them into its files.
+#[test]
+fn dns_settings_and_hosts_reach_the_container() {
+    if !ready() {
+        return;
+    }
+    let dd = DockerDaemon::start(false);
+    dd.d.service_create_with(
+        concat!(
+            "--name dns --dns 192.0.2.53 --dns-search example.org --dns-option timeout:2",
+            " --host db.example:192.0.2.7",
+        ),
+        &[IMAGE, "sleep", "1000"],
+    );
+    let task = dd.d.wait_running("dns", 1)[0].1.clone();
+    let c = container_of(&task);
+    let inspect = engine(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.Dns}} {{json .HostConfig.DnsSearch}} {{json .HostConfig.DnsOptions}} {{json .HostConfig.ExtraHosts}}",
+        &c,
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&inspect.stdout).trim(),
+        r#"["192.0.2.53"] ["example.org"] ["timeout:2"] ["db.example:192.0.2.7"]"#,
+        "{inspect:?}"
+    );
+    let files = engine(&["exec", &c, "cat", "/etc/resolv.conf", "/etc/hosts"]);
+    let files = String::from_utf8_lossy(&files.stdout);
+    let lines: Vec<&str> = files.lines().collect();
+    for want in [
+        "search example.org",
+        "nameserver 192.0.2.53",
+        "options timeout:2",
+        "192.0.2.7\tdb.example",
+    ] {
+        assert!(lines.contains(&want), "{want:?} in {files}");
+    }
+}

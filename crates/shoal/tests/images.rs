@@ -1,8 +1,8 @@
 //! Real images on the native runtime, end to end: a real daemon, the busybox image built by
 //! `tests/images/build.sh` loaded with `shoal image load`, services driven by the docker CLI.
 //! Replicas run in their own root filesystems, a killed process is replaced, a daemon restart
-//! adopts them, a named volume outlives a task, a memory limit OOM-kills, and bad images and
-//! archives are refused clearly.
+//! adopts them, a named volume outlives a task, a memory limit OOM-kills, bad images and
+//! archives are refused clearly, and `--dns*`/`--host` reach a task's `/etc` files.
 
 mod common;
 
@@ -292,4 +292,155 @@ fn images_are_pulled_from_a_registry_by_hand_and_on_demand() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The raw output of one task (`docker service logs --raw TASK`), polled until it holds every
+/// line of `want`.
+fn wait_task_log(d: &Daemon, task: &str, want: &[&str]) -> String {
+    wait_for(
+        &format!("task {task}'s log to show {want:?}"),
+        Duration::from_secs(60),
+        || {
+            let out = d.docker(&["service", "logs", "--raw", task]);
+            let log = String::from_utf8_lossy(&out.stdout).into_owned();
+            let lines: Vec<&str> = log.lines().collect();
+            if want.iter().all(|w| lines.contains(w)) {
+                Ok(log)
+            } else {
+                Err(format!(
+                    "{log}{}\n{}",
+                    String::from_utf8_lossy(&out.stderr),
+                    d.log_tail()
+                ))
+            }
+        },
+    )
+}
+
+/// `service create --dns --dns-search --dns-option --host` through the real docker CLI: the task
+/// of a real image has them in its `/etc/resolv.conf` and `/etc/hosts`, `service inspect`
+/// shows them as Docker does, `service update --dns-add/-rm --dns-option-add/-rm
+/// --host-add/-rm` rolls the task onto the new ones. A task of the `host` image (the node's
+/// own files) and a malformed option are refused, naming the field.
+#[test]
+fn dns_settings_and_hosts_reach_tasks_and_round_trip_through_the_docker_cli() {
+    if !ready() {
+        return;
+    }
+    let d = Daemon::start_with_flags(Vec::new(), vec!["--runtime".into(), "native".into()]);
+    d.swarm_init();
+    shoal_ok(&d, &["image", "load", "-i", ARCHIVE]);
+    d.service_create_with(
+        concat!(
+            "--name dns --stop-grace-period 1s --dns 192.0.2.53 --dns-search example.org",
+            " --dns-option timeout:2 --host db.example:192.0.2.7",
+        ),
+        &[
+            IMAGE,
+            "sh",
+            "-c",
+            "cat /etc/resolv.conf /etc/hosts; sleep 1000",
+        ],
+    );
+    let first = d.wait_running("dns", 1);
+    let log = wait_task_log(
+        &d,
+        &first[0].1,
+        &[
+            "search example.org",
+            "nameserver 192.0.2.53",
+            "options timeout:2",
+            "192.0.2.7\tdb.example",
+        ],
+    );
+    assert_eq!(
+        log.lines().filter(|l| l.starts_with("nameserver")).count(),
+        1,
+        "only the service's name server: {log}"
+    );
+    let spec = |f: &str| {
+        d.inspect(
+            "dns",
+            &format!("{{{{json .Spec.TaskTemplate.ContainerSpec.{f}}}}}"),
+        )
+    };
+    assert_eq!(
+        spec("DNSConfig"),
+        r#"{"Nameservers":["192.0.2.53"],"Search":["example.org"],"Options":["timeout:2"]}"#
+    );
+    assert_eq!(spec("Hosts"), r#"["192.0.2.7 db.example"]"#);
+
+    d.docker_ok(&[
+        "service",
+        "update",
+        "-d",
+        "--dns-add",
+        "192.0.2.54",
+        "--dns-rm",
+        "192.0.2.53",
+        "--dns-option-rm",
+        "timeout:2",
+        "--dns-option-add",
+        "attempts:3",
+        "--host-add",
+        "cache.example:192.0.2.8",
+        "--host-rm",
+        "db.example",
+        "dns",
+    ]);
+    let second = d.wait_tasks("the task rolled", Duration::from_secs(60), "dns", |t| {
+        t.len() == 1 && t[0].1 != first[0].1
+    });
+    let log = wait_task_log(
+        &d,
+        &second[0].1,
+        &[
+            "search example.org",
+            "nameserver 192.0.2.54",
+            "options attempts:3",
+            "192.0.2.8\tcache.example",
+        ],
+    );
+    assert!(
+        !log.contains("192.0.2.53") && !log.contains("db.example") && !log.contains("timeout"),
+        "what was removed is gone: {log}"
+    );
+    assert_eq!(
+        spec("DNSConfig"),
+        r#"{"Nameservers":["192.0.2.54"],"Search":["example.org"],"Options":["attempts:3"]}"#
+    );
+    assert_eq!(spec("Hosts"), r#"["192.0.2.8 cache.example"]"#);
+
+    // `docker service create -d --name refused FLAG VALUE IMAGE sleep 1` fails, saying `want`.
+    let refused = |flag: &str, value: &str, image: &str, want: &str| {
+        let out = d.docker(&[
+            "service", "create", "-d", "--name", "refused", flag, value, image, "sleep", "1",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(want),
+            "{flag} {value} {image}: {err}"
+        );
+    };
+    refused(
+        "--dns",
+        "192.0.2.53",
+        "host",
+        "TaskTemplate.ContainerSpec.DNSConfig: tasks of the host image use the node's own \
+         /etc/resolv.conf",
+    );
+    refused(
+        "--host",
+        "db:192.0.2.7",
+        "host",
+        "TaskTemplate.ContainerSpec.Hosts: tasks of the host image",
+    );
+    refused(
+        "--dns-option",
+        "timeout: 2",
+        IMAGE,
+        "TaskTemplate.ContainerSpec.DNSConfig.Options[0]",
+    );
+    let ls = d.docker_ok(&["service", "ls", "--format", "{{.Name}}"]);
+    assert!(!ls.contains("refused"), "{ls}");
 }

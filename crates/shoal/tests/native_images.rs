@@ -1,8 +1,9 @@
 //! The native runtime running real images through the real `shoal shim` and `crun`, for what
 //! is the native runtime's own: an image rootfs (overlay or copy), isolation between tasks and
 //! from the node, volumes filled from the image, read-only roots, tmpfs mounts, the image's
-//! health check under the spec's, and bad specs. The contract every driver keeps is the
-//! conformance suite's (`native_conformance.rs`).
+//! health check under the spec's, the spec's DNS settings and extra hosts in the task's `/etc`
+//! files, and bad specs. The contract every driver keeps is the conformance suite's
+//! (`native_conformance.rs`).
 //!
 //! The image is `shoal-test/busybox:latest` (built by `tests/images/build.sh`), unpacked once
 //! into /var/tmp/shoal-images/busybox-rootfs with `docker create` + `docker export`; without
@@ -472,4 +473,102 @@ async fn host_image_tasks_get_health_checks_in_their_namespaces() {
         .await
         .expect("stop");
     env.driver.remove(&r.task_id).await.expect("remove");
+}
+
+/// `ip netns add`: a namespace for a task with networks, as the node's network layer makes one
+/// (named for this run, so `tests/run` finds it if a crash leaves it); deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn add(name: &str) -> Netns {
+        let n = shoal_testkit::scoped_name("netns", &format!("{}-{name}", std::process::id()));
+        let out = std::process::Command::new("ip")
+            .args(["netns", "add", &n])
+            .output()
+            .expect("run ip");
+        assert!(out.status.success(), "ip netns add {n}: {out:?}");
+        Netns(n)
+    }
+
+    fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.0)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        shoal_testkit::hosts::kill_processes_in_netns(&self.path());
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .output();
+    }
+}
+
+/// `--dns 192.0.2.53 --dns-search example.org --dns-option timeout:2 --host db.example:192.0.2.7
+/// --host cache:192.0.2.8` with an alias: what a task writes of its `/etc` files.
+fn with_dns(mut r: TaskRun) -> TaskRun {
+    r.container.dns_config = Some(shoal_types::dns::DnsConfig {
+        nameservers: vec!["192.0.2.53".into()],
+        search: vec!["example.org".into()],
+        options: vec!["timeout:2".into()],
+    });
+    r.container.hosts = vec![
+        "192.0.2.7 db.example".into(),
+        "192.0.2.8 cache alias".into(),
+    ];
+    r.container.command = ["sh", "-c", "cat /etc/resolv.conf; echo ---; cat /etc/hosts"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    r
+}
+
+/// The spec's resolver settings and extra hosts in a task's `/etc/resolv.conf` and
+/// `/etc/hosts`: over the node's on the node's network; behind the embedded server (its
+/// search domains and options, `ndots:0` after them) with networks of its own.
+#[tokio::test]
+async fn dns_settings_and_extra_hosts_reach_the_task_s_etc_files() {
+    if !have_prerequisites() || !shoal_testkit::need(&[shoal_testkit::Need::Tool("ip")]) {
+        return;
+    }
+    let env = Env::new("dns");
+    let extra = "192.0.2.7\tdb.example\n192.0.2.8\tcache\n192.0.2.8\talias\n";
+
+    let r = with_dns(run("dnsnode", &[]));
+    let (exit, out, err) = env.run_to_end(&r).await;
+    assert_eq!(exit.code, 0, "stdout: {out}\nstderr: {err}");
+    let (resolv, hosts) = out.split_once("---\n").expect("both files");
+    assert_eq!(
+        resolv,
+        "search example.org\nnameserver 192.0.2.53\noptions timeout:2\n"
+    );
+    let node_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    assert!(
+        hosts.starts_with(node_hosts.trim_end()),
+        "the node's entries first: {hosts:?}"
+    );
+    assert!(
+        hosts.ends_with(&format!("{extra}127.0.1.1\th-dnsnode\n")),
+        "the extra hosts, one per name, then the task's own: {hosts:?}"
+    );
+
+    let netns = Netns::add("dns");
+    let mut r = with_dns(run("dnsnet", &[]));
+    r.networks = vec![shoal_types::task::NetworkAttachment {
+        network: Id::from_raw("net1"),
+        addr: "10.0.9.5/24".parse().expect("address"),
+        aliases: Vec::new(),
+    }];
+    r.netns = Some(netns.path());
+    let (exit, out, err) = env.run_to_end(&r).await;
+    assert_eq!(exit.code, 0, "stdout: {out}\nstderr: {err}");
+    assert_eq!(
+        out,
+        format!(
+            "search example.org\nnameserver 127.0.0.11\noptions timeout:2 ndots:0\n---\n\
+             127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{extra}\
+             10.0.9.5\th-dnsnet\n"
+        ),
+        "the embedded server, which forwards to the spec's servers"
+    );
 }

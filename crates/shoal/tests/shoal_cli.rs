@@ -179,6 +179,29 @@ fn shoal_cli_errors_name_the_problem_with_docker_exit_codes() {
         err.contains("Error response from daemon") && err.contains("node.role=manager"),
         "{err}"
     );
+    // `--host` after `service create` is docker's extra host (`-H` before it, the daemon): it
+    // reaches the spec, where a task of the host image cannot take it.
+    let out = d.shoal(&[
+        "service",
+        "create",
+        "-d",
+        "--host",
+        "db.example:192.0.2.7",
+        "host",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("TaskTemplate.ContainerSpec.Hosts: tasks of the host image"),
+        "{err}"
+    );
+    let out = d.shoal(&["service", "create", "--host", "db:nowhere", "host", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid IP address in add-host"),
+        "{out:?}"
+    );
     let out = d.shoal_swarm_init();
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -1,4 +1,5 @@
-//! The container spec's mounts, health check and kernel settings, between the wire and the model.
+//! The container spec's mounts, health check, kernel settings and name resolution (`DNSConfig`,
+//! `Hosts`: their entries are checked by the manager), between the wire and the model.
 //! Durations are nanoseconds on the wire; 0 there means "unset" for the health check, as
 //! Docker reads it.
 
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use bollard_stubs::models as w;
 use shoal_types::container::{HealthConfig, Mount, MountKind, Ulimit};
+use shoal_types::dns::DnsConfig;
 
 use super::{duration, nanos};
 use crate::error::ApiError;
@@ -217,4 +219,25 @@ pub fn ulimits_out(u: &[Ulimit]) -> Option<Vec<w::ResourcesUlimits>> {
 
 pub fn map_out(m: &std::collections::BTreeMap<String, String>) -> Option<HashMap<String, String>> {
     (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+/// The docker CLI sends an empty `DNSConfig` with every service: that, like none, is the node's
+/// resolver, stored as `None`.
+pub fn dns_in(d: Option<w::TaskSpecContainerSpecDnsConfig>) -> Option<DnsConfig> {
+    let d = d?;
+    let c = DnsConfig {
+        nameservers: d.nameservers.unwrap_or_default(),
+        search: d.search.unwrap_or_default(),
+        options: d.options.unwrap_or_default(),
+    };
+    (!c.is_empty()).then_some(c)
+}
+
+pub fn dns_out(d: &DnsConfig) -> Option<w::TaskSpecContainerSpecDnsConfig> {
+    let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    (!d.is_empty()).then(|| w::TaskSpecContainerSpecDnsConfig {
+        nameservers: list(&d.nameservers),
+        search: list(&d.search),
+        options: list(&d.options),
+    })
 }

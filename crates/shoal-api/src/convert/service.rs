@@ -276,12 +276,6 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
     let cf = |f: &str| format!("TaskTemplate.ContainerSpec.{f}");
     refuse_if(&cf("Secrets"), &c.secrets, non_empty)?;
     refuse_if(&cf("Configs"), &c.configs, non_empty)?;
-    refuse_if(&cf("Hosts"), &c.hosts, non_empty)?;
-    refuse_if(&cf("DNSConfig"), &c.dns_config, |d| {
-        d.nameservers.as_ref().is_some_and(|v| !v.is_empty())
-            || d.search.as_ref().is_some_and(|v| !v.is_empty())
-            || d.options.as_ref().is_some_and(|v| !v.is_empty())
-    })?;
     refuse_if(&cf("Privileges"), &c.privileges, |_| true)?;
     refuse_if(&cf("Isolation"), &c.isolation, |i| {
         !matches!(
@@ -313,6 +307,8 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
         cap_drop: c.capability_drop.unwrap_or_default(),
         sysctls: c.sysctls.unwrap_or_default().into_iter().collect(),
         ulimits: container::ulimits_in(&cf("Ulimits"), c.ulimits)?,
+        dns_config: container::dns_in(c.dns_config),
+        hosts: c.hosts.unwrap_or_default(),
     };
     let resources = match t.resources {
         None => ResourceRequirements::default(),
@@ -510,6 +506,8 @@ pub fn task_spec_out(t: &TaskSpec) -> w::TaskSpec {
             capability_drop: some_vec(&c.cap_drop),
             sysctls: container::map_out(&c.sysctls),
             ulimits: container::ulimits_out(&c.ulimits),
+            dns_config: c.dns_config.as_ref().and_then(container::dns_out),
+            hosts: some_vec(&c.hosts),
             ..Default::default()
         }),
         resources: Some(w::TaskSpecResources {

@@ -47,6 +47,12 @@ fn full_spec() -> ServiceSpec {
         read_only: true,
         stop_signal: "SIGINT".into(),
         stop_grace_period: Some(Duration::from_secs(3)),
+        dns_config: Some(shoal_types::dns::DnsConfig {
+            nameservers: vec!["192.0.2.53".into()],
+            search: vec![],
+            options: vec!["rotate".into()],
+        }),
+        hosts: vec!["192.0.2.7 db alias".into()],
         ..Default::default()
     };
     s.task.container.labels.insert("l".into(), "v".into());
@@ -327,4 +333,55 @@ fn mounts_health_and_kernel_settings_go_in_and_come_back_out() {
     // Out and back in is the identity, so `docker service update` keeps every field.
     let again = spec_in(spec_out(&spec)).expect("accepted");
     assert_eq!(again, spec);
+}
+
+/// What `docker service create --dns 192.0.2.53 --dns-search example.org --dns-option timeout:2
+/// --host db.example:192.0.2.7 --host v6:2001:db8::1` sends (docker 28.2, captured).
+const CLI_DNS: &str = r#""Init":false,"Hosts":["192.0.2.7 db.example","2001:db8::1 v6"],"DNSConfig":{"Nameservers":["192.0.2.53"],"Search":["example.org"],"Options":["timeout:2"]}"#;
+
+#[test]
+fn dns_settings_and_hosts_go_in_and_come_back_out() {
+    let json = CLI_CREATE.replace(r#""Init":false,"DNSConfig":{}"#, CLI_DNS);
+    let spec = spec_in(wire(&json)).expect("accepted");
+    let c = &spec.task.container;
+    let d = c.dns_config.as_ref().expect("a DNS config");
+    assert_eq!(d.nameservers, ["192.0.2.53"]);
+    assert_eq!(d.search, ["example.org"]);
+    assert_eq!(d.options, ["timeout:2"]);
+    assert_eq!(c.hosts, ["192.0.2.7 db.example", "2001:db8::1 v6"]);
+
+    // `docker service inspect` shows them as Docker does, and an update sends them back.
+    let out = serde_json::to_value(spec_out(&spec)).expect("json");
+    let cs = &out["TaskTemplate"]["ContainerSpec"];
+    assert_eq!(
+        cs["DNSConfig"],
+        serde_json::json!({"Nameservers": ["192.0.2.53"], "Search": ["example.org"], "Options": ["timeout:2"]})
+    );
+    assert_eq!(
+        cs["Hosts"],
+        serde_json::json!(["192.0.2.7 db.example", "2001:db8::1 v6"])
+    );
+    assert_eq!(spec_in(spec_out(&spec)).expect("accepted"), spec);
+
+    // The empty DNSConfig the CLI always sends, or one emptied by `--dns-rm`, is no config.
+    let plain = spec_in(wire(CLI_CREATE)).expect("accepted");
+    assert_eq!(plain.task.container.dns_config, None);
+    let emptied = CLI_CREATE.replace(
+        r#""DNSConfig":{}"#,
+        r#""DNSConfig":{"Nameservers":[],"Search":null}"#,
+    );
+    assert_eq!(
+        spec_in(wire(&emptied))
+            .expect("accepted")
+            .task
+            .container
+            .dns_config,
+        None
+    );
+    let out = serde_json::to_value(spec_out(&plain)).expect("json");
+    let cs = &out["TaskTemplate"]["ContainerSpec"];
+    assert!(
+        cs.get("DNSConfig").is_none() && cs.get("Hosts").is_none(),
+        "{cs}"
+    );
 }

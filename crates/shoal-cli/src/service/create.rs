@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use bollard_stubs::models::{
     EndpointSpec, EndpointSpecModeEnum, GenericResources, Limit, ResourceObject,
     ServiceCreateResponse, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
-    ServiceSpecModeReplicatedJob, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecDnsConfig,
-    TaskSpecPlacement, TaskSpecResources,
+    ServiceSpecModeReplicatedJob, TaskSpec, TaskSpecContainerSpec, TaskSpecPlacement,
+    TaskSpecResources,
 };
 
 use super::container;
@@ -61,6 +61,18 @@ pub struct CreateArgs {
     /// Ulimit options (NAME=SOFT[:HARD])
     #[arg(long)]
     pub ulimit: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set DNS options
+    #[arg(long)]
+    pub dns_option: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long)]
+    pub dns_search: Vec<String>,
+    /// Set one or more custom host-to-IP mappings (host:ip)
+    #[arg(long)]
+    pub host: Vec<String>,
     #[command(flatten)]
     pub flags: ServiceFlags,
     /// IMAGE [COMMAND] [ARG...]: everything after the image goes to the container unparsed.
@@ -131,13 +143,18 @@ pub fn build_spec(args: &CreateArgs) -> Result<ServiceSpec> {
         env: (!env.is_empty()).then_some(env),
         dir: f.workdir.clone().filter(|s| !s.is_empty()),
         user: f.user.clone().filter(|s| !s.is_empty()),
-        // docker always sends Init, and an empty DNSConfig.
+        // docker always sends Init, and a DNSConfig (empty without --dns*).
         init: Some(f.init.unwrap_or(false)),
         stop_signal: f.stop_signal.clone().filter(|s| !s.is_empty()),
         tty: f.tty.filter(|t| *t),
         read_only: f.read_only.filter(|r| *r),
         stop_grace_period: p.stop_grace_period,
-        dns_config: Some(TaskSpecContainerSpecDnsConfig::default()),
+        dns_config: Some(super::dns::create_dns_config(&super::dns::DnsFlags {
+            nameservers: &args.dns,
+            search: &args.dns_search,
+            options: &args.dns_option,
+        })?),
+        hosts: super::dns::create_hosts(&args.host)?,
         mounts: non_empty(
             args.mount
                 .iter()
@@ -344,6 +361,45 @@ mod tests {
         assert_eq!(
             spec_json(&["--name", "plain", "bb", "sleep", "1000"]),
             expected
+        );
+    }
+
+    /// Captured from `docker service create -d --name x --dns 192.0.2.53 --dns-search
+    /// example.org --dns-option timeout:2 --host db.example:192.0.2.7 --host v6:2001:db8::1 bb
+    /// sleep 1` (docker 28.2.2).
+    #[test]
+    fn dns_flags_and_hosts_match_docker() {
+        let expected: serde_json::Value = serde_json::from_str(
+            r#"{"Name":"x","Labels":{},"TaskTemplate":{"ContainerSpec":{"Image":"bb:latest","Args":["sleep","1"],"Init":false,"Hosts":["192.0.2.7 db.example","2001:db8::1 v6"],"DNSConfig":{"Nameservers":["192.0.2.53"],"Search":["example.org"],"Options":["timeout:2"]}},"Resources":{"Limits":{},"Reservations":{}},"Placement":{},"ForceUpdate":0},"Mode":{"Replicated":{}},"EndpointSpec":{"Mode":"vip"}}"#,
+        )
+        .expect("valid json");
+        assert_eq!(
+            spec_json(&[
+                "--name",
+                "x",
+                "--dns",
+                "192.0.2.53",
+                "--dns-search",
+                "example.org",
+                "--dns-option",
+                "timeout:2",
+                "--host",
+                "db.example:192.0.2.7",
+                "--host",
+                "v6:2001:db8::1",
+                "bb",
+                "sleep",
+                "1"
+            ]),
+            expected
+        );
+        let bad = Cli::try_parse_from(["create", "--host", "db:nowhere", "bb"]).expect("parse");
+        assert_eq!(
+            build_spec(&bad.args).err().map(|e| e.to_string()),
+            Some(
+                r#"invalid argument "db:nowhere" for "--host" flag: invalid IP address in add-host: "nowhere""#
+                    .to_owned()
+            )
         );
     }
 

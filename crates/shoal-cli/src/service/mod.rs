@@ -3,6 +3,7 @@
 
 pub mod container;
 pub mod create;
+pub mod dns;
 pub mod generic;
 pub mod inspect;
 pub mod logs;

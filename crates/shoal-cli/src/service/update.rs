@@ -97,6 +97,30 @@ pub struct UpdateArgs {
     /// Remove a ulimit option
     #[arg(long)]
     pub ulimit_rm: Vec<String>,
+    /// Add or update a custom DNS server
+    #[arg(long)]
+    pub dns_add: Vec<String>,
+    /// Remove a custom DNS server
+    #[arg(long)]
+    pub dns_rm: Vec<String>,
+    /// Add or update a DNS option
+    #[arg(long)]
+    pub dns_option_add: Vec<String>,
+    /// Remove a DNS option
+    #[arg(long)]
+    pub dns_option_rm: Vec<String>,
+    /// Add or update a custom DNS search domain
+    #[arg(long)]
+    pub dns_search_add: Vec<String>,
+    /// Remove a DNS search domain
+    #[arg(long)]
+    pub dns_search_rm: Vec<String>,
+    /// Add a custom host-to-IP mapping ("host:ip")
+    #[arg(long)]
+    pub host_add: Vec<String>,
+    /// Remove a custom host-to-IP mapping ("host:ip")
+    #[arg(long)]
+    pub host_rm: Vec<String>,
     #[command(flatten)]
     pub flags: ServiceFlags,
     pub service: String,
@@ -129,6 +153,14 @@ impl UpdateArgs {
             &self.sysctl_rm,
             &self.ulimit_add,
             &self.ulimit_rm,
+            &self.dns_add,
+            &self.dns_rm,
+            &self.dns_option_add,
+            &self.dns_option_rm,
+            &self.dns_search_add,
+            &self.dns_search_rm,
+            &self.host_add,
+            &self.host_rm,
         ];
         let options = [
             &self.image,
@@ -225,6 +257,21 @@ pub fn apply(spec: &mut ServiceSpec, a: &UpdateArgs, p: &Parsed) -> Result<()> {
         cs.stop_signal = Some(v.clone());
     }
     container::update_extras(cs, a)?;
+    super::dns::update(
+        cs,
+        &super::dns::DnsFlags {
+            nameservers: &a.dns_add,
+            search: &a.dns_search_add,
+            options: &a.dns_option_add,
+        },
+        &super::dns::DnsFlags {
+            nameservers: &a.dns_rm,
+            search: &a.dns_search_rm,
+            options: &a.dns_option_rm,
+        },
+        &a.host_add,
+        &a.host_rm,
+    )?;
 
     if p.limit_cpu.is_some() || p.limit_memory.is_some() || p.limit_pids.is_some() {
         let res = task
