@@ -485,11 +485,15 @@ mod advertise_tests {
     #[test]
     fn a_bare_advertised_ip_takes_the_listen_port() {
         assert_eq!(
-            super::advertised("192.0.2.5", "0.0.0.0:4500").ok().as_deref(),
+            super::advertised("192.0.2.5", "0.0.0.0:4500")
+                .ok()
+                .as_deref(),
             Some("192.0.2.5:4500")
         );
         assert_eq!(
-            super::advertised("192.0.2.5:2377", "0.0.0.0:4500").ok().as_deref(),
+            super::advertised("192.0.2.5:2377", "0.0.0.0:4500")
+                .ok()
+                .as_deref(),
             Some("192.0.2.5:2377")
         );
         assert!(super::advertised("192.0.2.5:x", "0.0.0.0:4500").is_err());
