@@ -22,7 +22,8 @@ use shoal_testkit::hosts::Hosts;
 use shoal_testkit::{Need, need};
 
 use net::{
-    MINUTE, addr_of, curl_in, get_in, netns_of, running_tasks, tail, three_nodes_on, wait_running,
+    MINUTE, addr_of, addr_on, curl_in, get_in, netns_of, running_tasks, tail, three_nodes_on,
+    wait_running,
 };
 
 fn ready() -> bool {
@@ -807,18 +808,6 @@ fn an_encrypted_overlay_carries_no_plaintext_between_nodes() {
         .chars()
         .take(12)
         .collect();
-    let addr_on = |t: &Value, network: &str| -> String {
-        let a = t["NetworksAttachments"]
-            .as_array()
-            .expect("attachments")
-            .iter()
-            .find(|a| a["Network"]["Spec"]["Name"] == network)
-            .unwrap_or_else(|| panic!("not on {network}: {t}"))["Addresses"][0]
-            .as_str()
-            .expect("address")
-            .to_string();
-        a.split('/').next().unwrap_or(&a).to_string()
-    };
     let from = netns_of(&c, &client);
     let captures = tempfile::tempdir().expect("capture dir");
     for (network, encrypted) in [("plain", false), ("secure", true)] {

@@ -25,7 +25,8 @@ use std::process::Command;
 use shoal_testkit::{Need, need};
 
 use net::{
-    MINUTE, addr_of, curl_in, hostname_of, id_of, netns_of, tail, three_nodes_on, wait_running,
+    MINUTE, addr_of, addr_on, curl_in, get_in, hostname_of, id_of, netns_of, tail, three_nodes_on,
+    wait_running,
 };
 
 /// The label the Docker runtime puts on a task's network sandbox (shoal-docker's
@@ -78,7 +79,8 @@ fn docker_tasks_on_an_overlay_reach_each_other_across_nodes() {
     if !ready() {
         return;
     }
-    let (_hosts, c) = three_nodes_on("ovd", "docker", 0);
+    // Hosts 1-3 run the nodes; host 4 is a client from outside the cluster.
+    let (hosts, c) = three_nodes_on("ovd", "docker", 1);
     let m = c.n(1);
     m.docker_ok(&[
         "network",
@@ -101,6 +103,8 @@ fn docker_tasks_on_an_overlay_reach_each_other_across_nodes() {
         "global",
         "--network",
         "backend",
+        "--publish",
+        "published=8080,target=8080",
         "--stop-grace-period",
         "1s",
         "shoal-test/busybox",
@@ -122,7 +126,7 @@ fn docker_tasks_on_an_overlay_reach_each_other_across_nodes() {
     assert_eq!(nodes.len(), 3, "one web task on each node: {webs:?}");
 
     // Addresses come from the network's subnet, one per task.
-    let web_addrs: Vec<String> = webs.iter().map(addr_of).collect();
+    let web_addrs: Vec<String> = webs.iter().map(|t| addr_on(t, "backend")).collect();
     let mut addrs = web_addrs.clone();
     addrs.push(addr_of(&client));
     for a in &addrs {
@@ -171,6 +175,27 @@ fn docker_tasks_on_an_overlay_reach_each_other_across_nodes() {
         answers, hostnames,
         "every web task answered with its own hostname"
     );
+
+    // The routing mesh reaches Docker tasks too: every node's published port answers from
+    // outside the cluster, spread over the tasks of every node.
+    let outside = hosts.host(4).netns_path();
+    for i in 1..=3 {
+        let url = format!("{}:8080", hosts.host(i).addr);
+        let mut seen = BTreeSet::new();
+        harness::poll(
+            &format!("{url} reaching every web task through the mesh"),
+            MINUTE,
+            || c.dump(),
+            || {
+                seen.insert(get_in(&outside, &url, "/")?);
+                if seen == hostnames {
+                    Ok(())
+                } else {
+                    Err(format!("reached {seen:?} of {hostnames:?}"))
+                }
+            },
+        );
+    }
 
     // Inside the Docker task: only the node's DNS server, and names that resolve to the
     // service (through its virtual IP, to every task) and to each task.

@@ -133,3 +133,17 @@ pub fn id_of(task: &Value) -> String {
 pub fn hostname_of(task: &Value) -> String {
     id_of(task).chars().take(12).collect()
 }
+
+/// The task's address on `network`, without the prefix length.
+pub fn addr_on(task: &Value, network: &str) -> String {
+    let a = task["NetworksAttachments"]
+        .as_array()
+        .expect("attachments")
+        .iter()
+        .find(|a| a["Network"]["Spec"]["Name"] == network)
+        .unwrap_or_else(|| panic!("not on {network}: {task}"))["Addresses"][0]
+        .as_str()
+        .expect("an address")
+        .to_string();
+    a.split('/').next().unwrap_or(&a).to_string()
+}
