@@ -25,6 +25,7 @@ pub const BUF_LEN: usize = MAX_PACKET + 256;
 /// WireGuard's data message: type, receiver index, counter (16 bytes) and the AEAD tag (16).
 const DATA_OVERHEAD: usize = 32;
 const MSG_HANDSHAKE_INIT: u8 = 1;
+const MSG_COOKIE_REPLY: u8 = 3;
 const MSG_DATA: u8 = 4;
 /// More than boringtun ever queues for one peer (256), so a flush always ends.
 const MAX_FLUSH: usize = 300;
@@ -215,10 +216,14 @@ pub(crate) fn incoming(
     let mut tunn = state.tunn.lock();
     match tunn.decapsulate(src_ip, datagram, out) {
         TunnResult::WriteToNetwork(reply) => {
-            if matches!(kind, Kind::Init | Kind::Response) {
+            // The state machine checks the handshake rate again, counting each message a
+            // second time: when that check tips over after ours passed, the reply is a cookie
+            // and no handshake happened.
+            let completed = reply.first() != Some(&MSG_COOKIE_REPLY);
+            if completed && matches!(kind, Kind::Init | Kind::Response) {
                 c.handshakes.fetch_add(1, Ordering::Relaxed);
             }
-            if kind == Kind::Response {
+            if completed && kind == Kind::Response {
                 state.mark_used(tick);
             }
             send(io, c, reply, from);

@@ -9,129 +9,8 @@ use super::*;
 use crate::config::Peer;
 use crate::inner_addr;
 use crate::keys::PrivateKey;
-use crate::peers::{Identity, IndexAlloc};
-
-#[derive(Default)]
-struct MemIo {
-    sent: Vec<(Vec<u8>, SocketAddrV4)>,
-    tun: Vec<Vec<u8>>,
-}
-
-impl Io for MemIo {
-    fn send(&mut self, datagram: &[u8], to: SocketAddrV4) -> bool {
-        self.sent.push((datagram.to_vec(), to));
-        true
-    }
-
-    fn write_tun(&mut self, packet: &[u8]) -> bool {
-        self.tun.push(packet.to_vec());
-        true
-    }
-}
-
-struct Node {
-    key: PrivateKey,
-    addr: SocketAddrV4,
-    table: Table,
-    ids: IndexAlloc,
-    io: MemIo,
-    c: Counters,
-    out: Vec<u8>,
-    tick: u64,
-}
-
-impl Node {
-    fn new(seed: u8, last: u8) -> Node {
-        let key = PrivateKey::from_bytes([seed; 32]);
-        let addr = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, last), 51820);
-        Node {
-            table: Table::new(Arc::new(Identity::new(key.clone())), inner_addr(*addr.ip())),
-            key,
-            addr,
-            ids: IndexAlloc::new(u32::from(seed) << 8),
-            io: MemIo::default(),
-            c: Counters::default(),
-            out: vec![0; BUF_LEN],
-            tick: 0,
-        }
-    }
-
-    fn inner(&self) -> Ipv6Addr {
-        self.table.local_inner
-    }
-
-    fn as_peer(&self) -> Peer {
-        Peer::new(self.key.public_key(), self.addr)
-    }
-
-    /// Replaces the peer set, starting handshakes for rekeyed peers as the tunnel does.
-    fn set_peers(&mut self, peers: &[Peer], psk: Option<[u8; 32]>) {
-        self.tick += 1;
-        let (t, rekeyed) = self.table.with_peers(
-            self.table.identity.clone(),
-            peers,
-            psk,
-            &mut self.ids,
-            self.tick,
-        );
-        self.table = t;
-        for s in rekeyed {
-            initiate(&s, &mut self.out, &mut self.io, &self.c);
-        }
-    }
-
-    fn send_packet(&mut self, packet: &[u8]) {
-        outgoing(&self.table, packet, &mut self.out, &mut self.io, &self.c);
-    }
-
-    fn receive(&mut self, datagram: &[u8], from: SocketAddrV4) {
-        incoming(
-            &self.table,
-            datagram,
-            SocketAddr::V4(from),
-            &mut self.out,
-            &mut self.io,
-            &self.c,
-            self.tick,
-        );
-    }
-}
-
-/// Delivers what each node sent to the other until both are quiet; returns every datagram
-/// that crossed, for tests that replay or mangle them.
-fn pump(a: &mut Node, b: &mut Node) -> Vec<Vec<u8>> {
-    let mut crossed = Vec::new();
-    for _ in 0..20 {
-        let from_a = std::mem::take(&mut a.io.sent);
-        let from_b = std::mem::take(&mut b.io.sent);
-        if from_a.is_empty() && from_b.is_empty() {
-            break;
-        }
-        for (d, to) in from_a {
-            if to == b.addr {
-                b.receive(&d, a.addr);
-                crossed.push(d);
-            }
-        }
-        for (d, to) in from_b {
-            if to == a.addr {
-                a.receive(&d, b.addr);
-                crossed.push(d);
-            }
-        }
-    }
-    crossed
-}
-
-fn ipv6_packet(src: Ipv6Addr, dst: Ipv6Addr, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x60, 0, 0, 0];
-    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    p.extend_from_slice(&[17, 64]);
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
-    p.extend_from_slice(payload);
-    p
-}
+use crate::mem::{Node, ipv6_packet, pump};
+use crate::peers::{HANDSHAKES_PER_SECOND, Identity};
 
 fn pair(psk: Option<[u8; 32]>) -> (Node, Node) {
     let (mut a, mut b) = (Node::new(1, 1), Node::new(2, 2));
@@ -273,6 +152,44 @@ fn garbage_from_the_network_is_dropped_without_panic() {
     assert!(b.io.tun.is_empty(), "a replay reached the device");
     b.io.sent.clear();
     assert_eq!(exchange(&mut a, &mut b, b"still fine").len(), 1);
+}
+
+/// Found with the `wg_datagram` fuzz harness: each handshake message counts twice against the
+/// rate limit (here, and in the peer's state machine). When the second count tips over, the
+/// state machine answers a handshake response with a cookie reply: no handshake completed, so
+/// none is counted and the state is not in use (that would retire the state a key change
+/// replaced before the new one has a session).
+#[test]
+fn a_response_that_tips_the_rate_limit_completes_nothing() {
+    let (mut a, mut b) = pair(None);
+    b.send_packet(&ipv6_packet(b.inner(), a.inner(), b"x"));
+    let (init, _) = b.io.sent.pop().expect("b's initiation");
+    a.receive(&init, b.addr);
+    let (response, _) = a.io.sent.pop().expect("a's response");
+    // One message short of b's allowance: the response passes our check, not the second.
+    let from = Some(IpAddr::V4(*a.addr.ip()));
+    let mut reply = [0u8; 64];
+    for _ in 0..HANDSHAKES_PER_SECOND - 1 {
+        let r = b
+            .table
+            .identity
+            .rate_limiter
+            .verify_packet(from, &response, &mut reply);
+        assert!(r.is_ok(), "under load early");
+    }
+    b.receive(&response, a.addr);
+    let sent: Vec<(u8, usize)> = b.io.sent.iter().map(|(m, _)| (m[0], m.len())).collect();
+    assert_eq!(sent, vec![(MSG_COOKIE_REPLY, 64)]);
+    assert_eq!(b.c.handshakes.load(Ordering::Relaxed), 0);
+    let slot = b.table.slots.values().next().expect("one peer");
+    assert!(!slot.current.is_used());
+    assert!(
+        slot.current
+            .tunn
+            .lock()
+            .time_since_last_handshake()
+            .is_none()
+    );
 }
 
 #[test]

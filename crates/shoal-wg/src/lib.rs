@@ -11,7 +11,9 @@
 //!
 //! Modules: `keys` (static keys), `config` (what a tunnel starts with, and its checks), `peers`
 //! (the peer set and its sessions, key changes without a gap), `datapath` (what happens to each
-//! packet, free of I/O so it is tested in memory) and `tunnel` (device, socket, threads).
+//! packet, free of I/O so it is tested in memory) and `tunnel` (device, socket, threads). `mem`
+//! holds nodes in memory for the tests; with the `fuzzing` feature (off by default) a hidden
+//! `fuzzing` module drives the receive path on them for the fuzz target `wg_datagram` (not API).
 //!
 //! For the integration: VXLAN between tunnel addresses is VXLAN over IPv6, 70 bytes more (IPv6
 //! 40, UDP 8, VXLAN 8, inner Ethernet 14), so an encrypted overlay's MTU is the underlay's less
@@ -24,7 +26,12 @@
 
 mod config;
 mod datapath;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod keys;
+#[cfg(any(test, feature = "fuzzing"))]
+mod mem;
 mod peers;
 mod setup;
 mod tunnel;

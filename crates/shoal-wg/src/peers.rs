@@ -36,7 +36,7 @@ pub const RETIRE_AFTER_TICKS: u64 = 480;
 /// Handshake messages accepted per second before cookies are demanded (WireGuard's DoS
 /// defence). Each handshake message is counted twice: once to find its peer, once by the
 /// peer's own state machine.
-const HANDSHAKES_PER_SECOND: u64 = 2 * 100;
+pub(crate) const HANDSHAKES_PER_SECOND: u64 = 2 * 100;
 /// Session indices carry the peer's index in their upper 24 bits (boringtun's layout).
 const INDEX_BITS: u32 = 24;
 
