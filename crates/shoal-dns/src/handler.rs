@@ -86,6 +86,22 @@ async fn respond<R: ResponseHandler>(
     request: &Request,
     mut response_handle: R,
 ) -> ResponseInfo {
+    if !plain_question(request.as_slice())
+        && let Ok(none) = Queries::read(&mut BinDecoder::new(&[]), 0)
+    {
+        // hickory echoes the question's own bytes: a compression pointer there would point
+        // into the response's header and make it unreadable. No question can point back at
+        // anything but the header, so it is malformed: answered without echoing it.
+        let response = MessageResponseBuilder::new(&none, None)
+            .error_msg(&request.metadata, ResponseCode::FormErr);
+        return match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(_) => ResponseInfo::from(Header {
+                metadata: request.metadata,
+                counts: HeaderCounts::default(),
+            }),
+        };
+    }
     let reply = reply(resolver, view, forwarding, request).await;
     // A requester that speaks EDNS must get an OPT back; its size is the requester's, which is
     // what the encoder truncates UDP answers to.
@@ -114,6 +130,23 @@ async fn respond<R: ResponseHandler>(
                 metadata: reply.metadata,
                 counts: HeaderCounts::default(),
             })
+        }
+    }
+}
+
+/// Whether the request's question name is written out in full: labels up to the root, no
+/// compression pointer (or no question at all).
+fn plain_question(raw: &[u8]) -> bool {
+    if raw.len() < 12 || u16::from_be_bytes([raw[4], raw[5]]) == 0 {
+        return true;
+    }
+    let mut at = 12;
+    loop {
+        match raw.get(at) {
+            None => return false,
+            Some(0) => return true,
+            Some(&len) if len & 0xC0 == 0 => at += 1 + usize::from(len),
+            Some(_) => return false,
         }
     }
 }
@@ -403,6 +436,20 @@ mod tests {
         let mut notify = query("web.", RecordType::SOA);
         notify[2] = (notify[2] & 0x87) | (4 << 3);
         assert_eq!(answer(&notify).metadata.response_code, ResponseCode::NotImp);
+    }
+
+    /// Found by the `dns_query` fuzz target: a question whose name is a pointer back into the
+    /// header, followed by a cut answer record.
+    #[test]
+    fn an_unreadable_query_gets_a_response_that_parses() {
+        let resolver = Resolver::new(Vec::new());
+        let packet = [
+            0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc0, 0x00,
+            0x00, 0x00, 0x23, 0x00, 0x23,
+        ];
+        let bytes = resolver.answer_bytes(&view(), &packet).expect("an answer");
+        let response = Message::from_vec(&bytes).expect("the response parses");
+        assert_eq!(response.metadata.id, 0x0100);
     }
 
     #[test]
