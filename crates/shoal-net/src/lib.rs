@@ -430,10 +430,8 @@ pub fn attach_to(
     })
 }
 
-/// Makes a new, empty network namespace and keeps it at `path` (a bind mount of the namespace
-/// on an empty file, as `ip netns add` does), so it outlives the thread that made it and other
-/// processes (a task's shim, a Docker sandbox) can join it by path.
-pub fn create_netns(path: &Path) -> Result<(), NetError> {
+/// The empty file a namespace is bind-mounted on, made new: a path in use is refused.
+fn mount_point(path: &Path) -> Result<(), NetError> {
     let err = |source: std::io::Error| NetError::Netns {
         path: path.to_path_buf(),
         source,
@@ -445,7 +443,19 @@ pub fn create_netns(path: &Path) -> Result<(), NetError> {
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(err)?;
+        .map(|_| ())
+        .map_err(err)
+}
+
+/// Makes a new, empty network namespace and keeps it at `path` (a bind mount of the namespace
+/// on an empty file, as `ip netns add` does), so it outlives the thread that made it and other
+/// processes (a task's shim, a Docker sandbox) can join it by path.
+pub fn create_netns(path: &Path) -> Result<(), NetError> {
+    let err = |source: std::io::Error| NetError::Netns {
+        path: path.to_path_buf(),
+        source,
+    };
+    mount_point(path)?;
     let target = path.to_path_buf();
     let made = std::thread::spawn(move || -> Result<(), std::io::Error> {
         // A network namespace belongs to a thread: only this one moves into the new namespace.
@@ -472,18 +482,7 @@ pub fn create_netns(path: &Path) -> Result<(), NetError> {
 /// Keeps the namespace at `source` (another process's, such as `/proc/PID/ns/net`) at `path`
 /// too, as [`create_netns`] keeps a new one, so it is wired and released the same way.
 pub fn keep_netns(source: &Path, path: &Path) -> Result<(), NetError> {
-    let err = |source: std::io::Error| NetError::Netns {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(err)?;
+    mount_point(path)?;
     if let Err(e) = nix::mount::mount(
         Some(source),
         path,

@@ -41,7 +41,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::Cluster;
-use net::{MINUTE, addr_of, get_in, netns_of, three_nodes_on, wait_running};
+use net::{MINUTE, addr_of, create_client, get_in, netns_of, three_nodes_on, wait_running};
 use serde_json::Value;
 use shoal_testkit::hosts::{Hosts, in_netns, processes_in_netns};
 use util::arg;
@@ -572,23 +572,7 @@ fn vip(c: &Cluster, runs: usize) {
         args.extend(command);
         m.docker_ok(&args);
     }
-    m.docker_ok(&[
-        "service",
-        "create",
-        "--no-resolve-image",
-        "--detach",
-        "--name",
-        "client",
-        "--network",
-        "backend",
-        "--constraint",
-        "node.hostname==node1",
-        "--stop-grace-period",
-        "1s",
-        "host",
-        "sleep",
-        "100000",
-    ]);
+    create_client(m, "backend");
     let client = netns_of(c, &wait_running(c, "client", 1)[0]);
     println!(
         "3. from a task's death to its address gone from the VIP (the client task on node1 reads `nft list table ip shoal-lb` in its namespace, then waits {VIP_POLL:?}); each run kills the task on the node named"

@@ -22,8 +22,8 @@ use shoal_testkit::hosts::Hosts;
 use shoal_testkit::{Need, need};
 
 use net::{
-    MINUTE, addr_of, addr_on, curl_in, get_in, netns_of, running_tasks, tail, three_nodes_on,
-    wait_running,
+    MINUTE, addr_of, addr_on, create_client, curl_in, get_in, netns_of, running_tasks, tail,
+    three_nodes_on, wait_running,
 };
 
 fn ready() -> bool {
@@ -74,23 +74,7 @@ fn tasks_on_an_overlay_reach_each_other_across_nodes() {
     let site = tempfile::tempdir().expect("site dir");
     let www = format!("WWW={}", site.path().display());
     create_web(m, &www);
-    m.docker_ok(&[
-        "service",
-        "create",
-        "--no-resolve-image",
-        "--detach",
-        "--name",
-        "client",
-        "--network",
-        "backend",
-        "--constraint",
-        "node.hostname==node1",
-        "--stop-grace-period",
-        "1s",
-        "host",
-        "sleep",
-        "100000",
-    ]);
+    create_client(m, "backend");
     let webs = wait_running(&c, "web", 3);
     let client = harness::poll(
         "the client running",

@@ -23,7 +23,9 @@ use serde_json::Value;
 use shoal_testkit::hosts::Hosts;
 use shoal_testkit::{Need, need};
 
-use net::{MINUTE, addr_of, curl_in, hostname_of, netns_of, running_tasks, wait_running};
+use net::{
+    MINUTE, addr_of, create_client, curl_in, hostname_of, netns_of, running_tasks, wait_running,
+};
 
 fn ready() -> bool {
     need(&[
@@ -158,23 +160,7 @@ fn dead_and_unhealthy_tasks_leave_the_vip_and_idle_connections_survive_scaling()
         "TCP-LISTEN:7000,fork,reuseaddr",
         "SYSTEM:'hostname; exec cat'",
     ]);
-    m.docker_ok(&[
-        "service",
-        "create",
-        "--no-resolve-image",
-        "--detach",
-        "--name",
-        "client",
-        "--network",
-        "backend",
-        "--constraint",
-        "node.hostname==node1",
-        "--stop-grace-period",
-        "1s",
-        "host",
-        "sleep",
-        "100000",
-    ]);
+    create_client(m, "backend");
     let echoes = wait_running(&c, "echo", 3);
     let client = wait_running(&c, "client", 1).remove(0);
     let from = netns_of(&c, &client);

@@ -147,3 +147,25 @@ pub fn addr_on(task: &Value, network: &str) -> String {
         .to_string();
     a.split('/').next().unwrap_or(&a).to_string()
 }
+
+/// `client` on `network`: a host task on node1 that sleeps, whose namespace tests and
+/// benchmarks make requests from.
+pub fn create_client(m: &harness::Node, network: &str) {
+    m.docker_ok(&[
+        "service",
+        "create",
+        "--no-resolve-image",
+        "--detach",
+        "--name",
+        "client",
+        "--network",
+        network,
+        "--constraint",
+        "node.hostname==node1",
+        "--stop-grace-period",
+        "1s",
+        "host",
+        "sleep",
+        "100000",
+    ]);
+}
