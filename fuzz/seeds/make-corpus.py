@@ -63,6 +63,9 @@ put("template", "container", b"\x02{{.Node.ID}} {{/* a comment */}} {{.Task.ID}}
 
 put("join_token", "worker", "SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx")
 put("join_token", "manager-with-space", " SWMTKN-1-0000000000000000000000000000000000000000000000000z-zzzzzzzzzzzzzzzzzzzzzzzzz\n")
+put("unlock_key", "docker", "SWMKEY-1-7c37Cc8654o6p38HnroywCi19pllOnGtbdZEgtKxZu8")
+put("unlock_key", "padded-with-newline", "SWMKEY-1-7c37Cc8654o6p38HnroywCi19pllOnGtbdZEgtKxZu8=\n")
+put("unlock_key", "short", "SWMKEY-1-AAAA")
 
 # -- Images ------------------------------------------------------------------------------------
 for name, ref in [("short", "busybox"), ("tagged-registry", "127.0.0.1:5000/shoal-test/busybox:1.36"),

@@ -17,6 +17,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = read_body(req, state).await?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// [`Json`], with the raw body kept for what the wire type drops (shoal's own fields in a
+/// Docker-shaped body, read with `serde_json::Value`).
+pub struct JsonRaw<T>(pub T, pub Bytes);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonRaw<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = read_body(req, state).await?;
+        parse_json(&bytes).map(|v| JsonRaw(v, bytes))
+    }
+}
+
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    {
         // Refuse by the announced length before reading anything.
         let announced = req
             .headers()
@@ -34,7 +54,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                 ApiError::new(status, format!("cannot read the request body: {e}"))
             }
         })?;
-        parse_json(&bytes).map(Json)
+        Ok(bytes)
     }
 }
 

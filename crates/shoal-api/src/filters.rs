@@ -17,6 +17,8 @@ pub const NODES: &[&str] = &["id", "label", "membership", "name", "node.label", 
 pub const NETWORKS: &[&str] = &["driver", "id", "label", "name", "scope", "type"];
 /// The filters `POST /networks/prune` takes.
 pub const NETWORKS_PRUNE: &[&str] = &["label", "label!"];
+/// The filters `GET /secrets` and `GET /configs` take.
+pub const PAYLOADS: &[&str] = &["id", "label", "name", "names"];
 /// The filters `GET /tasks` takes.
 pub const TASKS: &[&str] = &[
     "id",

@@ -10,6 +10,7 @@ pub mod convert;
 pub mod error;
 pub mod filters;
 mod routes;
+pub mod tls;
 mod version;
 mod wire_names;
 
@@ -36,6 +37,8 @@ pub struct AppState {
 pub enum Listener {
     Unix(tokio::net::UnixListener),
     Tcp(tokio::net::TcpListener),
+    /// TCP where every connection first completes a TLS handshake (see [`tls`]).
+    Tls(tls::TlsListener),
 }
 
 /// Serves the API on `listener` until `state.shutdown` flips.
@@ -52,5 +55,6 @@ pub async fn serve(listener: Listener, state: AppState) -> std::io::Result<()> {
     match listener {
         Listener::Unix(l) => axum::serve(l, make).with_graceful_shutdown(signal).await,
         Listener::Tcp(l) => axum::serve(l, make).with_graceful_shutdown(signal).await,
+        Listener::Tls(l) => axum::serve(l, make).with_graceful_shutdown(signal).await,
     }
 }

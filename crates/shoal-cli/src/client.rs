@@ -81,8 +81,13 @@ pub type Query<'a> = [(&'a str, String)];
 impl Client {
     /// Builds a client for `host` (`unix:///path`, `tcp://host:port`). Nothing is dialed yet.
     pub fn new(host: &str) -> Result<Client> {
+        Client::with_tls(host, None)
+    }
+
+    /// [`Client::new`], speaking TLS to a `tcp://` host when `tls` is given.
+    pub fn with_tls(host: &str, tls: Option<&crate::tls::TlsSettings>) -> Result<Client> {
         Ok(Client {
-            transport: Transport::new(host)?,
+            transport: Transport::with_tls(host, tls)?,
             ping: OnceCell::new(),
             user_agent: format!(
                 "shoal-cli/{} ({})",
@@ -173,17 +178,17 @@ impl Client {
             .header(header::USER_AGENT, self.user_agent.as_str())
             .header(header::CONTENT_TYPE, content_type)
             .body(Full::new(body))
-            .map_err(|e| CliError::Http(e.to_string()))?;
+            .map_err(|e| CliError::Http(shoal_types::error::chain(&e)))?;
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| CliError::Http(e.to_string()))?;
+            .map_err(|e| CliError::Http(shoal_types::error::chain(&e)))?;
         let status = resp.status();
         let bytes = resp
             .into_body()
             .collect()
             .await
-            .map_err(|e| CliError::Http(e.to_string()))?
+            .map_err(|e| CliError::Http(shoal_types::error::chain(&e)))?
             .to_bytes();
         if status.is_success() {
             Ok(bytes)
@@ -213,7 +218,7 @@ impl Client {
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| CliError::Http(e.to_string()))?;
+            .map_err(|e| CliError::Http(shoal_types::error::chain(&e)))?;
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -272,15 +277,15 @@ impl Client {
                 sender
                     .send_request(req)
                     .await
-                    .map_err(|e| CliError::Http(e.to_string()))?
+                    .map_err(|e| CliError::Http(shoal_types::error::chain(&e)))?
             }
-            Err(e) => return Err(CliError::Http(e.to_string())),
+            Err(e) => return Err(CliError::Http(shoal_types::error::chain(&e))),
         };
         let (parts, incoming) = resp.into_parts();
         let bytes = incoming
             .collect()
             .await
-            .map_err(|e| CliError::Http(e.to_string()))?
+            .map_err(|e| CliError::Http(shoal_types::error::chain(&e)))?
             .to_bytes();
         self.transport.checkin(sender);
         Ok((parts.status, parts.headers, bytes))
@@ -302,7 +307,7 @@ impl Client {
         }
         builder
             .body(Full::new(body.unwrap_or_default()))
-            .map_err(|e| CliError::Http(e.to_string()))
+            .map_err(|e| CliError::Http(shoal_types::error::chain(&e)))
     }
 }
 

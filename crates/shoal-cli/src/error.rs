@@ -36,6 +36,9 @@ pub enum CliError {
     /// The `-H` value is not an address this client can dial.
     #[error("invalid host \"{0}\": expected unix:///path/to.sock or tcp://host:port")]
     BadHost(String),
+    /// TLS could not be set up: a certificate file, a key, or the handshake.
+    #[error("{0}")]
+    Tls(String),
     /// HTTP-level failure after the connection was made.
     #[error("error during connect: {0}")]
     Http(String),

@@ -7,10 +7,11 @@
 //! (0 ok, 1 failed operation, 2 bad usage). [`Client`] is reusable on its own.
 //!
 //! Modules: `client`/`transport` (HTTP/1.1 over unix or TCP with hyper, version negotiation,
-//! the daemon's errors), `format` and `units` (docker's tables, durations, sizes, "ago"),
+//! the daemon's errors), `tls` (docker's client TLS flags and environment), `format` and `units` (docker's tables, durations, sizes, "ago"),
 //! `filters`, `imageref` (image reference normalisation), and one module per command group:
 //! `swarm` (init/join/join-token/leave/update/ca), `node` (ls/inspect/update/promote/demote/rm/ps),
 //! `service` (create/update/scale/rollback/ls/ps/inspect/logs and the converge progress),
+//! `secret` (secret and config create/ls/inspect/rm/rotate, one implementation for both kinds),
 //! `system` (version, info).
 //!
 //! Deliberate differences from docker: suggested commands say `shoal`; without a terminal the
@@ -27,9 +28,11 @@ pub mod format;
 pub mod image;
 pub mod imageref;
 pub mod node;
+pub mod secret;
 pub mod service;
 pub mod swarm;
 pub mod system;
+pub mod tls;
 pub mod transport;
 pub mod units;
 
@@ -50,6 +53,12 @@ pub enum ClientCommand {
     /// Manage swarm services
     #[command(subcommand)]
     Service(service::ServiceCommand),
+    /// Manage Swarm secrets
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
+    /// Manage Swarm configs
+    #[command(subcommand)]
+    Config(secret::ConfigCommand),
     /// Manage this node's images
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -68,6 +77,8 @@ pub struct GlobalOpts {
     /// Daemon address: `unix:///path/to.sock` or `tcp://host:port` (from `-H/--host` or
     /// `SHOAL_HOST`; the caller supplies the default).
     pub host: String,
+    /// TLS for a `tcp://` host (`--tls*` flags and docker's environment), if on.
+    pub tls: Option<tls::TlsSettings>,
 }
 
 /// Runs one command against the daemon at `opts.host`, printing its output and errors; returns
@@ -83,11 +94,13 @@ pub async fn execute(opts: &GlobalOpts, cmd: ClientCommand) -> i32 {
 }
 
 async fn run(opts: &GlobalOpts, cmd: ClientCommand) -> Result<(), CliError> {
-    let client = Client::new(&opts.host)?;
+    let client = Client::with_tls(&opts.host, opts.tls.as_ref())?;
     match cmd {
         ClientCommand::Swarm(c) => swarm::run(&client, c).await,
         ClientCommand::Node(c) => node::run(&client, c).await,
         ClientCommand::Service(c) => service::run(&client, c).await,
+        ClientCommand::Secret(c) => secret::run_secret(&client, c).await,
+        ClientCommand::Config(c) => secret::run_config(&client, c).await,
         ClientCommand::Image(c) => image::run_image(&client, c).await,
         ClientCommand::Volume(c) => image::run_volume(&client, c).await,
         ClientCommand::Version => system::version(&client).await,
@@ -135,6 +148,8 @@ mod tests {
                 "--autolock",
             ],
             vec!["shoal", "swarm", "update", "--autolock=false"],
+            vec!["shoal", "swarm", "unlock"],
+            vec!["shoal", "swarm", "unlock-key", "-q", "--rotate"],
             vec![
                 "shoal",
                 "node",
@@ -293,6 +308,7 @@ mod tests {
     async fn unreachable_daemon_fails_with_one() {
         let opts = GlobalOpts {
             host: "unix:///nonexistent/shoal-cli-test.sock".to_string(),
+            tls: None,
         };
         let cmd = ClientCommand::Service(service::ServiceCommand::Ls(service::ls::LsArgs {
             quiet: false,
@@ -302,6 +318,7 @@ mod tests {
         assert_eq!(execute(&opts, cmd).await, 1);
         let bad = GlobalOpts {
             host: "ftp://x".to_string(),
+            tls: None,
         };
         assert_eq!(execute(&bad, ClientCommand::Info).await, 2);
     }

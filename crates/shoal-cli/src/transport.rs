@@ -1,5 +1,6 @@
-//! Dialing the daemon: parsing `-H` addresses, opening unix or TCP connections, HTTP/1.1 handshakes
-//! with hyper, and a small pool of idle connections.
+//! Dialing the daemon: parsing `-H` addresses, opening unix or TCP connections (TCP optionally
+//! over TLS, see [`crate::tls`]), HTTP/1.1 handshakes with hyper, and a small pool of idle
+//! connections.
 //!
 //! Concurrency: [`Transport`] is shared by reference; the idle pool is a mutex held only to push or
 //! pop a sender, never across an await. A connection goes back to the pool only after its response
@@ -7,7 +8,7 @@
 //! responses (logs) keep their connection to themselves.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -26,11 +27,18 @@ pub enum Endpoint {
 
 /// Docker's default port for plain-text TCP.
 const DEFAULT_TCP_PORT: u16 = 2375;
+/// Docker's default port for TCP with TLS.
+const DEFAULT_TLS_PORT: u16 = 2376;
 
 impl Endpoint {
     /// Parses docker's `-H` forms: `unix:///path`, a bare absolute path, `tcp://host[:port]`
-    /// (also `http://`). TLS (`https://`, `--tlsverify`) is not supported by this client.
+    /// (also `http://`), with docker's plain-text default port.
     pub fn parse(host: &str) -> Result<Endpoint> {
+        Endpoint::parse_for(host, false)
+    }
+
+    /// [`Endpoint::parse`], with docker's TLS default port (2376) when `tls`.
+    pub fn parse_for(host: &str, tls: bool) -> Result<Endpoint> {
         let bad = || CliError::BadHost(host.to_string());
         if let Some(path) = host.strip_prefix("unix://") {
             if path.is_empty() {
@@ -63,7 +71,12 @@ impl Endpoint {
         if has_port {
             Ok(Endpoint::Tcp(rest.to_string()))
         } else {
-            Ok(Endpoint::Tcp(format!("{rest}:{DEFAULT_TCP_PORT}")))
+            let port = if tls {
+                DEFAULT_TLS_PORT
+            } else {
+                DEFAULT_TCP_PORT
+            };
+            Ok(Endpoint::Tcp(format!("{rest}:{port}")))
         }
     }
 
@@ -84,14 +97,34 @@ pub struct Transport {
     /// The address as the user wrote it, for error messages.
     display: String,
     idle: Mutex<Vec<Sender>>,
+    /// TLS for a TCP endpoint: the configuration and the name the server must prove.
+    tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls_pki_types::ServerName<'static>,
+    )>,
 }
 
 impl Transport {
     pub fn new(host: &str) -> Result<Transport> {
+        Transport::with_tls(host, None)
+    }
+
+    /// A transport that speaks TLS to a `tcp://` host when `tls` is given (unix sockets ignore
+    /// it, as docker's); the certificate files are read now, so a bad one fails before any
+    /// request.
+    pub fn with_tls(host: &str, tls: Option<&crate::tls::TlsSettings>) -> Result<Transport> {
+        let endpoint = Endpoint::parse_for(host, tls.is_some())?;
+        let tls = match (&endpoint, tls) {
+            (Endpoint::Tcp(addr), Some(t)) => {
+                Some((t.client_config()?, crate::tls::server_name(addr)?))
+            }
+            _ => None,
+        };
         Ok(Transport {
-            endpoint: Endpoint::parse(host)?,
+            endpoint,
             display: host.to_string(),
             idle: Mutex::new(Vec::new()),
+            tls,
         })
     }
 
@@ -154,7 +187,16 @@ impl Transport {
                     .map_err(connect_err)?;
                 // Small request/response exchanges: don't let Nagle add latency to polling.
                 let _ = stream.set_nodelay(true);
-                handshake(TokioIo::new(stream)).await
+                let Some((cfg, name)) = &self.tls else {
+                    return handshake(TokioIo::new(stream)).await;
+                };
+                let tls = tokio_rustls::TlsConnector::from(cfg.clone())
+                    .connect(name.clone(), stream)
+                    .await
+                    .map_err(|e| {
+                        CliError::Tls(format!("TLS handshake with {} failed: {e}", self.display))
+                    })?;
+                handshake(TokioIo::new(tls)).await
             }
         }
     }
@@ -166,7 +208,7 @@ where
 {
     let (sender, conn) = http1::handshake(io)
         .await
-        .map_err(|e| CliError::Http(e.to_string()))?;
+        .map_err(|e| CliError::Http(shoal_types::error::chain(&e)))?;
     // The connection task ends when the server closes or every sender and body is dropped.
     tokio::spawn(async move {
         let _ = conn.await;

@@ -77,6 +77,15 @@ pub enum NodeError {
     AlreadyInSwarm,
     #[error("This node is not part of a swarm")]
     NotInSwarm,
+    /// An autolocked manager that restarted: everything but unlock waits for the key.
+    #[error(
+        "Swarm is encrypted and needs to be unlocked before it can be used. Please use \"docker swarm unlock\" to unlock it."
+    )]
+    Locked,
+    #[error("swarm could not be unlocked: invalid key provided")]
+    InvalidUnlockKey,
+    #[error("swarm is not locked")]
+    NotLocked,
     #[error("{0}")]
     FailedPrecondition(String),
     #[error("{field}: {why}")]
@@ -104,9 +113,13 @@ impl NodeError {
         match self {
             NodeError::AlreadyInSwarm
             | NodeError::NotInSwarm
+            | NodeError::Locked
             | NodeError::FailedPrecondition(_)
             | NodeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             NodeError::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
+            // Docker's statuses for these two.
+            NodeError::InvalidUnlockKey => StatusCode::UNAUTHORIZED,
+            NodeError::NotLocked => StatusCode::CONFLICT,
             NodeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             NodeError::Control(e) => e.status(),
         }

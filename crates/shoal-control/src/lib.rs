@@ -8,10 +8,12 @@
 //! HTTP status ([`ControlError::status`]), the one mapping every HTTP surface (the Docker API,
 //! the node-to-node RPC) uses.
 
+pub mod certs;
 pub mod error;
 pub mod surface;
 pub mod views;
 
+pub use certs::{ApiCertRequest, ApiCertUse, ApiCertificate};
 pub use error::{ControlError, NodeError};
 pub use surface::{ClusterView, ControlSurface, InitRequest, JoinRequest, Membership, NodeSurface};
 pub use views::{Quorum, RaftMembership, ServiceStatus};

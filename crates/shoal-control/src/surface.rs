@@ -13,12 +13,14 @@ use async_trait::async_trait;
 use shoal_runtime::{LogOptions, LogStream, RuntimeDriver, RuntimeError};
 use shoal_types::cluster::{Cluster, ClusterSpec, NetworkSettings};
 use shoal_types::node::{Availability, NodeSpec};
+use shoal_types::payload::{self, Payload, PayloadKind, PayloadSpec};
 use shoal_types::service::{Service, ServiceSpec};
 use shoal_types::task::Task;
-use shoal_types::{Id, Network, NetworkSpec, Node};
+use shoal_types::{Id, Network, NetworkSpec, Node, Timestamp};
 
+use crate::certs::{ApiCertRequest, ApiCertificate};
 use crate::error::{ControlError, NodeError};
-use crate::views::{Quorum, RaftMembership, ServiceStatus};
+use crate::views::{Quorum, RaftMembership, Rotated, ServiceStatus};
 
 /// An iterator over a view's objects.
 pub type Objects<'a, T> = Box<dyn Iterator<Item = &'a Arc<T>> + 'a>;
@@ -46,6 +48,10 @@ pub trait ClusterView: Send + Sync {
     fn networks(&self) -> Objects<'_, Network>;
     /// By full ID, then name, then unambiguous ID prefix.
     fn find_network(&self, key: &str) -> Result<Arc<Network>, ControlError>;
+    /// Every secret or every config.
+    fn payloads(&self, kind: PayloadKind) -> Objects<'_, Payload>;
+    /// By full ID, then name, then unambiguous ID prefix.
+    fn find_payload(&self, kind: PayloadKind, key: &str) -> Result<Arc<Payload>, ControlError>;
 }
 
 /// The manager's control surface: validated writes (each carrying the version the caller read,
@@ -84,6 +90,31 @@ pub trait ControlSurface: Send + Sync {
     async fn create_network(&self, spec: NetworkSpec) -> Result<Arc<Network>, ControlError>;
     async fn remove_network(&self, key: &str) -> Result<(), ControlError>;
 
+    /// A secret or config with its first version.
+    async fn create_payload(
+        &self,
+        kind: PayloadKind,
+        spec: PayloadSpec,
+        data: payload::Bytes,
+    ) -> Result<Arc<Payload>, ControlError>;
+    /// Swarm's update of a secret or config: only its labels may change.
+    async fn update_payload_labels(
+        &self,
+        kind: PayloadKind,
+        key: &str,
+        version: u64,
+        spec: PayloadSpec,
+    ) -> Result<Arc<Payload>, ControlError>;
+    /// A new version under the same name; the services following the newest version roll.
+    async fn rotate_payload(
+        &self,
+        kind: PayloadKind,
+        key: &str,
+        data: payload::Bytes,
+    ) -> Result<Rotated, ControlError>;
+    /// Refused while a service uses it.
+    async fn remove_payload(&self, kind: PayloadKind, key: &str) -> Result<(), ControlError>;
+
     /// Updates the swarm's settings, optionally rotating the join tokens.
     async fn update_cluster(
         &self,
@@ -92,6 +123,19 @@ pub trait ControlSurface: Send + Sync {
         rotate_worker: bool,
         rotate_manager: bool,
     ) -> Result<Arc<Cluster>, ControlError>;
+
+    /// Replaces the autolock unlock key (`swarm unlock-key --rotate`); refused while autolock
+    /// is off.
+    async fn rotate_unlock_key(&self, version: u64) -> Result<Arc<Cluster>, ControlError>;
+
+    /// Signs an API certificate (a user's client certificate, or a daemon's API server
+    /// certificate) with the cluster's root, valid from `now`. Writes nothing: the certificate
+    /// is the only record, as with dockerd's.
+    fn issue_api_certificate(
+        &self,
+        req: &ApiCertRequest,
+        now: Timestamp,
+    ) -> Result<ApiCertificate, ControlError>;
 }
 
 pub struct InitRequest {
@@ -132,6 +176,15 @@ pub trait NodeSurface: Send + Sync {
     async fn swarm_init(&self, req: InitRequest) -> Result<Id, NodeError>;
     async fn swarm_join(&self, req: JoinRequest) -> Result<(), NodeError>;
     async fn swarm_leave(&self, force: bool) -> Result<(), NodeError>;
+    /// Whether this node is a manager of an autolocked swarm that restarted and waits for its
+    /// unlock key: it then serves nothing but [`NodeSurface::swarm_unlock`].
+    fn locked(&self) -> bool {
+        false
+    }
+    /// Opens a locked manager's keys with the unlock key (`SWMKEY-1-...`) and starts it.
+    async fn swarm_unlock(&self, _key: &str) -> Result<(), NodeError> {
+        Err(NodeError::NotLocked)
+    }
     /// The swarm this node is in, if any.
     async fn swarm(&self) -> Option<Membership>;
     /// A task's output, from the node that runs it (`node`: its ID and RPC endpoint).

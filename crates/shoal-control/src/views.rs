@@ -58,3 +58,12 @@ mod tests {
         assert_eq!(q(0, 4).needed(), 3);
     }
 }
+
+/// What `secret rotate` / `config rotate` did: the payload's new version and the services that
+/// now roll to it.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    pub payload: std::sync::Arc<shoal_types::Payload>,
+    pub version: u64,
+    pub services: Vec<shoal_types::Id>,
+}

@@ -113,8 +113,22 @@ impl DockerDriver {
             Some(_) => self.sandbox_of(&run.task_id).await?,
             None => None,
         };
-        let body = spec::create_body(run, &self.owner, sandbox.as_deref())?;
+        let mut body = spec::create_body(run, &self.owner, sandbox.as_deref())?;
         self.ensure_image(&run.container.image).await?;
+        if !run.files.is_empty() {
+            let bound = self.materialize_files(run).await?;
+            body.host_config
+                .get_or_insert_default()
+                .mounts
+                .get_or_insert_default()
+                .extend(bound.into_iter().map(|b| bollard::models::Mount {
+                    target: Some(b.target),
+                    source: Some(b.source.display().to_string()),
+                    typ: Some(bollard::models::MountType::BIND),
+                    read_only: Some(true),
+                    ..Default::default()
+                }));
+        }
         let name = spec::container_name(run);
         let created = self
             .docker
@@ -139,15 +153,115 @@ impl DockerDriver {
             Err(e) if status_of(&e) == Some(409) => {
                 self.container_of(&run.task_id).await.map(|_| ())
             }
-            Err(e) if status_of(&e) == Some(404) => {
-                Err(RuntimeError::ImageNotFound(run.container.image.clone()))
+            Err(e) => {
+                // Not created: its files go now, not at a removal that may never come.
+                self.release_files(&run.task_id).await?;
+                Err(Self::create_error(run, &name, e))
             }
-            Err(e) if status_of(&e) == Some(400) => Err(RuntimeError::InvalidSpec {
+        }
+    }
+
+    fn create_error(run: &TaskRun, name: &str, e: bollard::errors::Error) -> RuntimeError {
+        match e {
+            e if status_of(&e) == Some(404) => {
+                RuntimeError::ImageNotFound(run.container.image.clone())
+            }
+            e if status_of(&e) == Some(400) => RuntimeError::InvalidSpec {
                 field: "container",
                 why: message_of(&e),
-            }),
-            Err(e) => Err(api_err(format!("creating container {name}"), e)),
+            },
+            e => api_err(format!("creating container {name}"), e),
         }
+    }
+
+    /// Waits for the task's container to exit; its exit.
+    async fn wait_exit(&self, task_id: &Id) -> Result<ExitInfo, RuntimeError> {
+        let c = self.inspect(task_id).await?;
+        match Self::state_of(&c) {
+            RuntimeTaskState::Exited(e) => return Ok(e),
+            RuntimeTaskState::Created => {
+                return Err(RuntimeError::StartFailed(format!(
+                    "task {task_id} was never started"
+                )));
+            }
+            RuntimeTaskState::Running { .. } => {}
+        }
+        let id = c.id.clone().unwrap_or_default();
+        // The wait call has no deadline of its own: a task may run for months.
+        let patient = self
+            .docker
+            .clone()
+            .with_timeout(Duration::from_secs(u64::from(u32::MAX)));
+        let mut waited = patient.wait_container(
+            &id,
+            Some(WaitContainerOptions {
+                condition: "not-running".into(),
+            }),
+        );
+        match waited.next().await {
+            // A non-zero exit comes back as an error carrying the code: the container is done.
+            Some(Ok(_))
+            | Some(Err(bollard::errors::Error::DockerContainerWaitError { .. }))
+            | None => {}
+            Some(Err(e)) if status_of(&e) == Some(404) => {
+                self.cache().remove(task_id);
+                return Err(RuntimeError::NotFound(task_id.clone()));
+            }
+            Some(Err(e)) => return Err(api_err(format!("waiting for task {task_id}"), e)),
+        }
+        let mut c = self.inspect(task_id).await?;
+        // Docker learns of an OOM kill from an event that can arrive after the exit: a
+        // SIGKILLed container with a memory limit is asked again for a moment before its
+        // exit is taken as a plain kill.
+        let limited = c
+            .host_config
+            .as_ref()
+            .and_then(|h| h.memory)
+            .is_some_and(|m| m > 0);
+        for _ in 0..OOM_SETTLE_TRIES {
+            let e = Self::exit_info(&c);
+            if !(limited && e.code == 128 + 9 && !e.oom_killed) {
+                break;
+            }
+            tokio::time::sleep(OOM_SETTLE_STEP).await;
+            c = self.inspect(task_id).await?;
+        }
+        Ok(Self::exit_info(&c))
+    }
+
+    /// Where a task's secret and config files live: a tmpfs outside any data directory, bound
+    /// into the container file by file.
+    fn files_dir(&self, task: &Id) -> PathBuf {
+        shoal_runtime::files::dir_for(&std::path::Path::new(&self.owner).join(task.as_str()))
+    }
+
+    async fn materialize_files(
+        &self,
+        run: &TaskRun,
+    ) -> Result<Vec<shoal_runtime::files::Bound>, RuntimeError> {
+        let (dir, files) = (self.files_dir(&run.task_id), run.files.clone());
+        tokio::task::spawn_blocking(move || shoal_runtime::files::materialize(&dir, &files))
+            .await
+            .map_err(|e| RuntimeError::failed("writing the task's files", e))?
+            .map_err(|e| RuntimeError::Io {
+                context: format!(
+                    "writing the secret and config files of task {}",
+                    run.task_id
+                ),
+                source: e,
+            })
+    }
+
+    async fn release_files(&self, task: &Id) -> Result<(), RuntimeError> {
+        let dir = self.files_dir(task);
+        let id = task.clone();
+        tokio::task::spawn_blocking(move || shoal_runtime::files::release(&dir))
+            .await
+            .map_err(|e| RuntimeError::failed("removing the task's files", e))?
+            .map_err(|e| RuntimeError::Io {
+                context: format!("removing the secret and config files of task {id}"),
+                source: e,
+            })
     }
 
     fn exit_info(c: &ContainerInspectResponse) -> ExitInfo {
@@ -244,57 +358,11 @@ impl RuntimeDriver for DockerDriver {
     }
 
     async fn wait(&self, task_id: &Id) -> Result<ExitInfo, RuntimeError> {
-        let c = self.inspect(task_id).await?;
-        match Self::state_of(&c) {
-            RuntimeTaskState::Exited(e) => return Ok(e),
-            RuntimeTaskState::Created => {
-                return Err(RuntimeError::StartFailed(format!(
-                    "task {task_id} was never started"
-                )));
-            }
-            RuntimeTaskState::Running { .. } => {}
-        }
-        let id = c.id.clone().unwrap_or_default();
-        // The wait call has no deadline of its own: a task may run for months.
-        let patient = self
-            .docker
-            .clone()
-            .with_timeout(Duration::from_secs(u64::from(u32::MAX)));
-        let mut waited = patient.wait_container(
-            &id,
-            Some(WaitContainerOptions {
-                condition: "not-running".into(),
-            }),
-        );
-        match waited.next().await {
-            // A non-zero exit comes back as an error carrying the code: the container is done.
-            Some(Ok(_))
-            | Some(Err(bollard::errors::Error::DockerContainerWaitError { .. }))
-            | None => {}
-            Some(Err(e)) if status_of(&e) == Some(404) => {
-                self.cache().remove(task_id);
-                return Err(RuntimeError::NotFound(task_id.clone()));
-            }
-            Some(Err(e)) => return Err(api_err(format!("waiting for task {task_id}"), e)),
-        }
-        let mut c = self.inspect(task_id).await?;
-        // Docker learns of an OOM kill from an event that can arrive after the exit: a
-        // SIGKILLed container with a memory limit is asked again for a moment before its
-        // exit is taken as a plain kill.
-        let limited = c
-            .host_config
-            .as_ref()
-            .and_then(|h| h.memory)
-            .is_some_and(|m| m > 0);
-        for _ in 0..OOM_SETTLE_TRIES {
-            let e = Self::exit_info(&c);
-            if !(limited && e.code == 128 + 9 && !e.oom_killed) {
-                break;
-            }
-            tokio::time::sleep(OOM_SETTLE_STEP).await;
-            c = self.inspect(task_id).await?;
-        }
-        Ok(Self::exit_info(&c))
+        let exit = self.wait_exit(task_id).await?;
+        // Its secrets leave the node with its process, not with its container, which the task
+        // history keeps for a while.
+        self.release_files(task_id).await?;
+        Ok(exit)
     }
 
     async fn stop(&self, task_id: &Id, grace: Duration) -> Result<(), RuntimeError> {
@@ -346,6 +414,8 @@ impl RuntimeDriver for DockerDriver {
             Err(RuntimeError::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
+        // After the container that bound them.
+        self.release_files(task_id).await?;
         // After the task's container, which lives in its namespace; also when the task was
         // never prepared.
         if self.remove_sandbox(task_id).await? {

@@ -352,6 +352,7 @@ pub(crate) mod tests {
             hostname: "h".into(),
             networks: Vec::new(),
             netns: None,
+            files: Vec::new(),
         }
     }
 

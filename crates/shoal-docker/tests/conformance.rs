@@ -100,6 +100,10 @@ impl Harness for Docker {
         path
     }
 
+    async fn memory_mounts(&self, task: &Id) -> Option<Vec<String>> {
+        Some(shoal_runtime::conformance::tmpfs_mounts_naming(task))
+    }
+
     async fn leftovers(&self, _driver: &DockerDriver, task: &Id) -> Vec<String> {
         let mut left = Vec::new();
         for (label, what) in [

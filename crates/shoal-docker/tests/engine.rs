@@ -76,6 +76,7 @@ impl Env {
             hostname: "dt-host".into(),
             networks: Vec::new(),
             netns: None,
+            files: Vec::new(),
         }
     }
 

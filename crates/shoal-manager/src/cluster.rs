@@ -59,18 +59,21 @@ pub fn new_cluster(
         worker: JoinToken::generate(&ca, ids).to_string(),
         manager: JoinToken::generate(&ca, ids).to_string(),
     };
-    Ok(Cluster {
+    let mut c = Cluster {
         id,
         meta: Default::default(),
         spec,
         join_tokens,
         root_ca: stored(&ca)?,
         ..Default::default()
-    })
+    };
+    // `swarm init --autolock`: the first manager locks its keys from the start.
+    crate::autolock::unlock_key_step(None, &mut c, false)?;
+    Ok(c)
 }
 
 /// The root that signs now (the new one during a rotation) and the intermediate to send along.
-fn issuer(c: &Cluster) -> Result<(RootCa, Option<String>, String), ControlError> {
+pub(crate) fn issuer(c: &Cluster) -> Result<(RootCa, Option<String>, String), ControlError> {
     match &c.root_rotation {
         Some(r) => Ok((
             signing(&r.next)?,

@@ -25,7 +25,7 @@ const APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Control {
     store: Store,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     ids: Arc<Mutex<IdGen>>,
 }
 
@@ -167,6 +167,7 @@ impl Control {
         }
         validate::check_service_spec(&spec)?;
         Self::resolve_service_networks(&self.view(), &mut spec)?;
+        Self::resolve_service_payloads(&self.view(), &mut spec)?;
         if self.view().service_by_name(&spec.name).is_some() {
             return Err(ControlError::Conflict(format!(
                 "service name {:?} is already in use",
@@ -230,6 +231,7 @@ impl Control {
         } else {
             validate::check_service_update(&cur.spec, &spec)?;
             Self::resolve_service_networks(&view, &mut spec)?;
+            Self::resolve_service_payloads(&view, &mut spec)?;
             if spec.name != cur.spec.name {
                 validate::check_name("Name", &spec.name)?;
             }
@@ -458,6 +460,7 @@ impl Control {
                 &mut ids,
             )?;
         }
+        crate::autolock::unlock_key_step(Some(&cur), &mut next, false)?;
         self.write(vec![Op::PutCluster {
             cluster: next,
             expect_version: Some(version),

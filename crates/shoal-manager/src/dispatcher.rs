@@ -15,6 +15,7 @@ use shoal_store::state::Delta;
 use shoal_store::{Op, Proposal, State, Store};
 use shoal_types::dispatch::{Assignments, NodeInfo, SessionMessage, TaskStatusReport};
 use shoal_types::node::{NodeDescription, NodeRole, NodeState, NodeStatus};
+use shoal_types::payload::{Delivered, Delivery, PayloadKind};
 use shoal_types::task::TaskState;
 use shoal_types::{Clock, Id, Task, Timestamp};
 use tokio::sync::watch;
@@ -156,6 +157,7 @@ impl Dispatcher {
             let mut last_leader = None;
             let mut seen: Option<Arc<State>> = None;
             let mut last_map: Option<shoal_types::dispatch::NetworkMap> = None;
+            let mut last_delivery: Option<Delivery> = None;
             loop {
                 let view = states.borrow_and_update().clone();
                 // Only what this node sees is recomputed: its info when a node, the cluster
@@ -207,6 +209,23 @@ impl Dispatcher {
                         last_map = Some(map);
                     }
                 }
+                // The secrets and configs this node's tasks use, in the same message as the
+                // tasks, so none starts without its files and none lingers after its last user.
+                let delivery_due = delta.as_ref().is_none_or(|d| {
+                    !d.payloads.is_empty() || d.tasks.iter().any(|t| t.nodes().any(|n| *n == node))
+                });
+                let mut delivery = None;
+                if delivery_due {
+                    let d = delivery_for(&view, &node);
+                    let news = match &last_delivery {
+                        None => !d.payloads.is_empty(),
+                        Some(last) => *last != d,
+                    };
+                    if news {
+                        delivery = Some(d.clone());
+                        last_delivery = Some(d);
+                    }
+                }
                 let message = match (&mut sent, &delta) {
                     (Some(sent), Some(delta)) => assignment_changes(&view, &node, delta, sent),
                     _ => {
@@ -219,6 +238,18 @@ impl Dispatcher {
                         );
                         Some(all)
                     }
+                };
+                let message = match (message, delivery) {
+                    (Some(mut m), d @ Some(_)) => {
+                        m.payloads = d;
+                        Some(m)
+                    }
+                    (None, d @ Some(_)) => {
+                        let mut m = Assignments::changes(view.version, Vec::new(), Vec::new());
+                        m.payloads = d;
+                        Some(m)
+                    }
+                    (m, None) => m,
                 };
                 if let Some(m) = message
                     && tx.send(SessionMessage::Assignments(m)).await.is_err()
@@ -499,6 +530,43 @@ fn assigned<'a>(view: &'a State, node: &Id, task: &Id) -> Option<&'a Arc<Task>> 
         .filter(|t| t.node_id.as_ref() == Some(node) && t.status.state >= TaskState::Assigned)
 }
 
+/// The data of every secret and config version that a task on `node` may still start with or
+/// is running with, and nothing else: a node never holds a payload none of its tasks uses.
+pub fn delivery_for(view: &State, node: &Id) -> Delivery {
+    let mut out = BTreeMap::new();
+    for t in view.tasks_on_node(node).filter(|t| {
+        t.status.state >= TaskState::Assigned
+            && t.status.state <= TaskState::Running
+            && t.desired_state <= TaskState::Running
+    }) {
+        let c = &t.spec.container;
+        let refs = c
+            .secrets
+            .iter()
+            .map(|r| (PayloadKind::Secret, r))
+            .chain(c.configs.iter().map(|r| (PayloadKind::Config, r)));
+        for (kind, r) in refs {
+            let Some(p) = view.payload(kind, &r.id) else {
+                continue;
+            };
+            let Some(v) = p.version(r.version) else {
+                continue;
+            };
+            out.entry((kind, r.id.clone(), r.version))
+                .or_insert_with(|| Delivered {
+                    kind,
+                    id: r.id.clone(),
+                    version: r.version,
+                    data: v.data.clone(),
+                    templated: p.spec.templating.is_some(),
+                });
+        }
+    }
+    Delivery {
+        payloads: out.into_values().collect(),
+    }
+}
+
 /// A node's whole set of assignments.
 pub fn assignments_for(view: &State, node: &Id) -> Assignments {
     let mut tasks: Vec<_> = view
@@ -635,5 +703,64 @@ mod tests {
             assignment_changes(&s2, &n1, &s2.delta_since(&s1), &mut sent),
             None
         );
+    }
+
+    /// A node is handed the payload versions its live tasks use, and nothing for tasks that
+    /// ended, are ending, or run elsewhere.
+    #[test]
+    fn a_node_gets_only_what_its_live_tasks_use() {
+        use shoal_types::payload::{Bytes, FileRef, Payload, PayloadSpec, PayloadVersion};
+        let secret = |i: &str, versions: &[u64]| Payload {
+            id: id(i),
+            meta: Default::default(),
+            kind: PayloadKind::Secret,
+            spec: PayloadSpec {
+                name: i.into(),
+                ..Default::default()
+            },
+            versions: versions
+                .iter()
+                .map(|v| PayloadVersion {
+                    version: *v,
+                    data: Bytes::new(vec![*v as u8]),
+                    created_at: Timestamp(0),
+                })
+                .collect(),
+        };
+        let using = |i: &str, node: &str, state: TaskState, secret: &str, version: u64| {
+            let mut t = task(i, Some(node), state);
+            t.spec.container.secrets = vec![FileRef {
+                id: id(secret),
+                name: secret.into(),
+                version,
+                target: secret.into(),
+                mode: 0o400,
+                ..Default::default()
+            }];
+            t
+        };
+        let mut ending = using("d", "n1", TaskState::Running, "gone", 1);
+        ending.desired_state = TaskState::Shutdown;
+        let s = apply(
+            &State::default(),
+            vec![
+                Op::CreatePayload(secret("pw", &[1, 2])),
+                Op::CreatePayload(secret("elsewhere", &[1])),
+                Op::CreatePayload(secret("done", &[1])),
+                Op::CreatePayload(secret("gone", &[1])),
+                Op::CreateTask(using("a", "n1", TaskState::Running, "pw", 1)),
+                Op::CreateTask(using("b", "n1", TaskState::Assigned, "pw", 2)),
+                Op::CreateTask(using("c", "n2", TaskState::Running, "elsewhere", 1)),
+                Op::CreateTask(using("e", "n1", TaskState::Complete, "done", 1)),
+                Op::CreateTask(ending),
+            ],
+        );
+        let got: Vec<(String, u64)> = delivery_for(&s, &id("n1"))
+            .payloads
+            .iter()
+            .map(|d| (d.id.to_string(), d.version))
+            .collect();
+        assert_eq!(got, vec![("pw".to_string(), 1), ("pw".to_string(), 2)]);
+        assert!(delivery_for(&s, &id("n3")).payloads.is_empty());
     }
 }

@@ -35,6 +35,9 @@ pub fn from_op(e: &OpError) -> ControlError {
         OpError::PortInUse { .. } => ControlError::invalid("EndpointSpec.Ports", e.to_string()),
         OpError::AddressesExhausted { .. }
         | OpError::PortsExhausted { .. }
-        | OpError::NetworkInUse { .. } => ControlError::FailedPrecondition(e.to_string()),
+        | OpError::NetworkInUse { .. }
+        | OpError::InUse { .. }
+        | OpError::NoSuchVersion { .. }
+        | OpError::Renamed { .. } => ControlError::FailedPrecondition(e.to_string()),
     }
 }

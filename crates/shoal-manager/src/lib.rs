@@ -5,6 +5,8 @@
 //! surface ([`shoal_control::ControlSurface`], implemented by [`Manager`] with read views from
 //! [`views`]); [`Dispatcher`] serves node agents.
 
+pub mod api_certs;
+pub mod autolock;
 pub mod cluster;
 pub mod control;
 pub mod controllers;
@@ -15,6 +17,7 @@ pub mod loops;
 pub mod names;
 pub mod netmap;
 pub mod networks;
+pub mod payloads;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod validate;

@@ -14,7 +14,9 @@ use shoal_types::{Id, Node, Timestamp};
 
 /// A store in `dir` that is its own single member, bootstrapped and leading.
 pub async fn leading_store(dir: &Path) -> Store {
-    let store = Store::open(dir, 1, RaftTiming::default(), Network::default())
+    // A fixed data key: a fixture reopened on the same dir reads its rows again.
+    let sealer = shoal_store::Sealer::new(&shoal_store::seal::SecretKey::from_bytes([7; 32]));
+    let store = Store::open(dir, 1, RaftTiming::default(), Network::default(), sealer)
         .await
         .expect("store");
     store.bootstrap("127.0.0.1:2377").await.expect("bootstrap");

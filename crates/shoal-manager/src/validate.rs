@@ -170,7 +170,7 @@ pub fn check_node_spec(spec: &NodeSpec) -> Result<(), ControlError> {
     check_labels("Labels", spec.labels.keys())
 }
 
-fn check_labels<'a>(
+pub(crate) fn check_labels<'a>(
     field: &str,
     keys: impl Iterator<Item = &'a String>,
 ) -> Result<(), ControlError> {

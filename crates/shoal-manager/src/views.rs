@@ -7,14 +7,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use shoal_control::surface::Objects;
-use shoal_control::views::{Quorum, RaftMembership, ServiceStatus};
-use shoal_control::{ClusterView, ControlSurface};
+use shoal_control::views::{Quorum, RaftMembership, Rotated, ServiceStatus};
+use shoal_control::{ApiCertRequest, ApiCertificate, ClusterView, ControlSurface};
 use shoal_store::{State, Store};
 use shoal_types::cluster::{Cluster, ClusterSpec};
 use shoal_types::node::{NodeRole, NodeSpec, NodeState};
+use shoal_types::payload::{self, Payload, PayloadKind, PayloadSpec};
 use shoal_types::service::{Service, ServiceMode, ServiceSpec};
 use shoal_types::task::{Task, TaskState};
-use shoal_types::{Id, Network, NetworkSpec, Node};
+use shoal_types::{Id, Network, NetworkSpec, Node, Timestamp};
 
 use crate::error::ControlError;
 use crate::{Control, Manager};
@@ -65,6 +66,14 @@ impl ClusterView for Snapshot {
 
     fn find_network(&self, key: &str) -> Result<Arc<Network>, ControlError> {
         Control::find_network(&self.0, key)
+    }
+
+    fn payloads(&self, kind: PayloadKind) -> Objects<'_, Payload> {
+        Box::new(self.0.payloads(kind))
+    }
+
+    fn find_payload(&self, kind: PayloadKind, key: &str) -> Result<Arc<Payload>, ControlError> {
+        Control::find_payload(&self.0, kind, key)
     }
 
     fn find_service(&self, key: &str) -> Result<Arc<Service>, ControlError> {
@@ -211,6 +220,40 @@ impl ControlSurface for Manager {
         self.control.remove_network(key).await
     }
 
+    async fn create_payload(
+        &self,
+        kind: PayloadKind,
+        spec: PayloadSpec,
+        data: payload::Bytes,
+    ) -> Result<Arc<Payload>, ControlError> {
+        self.control.create_payload(kind, spec, data).await
+    }
+
+    async fn update_payload_labels(
+        &self,
+        kind: PayloadKind,
+        key: &str,
+        version: u64,
+        spec: PayloadSpec,
+    ) -> Result<Arc<Payload>, ControlError> {
+        self.control
+            .update_payload_labels(kind, key, version, spec)
+            .await
+    }
+
+    async fn rotate_payload(
+        &self,
+        kind: PayloadKind,
+        key: &str,
+        data: payload::Bytes,
+    ) -> Result<Rotated, ControlError> {
+        self.control.rotate_payload(kind, key, data).await
+    }
+
+    async fn remove_payload(&self, kind: PayloadKind, key: &str) -> Result<(), ControlError> {
+        self.control.remove_payload(kind, key).await
+    }
+
     async fn update_cluster(
         &self,
         version: u64,
@@ -221,5 +264,17 @@ impl ControlSurface for Manager {
         self.control
             .update_cluster(version, spec, rotate_worker, rotate_manager)
             .await
+    }
+
+    async fn rotate_unlock_key(&self, version: u64) -> Result<Arc<Cluster>, ControlError> {
+        self.control.rotate_unlock_key(version).await
+    }
+
+    fn issue_api_certificate(
+        &self,
+        req: &ApiCertRequest,
+        now: Timestamp,
+    ) -> Result<ApiCertificate, ControlError> {
+        crate::api_certs::issue(&*self.control.cluster()?, req, now)
     }
 }

@@ -229,9 +229,16 @@ async fn a_live_session_revives_a_node_marked_down_behind_it() {
 async fn a_manager_that_does_not_lead_refuses_heartbeats() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Never bootstrapped: it leads nothing.
-    let store = Store::open(dir.path(), 1, RaftTiming::default(), Network::default())
-        .await
-        .expect("store");
+    let sealer = shoal_store::Sealer::new(&shoal_store::seal::SecretKey::from_bytes([7; 32]));
+    let store = Store::open(
+        dir.path(),
+        1,
+        RaftTiming::default(),
+        Network::default(),
+        sealer,
+    )
+    .await
+    .expect("store");
     let clock = Arc::new(FakeClock::new(Timestamp(1_000_000_000_000)));
     let d = Dispatcher::new(store.clone(), clock, Duration::from_secs(5));
     assert!(matches!(

@@ -208,6 +208,12 @@ impl RuntimeDriver for NativeDriver {
         if !shoal_runtime::is_host_image(&run.container.image) {
             return self.prepare_image(run, dir).await;
         }
+        if !run.files.is_empty() {
+            return Err(RuntimeError::InvalidSpec {
+                field: "secrets",
+                why: "a task of the host image shares the node's filesystem, so it cannot be given secret or config files; use an image".into(),
+            });
+        }
         let node = prepare::NodeFacts {
             namespaces: self.namespaces,
             is_root: self.caps.root,
@@ -263,7 +269,14 @@ impl RuntimeDriver for NativeDriver {
 
     async fn wait(&self, task_id: &Id) -> Result<ExitInfo, RuntimeError> {
         let dir = self.known(task_id)?;
-        self.wait_dir(task_id, &dir).await
+        let exit = self.wait_dir(task_id, &dir).await?;
+        // Its secrets leave the node with its process, not with its record, which the task
+        // history keeps for a while.
+        let path = dir.path().display().to_string();
+        blocking(move || image_task::release_files(&dir))
+            .await?
+            .map_err(|e| io(format!("removing the secret files of {path}"), e))?;
+        Ok(exit)
     }
 
     async fn stop(&self, task_id: &Id, grace: Duration) -> Result<(), RuntimeError> {

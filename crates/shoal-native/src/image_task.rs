@@ -18,6 +18,13 @@ use super::{etc_files, prepare, rootfs, user, volumes};
 use shoal_runtime::image::{ImageConfig, ResolvedImage};
 use shoal_runtime::{RuntimeError, TaskRun};
 
+/// The tmpfs holding the task's secret and config files: outside the data directory (see
+/// `shoal_runtime::files`), at a path derived from the task's directory so a restarted driver
+/// finds it again.
+fn files_dir(dir: &TaskDir) -> PathBuf {
+    shoal_runtime::files::dir_for(dir.path())
+}
+
 fn invalid(field: &'static str, why: impl Into<String>) -> RuntimeError {
     RuntimeError::InvalidSpec {
         field,
@@ -73,9 +80,15 @@ pub(crate) struct ImageNode<'a> {
     pub now: Timestamp,
 }
 
+/// Unmounts the task's secret and config files (nothing there is not an error).
+pub(crate) fn release_files(dir: &TaskDir) -> std::io::Result<()> {
+    shoal_runtime::files::release(&files_dir(dir))
+}
+
 /// Removes whatever a (possibly half-done) image task left in its directory: the rootfs mount,
 /// then the directory. Refuses to delete through a rootfs that is still mounted.
 pub(crate) fn cleanup(dir: &TaskDir) -> std::io::Result<()> {
+    shoal_runtime::files::release(&files_dir(dir))?;
     let root = dir.file(layout::ROOTFS);
     rootfs::unmount(&root)?;
     if rootfs::is_mount_point(&root) {
@@ -298,6 +311,16 @@ pub(crate) fn materialize(
                 read_only: m.read_only,
             }),
         }
+    }
+    // Secrets and configs: from a tmpfs of the task's own, each file bound read-only.
+    if !run.files.is_empty() {
+        let bound = shoal_runtime::files::materialize(&files_dir(dir), &run.files)
+            .map_err(|e| ioe("writing the task's secret and config files", e))?;
+        extra.extend(bound.into_iter().map(|b| ExtraMount::Bind {
+            source: b.source,
+            target: b.target,
+            read_only: true,
+        }));
     }
     let norm = |p: &str| p.trim_end_matches('/').to_string();
     for v in &image.config.volumes {

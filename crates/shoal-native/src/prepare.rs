@@ -176,6 +176,7 @@ mod tests {
             hostname: "web-1".into(),
             networks: Vec::new(),
             netns: None,
+            files: Vec::new(),
         }
     }
 

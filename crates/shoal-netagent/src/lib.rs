@@ -1094,6 +1094,7 @@ mod tests {
             hostname: "t1".into(),
             networks: Vec::new(),
             netns: None,
+            files: Vec::new(),
         };
         agent.keep_upstreams(&run).expect("nothing to keep");
         assert_eq!(agent.task_upstreams(&task), None, "the node's resolvers");

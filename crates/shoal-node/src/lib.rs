@@ -6,12 +6,15 @@
 //! about the node (promoted, demoted, removed, a new root to trust) is acted on by its
 //! lifecycle ([`lifecycle`]).
 //!
-//! On disk, under `<data-dir>/swarm/`: `identity.json`, the node's credentials in `certs/`, and
-//! a manager's Raft store in `raft/`, so a restarted daemon resumes where it was.
+//! On disk, under `<data-dir>/swarm/`: `identity.json`, the node's credentials and its keys at
+//! rest in `certs/` ([`vault`]), and a manager's Raft store (sealed with the data key) in `raft/`,
+//! so a restarted daemon resumes where it was; a manager of an autolocked swarm restarts locked
+//! and resumes once given the unlock key ([`autolock`]).
 //!
 //! Concurrency: transitions (init, join, leave, promotion, demotion, shutdown) are serialised by
 //! one async mutex; API handlers read the current state through a cheap clone of an `Arc`.
 
+mod autolock;
 mod identity;
 pub mod join;
 mod lifecycle;
@@ -21,6 +24,7 @@ mod start;
 mod surface;
 mod tls;
 pub mod transport;
+mod vault;
 pub mod wire;
 
 use shoal_types::error::chain;
@@ -65,6 +69,10 @@ pub(crate) struct Active {
     pub(crate) shared: Arc<Shared>,
     pub(crate) remote: Arc<RemoteDispatcher>,
     pub(crate) agent: Arc<Agent>,
+    /// The node's keys at rest: the data key its Raft store is sealed with.
+    pub(crate) vault: Arc<vault::Vault>,
+    /// Keeps the keys at rest sealed as the cluster's autolock setting says (managers only).
+    pub(crate) autolock: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     stops: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     agent_stop: watch::Sender<bool>,
@@ -115,6 +123,8 @@ pub struct Daemon {
     net: Arc<shoal_netagent::NetAgent>,
     transition: tokio::sync::Mutex<()>,
     current: RwLock<Option<Arc<Active>>>,
+    /// A manager of an autolocked swarm, restarted: it waits for its unlock key.
+    locked: RwLock<Option<Arc<autolock::LockedNode>>>,
     me: Weak<Daemon>,
 }
 
@@ -144,6 +154,7 @@ impl Daemon {
             net,
             transition: tokio::sync::Mutex::new(()),
             current: RwLock::new(None),
+            locked: RwLock::new(None),
             me: me.clone(),
         });
         if let Some(identity) =
@@ -151,8 +162,15 @@ impl Daemon {
         {
             tracing::info!(node.id = %identity.node_id, role = identity.role.as_str(), "resuming swarm membership");
             let _guard = daemon.transition.lock().await;
-            let active = daemon.resume(identity).await?;
-            daemon.set_current(Some(active));
+            match daemon.resume(identity).await? {
+                start::Resumed::Active(active) => daemon.set_current(Some(active)),
+                start::Resumed::Locked(locked) => {
+                    tracing::warn!(
+                        "this manager's keys are locked (autolock): it serves nothing until `shoal swarm unlock` gives it the unlock key"
+                    );
+                    daemon.set_locked(Some(locked));
+                }
+            }
         }
         Ok(daemon)
     }
@@ -195,9 +213,28 @@ impl Daemon {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = a;
     }
 
+    pub(crate) fn locked_node(&self) -> Option<Arc<autolock::LockedNode>> {
+        self.locked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_locked(&self, l: Option<Arc<autolock::LockedNode>>) {
+        *self.locked.write().unwrap_or_else(|p| p.into_inner()) = l;
+    }
+
+    /// Whether this node is a manager waiting for its unlock key.
+    pub fn is_locked(&self) -> bool {
+        self.locked_node().is_some()
+    }
+
     /// Creates a new swarm with this node as its only manager. Returns the node's ID.
     pub async fn swarm_init(&self, req: InitRequest) -> Result<Id, NodeError> {
         let _guard = self.transition.lock().await;
+        if self.is_locked() {
+            return Err(NodeError::Locked);
+        }
         if let Some(active) = self.current() {
             if req.force_new_cluster && active.identity().role == NodeRole::Manager {
                 return self.force_new_cluster(active, req.advertise_addr).await;
@@ -223,7 +260,7 @@ impl Daemon {
     /// Joins an existing swarm with a join token.
     pub async fn swarm_join(&self, req: JoinRequest) -> Result<(), NodeError> {
         let _guard = self.transition.lock().await;
-        if self.current().is_some() {
+        if self.current().is_some() || self.is_locked() {
             return Err(NodeError::AlreadyInSwarm);
         }
         let active = self.join(req).await?;
@@ -236,6 +273,9 @@ impl Daemon {
     /// manager takes the swarm's state with it.
     pub async fn swarm_leave(&self, force: bool) -> Result<(), NodeError> {
         let _guard = self.transition.lock().await;
+        if self.is_locked() {
+            return self.leave_locked_node(force);
+        }
         let Some(active) = self.current() else {
             return Err(NodeError::NotInSwarm);
         };
@@ -321,6 +361,7 @@ impl Daemon {
     }
 
     async fn deactivate(active: &Active) {
+        active.stop_autolock();
         let _ = active.agent_stop.send(true);
         let agent = active
             .agent_task

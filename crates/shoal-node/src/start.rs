@@ -23,6 +23,7 @@ use crate::remote::RemoteDispatcher;
 use crate::routes::Shared;
 use crate::tls::Tls;
 use crate::transport::RpcRaft;
+use crate::vault::{Opened, Vault};
 use crate::{
     Active, Daemon, InitRequest, JoinRequest, NodeError, detect_local_ip, host_of, join, lifecycle,
     port_of, routes, wire, with_default_port,
@@ -83,7 +84,8 @@ impl Daemon {
         };
         self.fresh_swarm_dir()?;
         let result = async {
-            let active = self.activate(identity.clone(), creds).await?;
+            let vault = self.new_vault()?;
+            let active = self.activate(identity.clone(), creds, vault).await?;
             self.start_manager(&active, Some((cluster, node))).await?;
             self.start_agent(&active);
             // Through the active identity's lock: its lifecycle watcher may already be
@@ -160,7 +162,8 @@ impl Daemon {
         };
         self.fresh_swarm_dir()?;
         let result = async {
-            let active = self.activate(identity.clone(), creds).await?;
+            let vault = self.new_vault()?;
+            let active = self.activate(identity.clone(), creds, vault).await?;
             if identity.role == NodeRole::Manager {
                 self.start_manager(&active, None).await?;
                 self.raft_join(&active).await?;
@@ -176,9 +179,34 @@ impl Daemon {
         self.undo_on_error(result).await
     }
 
-    /// Back where it was: identity and credentials from disk, the Raft member for a manager.
-    pub(crate) async fn resume(&self, identity: Identity) -> Result<Arc<Active>, NodeError> {
-        let creds = Credentials::load(&self.certs_dir())
+    /// Back where it was: identity and credentials from disk, the Raft member for a manager;
+    /// or locked, when the swarm is autolocked and this node's keys wait for the unlock key.
+    pub(crate) async fn resume(&self, identity: Identity) -> Result<Resumed, NodeError> {
+        let vault = match Vault::open(&self.certs_dir()).map_err(|e| {
+            NodeError::Internal(format!("cannot read this node's keys: {}", chain(&e)))
+        })? {
+            Opened::Ready(v) => Arc::new(v),
+            Opened::Locked(keys) => {
+                return Ok(Resumed::Locked(Arc::new(crate::autolock::LockedNode {
+                    identity,
+                    keys,
+                })));
+            }
+            // A node from before encryption at rest: new keys. A manager's old Raft store is
+            // then refused as unencrypted (such data dirs are not migrated).
+            Opened::Missing => self.new_vault()?,
+        };
+        self.resume_with(identity, vault).await.map(Resumed::Active)
+    }
+
+    /// [`Daemon::resume`] with the node's keys open.
+    pub(crate) async fn resume_with(
+        &self,
+        identity: Identity,
+        vault: Arc<Vault>,
+    ) -> Result<Arc<Active>, NodeError> {
+        let creds = vault
+            .load_creds()
             .map_err(|e| {
                 NodeError::Internal(format!(
                     "cannot read this node's credentials: {}",
@@ -188,12 +216,23 @@ impl Daemon {
             .ok_or_else(|| {
                 NodeError::Internal("this node's credentials are missing from the data dir".into())
             })?;
-        let active = self.activate(identity.clone(), creds).await?;
-        if identity.role == NodeRole::Manager {
-            self.start_manager(&active, None).await?;
+        let active = self.activate(identity.clone(), creds, vault).await?;
+        if identity.role == NodeRole::Manager
+            && let Err(e) = self.start_manager(&active, None).await
+        {
+            // Nothing left running (its RPC server holds the port): an unlock can be retried.
+            Self::deactivate(&active).await;
+            return Err(e);
         }
         self.start_agent(&active);
         Ok(active)
+    }
+
+    /// New keys at rest for this node (see [`crate::vault`]).
+    fn new_vault(&self) -> Result<Arc<Vault>, NodeError> {
+        Vault::create(&self.certs_dir())
+            .map(Arc::new)
+            .map_err(|e| NodeError::Internal(format!("creating this node's keys: {}", chain(&e))))
     }
 
     fn fresh_swarm_dir(&self) -> Result<(), NodeError> {
@@ -224,13 +263,13 @@ impl Daemon {
         &self,
         identity: Identity,
         creds: Credentials,
+        vault: Arc<Vault>,
     ) -> Result<Arc<Active>, NodeError> {
         let tls = Arc::new(
-            Tls::new(self.certs_dir(), creds.clone())
-                .map_err(|e| NodeError::Internal(chain(&e)))?,
+            Tls::new(vault.clone(), creds.clone()).map_err(|e| NodeError::Internal(chain(&e)))?,
         );
-        creds
-            .save(&self.certs_dir())
+        vault
+            .save_creds(&creds)
             .map_err(|e| NodeError::Internal(format!("cannot save credentials: {}", chain(&e))))?;
         let rpc = RpcClient::new(tls.client(), RPC_TIMEOUT);
         let listener = bind(&identity.listen_addr).await?;
@@ -289,6 +328,8 @@ impl Daemon {
             shared,
             remote,
             agent,
+            vault,
+            autolock: std::sync::Mutex::new(None),
             stops,
             tasks: std::sync::Mutex::new(vec![server, maps]),
             agent_stop,
@@ -336,6 +377,7 @@ impl Daemon {
                 ..Default::default()
             },
             network,
+            active.vault.sealer(),
         )
         .await
         .map_err(|e| NodeError::Internal(chain(&e)))?;
@@ -344,6 +386,11 @@ impl Daemon {
             join::bootstrap_store(&store, &id.advertise_addr, cluster, node, self.clock.now())
                 .await?;
         }
+        active.set_autolock(crate::autolock::spawn_follower(
+            &store,
+            active.vault.clone(),
+            active.tls.clone(),
+        ));
         let manager = Manager::start(store.clone(), self.clock.clone(), IdGen::from_os());
         if founding {
             // Swarm's routing-mesh network, the first subnet of the pools, as `swarm init` makes it.
@@ -364,11 +411,16 @@ impl Daemon {
 
     /// Stops this node's manager; with `forget`, its Raft data goes too (demotion).
     pub(crate) async fn stop_manager(&self, active: &Active, forget: bool) {
+        active.stop_autolock();
         if let Some(m) = active.set_manager(None) {
             m.stop().await;
         }
         if forget {
             let _ = std::fs::remove_dir_all(self.raft_dir());
+            // Workers are never locked.
+            if let Err(e) = active.vault.follow(None, &active.tls.creds()) {
+                tracing::warn!(error = %chain(&e), "could not unlock this node's keys after demotion");
+            }
         }
     }
 
@@ -409,8 +461,9 @@ impl Daemon {
         self.stop_manager(&active, false).await;
         let path = self.raft_dir().join("state.redb");
         let addr = id.advertise_addr.clone();
+        let sealer = active.vault.sealer();
         tokio::task::spawn_blocking(move || {
-            shoal_store::storage::force_new_cluster(&path, raft_id, &addr)
+            shoal_store::storage::force_new_cluster(&path, raft_id, &addr, &sealer)
         })
         .await
         .map_err(|e| NodeError::Internal(chain(&e)))?
@@ -451,6 +504,12 @@ impl Daemon {
         tracing::warn!(node.id = %id.node_id, "forced a new cluster: this manager is now the only raft member");
         Ok(id.node_id)
     }
+}
+
+/// What [`Daemon::resume`] found.
+pub(crate) enum Resumed {
+    Active(Arc<Active>),
+    Locked(Arc<crate::autolock::LockedNode>),
 }
 
 /// Binds the RPC listener. A listen address that no longer exists here (a backup restored on

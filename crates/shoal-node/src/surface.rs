@@ -28,6 +28,14 @@ impl NodeSurface for Daemon {
         Daemon::swarm_leave(self, force).await
     }
 
+    fn locked(&self) -> bool {
+        self.is_locked()
+    }
+
+    async fn swarm_unlock(&self, key: &str) -> Result<(), NodeError> {
+        Daemon::swarm_unlock(self, key).await
+    }
+
     async fn swarm(&self) -> Option<Membership> {
         let active = self.current()?;
         let identity = active.identity();

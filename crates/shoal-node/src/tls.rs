@@ -2,14 +2,16 @@
 //! a new trust bundle is saved first, then published to the RPC server and client through
 //! watches, so new connections use it at once and nothing restarts.
 
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use shoal_pki::Credentials;
 use tokio::sync::watch;
 
+use crate::vault::{Vault, VaultError};
+
 pub struct Tls {
-    dir: PathBuf,
+    /// Where the credentials are saved, sealing the key while the swarm is autolocked.
+    vault: Arc<Vault>,
     creds: RwLock<Credentials>,
     server: watch::Sender<Arc<rustls::ServerConfig>>,
     client: watch::Sender<Arc<rustls::ClientConfig>>,
@@ -20,23 +22,19 @@ pub struct Tls {
 pub enum TlsError {
     #[error("node credentials")]
     Pki(#[from] shoal_pki::PkiError),
-    #[error("saving node credentials in {dir}")]
-    Save {
-        dir: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("saving node credentials")]
+    Save(#[source] VaultError),
 }
 
 impl Tls {
-    pub fn new(dir: PathBuf, creds: Credentials) -> Result<Tls, TlsError> {
+    pub(crate) fn new(vault: Arc<Vault>, creds: Credentials) -> Result<Tls, TlsError> {
         let server = shoal_pki::server_config(&creds)?;
         let client = shoal_pki::client_config(Some(&creds), &creds.trust)?;
         let (server, _) = watch::channel(server);
         let (client, _) = watch::channel(client);
         let (trust, _) = watch::channel(creds.trust.clone());
         Ok(Tls {
-            dir,
+            vault,
             creds: RwLock::new(creds),
             server,
             client,
@@ -52,10 +50,7 @@ impl Tls {
     pub fn update(&self, creds: Credentials) -> Result<(), TlsError> {
         let server = shoal_pki::server_config(&creds)?;
         let client = shoal_pki::client_config(Some(&creds), &creds.trust)?;
-        creds.save(&self.dir).map_err(|source| TlsError::Save {
-            dir: self.dir.display().to_string(),
-            source,
-        })?;
+        self.vault.save_creds(&creds).map_err(TlsError::Save)?;
         self.trust.send_replace(creds.trust.clone());
         *self.creds.write().unwrap_or_else(|p| p.into_inner()) = creds;
         self.server.send_replace(server);
@@ -94,7 +89,9 @@ mod tests {
             intermediate_pem: None,
             trust: vec![ca.cert_pem.clone()],
         };
-        let Err(err) = Tls::new(std::env::temp_dir(), creds) else {
+        let dir = tempfile::tempdir().expect("tmp");
+        let vault = Arc::new(crate::vault::Vault::create(dir.path()).expect("vault"));
+        let Err(err) = Tls::new(vault, creds) else {
             panic!("a key that is not a key was accepted");
         };
         let pki = std::error::Error::source(&err)

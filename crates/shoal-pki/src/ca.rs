@@ -27,7 +27,7 @@ use crate::{CA_COMMON_NAME, NodeRole, PkiError, role_ou};
 
 /// How far back every certificate's validity starts, so a node whose clock runs a little behind
 /// the issuer's still accepts it (Swarm's `CertBackdate`).
-const BACKDATE: Duration = Duration::from_secs(3600);
+pub(crate) const BACKDATE: Duration = Duration::from_secs(3600);
 
 /// A cluster root: its certificate and, on the nodes that sign (managers), its private key.
 #[derive(Clone)]
@@ -239,7 +239,7 @@ impl RootCa {
         Ok(cert.pem())
     }
 
-    fn signing_key(&self) -> Result<KeyPair, PkiError> {
+    pub(crate) fn signing_key(&self) -> Result<KeyPair, PkiError> {
         let pem = self.key_pem.as_deref().ok_or(PkiError::NoSigningKey)?;
         KeyPair::from_pem(pem).map_err(|e| PkiError::Key {
             what: "root CA key",
@@ -248,7 +248,7 @@ impl RootCa {
         })
     }
 
-    fn issuer(&self, key: KeyPair) -> Result<Issuer<'static, KeyPair>, PkiError> {
+    pub(crate) fn issuer(&self, key: KeyPair) -> Result<Issuer<'static, KeyPair>, PkiError> {
         Issuer::from_ca_cert_der(&self.der, key)
             .map_err(|e| cert_err_from("root CA certificate", "cannot sign with it", e))
     }
@@ -265,7 +265,7 @@ pub fn new_key_and_csr() -> Result<(String, String), PkiError> {
     Ok((key.serialize_pem(), csr_pem))
 }
 
-fn new_key() -> Result<KeyPair, PkiError> {
+pub(crate) fn new_key() -> Result<KeyPair, PkiError> {
     KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| PkiError::Key {
         what: "new key",
         why: "cannot generate it".into(),
@@ -281,7 +281,7 @@ fn ca_key_usages() -> Vec<KeyUsagePurpose> {
     ]
 }
 
-fn check_cluster_id(cluster_id: &str) -> Result<(), PkiError> {
+pub(crate) fn check_cluster_id(cluster_id: &str) -> Result<(), PkiError> {
     if cluster_id.is_empty() {
         return Err(PkiError::InvalidArgument {
             field: "cluster id",
@@ -294,7 +294,7 @@ fn check_cluster_id(cluster_id: &str) -> Result<(), PkiError> {
 /// 126 random bits, positive, with a non-zero first byte so the DER integer is always 16 bytes.
 /// rcgen's default serial is a hash of the public key, which would repeat when a node's key is
 /// certified twice (a role change); serials must be unique per issuer.
-fn random_serial() -> Result<SerialNumber, PkiError> {
+pub(crate) fn random_serial() -> Result<SerialNumber, PkiError> {
     let mut b = [0u8; 16];
     ring::rand::SystemRandom::new()
         .fill(&mut b)
@@ -304,7 +304,7 @@ fn random_serial() -> Result<SerialNumber, PkiError> {
 }
 
 /// X.509 times have whole seconds; the sub-second part is dropped.
-fn to_datetime(t: Timestamp, field: &'static str) -> Result<OffsetDateTime, PkiError> {
+pub(crate) fn to_datetime(t: Timestamp, field: &'static str) -> Result<OffsetDateTime, PkiError> {
     let secs = t.unix_nanos().div_euclid(1_000_000_000);
     OffsetDateTime::from_unix_timestamp(secs).map_err(|e| PkiError::InvalidArgument {
         field,
@@ -317,7 +317,7 @@ fn to_datetime(t: Timestamp, field: &'static str) -> Result<OffsetDateTime, PkiE
 #[error("the system RNG failed")]
 struct RngFailed;
 
-fn sign_err(e: rcgen::Error) -> PkiError {
+pub(crate) fn sign_err(e: rcgen::Error) -> PkiError {
     PkiError::Sign(Box::new(e))
 }
 

@@ -3,7 +3,9 @@
 //! is mutual TLS under that CA. This crate owns the crypto and nothing else: the CA and its
 //! signing ([`RootCa`]), node identities read back from certificates ([`Identity`]), join tokens
 //! ([`JoinToken`]), a node's credentials on disk ([`Credentials`]) and the rustls configurations
-//! built from them ([`server_config`], [`client_config`], [`bootstrap_client_config`]).
+//! built from them ([`server_config`], [`client_config`], [`bootstrap_client_config`]); and the
+//! certificates and TLS configurations of the daemon's Docker API ([`ApiCertKind`],
+//! [`api_server_config`], [`api_client_config`]), kept apart from node certificates by their OU.
 //!
 //! It does no networking and never reads the clock: issuing and generating take a
 //! [`Timestamp`](shoal_types::Timestamp) argument, and IDs come from an
@@ -18,12 +20,16 @@
 //! O = cluster ID, DNS SANs = the role name and the node ID. Clients check that a server names
 //! `swarm-manager` in its SANs instead of checking a hostname, since managers are reached by IP.
 
+mod api_cert;
+mod api_tls;
 mod ca;
 mod creds;
 mod identity;
 mod tls;
 mod token;
 
+pub use api_cert::{API_CLIENT_OU, API_SERVER_OU, ApiCertKind, check_client_name};
+pub use api_tls::{api_client_config, api_server_config, pem_certs, pem_key};
 pub use ca::{RootCa, new_key_and_csr};
 pub use creds::{CREDENTIALS_FILE, Credentials};
 pub use identity::{Identity, identity_of_der, identity_of_pem};

@@ -31,6 +31,9 @@ pub struct TaskRun {
     /// The network namespace the task joins, made and wired by the node's network layer
     /// before `prepare`; `None` when the task has no networks.
     pub netns: Option<std::path::PathBuf>,
+    /// Its secrets and configs, resolved by the agent: the driver puts them on a tmpfs (see
+    /// [`crate::files`]) and binds each read-only at its path.
+    pub files: Vec<crate::files::TaskFile>,
 }
 
 /// How a task's process ended.

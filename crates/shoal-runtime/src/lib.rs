@@ -14,6 +14,7 @@
 pub mod conformance;
 mod driver;
 pub mod fake;
+pub mod files;
 pub mod image;
 pub mod route;
 mod signal;
@@ -22,5 +23,6 @@ pub use driver::{
     ExitInfo, Health, ImageInfo, LogLine, LogOptions, LogStream, LogStreamKind, RuntimeDriver,
     RuntimeError, RuntimeTask, RuntimeTaskState, TaskRun, VolumeInfo, next_log_line,
 };
+pub use files::TaskFile;
 pub use image::is_host_image;
 pub use signal::parse_stop_signal;

@@ -254,6 +254,7 @@ mod tests {
             hostname: "h".into(),
             networks: Vec::new(),
             netns: None,
+            files: Vec::new(),
         }
     }
 

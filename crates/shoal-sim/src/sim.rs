@@ -219,7 +219,12 @@ impl Sim {
             client: self.transport(m),
         }));
         let raft_id = self.nodes[m].raft_id;
-        let store = Store::open_in_memory(&disk, raft_id, self.timing(m, order), network)
+        // Each member's own data key, fixed by its raft id: the simulation's disks are sealed
+        // as real ones are, and a restarted member opens its own.
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&raft_id.to_be_bytes());
+        let sealer = shoal_store::Sealer::new(&shoal_store::seal::SecretKey::from_bytes(key));
+        let store = Store::open_in_memory(&disk, raft_id, self.timing(m, order), network, sealer)
             .await
             .map_err(|e| format!("m{m}: {e}"))?;
         self.net.register(m, store.clone(), None);

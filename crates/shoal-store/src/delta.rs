@@ -58,11 +58,17 @@ pub struct Delta {
     pub tasks: Vec<TaskTouch>,
     /// The cluster object was added, changed or removed.
     pub cluster: bool,
+    /// Secrets and configs added, changed or removed.
+    pub payloads: Vec<Id>,
 }
 
 impl Delta {
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty() && self.services.is_empty() && self.tasks.is_empty() && !self.cluster
+        self.nodes.is_empty()
+            && self.services.is_empty()
+            && self.tasks.is_empty()
+            && !self.cluster
+            && self.payloads.is_empty()
     }
 }
 
@@ -107,6 +113,12 @@ impl State {
                     before: Some(place(old)),
                     after: Some(place(new)),
                 },
+            });
+        }
+        for item in older.payloads.diff(&self.payloads) {
+            d.payloads.push(match item {
+                DiffItem::Add(k, _) | DiffItem::Remove(k, _) => k.clone(),
+                DiffItem::Update { new: (k, _), .. } => k.clone(),
             });
         }
         d.cluster = match (&older.cluster, &self.cluster) {

@@ -1,5 +1,6 @@
 //! The cluster's state: versioned objects in a deterministic state machine ([`state`]),
-//! replicated by openraft and stored in redb ([`storage`]).
+//! replicated by openraft and stored in redb ([`storage`]), every value encrypted at rest with the
+//! node's data key ([`seal`]).
 //!
 //! All writes go through [`Store::propose`]; reads take an immutable snapshot with
 //! [`Store::view`] and never block writes. Watchers follow [`Store::subscribe`] (the newest state)
@@ -7,6 +8,7 @@
 
 pub mod network;
 pub mod ops;
+pub mod seal;
 pub mod state;
 pub mod storage;
 
@@ -23,6 +25,7 @@ use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use tokio::sync::{broadcast, watch};
 
 pub use ops::{Applied, Event, Kind, Op, OpError, Proposal};
+pub use seal::Sealer;
 pub use state::State;
 pub use storage::Changes;
 
@@ -189,12 +192,14 @@ pub struct Store {
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(8);
 
 impl Store {
-    /// Opens the store in `dir` (creating it) and starts this manager's Raft member.
+    /// Opens the store in `dir` (creating it) and starts this manager's Raft member. Every
+    /// value is sealed with `sealer` (the node's data key) before it is written.
     pub async fn open(
         dir: &Path,
         raft_id: u64,
         timing: RaftTiming,
         network: network::Network,
+        sealer: Sealer,
     ) -> Result<Store, StoreError> {
         let path = dir.join("state.redb");
         let open_err = |source: std::io::Error| StoreError::Open {
@@ -203,9 +208,10 @@ impl Store {
         };
         std::fs::create_dir_all(dir).map_err(open_err)?;
         let db = open_db_waiting(&path).await.map_err(open_err)?;
-        let log = storage::LogStore::new(db.clone()).map_err(open_err)?;
+        let log = storage::LogStore::new(db.clone(), sealer.clone()).map_err(open_err)?;
         Self::start(
             db,
+            sealer,
             log,
             false,
             raft_id,
@@ -223,17 +229,20 @@ impl Store {
         raft_id: u64,
         timing: RaftTiming,
         network: network::Network,
+        sealer: Sealer,
     ) -> Result<Store, StoreError> {
         let db = storage::open_memory_db(disk).map_err(|source| StoreError::Open {
             path: "(memory)".into(),
             source,
         })?;
-        let log = storage::LogStore::new_inline(db.clone());
-        Self::start(db, log, true, raft_id, timing, network, "(memory)").await
+        let log = storage::LogStore::new_inline(db.clone(), sealer.clone());
+        Self::start(db, sealer, log, true, raft_id, timing, network, "(memory)").await
     }
 
+    #[allow(clippy::too_many_arguments)] // one private constructor both openers share
     async fn start(
         db: Arc<redb::Database>,
+        sealer: Sealer,
         log: storage::LogStore,
         inline: bool,
         raft_id: u64,
@@ -242,7 +251,7 @@ impl Store {
         path: &str,
     ) -> Result<Store, StoreError> {
         let (mut sm, _) =
-            storage::StateMachine::load(db.clone()).map_err(|source| StoreError::Open {
+            storage::StateMachine::load(db.clone(), sealer).map_err(|source| StoreError::Open {
                 path: path.to_string(),
                 source,
             })?;

@@ -8,6 +8,7 @@
 
 use shoal_types::cluster::Cluster;
 use shoal_types::network::Network;
+use shoal_types::payload::{Payload, PayloadKind};
 use shoal_types::service::Service;
 use shoal_types::task::{Task, TaskState, TaskStatus};
 use shoal_types::{Id, Node, Timestamp};
@@ -70,6 +71,19 @@ pub enum Op {
     DeleteNetwork {
         id: Id,
     },
+    /// Adds a secret or config; refused if its kind already has the name.
+    CreatePayload(Payload),
+    /// Replaces one (its labels, or a rotation's new version and the versions it drops);
+    /// refused if a version a service spec still uses would go.
+    UpdatePayload {
+        payload: Payload,
+        expect_version: Option<u64>,
+    },
+    /// Refused while a service's spec uses it.
+    DeletePayload {
+        kind: PayloadKind,
+        id: Id,
+    },
 }
 
 /// One replicated write. With `atomic`, either every op applies or none does; otherwise each op
@@ -113,6 +127,17 @@ pub enum Kind {
     Task,
     Cluster,
     Network,
+    Secret,
+    Config,
+}
+
+impl From<PayloadKind> for Kind {
+    fn from(k: PayloadKind) -> Kind {
+        match k {
+            PayloadKind::Secret => Kind::Secret,
+            PayloadKind::Config => Kind::Config,
+        }
+    }
 }
 
 impl Kind {
@@ -123,6 +148,8 @@ impl Kind {
             Kind::Task => "task",
             Kind::Cluster => "cluster",
             Kind::Network => "network",
+            Kind::Secret => "secret",
+            Kind::Config => "config",
         }
     }
 }
@@ -155,6 +182,20 @@ pub enum OpError {
         subnet: String,
         other: String,
         theirs: String,
+    },
+    #[error("{kind} {name:?} is in use by the following service(s): {}", services.join(", "))]
+    InUse {
+        kind: Kind,
+        name: String,
+        services: Vec<String>,
+    },
+    #[error("{kind} {name:?} cannot be renamed")]
+    Renamed { kind: Kind, name: String },
+    #[error("{kind} {name:?} has no version {version}")]
+    NoSuchVersion {
+        kind: Kind,
+        name: String,
+        version: u64,
     },
     #[error("task {id} is no longer pending (it is {state})")]
     NotPending { id: Id, state: String },

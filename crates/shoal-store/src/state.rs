@@ -9,6 +9,7 @@ use std::sync::Arc;
 use imbl::{OrdMap, OrdSet};
 use shoal_types::cluster::Cluster;
 use shoal_types::network::Network;
+use shoal_types::payload::{Payload, PayloadKind};
 use shoal_types::service::Service;
 use shoal_types::task::{Task, TaskState};
 use shoal_types::{Id, Node, Timestamp};
@@ -19,6 +20,8 @@ use crate::ops::{Applied, Event, Kind, Op, OpError, Proposal};
 mod attach;
 #[path = "delta.rs"]
 mod delta;
+#[path = "payloads.rs"]
+mod payloads;
 pub use delta::{Delta, TaskTouch};
 
 #[derive(Debug, Clone, Default)]
@@ -34,6 +37,9 @@ pub struct State {
     tasks_by_node: OrdMap<Id, OrdSet<Id>>,
     networks: OrdMap<Id, Arc<Network>>,
     network_names: OrdMap<String, Id>,
+    /// Secrets and configs (IDs are unique across both), and their names per kind.
+    payloads: OrdMap<Id, Arc<Payload>>,
+    payload_names: OrdMap<(PayloadKind, String), Id>,
     /// Addresses and ports held, derived from the objects above.
     book: attach::Book,
 }
@@ -201,6 +207,7 @@ impl State {
                         name: s.spec.name.clone(),
                     });
                 }
+                self.check_refs(&s.spec)?;
                 let mut s = s.clone();
                 self.attach_service(&mut s, None)?;
                 s.meta.version = version;
@@ -226,6 +233,7 @@ impl State {
                     cur.meta.version,
                     *expect_version,
                 )?;
+                self.check_refs(&service.spec)?;
                 if cur.spec.name != service.spec.name {
                     if self.service_names.contains_key(&service.spec.name) {
                         return Err(OpError::NameInUse {
@@ -417,6 +425,12 @@ impl State {
                 ev.push(event(Kind::Network, &n.id, false));
                 self.networks.insert(n.id.clone(), Arc::new(n));
             }
+            Op::CreatePayload(p) => self.create_payload(version, now, p, ev)?,
+            Op::UpdatePayload {
+                payload,
+                expect_version,
+            } => self.update_payload(version, now, payload, *expect_version, ev)?,
+            Op::DeletePayload { kind, id } => self.delete_payload(*kind, id, ev)?,
             Op::DeleteNetwork { id } => {
                 let cur = self
                     .networks
@@ -479,6 +493,11 @@ impl State {
                 self.network_names.insert(n.spec.name.clone(), n.id.clone());
                 self.networks.insert(n.id.clone(), Arc::new(n));
             }
+            Object::Payload(p) => {
+                self.payload_names
+                    .insert((p.kind, p.spec.name.clone()), p.id.clone());
+                self.payloads.insert(p.id.clone(), Arc::new(p));
+            }
         }
     }
 
@@ -499,6 +518,10 @@ impl State {
                 .networks
                 .get(id)
                 .map(|n| Object::Network((**n).clone())),
+            Kind::Secret | Kind::Config => self
+                .payloads
+                .get(id)
+                .map(|p| Object::Payload((**p).clone())),
         }
     }
 
@@ -519,6 +542,11 @@ impl State {
                 .values()
                 .map(|n| Object::Network((**n).clone())),
         );
+        out.extend(
+            self.payloads
+                .values()
+                .map(|p| Object::Payload((**p).clone())),
+        );
         out
     }
 }
@@ -533,6 +561,7 @@ pub enum Object {
     Task(Task),
     Cluster(Cluster),
     Network(Network),
+    Payload(Payload),
 }
 
 impl Object {
@@ -543,6 +572,7 @@ impl Object {
             Object::Task(t) => object_key(Kind::Task, &t.id),
             Object::Cluster(_) => object_key(Kind::Cluster, &Id::from_raw("")),
             Object::Network(n) => object_key(Kind::Network, &n.id),
+            Object::Payload(p) => object_key(p.kind.into(), &p.id),
         }
     }
 }

@@ -121,13 +121,18 @@ fn service(n: u64) -> Op {
     })
 }
 
+/// Every member seals with the same fixed data key (as if each node's were this one).
+fn sealer() -> shoal_store::Sealer {
+    shoal_store::Sealer::new(&shoal_store::seal::SecretKey::from_bytes([7; 32]))
+}
+
 async fn member(mem: &Arc<Mem>, dir: &std::path::Path, id: u64) -> Store {
     member_with(mem, dir, id, timing()).await
 }
 
 async fn member_with(mem: &Arc<Mem>, dir: &std::path::Path, id: u64, timing: RaftTiming) -> Store {
     let net = Network::new(Arc::new(MemTransport(mem.clone())));
-    let s = Store::open(&dir.join(format!("m{id}")), id, timing, net)
+    let s = Store::open(&dir.join(format!("m{id}")), id, timing, net, sealer())
         .await
         .expect("open");
     mem.peers
@@ -224,9 +229,13 @@ async fn three_members_replicate_forward_and_survive_a_leader_loss() {
     drop(b);
 
     // force_new_cluster on the survivor keeps every object and makes it a group of one.
-    let last =
-        shoal_store::storage::force_new_cluster(&dir.path().join("m2").join("state.redb"), 2, "m2")
-            .expect("rewrite");
+    let last = shoal_store::storage::force_new_cluster(
+        &dir.path().join("m2").join("state.redb"),
+        2,
+        "m2",
+        &sealer(),
+    )
+    .expect("rewrite");
     assert!(last > 0);
     let mem2 = Arc::new(Mem::default());
     let b = member(&mem2, dir.path(), 2).await;

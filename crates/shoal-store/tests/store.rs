@@ -14,6 +14,11 @@ use shoal_types::{Id, Timestamp};
 
 struct Builder;
 
+/// Every test member seals with the same fixed data key, so a reopened store reads its rows.
+fn sealer() -> shoal_store::Sealer {
+    shoal_store::Sealer::new(&shoal_store::seal::SecretKey::from_bytes([7; 32]))
+}
+
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Builder {
     async fn build(
         &self,
@@ -21,9 +26,9 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
         let dir = tempfile::tempdir().map_err(|e| openraft::StorageIOError::write(&e))?;
         let db =
             open_db(&dir.path().join("s.redb")).map_err(|e| openraft::StorageIOError::write(&e))?;
-        let (sm, _) =
-            StateMachine::load(db.clone()).map_err(|e| openraft::StorageIOError::write(&e))?;
-        let log = LogStore::new(db).map_err(|e| openraft::StorageIOError::write(&e))?;
+        let (sm, _) = StateMachine::load(db.clone(), sealer())
+            .map_err(|e| openraft::StorageIOError::write(&e))?;
+        let log = LogStore::new(db, sealer()).map_err(|e| openraft::StorageIOError::write(&e))?;
         Ok((dir, log, sm))
     }
 }
@@ -47,7 +52,7 @@ fn service(n: u64) -> Service {
 }
 
 async fn open(dir: &std::path::Path, timing: RaftTiming) -> Store {
-    let store = Store::open(dir, 1, timing, Network::default())
+    let store = Store::open(dir, 1, timing, Network::default(), sealer())
         .await
         .expect("store opens");
     store.bootstrap("127.0.0.1:2377").await.expect("bootstraps");
@@ -68,7 +73,15 @@ async fn opening_a_store_where_a_file_is_keeps_the_io_error_as_its_source() {
     let tmp = tempfile::tempdir().expect("tmp");
     let file = tmp.path().join("not-a-dir");
     std::fs::write(&file, b"x").expect("write");
-    let Err(err) = Store::open(&file, 1, RaftTiming::default(), Network::default()).await else {
+    let Err(err) = Store::open(
+        &file,
+        1,
+        RaftTiming::default(),
+        Network::default(),
+        sealer(),
+    )
+    .await
+    else {
         panic!("a file opened as a store directory");
     };
     assert!(
@@ -273,9 +286,15 @@ async fn compaction_follows_the_settings_it_is_given() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn current_state_is_waited_for_and_a_member_without_a_group_never_has_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let lone = Store::open(dir.path(), 1, RaftTiming::default(), Network::default())
-        .await
-        .expect("store opens");
+    let lone = Store::open(
+        dir.path(),
+        1,
+        RaftTiming::default(),
+        Network::default(),
+        sealer(),
+    )
+    .await
+    .expect("store opens");
     // Not bootstrapped: no group, no leader, so the wait gives up and says so.
     assert!(!lone.wait_current_state(Duration::from_millis(300)).await);
     lone.bootstrap("127.0.0.1:2377").await.expect("bootstraps");

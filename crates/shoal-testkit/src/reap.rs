@@ -56,7 +56,39 @@ pub fn reap(data_dir: &Path, cgroup_parent: &str) {
     kill_processes_of(data_dir, &[cgroup_parent]);
     remove_docker_objects(&owner_of(data_dir));
     unmount_under(data_dir);
+    unmount_files_of(data_dir);
     remove_cgroup_tree(cgroup_parent);
+}
+
+/// Where drivers mount tasks' secret and config files (`shoal_runtime::files::FILES_ROOT`),
+/// one directory per task named after the daemon's data dir with `/` as `_`.
+const FILES_ROOT: &str = "/run/shoal/files";
+
+/// Detaches the secret and config tmpfs mounts of the tasks of a daemon on `data_dir`, and
+/// removes their directories.
+pub fn unmount_files_of(data_dir: &Path) {
+    let flat = |p: &Path| {
+        p.to_string_lossy()
+            .trim_start_matches('/')
+            .replace('/', "_")
+    };
+    let mut prefixes = vec![flat(data_dir)];
+    if let Ok(c) = data_dir.canonicalize() {
+        prefixes.push(flat(&c));
+    }
+    let Ok(entries) = std::fs::read_dir(FILES_ROOT) else {
+        return;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if prefixes
+            .iter()
+            .any(|p| !p.is_empty() && name.starts_with(&format!("{p}_")))
+        {
+            let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// The owner label value a daemon on `data_dir` uses (its canonical path).

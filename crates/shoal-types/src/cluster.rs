@@ -110,6 +110,11 @@ pub struct Cluster {
     /// [`TUNNEL_KEY_ROTATION`], and handed only to nodes on an encrypted overlay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_key: Option<TunnelKey>,
+    /// While `spec.autolock` is on: the key (`SWMKEY-1-...`) every manager seals its keys at
+    /// rest under, so a restarted manager opens nothing until given it. Replicated (and so
+    /// encrypted at rest like every value) so each manager learns it; never in `GET /swarm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlock_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -22,6 +22,11 @@ pub struct Assignments {
     /// Tasks no longer assigned (only in a message that is not `complete`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<Id>,
+    /// The secrets and configs this node's tasks use (and only those), whole, when they changed
+    /// since the last message; `None`: unchanged. Carried in the same message as the tasks that
+    /// need them, so a task never starts before its files arrive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payloads: Option<crate::payload::Delivery>,
 }
 
 impl Assignments {
@@ -32,6 +37,7 @@ impl Assignments {
             complete: true,
             tasks,
             removed: Vec::new(),
+            payloads: None,
         }
     }
 
@@ -42,6 +48,7 @@ impl Assignments {
             complete: false,
             tasks,
             removed,
+            payloads: None,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod id;
 pub mod image_ref;
 pub mod network;
 pub mod node;
+pub mod payload;
 pub mod service;
 pub mod task;
 pub mod template;
@@ -27,6 +28,7 @@ pub use generic::GenericResource;
 pub use id::{Id, IdGen};
 pub use network::{Network, NetworkSpec};
 pub use node::{Availability, Node, NodeDescription, NodeRole, NodeSpec, NodeState, Resources};
+pub use payload::{FileRef, Payload, PayloadKind, PayloadSpec};
 pub use service::{ContainerSpec, RestartCondition, Service, ServiceMode, ServiceSpec, TaskSpec};
 pub use task::{Task, TaskState, TaskStatus};
 

@@ -257,6 +257,12 @@ pub struct ContainerSpec {
     /// [aliases...]`, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// Secrets given to the task as files (under `/run/secrets` unless absolute).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<crate::payload::FileRef>,
+    /// Configs given to the task as files (under `/` unless absolute).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<crate::payload::FileRef>,
 }
 
 impl ContainerSpec {

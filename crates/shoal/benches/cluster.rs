@@ -7,10 +7,18 @@
 //! - replicated durable writes per second through the Engine API (service creates, each one Raft
 //!   entry committed on a majority and fsynced) on 3 managers, with 1 and 64 concurrent clients
 //!   spread over the managers.
+//! - the cost of encryption at rest (`--only at-rest`): the same durable writes/s with the Raft
+//!   store encrypted (the default) and without, and their ratio. The unencrypted run needs a
+//!   benchmark build: `cargo bench -p shoal --bench cluster --features bench-plaintext-store --
+//!   --only at-rest` (this bench runs itself again with `SHOAL_BENCH_PLAINTEXT_STORE=1`, which
+//!   its daemons inherit and only such a build obeys);
+//! - autolock (`--only unlock`): from `POST /swarm/unlock` on a restarted, locked manager to its
+//!   first answer to `GET /swarm` (median of `--runs`).
 //!
 //! Run as root: `cargo bench -p shoal --bench cluster` (`-- --runs N --seconds S` to change the
-//! number of failovers and the length of each throughput run, `--only failover|worker|writes`
-//! for one figure; `SHOAL_KEEP_LOGS=DIR` keeps the daemons' logs).
+//! number of failovers and the length of each throughput run, `--only
+//! failover|worker|writes|at-rest|unlock` for one figure; `SHOAL_KEEP_LOGS=DIR` keeps the
+//! daemons' logs).
 
 #![allow(clippy::disallowed_methods)] // measures wall-clock time of real processes
 
@@ -179,7 +187,8 @@ fn worker_loss(runs: usize) {
     );
 }
 
-fn throughput(c: &Cluster, clients: usize, seconds: u64, round: usize) {
+/// Durable writes per second with `clients` clients; prints the figure, returns writes/s.
+fn throughput(c: &Cluster, clients: usize, seconds: u64, round: usize) -> f64 {
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);
     let failed = AtomicU64::new(0);
@@ -203,11 +212,102 @@ fn throughput(c: &Cluster, clients: usize, seconds: u64, round: usize) {
         stop.store(true, Ordering::Relaxed);
     });
     let secs = start.elapsed().as_secs_f64();
+    let rate = done.load(Ordering::Relaxed) as f64 / secs;
     println!(
         "durable writes (service creates through the API, 3 managers, clients spread over them), {clients:>2} client(s): {:.0} writes/s ({} in {secs:.1} s, {} failed)",
         done.load(Ordering::Relaxed) as f64 / secs,
         done.load(Ordering::Relaxed),
         failed.load(Ordering::Relaxed)
+    );
+    rate
+}
+
+/// The child run of `--only at-rest`: writes/s on a fresh cluster, as `RATE clients writes/s`
+/// lines for the parent, and whether the daemons really kept their store in plaintext.
+fn writes_rates(seconds: u64) -> Vec<(usize, f64)> {
+    let c = Cluster::form(3, 0, &[]);
+    let rates = [1, 64]
+        .into_iter()
+        .enumerate()
+        .map(|(round, clients)| (clients, throughput(&c, clients, seconds, round)))
+        .collect();
+    let plaintext = c.n(1).log_text().contains("NOT encrypted at rest");
+    println!("PLAINTEXT {plaintext}");
+    rates
+}
+
+fn at_rest(seconds: u64) {
+    let encrypted = writes_rates(seconds);
+    let exe = std::env::current_exe().expect("this bench's path");
+    let out = std::process::Command::new(exe)
+        .args(["--only", "writes-child", "--seconds", &seconds.to_string()])
+        .env("SHOAL_BENCH_PLAINTEXT_STORE", "1")
+        .output()
+        .expect("run the unencrypted half");
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !text.contains("PLAINTEXT true") {
+        println!(
+            "cost of encryption at rest: no unencrypted baseline (build with `--features bench-plaintext-store`); encrypted: {encrypted:?}"
+        );
+        return;
+    }
+    for (clients, enc) in encrypted {
+        let plain = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("RATE "))
+            .filter_map(|l| l.split_once(' '))
+            .find(|(c, _)| c.parse::<usize>().ok() == Some(clients))
+            .and_then(|(_, r)| r.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        println!(
+            "encryption at rest, {clients:>2} client(s): {enc:.0} writes/s encrypted, {plain:.0} writes/s unencrypted, ratio {:.3}",
+            if plain > 0.0 { enc / plain } else { 0.0 }
+        );
+    }
+}
+
+/// From `swarm unlock` on a restarted, locked manager to its first `GET /swarm` answer.
+fn unlock_to_serving(runs: usize) {
+    let mut c = Cluster::form(1, 0, &["--autolock"]);
+    let key: String = c
+        .n(1)
+        .get("/swarm/unlockkey")
+        .ok()
+        .and_then(|v| v["UnlockKey"].as_str().map(str::to_string))
+        .expect("the unlock key");
+    create_empty_service(c.n(1), "u").expect("service");
+    let body = serde_json::json!({ "UnlockKey": key }).to_string();
+    let mut samples = Vec::new();
+    for run in 0..runs {
+        c.n_mut(1).stop();
+        c.n_mut(1).restart();
+        let start = Instant::now();
+        match c
+            .n(1)
+            .api("POST", "/v1.50/swarm/unlock", Some(body.as_bytes()))
+        {
+            (200, _) => {}
+            (s, v) => panic!("unlock: {s} {v}"),
+        }
+        let took = poll(
+            "the unlocked manager to serve",
+            Duration::from_secs(30),
+            || c.dump(),
+            || match c.n(1).api("GET", "/v1.50/swarm", None) {
+                (200, _) => Ok(start.elapsed()),
+                (s, v) => Err(format!("{s} {v}")),
+            },
+        );
+        eprintln!(
+            "  unlock {}: serving after {:.3} s",
+            run + 1,
+            took.as_secs_f64()
+        );
+        samples.push(took.as_secs_f64());
+    }
+    println!(
+        "autolock (swarm unlock -> the manager serves): {}",
+        stats(samples)
     );
 }
 
@@ -231,5 +331,16 @@ fn main() {
         for (round, clients) in [1, 64].into_iter().enumerate() {
             throughput(&c, clients, seconds, round);
         }
+    }
+    if only == "at-rest" {
+        at_rest(seconds);
+    }
+    if only == "writes-child" {
+        for (clients, rate) in writes_rates(seconds) {
+            println!("RATE {clients} {rate}");
+        }
+    }
+    if run("unlock") {
+        unlock_to_serving(runs);
     }
 }

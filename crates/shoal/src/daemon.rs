@@ -48,6 +48,9 @@ pub struct DaemonArgs {
     /// Log filter, e.g. `info` or `shoal_manager=debug,info` (overridden by RUST_LOG).
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// TLS for `tcp://` endpoints, with dockerd's flags.
+    #[command(flatten)]
+    pub api_tls: crate::api_tls::ApiTlsArgs,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -153,6 +156,8 @@ pub struct Running {
 impl Running {
     pub async fn start(args: &DaemonArgs, hosts: &[String]) -> anyhow::Result<Running> {
         let generic_resources = generic_resources(args)?;
+        // Refuse an API that would let anyone in before starting anything.
+        let tcp = tcp_endpoints(args, hosts).await?;
         let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
@@ -204,8 +209,15 @@ impl Running {
         };
         let (shutdown, rx) = watch::channel(false);
         let mut servers = tokio::task::JoinSet::new();
+        let cluster_tls: Arc<dyn shoal_api::tls::TlsSource> =
+            Arc::new(crate::api_tls::ClusterTls::new(
+                daemon.clone(),
+                clock.clone(),
+                tcp.addrs.clone(),
+                args.hostname.clone(),
+            ));
         for h in &hosts {
-            let listener = bind(h).await?;
+            let listener = bind(h, &tcp.mode, &cluster_tls).await?;
             let state = shoal_api::AppState {
                 daemon: daemon.clone(),
                 clock: clock.clone(),
@@ -278,7 +290,40 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>>
     })
 }
 
-async fn bind(host: &str) -> anyhow::Result<shoal_api::Listener> {
+/// How `tcp://` endpoints are served, and every address they resolve to.
+struct TcpEndpoints {
+    mode: crate::api_tls::TcpMode,
+    addrs: Vec<std::net::SocketAddr>,
+}
+
+/// Reads the TLS flags and refuses unauthenticated TCP off loopback (see [`crate::api_tls`]).
+async fn tcp_endpoints(args: &DaemonArgs, hosts: &[String]) -> anyhow::Result<TcpEndpoints> {
+    let mode = crate::api_tls::tcp_mode(&args.api_tls)?;
+    let mut all = Vec::new();
+    for h in hosts {
+        let Some(addr) = h.strip_prefix("tcp://") else {
+            continue;
+        };
+        let addrs: Vec<_> = tokio::net::lookup_host(addr)
+            .await
+            .with_context(|| format!("-H {h}: cannot resolve the address"))?
+            .collect();
+        crate::api_tls::check_exposure(h, &addrs, &mode, args.api_tls.insecure_plain_tcp)?;
+        all.extend(addrs);
+    }
+    let t = &args.api_tls;
+    if all.is_empty() && (t.tls || t.tlsverify) {
+        tracing::warn!("--tls/--tlsverify apply to tcp:// endpoints; none is given (-H)");
+    }
+    Ok(TcpEndpoints { mode, addrs: all })
+}
+
+async fn bind(
+    host: &str,
+    mode: &crate::api_tls::TcpMode,
+    cluster_tls: &Arc<dyn shoal_api::tls::TlsSource>,
+) -> anyhow::Result<shoal_api::Listener> {
+    use crate::api_tls::TcpMode;
     if let Some(path) = host.strip_prefix("unix://") {
         let path = Path::new(path);
         if path.exists() {
@@ -300,7 +345,14 @@ async fn bind(host: &str) -> anyhow::Result<shoal_api::Listener> {
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("{host}: cannot listen"))?;
-        return Ok(shoal_api::Listener::Tcp(l));
+        let source: Arc<dyn shoal_api::tls::TlsSource> = match mode {
+            TcpMode::Open(None) => return Ok(shoal_api::Listener::Tcp(l)),
+            TcpMode::Open(Some(cfg)) | TcpMode::Verified(cfg) => Arc::new(cfg.clone()),
+            TcpMode::Cluster => cluster_tls.clone(),
+        };
+        let l = shoal_api::tls::TlsListener::new(l, source)
+            .with_context(|| format!("{host}: cannot listen"))?;
+        return Ok(shoal_api::Listener::Tls(l));
     }
     bail!("-H {host:?}: expected unix:///path or tcp://addr:port")
 }

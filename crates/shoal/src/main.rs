@@ -1,6 +1,7 @@
 //! The `shoal` binary: the daemon (`shoal daemon`), the newcomer's `shoal up`, the docker-like
 //! client commands, and the per-task shim, in one executable.
 
+mod api_tls;
 mod daemon;
 mod demo;
 mod up;
@@ -20,6 +21,10 @@ struct Cli {
     /// the command's own (`service create --host NAME:IP`); `daemon` and `up` take `-H` there too.
     #[arg(short = 'H', long = "host", env = "SHOAL_HOST", value_delimiter = ',')]
     host: Vec<String>,
+    /// docker's client TLS flags (`--tls`, `--tlsverify`, `--tlscacert`, `--tlscert`,
+    /// `--tlskey`; `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`). `daemon` takes its own after it.
+    #[command(flatten)]
+    tls: shoal_cli::tls::TlsFlags,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -56,12 +61,16 @@ fn main() {
             up::main(a, hosts)
         }
         Cmd::DemoHttp(a) => demo::main(a),
-        Cmd::Client(c) => client(c, cli.host),
+        Cmd::Client(c) => client(c, cli.host, &cli.tls),
     };
     std::process::exit(code);
 }
 
-fn client(cmd: shoal_cli::ClientCommand, hosts: Vec<String>) -> i32 {
+fn client(
+    cmd: shoal_cli::ClientCommand,
+    hosts: Vec<String>,
+    tls: &shoal_cli::tls::TlsFlags,
+) -> i32 {
     let host = match hosts.as_slice() {
         [] => format!(
             "unix://{}",
@@ -86,5 +95,9 @@ fn client(cmd: shoal_cli::ClientCommand, hosts: Vec<String>) -> i32 {
             return 1;
         }
     };
-    rt.block_on(shoal_cli::execute(&shoal_cli::GlobalOpts { host }, cmd))
+    let tls = tls.resolve(|k| std::env::var(k).ok());
+    rt.block_on(shoal_cli::execute(
+        &shoal_cli::GlobalOpts { host, tls },
+        cmd,
+    ))
 }

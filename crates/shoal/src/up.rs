@@ -82,6 +82,8 @@ async fn run(a: UpArgs, hosts: Vec<String>) -> anyhow::Result<()> {
         node_generic_resources: Vec::new(),
         insecure_registries: Vec::new(),
         log_level: a.log_level.clone(),
+        // `up` serves plain HTTP: its `-H tcp://` must be on loopback.
+        api_tls: Default::default(),
     };
     let mut signals = Signals::catch();
     let running = Running::start(&args, &hosts).await?;

@@ -124,6 +124,10 @@ impl Harness for Native {
 
     /// A namespace as the node's network layer makes one for a task (the native driver makes
     /// none): `ip netns add`, named for this run so `tests/run` finds it if a crash leaves it.
+    async fn memory_mounts(&self, task: &Id) -> Option<Vec<String>> {
+        Some(shoal_runtime::conformance::tmpfs_mounts_naming(task))
+    }
+
     async fn netns(&self, name: &str) -> Option<PathBuf> {
         if !need(&[Need::Root, Need::Tool("ip")]) {
             return None;

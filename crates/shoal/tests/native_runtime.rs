@@ -104,6 +104,7 @@ fn run(id: &str, cmd: &[&str]) -> TaskRun {
         hostname: format!("h-{id}"),
         networks: Vec::new(),
         netns: None,
+        files: Vec::new(),
     }
 }
 

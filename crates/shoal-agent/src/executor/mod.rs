@@ -145,7 +145,15 @@ struct Worker {
 }
 
 impl Worker {
-    fn apply(&mut self, a: Assignments) {
+    fn apply(&mut self, mut a: Assignments) {
+        // Before the tasks: a task in this message may need what it brings.
+        if let Some(d) = a.payloads.take() {
+            let d = Arc::new(d);
+            match self.ctx.payloads.write() {
+                Ok(mut g) => *g = d,
+                Err(p) => *p.into_inner() = d,
+            }
+        }
         let gone: Vec<Id> = if a.complete {
             let ids: HashSet<&Id> = a.tasks.iter().map(|t| &t.id).collect();
             self.runners
@@ -367,6 +375,7 @@ impl Agent {
                             clock: self.clock.clone(),
                             node_id: session.node_id.clone(),
                             node: self.cfg.description.clone(),
+                            payloads: Default::default(),
                         }),
                         runners: BTreeMap::new(),
                         cleanups: Vec::new(),

@@ -8,6 +8,7 @@ use shoal_types::error::chain;
 use std::sync::Arc;
 use std::time::Duration;
 
+use shoal_types::payload::{Delivery, PayloadKind};
 use shoal_types::template::{self, TemplateError};
 use shoal_types::{Clock, Id, NodeDescription, Task, TaskState};
 use tokio::sync::watch;
@@ -15,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::controller::{self, Facts, Op, Step};
 use super::reporter::Reporter;
-use shoal_runtime::{Health, RuntimeDriver, RuntimeError, RuntimeTaskState, TaskRun};
+use shoal_runtime::{Health, RuntimeDriver, RuntimeError, RuntimeTaskState, TaskFile, TaskRun};
 
 /// How often a checked task's health is read while it is `starting`, and once it is healthy.
 /// The runtime runs the checks at their own interval; this only bounds how late the agent
@@ -41,6 +42,9 @@ pub(crate) struct Ctx {
     pub node_id: Id,
     /// What templates in a task's spec (`{{.Node.Hostname}}`) see of this node.
     pub node: NodeDescription,
+    /// The secrets and configs the dispatcher last handed this node: only those its tasks
+    /// use, held in memory only.
+    pub payloads: std::sync::RwLock<Arc<Delivery>>,
 }
 
 pub(crate) struct Runner {
@@ -118,7 +122,72 @@ fn task_run(task: &Task, node_id: &Id, node: &NodeDescription) -> Result<TaskRun
         resources: task.spec.resources.clone(),
         networks: task.networks.clone(),
         netns: None,
+        files: Vec::new(),
     })
+}
+
+/// The task's secret and config files from what the node was handed, templates expanded for
+/// this task. A payload the node lacks fails the task (the dispatcher sends a task's payloads
+/// with the task, so this means it is gone from the cluster).
+fn task_files(
+    task: &Task,
+    node_id: &Id,
+    node: &NodeDescription,
+    delivery: &Delivery,
+) -> Result<Vec<TaskFile>, String> {
+    let c = &task.spec.container;
+    let refs = c
+        .secrets
+        .iter()
+        .map(|r| (PayloadKind::Secret, r))
+        .chain(c.configs.iter().map(|r| (PayloadKind::Config, r)));
+    let mut out = Vec::new();
+    for (kind, r) in refs {
+        let d = delivery.get(kind, &r.id, r.version).ok_or_else(|| {
+            format!(
+                "{} {:?} version {} was not delivered to this node",
+                kind.as_str(),
+                r.name,
+                r.version
+            )
+        })?;
+        let data = if d.templated {
+            let text = std::str::from_utf8(d.data.as_slice())
+                .map_err(|_| format!("{} {:?}: a template must be UTF-8", kind.as_str(), r.name))?;
+            let ctx = template::Context::for_task(task, node_id, node);
+            let expanded = template::parse_named(&r.name, text)
+                .and_then(|t| t.expand(&ctx))
+                .map_err(|e| format!("{} {:?}: {e}", kind.as_str(), r.name))?;
+            shoal_types::payload::Bytes::new(expanded.into_bytes())
+        } else {
+            d.data.clone()
+        };
+        let id = |what: &str, v: &str| {
+            v.parse::<u32>().map_err(|_| {
+                format!(
+                    "{} {:?}: {what} {v:?} is not numeric",
+                    kind.as_str(),
+                    r.name
+                )
+            })
+        };
+        out.push(TaskFile {
+            path: kind.file_path(&r.target),
+            uid: if r.uid.is_empty() {
+                0
+            } else {
+                id("uid", &r.uid)?
+            },
+            gid: if r.gid.is_empty() {
+                0
+            } else {
+                id("gid", &r.gid)?
+            },
+            mode: r.mode,
+            data,
+        });
+    }
+    Ok(out)
 }
 
 enum Done {
@@ -200,16 +269,25 @@ async fn perform(
                     ctx.driver.name()
                 ))
             } else {
-                match task_run(task, &ctx.node_id, &ctx.node) {
+                let delivery = ctx
+                    .payloads
+                    .read()
+                    .map(|d| d.clone())
+                    .unwrap_or_else(|p| p.into_inner().clone());
+                let files = task_files(task, &ctx.node_id, &ctx.node, &delivery);
+                match (task_run(task, &ctx.node_id, &ctx.node), files) {
                     // The manager checks templates before it stores a spec, so only a task made
                     // before that check (or before tasks carried their service's labels) gets
                     // here; rejecting it beats running it with a raw `{{...}}` hostname.
-                    Err(e) => Facts::Error(format!("expanding the task's templates: {e}")),
-                    Ok(run) => ctx
-                        .driver
-                        .prepare(&run)
-                        .await
-                        .map_or_else(err, |()| Facts::Created),
+                    (Err(e), _) => Facts::Error(format!("expanding the task's templates: {e}")),
+                    (_, Err(e)) => Facts::Error(e),
+                    (Ok(mut run), Ok(files)) => {
+                        run.files = files;
+                        ctx.driver
+                            .prepare(&run)
+                            .await
+                            .map_or_else(err, |()| Facts::Created)
+                    }
                 }
             }
         }

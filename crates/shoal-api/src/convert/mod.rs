@@ -8,6 +8,7 @@ pub mod container;
 pub mod generic;
 pub mod network;
 pub mod node;
+pub mod payload;
 pub mod service;
 pub mod swarm;
 pub mod task;

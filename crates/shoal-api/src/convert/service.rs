@@ -274,8 +274,6 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
         ));
     };
     let cf = |f: &str| format!("TaskTemplate.ContainerSpec.{f}");
-    refuse_if(&cf("Secrets"), &c.secrets, non_empty)?;
-    refuse_if(&cf("Configs"), &c.configs, non_empty)?;
     refuse_if(&cf("Privileges"), &c.privileges, |_| true)?;
     refuse_if(&cf("Isolation"), &c.isolation, |i| {
         !matches!(
@@ -284,7 +282,11 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
                 | w::TaskSpecContainerSpecIsolationEnum::EMPTY
         )
     })?;
+    let secrets = super::payload::secrets_in(c.secrets)?;
+    let configs = super::payload::configs_in(c.configs)?;
     let container = ContainerSpec {
+        secrets,
+        configs,
         image: c.image.unwrap_or_default(),
         labels: labels_in(c.labels),
         command: c.command.unwrap_or_default(),
@@ -485,6 +487,8 @@ pub fn task_spec_out(t: &TaskSpec) -> w::TaskSpec {
     let some_str = |s: &String| if s.is_empty() { None } else { Some(s.clone()) };
     w::TaskSpec {
         container_spec: Some(w::TaskSpecContainerSpec {
+            secrets: super::payload::secrets_out(&c.secrets),
+            configs: super::payload::configs_out(&c.configs),
             image: Some(c.image.clone()),
             labels: labels_out(&c.labels),
             command: some_vec(&c.command),

@@ -91,12 +91,6 @@ pub fn spec_in(base: &ClusterSpec, s: w::SwarmSpec) -> Result<ClusterSpec, ApiEr
     if let Some(e) = s.encryption_config
         && let Some(a) = e.auto_lock_managers
     {
-        if a {
-            return Err(ApiError::invalid(
-                "EncryptionConfig.AutoLockManagers",
-                "autolock is not supported by shoal yet",
-            ));
-        }
         out.autolock = a;
     }
     Ok(out)

@@ -1,10 +1,13 @@
 //! The routes. Each handler resolves what it needs from the daemon, calls the control API and
 //! converts the answer; errors are [`ApiError`]s with Docker's statuses.
 
+mod autolock;
+mod certificates;
 mod images;
 mod logs;
 mod networks;
 pub(crate) mod nodes;
+mod payloads;
 mod services;
 pub(crate) mod swarm;
 mod system;
@@ -31,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         .route("/swarm/join", post(swarm::join))
         .route("/swarm/leave", post(swarm::leave))
         .route("/swarm/update", post(swarm::update))
+        .route("/swarm/unlock", post(autolock::unlock))
+        .route("/swarm/unlockkey", get(autolock::unlock_key))
         .route("/nodes", get(nodes::list))
         .route("/nodes/{id}", get(nodes::inspect).delete(nodes::remove))
         .route("/nodes/{id}/update", post(nodes::update))
@@ -49,6 +54,22 @@ pub fn router(state: AppState) -> Router {
             "/networks/{id}",
             get(networks::inspect).delete(networks::remove),
         )
+        .route("/secrets", get(payloads::secrets_list))
+        .route("/secrets/create", post(payloads::secrets_create))
+        .route(
+            "/secrets/{id}",
+            get(payloads::secrets_inspect).delete(payloads::secrets_remove),
+        )
+        .route("/secrets/{id}/update", post(payloads::secrets_update))
+        .route("/secrets/{id}/rotate", post(payloads::secrets_rotate))
+        .route("/configs", get(payloads::configs_list))
+        .route("/configs/create", post(payloads::configs_create))
+        .route(
+            "/configs/{id}",
+            get(payloads::configs_inspect).delete(payloads::configs_remove),
+        )
+        .route("/configs/{id}/update", post(payloads::configs_update))
+        .route("/configs/{id}/rotate", post(payloads::configs_rotate))
         .route("/tasks", get(tasks::list))
         .route("/tasks/{id}", get(tasks::inspect))
         .route("/tasks/{id}/logs", get(logs::task_logs))
@@ -65,8 +86,15 @@ pub fn router(state: AppState) -> Router {
             "/volumes/{name}",
             get(images::volume_inspect).delete(images::volume_remove),
         )
+        // A shoal extension: API client certificates signed by the cluster's root.
+        .route("/shoal/certificates", post(certificates::issue))
         .fallback(|| async { ApiError::not_found("page not found") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        // A locked manager (autolock) answers only unlock and a few daemon-level calls.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            autolock::guard,
+        ))
         .with_state(state)
 }
 

@@ -10,8 +10,9 @@ use shoal_types::service::ServiceMode;
 
 use super::manager;
 use crate::AppState;
-use crate::body::{Json, query_bool, query_u64};
-use crate::convert::service::{WireService, service_out, spec_in};
+use crate::body::{JsonRaw, query_bool, query_u64};
+use crate::convert::payload::{pins_in, service_pins_out};
+use crate::convert::service::{service_out, spec_in};
 use crate::error::{ApiError, ApiResult};
 use crate::filters::Filters;
 
@@ -36,7 +37,7 @@ fn mode_name(m: &ServiceMode) -> &'static str {
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<axum::Json<Vec<WireService>>> {
+) -> ApiResult<axum::Json<Vec<serde_json::Value>>> {
     let h = manager(&state).await?;
     let f = Filters::for_services(q.get("filters"))?;
     for m in f.get("mode") {
@@ -54,17 +55,18 @@ pub async fn list(
                 && f.any("mode", |v| v == mode_name(&s.spec.mode))
                 && f.labels("label", &s.spec.labels)
         })
-        .map(|s| service_out(s, status.then(|| status_out(view.service_status(s)))))
-        .collect();
+        .map(|s| service_json(s, status.then(|| status_out(view.service_status(s)))))
+        .collect::<Result<_, _>>()?;
     Ok(axum::Json(out))
 }
 
 pub async fn create(
     State(state): State<AppState>,
-    Json(body): Json<w::ServiceSpec>,
+    JsonRaw(body, raw): JsonRaw<w::ServiceSpec>,
 ) -> ApiResult<(StatusCode, axum::Json<serde_json::Value>)> {
     let h = manager(&state).await?;
-    let spec = spec_in(body)?;
+    let mut spec = spec_in(body)?;
+    pins_in(&raw, &mut spec, None)?;
     let s = h.create_service(spec).await?;
     Ok((
         StatusCode::CREATED,
@@ -75,17 +77,17 @@ pub async fn create(
 pub async fn inspect(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<WireService>> {
+) -> ApiResult<axum::Json<serde_json::Value>> {
     let h = manager(&state).await?;
     let s = h.view().find_service(&id)?;
-    Ok(axum::Json(service_out(&s, None)))
+    Ok(axum::Json(service_json(&s, None)?))
 }
 
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-    Json(body): Json<w::ServiceSpec>,
+    JsonRaw(body, raw): JsonRaw<w::ServiceSpec>,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
     let h = manager(&state).await?;
     let version = query_u64(&q, "version")?.ok_or_else(|| {
@@ -104,7 +106,10 @@ pub async fn update(
     let spec = if rollback {
         Default::default()
     } else {
-        spec_in(body)?
+        let mut spec = spec_in(body)?;
+        let current = h.view().find_service(&id)?;
+        pins_in(&raw, &mut spec, Some(&current.spec))?;
+        spec
     };
     h.update_service(&id, version, spec, rollback).await?;
     Ok(axum::Json(serde_json::json!({})))
@@ -114,4 +119,19 @@ pub async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> Ap
     let h = manager(&state).await?;
     h.remove_service(&id).await?;
     Ok(())
+}
+
+/// A service as Docker shows it, plus the versions its pinned secrets and configs hold.
+fn service_json(
+    s: &shoal_types::Service,
+    status: Option<w::ServiceServiceStatus>,
+) -> Result<serde_json::Value, ApiError> {
+    let mut out = serde_json::to_value(service_out(s, status)).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding service {}: {e}", s.spec.name),
+        )
+    })?;
+    service_pins_out(&mut out, &s.spec, s.previous_spec.as_ref());
+    Ok(out)
 }

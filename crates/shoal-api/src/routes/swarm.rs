@@ -51,12 +51,9 @@ impl InitBody {
     /// The request the body asks for, checked as the handler checks it (the spec converted onto
     /// the defaults, the availability parsed); no IO, so the fuzz targets call it too.
     pub fn into_request(self) -> Result<InitRequest, ApiError> {
-        let spec = spec_in(&Default::default(), self.spec.unwrap_or_default())?;
+        let mut spec = spec_in(&Default::default(), self.spec.unwrap_or_default())?;
         if self.auto_lock_managers == Some(true) {
-            return Err(ApiError::invalid(
-                "AutoLockManagers",
-                "autolock is not supported by shoal yet",
-            ));
+            spec.autolock = true;
         }
         let availability = availability_in(self.availability.as_deref())?;
         let network = network_settings_in(
@@ -211,17 +208,23 @@ pub async fn update(
     let version = query_u64(&q, "version")?.ok_or_else(|| {
         ApiError::bad_request("query parameter version: required (the swarm's Version.Index)")
     })?;
-    if query_bool(&q, "rotateManagerUnlockKey")? {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "rotateManagerUnlockKey: autolock is not supported by shoal yet",
-        ));
-    }
+    let rotate_unlock_key = query_bool(&q, "rotateManagerUnlockKey")?;
     let rotate_worker = query_bool(&q, "rotateWorkerToken")?;
     let rotate_manager = query_bool(&q, "rotateManagerToken")?;
     let cur = h.cluster()?;
     let spec = spec_in(&cur.spec, body)?;
-    h.update_cluster(version, spec, rotate_worker, rotate_manager)
+    if rotate_unlock_key && !spec.autolock {
+        // Checked before anything is written: nothing half-done.
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "cannot rotate because autolock is not turned on",
+        ));
+    }
+    let c = h
+        .update_cluster(version, spec, rotate_worker, rotate_manager)
         .await?;
+    if rotate_unlock_key {
+        h.rotate_unlock_key(c.meta.version).await?;
+    }
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::convert::swarm::cluster_info;
 pub async fn ping(State(state): State<AppState>) -> Response {
     let swarm = match state.daemon.swarm().await {
         Some(_) => "active/manager",
+        None if state.daemon.locked() => "locked",
         None => "inactive",
     };
     let mut r = "OK".into_response();
@@ -73,7 +74,11 @@ pub async fn info(State(state): State<AppState>) -> axum::Json<w::SystemInfo> {
         None => w::SwarmInfo {
             node_id: Some(String::new()),
             node_addr: Some(String::new()),
-            local_node_state: Some(w::LocalNodeState::INACTIVE),
+            local_node_state: Some(if state.daemon.locked() {
+                w::LocalNodeState::LOCKED
+            } else {
+                w::LocalNodeState::INACTIVE
+            }),
             control_available: Some(false),
             error: Some(String::new()),
             remote_managers: None,

@@ -104,7 +104,8 @@ impl HealthFlags {
 
 /// Splits a CSV line as Go's `encoding/csv` reads docker's `--mount` values: fields separated
 /// by commas, a field in double quotes may hold commas, `""` inside quotes is a quote.
-fn csv_fields(flag: &str, value: &str) -> Result<Vec<String>> {
+/// (`--secret` and `--config` are read the same way.)
+pub(crate) fn csv_fields(flag: &str, value: &str) -> Result<Vec<String>> {
     let mut fields = Vec::new();
     let mut cur = String::new();
     let mut chars = value.chars().peekable();

@@ -74,6 +74,8 @@ pub struct CreateArgs {
     #[arg(long)]
     pub host: Vec<String>,
     #[command(flatten)]
+    pub refs: super::refs::CreateRefFlags,
+    #[command(flatten)]
     pub flags: ServiceFlags,
     /// IMAGE [COMMAND] [ARG...]: everything after the image goes to the container unparsed.
     #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "IMAGE [COMMAND] [ARG...]")]
@@ -311,13 +313,18 @@ pub fn service_mode(mode: &str, p: &Parsed) -> Result<ServiceSpecMode> {
 
 pub async fn run(client: &Client, args: CreateArgs) -> Result<()> {
     let mut spec = build_spec(&args)?;
+    // Secret and config names become IDs first, as docker's client resolves them.
+    let mut refs = super::refs::Refs::default();
+    args.refs.parse()?.apply(client, &mut refs).await?;
     let mut warnings = Vec::new();
     if !args.flags.no_resolve_image
         && let Some(w) = super::resolve_image(client, &mut spec).await
     {
         warnings.push(w);
     }
-    let resp: ServiceCreateResponse = client.post("/services/create", &[], &spec).await?;
+    let resp: ServiceCreateResponse = client
+        .post("/services/create", &[], &refs.body(&spec)?)
+        .await?;
     for w in resp
         .warnings
         .unwrap_or_default()

@@ -1,5 +1,6 @@
 //! `service create|ls|ps|inspect|scale|update|rollback|rm|logs`: one module per command, the
-//! shared flags in `opts` and `policy`, progress drawing in `progress` and the converge wait in `wait`.
+//! shared flags in `opts` and `policy`, `--secret`/`--config` references in `refs`, progress
+//! drawing in `progress` and the converge wait in `wait`.
 
 pub mod container;
 pub mod create;
@@ -13,6 +14,7 @@ pub mod policy;
 pub mod ports;
 pub mod progress;
 pub mod ps;
+pub mod refs;
 pub mod scale;
 pub mod update;
 pub mod wait;
@@ -61,16 +63,18 @@ pub async fn run(client: &Client, cmd: ServiceCommand) -> Result<()> {
         ServiceCommand::Scale(a) => scale::scale(client, a).await,
         ServiceCommand::Update(a) => update::run(client, a).await,
         ServiceCommand::Rollback(a) => scale::rollback(client, a).await,
-        ServiceCommand::Rm { services } => rm(client, &services).await,
+        ServiceCommand::Rm { services } => remove_each(client, "/services", &services).await,
         ServiceCommand::Logs(a) => logs::run(client, a).await,
     }
 }
 
-async fn rm(client: &Client, services: &[String]) -> Result<()> {
+/// docker's `rm` of services, secrets or configs (`collection` is the API path): each removed
+/// name printed as given, each failure (a 404, an object still in use) kept for the end.
+pub async fn remove_each(client: &Client, collection: &str, names: &[String]) -> Result<()> {
     let mut errors = Vec::new();
-    for s in services {
+    for s in names {
         match client
-            .delete(&format!("/services/{}", path_escape(s, false)), &[])
+            .delete(&format!("{collection}/{}", path_escape(s, false)), &[])
             .await
         {
             Ok(()) => println!("{s}"),

@@ -18,12 +18,13 @@ pub struct RollbackArgs {
 }
 
 pub async fn rollback(client: &Client, a: RollbackArgs) -> Result<()> {
-    let service = inspect_service(client, &a.service).await?;
+    let (service, refs) = inspect_service(client, &a.service).await?;
     let spec = service.spec.clone().unwrap_or_default();
     let warnings = post_update(
         client,
         &service,
         spec,
+        &refs,
         &[("rollback", "previous".to_string())],
     )
     .await?;
@@ -100,7 +101,7 @@ pub async fn scale(client: &Client, a: ScaleArgs) -> Result<()> {
 }
 
 async fn scale_one(client: &Client, name: &str, replicas: i64) -> Result<Vec<String>> {
-    let service = inspect_service(client, name).await?;
+    let (service, refs) = inspect_service(client, name).await?;
     let mut spec = service.spec.clone().unwrap_or_default();
     let mode = spec.mode.get_or_insert_with(Default::default);
     if let Some(r) = mode.replicated.as_mut() {
@@ -112,7 +113,7 @@ async fn scale_one(client: &Client, name: &str, replicas: i64) -> Result<Vec<Str
             "scale can only be used with replicated or replicated-job mode".into(),
         ));
     }
-    post_update(client, &service, spec, &[]).await
+    post_update(client, &service, spec, &refs, &[]).await
 }
 
 #[cfg(test)]

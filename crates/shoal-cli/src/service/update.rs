@@ -13,7 +13,8 @@ use super::opts::{
     Parsed, ServiceFlags, expand_env, label_pair, parse, placement_pref, shell_words,
 };
 use super::policy::{apply_restart, apply_rollback_config, apply_update_config};
-use crate::client::{Client, path_escape};
+use super::refs::Refs;
+use crate::client::{Client, decode, path_escape};
 use crate::error::{CliError, Result};
 use crate::imageref::with_default_tag;
 
@@ -122,6 +123,8 @@ pub struct UpdateArgs {
     #[arg(long)]
     pub host_rm: Vec<String>,
     #[command(flatten)]
+    pub refs: super::refs::UpdateRefFlags,
+    #[command(flatten)]
     pub flags: ServiceFlags,
     pub service: String,
 }
@@ -203,6 +206,7 @@ impl UpdateArgs {
             || f.init.is_some()
             || f.tty.is_some()
             || f.read_only.is_some()
+            || self.refs.any()
             || lists.iter().any(|l| !l.is_empty())
             || options.iter().any(|o| o.is_some())
     }
@@ -451,14 +455,14 @@ fn update_env(env: &mut Option<Vec<String>>, remove: &[String], add: &[String]) 
     Ok(())
 }
 
-/// Fetches a service by name, ID or ID prefix.
-pub async fn inspect_service(client: &Client, name: &str) -> Result<Service> {
-    client
-        .get(
-            &format!("/services/{}", path_escape(name, false)),
-            &[("insertDefaults", "false".to_string())],
-        )
-        .await
+/// Fetches a service by name, ID or ID prefix, with its secret and config references as sent
+/// (they carry fields the model drops; `post_update` puts them back).
+pub async fn inspect_service(client: &Client, name: &str) -> Result<(Service, Refs)> {
+    let path = format!("/services/{}", path_escape(name, false));
+    let raw = client
+        .get_raw(&path, &[("insertDefaults", "false".to_string())])
+        .await?;
+    Ok((decode(&path, &raw)?, Refs::from_service(&raw)))
 }
 
 /// `POST /services/{id}/update?version=N`, tagging the image like docker's client does.
@@ -466,6 +470,7 @@ pub async fn post_update(
     client: &Client,
     service: &Service,
     mut spec: ServiceSpec,
+    refs: &Refs,
     extra: &[(&str, String)],
 ) -> Result<Vec<String>> {
     if let Some(cs) = spec
@@ -484,7 +489,7 @@ pub async fn post_update(
         .post(
             &format!("/services/{}/update", path_escape(&id, false)),
             &query,
-            &spec,
+            &refs.body(&spec)?,
         )
         .await?;
     Ok(resp.warnings.unwrap_or_default())
@@ -497,9 +502,11 @@ pub async fn run(client: &Client, a: UpdateArgs) -> Result<()> {
             "other flags may not be combined with --rollback".into(),
         ));
     }
-    let service = inspect_service(client, &a.service).await?;
+    let wanted = a.refs.parse()?;
+    let (service, mut refs) = inspect_service(client, &a.service).await?;
     let mut spec = service.spec.clone().unwrap_or_default();
     apply(&mut spec, &a, &p)?;
+    wanted.apply(client, &mut refs).await?;
     let mut warnings = Vec::new();
     if a.image.is_some()
         && !a.flags.no_resolve_image
@@ -511,7 +518,7 @@ pub async fn run(client: &Client, a: UpdateArgs) -> Result<()> {
     if a.rollback {
         extra.push(("rollback", "previous".to_string()));
     }
-    for w in post_update(client, &service, spec, &extra)
+    for w in post_update(client, &service, spec, &refs, &extra)
         .await?
         .into_iter()
         .chain(warnings)
@@ -671,6 +678,9 @@ mod tests {
         assert!(!cli.args.changes_anything());
         let cli =
             Cli::try_parse_from(["update", "--rollback", "--image", "x", "web"]).expect("parse");
+        assert!(cli.args.changes_anything());
+        let cli = Cli::try_parse_from(["update", "--rollback", "--secret-rm", "x", "web"])
+            .expect("parse");
         assert!(cli.args.changes_anything());
     }
 }

@@ -7,8 +7,10 @@
 //! every writer of the swarm spec goes through.
 
 pub mod ca;
+pub mod client_cert;
 pub mod init;
 pub mod join;
+pub mod unlock;
 
 use std::io::Write;
 
@@ -41,6 +43,12 @@ pub enum SwarmCommand {
     Update(UpdateArgs),
     /// Display and rotate the root CA
     Ca(ca::CaArgs),
+    /// Issue a client certificate for the TLS API, signed by the swarm's root CA (shoal only)
+    ClientCert(client_cert::ClientCertArgs),
+    /// Unlock swarm
+    Unlock,
+    /// Manage the unlock key
+    UnlockKey(unlock::UnlockKeyArgs),
 }
 
 /// Flags `init` and `update` share (docker's `addSwarmFlags`).
@@ -84,6 +92,9 @@ pub async fn run(client: &Client, cmd: SwarmCommand) -> Result<()> {
         SwarmCommand::Leave { force } => leave(client, force, out).await,
         SwarmCommand::Update(args) => update(client, args, out).await,
         SwarmCommand::Ca(args) => ca::run(client, args, out).await,
+        SwarmCommand::ClientCert(args) => client_cert::run(client, args, out).await,
+        SwarmCommand::Unlock => unlock::unlock(client, out).await,
+        SwarmCommand::UnlockKey(args) => unlock::unlock_key(client, args, out).await,
     }
 }
 

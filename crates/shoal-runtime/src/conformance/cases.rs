@@ -501,3 +501,53 @@ pub async fn remove_cleans_up<H: Harness>(h: &H) {
     let left = h.leftovers(&d, id).await;
     assert!(left.is_empty(), "{name}: left behind: {left:?}");
 }
+
+/// Secrets and configs: each file at its path with its content, read-only, from memory while
+/// the task runs (a tmpfs, where the harness can show mounts), and gone from the node once the
+/// task has exited.
+pub async fn secret_and_config_files<H: Harness>(h: &H) {
+    let (name, d) = (h.name(), h.driver().await);
+    let mut r = task(
+        h,
+        "files",
+        "cat /run/secrets/pw; cat /etc/app.conf; echo x > /run/secrets/pw || echo refused; echo ready; while :; do sleep 0.1; done",
+    );
+    let file = |path: &str, mode: u32, data: &str| crate::TaskFile {
+        path: path.into(),
+        uid: 0,
+        gid: 0,
+        mode,
+        data: shoal_types::payload::Bytes::new(data.as_bytes().to_vec()),
+    };
+    r.files = vec![
+        file("/run/secrets/pw", 0o400, "s3cret\n"),
+        file("/etc/app.conf", 0o444, "conf=1\n"),
+    ];
+    start(h, &d, &r).await;
+    until_output(h, &d, &r.task_id, "ready").await;
+    let (out, err) = output(h, &d, &r.task_id).await;
+    assert_eq!(
+        out, "s3cret\nconf=1\nrefused\nready\n",
+        "{name}: stderr {err:?}"
+    );
+    if let Some(mounts) = h.memory_mounts(&r.task_id).await {
+        assert!(
+            !mounts.is_empty(),
+            "{name}: the files are not on a memory-backed mount"
+        );
+    }
+    d.stop(&r.task_id, Duration::from_secs(1))
+        .await
+        .expect("stop");
+    wait(h, &d, &r.task_id).await;
+    // Gone with the process, not only with the task's record (which the task history keeps).
+    if let Some(mounts) = h.memory_mounts(&r.task_id).await {
+        assert!(
+            mounts.is_empty(),
+            "{name}: still mounted after exit: {mounts:?}"
+        );
+    }
+    d.remove(&r.task_id).await.expect("remove");
+    let left = h.leftovers(&d, &r.task_id).await;
+    assert!(left.is_empty(), "{name}: left behind: {left:?}");
+}

@@ -104,12 +104,31 @@ pub trait Harness: Sized + Send + Sync + 'static {
         None
     }
 
+    /// The memory-backed mounts of the node whose mount point names `task` (where a driver
+    /// keeps the task's secret files); `None`: this harness has no real mounts to show (see
+    /// [`tmpfs_mounts_naming`] for the ones that do).
+    async fn memory_mounts(&self, _task: &Id) -> Option<Vec<String>> {
+        None
+    }
+
     /// Adds an interface named `link` to the network namespace at `netns`, as the node's
     /// network layer adds a task's ([`add_link_with_ip`] does it with `ip`). False: this
     /// harness cannot, and the suite says it could not check what needs it.
     async fn add_link(&self, _netns: &Path, _link: &str) -> bool {
         false
     }
+}
+
+/// The tmpfs mounts of this machine whose mount point names `task`, from `/proc/self/mountinfo`.
+pub fn tmpfs_mounts_naming(task: &Id) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|l| {
+            let point = l.split_whitespace().nth(4)?;
+            let fstype = l.split(" - ").nth(1)?.split_whitespace().next()?;
+            (fstype == "tmpfs" && point.contains(task.as_str())).then(|| point.to_string())
+        })
+        .collect()
 }
 
 /// Adds a bridge named `link` to the network namespace at `netns` (`/run/netns/NAME`,
@@ -157,6 +176,7 @@ pub fn command_task<H: Harness>(h: &H, name: &str, argv: &[&str]) -> TaskRun {
         hostname: "conformance".into(),
         networks: Vec::new(),
         netns: None,
+        files: Vec::new(),
     }
 }
 
@@ -310,6 +330,7 @@ macro_rules! conformance_tests {
             missing_image_is_not_found,
             missing_executable_fails_the_start,
             remove_cleans_up,
+            secret_and_config_files,
             a_task_with_networks_runs_in_its_namespace
         );
     };
@@ -345,5 +366,6 @@ pub async fn run_all<H: Harness>(h: &H) {
     missing_image_is_not_found(h).await;
     missing_executable_fails_the_start(h).await;
     remove_cleans_up(h).await;
+    secret_and_config_files(h).await;
     a_task_with_networks_runs_in_its_namespace(h).await;
 }

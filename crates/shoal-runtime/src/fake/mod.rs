@@ -406,7 +406,12 @@ impl RuntimeDriver for FakeDriver {
                 run: Some(run.clone()),
                 state: RuntimeTaskState::Created,
                 logs: Vec::new(),
-                files: BTreeMap::new(),
+                // Its secrets and configs, as a real driver binds them.
+                files: run
+                    .files
+                    .iter()
+                    .map(|f| (f.path.clone(), Bytes::copy_from_slice(f.data.as_slice())))
+                    .collect(),
                 signals: Vec::new(),
                 scripted: false,
             },

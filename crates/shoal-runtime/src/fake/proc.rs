@@ -532,6 +532,10 @@ impl Task {
         let Some(run) = &self.run else {
             return (Place::Task(path.to_string()), true);
         };
+        // A secret or config file: bound read-only over whatever is below.
+        if run.files.iter().any(|f| f.path == path) {
+            return (Place::Task(path.to_string()), false);
+        }
         let best = run
             .container
             .mounts
