@@ -70,7 +70,7 @@ pub struct JoinTokens {
 
 /// The cluster's root certificate authority. The key lives in the replicated store so that any
 /// manager can sign node certificates.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RootCa {
     pub cert_pem: String,
     pub key_pem: String,
@@ -87,7 +87,7 @@ pub struct RootRotation {
     pub cross_signed_pem: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cluster {
     pub id: Id,
     pub meta: Meta,
@@ -117,7 +117,7 @@ pub struct Cluster {
     pub unlock_key: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TunnelKey {
     /// 32 random bytes, in hex.
     pub key: String,
@@ -172,5 +172,70 @@ impl Cluster {
             t.push(r.next.cert_pem.clone());
         }
         t
+    }
+}
+
+// The cluster object carries keys (the root CA's, the tunnel key, the unlock key): its `Debug`
+// shows that they are there, never what they are, so no log line can carry one.
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for RootCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RootCa")
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &REDACTED)
+            .field("digest", &self.digest)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TunnelKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TunnelKey")
+            .field("key", &REDACTED)
+            .field("since", &self.since)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("id", &self.id)
+            .field("meta", &self.meta)
+            .field("spec", &self.spec)
+            .field("join_tokens", &self.join_tokens)
+            .field("root_ca", &self.root_ca)
+            .field("root_rotation", &self.root_rotation)
+            .field("removed_nodes", &self.removed_nodes)
+            .field("network", &self.network)
+            .field("tunnel_key", &self.tunnel_key)
+            .field("unlock_key", &self.unlock_key.as_ref().map(|_| REDACTED))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn keys_never_show_in_debug() {
+        let c = Cluster {
+            root_ca: RootCa {
+                key_pem: "PRIVATE-CA-KEY".into(),
+                ..Default::default()
+            },
+            tunnel_key: Some(TunnelKey {
+                key: "TUNNEL-KEY".into(),
+                since: crate::Timestamp(0),
+            }),
+            unlock_key: Some("SWMKEY-1-SECRET".into()),
+            ..Default::default()
+        };
+        let shown = format!("{c:?}");
+        for key in ["PRIVATE-CA-KEY", "TUNNEL-KEY", "SWMKEY-1-SECRET"] {
+            assert!(!shown.contains(key), "{shown}");
+        }
     }
 }

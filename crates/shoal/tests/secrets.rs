@@ -428,6 +428,17 @@ fn rotate_rolls_services_one_task_at_a_time() {
         3,
         "the old tasks' reads"
     );
+    // Each task shows the version it was given.
+    let given = |task: &str| {
+        let (_, t) = d.api("GET", &format!("/v1.50/tasks/{task}"), None);
+        t["Spec"]["ContainerSpec"]["Secrets"][0]["Version"].clone()
+    };
+    for t in running(&d, "follow") {
+        assert_eq!(given(&t), 2, "task {t}");
+    }
+    for t in running(&d, "pinned") {
+        assert_eq!(given(&t), 1, "task {t}");
+    }
     let pinned = logs("pinned");
     assert!(pinned.contains(&h1) && !pinned.contains(&h2), "{pinned}");
     // shoal's own field, which the docker CLI does not show.

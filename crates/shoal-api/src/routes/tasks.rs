@@ -7,14 +7,15 @@ use shoal_types::Id;
 
 use super::manager;
 use crate::AppState;
+use crate::convert::payload::task_pins_out;
 use crate::convert::task::{WireTask, task_out};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::filters::Filters;
 
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<axum::Json<Vec<WireTask>>> {
+) -> ApiResult<axum::Json<Vec<serde_json::Value>>> {
     let h = manager(&state).await?;
     let (f, desired) = Filters::for_tasks(q.get("filters"))?;
     let view = h.view();
@@ -45,19 +46,30 @@ pub async fn list(
                         .service(&t.service_id)
                         .is_some_and(|s| s.spec.task == t.spec))
         })
-        .map(|t| task_out(t, |n| view.find_network(n.as_str()).ok()))
-        .collect();
+        .map(|t| task_json(t, task_out(t, |n| view.find_network(n.as_str()).ok())))
+        .collect::<Result<_, _>>()?;
     Ok(axum::Json(out))
 }
 
 pub async fn inspect(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<WireTask>> {
+) -> ApiResult<axum::Json<serde_json::Value>> {
     let h = manager(&state).await?;
     let view = h.view();
     let t = view.find_task(&id)?;
-    Ok(axum::Json(task_out(&t, |n| {
-        view.find_network(n.as_str()).ok()
-    })))
+    let wire = task_out(&t, |n| view.find_network(n.as_str()).ok());
+    Ok(axum::Json(task_json(&t, wire)?))
+}
+
+/// A task as Docker shows it, plus the version of each secret and config it was given.
+fn task_json(t: &shoal_types::Task, wire: WireTask) -> Result<serde_json::Value, ApiError> {
+    let mut out = serde_json::to_value(wire).map_err(|e| {
+        ApiError::new(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding task {}: {e}", t.id),
+        )
+    })?;
+    task_pins_out(&mut out, &t.spec);
+    Ok(out)
 }
