@@ -337,6 +337,16 @@ fn every_manager_locks_and_a_locked_backup_recovers_with_force_new_cluster() {
     let key = unlock_key(&c, 1);
     create_service(&c, 1, "a");
     create_service(&c, 2, "b");
+    // A secret and a config (whose data the API shows, so the restore can be checked byte for
+    // byte): both must come back, and neither may be readable in the backup.
+    for kind in ["secret", "config"] {
+        let out = docker_stdin(
+            &c.n(1).client(),
+            &[kind, "create", &format!("{kind}-1"), "-"],
+            &format!("{kind}={MARKER}"),
+        );
+        assert!(out.status.success(), "{}", output_text(&out));
+    }
     // Every manager learns the key and seals under it.
     for i in 1..=3 {
         poll(
@@ -408,6 +418,19 @@ fn every_manager_locks_and_a_locked_backup_recovers_with_force_new_cluster() {
         let v = c.n(1).service(s).expect("a service from before the backup");
         assert_eq!(v["Spec"]["Labels"]["secretish"], MARKER);
     }
+    let secret = c.n(1).get("/secrets/secret-1").expect("the secret, kept");
+    assert_eq!(secret["Spec"]["Name"], "secret-1");
+    assert!(
+        !secret.to_string().contains(MARKER),
+        "a secret's data shown: {secret}"
+    );
+    let config = c
+        .n(1)
+        .docker_ok(&["config", "inspect", "--pretty", "config-1"]);
+    assert!(
+        config.contains(&format!("config={MARKER}")),
+        "the config's data, kept: {config}"
+    );
     // Still autolocked, with the same key, and writable.
     assert_eq!(unlock_key(&c, 1), key);
     poll(

@@ -273,7 +273,10 @@ fn secrets_reach_tasks_from_memory_only(runtime: &str) {
     );
 
     // From memory: the task's files sit on a tmpfs of its own, outside the data dir.
-    let task = running(&d, "web").pop().expect("a running task");
+    // The task's output can come before the agent's report of it running.
+    let task = wait_for("the task to be reported running", MINUTE, || {
+        running(&d, "web").pop().ok_or_else(|| d.ps("web"))
+    });
     let mounts = memory_mounts(&task);
     assert!(!mounts.is_empty(), "no tmpfs holds task {task}'s files");
     assert!(
