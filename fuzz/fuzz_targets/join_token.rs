@@ -4,6 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use shoal_fuzz::digits_as_hash;
 use shoal_pki::JoinToken;
 
 fuzz_target!(|data: &[u8]| {
@@ -50,15 +51,3 @@ const MESSAGES: &[&str] = &[
     "invalid join token: the secret must be lowercase base# (#-#, a-z)",
 ];
 
-/// `msg` with every run of ASCII digits replaced by one `#`.
-fn digits_as_hash(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
-    for c in msg.chars() {
-        if !c.is_ascii_digit() {
-            out.push(c);
-        } else if !out.ends_with('#') {
-            out.push('#');
-        }
-    }
-    out
-}

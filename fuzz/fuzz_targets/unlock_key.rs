@@ -6,6 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use shoal_fuzz::digits_as_hash;
 use shoal_store::Sealer;
 use shoal_store::seal::{DEK_CONTEXT, SecretKey, UnlockKey};
 
@@ -41,15 +42,3 @@ const MESSAGES: &[&str] = &[
     "invalid key string: an unlock key holds # bytes, this one #",
 ];
 
-/// `msg` with every run of ASCII digits replaced by one `#`.
-fn digits_as_hash(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
-    for c in msg.chars() {
-        if !c.is_ascii_digit() {
-            out.push(c);
-        } else if !out.ends_with('#') {
-            out.push('#');
-        }
-    }
-    out
-}

@@ -163,6 +163,13 @@ fn a_secret_reaches_only_the_nodes_that_run_its_tasks() {
         let found = files_holding(c.n(i).data_dir(), &secret);
         assert!(found.is_empty(), "node{i}'s data dir holds it: {found:?}");
     }
+    // The scan itself is checked on the manager, which holds every secret it replicates: a
+    // scan that could not read a process would otherwise pass for node3.
+    let pid1 = c.n(1).pid().expect("node1 runs");
+    assert!(
+        in_memory_of(pid1, secret.as_bytes()),
+        "the memory scan does not find the secret in the manager, which holds it"
+    );
     let pid3 = c.n(3).pid().expect("node3 runs");
     assert!(
         !in_memory_of(pid3, secret.as_bytes()),
