@@ -166,6 +166,12 @@ impl Control {
                 .unwrap_or_default();
         }
         validate::check_service_spec(&spec)?;
+        let view = self.view();
+        validate::check_dependency_cycle(
+            &spec,
+            view.services()
+                .map(|s| (s.spec.name.as_str(), &s.spec.labels)),
+        )?;
         Self::resolve_service_networks(&self.view(), &mut spec)?;
         Self::resolve_service_payloads(&self.view(), &mut spec)?;
         if self.view().service_by_name(&spec.name).is_some() {
@@ -230,6 +236,12 @@ impl Control {
             });
         } else {
             validate::check_service_update(&cur.spec, &spec)?;
+            validate::check_dependency_cycle(
+                &spec,
+                view.services()
+                    .filter(|s| s.id != cur.id)
+                    .map(|s| (s.spec.name.as_str(), &s.spec.labels)),
+            )?;
             Self::resolve_service_networks(&view, &mut spec)?;
             Self::resolve_service_payloads(&view, &mut spec)?;
             if spec.name != cur.spec.name {

@@ -109,6 +109,10 @@ impl Controller for Orchestrator {
                     .map(|s| s.id.clone()),
             );
         }
+        // A dependency's tasks decide when its dependents may start; a new service may be the
+        // dependency they wait for.
+        let dependents = loops::dependents_of(new, &keys);
+        keys.extend(dependents);
         keys.into_iter().collect()
     }
 

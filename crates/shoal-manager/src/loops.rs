@@ -12,7 +12,7 @@ use shoal_store::{Op, State};
 use shoal_types::service::UpdateState;
 use shoal_types::service::UpdateStatus;
 use shoal_types::task::{Task, TaskState, TaskStatus};
-use shoal_types::{Id, IdGen, ServiceMode, Timestamp};
+use shoal_types::{Id, IdGen, Service, ServiceMode, Timestamp};
 
 /// What the reconcilers want for some services: the changes, and when each service wants to be
 /// looked at again.
@@ -42,6 +42,7 @@ pub fn reconcile_services(view: &State, now: Timestamp, keys: &[Id], ids: &mut I
         for key in keys {
             let tasks: Vec<&Task> = view.tasks_of_service(key).map(|t| &**t).collect();
             let r = match view.service(key) {
+                Some(service) if held_back(view, service, &tasks) => None,
                 Some(service) => {
                     let r = shoal_orchestrator::reconcile_service(ctx, service, &tasks, ids);
                     out.changes.extend(r.changes);
@@ -62,6 +63,53 @@ pub fn reconcile_services(view: &State, now: Timestamp, keys: &[Id], ids: &mut I
         }
         out
     })
+}
+
+/// Whether `service` must wait for the services it depends on before it gets its first tasks
+/// (see `shoal_orchestrator::depends`).
+pub fn held_back(view: &State, service: &Service, tasks: &[&Task]) -> bool {
+    waiting_on(view, service, tasks).is_some()
+}
+
+/// What `service` waits for before it gets its first tasks, if anything.
+pub fn waiting_on(view: &State, service: &Service, tasks: &[&Task]) -> Option<String> {
+    shoal_orchestrator::depends::pending_dependencies(service, tasks)
+        .into_iter()
+        .find_map(|d| {
+            let dep = view.service_by_name(&d.service).map(|s| &**s);
+            let dep_tasks: Vec<&Task> = dep
+                .map(|s| view.tasks_of_service(&s.id).map(|t| &**t).collect())
+                .unwrap_or_default();
+            shoal_orchestrator::depends::met(dep, &dep_tasks, d.condition, &d.service).err()
+        })
+}
+
+/// The services waiting to start on any of the services `keys` (see [`held_back`]), so a
+/// change to a dependency wakes its dependents.
+pub fn dependents_of(view: &State, keys: &BTreeSet<Id>) -> Vec<Id> {
+    let names: BTreeSet<&str> = keys
+        .iter()
+        .filter_map(|k| view.service(k))
+        .map(|s| s.spec.name.as_str())
+        .collect();
+    if names.is_empty() {
+        return Vec::new();
+    }
+    view.services()
+        .filter(|s| {
+            s.spec
+                .labels
+                .contains_key(shoal_types::stack::DEPENDS_ON_LABEL)
+        })
+        .filter(|s| view.tasks_of_service(&s.id).next().is_none())
+        .filter(|s| {
+            shoal_types::stack::depends_on(&s.spec.labels)
+                .unwrap_or_default()
+                .iter()
+                .any(|d| names.contains(d.service.as_str()))
+        })
+        .map(|s| s.id.clone())
+        .collect()
 }
 
 /// Every key the orchestrator has in `view`: each service, and each missing service that still

@@ -37,6 +37,15 @@ pub fn check_name(field: &str, name: &str) -> Result<(), ControlError> {
 pub fn check_service_spec(spec: &ServiceSpec) -> Result<(), ControlError> {
     check_name("Name", &spec.name)?;
     check_labels("Labels", spec.labels.keys())?;
+    let field = format!("Labels[{:?}]", shoal_types::stack::DEPENDS_ON_LABEL);
+    let deps = shoal_types::stack::depends_on(&spec.labels)
+        .map_err(|e| ControlError::invalid(&field, e.0))?;
+    if deps.iter().any(|d| d.service == spec.name) {
+        return Err(ControlError::invalid(
+            field,
+            format!("service {} cannot depend on itself", spec.name),
+        ));
+    }
     let c = &spec.task.container;
     if c.image.trim().is_empty() {
         return Err(ControlError::invalid(
@@ -152,6 +161,44 @@ fn check_update_config(field: &str, u: &UpdateConfig) -> Result<(), ControlError
 }
 
 /// What may change between two versions of a service.
+/// Refuses `spec` when its start-order dependencies close a cycle with the services
+/// `others` (name and labels of every other service): such services would never start.
+pub fn check_dependency_cycle<'a>(
+    spec: &ServiceSpec,
+    others: impl Iterator<Item = (&'a str, &'a std::collections::BTreeMap<String, String>)>,
+) -> Result<(), ControlError> {
+    let edges = |labels: &std::collections::BTreeMap<String, String>| -> Vec<String> {
+        shoal_types::stack::depends_on(labels)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| d.service)
+            .collect()
+    };
+    let mut graph: std::collections::BTreeMap<String, Vec<String>> = others
+        .filter(|(name, _)| *name != spec.name)
+        .map(|(name, labels)| (name.to_string(), edges(labels)))
+        .collect();
+    let own = edges(&spec.labels);
+    if own.is_empty() {
+        return Ok(());
+    }
+    graph.insert(spec.name.clone(), own);
+    match shoal_types::stack::find_cycle(&graph) {
+        Some(mut cycle) if cycle.contains(&spec.name) => {
+            // Told from the service being written: `web -> db -> web`.
+            cycle.pop();
+            let at = cycle.iter().position(|n| *n == spec.name).unwrap_or(0);
+            cycle.rotate_left(at);
+            cycle.push(spec.name.clone());
+            Err(ControlError::invalid(
+                format!("Labels[{:?}]", shoal_types::stack::DEPENDS_ON_LABEL),
+                format!("dependency cycle: {}", cycle.join(" -> ")),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub fn check_service_update(old: &ServiceSpec, new: &ServiceSpec) -> Result<(), ControlError> {
     if std::mem::discriminant(&old.mode) != std::mem::discriminant(&new.mode) {
         return Err(ControlError::invalid(
@@ -265,5 +312,46 @@ mod tests {
         let mut scaled = spec();
         scaled.mode = ServiceMode::Replicated { replicas: 9 };
         assert!(check_service_update(&spec(), &scaled).is_ok());
+    }
+
+    #[test]
+    fn start_order_labels_are_checked_and_cycles_refused() {
+        use shoal_types::stack::DEPENDS_ON_LABEL;
+        let with = |name: &str, deps: &str| {
+            let mut s = spec();
+            s.name = name.into();
+            s.labels.insert(DEPENDS_ON_LABEL.into(), deps.into());
+            s
+        };
+        let e = check_service_spec(&with("web", "db:healthy"))
+            .expect_err("an error")
+            .to_string();
+        assert!(e.contains("unknown condition \"healthy\""), "{e}");
+        let e = check_service_spec(&with("web", "web:service_started"))
+            .expect_err("an error")
+            .to_string();
+        assert!(e.contains("cannot depend on itself"), "{e}");
+        assert!(check_service_spec(&with("web", "db:service_healthy")).is_ok());
+
+        let db = with("db", "cache:service_started");
+        let cache = with("cache", "web:service_started");
+        let others = [(&db.name, &db.labels), (&cache.name, &cache.labels)];
+        let e = check_dependency_cycle(
+            &with("web", "db:service_healthy"),
+            others.iter().map(|(n, l)| (n.as_str(), *l)),
+        )
+        .expect_err("an error")
+        .to_string();
+        assert!(
+            e.contains("dependency cycle: web -> db -> cache -> web"),
+            "{e}"
+        );
+        // Without the edge back, no cycle; a dependency on a service not there yet is fine.
+        let others = [(&db.name, &db.labels)];
+        check_dependency_cycle(
+            &with("web", "db:service_healthy,later:service_started"),
+            others.iter().map(|(n, l)| (n.as_str(), *l)),
+        )
+        .expect("ok");
     }
 }

@@ -637,3 +637,47 @@ fn gpus_go_one_per_task_and_the_rest_wait_until_scaled_down() {
     assert_eq!(gpus(&sim), before);
     assert_eq!(sim.running(&svc).len(), 2);
 }
+
+#[test]
+fn a_dependent_service_starts_only_once_its_dependency_runs() {
+    use shoal_types::stack::{Condition, DEPENDS_ON_LABEL, Dependency, format_depends_on};
+    let mut sim = Sim::new(3, 11);
+    let mut web = spec("app_web", 2);
+    web.labels.insert(
+        DEPENDS_ON_LABEL.into(),
+        format_depends_on(&[Dependency {
+            service: "app_db".into(),
+            condition: Condition::Healthy,
+        }]),
+    );
+    let web = sim.service(web);
+    sim.converge();
+    assert_eq!(
+        sim.state.tasks_of_service(&web).count(),
+        0,
+        "held back while app_db does not exist"
+    );
+    let db = sim.service(spec("app_db", 1));
+    sim.converge();
+    assert_eq!(sim.running(&web).len(), 2);
+    let db_running_at = sim
+        .state
+        .tasks_of_service(&db)
+        .map(|t| t.status.timestamp)
+        .max()
+        .expect("a db task");
+    let web_first = sim
+        .state
+        .tasks_of_service(&web)
+        .map(|t| t.meta.created_at)
+        .min()
+        .expect("a web task");
+    assert!(
+        web_first >= db_running_at,
+        "web's first task ({web_first:?}) was made before db ran ({db_running_at:?})"
+    );
+    // Once started, the dependent is not stopped when its dependency goes away.
+    sim.apply(vec![Op::DeleteService { id: db.clone() }]);
+    sim.converge();
+    assert_eq!(sim.running(&web).len(), 2);
+}

@@ -86,6 +86,7 @@
 //!   still) fall back to "still wanted is newer", then the ID.
 
 pub mod constraint;
+pub mod depends;
 pub mod global;
 pub mod jobs;
 mod moves;

@@ -54,11 +54,6 @@ impl Book {
         self.addrs.get(network).and_then(|m| m.get(&addr))
     }
 
-    /// How many addresses on `network` are held (by live tasks and virtual IPs).
-    pub(crate) fn held(&self, network: &Id) -> usize {
-        self.addrs.get(network).map_or(0, |m| m.len())
-    }
-
     /// Records what a stored task holds: a task that has ended holds nothing.
     pub(crate) fn index_task(&mut self, t: &Task) {
         if holds_addresses(t) {
@@ -272,8 +267,22 @@ impl State {
         Ok(())
     }
 
-    /// Refuses to remove a network a service names or a task still holds an address on.
+    /// Refuses to remove a network a service names or a task still holds an address on. A
+    /// task already told to stop, or whose service is gone, does not keep it (Swarm's rule):
+    /// `docker stack rm` removes the networks right after the services, while their tasks
+    /// wind down. Their addresses stay booked until they end; the network's ID is never used
+    /// again, so nothing else can take them.
     pub(crate) fn check_network_unused(&self, n: &Network) -> Result<(), OpError> {
+        let holds = self.book.addrs.get(&n.id).is_some_and(|m| {
+            m.values().any(|owner| match self.tasks.get(owner) {
+                Some(t) => {
+                    t.desired_state <= shoal_types::TaskState::Running
+                        && self.services.contains_key(&t.service_id)
+                }
+                // A service's virtual IP.
+                None => true,
+            })
+        });
         let services: Vec<String> = self
             .services
             .values()
@@ -287,7 +296,7 @@ impl State {
             })
             .map(|s| s.spec.name.clone())
             .collect();
-        if !services.is_empty() || self.book.held(&n.id) > 0 {
+        if !services.is_empty() || holds {
             let mut services = services;
             if services.is_empty() {
                 // Only tasks still winding down hold it: name their services.

@@ -479,7 +479,9 @@ fn task_addresses_are_given_with_the_task_and_taken_back_when_it_ends() {
     // Ended tasks keep their record of the address for inspect.
     assert_eq!(addr_of(&s, "t998"), "10.9.0.2/24");
 
-    // Two live tasks hold two addresses; the network is in use while they live.
+    // Two live tasks of a live service hold two addresses; the network is in use while they
+    // live.
+    apply_one(&mut s, v - 1, Op::CreateService(service("s1", "web"))).expect("s1");
     apply_one(
         &mut s,
         v,
@@ -698,4 +700,64 @@ fn services_get_virtual_ips_and_ports_and_give_them_back() {
             .to_string(),
         "10.0.0.2/24"
     );
+}
+
+#[test]
+fn a_network_goes_while_its_tasks_wind_down_and_their_addresses_stay_booked() {
+    let mut s = State::default();
+    apply_one(
+        &mut s,
+        1,
+        Op::CreateNetwork(network("n1", "back", "10.9.0.0/24")),
+    )
+    .expect("net");
+    apply_one(&mut s, 2, Op::CreateService(service("s1", "web"))).expect("s1");
+    apply_one(
+        &mut s,
+        3,
+        Op::CreateTask(on_network(task("a", "s1", None), "n1")),
+    )
+    .expect("a");
+    apply_one(
+        &mut s,
+        4,
+        Op::CreateTask(on_network(task("b", "s1", None), "n1")),
+    )
+    .expect("b");
+    let in_use = apply_one(&mut s, 5, Op::DeleteNetwork { id: id("n1") });
+    assert!(
+        matches!(in_use, Err(OpError::NetworkInUse { .. })),
+        "{in_use:?}"
+    );
+    // One task told to stop, the other orphaned by its service's removal (what `docker
+    // stack rm` does just before it removes the networks): neither keeps the network.
+    apply_one(
+        &mut s,
+        6,
+        Op::SetTaskDesired {
+            id: id("a"),
+            desired: TaskState::Shutdown,
+        },
+    )
+    .expect("a stops");
+    let in_use = apply_one(&mut s, 7, Op::DeleteNetwork { id: id("n1") });
+    assert!(
+        matches!(in_use, Err(OpError::NetworkInUse { .. })),
+        "b still runs: {in_use:?}"
+    );
+    apply_one(&mut s, 8, Op::DeleteService { id: id("s1") }).expect("s1 goes");
+    apply_one(&mut s, 9, Op::DeleteNetwork { id: id("n1") }).expect("the network goes");
+    assert!(s.network(&id("n1")).is_none());
+    // The tasks end later; releasing addresses on a network that is gone is harmless.
+    for (v, t) in [(10, "a"), (11, "b")] {
+        apply_one(
+            &mut s,
+            v,
+            Op::SetTaskStatus {
+                id: id(t),
+                status: status(TaskState::Shutdown, v as i64),
+            },
+        )
+        .expect("ends");
+    }
 }

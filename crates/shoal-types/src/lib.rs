@@ -19,6 +19,7 @@ pub mod network;
 pub mod node;
 pub mod payload;
 pub mod service;
+pub mod stack;
 pub mod task;
 pub mod template;
 

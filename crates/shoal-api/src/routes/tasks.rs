@@ -39,7 +39,9 @@ pub async fn list(
                 && (f.get("service").is_empty() || services.contains(&t.service_id))
                 && (f.get("node").is_empty()
                     || t.node_id.as_ref().is_some_and(|n| nodes.contains(n)))
-                && f.labels("label", &t.spec.container.labels)
+                // Swarm matches a task's labels against its service's (ServiceAnnotations),
+                // which is how `docker stack ps` finds a stack's tasks.
+                && f.labels("label", &t.service_labels)
                 && (desired.is_empty() || desired.contains(&t.desired_state))
                 && (!up_to_date
                     || view
