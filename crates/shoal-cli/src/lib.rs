@@ -12,6 +12,7 @@
 //! `swarm` (init/join/join-token/leave/update/ca), `node` (ls/inspect/update/promote/demote/rm/ps),
 //! `service` (create/update/scale/rollback/ls/ps/inspect/logs and the converge progress),
 //! `secret` (secret and config create/ls/inspect/rm/rotate, one implementation for both kinds),
+//! `stack` (deploy/config/ls/ps/services/rm, with compose files loaded by `shoal-compose`),
 //! `system` (version, info).
 //!
 //! Deliberate differences from docker: suggested commands say `shoal`; without a terminal the
@@ -30,6 +31,7 @@ pub mod imageref;
 pub mod node;
 pub mod secret;
 pub mod service;
+pub mod stack;
 pub mod swarm;
 pub mod system;
 pub mod tls;
@@ -59,6 +61,9 @@ pub enum ClientCommand {
     /// Manage Swarm configs
     #[command(subcommand)]
     Config(secret::ConfigCommand),
+    /// Manage Swarm stacks
+    #[command(subcommand)]
+    Stack(stack::StackCommand),
     /// Manage this node's images
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -101,6 +106,7 @@ async fn run(opts: &GlobalOpts, cmd: ClientCommand) -> Result<(), CliError> {
         ClientCommand::Service(c) => service::run(&client, c).await,
         ClientCommand::Secret(c) => secret::run_secret(&client, c).await,
         ClientCommand::Config(c) => secret::run_config(&client, c).await,
+        ClientCommand::Stack(c) => stack::run(&client, c).await,
         ClientCommand::Image(c) => image::run_image(&client, c).await,
         ClientCommand::Volume(c) => image::run_volume(&client, c).await,
         ClientCommand::Version => system::version(&client).await,

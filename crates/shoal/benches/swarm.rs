@@ -4,16 +4,24 @@
 //! does and needs); this target runs it with the shoal binary cargo just built, so that it is
 //! one `cargo bench` like the others: `cargo bench -p shoal --bench swarm [-- RUNS [REPLICAS]]`
 //! (as root; defaults 5 runs of 100 replicas).
+//!
+//! `cargo bench -p shoal --bench swarm -- stack [RUNS]` runs `stack-vs-swarm.sh` instead: the
+//! time from `stack deploy` of a 10-service stack to every task running, same file for both.
 
 use std::process::Command;
 
 fn main() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/swarm-vs-shoal.sh");
-    // `cargo bench` adds its own `--bench` flag; the script takes only RUNS and REPLICAS.
-    let args: Vec<String> = std::env::args()
+    // `cargo bench` adds its own `--bench` flag; the scripts take only numbers.
+    let mut args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
+    let script = if args.first().map(String::as_str) == Some("stack") {
+        args.remove(0);
+        concat!(env!("CARGO_MANIFEST_DIR"), "/benches/stack-vs-swarm.sh")
+    } else {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/benches/swarm-vs-shoal.sh")
+    };
     let status = Command::new("bash")
         .arg(script)
         .args(&args)

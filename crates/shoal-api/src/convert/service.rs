@@ -29,6 +29,19 @@ fn refuse_if<T>(field: &str, v: &Option<T>, set: impl Fn(&T) -> bool) -> Result<
     }
 }
 
+/// A value that asks for nothing: nulls, `false`, empty strings and lists, Docker's "default"
+/// modes, and objects of those.
+fn blank(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Null | Value::Bool(false) => true,
+        Value::String(s) => s.is_empty() || s == "default",
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(blank),
+        _ => false,
+    }
+}
+
 #[allow(clippy::ptr_arg)] // a predicate over the wire's `Option<Vec<_>>` fields
 fn non_empty<T>(v: &Vec<T>) -> bool {
     !v.is_empty()
@@ -274,7 +287,10 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
         ));
     };
     let cf = |f: &str| format!("TaskTemplate.ContainerSpec.{f}");
-    refuse_if(&cf("Privileges"), &c.privileges, |_| true)?;
+    // `docker stack deploy` always sends a Privileges object, with nothing in it.
+    refuse_if(&cf("Privileges"), &c.privileges, |p| {
+        serde_json::to_value(p).is_ok_and(|v| !blank(&v))
+    })?;
     refuse_if(&cf("Isolation"), &c.isolation, |i| {
         !matches!(
             i,

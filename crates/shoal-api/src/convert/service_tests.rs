@@ -200,6 +200,14 @@ fn unsupported_fields_are_refused_by_name() {
         err_of(&no_target),
         "TaskTemplate.Networks[0].Target: a network name or ID is required"
     );
+    // `docker stack deploy` sends an empty Privileges object: accepted; one that asks for
+    // something is refused.
+    let empty = r#""Init":false,"Privileges":{"CredentialSpec":null,"SELinuxContext":null,"NoNewPrivileges":false}"#;
+    spec_in(wire(&with(empty))).expect("empty privileges");
+    assert!(
+        err_of(&with(r#""Privileges":{"NoNewPrivileges":true}"#))
+            .starts_with("TaskTemplate.ContainerSpec.Privileges")
+    );
 }
 
 /// What `docker service create --network backend --publish 8080:80` sends comes in whole, and

@@ -20,7 +20,7 @@ use std::time::Duration;
 mod node;
 // Each includer (the tests, the bench) uses its own part of the harness.
 #[allow(unused_imports)]
-pub use node::{DockerClient, Node, output_text};
+pub use node::{DockerClient, Node, output_text, run_with_timeout};
 
 // The one poll loop, shared with the single-daemon harness.
 pub use crate::common::poll;

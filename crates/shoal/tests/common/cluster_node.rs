@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::poll;
 use crate::common::{
-    daemon_command_in, daemon_dir, free_port, http, tail, urlencode, wait_or_kill,
+    SHOAL, daemon_command_in, daemon_dir, free_port, http, tail, urlencode, wait_or_kill,
 };
 
 /// How long a docker CLI call may take before the harness gives up on it (a write without a
@@ -291,6 +291,27 @@ impl Node {
         assert!(
             out.status.success(),
             "docker {args:?} on {} failed: {}\n{}\ndaemon log:\n{}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout),
+            self.log_tail(30)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// shoal's own CLI against this node, run in `dir` (compose files resolve paths there).
+    pub fn shoal_in(&self, dir: &Path, args: &[&str]) -> Output {
+        let mut c = Command::new(SHOAL);
+        c.arg("-H").arg(self.host()).args(args).current_dir(dir);
+        run_with_timeout(c, CLI_TIMEOUT)
+    }
+
+    /// Runs shoal's CLI in `dir` and requires success; returns stdout.
+    pub fn shoal_ok(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.shoal_in(dir, args);
+        assert!(
+            out.status.success(),
+            "shoal {args:?} on {} failed: {}\n{}\ndaemon log:\n{}",
             self.name,
             String::from_utf8_lossy(&out.stderr),
             String::from_utf8_lossy(&out.stdout),
