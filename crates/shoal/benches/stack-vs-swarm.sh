@@ -16,20 +16,8 @@ set -euo pipefail
 runs="${1:-5}"
 services=10
 replicas=2
-image="shoal-test/busybox:latest"
 cd "$(dirname "$0")/../../.."
-
-if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != "inactive" ]; then
-  echo "the engine is already in a swarm; leave it first (docker swarm leave --force)" >&2
-  exit 1
-fi
-docker image inspect "$image" >/dev/null 2>&1 || tests/images/build.sh >/dev/null
-if [ -z "${SHOAL:-}" ]; then
-  cargo build --release -q -p shoal
-  SHOAL="${CARGO_TARGET_DIR:-target}/release/shoal"
-fi
-
-work="$(mktemp -d)"
+. crates/shoal/benches/swarm-lib.sh
 shoal_pid=""
 sock="unix://$work/shoal.sock"
 cleanup() {
@@ -42,6 +30,9 @@ cleanup() {
     wait "$shoal_pid" 2>/dev/null
   fi
   docker ps -aq --filter label=com.shoal.managed=true | xargs -r docker rm -f >/dev/null 2>&1
+  # The stack's overlay leaves namespace mounts under the data dir.
+  awk -v w="$work" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+    xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -58,8 +49,6 @@ trap cleanup EXIT
     echo "      replicas: $replicas"
   done
 } >"$work/stack.yml"
-
-now() { date +%s.%N; }
 
 # Every service of the stack at $1 (a DOCKER_HOST, empty for the engine) shows N/N.
 converged() {
@@ -91,8 +80,6 @@ one_run() {
   done
   echo "$t0 $t1" | awk '{ printf "%.2f\n", $2 - $1 }'
 }
-
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 docker swarm init --advertise-addr 127.0.0.1 >/dev/null
 "$SHOAL" daemon --data-dir "$work" --runtime docker --hostname bench \

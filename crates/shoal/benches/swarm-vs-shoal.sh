@@ -14,20 +14,8 @@
 set -euo pipefail
 runs="${1:-5}"
 replicas="${2:-100}"
-image="shoal-test/busybox:latest"
 cd "$(dirname "$0")/../../.."
-
-if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != "inactive" ]; then
-  echo "the engine is already in a swarm; leave it first (docker swarm leave --force)" >&2
-  exit 1
-fi
-docker image inspect "$image" >/dev/null 2>&1 || tests/images/build.sh >/dev/null
-if [ -z "${SHOAL:-}" ]; then
-  cargo build --release -q -p shoal
-  SHOAL="${CARGO_TARGET_DIR:-target}/release/shoal"
-fi
-
-work="$(mktemp -d)"
+. crates/shoal/benches/swarm-lib.sh
 shoal_pid=""
 cleanup() {
   set +e
@@ -42,8 +30,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-now() { date +%s.%N; }
 
 # Creates the service through the docker CLI at $1 (a DOCKER_HOST, empty for the engine),
 # waits for N/N, prints the seconds it took, then removes the service and waits until the
@@ -62,8 +48,6 @@ one_run() {
   until [ -z "$(docker ps -aq --filter "label=$label")" ]; do sleep 0.2; done
   echo "$t0 $t1" | awk '{ printf "%.2f\n", $2 - $1 }'
 }
-
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 # Swarm on the engine.
 docker swarm init --advertise-addr 127.0.0.1 >/dev/null

@@ -18,6 +18,15 @@ use crate::node::{ListFormat, list_format, node_reference};
 
 #[derive(Debug, clap::Args)]
 pub struct PsArgs {
+    #[command(flatten)]
+    pub tasks: TaskListArgs,
+    #[arg(required = true, value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+/// The flags of docker's task lists (`service ps`, `stack ps`).
+#[derive(Debug, clap::Args)]
+pub struct TaskListArgs {
     /// Only display task IDs
     #[arg(short, long)]
     pub quiet: bool,
@@ -33,8 +42,6 @@ pub struct PsArgs {
     /// Format output: "table" (default) or "json"
     #[arg(long)]
     pub format: Option<String>,
-    #[arg(required = true, value_name = "SERVICE")]
-    pub services: Vec<String>,
 }
 
 /// Matches references against the services found by ID and by name: full ID, full name, then an
@@ -80,8 +87,7 @@ pub fn match_services(
 }
 
 pub async fn run(client: &Client, args: PsArgs) -> Result<()> {
-    let format = list_format(args.format.as_deref())?;
-    let mut filters = Filters::parse(&args.filter)?;
+    let mut filters = Filters::parse(&args.tasks.filter)?;
     let mut by_id_filter = Filters::new();
     let mut by_name_filter = Filters::new();
     for s in &args.services {
@@ -97,12 +103,29 @@ pub async fn run(client: &Client, args: PsArgs) -> Result<()> {
     for id in &ids {
         filters.add("service", id);
     }
+    print_tasks(client, filters, &args.tasks, |_| Ok(())).await?;
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Failed(missing.join("\n")))
+    }
+}
+
+/// Lists the tasks `filters` select (node names resolved to IDs first) and prints them as
+/// `args` say; `check` may refuse the list before anything is printed.
+pub async fn print_tasks(
+    client: &Client,
+    mut filters: Filters,
+    args: &TaskListArgs,
+    check: impl FnOnce(&[Task]) -> Result<()>,
+) -> Result<()> {
+    let format = list_format(args.format.as_deref())?;
     for node in filters.remove("node") {
         let resolved = node_reference(client, &node).await?;
         filters.add("node", &resolved);
     }
     let tasks: Vec<Task> = client.get("/tasks", &filters.query()).await?;
-
+    check(&tasks)?;
     let (services, nodes) = resolve_names(client, &tasks, args.no_resolve).await;
     let trunc = !args.no_trunc && !args.quiet;
     print!(
@@ -117,11 +140,7 @@ pub async fn run(client: &Client, args: PsArgs) -> Result<()> {
             Utc::now()
         )
     );
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::Failed(missing.join("\n")))
-    }
+    Ok(())
 }
 
 /// Service and node names for the tasks' IDs (docker's `idresolver`); empty maps with

@@ -2,8 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use bollard_stubs::models::{Service, Task};
-use chrono::Utc;
+use bollard_stubs::models::Service;
 
 use super::{NAMESPACE_LABEL, validate_stack_name};
 use crate::client::Client;
@@ -36,21 +35,8 @@ pub struct StackServicesArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct StackPsArgs {
-    /// Only display task IDs
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Do not truncate output
-    #[arg(long)]
-    pub no_trunc: bool,
-    /// Do not map IDs to Names
-    #[arg(long)]
-    pub no_resolve: bool,
-    /// Filter output based on conditions provided
-    #[arg(short, long)]
-    pub filter: Vec<String>,
-    /// Format output: "table" (default) or "json"
-    #[arg(long)]
-    pub format: Option<String>,
+    #[command(flatten)]
+    pub tasks: crate::service::ps::TaskListArgs,
     #[arg(value_name = "STACK")]
     pub stack: String,
 }
@@ -119,36 +105,19 @@ pub async fn services(client: &Client, args: StackServicesArgs) -> Result<()> {
 
 pub async fn ps(client: &Client, args: StackPsArgs) -> Result<()> {
     validate_stack_name(&args.stack)?;
-    let format = list_format(args.format.as_deref())?;
-    let mut filters = Filters::parse(&args.filter)?;
+    let mut filters = Filters::parse(&args.tasks.filter)?;
     filters.add("label", &format!("{NAMESPACE_LABEL}={}", args.stack));
-    for node in filters.remove("node") {
-        let resolved = crate::node::node_reference(client, &node).await?;
-        filters.add("node", &resolved);
-    }
-    let tasks: Vec<Task> = client.get("/tasks", &filters.query()).await?;
-    if tasks.is_empty() {
-        return Err(CliError::Failed(format!(
-            "nothing found in stack: {}",
-            args.stack
-        )));
-    }
-    let (services, nodes) =
-        crate::service::ps::resolve_names(client, &tasks, args.no_resolve).await;
-    let trunc = !args.no_trunc && !args.quiet;
-    print!(
-        "{}",
-        crate::service::ps::render(
-            tasks,
-            &services,
-            &nodes,
-            trunc,
-            args.quiet,
-            format,
-            Utc::now()
-        )
-    );
-    Ok(())
+    crate::service::ps::print_tasks(client, filters, &args.tasks, |tasks| {
+        if tasks.is_empty() {
+            Err(CliError::Failed(format!(
+                "nothing found in stack: {}",
+                args.stack
+            )))
+        } else {
+            Ok(())
+        }
+    })
+    .await
 }
 
 #[cfg(test)]
