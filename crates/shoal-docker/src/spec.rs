@@ -271,6 +271,7 @@ pub fn create_body(
     let host_config = HostConfig {
         memory: non_negative("resources.limits.memory_bytes", limits.memory_bytes)?,
         nano_cpus: non_negative("resources.limits.nano_cpus", limits.nano_cpus)?,
+        pids_limit: non_negative("resources.limits.pids", limits.pids)?,
         memory_reservation: non_negative(
             "resources.reservations.memory_bytes",
             run.resources.reservations.memory_bytes,
@@ -425,11 +426,13 @@ pub(crate) mod tests {
         });
         r.resources.limits.memory_bytes = 20 << 20;
         r.resources.limits.nano_cpus = 500_000_000;
+        r.resources.limits.pids = 20;
         r.resources.reservations.memory_bytes = 10 << 20;
         let b = create_body(&r, "o", None).expect("valid");
         let h = b.host_config.expect("host config");
         assert_eq!(h.memory, Some(20 << 20));
         assert_eq!(h.nano_cpus, Some(500_000_000));
+        assert_eq!(h.pids_limit, Some(20));
         assert_eq!(h.memory_reservation, Some(10 << 20));
         assert_eq!(h.init, Some(true));
         assert_eq!(h.readonly_rootfs, Some(true));

@@ -77,6 +77,8 @@ pub fn check_service_spec(spec: &ServiceSpec) -> Result<(), ControlError> {
             "TaskTemplate.Resources.Limits.MemoryBytes",
             r.limits.memory_bytes,
         ),
+        // 0 is no limit; Docker's -1 for "unlimited" is a container setting, not a spec's.
+        ("TaskTemplate.Resources.Limits.Pids", r.limits.pids),
         (
             "TaskTemplate.Resources.Reservations.NanoCPUs",
             r.reservations.nano_cpus,
@@ -286,6 +288,14 @@ mod tests {
             field_of(check_service_spec(&s)),
             "TaskTemplate.Resources.Limits.MemoryBytes"
         );
+        let mut s = spec();
+        s.task.resources.limits.pids = -1;
+        assert_eq!(
+            field_of(check_service_spec(&s)),
+            "TaskTemplate.Resources.Limits.Pids"
+        );
+        s.task.resources.limits.pids = 20;
+        assert!(check_service_spec(&s).is_ok());
         let mut s = spec();
         s.task.container.env = vec!["A=1".into(), "=x".into()];
         assert_eq!(

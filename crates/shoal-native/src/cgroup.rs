@@ -4,16 +4,17 @@
 //! the shim opened, so nothing it allocates escapes accounting), the shim reads the OOM-kill
 //! counter when the process ends, and the driver deletes the cgroup at remove.
 //!
-//! Only the memory and cpu controllers are used. A limit whose controller is missing is an error
-//! at prepare, never silently ignored. All calls are blocking filesystem IO on cgroupfs: async
+//! Only the memory, cpu and pids controllers are used. A limit whose controller is missing is an
+//! error at prepare, never silently ignored. All calls are blocking filesystem IO on cgroupfs: async
 //! callers run them on a blocking thread.
 
 use std::path::{Path, PathBuf};
 
 use cgroups_rs::fs::cpu::CpuController;
 use cgroups_rs::fs::memory::MemController;
-use cgroups_rs::fs::{Cgroup, Controller, hierarchies};
-use shoal_types::node::Resources;
+use cgroups_rs::fs::pid::PidController;
+use cgroups_rs::fs::{Cgroup, Controller, MaxValue, hierarchies};
+use shoal_types::service::Limits;
 
 use super::layout::OomSource;
 
@@ -38,6 +39,7 @@ pub(crate) struct CgroupSupport {
     pub version: CgroupVersion,
     pub memory: bool,
     pub cpu: bool,
+    pub pids: bool,
 }
 
 impl CgroupSupport {
@@ -45,6 +47,7 @@ impl CgroupSupport {
         version: CgroupVersion::Unavailable,
         memory: false,
         cpu: false,
+        pids: false,
     };
 
     fn controllers(&self) -> Vec<String> {
@@ -54,6 +57,9 @@ impl CgroupSupport {
         }
         if self.cpu {
             c.push("cpu".to_string());
+        }
+        if self.pids {
+            c.push("pids".to_string());
         }
         c
     }
@@ -87,24 +93,34 @@ pub(crate) fn probe(parent: &str) -> CgroupSupport {
     if version == CgroupVersion::Unavailable || parent.is_empty() {
         return CgroupSupport::NONE;
     }
-    // Ask for both; keep what the hierarchy has and what this process may create.
+    // Ask for all; keep what the hierarchy has and what this process may create.
     let mut wanted = CgroupSupport {
         version,
         memory: true,
         cpu: true,
+        pids: true,
     };
     if version == CgroupVersion::V2 {
         let available =
             std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").unwrap_or_default();
-        wanted.memory = available.split_whitespace().any(|c| c == "memory");
-        wanted.cpu = available.split_whitespace().any(|c| c == "cpu");
+        let has = |c: &str| available.split_whitespace().any(|a| a == c);
+        wanted.memory = has("memory");
+        wanted.cpu = has("cpu");
+        wanted.pids = has("pids");
     }
-    let cg = load(&wanted, parent);
-    if cg.create().is_err() {
+    let mut cg = load(&wanted, parent);
+    let mut created = cg.create().is_ok();
+    if !created && wanted.pids {
+        // Newest of the three, and the one a node is likeliest to lack or lock: without it,
+        // memory and CPU limits still hold.
+        wanted.pids = false;
+        cg = load(&wanted, parent);
+        created = cg.create().is_ok();
+    }
+    if !created {
         return CgroupSupport {
             version,
-            memory: false,
-            cpu: false,
+            ..CgroupSupport::NONE
         };
     }
     let has = |ctl: &str, v1_file: &str, v2_file: &str| {
@@ -120,12 +136,13 @@ pub(crate) fn probe(parent: &str) -> CgroupSupport {
         version,
         memory: wanted.memory && has("memory", "memory.limit_in_bytes", "memory.max"),
         cpu: wanted.cpu && has("cpu", "cpu.cfs_quota_us", "cpu.max"),
+        pids: wanted.pids && has("pids", "pids.max", "pids.max"),
     }
 }
 
 /// Checks requested limits against what the node enforces. `Err((field, why))`.
 pub(crate) fn validate_limits(
-    limits: &Resources,
+    limits: &Limits,
     support: &CgroupSupport,
     ncpus: i64,
 ) -> Result<(), (&'static str, String)> {
@@ -152,6 +169,18 @@ pub(crate) fn validate_limits(
         }
         if !support.cpu {
             return Err((field, "a CPU limit was requested but the cpu cgroup controller is not available on this node".into()));
+        }
+    }
+    if limits.pids != 0 {
+        let field = "resources.limits.pids";
+        if limits.pids < 0 {
+            return Err((
+                field,
+                format!("expected a number >= 0, got {}", limits.pids),
+            ));
+        }
+        if !support.pids {
+            return Err((field, "a PIDs limit was requested but the pids cgroup controller is not available on this node".into()));
         }
     }
     Ok(())
@@ -189,7 +218,7 @@ pub(crate) fn create(
     support: &CgroupSupport,
     parent: &str,
     task_id: &str,
-    limits: &Resources,
+    limits: &Limits,
 ) -> Result<Option<TaskCgroup>, String> {
     if support.controllers().is_empty() {
         return Ok(None);
@@ -220,7 +249,7 @@ pub(crate) fn create(
     }))
 }
 
-fn apply_limits(cg: &Cgroup, limits: &Resources) -> Result<(), cgroups_rs::fs::error::Error> {
+fn apply_limits(cg: &Cgroup, limits: &Limits) -> Result<(), cgroups_rs::fs::error::Error> {
     if limits.memory_bytes > 0
         && let Some(mem) = cg.controller_of::<MemController>()
     {
@@ -242,6 +271,13 @@ fn apply_limits(cg: &Cgroup, limits: &Resources) -> Result<(), cgroups_rs::fs::e
     {
         let quota = limits.nano_cpus.saturating_mul(CFS_PERIOD_US as i64) / 1_000_000_000;
         cpu.set_cfs_quota_and_period(Some(quota.max(1000)), Some(CFS_PERIOD_US))?;
+    }
+    // Processes and threads alike, as Docker's `PidsLimit`: a fork or clone past it fails with
+    // EAGAIN, and nothing already running is killed.
+    if limits.pids > 0
+        && let Some(pids) = cg.controller_of::<PidController>()
+    {
+        pids.set_pid_max(MaxValue::Value(limits.pids))?;
     }
     Ok(())
 }
@@ -306,6 +342,7 @@ mod tests {
         version: CgroupVersion::V1,
         memory: true,
         cpu: true,
+        pids: true,
     };
 
     #[test]
@@ -324,16 +361,20 @@ mod tests {
 
     #[test]
     fn validates_limits_like_docker() {
-        let mem = |m| Resources {
+        let mem = |m| Limits {
             memory_bytes: m,
-            nano_cpus: 0,
+            ..Default::default()
         };
-        let cpu = |c| Resources {
-            memory_bytes: 0,
+        let cpu = |c| Limits {
             nano_cpus: c,
+            ..Default::default()
+        };
+        let pids = |p| Limits {
+            pids: p,
+            ..Default::default()
         };
         assert_eq!(
-            validate_limits(&Resources::default(), &CgroupSupport::NONE, 2),
+            validate_limits(&Limits::default(), &CgroupSupport::NONE, 2),
             Ok(())
         );
         assert_eq!(validate_limits(&mem(64 << 20), &ALL, 2), Ok(()));
@@ -357,6 +398,17 @@ mod tests {
         let (_, why) = validate_limits(&cpu(1_000_000_000), &no_cpu, 2).expect_err("no controller");
         assert!(
             why.contains("cpu cgroup controller is not available"),
+            "{why}"
+        );
+        assert_eq!(validate_limits(&pids(20), &ALL, 2), Ok(()));
+        let (field, why) = validate_limits(&pids(-1), &ALL, 2).expect_err("negative");
+        assert_eq!(field, "resources.limits.pids");
+        assert!(why.contains(">= 0, got -1"), "{why}");
+        let no_pids = CgroupSupport { pids: false, ..ALL };
+        let (field, why) = validate_limits(&pids(20), &no_pids, 2).expect_err("no controller");
+        assert_eq!(field, "resources.limits.pids");
+        assert!(
+            why.contains("pids cgroup controller is not available"),
             "{why}"
         );
     }

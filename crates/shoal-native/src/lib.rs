@@ -145,6 +145,7 @@ pub struct NativeCapabilities {
     pub proc_mount: bool,
     pub cgroup_memory: bool,
     pub cgroup_cpu: bool,
+    pub cgroup_pids: bool,
     pub cgroup_version: CgroupVersion,
     /// Running as root: needed to switch users and for all of the above.
     pub root: bool,
@@ -161,6 +162,7 @@ impl NativeCapabilities {
             (self.proc_mount, "private /proc"),
             (self.cgroup_memory, "memory limits"),
             (self.cgroup_cpu, "CPU limits"),
+            (self.cgroup_pids, "PIDs limits"),
         ];
         checks
             .iter()
@@ -249,6 +251,7 @@ impl NativeDriver {
             proc_mount: namespaces.proc && namespaces.pid && namespaces.mount,
             cgroup_memory: cgroups.memory,
             cgroup_cpu: cgroups.cpu,
+            cgroup_pids: cgroups.pids,
             cgroup_version: cgroups.version,
             root: is_root,
         };

@@ -261,7 +261,7 @@ fn service_spec(
                 ..Default::default()
             },
             resources: ResourceRequirements {
-                limits: Resources::default(),
+                limits: Default::default(),
                 reservations: res,
                 ..Default::default()
             },

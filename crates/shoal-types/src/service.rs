@@ -172,7 +172,7 @@ impl RestartPolicy {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ResourceRequirements {
     #[serde(default)]
-    pub limits: Resources,
+    pub limits: Limits,
     #[serde(default)]
     pub reservations: Resources,
     /// Counts of generic resources each task reserves (only `Discrete`; the API refuses named
@@ -180,6 +180,35 @@ pub struct ResourceRequirements {
     /// given on `NodeDescription::generic_resources`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub generic_reservations: Vec<crate::GenericResource>,
+}
+
+/// What each task may use at most; 0 in a field means no limit. Its own type rather than a
+/// node's [`Resources`] because a limit can name what nothing reserves or schedules by (the
+/// process count), as Docker's `Limit` beside its `Resources` on the wire. The field names of
+/// CPU and memory are those of [`Resources`], so specs stored before `pids` load unchanged.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct Limits {
+    #[serde(default)]
+    pub nano_cpus: i64,
+    #[serde(default)]
+    pub memory_bytes: i64,
+    /// Processes and threads the task may have at once (its cgroup's `pids.max`, Docker's
+    /// `PidsLimit`); on the wire, `Limits.Pids`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pids: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+impl Limits {
+    /// No limit at all.
+    pub fn is_zero(&self) -> bool {
+        self.nano_cpus == 0 && self.memory_bytes == 0 && self.pids == 0
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -537,5 +566,37 @@ impl Service {
             Some(s) if s.state.is_rollback() => self.spec.rollback_config(),
             _ => self.spec.update_config(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_stored_before_pids_still_load() {
+        let old = r#"{"limits":{"nano_cpus":5,"memory_bytes":7},"reservations":{"nano_cpus":1,"memory_bytes":2}}"#;
+        let r: ResourceRequirements = serde_json::from_str(old).expect("old requirements");
+        assert_eq!(
+            r.limits,
+            Limits {
+                nano_cpus: 5,
+                memory_bytes: 7,
+                pids: 0
+            }
+        );
+        // An unlimited count is not written, so what older code stored and reads is unchanged.
+        assert_eq!(
+            serde_json::to_value(r.limits).expect("json"),
+            serde_json::json!({"nano_cpus": 5, "memory_bytes": 7})
+        );
+        let with = Limits {
+            pids: 20,
+            ..r.limits
+        };
+        let back: Limits =
+            serde_json::from_value(serde_json::to_value(with).expect("json")).expect("back");
+        assert_eq!(back, with);
+        assert!(!with.is_zero() && Limits::default().is_zero());
     }
 }

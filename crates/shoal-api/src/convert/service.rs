@@ -3,10 +3,10 @@
 use bollard_stubs::models as w;
 use shoal_types::node::Resources;
 use shoal_types::service::{
-    ContainerSpec, EndpointMode, EndpointSpec, FailureAction, NetworkAttachmentConfig, Placement,
-    PortConfig, Protocol, PublishMode, ResourceRequirements, RestartCondition, RestartPolicy,
-    Service, ServiceMode, ServiceSpec, SpreadPreference, TaskSpec, UpdateConfig, UpdateOrder,
-    UpdateState, UpdateStatus,
+    ContainerSpec, EndpointMode, EndpointSpec, FailureAction, Limits, NetworkAttachmentConfig,
+    Placement, PortConfig, Protocol, PublishMode, ResourceRequirements, RestartCondition,
+    RestartPolicy, Service, ServiceMode, ServiceSpec, SpreadPreference, TaskSpec, UpdateConfig,
+    UpdateOrder, UpdateState, UpdateStatus,
 };
 
 use super::{container, labels_in, labels_out, nanos, non_negative, opt_duration, time, version};
@@ -331,11 +331,6 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
     let resources = match t.resources {
         None => ResourceRequirements::default(),
         Some(r) => {
-            refuse_if(
-                "TaskTemplate.Resources.Limits.Pids",
-                &r.limits.as_ref().and_then(|l| l.pids),
-                |p| *p != 0,
-            )?;
             let limits = r.limits.unwrap_or_default();
             let res = r.reservations.unwrap_or_default();
             let generic_reservations = super::generic::list_in(
@@ -343,9 +338,11 @@ pub fn task_spec_in(t: w::TaskSpec) -> Result<TaskSpec, ApiError> {
                 res.generic_resources,
             )?;
             ResourceRequirements {
-                limits: Resources {
+                limits: Limits {
                     nano_cpus: limits.nano_cpus.unwrap_or(0),
                     memory_bytes: limits.memory_bytes.unwrap_or(0),
+                    // Negative counts are the manager's to refuse, by name (validate.rs).
+                    pids: limits.pids.unwrap_or(0),
                 },
                 reservations: Resources {
                     nano_cpus: res.nano_cpus.unwrap_or(0),
@@ -536,7 +533,8 @@ pub fn task_spec_out(t: &TaskSpec) -> w::TaskSpec {
                     .then_some(t.resources.limits.nano_cpus),
                 memory_bytes: (t.resources.limits.memory_bytes != 0)
                     .then_some(t.resources.limits.memory_bytes),
-                pids: None,
+                // Docker omits an unlimited count.
+                pids: (t.resources.limits.pids != 0).then_some(t.resources.limits.pids),
             }),
             reservations: Some(w::ResourceObject {
                 nano_cpus: (t.resources.reservations.nano_cpus != 0)

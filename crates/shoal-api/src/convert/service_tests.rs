@@ -56,9 +56,10 @@ fn full_spec() -> ServiceSpec {
         ..Default::default()
     };
     s.task.container.labels.insert("l".into(), "v".into());
-    s.task.resources.limits = Resources {
+    s.task.resources.limits = Limits {
         nano_cpus: 500_000_000,
         memory_bytes: 64 << 20,
+        pids: 20,
     };
     s.task.resources.reservations = Resources {
         nano_cpus: 100_000_000,
@@ -154,6 +155,37 @@ fn generic_resource_reservations_come_in_from_docker_and_the_sdk() {
         "TaskTemplate.Resources.Reservations.GenericResources[0]: give exactly one of \
          NamedResourceSpec and DiscreteResourceSpec"
     );
+}
+
+/// `docker service create --limit-pids 20` (and `docker stack deploy` for compose's
+/// `deploy.resources.limits.pids`) sends `Limits.Pids`; it comes in, and goes out only when set,
+/// as Docker shows it.
+#[test]
+fn pids_limit_comes_in_and_goes_out_like_docker() {
+    let with = |limits: &str| CLI_CREATE.replace(r#""Limits":{}"#, limits);
+    let s = spec_in(wire(&with(r#""Limits":{"Pids":20}"#))).expect("accepted");
+    assert_eq!(
+        s.task.resources.limits,
+        Limits {
+            pids: 20,
+            ..Default::default()
+        }
+    );
+    let limits = |s: &ServiceSpec| {
+        serde_json::to_value(spec_out(s)).expect("serialises")["TaskTemplate"]["Resources"]
+            ["Limits"]
+            .clone()
+    };
+    assert_eq!(limits(&s), serde_json::json!({"Pids": 20}));
+    // Unlimited (absent, or 0 as the CLI sends without the flag): no `Pids` out.
+    for unlimited in [r#""Limits":{}"#, r#""Limits":{"Pids":0}"#] {
+        let s = spec_in(wire(&with(unlimited))).expect("accepted");
+        assert_eq!(s.task.resources.limits.pids, 0);
+        assert_eq!(limits(&s), serde_json::json!({}));
+    }
+    // A negative count comes in as sent, for the manager's check to refuse by name.
+    let s = spec_in(wire(&with(r#""Limits":{"Pids":-1}"#))).expect("accepted");
+    assert_eq!(s.task.resources.limits.pids, -1);
 }
 
 #[test]

@@ -15,7 +15,7 @@ use crate::{
 
 /// A script that says it is up, then runs until killed; it ignores nothing itself, but as PID
 /// 1 of its container the kernel gives it no default action for catchable signals.
-const RUNS: &str = "echo ready; while :; do sleep 0.1; done";
+pub(super) const RUNS: &str = "echo ready; while :; do sleep 0.1; done";
 
 fn state_of(listed: &[RuntimeTask], id: &shoal_types::Id) -> Option<RuntimeTaskState> {
     listed
@@ -24,7 +24,7 @@ fn state_of(listed: &[RuntimeTask], id: &shoal_types::Id) -> Option<RuntimeTaskS
         .map(|t| t.state.clone())
 }
 
-fn codes(e: &ExitInfo) -> (i64, Option<i32>, bool) {
+pub(super) fn codes(e: &ExitInfo) -> (i64, Option<i32>, bool) {
     (e.code, e.signal, e.oom_killed)
 }
 
@@ -265,38 +265,6 @@ pub async fn other_owners_tasks_are_not_adopted<H: Harness>(h: &H) {
         ),
         "{name}: the task still runs"
     );
-    d.stop(&r.task_id, Duration::ZERO).await.expect("stop");
-}
-
-/// A task over its memory limit is killed, and the exit says it was the OOM killer.
-pub async fn oom_is_reported<H: Harness>(h: &H) {
-    let (name, d) = (h.name(), h.driver().await);
-    let mut r = task(h, "oom", "x=aaaaaaaaaaaaaaaa; while :; do x=$x$x; done");
-    r.resources.limits.memory_bytes = 16 << 20;
-    start(h, &d, &r).await;
-    let exit = wait(h, &d, &r.task_id).await;
-    assert_eq!(
-        codes(&exit),
-        (137, Some(9), true),
-        "{name}: an OOM kill: {exit:?}"
-    );
-}
-
-/// The spec's memory and CPU limits are what the node enforces on the task's process.
-pub async fn limits_reach_the_task<H: Harness>(h: &H) {
-    let (name, d) = (h.name(), h.driver().await);
-    let mut r = task(h, "limits", RUNS);
-    r.resources.limits.memory_bytes = 64 << 20;
-    r.resources.limits.nano_cpus = 500_000_000;
-    let pid = start(h, &d, &r).await;
-    until_output(h, &d, &r.task_id, "ready").await;
-    match h.limits(&d, &r.task_id, pid).await {
-        Some(l) => {
-            assert_eq!(l.memory_bytes, Some(64 << 20), "{name}: memory limit");
-            assert_eq!(l.nano_cpus, Some(500_000_000), "{name}: CPU limit");
-        }
-        None => eprintln!("{name}: cannot show the limits of a task's process"),
-    }
     d.stop(&r.task_id, Duration::ZERO).await.expect("stop");
 }
 

@@ -20,6 +20,7 @@
 //! tokio's, so the fake's suite can run with paused time.
 
 mod cases;
+mod limits;
 mod networks;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ use crate::{
 };
 
 pub use cases::*;
+pub use limits::*;
 pub use networks::*;
 
 /// How long any one wait of the suite may take before it fails, printing what it last saw.
@@ -324,6 +326,7 @@ macro_rules! conformance_tests {
             other_owners_tasks_are_not_adopted,
             oom_is_reported,
             limits_reach_the_task,
+            pids_limit_caps_the_processes,
             health_checks,
             named_volume_outlives_its_task,
             bind_mount_is_visible,
@@ -360,6 +363,7 @@ pub async fn run_all<H: Harness>(h: &H) {
     other_owners_tasks_are_not_adopted(h).await;
     oom_is_reported(h).await;
     limits_reach_the_task(h).await;
+    pids_limit_caps_the_processes(h).await;
     health_checks(h).await;
     named_volume_outlives_its_task(h).await;
     bind_mount_is_visible(h).await;

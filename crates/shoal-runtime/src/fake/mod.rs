@@ -5,8 +5,9 @@
 //!
 //! - A task whose command is `sh -c SCRIPT` runs SCRIPT in a small shell (see `shell`, `proc`):
 //!   output goes to its log, files to its own root, its volumes or the node's files (binds), and
-//!   it behaves as PID 1 (signals without a trap are ignored; SIGKILL always kills). Its health
-//!   check runs the same way.
+//!   it behaves as PID 1 (signals without a trap are ignored; SIGKILL always kills). Its
+//!   background jobs (`CMD &`) are processes of the task, counted against its PIDs limit as the
+//!   pids cgroup counts them. Its health check runs the same way.
 //! - Any other command is an opaque process: it runs until told to ([`FakeDriver::exit`]) or
 //!   stopped (it dies of the stop signal at once), and its health moves only by
 //!   [`FakeDriver::set_health`].
@@ -61,6 +62,8 @@ struct Task {
     /// Signals sent to a scripted process, handled between its commands.
     signals: Vec<i32>,
     scripted: bool,
+    /// The task's scripted processes alive now: its main one and its background jobs.
+    procs: i64,
 }
 
 struct Volume {
@@ -311,6 +314,7 @@ impl FakeDriver {
                 files: BTreeMap::new(),
                 signals: Vec::new(),
                 scripted: false,
+                procs: 0,
             },
         );
         self.bump();
@@ -414,6 +418,7 @@ impl RuntimeDriver for FakeDriver {
                     .collect(),
                 signals: Vec::new(),
                 scripted: false,
+                procs: 0,
             },
         );
         drop(g);
@@ -445,6 +450,7 @@ impl RuntimeDriver for FakeDriver {
         };
         t.state = RuntimeTaskState::Running { pid };
         t.scripted = script.is_some();
+        t.procs = 1;
         let run = t.run.clone();
         let check = run
             .as_ref()

@@ -3,8 +3,9 @@
 //! (which the simulation pauses). It behaves like `sh` as PID 1 of a container: a signal without
 //! a trap is ignored (only SIGKILL, which [`super::Node::kill`] applies at once, ends it), a
 //! trap runs between commands (after the running `sleep` ends, as `sh` defers it), and memory
-//! grows with its variables until the task's limit, where it is OOM-killed. Health checks run
-//! here too, in the task's files.
+//! grows with its variables until the task's limit, where it is OOM-killed. A background job
+//! (`CMD &`) is another process of the task: past the task's PIDs limit the fork fails and the
+//! shell exits as busybox `sh` does (status 2). Health checks run here too, in the task's files.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -208,6 +209,7 @@ impl Proc {
     async fn command(&mut self, cmd: &Command) -> Flow {
         match cmd {
             Command::Simple(s) => self.simple(s).await,
+            Command::Background(job) => self.background(job).await,
             Command::While { cond, body } => loop {
                 match self.list(cond).await {
                     Flow::Next => {}
@@ -223,6 +225,51 @@ impl Proc {
                 }
             },
         }
+    }
+
+    /// `job &`: forks a process of the task for it, unless the task is at its PIDs limit, where
+    /// `sh` cannot fork and (not being interactive) exits 2.
+    fn background<'a>(&'a mut self, job: &'a Command) -> BoxFut<'a, Flow> {
+        // Boxed (as `Send`) because the job it spawns may itself run `background`.
+        Box::pin(async move {
+            if let Some(flow) = self.checkpoint().await {
+                return flow;
+            }
+            let Some(node) = self.node.upgrade() else {
+                return Flow::Gone;
+            };
+            if !node.fork(&self.task) {
+                self.write(
+                    LogStreamKind::Stderr,
+                    b"sh: can't fork: Resource temporarily unavailable\n",
+                );
+                return Flow::Exit(2);
+            }
+            // The child: the shell's variables, no traps of its own, not PID 1; its output goes
+            // where the parent's does (a health check's is not kept).
+            let mut child = Proc {
+                node: self.node.clone(),
+                task: self.task.clone(),
+                vars: self.vars.clone(),
+                traps: BTreeMap::new(),
+                status: 0,
+                sink: match self.sink {
+                    Sink::Log => Sink::Log,
+                    Sink::Capture(_) => Sink::Capture(Vec::new()),
+                },
+                memory_limit: self.memory_limit,
+                main: false,
+            };
+            let job = job.clone();
+            tokio::spawn(async move {
+                child.command(&job).await;
+                if let Some(node) = child.node.upgrade() {
+                    node.reaped(&child.task);
+                }
+            });
+            self.status = 0;
+            Flow::Next
+        })
     }
 
     /// Between commands: whether the task still lives, and its pending signals' traps.
@@ -486,6 +533,27 @@ impl Node {
             .tasks
             .get(task)
             .is_some_and(|t| matches!(t.state, RuntimeTaskState::Running { .. }))
+    }
+
+    /// A new process of the running task, when its PIDs limit (0: none) leaves room for one.
+    fn fork(&self, task: &Id) -> bool {
+        let mut g = self.lock();
+        let Some(t) = g.tasks.get_mut(task) else {
+            return false;
+        };
+        let limit = t.run.as_ref().map_or(0, |r| r.resources.limits.pids);
+        if !matches!(t.state, RuntimeTaskState::Running { .. }) || (limit > 0 && t.procs >= limit) {
+            return false;
+        }
+        t.procs += 1;
+        true
+    }
+
+    /// A background process of the task ended.
+    fn reaped(&self, task: &Id) {
+        if let Some(t) = self.lock().tasks.get_mut(task) {
+            t.procs = (t.procs - 1).max(0);
+        }
     }
 
     fn take_signals(&self, task: &Id) -> Vec<i32> {

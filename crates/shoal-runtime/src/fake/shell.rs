@@ -3,8 +3,10 @@
 //! `sh` would parse them so that one TaskRun means the same thing to the fake and to a real
 //! shell. Pure: parsing only; [`super::proc`] runs the result.
 //!
-//! Grammar: statements separated by `;` or newlines, joined by `&&` / `||`; a statement is
-//! `while LIST; do LIST; done` or a simple command: `NAME=WORD` assignments, words, and one
+//! Grammar: statements separated by `;` or newlines, joined by `&&` / `||`, or ended by `&` (run
+//! in the background; only a statement of its own, not the end of an `&&`/`||` list); a
+//! statement is `while LIST; do LIST; done` or a simple command: `NAME=WORD` assignments, words,
+//! and one
 //! redirection (`>&2`, `1>&2`, `2>&1` (ignored), `> FILE`, `>> FILE`). Words take single and
 //! double quotes, backslash escapes, `$NAME`, `${NAME}`, `$$` and `$?`. Anything else is a
 //! syntax error, which the fake reports as `sh` does (status 2).
@@ -36,7 +38,12 @@ pub(crate) struct Simple {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Command {
     Simple(Simple),
-    While { cond: List, body: List },
+    While {
+        cond: List,
+        body: List,
+    },
+    /// `COMMAND &`: run in a process of its own while the script goes on.
+    Background(Box<Command>),
 }
 
 /// How a command joins the one before it in an and-or list.
@@ -56,9 +63,13 @@ enum Tok {
     Sep,
     And,
     Or,
+    /// A lone `&`: what comes before it runs in the background.
+    Amp,
     ToStderr,
     Ignored,
-    Out { append: bool },
+    Out {
+        append: bool,
+    },
 }
 
 fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
@@ -135,7 +146,11 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
                 end_word!();
                 toks.push(Tok::Or);
             }
-            '&' | '|' | '(' | ')' | '<' | '`' => {
+            '&' => {
+                end_word!();
+                toks.push(Tok::Amp);
+            }
+            '|' | '(' | ')' | '<' | '`' => {
                 return Err(format!("syntax error: unexpected \"{c}\""));
             }
             '>' => {
@@ -277,7 +292,21 @@ impl Parser {
             if self.peek().is_none() {
                 break;
             }
-            let cmd = self.command()?;
+            let mut cmd = self.command()?;
+            if self.peek() == Some(&Tok::Amp) {
+                // `a && b &` backgrounds the whole and-or list, which this subset has no form
+                // for; a command on its own it can.
+                let alone = join == Join::Always
+                    && !matches!(self.toks.get(self.at + 1), Some(Tok::And | Tok::Or));
+                if !alone {
+                    return Err("syntax error: unsupported \"&\" after an and-or list".into());
+                }
+                self.at += 1;
+                cmd = Command::Background(Box::new(cmd));
+                list.push((join, cmd));
+                join = Join::Always;
+                continue;
+            }
             list.push((join, cmd));
             join = match self.peek() {
                 Some(Tok::And) => Join::And,
@@ -363,7 +392,7 @@ impl Parser {
                         _ => return Err("syntax error: redirection without a file".into()),
                     }
                 }
-                Tok::Sep | Tok::And | Tok::Or => break,
+                Tok::Sep | Tok::And | Tok::Or | Tok::Amp => break,
             }
         }
         if s.words.is_empty() && s.assigns.is_empty() {
@@ -427,6 +456,12 @@ mod tests {
             },
             other => panic!("{other:?}"),
         }
+        let l = parse("sleep 30 & echo started 1; sleep 30 &").expect("parse");
+        assert_eq!(l.len(), 3);
+        assert!(matches!(&l[0].1, Command::Background(c) if matches!(**c, Command::Simple(_))));
+        assert!(matches!(&l[1].1, Command::Simple(s) if s.words[0] == lit("echo")));
+        assert!(matches!(&l[2].1, Command::Background(_)));
+        assert!(l.iter().all(|(j, _)| *j == Join::Always));
         let l = parse("echo kept > /data/f && cat /data/f || echo \"no $HOME\"").expect("parse");
         assert_eq!(
             l.iter().map(|(j, _)| *j).collect::<Vec<_>>(),
@@ -443,6 +478,9 @@ mod tests {
             "while :; do sleep 1",
             "echo a &&",
             "cat < f",
+            "true && sleep 1 &",
+            "sleep 1 & && true",
+            "&",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
