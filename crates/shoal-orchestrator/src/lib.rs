@@ -26,6 +26,9 @@
 //! - [`update`]: rolling updates and rollbacks, and the service's update status.
 //! - [`reaper`]: task history retention.
 //! - [`orphans`]: tasks whose service is gone.
+//! - [`depends`]: start order between services (compose's `depends_on`): whether a service
+//!   must wait for others before its first tasks. It looks across services, so the manager
+//!   asks it before calling [`reconcile_service`] (see `shoal-manager`'s `loops`).
 //! - [`constraint`]: placement-constraint matching on the grammar shared with the scheduler
 //!   (`shoal_types::constraint`).
 //!
