@@ -2,13 +2,17 @@
 //! JSON with Docker's case-insensitive keys (`body::parse_json`), the wire-to-model conversion
 //! (`convert::service::spec_in`) and the manager's validation (`validate::check_service_spec`,
 //! `check_service_update`). A spec that converts must come back unchanged from model to wire to
-//! model, since every `docker service update` reads, edits and writes back a whole spec.
+//! model, since every `docker service update` reads, edits and writes back a whole spec; so must
+//! the spec with Swarm's defaults filled in (`?insertDefaults=true`, what `docker service
+//! inspect` reads). The warnings of a create or update and Docker's JSON spelling of a service
+//! are worked out for every spec that converts.
 #![no_main]
 
 use bollard_stubs::models as w;
 use libfuzzer_sys::fuzz_target;
 use shoal_api::body::parse_json;
 use shoal_api::convert::service::{service_out, spec_in, spec_out};
+use shoal_api::convert::service_extras::warnings;
 use shoal_manager::validate::{check_service_spec, check_service_update};
 use shoal_types::Service;
 
@@ -27,11 +31,20 @@ fuzz_target!(|data: &[u8]| {
     );
     let again = spec_in(spec_out(&spec)).expect("a spec the API accepted converts back in");
     assert_eq!(again, spec, "model -> wire -> model changed the spec");
+    let defaults = spec.with_defaults();
+    assert_eq!(
+        spec_in(spec_out(&defaults)).expect("the spec with defaults converts back in"),
+        defaults,
+        "model -> wire -> model changed the spec with defaults"
+    );
+    let _ = warnings(&spec);
     let service = Service {
         spec,
         previous_spec: Some(again),
         ..Default::default()
     };
-    let shown = serde_json::to_vec(&service_out(&service, None)).expect("a service serializes");
-    assert!(!shown.is_empty());
+    let shown = service_out(&service, None)
+        .to_json()
+        .expect("a service serializes");
+    assert!(shown.get("Spec").is_some());
 });

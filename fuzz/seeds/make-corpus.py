@@ -37,6 +37,23 @@ def js(v):
 # -- Docker API bodies -------------------------------------------------------------------------
 for n in ["service-create-web", "service-create-global-templated", "service-create-job"]:
     put("api_service_spec", n + ".json", cli(n + ".json"))
+# Hand-made: what Swarm keeps without applying everywhere (privileges, a log driver), platforms,
+# a spread over a platform, a window of 0, partial update configs and Docker's `Healthcheck`.
+put("api_service_spec", "service-create-fidelity.json", js({
+    "Name": "fid",
+    "TaskTemplate": {
+        "ContainerSpec": {
+            "Image": "host", "Init": False, "DNSConfig": {},
+            "Healthcheck": {"Test": ["CMD", "true"], "Retries": 2},
+            "Privileges": {"NoNewPrivileges": True, "Seccomp": {"Mode": "unconfined"},
+                           "CredentialSpec": {"File": "spec.json"}}},
+        "Resources": {"Limits": {"NanoCPUs": 1000}},
+        "RestartPolicy": {"Condition": "on-failure", "Window": 0},
+        "Placement": {"Platforms": [{"Architecture": "amd64", "OS": "linux"}],
+                      "Preferences": [{"Spread": {"SpreadDescriptor": "node.platform.os"}}]},
+        "LogDriver": {"Name": "syslog", "Options": {"tag": "x"}}},
+    "UpdateConfig": {"Parallelism": 2},
+    "RollbackConfig": {"Monitor": 0}}) + "\n")
 for n in ["node-update-drain", "node-update-promote"]:
     put("api_node_spec", n + ".json", cli(n + ".json"))
 put("api_swarm_spec", "init", b"\x00" + cli("swarm-init.json"))
@@ -50,6 +67,22 @@ put("api_filters", "tasks-old-shape", b"\x02" + js(
     {"service": ["web"], "desired-state": ["running", "shutdown"], "_up-to-date": ["true"]}).encode())
 put("api_filters", "tasks", b"\x02" + js(
     {"service": {"web": True}, "node": {"n1": True}, "label": {"a=1": True, "b": True}}).encode())
+
+# Image names, `docker tag`, `docker save` and volume filters and bodies as the CLI 28 and
+# docker-compose 1.29 send them (COMPOSE-NOTES.md).
+put("api_images_volumes", "name-registry", b"\x00host:5000/team/app:1")
+put("api_images_volumes", "name-short-id", b"\x00sha256:c20e58960251")
+put("api_images_volumes", "tag", b"\x01localhost:5000/shoal-it/app\nv1")
+put("api_images_volumes", "save", b"\x02names=busybox:latest\nnames=shoal-test/busybox")
+put("api_images_volumes", "volume-ls", b"\x03" + js(
+    {"label": {"team=a": True}, "name": {"^proj_": True}, "dangling": {"true": True}}).encode())
+put("api_images_volumes", "volume-prune-all", b"\x04" + js(
+    {"all": {"true": True}, "label": ["a=1"], "label!": {"keep": True}}).encode())
+put("api_images_volumes", "volume-create-compose", b"\x05" + js(
+    {"Name": "probeproj_webdata", "Labels": {"com.docker.compose.project": "probeproj",
+     "com.docker.compose.volume": "webdata", "com.docker.compose.version": "1.29.2"}}).encode())
+put("api_images_volumes", "volume-create-cli", b"\x05" + js(
+    {"Driver": "local", "DriverOpts": {}, "Labels": {"team": "a"}}).encode())
 
 # -- Constraints, templates, tokens ------------------------------------------------------------
 put("constraint", "docker-docs", "node.labels.zone==east\nnode.role!=manager\nnode.platform.os == linux")

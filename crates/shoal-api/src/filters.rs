@@ -112,6 +112,11 @@ impl Filters {
         Ok((f, desired))
     }
 
+    /// Whether the filter was given at all (with or without values).
+    pub fn has(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
     pub fn get(&self, key: &str) -> &[String] {
         self.0.get(key).map_or(&[], Vec::as_slice)
     }

@@ -9,6 +9,7 @@ pub mod body;
 pub mod convert;
 pub mod error;
 pub mod filters;
+pub mod hijack;
 mod routes;
 pub mod tls;
 mod version;
@@ -21,7 +22,15 @@ use shoal_types::Clock;
 use tokio::sync::watch;
 
 pub use routes::swarm::{InitBody, JoinBody};
-pub use version::{MAX_API_VERSION, MIN_API_VERSION};
+/// The engine endpoints' parsers and matchers, for the fuzz targets.
+pub mod engine_wire {
+    pub use crate::routes::containers::{
+        FILTERS as CONTAINER_FILTERS, matches as container_matches, parse_signal,
+    };
+    pub use crate::routes::events::{FILTERS as EVENT_FILTERS, matches as event_matches};
+    pub use crate::routes::exec::exec_config;
+}
+pub use version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -31,6 +40,8 @@ pub struct AppState {
     /// Flips to true when the daemon stops, ending long-lived responses (log follows).
     pub shutdown: watch::Receiver<bool>,
     pub engine_version: String,
+    /// Randomness for the names the API makes (anonymous volumes), shared by every listener.
+    pub ids: Arc<std::sync::Mutex<shoal_types::IdGen>>,
 }
 
 /// Where to serve.

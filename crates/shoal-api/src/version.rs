@@ -10,13 +10,20 @@ use crate::error::ApiError;
 pub const MIN_API_VERSION: (u32, u32) = (1, 41);
 pub const MAX_API_VERSION: (u32, u32) = (1, 50);
 
+/// The API version a request speaks (its `/v1.NN` prefix; the newest served without one, as
+/// Docker does), for the handlers whose answer changed between versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiVersion(pub (u32, u32));
+
 fn parse_version(s: &str) -> Option<(u32, u32)> {
     let (a, b) = s.split_once('.')?;
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
-/// Strips `/v1.NN` (checking it is served) and adds Docker's response headers.
+/// Strips `/v1.NN` (checking it is served), records it as the request's [`ApiVersion`], and
+/// adds Docker's response headers.
 pub async fn route_version(mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(ApiVersion(MAX_API_VERSION));
     let path = req.uri().path();
     if let Some(rest) = path.strip_prefix("/v")
         && let Some((ver, tail)) = rest.split_once('/').or(Some((rest, "")))
@@ -57,6 +64,7 @@ pub async fn route_version(mut req: Request, next: Next) -> Response {
                 return with_headers(ApiError::bad_request("invalid request path").into_response());
             }
         }
+        req.extensions_mut().insert(ApiVersion(v));
         match Uri::from_parts(parts) {
             Ok(u) => *req.uri_mut() = u,
             Err(_) => {

@@ -197,6 +197,46 @@ impl Client {
         }
     }
 
+    /// `POST` a JSON body asking to take the connection over (`Upgrade: tcp`); the connection
+    /// once the daemon answered `101`, for exec and attach streams.
+    pub async fn hijack<B: Serialize>(
+        &self,
+        path: &str,
+        query: &Query<'_>,
+        body: &B,
+    ) -> Result<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>> {
+        let uri = self.versioned(path, query).await?;
+        let mut sender = self.transport.fresh().await?;
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(&uri)
+            .header(header::HOST, self.transport.endpoint().host_header())
+            .header(header::USER_AGENT, self.user_agent.as_str())
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "tcp")
+            .body(Full::new(encode(body)?))
+            .map_err(|e| CliError::Http(shoal_types::error::chain(&e)))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| CliError::Http(shoal_types::error::chain(&e)))?;
+        let status = resp.status();
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            return Err(daemon_error(status, &bytes));
+        }
+        let upgraded = hyper::upgrade::on(resp)
+            .await
+            .map_err(|e| CliError::Http(shoal_types::error::chain(&e)))?;
+        Ok(hyper_util::rt::TokioIo::new(upgraded))
+    }
+
     /// `DELETE` and return the answer's body.
     pub async fn delete_raw(&self, path: &str, query: &Query<'_>) -> Result<Bytes> {
         self.call(Method::DELETE, path, query, None).await
@@ -319,11 +359,32 @@ fn encode<B: Serialize>(body: &B) -> Result<Bytes> {
 
 /// Decodes a JSON answer, naming the field that did not fit.
 pub fn decode<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| CliError::Decode {
+    let fail = |why: String| CliError::Decode {
         what: what.to_string(),
-        why: e.to_string(),
-    })
+        why,
+    };
+    let mut v: serde_json::Value = serde_json::from_slice(body).map_err(|e| fail(e.to_string()))?;
+    health_check_key(&mut v);
+    serde_path_to_error::deserialize(v).map_err(|e| fail(e.to_string()))
+}
+
+/// The Docker daemon writes a container spec's health check as `Healthcheck` (Go's field name);
+/// bollard's model reads only the swagger's `HealthCheck`, so a service read back and written
+/// again (every `service update`) would lose its check without this.
+fn health_check_key(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(c) = m.get_mut("ContainerSpec").and_then(|c| c.as_object_mut())
+                && !c.contains_key("HealthCheck")
+                && let Some(h) = c.remove("Healthcheck")
+            {
+                c.insert("HealthCheck".to_owned(), h);
+            }
+            m.values_mut().for_each(health_check_key);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(health_check_key),
+        _ => {}
+    }
 }
 
 /// The daemon's error: `{"message": "..."}` when it is JSON, else the text itself.
@@ -452,6 +513,22 @@ mod tests {
             decode("/nodes/x", br#"{"Status":{"State":"sideways"}}"#);
         let msg = r.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(msg.contains("Status.State"), "{msg}");
+    }
+
+    /// A service read back from a Docker daemon (or shoal's) keeps its health check.
+    #[test]
+    fn decode_reads_the_health_check_as_docker_spells_it() {
+        let s: bollard_stubs::models::Service = decode(
+            "/services/web",
+            br#"{"Spec":{"TaskTemplate":{"ContainerSpec":{"Image":"x","Healthcheck":{"Retries":2}}}},"PreviousSpec":null}"#,
+        )
+        .expect("decoded");
+        let h = s
+            .spec
+            .and_then(|s| s.task_template)
+            .and_then(|t| t.container_spec)
+            .and_then(|c| c.health_check);
+        assert_eq!(h.and_then(|h| h.retries), Some(2));
     }
 }
 

@@ -48,6 +48,10 @@ pub enum CliError {
     /// A failed operation with a message of its own (docker prints these bare).
     #[error("{0}")]
     Failed(String),
+    /// The command ran and exits with this code, saying nothing more (`exec` passes on its
+    /// process's exit code, as docker does).
+    #[error("")]
+    Exit(i32),
     /// Several independent failures (e.g. `service rm a b`), one per line.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Many(Vec<CliError>),
@@ -66,6 +70,7 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::InvalidFlag { .. } | CliError::Usage(_) | CliError::BadHost(_) => EXIT_USAGE,
+            CliError::Exit(code) => *code,
             CliError::Many(errs)
                 if !errs.is_empty() && errs.iter().all(|e| e.exit_code() == EXIT_USAGE) =>
             {

@@ -13,7 +13,7 @@
 //! `service` (create/update/scale/rollback/ls/ps/inspect/logs and the converge progress),
 //! `secret` (secret and config create/ls/inspect/rm/rotate, one implementation for both kinds),
 //! `stack` (deploy/config/ls/ps/services/rm, with compose files loaded by `shoal-compose`),
-//! `system` (version, info).
+//! `system` (version, info), `container` (exec into a task on the node).
 //!
 //! Deliberate differences from docker: suggested commands say `shoal`; without a terminal the
 //! converge progress prints each changed line once (docker repeats unchanged lines every 200 ms
@@ -23,6 +23,7 @@
 //! line; `node ps` queries each node on its own (docker 28 repeats earlier nodes' tasks).
 
 pub mod client;
+pub mod container;
 pub mod error;
 pub mod filters;
 pub mod format;
@@ -70,6 +71,8 @@ pub enum ClientCommand {
     /// Manage this node's volumes
     #[command(subcommand)]
     Volume(image::VolumeCommand),
+    /// Execute a command in a running container (a task) on this node
+    Exec(container::ExecArgs),
     /// Show the client and daemon version information
     Version,
     /// Display system-wide information
@@ -91,6 +94,7 @@ pub struct GlobalOpts {
 pub async fn execute(opts: &GlobalOpts, cmd: ClientCommand) -> i32 {
     match run(opts, cmd).await {
         Ok(()) => 0,
+        Err(CliError::Exit(code)) => code,
         Err(e) => {
             eprintln!("{e}");
             e.exit_code()
@@ -109,6 +113,7 @@ async fn run(opts: &GlobalOpts, cmd: ClientCommand) -> Result<(), CliError> {
         ClientCommand::Stack(c) => stack::run(&client, c).await,
         ClientCommand::Image(c) => image::run_image(&client, c).await,
         ClientCommand::Volume(c) => image::run_volume(&client, c).await,
+        ClientCommand::Exec(a) => container::exec(&client, a).await,
         ClientCommand::Version => system::version(&client).await,
         ClientCommand::Info => system::info(&client).await,
     }

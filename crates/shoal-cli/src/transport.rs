@@ -210,8 +210,9 @@ where
         .await
         .map_err(|e| CliError::Http(shoal_types::error::chain(&e)))?;
     // The connection task ends when the server closes or every sender and body is dropped.
+    // With upgrades, so exec and attach can take the connection over after a 101.
     tokio::spawn(async move {
-        let _ = conn.await;
+        let _ = conn.with_upgrades().await;
     });
     Ok(sender)
 }

@@ -9,11 +9,13 @@
 //! the node-to-node RPC) uses.
 
 pub mod certs;
+pub mod engine;
 pub mod error;
 pub mod surface;
 pub mod views;
 
 pub use certs::{ApiCertRequest, ApiCertUse, ApiCertificate};
+pub use engine::{Engine, EngineError};
 pub use error::{ControlError, NodeError};
 pub use surface::{ClusterView, ControlSurface, InitRequest, JoinRequest, Membership, NodeSurface};
 pub use views::{Quorum, RaftMembership, ServiceStatus};

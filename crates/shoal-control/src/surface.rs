@@ -198,4 +198,6 @@ pub trait NodeSurface: Send + Sync {
     /// The node's runtime, for the image and volume endpoints.
     fn driver(&self) -> Arc<dyn RuntimeDriver>;
     fn runtime_name(&self) -> &'static str;
+    /// The node as a Docker Engine: its containers and their execs.
+    fn engine(&self) -> Arc<dyn crate::Engine>;
 }

@@ -16,8 +16,8 @@ use shoal_runtime::{
     ExitInfo, Health, ImageInfo, LogOptions, LogStream, RuntimeDriver, RuntimeError, RuntimeTask,
     RuntimeTaskState, TaskRun, VolumeInfo,
 };
-use shoal_types::Id;
 use shoal_types::image_ref::ImageRef;
+use shoal_types::{Id, Timestamp};
 
 use crate::{DockerDriver, LABEL_TASK_ID, api_err, message_of, parse_time, spec, status_of};
 
@@ -51,7 +51,10 @@ impl DockerDriver {
     }
 
     /// Inspects the task's container; a container removed behind our back is `NotFound`.
-    async fn inspect(&self, task_id: &Id) -> Result<ContainerInspectResponse, RuntimeError> {
+    pub(crate) async fn inspect(
+        &self,
+        task_id: &Id,
+    ) -> Result<ContainerInspectResponse, RuntimeError> {
         let id = self.container_of(task_id).await?;
         match self.docker.inspect_container(&id, None).await {
             Ok(c) => Ok(c),
@@ -459,6 +462,12 @@ impl RuntimeDriver for DockerDriver {
                 Ok(i) => out.push(RuntimeTask {
                     state: Self::state_of(&i),
                     task_id,
+                    started_at: i
+                        .state
+                        .as_ref()
+                        .and_then(|s| s.started_at.as_deref())
+                        .map_or(Timestamp::ZERO, crate::parse_time),
+                    container_id: Some(cid.clone()),
                 }),
                 // Removed between the list and now: not a task any more.
                 Err(e) if status_of(&e) == Some(404) => {
@@ -498,6 +507,26 @@ impl RuntimeDriver for DockerDriver {
         })
     }
 
+    async fn exec(
+        &self,
+        task_id: &Id,
+        spec: shoal_runtime::ExecSpec,
+    ) -> Result<shoal_runtime::ExecProcess, RuntimeError> {
+        self.exec_in(task_id, spec).await
+    }
+
+    async fn signal(&self, task_id: &Id, signal: i32) -> Result<(), RuntimeError> {
+        self.signal_task(task_id, signal).await
+    }
+
+    async fn processes(&self, task_id: &Id) -> Result<Vec<i64>, RuntimeError> {
+        self.task_processes(task_id).await
+    }
+
+    async fn stats(&self, task_id: &Id) -> Result<shoal_runtime::TaskStats, RuntimeError> {
+        self.task_stats(task_id).await
+    }
+
     async fn volumes(&self) -> Result<Vec<VolumeInfo>, RuntimeError> {
         self.list_volumes().await
     }
@@ -530,6 +559,46 @@ impl RuntimeDriver for DockerDriver {
         force: bool,
     ) -> Result<Vec<String>, RuntimeError> {
         self.delete_image(reference, force).await
+    }
+
+    async fn inspect_image(
+        &self,
+        reference: &str,
+    ) -> Result<shoal_runtime::ImageDetails, RuntimeError> {
+        self.image_details(reference).await
+    }
+
+    async fn image_history(
+        &self,
+        reference: &str,
+    ) -> Result<Vec<shoal_runtime::ImageHistoryEntry>, RuntimeError> {
+        self.history(reference).await
+    }
+
+    async fn tag_image(&self, source: &str, target: &str) -> Result<(), RuntimeError> {
+        self.tag(source, target).await
+    }
+
+    async fn save_images(
+        &self,
+        references: &[String],
+        archive: &std::path::Path,
+    ) -> Result<(), RuntimeError> {
+        self.save(references, archive).await
+    }
+
+    async fn create_volume(
+        &self,
+        spec: &shoal_runtime::VolumeCreate,
+    ) -> Result<VolumeInfo, RuntimeError> {
+        self.make_volume(spec).await
+    }
+
+    async fn prune_volumes(
+        &self,
+        filter: &shoal_runtime::VolumePrune,
+    ) -> Result<shoal_runtime::VolumesPruned, RuntimeError> {
+        self.prune(filter).await
     }
 }
 

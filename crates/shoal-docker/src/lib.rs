@@ -18,14 +18,17 @@
 //! - `driver`: the [`RuntimeDriver`](shoal_runtime::RuntimeDriver) implementation.
 //! - `sandbox`: a task's network sandbox, and `pause`, the image it runs.
 //! - `logs`: Docker's log frames as [`LogLine`](shoal_runtime::LogLine)s.
-//! - `store`: volumes and images.
+//! - `store`: volumes and images; `catalog`: what an engine serves of them beyond a listing
+//!   (inspect, history, tag, save, volume create and prune).
 //!
 //! Concurrency: the driver keeps only a cache from task ID to container ID and the set of
 //! sandboxes it made (mutexes never held across an await); the drivers of a process import the
 //! pause image one at a time (an async mutex). Docker serialises operations on one container,
 //! and every call works for containers an earlier driver made.
 
+mod catalog;
 mod driver;
+mod exec;
 mod logs;
 pub mod pause;
 pub mod sandbox;

@@ -41,7 +41,7 @@ fn image_info(s: ImageSummary) -> ImageInfo {
 
 impl DockerDriver {
     /// Named volume → the tasks (of any shoal daemon on this engine) whose containers use it.
-    async fn volume_users(&self) -> Result<BTreeMap<String, Vec<Id>>, RuntimeError> {
+    pub(crate) async fn volume_users(&self) -> Result<BTreeMap<String, Vec<Id>>, RuntimeError> {
         let all = self
             .docker
             .list_containers(Some(ListContainersOptions {
@@ -90,6 +90,7 @@ impl DockerDriver {
                 in_use_by: users.get(&v.name).cloned().unwrap_or_default(),
                 created_at: parse_time(v.created_at.as_deref().unwrap_or("")),
                 labels: v.labels.into_iter().collect(),
+                options: v.options.into_iter().collect(),
                 mountpoint: v.mountpoint,
                 name: v.name,
             })

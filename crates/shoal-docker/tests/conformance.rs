@@ -1,7 +1,8 @@
 //! The Docker runtime passes the driver conformance suite (`shoal_runtime::conformance`),
 //! against the real Docker Engine with the locally built `shoal-test/busybox:latest`
 //! (tests/images/build.sh). Each behaviour has its own owner label; the harness removes the
-//! containers and volumes of it (and of its "stranger") even when the test fails.
+//! containers and volumes of it (and of its "stranger"), and the image tags it made, even when
+//! the test fails.
 
 use std::path::Path;
 use std::process::Command;
@@ -141,6 +142,19 @@ impl Drop for Docker {
     fn drop(&mut self) {
         shoal_testkit::reap::remove_docker_objects(&self.owner);
         shoal_testkit::reap::remove_docker_objects(&self.stranger_owner());
+        // The tags the image behaviours made on the shared engine (untagging only: the
+        // image itself keeps its own tag).
+        for repo in shoal_runtime::conformance::image_repositories(&self.unique()) {
+            let Ok(out) = Command::new("docker")
+                .args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}", &repo])
+                .output()
+            else {
+                continue;
+            };
+            for tag in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("docker").args(["image", "rm", tag]).output();
+            }
+        }
     }
 }
 

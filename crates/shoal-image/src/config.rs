@@ -20,11 +20,13 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
-/// An image config: the OCI fields, and Docker's health check.
+/// An image config: the OCI fields, and Docker's health check, comment and builder version.
 #[derive(Debug, Clone)]
 pub struct ConfigFile {
     pub oci: ImageConfiguration,
     pub healthcheck: Option<Healthcheck>,
+    pub comment: String,
+    pub docker_version: String,
 }
 
 /// The part of Docker's config the OCI image spec does not have.
@@ -32,6 +34,10 @@ pub struct ConfigFile {
 struct DockerExtensions {
     #[serde(default)]
     config: Option<DockerRunExtensions>,
+    #[serde(default)]
+    comment: Option<String>,
+    #[serde(default)]
+    docker_version: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +76,8 @@ impl ConfigFile {
         Ok(ConfigFile {
             oci,
             healthcheck: ext.config.and_then(|c| c.healthcheck),
+            comment: ext.comment.unwrap_or_default(),
+            docker_version: ext.docker_version.unwrap_or_default(),
         })
     }
 
@@ -83,13 +91,7 @@ impl ConfigFile {
     }
 
     pub fn created(&self) -> Timestamp {
-        self.oci
-            .created()
-            .as_deref()
-            .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
-            .and_then(|t| t.timestamp_nanos_opt())
-            .map(Timestamp::from_unix_nanos)
-            .unwrap_or(Timestamp::ZERO)
+        parse_time(self.oci.created().as_deref())
     }
 
     pub fn image_config(&self) -> ImageConfig {
@@ -127,6 +129,14 @@ impl ConfigFile {
                 .collect::<BTreeMap<_, _>>(),
         }
     }
+}
+
+/// An RFC 3339 time of a config; anything unreadable is [`Timestamp::ZERO`].
+pub fn parse_time(t: Option<&str>) -> Timestamp {
+    t.and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+        .and_then(|t| t.timestamp_nanos_opt())
+        .map(Timestamp::from_unix_nanos)
+        .unwrap_or(Timestamp::ZERO)
 }
 
 /// A descriptor's digest in the content store's terms (sha256 only).

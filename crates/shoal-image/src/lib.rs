@@ -2,16 +2,21 @@
 //! [`ImageStore`] seam over a content-addressed store on disk ([`store`]), fed by `docker save`
 //! and OCI archives ([`archive`]) and by registry pulls ([`registry`]), with layers unpacked
 //! safely for overlayfs ([`unpack`]); [`rootfs`] turns an image into a task's root filesystem.
+//! [`details`] is what inspect and history show of an image, [`save`] writes `docker save`
+//! archives from the store.
 //!
-//! Concurrency: any number of loads, pulls and resolves run at once (each on blocking threads
-//! for its disk work); `remove` waits for loads and pulls in flight and holds them off while it
-//! collects garbage, so it never deletes a layer a load has unpacked but not yet recorded.
+//! Concurrency: any number of loads, pulls, saves and resolves run at once (each on blocking
+//! threads for its disk work); `remove` waits for loads, pulls and saves in flight and holds them
+//! off while it collects garbage, so it never deletes a layer a load has unpacked but not yet
+//! recorded, nor one a save is writing.
 
 pub mod archive;
 pub mod config;
+pub mod details;
 pub mod digest;
 pub mod registry;
 pub mod rootfs;
+pub mod save;
 pub mod store;
 pub mod unpack;
 
@@ -21,7 +26,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use shoal_runtime::ImageInfo;
 use shoal_runtime::RuntimeError;
+use shoal_runtime::catalog::{ImageDetails, ImageHistoryEntry};
 use shoal_runtime::image::{ImageStore, ResolvedImage};
+use shoal_types::Timestamp;
 use shoal_types::error::Chain;
 use shoal_types::image_ref::ImageRef;
 use tokio::sync::RwLock;
@@ -69,6 +76,24 @@ impl LocalImageStore {
 
     pub fn root(&self) -> PathBuf {
         self.store.root().to_path_buf()
+    }
+
+    /// Runs `f` on the image `reference` names (its ID given), on a blocking thread.
+    async fn with_image<T: Send + 'static>(
+        &self,
+        reference: &str,
+        f: impl FnOnce(&Store, &store::Index, &str) -> Result<T, RuntimeError> + Send + 'static,
+    ) -> Result<T, RuntimeError> {
+        let store = self.store.clone();
+        let reference = reference.to_string();
+        blocking(move || {
+            let index = store.read_index()?;
+            let Some(id) = store.lookup(&index, &reference)? else {
+                return Err(RuntimeError::ImageNotFound(reference));
+            };
+            f(&store, &index, &id)
+        })
+        .await
     }
 
     async fn lookup(&self, reference: &str) -> Result<Option<ResolvedImage>, RuntimeError> {
@@ -228,5 +253,31 @@ impl ImageStore for LocalImageStore {
         let reference = reference.to_string();
         let in_use = in_use.to_vec();
         blocking(move || store.remove(&reference, force, &in_use)).await
+    }
+
+    async fn inspect(&self, reference: &str) -> Result<ImageDetails, RuntimeError> {
+        self.with_image(reference, details::details).await
+    }
+
+    async fn history(&self, reference: &str) -> Result<Vec<ImageHistoryEntry>, RuntimeError> {
+        self.with_image(reference, details::history).await
+    }
+
+    async fn tag(&self, source: &str, target: &str, now: Timestamp) -> Result<(), RuntimeError> {
+        let target = ImageRef::parse(target).map_err(|e| RuntimeError::InvalidSpec {
+            field: "tag",
+            why: e.to_string(),
+        })?;
+        let store = self.store.clone();
+        let source = source.to_string();
+        blocking(move || store.tag(&source, &target, now).map(|_| ())).await
+    }
+
+    async fn save(&self, references: &[String], archive: &Path) -> Result<(), RuntimeError> {
+        // Held for the whole save: the layers it reads must not be collected under it.
+        let _g = self.gc_guard.read().await;
+        let store = self.store.clone();
+        let (references, out) = (references.to_vec(), archive.to_path_buf());
+        blocking(move || save::save(&store, &references, &out)).await
     }
 }

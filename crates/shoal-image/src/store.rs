@@ -4,6 +4,8 @@
 //! <root>/blobs/sha256/<hex>        image configs, named by their verified digest
 //! <root>/layers/<diff-id hex>/fs   a layer unpacked once for overlayfs, shared by images
 //! <root>/layers/<diff-id hex>/size bytes its files take
+//! <root>/layers/<diff-id hex>/blob the layer as it came (tar or gzip'd tar), for saves
+//! <root>/layers/<diff-id hex>/tar-size  bytes of its uncompressed tar
 //! <root>/index.json                images, tags and digests → image ID
 //! <root>/tmp/                      work in progress; emptied on open
 //! ```
@@ -49,6 +51,9 @@ pub struct ImageRecord {
     /// Diff IDs, lowest layer first.
     pub layers: Vec<String>,
     pub created: Timestamp,
+    /// When a tag was last pointed at it with `tag` (Docker's `LastTagTime`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_tagged: Option<Timestamp>,
 }
 
 impl Index {
@@ -158,7 +163,11 @@ impl Store {
         let tmp = self.temp_dir("layer-")?;
         let fs_dir = tmp.path().join("fs");
         fs::create_dir(&fs_dir).map_err(io_err("creating a layer dir"))?;
-        let mut outer = HashingReader::new(blob);
+        // The blob is kept as it came: unpacked files cannot be turned back into the same tar
+        // bytes, and a save must reproduce them exactly (its diff ID is the image's).
+        let copy = fs::File::create(tmp.path().join(LAYER_BLOB))
+            .map_err(io_err("keeping a layer's blob"))?;
+        let mut outer = HashingReader::new(Tee { inner: blob, copy });
         let unpacked = unpack_layer(&mut outer, &fs_dir, what)?;
         if unpacked.diff_id != *diff_id {
             return Err(RuntimeError::InvalidImage(format!(
@@ -166,18 +175,24 @@ impl Store {
                 unpacked.diff_id
             )));
         }
-        if let Some(expected) = blob_digest {
-            let (got, _) = outer
-                .finish()
-                .map_err(|e| RuntimeError::corrupt(what.to_string(), e))?;
-            if got != *expected {
-                return Err(RuntimeError::InvalidImage(format!(
-                    "{what}: digest mismatch: the blob is {got} but the manifest says {expected}"
-                )));
-            }
+        // Read to its end (past the tar's end and a gzip trailer) so the kept copy is whole.
+        let (got, _) = outer
+            .finish()
+            .map_err(|e| RuntimeError::corrupt(what.to_string(), e))?;
+        if let Some(expected) = blob_digest
+            && got != *expected
+        {
+            return Err(RuntimeError::InvalidImage(format!(
+                "{what}: digest mismatch: the blob is {got} but the manifest says {expected}"
+            )));
         }
         fs::write(tmp.path().join("size"), unpacked.size.to_string())
             .map_err(io_err("writing a layer's size"))?;
+        fs::write(
+            tmp.path().join(LAYER_TAR_SIZE),
+            unpacked.tar_size.to_string(),
+        )
+        .map_err(io_err("writing a layer's size"))?;
         let dest = self.layer_dir(diff_id);
         let kept = tmp.keep();
         if let Err(e) = fs::rename(&kept, &dest) {
@@ -201,12 +216,54 @@ impl Store {
         Ok(d)
     }
 
-    fn read_config(&self, id: &str) -> Result<ConfigFile, RuntimeError> {
+    /// The image's config as stored: the bytes its ID is the digest of.
+    pub fn config_bytes(&self, id: &str) -> Result<Vec<u8>, RuntimeError> {
         let d =
             Digest::parse(id).map_err(|why| RuntimeError::InvalidImage(format!("{id}: {why}")))?;
         let p = self.blobs_dir().join(d.hex());
-        let bytes = fs::read(&p).map_err(io_err(format!("reading {}", p.display())))?;
-        ConfigFile::parse(&bytes, id)
+        fs::read(&p).map_err(io_err(format!("reading {}", p.display())))
+    }
+
+    pub fn read_config(&self, id: &str) -> Result<ConfigFile, RuntimeError> {
+        ConfigFile::parse(&self.config_bytes(id)?, id)
+    }
+
+    /// The layer's blob as it came (plain or gzip'd tar) and the length of its uncompressed
+    /// tar; `None` for layers stored before blobs were kept.
+    pub fn layer_blob(&self, diff_id: &Digest) -> Option<(PathBuf, u64)> {
+        let dir = self.layer_dir(diff_id);
+        let blob = dir.join(LAYER_BLOB);
+        let size = fs::read_to_string(dir.join(LAYER_TAR_SIZE))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        blob.is_file().then_some((blob, size))
+    }
+
+    /// Points `target` (a tag) at the image `source` names, moving it off any other image.
+    pub fn tag(
+        &self,
+        source: &str,
+        target: &ImageRef,
+        now: Timestamp,
+    ) -> Result<String, RuntimeError> {
+        let Some(key) = target.tagged().filter(|_| target.digest().is_none()) else {
+            return Err(RuntimeError::InvalidSpec {
+                field: "tag",
+                why: format!("{target} is not a name:tag reference"),
+            });
+        };
+        self.update_index(|index| {
+            let Some(id) = self.lookup(index, source)? else {
+                return Err(RuntimeError::ImageNotFound(source.to_string()));
+            };
+            index.tags.insert(key, id.clone());
+            if let Some(rec) = index.images.get_mut(&id) {
+                rec.last_tagged = Some(now);
+            }
+            Ok(id)
+        })
     }
 
     pub fn read_index(&self) -> Result<Index, RuntimeError> {
@@ -261,11 +318,13 @@ impl Store {
         }
         let id = img.config_digest.to_string();
         self.update_index(|index| {
+            let last_tagged = index.images.get(&id).and_then(|r| r.last_tagged);
             index.images.insert(
                 id.clone(),
                 ImageRecord {
                     layers: diff_ids.iter().map(|d| d.to_string()).collect(),
                     created: img.parsed.created(),
+                    last_tagged,
                 },
             );
             for t in &img.tags {
@@ -347,7 +406,7 @@ impl Store {
         })
     }
 
-    fn layer_size(&self, diff_id: &str) -> u64 {
+    pub fn layer_size(&self, diff_id: &str) -> u64 {
         Digest::parse(diff_id)
             .ok()
             .and_then(|d| fs::read_to_string(self.layer_dir(&d).join("size")).ok())
@@ -521,6 +580,24 @@ fn with_orphaned_digests(index: &Index, id: &str, key: &str) -> Vec<String> {
         );
     }
     out
+}
+
+/// Within a layer's directory (see the module doc).
+const LAYER_BLOB: &str = "blob";
+const LAYER_TAR_SIZE: &str = "tar-size";
+
+/// Writes everything read through it to `copy`; a failed write fails the read.
+struct Tee<R> {
+    inner: R,
+    copy: fs::File,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
 }
 
 fn is_empty_layer(fs_dir: &Path) -> bool {

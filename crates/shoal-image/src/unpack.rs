@@ -55,12 +55,13 @@ pub fn decompressed<'a, R: Read + 'a>(r: R) -> io::Result<Result<Box<dyn Read + 
     })
 }
 
-/// What unpacking found: the digest of the uncompressed tar (the layer's diff ID) and the
-/// bytes its regular files take.
+/// What unpacking found: the digest of the uncompressed tar (the layer's diff ID), the
+/// bytes its regular files take, and the length of the uncompressed tar.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unpacked {
     pub diff_id: Digest,
     pub size: u64,
+    pub tar_size: u64,
 }
 
 /// Cleans an entry's path lexically into components below the root. `what` names the entry in
@@ -120,10 +121,14 @@ pub fn unpack_layer<R: Read>(blob: R, dest: &Path, what: &str) -> Result<Unpacke
             .map_err(io_err(format!("setting directory metadata in {what}")))?;
         u.size
     };
-    let (diff_id, _) = hashing
+    let (diff_id, tar_size) = hashing
         .finish()
         .map_err(|e| RuntimeError::corrupt(format!("{what}: corrupt layer"), e))?;
-    Ok(Unpacked { diff_id, size })
+    Ok(Unpacked {
+        diff_id,
+        size,
+        tar_size,
+    })
 }
 
 enum EntryError {

@@ -516,12 +516,17 @@ fn same_image(a: &str, b: &str) -> bool {
 }
 
 /// Whether `new` differs from `cur` only in a replicated service's replica count or the
-/// service's labels.
+/// service's labels. A spec that does not differ at all is not one: as in Swarm, writing the same
+/// spec (`service update --image` to the image it runs) is a new revision, which `service
+/// rollback` can undo.
 fn is_scale_or_relabel(cur: &ServiceSpec, new: &ServiceSpec) -> bool {
     let (ServiceMode::Replicated { .. }, ServiceMode::Replicated { .. }) = (&cur.mode, &new.mode)
     else {
         return false;
     };
+    if cur == new {
+        return false;
+    }
     let mut same = cur.clone();
     same.mode = new.mode.clone();
     same.labels = new.labels.clone();
@@ -561,7 +566,8 @@ mod tests {
         let mut labelled = replicated(2);
         labelled.labels.insert("team".into(), "a".into());
         assert!(is_scale_or_relabel(&cur, &labelled));
-        assert!(is_scale_or_relabel(&cur, &cur.clone()));
+        // The same spec again is a new revision (one `service rollback` can undo).
+        assert!(!is_scale_or_relabel(&cur, &cur.clone()));
 
         let mut image = replicated(5);
         image.task.container.image = "app:2".into();

@@ -109,16 +109,18 @@ pub fn check_service_spec(spec: &ServiceSpec) -> Result<(), ControlError> {
         ));
     }
     for (i, p) in spec.task.placement.preferences.iter().enumerate() {
-        let key = p.spread.to_ascii_lowercase();
-        if !(key.starts_with("node.labels.") || key.starts_with("engine.labels."))
-            || key.ends_with('.')
-        {
+        use shoal_types::constraint::{ConstraintErrorKind, parse_descriptor};
+        if let Err(e) = parse_descriptor(&p.spread) {
+            let why = match e {
+                ConstraintErrorKind::EmptyKey => {
+                    "a node attribute to spread over is required, named as in a constraint"
+                        .to_owned()
+                }
+                other => other.to_string(),
+            };
             return Err(ControlError::invalid(
                 format!("TaskTemplate.Placement.Preferences[{i}].Spread.SpreadDescriptor"),
-                format!(
-                    "{:?}: spread is over node.labels.<name> or engine.labels.<name>",
-                    p.spread
-                ),
+                format!("{:?}: {why}", p.spread),
             ));
         }
     }
@@ -312,6 +314,39 @@ mod tests {
             "UpdateConfig.MaxFailureRatio"
         );
         assert!(check_service_spec(&spec()).is_ok());
+    }
+
+    /// Swarm's scheduler spreads over node and engine labels; shoal over every attribute a
+    /// constraint can name. What names none is refused by field.
+    #[test]
+    fn spread_descriptors_name_a_node_attribute() {
+        use shoal_types::service::SpreadPreference;
+        let with = |d: &str| {
+            let mut s = spec();
+            s.task.placement.preferences = vec![SpreadPreference { spread: d.into() }];
+            check_service_spec(&s)
+        };
+        for good in [
+            "node.labels.zone",
+            "engine.labels.storage",
+            "node.platform.os",
+            "node.platform.arch",
+            "node.id",
+            "node.hostname",
+            "node.role",
+            "node.ip",
+        ] {
+            assert!(with(good).is_ok(), "{good}");
+        }
+        for bad in ["node.lables.zone", "node.labels.", "zone", ""] {
+            assert_eq!(
+                field_of(with(bad)),
+                "TaskTemplate.Placement.Preferences[0].Spread.SpreadDescriptor",
+                "{bad}"
+            );
+        }
+        let e = with("node.lables.zone").expect_err("refused").to_string();
+        assert!(e.contains("unknown key \"node.lables.zone\""), "{e}");
     }
 
     #[test]

@@ -203,7 +203,7 @@ fn volume_name_ok(name: &str) -> bool {
 }
 
 fn check_health(h: &HealthConfig) -> Result<(), ControlError> {
-    let field = |f: &str| format!("{C}.HealthCheck.{f}");
+    let field = |f: &str| format!("{C}.Healthcheck.{f}");
     match h.test.split_first() {
         None => {}
         Some((kind, rest)) => match kind.as_str() {
@@ -370,11 +370,11 @@ mod tests {
         };
         assert_eq!(
             field_of(&health(&["CMD"])),
-            "TaskTemplate.ContainerSpec.HealthCheck.Test"
+            "TaskTemplate.ContainerSpec.Healthcheck.Test"
         );
         assert_eq!(
             field_of(&health(&["RUN", "x"])),
-            "TaskTemplate.ContainerSpec.HealthCheck.Test"
+            "TaskTemplate.ContainerSpec.Healthcheck.Test"
         );
         let caps = ContainerSpec {
             cap_drop: vec!["net admin".into()],

@@ -396,7 +396,7 @@ fn rolling_update_respects_parallelism_and_replaces_every_task() {
     let mut s = spec("web", 10);
     s.update = Some(UpdateConfig {
         parallelism: 2,
-        monitor: Duration::from_secs(1),
+        monitor: Some(Duration::from_secs(1)),
         ..Default::default()
     });
     let svc = sim.service(s);
@@ -541,7 +541,7 @@ fn an_update_whose_task_fails_is_rolled_back_and_says_so() {
     s.task.restart.condition = shoal_types::RestartCondition::None;
     s.update = Some(UpdateConfig {
         parallelism: 1,
-        monitor: Duration::from_secs(3),
+        monitor: Some(Duration::from_secs(3)),
         failure_action: shoal_types::service::FailureAction::Rollback,
         ..Default::default()
     });

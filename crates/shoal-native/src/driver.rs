@@ -20,6 +20,19 @@ use shoal_runtime::{
 };
 
 impl NativeDriver {
+    /// The running task's directory and process, or `NotFound` / `NotRunning`.
+    fn running_info(&self, task_id: &Id) -> Result<(TaskDir, RunningInfo), RuntimeError> {
+        let dir = self.known(task_id)?;
+        if !matches!(self.observe(&dir)?, RuntimeTaskState::Running { .. }) {
+            return Err(RuntimeError::NotRunning(task_id.clone()));
+        }
+        let r = dir
+            .running()
+            .map_err(|e| io(format!("reading {}", dir.path().display()), e))?
+            .ok_or_else(|| RuntimeError::NotRunning(task_id.clone()))?;
+        Ok((dir, r))
+    }
+
     /// Records that the process vanished with its shim, so later calls agree on how it ended.
     fn record_lost(&self, dir: &TaskDir) -> Result<ExitInfo, RuntimeError> {
         let info = ExitInfo {
@@ -34,7 +47,7 @@ impl NativeDriver {
     }
 
     /// The task's state from its directory: see [`RuntimeTaskState`].
-    fn observe(&self, dir: &TaskDir) -> Result<RuntimeTaskState, RuntimeError> {
+    pub(crate) fn observe(&self, dir: &TaskDir) -> Result<RuntimeTaskState, RuntimeError> {
         let ctx = |e| io(format!("reading {}", dir.path().display()), e);
         if let Some(exit) = dir.exit().map_err(ctx)? {
             return Ok(RuntimeTaskState::Exited(exit));
@@ -352,6 +365,14 @@ impl RuntimeDriver for NativeDriver {
                 Ok(state) => out.push(RuntimeTask {
                     task_id: Id::from_raw(name),
                     state,
+                    container_id: None,
+                    // The shim writes running.json once, when the process has started.
+                    started_at: std::fs::metadata(dir.file(layout::RUNNING))
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .and_then(|d| i64::try_from(d.as_nanos()).ok())
+                        .map_or(shoal_types::Timestamp::ZERO, shoal_types::Timestamp),
                 }),
                 Err(e) => {
                     tracing::warn!(task.id = %name, error = %shoal_types::error::Chain(&e), "native: unreadable task directory")
@@ -386,6 +407,40 @@ impl RuntimeDriver for NativeDriver {
         })
     }
 
+    async fn exec(
+        &self,
+        task_id: &Id,
+        spec: shoal_runtime::ExecSpec,
+    ) -> Result<shoal_runtime::ExecProcess, RuntimeError> {
+        self.exec_in(task_id, spec).await
+    }
+
+    async fn signal(&self, task_id: &Id, signal: i32) -> Result<(), RuntimeError> {
+        let (_, r) = self.running_info(task_id)?;
+        let sig =
+            nix::sys::signal::Signal::try_from(signal).map_err(|_| RuntimeError::InvalidSpec {
+                field: "signal",
+                why: format!("{signal} is not a signal"),
+            })?;
+        let ctx = |e| io(format!("signalling task {task_id}"), e);
+        match proc::PidFd::open_verified(r.pid, r.start_time).map_err(ctx)? {
+            Some(fd) => fd.into_async().map_err(ctx)?.signal(sig).map_err(ctx),
+            None => Err(RuntimeError::NotRunning(task_id.clone())),
+        }
+    }
+
+    async fn processes(&self, task_id: &Id) -> Result<Vec<i64>, RuntimeError> {
+        let (_, r) = self.running_info(task_id)?;
+        blocking(move || super::usage::processes(r.pid)).await
+    }
+
+    async fn stats(&self, task_id: &Id) -> Result<shoal_runtime::TaskStats, RuntimeError> {
+        let (_, r) = self.running_info(task_id)?;
+        let now = self.clock.now();
+        let memory = node_memory();
+        blocking(move || super::usage::read(r.pid, memory, now)).await
+    }
+
     async fn volumes(&self) -> Result<Vec<VolumeInfo>, RuntimeError> {
         let root = self.cfg.volumes_root.clone();
         let metas = blocking(move || volumes::list(&root))
@@ -394,19 +449,7 @@ impl RuntimeDriver for NativeDriver {
         let users = self.volume_users()?;
         Ok(metas
             .into_iter()
-            .map(|m| VolumeInfo {
-                mountpoint: volumes::data_dir(&self.cfg.volumes_root, &m.name)
-                    .display()
-                    .to_string(),
-                in_use_by: users
-                    .iter()
-                    .filter(|(_, vols)| vols.contains(&m.name))
-                    .map(|(id, _)| id.clone())
-                    .collect(),
-                name: m.name,
-                labels: m.labels,
-                created_at: m.created_at,
-            })
+            .map(|m| self.volume_info(m, &users))
             .collect())
     }
 
@@ -458,6 +501,50 @@ impl RuntimeDriver for NativeDriver {
         }
     }
 
+    async fn inspect_image(
+        &self,
+        reference: &str,
+    ) -> Result<shoal_runtime::ImageDetails, RuntimeError> {
+        self.image_details(reference).await
+    }
+
+    async fn image_history(
+        &self,
+        reference: &str,
+    ) -> Result<Vec<shoal_runtime::ImageHistoryEntry>, RuntimeError> {
+        self.image_store(reference)?.history(reference).await
+    }
+
+    async fn tag_image(&self, source: &str, target: &str) -> Result<(), RuntimeError> {
+        self.image_store(source)?
+            .tag(source, target, self.clock.now())
+            .await
+    }
+
+    async fn save_images(
+        &self,
+        references: &[String],
+        archive: &std::path::Path,
+    ) -> Result<(), RuntimeError> {
+        self.image_store(&references.join(", "))?
+            .save(references, archive)
+            .await
+    }
+
+    async fn create_volume(
+        &self,
+        spec: &shoal_runtime::VolumeCreate,
+    ) -> Result<VolumeInfo, RuntimeError> {
+        self.make_volume(spec).await
+    }
+
+    async fn prune_volumes(
+        &self,
+        filter: &shoal_runtime::VolumePrune,
+    ) -> Result<shoal_runtime::VolumesPruned, RuntimeError> {
+        self.prune(filter).await
+    }
+
     async fn remove_image(
         &self,
         reference: &str,
@@ -476,4 +563,15 @@ impl RuntimeDriver for NativeDriver {
         in_use.dedup();
         store.remove(reference, force, &in_use).await
     }
+}
+
+/// The node's memory, what a task without a memory limit may use.
+fn node_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?.to_string();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb * 1024)
 }

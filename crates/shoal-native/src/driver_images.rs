@@ -1,13 +1,19 @@
 //! The native driver's work for image tasks and named volumes: `prepare` of a real image
 //! (resolve, cgroup, then rootfs, bundle and volumes on a blocking thread, config.json last, all
-//! undone on failure), and which tasks use which volumes and images (read from the task
-//! directories, so it holds for tasks a previous driver started too).
+//! undone on failure), which tasks use which volumes and images (read from the task
+//! directories, so it holds for tasks a previous driver started too), and what an engine serves
+//! of images and volumes (details from the image store, volumes made and pruned on request).
+
+use std::sync::Arc;
 
 use shoal_types::Id;
 
 use super::layout::{self, ShimConfig, TaskDir};
+use super::volumes::{self, VolumeMeta};
 use super::{NativeDriver, blocking, cgroup, image_task, io};
-use shoal_runtime::{RuntimeError, TaskRun};
+use shoal_runtime::catalog::{ImageDetails, VolumeCreate, VolumePrune, VolumesPruned};
+use shoal_runtime::image::ImageStore;
+use shoal_runtime::{RuntimeError, TaskRun, VolumeInfo};
 
 impl NativeDriver {
     /// Checks the task's limits against what this node's cgroups can enforce (a refusal names
@@ -44,6 +50,121 @@ impl NativeDriver {
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+
+    /// The node's image store; without one, no image (named by `reference`) exists.
+    pub(super) fn image_store(
+        &self,
+        reference: &str,
+    ) -> Result<&Arc<dyn ImageStore>, RuntimeError> {
+        self.cfg
+            .images
+            .as_ref()
+            .ok_or_else(|| RuntimeError::ImageNotFound(reference.to_string()))
+    }
+
+    pub(super) async fn image_details(
+        &self,
+        reference: &str,
+    ) -> Result<ImageDetails, RuntimeError> {
+        let mut d = self.image_store(reference)?.inspect(reference).await?;
+        // Docker's names for the same two ways of giving a task its image's files.
+        d.storage_driver = if self.overlay { "overlay" } else { "vfs" }.into();
+        Ok(d)
+    }
+
+    pub(super) fn volume_info(&self, m: VolumeMeta, users: &[(Id, Vec<String>)]) -> VolumeInfo {
+        VolumeInfo {
+            mountpoint: volumes::data_dir(&self.cfg.volumes_root, &m.name)
+                .display()
+                .to_string(),
+            in_use_by: users
+                .iter()
+                .filter(|(_, vols)| vols.contains(&m.name))
+                .map(|(id, _)| id.clone())
+                .collect(),
+            name: m.name,
+            labels: m.labels,
+            options: Default::default(),
+            created_at: m.created_at,
+        }
+    }
+
+    /// Makes the volume, or returns the one of that name as it is.
+    pub(super) async fn make_volume(
+        &self,
+        spec: &VolumeCreate,
+    ) -> Result<VolumeInfo, RuntimeError> {
+        if !volumes::valid_name(&spec.name) {
+            return Err(RuntimeError::InvalidSpec {
+                field: "Name",
+                why: format!(
+                    "{:?} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed",
+                    spec.name
+                ),
+            });
+        }
+        if !spec.options.is_empty() {
+            let names: Vec<&str> = spec.options.keys().map(String::as_str).collect();
+            return Err(RuntimeError::InvalidSpec {
+                field: "DriverOpts",
+                why: format!(
+                    "the native runtime's volumes are plain directories and take no driver options (got {})",
+                    names.join(", ")
+                ),
+            });
+        }
+        let (root, name, labels, now) = (
+            self.cfg.volumes_root.clone(),
+            spec.name.clone(),
+            spec.labels.clone(),
+            self.clock.now(),
+        );
+        let meta = blocking(move || {
+            volumes::ensure(&root, &name, &labels, now, None)?;
+            volumes::read(&root, &name)
+        })
+        .await?
+        .map_err(|e| io(format!("creating volume {}", spec.name), e))?;
+        Ok(self.volume_info(meta, &self.volume_users()?))
+    }
+
+    /// Removes the unused volumes `filter` selects; a volume that cannot be removed is left
+    /// and named in the log, as Docker's prune does.
+    pub(super) async fn prune(&self, filter: &VolumePrune) -> Result<VolumesPruned, RuntimeError> {
+        let root = self.cfg.volumes_root.clone();
+        let metas = blocking(move || volumes::list(&root))
+            .await?
+            .map_err(|e| io("listing volumes", e))?;
+        let users = self.volume_users()?;
+        let chosen: Vec<String> = metas
+            .into_iter()
+            .map(|m| self.volume_info(m, &users))
+            .filter(|v| filter.selects(v))
+            .map(|v| v.name)
+            .collect();
+        let root = self.cfg.volumes_root.clone();
+        let (names, space_reclaimed) = blocking(move || {
+            let mut out = (Vec::new(), 0u64);
+            for name in chosen {
+                let size = volumes::size(&root, &name);
+                match volumes::remove(&root, &name) {
+                    Ok(()) => {
+                        out.0.push(name);
+                        out.1 = out.1.saturating_add(size);
+                    }
+                    Err(e) => {
+                        tracing::warn!(volume = %name, error = %e, "native: pruning a volume failed");
+                    }
+                }
+            }
+            out
+        })
+        .await?;
+        Ok(VolumesPruned {
+            names,
+            space_reclaimed,
+        })
     }
 
     /// The tasks on the node and the named volumes each mounts. A task uses its volumes for as

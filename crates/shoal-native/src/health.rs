@@ -256,80 +256,23 @@ fn run_once(task: &TaskDir, spec: &HealthSpec, target: &Target) -> CheckResult {
     }
 }
 
-/// A command that runs `argv` inside a `host` task: in the task's cgroups and (through a pidfd
-/// of its process) its mount, UTS, IPC and PID namespaces, as the task's user, in its directory.
+/// A command that runs `argv` inside a `host` task, as the task's user in its directory.
 fn host_command(
     pid: i32,
     start: u64,
     cfg: &ShimConfig,
     argv: &[String],
 ) -> Result<Command, String> {
-    let (program, args) = argv
-        .split_first()
-        .ok_or("the health check has no command")?;
-    let pidfd = proc::PidFd::open_verified(pid, start)
-        .map_err(|e| format!("opening the task's process: {e}"))?
-        .ok_or("the task's process is gone")?;
-    let mut procs = Vec::new();
-    for p in &cfg.cgroup_procs {
-        procs.push(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(p)
-                .map_err(|e| format!("opening {}: {e}", p.display()))?,
-        );
-    }
-    let ns = cfg.namespaces;
-    let mut flags = nix::sched::CloneFlags::empty();
-    flags.set(nix::sched::CloneFlags::CLONE_NEWNS, ns.mount);
-    flags.set(nix::sched::CloneFlags::CLONE_NEWUTS, ns.uts);
-    flags.set(nix::sched::CloneFlags::CLONE_NEWIPC, ns.ipc);
-    flags.set(nix::sched::CloneFlags::CLONE_NEWPID, ns.pid);
-    flags.set(nix::sched::CloneFlags::CLONE_NEWNET, cfg.netns.is_some());
-    let creds = cfg.creds.as_ref().map(|c| {
-        (
-            nix::unistd::Uid::from_raw(c.uid),
-            nix::unistd::Gid::from_raw(c.gid),
-            c.groups
-                .iter()
-                .map(|g| nix::unistd::Gid::from_raw(*g))
-                .collect::<Vec<_>>(),
-        )
-    });
-    let dir = std::ffi::CString::new(cfg.dir.as_os_str().as_encoded_bytes())
-        .map_err(|_| "the working directory contains a NUL byte")?;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .env_clear()
-        .envs(cfg.env.iter().filter_map(|kv| kv.split_once('=')))
-        .process_group(0);
-    let setup = move || -> std::io::Result<()> {
-        for f in &procs {
-            nix::unistd::write(f, b"0")?;
-        }
-        if !flags.is_empty() {
-            nix::sched::setns(pidfd.raw(), flags)?;
-        }
-        if let Some((uid, gid, groups)) = &creds {
-            nix::unistd::setgroups(groups)?;
-            nix::unistd::setgid(*gid)?;
-            nix::unistd::setuid(*uid)?;
-        }
-        nix::unistd::chdir(dir.as_c_str())?;
-        Ok(())
-    };
-    install(&mut cmd, setup);
-    Ok(cmd)
-}
-
-#[allow(unsafe_code)]
-fn install(cmd: &mut Command, f: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static) {
-    // SAFETY: the closure runs between fork and exec in the child of the checker, which is
-    // single-threaded (forked from the single-threaded shim, it starts no threads), so no lock
-    // can be held at fork; it only makes syscalls on values prepared before the fork.
-    unsafe {
-        cmd.pre_exec(f);
-    }
+    super::exec::enter_task(
+        pid,
+        start,
+        cfg,
+        argv,
+        &cfg.env,
+        &cfg.dir,
+        cfg.creds.as_ref(),
+        false,
+    )
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ mod crun;
 mod driver;
 mod driver_images;
 mod etc_files;
+mod exec;
 mod health;
 mod image_task;
 mod layout;
@@ -34,6 +35,7 @@ mod proc;
 mod rootfs;
 pub mod shim;
 mod spawn;
+mod usage;
 mod user;
 mod volumes;
 

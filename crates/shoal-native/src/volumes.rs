@@ -106,6 +106,34 @@ pub(crate) fn list(root: &Path) -> io::Result<Vec<VolumeMeta>> {
     Ok(out)
 }
 
+/// The volume's metadata (made by [`ensure`]).
+pub(crate) fn read(root: &Path, name: &str) -> io::Result<VolumeMeta> {
+    read_json::<VolumeMeta>(&root.join(name).join(META))?.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("volume {name} has no metadata"),
+        )
+    })
+}
+
+/// Bytes the volume's files take (symlinks not followed; what cannot be read counts 0).
+pub(crate) fn size(root: &Path, name: &str) -> u64 {
+    fn walk(dir: &Path) -> u64 {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => walk(&e.path()),
+                Ok(m) if m.is_file() => m.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+    walk(&data_dir(root, name))
+}
+
 pub(crate) fn exists(root: &Path, name: &str) -> bool {
     valid_name(name) && root.join(name).join(DATA).is_dir()
 }
@@ -154,5 +182,22 @@ mod tests {
         assert!(exists(&root, "v1"));
         remove(&root, "v1").expect("remove");
         assert!(list(&root).expect("list").is_empty());
+    }
+
+    /// What a prune reports reclaiming: the files' bytes, in subdirectories too, links not
+    /// followed.
+    #[test]
+    fn size_counts_the_files_and_read_gives_the_metadata() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let root = t.path().join("volumes");
+        let d = ensure(&root, "v2", &BTreeMap::new(), Timestamp(7), None).expect("ensure");
+        std::fs::create_dir(d.join("sub")).expect("mkdir");
+        std::fs::write(d.join("a"), "12345").expect("write");
+        std::fs::write(d.join("sub/b"), "123").expect("write");
+        std::os::unix::fs::symlink("/etc/passwd", d.join("link")).expect("symlink");
+        assert_eq!(size(&root, "v2"), 8);
+        assert_eq!(size(&root, "none"), 0);
+        assert_eq!(read(&root, "v2").expect("meta").created_at, Timestamp(7));
+        assert!(read(&root, "none").is_err());
     }
 }

@@ -1044,6 +1044,26 @@ impl RuntimeDriver for NetDriver {
         self.inner.health(task_id).await
     }
 
+    async fn exec(
+        &self,
+        task_id: &Id,
+        spec: shoal_runtime::ExecSpec,
+    ) -> Result<shoal_runtime::ExecProcess, RuntimeError> {
+        self.inner.exec(task_id, spec).await
+    }
+
+    async fn signal(&self, task_id: &Id, signal: i32) -> Result<(), RuntimeError> {
+        self.inner.signal(task_id, signal).await
+    }
+
+    async fn processes(&self, task_id: &Id) -> Result<Vec<i64>, RuntimeError> {
+        self.inner.processes(task_id).await
+    }
+
+    async fn stats(&self, task_id: &Id) -> Result<shoal_runtime::TaskStats, RuntimeError> {
+        self.inner.stats(task_id).await
+    }
+
     async fn volumes(&self) -> Result<Vec<VolumeInfo>, RuntimeError> {
         self.inner.volumes().await
     }
@@ -1070,6 +1090,42 @@ impl RuntimeDriver for NetDriver {
         force: bool,
     ) -> Result<Vec<String>, RuntimeError> {
         self.inner.remove_image(reference, force).await
+    }
+
+    async fn inspect_image(
+        &self,
+        reference: &str,
+    ) -> Result<shoal_runtime::ImageDetails, RuntimeError> {
+        self.inner.inspect_image(reference).await
+    }
+
+    async fn image_history(
+        &self,
+        reference: &str,
+    ) -> Result<Vec<shoal_runtime::ImageHistoryEntry>, RuntimeError> {
+        self.inner.image_history(reference).await
+    }
+
+    async fn tag_image(&self, source: &str, target: &str) -> Result<(), RuntimeError> {
+        self.inner.tag_image(source, target).await
+    }
+
+    async fn save_images(&self, references: &[String], archive: &Path) -> Result<(), RuntimeError> {
+        self.inner.save_images(references, archive).await
+    }
+
+    async fn create_volume(
+        &self,
+        spec: &shoal_runtime::VolumeCreate,
+    ) -> Result<VolumeInfo, RuntimeError> {
+        self.inner.create_volume(spec).await
+    }
+
+    async fn prune_volumes(
+        &self,
+        filter: &shoal_runtime::VolumePrune,
+    ) -> Result<shoal_runtime::VolumesPruned, RuntimeError> {
+        self.inner.prune_volumes(filter).await
     }
 }
 

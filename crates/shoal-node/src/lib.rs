@@ -15,6 +15,7 @@
 //! one async mutex; API handlers read the current state through a cheap clone of an `Arc`.
 
 mod autolock;
+pub(crate) mod events;
 mod identity;
 pub mod join;
 mod lifecycle;
@@ -121,6 +122,10 @@ pub struct Daemon {
     driver: Arc<dyn RuntimeDriver>,
     /// The node's overlays and its tasks' network namespaces; `driver` goes through it.
     net: Arc<shoal_netagent::NetAgent>,
+    /// The node as a Docker Engine: its tasks as containers, and their execs.
+    engine: Arc<shoal_engine::NodeEngine>,
+    /// Flips when the daemon shuts down, ending the event feeds.
+    events_stop: watch::Sender<bool>,
     transition: tokio::sync::Mutex<()>,
     current: RwLock<Option<Arc<Active>>>,
     /// A manager of an autolocked swarm, restarted: it waits for its unlock key.
@@ -129,6 +134,19 @@ pub struct Daemon {
 }
 
 pub(crate) const DEFAULT_PORT: u16 = 2377;
+
+/// The tasks the node's agent runs now, for its engine; none outside a swarm.
+struct AssignedTasks(Weak<Daemon>);
+
+impl shoal_engine::TaskSource for AssignedTasks {
+    fn tasks(&self) -> Vec<shoal_types::Task> {
+        self.0
+            .upgrade()
+            .and_then(|d| d.current())
+            .map(|a| a.agent.tasks())
+            .unwrap_or_default()
+    }
+}
 
 impl Daemon {
     /// Starts the daemon; if the data dir holds a swarm identity, rejoins that swarm.
@@ -147,7 +165,14 @@ impl Daemon {
         let net = shoal_netagent::NetAgent::new(cfg.data_dir.join("net"));
         let driver = net.wrap(driver);
         net.spawn_reconciler();
-        let daemon = Arc::new_cyclic(|me| Daemon {
+        let daemon = Arc::new_cyclic(|me: &Weak<Daemon>| Daemon {
+            engine: Arc::new(shoal_engine::NodeEngine::new(
+                driver.clone(),
+                Arc::new(AssignedTasks(me.clone())),
+                clock.clone(),
+                shoal_types::id::IdGen::from_os(),
+            )),
+            events_stop: watch::channel(false).0,
             cfg,
             clock,
             driver,
@@ -157,6 +182,7 @@ impl Daemon {
             locked: RwLock::new(None),
             me: me.clone(),
         });
+        tokio::spawn(daemon.engine.clone().watch(daemon.events_stop.subscribe()));
         if let Some(identity) =
             Identity::load(&daemon.identity_path()).map_err(NodeError::Internal)?
         {
@@ -403,6 +429,7 @@ impl Daemon {
 
     /// Stops the node (daemon shutdown). Tasks stop too unless configured to outlive the daemon.
     pub async fn shutdown(&self) {
+        self.events_stop.send_replace(true);
         let _guard = self.transition.lock().await;
         if let Some(active) = self.current() {
             self.set_current(None);

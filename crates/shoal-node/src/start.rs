@@ -391,6 +391,12 @@ impl Daemon {
             active.vault.clone(),
             active.tls.clone(),
         ));
+        crate::events::spawn(
+            &store,
+            self.engine.clone(),
+            self.clock.clone(),
+            self.events_stop.subscribe(),
+        );
         let manager = Manager::start(store.clone(), self.clock.clone(), IdGen::from_os());
         if founding {
             // Swarm's routing-mesh network, the first subnet of the pools, as `swarm init` makes it.

@@ -112,4 +112,8 @@ impl NodeSurface for Daemon {
     fn runtime_name(&self) -> &'static str {
         Daemon::runtime_name(self)
     }
+
+    fn engine(&self) -> Arc<dyn shoal_control::Engine> {
+        self.engine.clone()
+    }
 }

@@ -54,7 +54,8 @@ pub fn should_restart(t: &Task, job: bool) -> bool {
         return true;
     }
     let end = t.status.timestamp;
-    let since = (!policy.window.is_zero()).then(|| end.sub(policy.window));
+    let window = policy.effective_window();
+    let since = (!window.is_zero()).then(|| end.sub(window));
     let attempts = t
         .restart_history
         .iter()
@@ -79,9 +80,10 @@ pub fn restarted_history(prev: &Task, target: &TaskSpec, now: Timestamp) -> Vec<
     let mut h = carried_history(prev, target);
     h.push(now);
     let policy = &target.restart;
-    if !policy.window.is_zero() {
+    let window = policy.effective_window();
+    if !window.is_zero() {
         // A later end time is at least `now`, so restarts before `now - window` never count again.
-        let since = now.sub(policy.window);
+        let since = now.sub(window);
         h.retain(|&r| r > since);
     }
     let cap = usize::try_from(policy.max_attempts)

@@ -77,7 +77,7 @@ pub(crate) fn drive(plan: &mut Plan, env: &Env, summaries: &mut [Summary], ids: 
         return;
     }
     if let Some(start) = last_start {
-        let until = start.add(cfg.monitor.max(cfg.delay));
+        let until = start.add(cfg.effective_monitor().max(cfg.delay));
         if until > plan.now {
             return plan.requeue_at(until);
         }

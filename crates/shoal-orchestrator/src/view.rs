@@ -169,14 +169,18 @@ pub(crate) fn self_ended(t: &Task) -> bool {
 }
 
 /// Whether `t` must be replaced to match `target`. Like Swarm, a change to the placement
-/// constraints alone does not make a task dirty while its node still satisfies them.
+/// constraints alone does not make a task dirty while its node still satisfies them; nor does
+/// giving a placement where none was given (Swarm compares the placement objects as a whole).
 pub(crate) fn is_dirty(t: &Task, target: &TaskSpec, nodes: &Nodes) -> bool {
     if t.spec == *target {
         return false;
     }
-    if t.spec.placement.constraints != target.placement.constraints {
+    if t.spec.placement.constraints != target.placement.constraints
+        || t.spec.omitted.placement != target.omitted.placement
+    {
         let mut only_constraints = t.spec.clone();
         only_constraints.placement.constraints = target.placement.constraints.clone();
+        only_constraints.omitted.placement = target.omitted.placement;
         if only_constraints == *target {
             let node = t.node_id.as_ref().and_then(|id| nodes.get(id));
             let still_fits = node.is_some_and(|n| {

@@ -61,6 +61,11 @@ pub enum RuntimeTaskState {
 pub struct RuntimeTask {
     pub task_id: Id,
     pub state: RuntimeTaskState,
+    /// The runtime's own ID of the task's container, when it has one apart from the task ID
+    /// (Docker's); the engine API shows it as the container's ID.
+    pub container_id: Option<String>,
+    /// When the task's process last started; zero when it never did or the runtime cannot say.
+    pub started_at: Timestamp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -116,6 +121,8 @@ pub struct VolumeInfo {
     /// Where its files are on the node.
     pub mountpoint: String,
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The driver options it was made with (empty for volumes tasks made).
+    pub options: std::collections::BTreeMap<String, String>,
     pub created_at: Timestamp,
     /// Tasks whose containers use it now.
     pub in_use_by: Vec<Id>,
@@ -164,6 +171,9 @@ pub enum RuntimeError {
     InvalidSpec { field: &'static str, why: String },
     #[error("task {0} is not known to this runtime")]
     NotFound(Id),
+    /// The task exists but its process is not running (exec, signal, stats of a stopped task).
+    #[error("container {0} is not running")]
+    NotRunning(Id),
     /// Starting the process failed (e.g. the executable does not exist).
     #[error("starting the task failed: {0}")]
     StartFailed(String),
@@ -272,6 +282,25 @@ pub trait RuntimeDriver: Send + Sync + 'static {
         Ok(Health::None)
     }
 
+    /// Starts `spec` inside the running task: in every namespace and the cgroup of its
+    /// process. Refused with [`RuntimeError::NotRunning`] when the task's process is not
+    /// running. No default: every driver, and every driver that wraps another, must say how.
+    async fn exec(
+        &self,
+        task_id: &Id,
+        spec: crate::exec::ExecSpec,
+    ) -> Result<crate::exec::ExecProcess, RuntimeError>;
+
+    /// Sends `signal` to the running task's process (`docker kill`); refused with
+    /// [`RuntimeError::NotRunning`] when it is not running.
+    async fn signal(&self, task_id: &Id, signal: i32) -> Result<(), RuntimeError>;
+
+    /// The PIDs (on the node) of every process of the running task (`docker top`).
+    async fn processes(&self, task_id: &Id) -> Result<Vec<i64>, RuntimeError>;
+
+    /// The running task's resource usage now (`docker stats`).
+    async fn stats(&self, task_id: &Id) -> Result<crate::exec::TaskStats, RuntimeError>;
+
     /// The node's named volumes.
     async fn volumes(&self) -> Result<Vec<VolumeInfo>, RuntimeError> {
         Ok(Vec::new())
@@ -314,4 +343,49 @@ pub trait RuntimeDriver: Send + Sync + 'static {
     ) -> Result<Vec<String>, RuntimeError> {
         Err(RuntimeError::ImageNotFound(reference.to_string()))
     }
+
+    // The image and volume calls below have no default: a driver that wraps another must pass
+    // them on, and a default would answer for it silently.
+
+    /// The image `reference` names (a name with or without tag, `name@digest`, an image ID,
+    /// `sha256:` or not, or a unique prefix of one), in detail. A missing image is
+    /// [`RuntimeError::ImageNotFound`] naming `reference`.
+    async fn inspect_image(
+        &self,
+        reference: &str,
+    ) -> Result<crate::catalog::ImageDetails, RuntimeError>;
+
+    /// The build steps of the image `reference` names, newest first.
+    async fn image_history(
+        &self,
+        reference: &str,
+    ) -> Result<Vec<crate::catalog::ImageHistoryEntry>, RuntimeError>;
+
+    /// Points the tag `target` (`name:tag`, checked by the caller) at the image `source`
+    /// names, moving it off any image it named before.
+    async fn tag_image(&self, source: &str, target: &str) -> Result<(), RuntimeError>;
+
+    /// Writes the images `references` name to the file `archive` on the node, as a `docker
+    /// save` archive that `docker load` (and [`RuntimeDriver::load_image`]) reads back with the
+    /// same image IDs. A name without tag saves every tag of that repository; an ID saves the
+    /// image untagged. Nothing is left at `archive` when it fails.
+    async fn save_images(
+        &self,
+        references: &[String],
+        archive: &std::path::Path,
+    ) -> Result<(), RuntimeError>;
+
+    /// Makes a named volume, or returns the one of that name unchanged (as Docker does).
+    async fn create_volume(
+        &self,
+        spec: &crate::catalog::VolumeCreate,
+    ) -> Result<VolumeInfo, RuntimeError>;
+
+    /// Removes the volumes `filter` selects (see
+    /// [`VolumePrune::selects`](crate::catalog::VolumePrune::selects)) among those no task
+    /// uses when the prune looks; returns what it removed.
+    async fn prune_volumes(
+        &self,
+        filter: &crate::catalog::VolumePrune,
+    ) -> Result<crate::catalog::VolumesPruned, RuntimeError>;
 }

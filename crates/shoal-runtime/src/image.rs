@@ -6,8 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use shoal_types::Timestamp;
 use shoal_types::container::HealthConfig;
 
+use crate::catalog::{ImageDetails, ImageHistoryEntry};
 use crate::{ImageInfo, RuntimeError};
 
 /// Whether the image is the reserved `host` image, with any tag (the docker CLI adds `:latest`).
@@ -63,6 +65,41 @@ pub trait ImageStore: Send + Sync + 'static {
         force: bool,
         in_use: &[String],
     ) -> Result<Vec<String>, RuntimeError>;
+
+    // What an engine serves of images beyond running them. Stores that only serve tasks (test
+    // stores) may leave them out.
+
+    /// See [`crate::RuntimeDriver::inspect_image`]; `storage_driver` is left to the driver.
+    async fn inspect(&self, _reference: &str) -> Result<ImageDetails, RuntimeError> {
+        Err(RuntimeError::Unsupported {
+            runtime: "native",
+            what: "inspecting images in this image store",
+        })
+    }
+
+    /// See [`crate::RuntimeDriver::image_history`].
+    async fn history(&self, _reference: &str) -> Result<Vec<ImageHistoryEntry>, RuntimeError> {
+        Err(RuntimeError::Unsupported {
+            runtime: "native",
+            what: "image history in this image store",
+        })
+    }
+
+    /// See [`crate::RuntimeDriver::tag_image`]; `now` becomes the image's last tag time.
+    async fn tag(&self, _source: &str, _target: &str, _now: Timestamp) -> Result<(), RuntimeError> {
+        Err(RuntimeError::Unsupported {
+            runtime: "native",
+            what: "tagging images in this image store",
+        })
+    }
+
+    /// See [`crate::RuntimeDriver::save_images`].
+    async fn save(&self, _references: &[String], _archive: &Path) -> Result<(), RuntimeError> {
+        Err(RuntimeError::Unsupported {
+            runtime: "native",
+            what: "saving images from this image store",
+        })
+    }
 }
 
 #[cfg(test)]

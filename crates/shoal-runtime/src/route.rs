@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use shoal_types::Id;
 
+use crate::catalog::{ImageDetails, ImageHistoryEntry, VolumeCreate, VolumePrune, VolumesPruned};
 use crate::image::is_host_image;
 use crate::{
     ExitInfo, Health, ImageInfo, LogOptions, LogStream, RuntimeDriver, RuntimeError, RuntimeTask,
@@ -178,6 +179,26 @@ impl RuntimeDriver for RoutingDriver {
         self.holder(task_id).await?.health(task_id).await
     }
 
+    async fn exec(
+        &self,
+        task_id: &Id,
+        spec: crate::ExecSpec,
+    ) -> Result<crate::ExecProcess, RuntimeError> {
+        self.holder(task_id).await?.exec(task_id, spec).await
+    }
+
+    async fn signal(&self, task_id: &Id, signal: i32) -> Result<(), RuntimeError> {
+        self.holder(task_id).await?.signal(task_id, signal).await
+    }
+
+    async fn processes(&self, task_id: &Id) -> Result<Vec<i64>, RuntimeError> {
+        self.holder(task_id).await?.processes(task_id).await
+    }
+
+    async fn stats(&self, task_id: &Id) -> Result<crate::TaskStats, RuntimeError> {
+        self.holder(task_id).await?.stats(task_id).await
+    }
+
     async fn volumes(&self) -> Result<Vec<VolumeInfo>, RuntimeError> {
         let mut all = Vec::new();
         for d in self.stores() {
@@ -228,6 +249,77 @@ impl RuntimeDriver for RoutingDriver {
             }
         }
         Err(last)
+    }
+
+    async fn inspect_image(&self, reference: &str) -> Result<ImageDetails, RuntimeError> {
+        let mut last = RuntimeError::ImageNotFound(reference.to_string());
+        for d in self.stores() {
+            match d.inspect_image(reference).await {
+                Err(e @ RuntimeError::ImageNotFound(_)) => last = e,
+                other => return other,
+            }
+        }
+        Err(last)
+    }
+
+    async fn image_history(&self, reference: &str) -> Result<Vec<ImageHistoryEntry>, RuntimeError> {
+        let mut last = RuntimeError::ImageNotFound(reference.to_string());
+        for d in self.stores() {
+            match d.image_history(reference).await {
+                Err(e @ RuntimeError::ImageNotFound(_)) => last = e,
+                other => return other,
+            }
+        }
+        Err(last)
+    }
+
+    /// Tags in the store that holds `source`.
+    async fn tag_image(&self, source: &str, target: &str) -> Result<(), RuntimeError> {
+        let mut last = RuntimeError::ImageNotFound(source.to_string());
+        for d in self.stores() {
+            match d.tag_image(source, target).await {
+                Err(e @ RuntimeError::ImageNotFound(_)) => last = e,
+                other => return other,
+            }
+        }
+        Err(last)
+    }
+
+    /// From the first store that holds every image named; one archive never mixes stores.
+    async fn save_images(
+        &self,
+        references: &[String],
+        archive: &std::path::Path,
+    ) -> Result<(), RuntimeError> {
+        let mut last = RuntimeError::ImageNotFound(references.join(", "));
+        for d in self.stores() {
+            match d.save_images(references, archive).await {
+                Err(e @ RuntimeError::ImageNotFound(_)) => last = e,
+                other => return other,
+            }
+        }
+        Err(last)
+    }
+
+    /// A volume of that name in any store is returned as it is; a new one goes where image
+    /// tasks run, as the tasks that will mount it do.
+    async fn create_volume(&self, spec: &VolumeCreate) -> Result<VolumeInfo, RuntimeError> {
+        for d in self.stores() {
+            if let Some(v) = d.volumes().await?.into_iter().find(|v| v.name == spec.name) {
+                return Ok(v);
+            }
+        }
+        self.driver(self.route_for("")).create_volume(spec).await
+    }
+
+    async fn prune_volumes(&self, filter: &VolumePrune) -> Result<VolumesPruned, RuntimeError> {
+        let mut all = VolumesPruned::default();
+        for d in self.stores() {
+            let p = d.prune_volumes(filter).await?;
+            all.names.extend(p.names);
+            all.space_reclaimed = all.space_reclaimed.saturating_add(p.space_reclaimed);
+        }
+        Ok(all)
     }
 }
 

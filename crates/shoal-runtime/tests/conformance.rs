@@ -17,8 +17,12 @@ impl Harness for Fake {
     type Driver = FakeDriver;
 
     async fn new(behaviour: &'static str) -> Option<Self> {
+        let node = FakeNode::new();
+        // The node has the harness's image before any task asks for it, as the real
+        // harnesses' nodes do.
+        node.add_image("shoal-test/busybox:latest");
         Some(Fake {
-            node: FakeNode::new(),
+            node,
             behaviour,
             dirs: Default::default(),
         })

@@ -1,18 +1,20 @@
 //! Filters: whether a node may take a task, and the text that explains a refusal in Swarm's words.
 //!
 //! The filters run in a fixed order and a node is counted under the first one that rejects it:
-//! ready, constraints, resources, generic resources, max replicas. swarmkit checks resources before constraints; we
-//! put first the two that never change within a batch, so a node the operator excluded reads as
-//! "constraints not satisfied" rather than as full, and so their verdicts can be cached:
-//! `Ready` and `Constraints` depend only on the node and the spec, so [`crate::schedule`] evaluates
-//! them once per (constraint list, node); `Resources`, `GenericResources` and `MaxReplicas` depend
-//! on what the node already carries, so they are re-checked as placements change the view.
+//! ready, constraints, platform, resources, generic resources, max replicas. swarmkit checks
+//! resources before constraints and platforms; we put first the three that never change within a
+//! batch, so a node the operator excluded reads as "constraints not satisfied" rather than as
+//! full, and so their verdicts can be cached: `Ready`, `Constraints` and `Platform` depend only on
+//! the node and the spec, so [`crate::schedule`] evaluates them once per (constraint list,
+//! platform list, node); `Resources`, `GenericResources` and `MaxReplicas` depend on what the node
+//! already carries, so they are re-checked as placements change the view.
 //!
 //! swarmkit checks generic resources inside its resource filter and says "insufficient resources"
 //! for both; shoal gives them their own filter and words, so an operator waiting for a GPU is not
 //! sent looking at CPU and memory.
 
 use shoal_types::Resources;
+use shoal_types::node::Platform;
 
 use crate::constraint::{self, Constraint};
 use crate::view::NodeEntry;
@@ -24,6 +26,8 @@ pub enum Filter {
     Ready,
     /// Every placement constraint matches the node.
     Constraints,
+    /// The node's platform is one of `placement.platforms` (when the spec lists any).
+    Platform,
     /// The task's CPU and memory reservations fit in what the node has left.
     Resources,
     /// The node has enough free units of every generic resource kind the task reserves.
@@ -34,9 +38,10 @@ pub enum Filter {
 
 impl Filter {
     /// Every filter, in the order they run.
-    pub const ALL: [Filter; 5] = [
+    pub const ALL: [Filter; 6] = [
         Filter::Ready,
         Filter::Constraints,
+        Filter::Platform,
         Filter::Resources,
         Filter::GenericResources,
         Filter::MaxReplicas,
@@ -50,6 +55,7 @@ impl Filter {
             Filter::Constraints => {
                 format!("scheduling constraints not satisfied on {nodes} {noun}")
             }
+            Filter::Platform => format!("unsupported platform on {nodes} {noun}"),
             Filter::Resources => format!("insufficient resources on {nodes} {noun}"),
             Filter::GenericResources => {
                 format!("insufficient generic resources on {nodes} {noun}")
@@ -99,15 +105,42 @@ impl Demand {
     }
 }
 
-/// The static filters (ready, then constraints) for one node.
-pub(crate) fn check_static(node: &NodeEntry, constraints: &[Constraint]) -> Result<(), Filter> {
+/// The static filters (ready, constraints, then platform) for one node.
+pub(crate) fn check_static(
+    node: &NodeEntry,
+    constraints: &[Constraint],
+    platforms: &[Platform],
+) -> Result<(), Filter> {
     if !node.node.accepts_new_tasks() {
         return Err(Filter::Ready);
     }
     if !constraint::all_match(constraints, &node.node) {
         return Err(Filter::Constraints);
     }
+    if !platforms.is_empty()
+        && !platforms
+            .iter()
+            .any(|p| platform_matches(p, &node.node.description.platform))
+    {
+        return Err(Filter::Platform);
+    }
     Ok(())
+}
+
+/// Whether a node reporting `node` runs what `wanted` names, as swarmkit's platform filter
+/// decides: an empty OS or architecture matches any, and the kernel's names for the two common
+/// architectures (`x86_64`, `aarch64`, which nodes report) are the image's (`amd64`, `arm64`,
+/// which the docker CLI sends from the image's manifest).
+pub fn platform_matches(wanted: &Platform, node: &Platform) -> bool {
+    fn arch(a: &str) -> &str {
+        match a {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        }
+    }
+    (wanted.arch.is_empty() || arch(&wanted.arch) == arch(&node.arch))
+        && (wanted.os.is_empty() || wanted.os == node.os)
 }
 
 /// Counts of rejected nodes per filter, turned into the user-facing reason.
@@ -215,15 +248,15 @@ mod tests {
     #[test]
     fn ready_filter_needs_ready_and_active() {
         let mut e = entry(Resources::default());
-        assert_eq!(check_static(&e, &[]), Ok(()));
+        assert_eq!(check_static(&e, &[], &[]), Ok(()));
         e.node.spec.availability = Availability::Drain;
-        assert_eq!(check_static(&e, &[]), Err(Filter::Ready));
+        assert_eq!(check_static(&e, &[], &[]), Err(Filter::Ready));
         e.node.spec.availability = Availability::Pause;
-        assert_eq!(check_static(&e, &[]), Err(Filter::Ready));
+        assert_eq!(check_static(&e, &[], &[]), Err(Filter::Ready));
         e.node.spec.availability = Availability::Active;
         for s in [NodeState::Down, NodeState::Unknown, NodeState::Disconnected] {
             e.node.status.state = s;
-            assert_eq!(check_static(&e, &[]), Err(Filter::Ready));
+            assert_eq!(check_static(&e, &[], &[]), Err(Filter::Ready));
         }
     }
 
@@ -231,12 +264,61 @@ mod tests {
     fn constraint_filter_runs_after_ready() {
         let mut e = entry(Resources::default());
         let cs = constraint::parse_all(&["node.role==manager".to_owned()]).unwrap_or_default();
-        assert_eq!(check_static(&e, &cs), Err(Filter::Constraints));
+        assert_eq!(check_static(&e, &cs, &[]), Err(Filter::Constraints));
         e.node.spec.availability = Availability::Drain;
         assert_eq!(
-            check_static(&e, &cs),
+            check_static(&e, &cs, &[]),
             Err(Filter::Ready),
             "a node counts under the first filter"
+        );
+    }
+
+    #[test]
+    fn platform_filter_runs_after_constraints_and_matches_like_swarm() {
+        let mut e = entry(Resources::default());
+        e.node.description.platform = Platform {
+            os: "linux".into(),
+            arch: "x86_64".into(),
+        };
+        let p = |os: &str, arch: &str| Platform {
+            os: os.into(),
+            arch: arch.into(),
+        };
+        for fits in [
+            vec![p("linux", "amd64")],
+            vec![p("windows", "amd64"), p("linux", "x86_64")],
+            vec![p("", "amd64")],
+            vec![p("linux", "")],
+            vec![],
+        ] {
+            assert_eq!(check_static(&e, &[], &fits), Ok(()), "{fits:?}");
+        }
+        for misfit in [
+            vec![p("linux", "arm64")],
+            vec![p("windows", "")],
+            vec![p("Linux", "amd64")],
+        ] {
+            assert_eq!(
+                check_static(&e, &[], &misfit),
+                Err(Filter::Platform),
+                "{misfit:?}"
+            );
+        }
+        e.node.description.platform.arch = "aarch64".into();
+        assert_eq!(check_static(&e, &[], &[p("linux", "arm64")]), Ok(()));
+        let cs = constraint::parse_all(&["node.role==manager".to_owned()]).unwrap_or_default();
+        assert_eq!(
+            check_static(&e, &cs, &[p("windows", "")]),
+            Err(Filter::Constraints),
+            "a node counts under the first filter"
+        );
+        assert_eq!(
+            Filter::Platform.explain(1),
+            "unsupported platform on 1 node"
+        );
+        assert_eq!(
+            Filter::Platform.explain(2),
+            "unsupported platform on 2 nodes"
         );
     }
 

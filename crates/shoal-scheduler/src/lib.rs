@@ -8,8 +8,8 @@
 //!
 //! Modules:
 //! - [`constraint`]: the placement-constraint grammar and matching;
-//! - [`filter`]: the filters (ready, constraints, resources, generic resources, max replicas) and
-//!   their explanations;
+//! - [`filter`]: the filters (ready, constraints, platform, resources, generic resources, max
+//!   replicas) and their explanations;
 //! - `view`: [`ClusterView`], the per-node counters that placements keep up to date;
 //! - `generic`: each node's free generic resources, and which named units a placed task takes;
 //! - `tree`: the scorer, Swarm's placement-preference tree with spread over the service's tasks;
@@ -21,8 +21,9 @@
 //! 2. The other tasks are grouped by service and by what the filters and scorers read from the
 //!    spec (placement, reservations and generic reservations). Groups run in the order their
 //!    first task appears; tasks within a group keep the given order.
-//! 3. Per group, the static filters (ready, constraints) run once per node, cached across groups
-//!    that share a constraint list, as is the preference tree's structure per preference list;
+//! 3. Per group, the static filters (ready, constraints, platform) run once per node, cached
+//!    across groups that share a constraint and platform list, as is the preference tree's
+//!    structure per preference list;
 //!    the dynamic filters (resources, generic resources, max replicas) are re-checked only on the
 //!    node that just took a task, which also hands the task its generic units. The best node
 //!    comes off a heap, never a rescan: a group of k tasks on n nodes costs O(n + k log n).
@@ -38,6 +39,7 @@ mod view;
 
 use std::collections::HashMap;
 
+use shoal_types::node::Platform;
 use shoal_types::service::{Placement, SpreadPreference};
 use shoal_types::{GenericResource, Id, Resources, Task};
 
@@ -180,20 +182,20 @@ struct Caches<'p> {
     shapes: HashMap<&'p [SpreadPreference], Shape>,
 }
 
-/// The static filters' verdict per node (`None`: passes), per constraint list. An invalid
-/// constraint list yields the refusal text instead.
+/// The static filters' verdict per node (`None`: passes), per constraint and platform list. An
+/// invalid constraint list yields the refusal text instead.
 #[derive(Default)]
 struct StaticCache<'p> {
-    verdicts: HashMap<&'p [String], Result<Vec<Option<Filter>>, String>>,
+    verdicts: HashMap<(&'p [String], &'p [Platform]), Verdicts>,
 }
 
+/// Per node, the static filter that rejects it (`None`: it passes), or why no node can pass.
+type Verdicts = Result<Vec<Option<Filter>>, String>;
+
 impl<'p> StaticCache<'p> {
-    fn get(
-        &mut self,
-        view: &ClusterView,
-        exprs: &'p [String],
-    ) -> &Result<Vec<Option<Filter>>, String> {
-        self.verdicts.entry(exprs).or_insert_with(|| {
+    fn get(&mut self, view: &ClusterView, placement: &'p Placement) -> &Verdicts {
+        let (exprs, platforms) = (&placement.constraints[..], &placement.platforms[..]);
+        self.verdicts.entry((exprs, platforms)).or_insert_with(|| {
             // The API validates constraints, so this only trips on a spec stored by an older or
             // buggy writer. Swarm then ignores the constraints; refusing is the safe choice, since
             // ignoring them could run the task where the operator forbade it.
@@ -202,7 +204,7 @@ impl<'p> StaticCache<'p> {
             Ok(view
                 .nodes
                 .iter()
-                .map(|n| filter::check_static(n, &constraints).err())
+                .map(|n| filter::check_static(n, &constraints, platforms).err())
                 .collect())
         })
     }
@@ -219,7 +221,7 @@ fn place_preassigned<'p>(
             "no suitable node (node {node_id} is not in the cluster)"
         ));
     };
-    let verdict = match statics.get(view, &task.spec.placement.constraints) {
+    let verdict = match statics.get(view, &task.spec.placement) {
         Ok(v) => v[i as usize],
         Err(reason) => return Outcome::Refused(reason.clone()),
     };
@@ -246,7 +248,7 @@ fn place_group<'p>(
     group: &Group<'p>,
     outcomes: &mut [Option<Outcome>],
 ) {
-    let verdicts = match caches.statics.get(view, &group.placement.constraints) {
+    let verdicts = match caches.statics.get(view, group.placement) {
         Ok(v) => v.as_slice(),
         Err(reason) => {
             for &t in &group.tasks {

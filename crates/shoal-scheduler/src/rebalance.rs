@@ -83,7 +83,7 @@ fn plan_one(
     let mut on: HashMap<u32, Vec<&Task>> = HashMap::new();
     let mut eligible: Vec<u32> = Vec::new();
     for (i, e) in (0u32..).zip(&view.nodes) {
-        if filter::check_static(e, &constraints).is_ok() {
+        if filter::check_static(e, &constraints, &c.spec.placement.platforms).is_ok() {
             eligible.push(i);
             on.insert(i, Vec::new());
         }

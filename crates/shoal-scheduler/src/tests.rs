@@ -423,6 +423,115 @@ fn spread_preference_skips_values_whose_nodes_cannot_take_tasks() {
     );
 }
 
+/// `spread=engine.labels.*` and `spread=node.platform.*` as well as node labels: the engine's
+/// labels and the platforms of the nodes split the tasks as node labels do.
+#[test]
+fn spread_preference_over_engine_labels_and_platforms() {
+    let with = |id: &str, storage: &str, os: &str| {
+        let mut n = node(id);
+        n.description
+            .engine
+            .labels
+            .insert("storage".into(), storage.into());
+        n.description.platform.os = os.into();
+        n
+    };
+    let nodes = [
+        with("a1", "ssd", "linux"),
+        with("b1", "hdd", "linux"),
+        with("b2", "hdd", "linux"),
+        with("b3", "hdd", "windows"),
+    ];
+    let by = |descriptor: &str| {
+        let mut s = TaskSpec::default();
+        s.placement.preferences = vec![SpreadPreference {
+            spread: descriptor.into(),
+        }];
+        s
+    };
+    let (_, plan) = run(
+        &nodes,
+        &[],
+        &tasks("t", "s", 4, &by("engine.labels.storage")),
+    );
+    let on = placed_on(&plan);
+    assert_eq!(on.get("a1"), Some(&2), "{on:?}");
+    let (_, plan) = run(&nodes, &[], &tasks("t", "s", 4, &by("node.platform.os")));
+    let on = placed_on(&plan);
+    assert_eq!(on.get("b3"), Some(&2), "{on:?}");
+    // Without a preference, plain spread: one task per node.
+    let (_, plan) = run(&nodes, &[], &tasks("t", "s", 4, &TaskSpec::default()));
+    assert!(placed_on(&plan).values().all(|&c| c == 1));
+}
+
+/// `Placement.Platforms`: only nodes whose platform is listed take the tasks; when none is,
+/// the task stays pending with Swarm's reason.
+#[test]
+fn platforms_keep_tasks_off_nodes_of_other_platforms() {
+    use shoal_types::node::Platform;
+    let on = |id: &str, os: &str, arch: &str| {
+        let mut n = node(id);
+        n.description.platform = Platform {
+            os: os.into(),
+            arch: arch.into(),
+        };
+        n
+    };
+    let nodes = [
+        on("arm", "linux", "aarch64"),
+        on("x86", "linux", "x86_64"),
+        on("win", "windows", "x86_64"),
+    ];
+    let wants = |platforms: &[(&str, &str)]| {
+        let mut s = TaskSpec::default();
+        s.placement.platforms = platforms
+            .iter()
+            .map(|(os, arch)| Platform {
+                os: (*os).into(),
+                arch: (*arch).into(),
+            })
+            .collect();
+        s
+    };
+    let (_, plan) = run(
+        &nodes,
+        &[],
+        &tasks("t", "s", 3, &wants(&[("linux", "amd64")])),
+    );
+    assert_eq!(placed_on(&plan), BTreeMap::from([("x86".to_owned(), 3)]));
+    let (_, plan) = run(
+        &nodes,
+        &[],
+        &tasks(
+            "t",
+            "s",
+            2,
+            &wants(&[("linux", "amd64"), ("linux", "arm64")]),
+        ),
+    );
+    assert_eq!(
+        placed_on(&plan),
+        BTreeMap::from([("arm".to_owned(), 1), ("x86".to_owned(), 1)])
+    );
+    let (_, plan) = run(
+        &nodes,
+        &[],
+        &tasks("t", "s", 1, &wants(&[("linux", "s390x")])),
+    );
+    assert_eq!(
+        reasons(&plan),
+        ["no suitable node (unsupported platform on 3 nodes)"]
+    );
+    // A pre-assigned (global) task on a node of another platform is refused the same way.
+    let mut global = task("g", "s", &wants(&[("windows", "")]));
+    global.node_id = Some(Id::from_raw("arm"));
+    let (_, plan) = run(&nodes, &[], &[global]);
+    assert_eq!(
+        reasons(&plan),
+        ["no suitable node (unsupported platform on 1 node)"]
+    );
+}
+
 #[test]
 fn nested_spread_preferences_split_level_by_level() {
     let mut nodes = Vec::new();

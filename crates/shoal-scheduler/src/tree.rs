@@ -1,8 +1,9 @@
 //! Scoring: which eligible node gets the next task of a group.
 //!
 //! The eligible nodes of a group are arranged as Swarm's placement-preference tree: each
-//! `spread=node.labels.X` preference is one level whose branches are the values of X (a node
-//! without the label sits under the empty value), and the nodes hang off the leaves. Each task
+//! `spread=DESCRIPTOR` preference is one level whose branches are the nodes' values of the
+//! attribute it names (`node.labels.X`, `engine.labels.X`, `node.platform.os`, `node.hostname`...;
+//! a node without the label sits under the empty value), and the nodes hang off the leaves. Each task
 //! walks from the root to a node, at every level taking the branch that holds the fewest tasks of
 //! the service, then the node that has the fewest tasks of the service, then the fewest tasks in
 //! all, then the lowest ID. With no preferences the tree is a single leaf: plain spread.
@@ -17,15 +18,14 @@
 //! in a leaf heap passes every filter for the group right now; the group's own placements are the
 //! only change to the view while the tree lives, and each placement re-checks its node.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::binary_heap::PeekMut;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use shoal_types::Node;
+use shoal_types::constraint::{Descriptor, parse_descriptor};
 use shoal_types::service::SpreadPreference;
-
-const NODE_LABELS: &str = "node.labels.";
-const ENGINE_LABELS: &str = "engine.labels.";
 
 /// A node's rank in its leaf, lowest first: (tasks of the service, tasks in all, node index).
 /// Node indices follow node ID order, so the last field is the ID tie-break.
@@ -36,40 +36,15 @@ pub(crate) type NodeKey = (u32, u32, u32);
 type BranchKey = (u64, u32, u32);
 
 /// One level of the tree: the node attribute whose values split it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SpreadOver {
-    NodeLabel(String),
-    EngineLabel(String),
-}
+pub(crate) type SpreadOver = Descriptor;
 
-impl SpreadOver {
-    fn value<'n>(&self, node: &'n Node) -> &'n str {
-        let labels = match self {
-            SpreadOver::NodeLabel(l) => node.spec.labels.get(l),
-            SpreadOver::EngineLabel(l) => node.description.engine.labels.get(l),
-        };
-        labels.map_or("", String::as_str)
-    }
-}
-
-/// The levels a task's preferences ask for. As in swarmkit, a descriptor that is neither
-/// `node.labels.<name>` nor `engine.labels.<name>` is skipped (the API validates descriptors; the
-/// scheduler must not refuse a task for one it cannot use).
+/// The levels a task's preferences ask for. As in swarmkit, a descriptor that names no node
+/// attribute is skipped (the API refuses such descriptors; the scheduler must not refuse a task
+/// for one a spec stored by an older writer holds).
 pub(crate) fn spread_levels(prefs: &[SpreadPreference]) -> Vec<SpreadOver> {
-    let strip = |d: &str, prefix: &str| {
-        d.get(..prefix.len())
-            .filter(|h| h.eq_ignore_ascii_case(prefix))
-            .map(|_| d[prefix.len()..].to_owned())
-            .filter(|l| !l.is_empty())
-    };
     prefs
         .iter()
-        .filter_map(|p| {
-            let d = p.spread.trim();
-            strip(d, NODE_LABELS)
-                .map(SpreadOver::NodeLabel)
-                .or_else(|| strip(d, ENGINE_LABELS).map(SpreadOver::EngineLabel))
-        })
+        .filter_map(|p| parse_descriptor(&p.spread).ok())
         .collect()
 }
 
@@ -79,7 +54,7 @@ enum Branch {
 }
 
 /// The tree's structure for one list of preferences over the view's nodes: which branches exist
-/// and which leaf each node hangs off. It depends only on node labels, so [`crate::schedule`]
+/// and which leaf each node hangs off. It depends only on the nodes, so [`crate::schedule`]
 /// builds it once per preference list and reuses it for every group that shares the list; each
 /// group then only fills in its own counts and eligible nodes ([`Tree::build`]).
 #[derive(Debug, Clone)]
@@ -98,14 +73,14 @@ pub(crate) struct Shape {
 
 impl Shape {
     pub(crate) fn new<'n>(levels: &[SpreadOver], nodes: impl Iterator<Item = &'n Node>) -> Shape {
-        let mut children: Vec<BTreeMap<&'n str, u32>> = vec![BTreeMap::new()];
+        let mut children: Vec<BTreeMap<Cow<'n, str>, u32>> = vec![BTreeMap::new()];
         let mut parent = vec![u32::MAX];
         let mut leaf_of = Vec::new();
         for node in nodes {
             let mut b = 0u32;
             for level in levels {
                 let value = level.value(node);
-                b = match children[b as usize].get(value) {
+                b = match children[b as usize].get(value.as_ref()) {
                     Some(&c) => c,
                     None => {
                         let c = children.len() as u32;
@@ -256,22 +231,50 @@ mod tests {
     }
 
     #[test]
-    fn spread_levels_take_node_and_engine_labels_and_skip_the_rest() {
+    fn spread_levels_take_any_node_attribute_and_skip_the_rest() {
         let levels = spread_levels(&[
             pref("node.labels.zone"),
             pref("Engine.Labels.rack"),
             pref("node.hostname"),
             pref("node.labels."),
+            pref("node.lables.zone"),
             pref(" NODE.LABELS.Zone "),
+            pref("node.platform.arch"),
         ]);
         assert_eq!(
             levels,
             vec![
                 SpreadOver::NodeLabel("zone".into()),
                 SpreadOver::EngineLabel("rack".into()),
+                SpreadOver::Hostname,
                 SpreadOver::NodeLabel("Zone".into()),
+                SpreadOver::Arch,
             ]
         );
+    }
+
+    /// Nodes grouped by platform, two arm64 and one amd64: each architecture gets half of the
+    /// tasks, so the lone amd64 node takes as many as the two arm64 nodes together.
+    #[test]
+    fn spread_over_the_platform_groups_nodes_by_architecture() {
+        let mut nodes = [node("a", None), node("b", None), node("c", None)];
+        for (n, arch) in nodes.iter_mut().zip(["aarch64", "aarch64", "x86_64"]) {
+            n.description.platform.arch = arch.into();
+        }
+        let levels = spread_levels(&[pref("node.platform.arch")]);
+        let shape = Shape::new(&levels, nodes.iter());
+        let mut counts = [0u32; 3];
+        let mut tree = Tree::build(&shape, (0u32..3).map(|i| (0, Some((0, 0, i)))));
+        for _ in 0..4 {
+            let placed = tree
+                .place(|i| {
+                    counts[i as usize] += 1;
+                    Some((counts[i as usize], counts[i as usize], i))
+                })
+                .expect("a node");
+            assert!(placed < 3);
+        }
+        assert_eq!(counts, [1, 1, 2]);
     }
 
     #[test]

@@ -249,7 +249,7 @@ fn service_spec(
         } else {
             FailureAction::Continue
         },
-        monitor: Duration::from_secs(2),
+        monitor: Some(Duration::from_secs(2)),
         order: rollout.order,
         ..Default::default()
     };

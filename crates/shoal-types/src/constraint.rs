@@ -233,6 +233,85 @@ fn resolve_key(key: &str, value: &str) -> Result<Key, ConstraintErrorKind> {
     Ok(known)
 }
 
+/// A node attribute that a spread preference (`--placement-pref spread=DESCRIPTOR`) groups nodes
+/// by: any attribute a constraint can name. swarmkit spreads over `node.labels.*` and
+/// `engine.labels.*` only and silently ignores any other descriptor; shoal spreads over every
+/// attribute it can read, and refuses a descriptor that names none (a typo would otherwise
+/// spread nothing without a word).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Descriptor {
+    Id,
+    Hostname,
+    /// The node's address, without its port.
+    Ip,
+    Role,
+    Os,
+    Arch,
+    NodeLabel(String),
+    EngineLabel(String),
+}
+
+/// Parses a spread descriptor: as constraint keys, case-insensitive except for a label's name,
+/// around white space.
+pub fn parse_descriptor(descriptor: &str) -> Result<Descriptor, ConstraintErrorKind> {
+    let d = descriptor.trim();
+    if d.is_empty() {
+        return Err(ConstraintErrorKind::EmptyKey);
+    }
+    for (prefix, make) in [
+        (
+            NODE_LABELS,
+            Descriptor::NodeLabel as fn(String) -> Descriptor,
+        ),
+        (ENGINE_LABELS, Descriptor::EngineLabel),
+    ] {
+        if let Some(label) = strip_prefix_ci(d, prefix) {
+            if label.is_empty() {
+                return Err(ConstraintErrorKind::EmptyLabelName(d.to_owned()));
+            }
+            return Ok(make(label.to_owned()));
+        }
+    }
+    Ok(match d.to_ascii_lowercase().as_str() {
+        "node.id" => Descriptor::Id,
+        "node.hostname" => Descriptor::Hostname,
+        "node.ip" => Descriptor::Ip,
+        "node.role" => Descriptor::Role,
+        "node.platform.os" => Descriptor::Os,
+        "node.platform.arch" => Descriptor::Arch,
+        _ => return Err(ConstraintErrorKind::UnknownKey(d.to_owned())),
+    })
+}
+
+impl Descriptor {
+    /// The node's value of the attribute; empty when it has none (an unset label).
+    pub fn value<'n>(&self, node: &'n Node) -> std::borrow::Cow<'n, str> {
+        use std::borrow::Cow;
+        match self {
+            Descriptor::Id => Cow::Borrowed(node.id.as_str()),
+            Descriptor::Hostname => Cow::Borrowed(&node.description.hostname),
+            Descriptor::Ip => Cow::Owned(
+                node_ip(&node.status.addr)
+                    .map(|ip| ip.to_string())
+                    .unwrap_or_default(),
+            ),
+            Descriptor::Role => Cow::Borrowed(node.spec.role.as_str()),
+            Descriptor::Os => Cow::Borrowed(&node.description.platform.os),
+            Descriptor::Arch => Cow::Borrowed(&node.description.platform.arch),
+            Descriptor::NodeLabel(l) => {
+                Cow::Borrowed(node.spec.labels.get(l).map_or("", String::as_str))
+            }
+            Descriptor::EngineLabel(l) => Cow::Borrowed(
+                node.description
+                    .engine
+                    .labels
+                    .get(l)
+                    .map_or("", String::as_str),
+            ),
+        }
+    }
+}
+
 fn parse_ip_match(value: &str) -> Option<IpMatch> {
     if let Ok(ip) = value.parse::<IpAddr>() {
         return Some(IpMatch::Addr(ip));

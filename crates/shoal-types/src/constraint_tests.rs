@@ -245,3 +245,42 @@ fn all_match_requires_every_constraint() {
     assert!(!all_match(&cs, &n));
     assert!(all_match(&[], &n));
 }
+
+#[test]
+fn spread_descriptors_name_any_attribute_a_constraint_can() {
+    let mut n = node();
+    n.status.addr = "10.0.1.7:2377".into();
+    n.spec.role = NodeRole::Manager;
+    for (d, want, value) in [
+        ("node.id", Descriptor::Id, "n1"),
+        ("node.hostname", Descriptor::Hostname, "worker-1"),
+        ("Node.IP", Descriptor::Ip, "10.0.1.7"),
+        ("node.role", Descriptor::Role, "manager"),
+        (" node.platform.os ", Descriptor::Os, "linux"),
+        ("node.platform.arch", Descriptor::Arch, "x86_64"),
+        (
+            "NODE.LABELS.zone",
+            Descriptor::NodeLabel("zone".into()),
+            "east",
+        ),
+        ("node.labels.Zone", Descriptor::NodeLabel("Zone".into()), ""),
+        (
+            "engine.labels.storage",
+            Descriptor::EngineLabel("storage".into()),
+            "ssd",
+        ),
+    ] {
+        let got = parse_descriptor(d).expect(d);
+        assert_eq!(got, want, "{d}");
+        assert_eq!(got.value(&n), value, "{d}");
+    }
+    assert_eq!(
+        parse_descriptor("node.lables.zone"),
+        Err(ConstraintErrorKind::UnknownKey("node.lables.zone".into()))
+    );
+    assert_eq!(
+        parse_descriptor("engine.labels."),
+        Err(ConstraintErrorKind::EmptyLabelName("engine.labels.".into()))
+    );
+    assert_eq!(parse_descriptor("  "), Err(ConstraintErrorKind::EmptyKey));
+}

@@ -133,6 +133,105 @@ impl HealthConfig {
     }
 }
 
+/// Docker's `Privileges` of a service's container, shaped as Docker keeps them (Go's
+/// `swarm.Privileges`): the nested objects only when given, their fields and `NoNewPrivileges`
+/// plain values. Modes are Docker's words (`default`, `unconfined`, `custom`; `default`,
+/// `disabled`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Privileges {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_spec: Option<CredentialSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selinux_context: Option<SeLinuxContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<Seccomp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_armor: Option<AppArmor>,
+    #[serde(default)]
+    pub no_new_privileges: bool,
+}
+
+/// A Windows credential spec: one of the three sources.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct CredentialSpec {
+    #[serde(default)]
+    pub config: String,
+    #[serde(default)]
+    pub file: String,
+    #[serde(default)]
+    pub registry: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct SeLinuxContext {
+    #[serde(default)]
+    pub disable: bool,
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub role: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Seccomp {
+    #[serde(default)]
+    pub mode: String,
+    /// The profile's JSON text, for mode `custom`.
+    #[serde(default)]
+    pub profile: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct AppArmor {
+    #[serde(default)]
+    pub mode: String,
+}
+
+impl Privileges {
+    /// The settings that ask for something other than a container's defaults, by their Docker
+    /// names (`NoNewPrivileges`, `Seccomp`...). Empty for what `docker stack deploy` sends with
+    /// every service (an object of nulls and `false`).
+    pub fn requested(&self) -> Vec<&'static str> {
+        let set = |s: &str| !s.is_empty();
+        let not_default = |s: &str| !s.is_empty() && s != "default";
+        let mut out = Vec::new();
+        if self
+            .credential_spec
+            .as_ref()
+            .is_some_and(|c| set(&c.config) || set(&c.file) || set(&c.registry))
+        {
+            out.push("CredentialSpec");
+        }
+        if self.selinux_context.as_ref().is_some_and(|c| {
+            c.disable || set(&c.user) || set(&c.role) || set(&c.kind) || set(&c.level)
+        }) {
+            out.push("SELinuxContext");
+        }
+        if self
+            .seccomp
+            .as_ref()
+            .is_some_and(|c| not_default(&c.mode) || set(&c.profile))
+        {
+            out.push("Seccomp");
+        }
+        if self
+            .app_armor
+            .as_ref()
+            .is_some_and(|c| not_default(&c.mode))
+        {
+            out.push("AppArmor");
+        }
+        if self.no_new_privileges {
+            out.push("NoNewPrivileges");
+        }
+        out
+    }
+}
+
 /// The resource limits a ulimit may set, as Docker names them (Linux's `RLIMIT_*` lower-cased,
 /// without the prefix).
 pub const ULIMIT_NAMES: &[&str] = &[
@@ -188,6 +287,53 @@ mod tests {
         assert!(none.disabled());
         assert_eq!(none.argv(), None);
         assert_eq!(HealthConfig::default().argv(), None);
+    }
+
+    #[test]
+    fn privileges_that_ask_for_nothing_request_nothing() {
+        // What `docker stack deploy` sends with every service.
+        assert!(Privileges::default().requested().is_empty());
+        let defaults = Privileges {
+            seccomp: Some(Seccomp {
+                mode: "default".into(),
+                profile: String::new(),
+            }),
+            app_armor: Some(AppArmor {
+                mode: "default".into(),
+            }),
+            selinux_context: Some(SeLinuxContext::default()),
+            credential_spec: Some(CredentialSpec::default()),
+            ..Default::default()
+        };
+        assert!(defaults.requested().is_empty());
+        let all = Privileges {
+            credential_spec: Some(CredentialSpec {
+                file: "spec.json".into(),
+                ..Default::default()
+            }),
+            selinux_context: Some(SeLinuxContext {
+                level: "s0:c1".into(),
+                ..Default::default()
+            }),
+            seccomp: Some(Seccomp {
+                mode: "unconfined".into(),
+                profile: String::new(),
+            }),
+            app_armor: Some(AppArmor {
+                mode: "disabled".into(),
+            }),
+            no_new_privileges: true,
+        };
+        assert_eq!(
+            all.requested(),
+            [
+                "CredentialSpec",
+                "SELinuxContext",
+                "Seccomp",
+                "AppArmor",
+                "NoNewPrivileges"
+            ]
+        );
     }
 
     #[test]

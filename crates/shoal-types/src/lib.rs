@@ -11,6 +11,7 @@ pub mod constraint;
 pub mod container;
 pub mod dispatch;
 pub mod dns;
+pub mod endpoint;
 pub mod error;
 pub mod generic;
 pub mod id;

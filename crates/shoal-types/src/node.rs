@@ -90,7 +90,7 @@ pub struct NodeSpec {
     pub availability: Availability,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Platform {
     pub os: String,
     pub arch: String,

@@ -4,7 +4,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::container::{HealthConfig, Mount, Ulimit};
+// The endpoint types were born here; every user still names them through this module.
 use crate::dns::DnsConfig;
+pub use crate::endpoint::{
+    DYNAMIC_PORTS, Endpoint, EndpointMode, EndpointSpec, PortConfig, Protocol, PublishMode,
+    VirtualIp,
+};
 use crate::node::Resources;
 use crate::{Id, Meta, Timestamp};
 
@@ -12,6 +17,8 @@ use crate::{Id, Meta, Timestamp};
 pub const DEFAULT_RESTART_DELAY: Duration = Duration::from_secs(5);
 /// Swarm's default grace between the stop signal and SIGKILL.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+/// Swarm's default time a rolling update (or rollback) watches a new task for failure.
+pub const DEFAULT_UPDATE_MONITOR: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -75,10 +82,18 @@ pub struct UpdateConfig {
     pub parallelism: u64,
     pub delay: Duration,
     pub failure_action: FailureAction,
-    /// How long a new task is watched for failure after it starts.
-    pub monitor: Duration,
+    /// How long a new task is watched for failure after it starts; `None` (the API stores a 0
+    /// as `None`, as Swarm does) means Swarm's default, [`DEFAULT_UPDATE_MONITOR`].
+    #[serde(default)]
+    pub monitor: Option<Duration>,
     pub max_failure_ratio: f64,
     pub order: UpdateOrder,
+}
+
+impl UpdateConfig {
+    pub fn effective_monitor(&self) -> Duration {
+        self.monitor.unwrap_or(DEFAULT_UPDATE_MONITOR)
+    }
 }
 
 /// Equal when every field is, the ratio bit for bit: so that `Eq` holds (a NaN equals
@@ -111,7 +126,7 @@ impl Default for UpdateConfig {
             parallelism: 1,
             delay: Duration::ZERO,
             failure_action: FailureAction::Pause,
-            monitor: Duration::from_secs(5),
+            monitor: Some(DEFAULT_UPDATE_MONITOR),
             max_failure_ratio: 0.0,
             order: UpdateOrder::StopFirst,
         }
@@ -158,14 +173,19 @@ pub struct RestartPolicy {
     /// Restarts allowed within `window`; 0 means unlimited.
     #[serde(default)]
     pub max_attempts: u64,
-    /// Span over which `max_attempts` is counted; zero means since the service began.
+    /// Span over which `max_attempts` is counted; `None` or zero means since the service began.
+    /// An option so that the API shows a window only when the client gave one.
     #[serde(default)]
-    pub window: Duration,
+    pub window: Option<Duration>,
 }
 
 impl RestartPolicy {
     pub fn effective_delay(&self) -> Duration {
         self.delay.unwrap_or(DEFAULT_RESTART_DELAY)
+    }
+
+    pub fn effective_window(&self) -> Duration {
+        self.window.unwrap_or_default()
     }
 }
 
@@ -227,6 +247,10 @@ pub struct Placement {
     /// At most this many tasks of the service per node; 0 means no limit.
     #[serde(default)]
     pub max_replicas: u64,
+    /// The platforms the tasks can run on (Docker's `Placement.Platforms`): a node qualifies when
+    /// its own platform matches one of them. Empty: any node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<crate::node::Platform>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -278,8 +302,9 @@ pub struct ContainerSpec {
     pub sysctls: BTreeMap<String, String>,
     #[serde(default)]
     pub ulimits: Vec<Ulimit>,
-    /// `--dns`, `--dns-search`, `--dns-option`: the task's resolver. `None` (the API stores an
-    /// empty one as `None`): the node's, or for a task with networks the embedded server's.
+    /// `--dns`, `--dns-search`, `--dns-option`: the task's resolver. `None` or an empty one (the
+    /// docker CLI sends one with every service, and the API keeps it to show it as sent): the
+    /// node's, or for a task with networks the embedded server's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_config: Option<DnsConfig>,
     /// `--host`: extra `/etc/hosts` entries in Docker's form, `IP_address canonical_hostname
@@ -292,6 +317,10 @@ pub struct ContainerSpec {
     /// Configs given to the task as files (under `/` unless absolute).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub configs: Vec<crate::payload::FileRef>,
+    /// Docker's `Privileges`, kept and shown as the client sent them. No runtime applies them
+    /// yet; the API says so in its warnings when a spec asks for any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privileges: Option<crate::container::Privileges>,
 }
 
 impl ContainerSpec {
@@ -329,6 +358,60 @@ pub struct TaskSpec {
     /// The overlay networks every task joins (`--network`), in order; a change rolls the tasks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<NetworkAttachmentConfig>,
+    /// `--log-driver`/`--log-opt`: kept and shown as sent. shoal captures each task's output
+    /// itself (`service logs`), so no driver is used; the API says so in its warnings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_driver: Option<LogDriver>,
+    /// Which optional parts of the template the client left out.
+    #[serde(default, skip_serializing_if = "Omitted::is_none")]
+    pub omitted: Omitted,
+}
+
+/// The optional objects of Docker's task template that the client left out. Swarm keeps a spec
+/// as it was written and shows it so; shoal keeps the values in their fields (an absent object
+/// holds its defaults, so every stage treats it as an empty one) and records here only what the
+/// API leaves out when it shows the spec. As in Swarm, giving an object that was absent (even an
+/// empty one) is a change of the spec. All `false`, what specs stored before this existed load
+/// as, shows every object.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct Omitted {
+    /// `Resources`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub resources: bool,
+    /// `Resources.Limits`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub limits: bool,
+    /// `Resources.Reservations`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub reservations: bool,
+    /// `RestartPolicy`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub restart: bool,
+    /// `Placement`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub placement: bool,
+}
+
+impl Omitted {
+    /// Nothing left out.
+    pub fn is_none(&self) -> bool {
+        *self == Omitted::default()
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A Docker log driver and its options, as `--log-driver` and `--log-opt` give them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct LogDriver {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 /// One network a service's tasks join: `--network name=web,alias=www,driver-opt=k=v`.
@@ -341,135 +424,6 @@ pub struct NetworkAttachmentConfig {
     pub aliases: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub driver_opts: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EndpointMode {
-    #[default]
-    Vip,
-    Dnsrr,
-}
-
-impl EndpointMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndpointMode::Vip => "vip",
-            EndpointMode::Dnsrr => "dnsrr",
-        }
-    }
-}
-
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    #[default]
-    Tcp,
-    Udp,
-}
-
-impl Protocol {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "tcp" => Some(Protocol::Tcp),
-            "udp" => Some(Protocol::Udp),
-            _ => None,
-        }
-    }
-}
-
-/// `ingress`: every node answers on the port (the routing mesh); `host`: only nodes that run a
-/// task, straight to it.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum PublishMode {
-    #[default]
-    Ingress,
-    Host,
-}
-
-impl PublishMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PublishMode::Ingress => "ingress",
-            PublishMode::Host => "host",
-        }
-    }
-}
-
-/// One published port: `--publish published=8080,target=80,protocol=tcp,mode=ingress`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct PortConfig {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub name: String,
-    #[serde(default)]
-    pub protocol: Protocol,
-    pub target_port: u16,
-    /// 0 asks the cluster for one (ingress mode: from 30000-32767, as Swarm does).
-    #[serde(default)]
-    pub published_port: u16,
-    #[serde(default)]
-    pub publish_mode: PublishMode,
-}
-
-/// The first and last port the cluster hands out for `--publish TARGET` without a published one.
-pub const DYNAMIC_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct EndpointSpec {
-    #[serde(default)]
-    pub mode: EndpointMode,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ports: Vec<PortConfig>,
-}
-
-/// A service's address on one network: its virtual IP, balanced over its tasks there.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct VirtualIp {
-    pub network: Id,
-    pub addr: shoal_ipam::Ipv4Net,
-}
-
-/// What the cluster gave a service's endpoint: the ports as published (dynamic ones filled in)
-/// and a virtual IP on each network (endpoint mode `vip`). Kept by the store, never written by
-/// a client: the store allocates and releases them as the spec changes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Endpoint {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ports: Vec<PortConfig>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub virtual_ips: Vec<VirtualIp>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -486,6 +440,9 @@ pub struct ServiceSpec {
     pub rollback: Option<UpdateConfig>,
     #[serde(default)]
     pub endpoint: EndpointSpec,
+    /// The client gave no `EndpointSpec`: the API shows none (`endpoint` holds the defaults).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub endpoint_omitted: bool,
 }
 
 impl ServiceSpec {
@@ -495,6 +452,32 @@ impl ServiceSpec {
 
     pub fn rollback_config(&self) -> UpdateConfig {
         self.rollback.clone().unwrap_or_default()
+    }
+
+    /// The spec with Swarm's defaults written into what the client left out, as
+    /// `GET /services/{id}?insertDefaults=true` shows it (swarmkit's `InterpolateService`, which
+    /// `docker service inspect` asks for): the stop grace period, an empty DNS config, an empty
+    /// resources object and placement, the restart policy (condition `any`, a 5 s delay) or its
+    /// delay, and the update and rollback configs (parallelism 1, pause, a 5 s monitor,
+    /// stop-first) or their monitor. What the stages do is the same either way: these are the
+    /// values they use for what is absent.
+    pub fn with_defaults(&self) -> ServiceSpec {
+        let mut s = self.clone();
+        let c = &mut s.task.container;
+        c.stop_grace_period.get_or_insert(DEFAULT_STOP_GRACE);
+        c.dns_config.get_or_insert_with(DnsConfig::default);
+        let t = &mut s.task;
+        // Swarm's default resources object holds neither limits nor reservations.
+        t.omitted.resources = false;
+        t.omitted.placement = false;
+        t.omitted.restart = false;
+        t.restart.delay.get_or_insert(DEFAULT_RESTART_DELAY);
+        for u in [&mut s.update, &mut s.rollback] {
+            u.get_or_insert_with(UpdateConfig::default)
+                .monitor
+                .get_or_insert(DEFAULT_UPDATE_MONITOR);
+        }
+        s
     }
 }
 
@@ -570,33 +553,5 @@ impl Service {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn limits_stored_before_pids_still_load() {
-        let old = r#"{"limits":{"nano_cpus":5,"memory_bytes":7},"reservations":{"nano_cpus":1,"memory_bytes":2}}"#;
-        let r: ResourceRequirements = serde_json::from_str(old).expect("old requirements");
-        assert_eq!(
-            r.limits,
-            Limits {
-                nano_cpus: 5,
-                memory_bytes: 7,
-                pids: 0
-            }
-        );
-        // An unlimited count is not written, so what older code stored and reads is unchanged.
-        assert_eq!(
-            serde_json::to_value(r.limits).expect("json"),
-            serde_json::json!({"nano_cpus": 5, "memory_bytes": 7})
-        );
-        let with = Limits {
-            pids: 20,
-            ..r.limits
-        };
-        let back: Limits =
-            serde_json::from_value(serde_json::to_value(with).expect("json")).expect("back");
-        assert_eq!(back, with);
-        assert!(!with.is_zero() && Limits::default().is_zero());
-    }
-}
+#[path = "service_tests.rs"]
+mod tests;

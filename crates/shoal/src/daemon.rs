@@ -209,6 +209,7 @@ impl Running {
         };
         let (shutdown, rx) = watch::channel(false);
         let mut servers = tokio::task::JoinSet::new();
+        let ids = Arc::new(std::sync::Mutex::new(shoal_types::IdGen::from_os()));
         let cluster_tls: Arc<dyn shoal_api::tls::TlsSource> =
             Arc::new(crate::api_tls::ClusterTls::new(
                 daemon.clone(),
@@ -223,6 +224,7 @@ impl Running {
                 clock: clock.clone(),
                 shutdown: rx.clone(),
                 engine_version: engine_version.clone(),
+                ids: ids.clone(),
             };
             let host = h.clone();
             servers.spawn(async move {

@@ -1,7 +1,8 @@
 //! The native runtime passes the driver conformance suite (`shoal_runtime::conformance`):
-//! real processes under the real `shoal shim`, image tasks of the busybox test image (see
-//! `common/busybox.rs`) run by crun or runc. It needs root, an OCI runtime and the image
-//! (`shoal_testkit::need` fails without them). Each behaviour has its own root and cgroup
+//! real processes under the real `shoal shim`, image tasks of the busybox test image run by
+//! crun or runc from the node's real image store (`shoal-image`), loaded from the image's
+//! `docker save` archive (tests/images/build.sh), as a daemon's store is. It needs root, an
+//! OCI runtime and the archive (`shoal_testkit::need` fails without them). Each behaviour has its own root and cgroup
 //! parent; the harness kills its shims and tasks, unmounts and removes its cgroups on drop,
 //! even when the test fails. The native driver makes no network namespace of its own: for a
 //! task with networks the harness makes one as the node's network layer does (`ip netns add`),
@@ -15,9 +16,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use busybox::{DirStore, IMAGE, busybox_rootfs, have_prerequisites};
+use busybox::{IMAGE, have_prerequisites};
+use shoal_image::LocalImageStore;
 use shoal_native::{NativeConfig, NativeDriver};
 use shoal_runtime::conformance::{Harness, Limits, add_link_with_ip};
+use shoal_runtime::image::ImageStore;
 use shoal_testkit::{Need, need};
 use shoal_types::Id;
 
@@ -28,16 +31,15 @@ struct Native {
     dirs: AtomicUsize,
     /// The `ip netns` names made for tasks, deleted on drop.
     netns: Mutex<Vec<String>>,
+    /// The node's image store, holding the test image; every driver of the harness shares it.
+    images: Arc<LocalImageStore>,
 }
 
 impl Native {
     fn driver_on(&self, root: PathBuf) -> NativeDriver {
         let mut cfg = NativeConfig::new(root, PathBuf::from(env!("CARGO_BIN_EXE_shoal")));
         cfg.cgroup_parent = self.parent.clone();
-        cfg.images = Some(Arc::new(DirStore {
-            rootfs: busybox_rootfs(),
-            healthcheck: None,
-        }));
+        cfg.images = Some(self.images.clone());
         match NativeDriver::new(cfg) {
             Ok(d) => d,
             Err(e) => panic!("native driver: {e}"),
@@ -50,11 +52,20 @@ impl Harness for Native {
     type Driver = NativeDriver;
 
     async fn new(behaviour: &'static str) -> Option<Self> {
-        if !have_prerequisites() {
+        if !have_prerequisites() || !need(&[Need::TestArchive]) {
             return None;
         }
+        let root = tempfile::tempdir().expect("tempdir");
+        let images = match LocalImageStore::open(&root.path().join("images"), Vec::new()) {
+            Ok(s) => s,
+            Err(e) => panic!("opening the image store: {e}"),
+        };
+        if let Err(e) = images.load(Path::new(shoal_testkit::TEST_ARCHIVE)).await {
+            panic!("loading {}: {e}", shoal_testkit::TEST_ARCHIVE);
+        }
         Some(Native {
-            root: tempfile::tempdir().expect("tempdir"),
+            root,
+            images: Arc::new(images),
             parent: shoal_testkit::scoped_name(
                 "conf",
                 &format!("{}-{behaviour}", std::process::id()),

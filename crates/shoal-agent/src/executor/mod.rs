@@ -122,7 +122,12 @@ pub struct Agent {
     clock: Arc<dyn Clock>,
     node_id: watch::Sender<Option<Id>>,
     reporter: Arc<Reporter>,
+    /// The tasks assigned to the node now, as last assigned: what the node's engine shows as
+    /// its containers.
+    assigned: Assigned,
 }
+
+type Assigned = Arc<std::sync::RwLock<BTreeMap<Id, Task>>>;
 
 /// Why serving one session ended.
 enum Ended {
@@ -139,6 +144,7 @@ struct Worker {
     /// must run the same way twice).
     runners: BTreeMap<Id, Runner>,
     cleanups: Vec<JoinHandle<()>>,
+    assigned: Assigned,
     /// What the runtime held at start, until the first complete assignment set sorts it into
     /// adopted tasks and strays.
     adopted: Option<BTreeMap<Id, RuntimeTaskState>>,
@@ -165,6 +171,10 @@ impl Worker {
             a.removed
         };
         for id in gone {
+            self.assigned
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
             if let Some(r) = self.runners.remove(&id) {
                 tracing::info!(task.id = %id, "agent: task no longer assigned; removing it");
                 self.cleanups.push(r.remove());
@@ -195,6 +205,10 @@ impl Worker {
     /// (adopting what the runtime still holds of it).
     fn take(&mut self, task: Task, adopted: &mut Option<BTreeMap<Id, RuntimeTaskState>>) {
         self.ctx.reporter.known(&task.id, task.status.state);
+        self.assigned
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(task.id.clone(), task.clone());
         match self.runners.get(&task.id) {
             Some(r) => r.update(task),
             None => {
@@ -261,7 +275,24 @@ impl Agent {
             clock,
             node_id,
             reporter: Arc::new(Reporter::default()),
+            assigned: Default::default(),
         })
+    }
+
+    /// The tasks assigned to this node now, as last assigned (their status is what the
+    /// managers last knew).
+    pub fn tasks(&self) -> Vec<Task> {
+        self.assigned
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The node's runtime.
+    pub fn driver(&self) -> Arc<dyn RuntimeDriver> {
+        self.driver.clone()
     }
 
     /// The node's ID once a session has given it one (or from a previous run).
@@ -379,6 +410,7 @@ impl Agent {
                         }),
                         runners: BTreeMap::new(),
                         cleanups: Vec::new(),
+                        assigned: self.assigned.clone(),
                         adopted: adopted.take(),
                     });
                     match self.serve(session, w, shutdown).await {

@@ -2,16 +2,22 @@
 //! from the model to the wire and back is the identity, so a client that reads a spec, changes one
 //! field and writes it back (every `docker service update`) changes only that field.
 //!
-//! Fields shoal cannot honour yet are refused with a message naming them rather than dropped.
+//! Fields shoal cannot honour yet are refused with a message naming them rather than dropped,
+//! except those Swarm itself keeps without applying everywhere (a service's privileges and log
+//! driver): those are kept, shown, and reported in the answer's `Warnings`, as Docker does.
 
 pub mod container;
 pub mod generic;
+pub mod image;
 pub mod network;
 pub mod node;
 pub mod payload;
 pub mod service;
+pub mod service_extras;
+pub mod service_task;
 pub mod swarm;
 pub mod task;
+pub mod volume;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;

@@ -43,6 +43,15 @@ pub struct WireTask {
     pub networks_attachments: Vec<serde_json::Value>,
 }
 
+impl WireTask {
+    /// The JSON the Docker daemon sends: keys as Docker spells them (`Healthcheck`).
+    pub fn to_json(&self) -> serde_json::Result<serde_json::Value> {
+        let mut v = serde_json::to_value(self)?;
+        super::service_extras::docker_task_spec_keys(v.get_mut("Spec"));
+        Ok(v)
+    }
+}
+
 /// A task as the API shows it; `network` finds the networks its attachments name.
 pub fn task_out(t: &Task, network: impl Fn(&Id) -> Option<Arc<Network>>) -> WireTask {
     WireTask {
@@ -119,5 +128,25 @@ fn task_model(t: &Task) -> w::Task {
         }),
         desired_state: Some(state_out(t.desired_state)),
         job_iteration: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task's spec shows the health check as Docker spells it, as its service's does.
+    #[test]
+    fn a_tasks_health_check_is_spelt_as_docker_spells_it() {
+        let mut t = Task::default();
+        t.spec.container.image = "host".into();
+        t.spec.container.healthcheck = Some(shoal_types::container::HealthConfig {
+            test: vec!["CMD".into(), "true".into()],
+            ..Default::default()
+        });
+        let v = task_out(&t, |_| None).to_json().expect("json");
+        let c = &v["Spec"]["ContainerSpec"];
+        assert_eq!(c["Healthcheck"]["Test"], serde_json::json!(["CMD", "true"]));
+        assert!(c.get("HealthCheck").is_none(), "{c}");
     }
 }

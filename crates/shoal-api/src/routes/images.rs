@@ -1,9 +1,9 @@
-//! The node's images and volumes, as Docker's `/images` and `/volumes` endpoints serve them:
-//! what this node's runtime holds (images and volumes are per node, as in Swarm), not the
-//! cluster's. `docker image ls|rm|load|pull` and `docker volume ls|rm|inspect` work unchanged.
+//! The node's images, as Docker's `/images` endpoints serve them: what this node's runtime
+//! holds (images are per node, as in Swarm), not the cluster's. `docker image ls|rm|load|pull`
+//! work unchanged; inspect, history, tag, save and search are in `image_ops`, volumes in
+//! `volumes`.
 
 use shoal_types::error::chain;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Json;
@@ -14,9 +14,8 @@ use futures::StreamExt;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use shoal_runtime::ImageInfo;
 use shoal_runtime::RuntimeError;
-use shoal_runtime::{ImageInfo, VolumeInfo};
-use shoal_types::clock::format_rfc3339;
 use tokio::io::AsyncWriteExt;
 
 use crate::AppState;
@@ -59,10 +58,10 @@ pub async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
 #[derive(Deserialize, Default)]
 pub struct RemoveQuery {
     #[serde(default)]
-    force: Option<String>,
+    pub(crate) force: Option<String>,
 }
 
-fn truthy(v: &Option<String>) -> bool {
+pub(crate) fn truthy(v: &Option<String>) -> bool {
     v.as_deref().is_some_and(|v| v == "1" || v == "true")
 }
 
@@ -191,49 +190,4 @@ pub async fn pull(State(st): State<AppState>, Query(q): Query<PullQuery>) -> Api
         ]),
         Err(e) => progress(vec![stream_error(chain(&e))]),
     })
-}
-
-fn volume_json(v: &VolumeInfo) -> Value {
-    let labels: HashMap<&String, &String> = v.labels.iter().collect();
-    json!({
-        "Name": v.name,
-        "Driver": "local",
-        "Mountpoint": v.mountpoint,
-        "Labels": labels,
-        "Scope": "local",
-        "Options": {},
-        "CreatedAt": format_rfc3339(v.created_at),
-    })
-}
-
-pub async fn volumes(State(st): State<AppState>) -> ApiResult<Json<Value>> {
-    let vols = st.daemon.driver().volumes().await.map_err(runtime_error)?;
-    Ok(Json(json!({
-        "Volumes": vols.iter().map(volume_json).collect::<Vec<_>>(),
-        "Warnings": [],
-    })))
-}
-
-pub async fn volume_inspect(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let vols = st.daemon.driver().volumes().await.map_err(runtime_error)?;
-    vols.iter()
-        .find(|v| v.name == name)
-        .map(|v| Json(volume_json(v)))
-        .ok_or_else(|| runtime_error(RuntimeError::VolumeNotFound(name)))
-}
-
-pub async fn volume_remove(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-    Query(q): Query<RemoveQuery>,
-) -> ApiResult<StatusCode> {
-    st.daemon
-        .driver()
-        .remove_volume(&name, truthy(&q.force))
-        .await
-        .map_err(runtime_error)?;
-    Ok(StatusCode::NO_CONTENT)
 }

@@ -73,7 +73,7 @@ fn parse_opts(q: &HashMap<String, String>) -> ApiResult<Opts> {
     })
 }
 
-fn parse_since(s: &str) -> Option<Timestamp> {
+pub(crate) fn parse_since(s: &str) -> Option<Timestamp> {
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
     let secs: i64 = secs.parse().ok()?;
     let mut nanos: i64 = 0;

@@ -3,6 +3,10 @@
 
 mod autolock;
 mod certificates;
+pub(crate) mod containers;
+pub(crate) mod events;
+pub(crate) mod exec;
+mod image_ops;
 mod images;
 mod logs;
 mod networks;
@@ -12,6 +16,7 @@ mod services;
 pub(crate) mod swarm;
 mod system;
 mod tasks;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -79,13 +84,41 @@ pub fn router(state: AppState) -> Router {
             "/images/load",
             post(images::load).layer(DefaultBodyLimit::disable()),
         )
-        // Image names hold slashes (`host:5000/team/app:1`).
-        .route("/images/{*name}", axum::routing::delete(images::remove))
-        .route("/volumes", get(images::volumes))
+        .route("/images/search", get(image_ops::search))
+        .route("/images/get", get(image_ops::save_many))
+        // Image names hold slashes (`host:5000/team/app:1`): the path's last segment says
+        // which call it is (`json`, `history`, `get`, `tag`).
+        .route(
+            "/images/{*name}",
+            get(image_ops::by_name)
+                .post(image_ops::by_name_post)
+                .delete(images::remove),
+        )
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
         .route(
             "/volumes/{name}",
-            get(images::volume_inspect).delete(images::volume_remove),
+            get(volumes::inspect).delete(volumes::remove),
         )
+        .route("/containers/json", get(containers::list))
+        .route(
+            "/containers/{id}",
+            axum::routing::delete(containers::remove),
+        )
+        .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/stats", get(containers::stats))
+        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/stop", post(containers::stop))
+        .route("/containers/{id}/restart", post(containers::restart))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
+        .route("/events", get(events::events))
         // A shoal extension: API client certificates signed by the cluster's root.
         .route("/shoal/certificates", post(certificates::issue))
         .fallback(|| async { ApiError::not_found("page not found") })

@@ -13,6 +13,7 @@ use crate::AppState;
 use crate::body::{JsonRaw, query_bool, query_u64};
 use crate::convert::payload::{pins_in, service_pins_out};
 use crate::convert::service::{service_out, spec_in};
+use crate::convert::service_extras::warnings;
 use crate::error::{ApiError, ApiResult};
 use crate::filters::Filters;
 
@@ -67,19 +68,42 @@ pub async fn create(
     let h = manager(&state).await?;
     let mut spec = spec_in(body)?;
     pins_in(&raw, &mut spec, None)?;
+    let warnings = warnings(&spec);
     let s = h.create_service(spec).await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(serde_json::json!({ "ID": s.id.to_string() })),
+        axum::Json(
+            serde_json::json!({ "ID": s.id.to_string(), "Warnings": warnings_json(warnings) }),
+        ),
     ))
 }
 
+/// Docker's `Warnings`: `null` when there are none, never left out (the daemon's Go type has no
+/// `omitempty`).
+fn warnings_json(w: Vec<String>) -> serde_json::Value {
+    if w.is_empty() {
+        serde_json::Value::Null
+    } else {
+        w.into()
+    }
+}
+
+/// `GET /services/{id}`; with `insertDefaults`, the spec shows Swarm's defaults where the client
+/// left something out (what `docker service inspect` asks for). As in Swarm, only the current
+/// spec: the previous one is shown as stored.
 pub async fn inspect(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
     let h = manager(&state).await?;
+    let insert_defaults = query_bool(&q, "insertDefaults")?;
     let s = h.view().find_service(&id)?;
+    if insert_defaults {
+        let mut shown = (*s).clone();
+        shown.spec = s.spec.with_defaults();
+        return Ok(axum::Json(service_json(&shown, None)?));
+    }
     Ok(axum::Json(service_json(&s, None)?))
 }
 
@@ -111,8 +135,15 @@ pub async fn update(
         pins_in(&raw, &mut spec, Some(&current.spec))?;
         spec
     };
+    let warnings = if rollback {
+        Vec::new()
+    } else {
+        warnings(&spec)
+    };
     h.update_service(&id, version, spec, rollback).await?;
-    Ok(axum::Json(serde_json::json!({})))
+    Ok(axum::Json(
+        serde_json::json!({ "Warnings": warnings_json(warnings) }),
+    ))
 }
 
 pub async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<()> {
@@ -126,7 +157,7 @@ fn service_json(
     s: &shoal_types::Service,
     status: Option<w::ServiceServiceStatus>,
 ) -> Result<serde_json::Value, ApiError> {
-    let mut out = serde_json::to_value(service_out(s, status)).map_err(|e| {
+    let mut out = service_out(s, status).to_json().map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("encoding service {}: {e}", s.spec.name),

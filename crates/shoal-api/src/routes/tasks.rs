@@ -66,7 +66,7 @@ pub async fn inspect(
 
 /// A task as Docker shows it, plus the version of each secret and config it was given.
 fn task_json(t: &shoal_types::Task, wire: WireTask) -> Result<serde_json::Value, ApiError> {
-    let mut out = serde_json::to_value(wire).map_err(|e| {
+    let mut out = wire.to_json().map_err(|e| {
         ApiError::new(
             http::StatusCode::INTERNAL_SERVER_ERROR,
             format!("encoding task {}: {e}", t.id),

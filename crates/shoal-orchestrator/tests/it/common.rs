@@ -219,7 +219,7 @@ impl World {
         r.condition = condition;
         r.delay = Some(secs(delay));
         r.max_attempts = max_attempts;
-        r.window = secs(window);
+        r.window = Some(secs(window));
     }
 
     pub fn advance(&mut self, d: Duration) {

@@ -12,7 +12,7 @@ fn cfg(parallelism: u64, order: UpdateOrder, failure_action: FailureAction) -> U
         order,
         failure_action,
         delay: secs(0),
-        monitor: secs(5),
+        monitor: Some(secs(5)),
         max_failure_ratio: 0.0,
     }
 }
@@ -258,6 +258,32 @@ fn constraint_change_alone_keeps_tasks_whose_node_still_fits() {
         1,
         "no longer fits: dirty"
     );
+}
+
+/// A spec whose client left the placement out, updated with one that gives constraints (the
+/// Python SDK's `constraints=`): a placement change alone, as in Swarm.
+#[test]
+fn a_placement_given_where_none_was_keeps_tasks_whose_node_fits() {
+    let mut unplaced = replicated(2);
+    unplaced.spec.task.omitted.placement = true;
+    let mut w = World::new(unplaced, &["n1", "n2"]);
+    w.set_update_config(cfg(1, UpdateOrder::StopFirst, FailureAction::Pause));
+    w.settle(20);
+    assert_eq!(w.running().len(), 2);
+    assert!(w.running().iter().all(|t| t.spec.omitted.placement));
+    for n in &mut w.nodes {
+        n.spec.labels.insert("zone".into(), "a".into());
+    }
+    w.update_spec(|s| {
+        s.task.omitted.placement = false;
+        s.task.placement.constraints = vec!["node.labels.zone==a".into()];
+    });
+    let r = w.step();
+    assert!(r.changes.is_empty(), "{:?}", r.changes);
+    // An empty placement given where none was: the same.
+    w.update_spec(|s| s.task.placement.constraints.clear());
+    let r = w.step();
+    assert!(r.changes.is_empty(), "{:?}", r.changes);
 }
 
 #[test]

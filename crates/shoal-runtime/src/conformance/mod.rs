@@ -9,7 +9,7 @@
 //!
 //! What a driver does beyond the contract (Docker's image pulls, the native runtime's rootfs
 //! and cgroup files) keeps its own tests next to the driver. Later capabilities (secrets
-//! mounts, exec) add their behaviours here.
+//! mounts, exec) add their behaviours here (exec, signals, processes and usage: `exec`).
 //!
 //! A task with networks needs a network namespace: the driver's own (`network_sandbox`), else
 //! one the harness makes ([`Harness::netns`]); the harness also marks it
@@ -20,6 +20,8 @@
 //! tokio's, so the fake's suite can run with paused time.
 
 mod cases;
+mod exec;
+mod images;
 mod limits;
 mod networks;
 
@@ -35,6 +37,8 @@ use crate::{
 };
 
 pub use cases::*;
+pub use exec::*;
+pub use images::*;
 pub use limits::*;
 pub use networks::*;
 
@@ -334,7 +338,15 @@ macro_rules! conformance_tests {
             missing_executable_fails_the_start,
             remove_cleans_up,
             secret_and_config_files,
-            a_task_with_networks_runs_in_its_namespace
+            a_task_with_networks_runs_in_its_namespace,
+            exec_runs_inside_the_task,
+            exec_reads_its_stdin,
+            exec_on_a_tty,
+            exec_needs_a_running_task,
+            signal_processes_and_stats,
+            image_inspect_and_history,
+            image_tag_save_and_load,
+            volume_create_and_prune
         );
     };
     (@each $harness:ty, [$attr:meta], $($name:ident),*) => {
@@ -372,4 +384,12 @@ pub async fn run_all<H: Harness>(h: &H) {
     remove_cleans_up(h).await;
     secret_and_config_files(h).await;
     a_task_with_networks_runs_in_its_namespace(h).await;
+    exec_runs_inside_the_task(h).await;
+    exec_reads_its_stdin(h).await;
+    exec_on_a_tty(h).await;
+    exec_needs_a_running_task(h).await;
+    signal_processes_and_stats(h).await;
+    image_inspect_and_history(h).await;
+    image_tag_save_and_load(h).await;
+    volume_create_and_prune(h).await;
 }

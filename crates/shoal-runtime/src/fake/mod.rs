@@ -11,8 +11,11 @@
 //! - Any other command is an opaque process: it runs until told to ([`FakeDriver::exit`]) or
 //!   stopped (it dies of the stop signal at once), and its health moves only by
 //!   [`FakeDriver::set_health`].
-//! - Images all exist except one named `missing` (any repository or tag). Executables all exist
-//!   except `fail-start` and paths with a component starting `no-such`.
+//! - An exec runs its argv in the task's shell the same way (see `exec`).
+//! - Images all exist for tasks except one named `missing` (any repository or tag); a task's
+//!   image enters the node's image table at `prepare`, as if pulled (see `catalog`, which also
+//!   holds the volume calls an engine serves). Executables all exist except `fail-start` and
+//!   paths with a component starting `no-such`.
 //!
 //! The state is a [`FakeNode`]: a new driver made [`FakeDriver::on`] the node of a previous one
 //! adopts its tasks, as a real driver does after a restart. Processes outlive the driver that
@@ -21,6 +24,8 @@
 //! Concurrency: one mutex around the node's tables, never held across an await; waiters are
 //! woken through a watch channel bumped on every change.
 
+mod catalog;
+mod exec;
 mod proc;
 mod shell;
 
@@ -68,6 +73,7 @@ struct Task {
 
 struct Volume {
     labels: BTreeMap<String, String>,
+    options: BTreeMap<String, String>,
     created_at: Timestamp,
     files: BTreeMap<String, Bytes>,
 }
@@ -81,6 +87,7 @@ struct Inner {
     volumes: BTreeMap<String, Volume>,
     /// The node's own files, which bind mounts show.
     host_files: BTreeMap<String, Bytes>,
+    images: catalog::Images,
 }
 
 struct Node {
@@ -395,10 +402,13 @@ impl RuntimeDriver for FakeDriver {
         if image_missing(image) {
             return Err(RuntimeError::ImageNotFound(image.clone()));
         }
+        // As a real runtime pulls the task's image.
+        g.images.pull(image, now);
         for m in &run.container.mounts {
             if m.kind == MountKind::Volume && !m.source.is_empty() {
                 g.volumes.entry(m.source.clone()).or_insert_with(|| Volume {
                     labels: m.volume_labels.clone(),
+                    options: BTreeMap::new(),
                     created_at: now,
                     files: BTreeMap::new(),
                 });
@@ -534,12 +544,34 @@ impl RuntimeDriver for FakeDriver {
             .map(|(id, t)| RuntimeTask {
                 task_id: id.clone(),
                 state: t.state.clone(),
+                container_id: None,
+                started_at: Timestamp::ZERO,
             })
             .collect())
     }
 
     async fn health(&self, task_id: &Id) -> Result<Health, RuntimeError> {
         Ok(self.lock().health.get(task_id).cloned().unwrap_or_default())
+    }
+
+    async fn exec(
+        &self,
+        task_id: &Id,
+        spec: crate::ExecSpec,
+    ) -> Result<crate::ExecProcess, RuntimeError> {
+        self.exec_in(task_id, spec)
+    }
+
+    async fn signal(&self, task_id: &Id, signal: i32) -> Result<(), RuntimeError> {
+        self.signal_task(task_id, signal)
+    }
+
+    async fn processes(&self, task_id: &Id) -> Result<Vec<i64>, RuntimeError> {
+        self.task_processes(task_id)
+    }
+
+    async fn stats(&self, task_id: &Id) -> Result<crate::TaskStats, RuntimeError> {
+        self.task_stats(task_id)
     }
 
     async fn logs(&self, task_id: &Id, opts: LogOptions) -> Result<LogStream, RuntimeError> {
@@ -597,13 +629,7 @@ impl RuntimeDriver for FakeDriver {
         let g = self.lock();
         Ok(g.volumes
             .iter()
-            .map(|(name, v)| VolumeInfo {
-                name: name.clone(),
-                mountpoint: format!("/fake/volumes/{name}"),
-                labels: v.labels.clone(),
-                created_at: v.created_at,
-                in_use_by: Self::in_use_by(&g, name),
-            })
+            .map(|(name, v)| Self::volume_info(&g, name, v))
             .collect())
     }
 
@@ -622,5 +648,57 @@ impl RuntimeDriver for FakeDriver {
         }
         g.volumes.remove(name);
         Ok(())
+    }
+
+    async fn images(&self) -> Result<Vec<crate::ImageInfo>, RuntimeError> {
+        Ok(self.image_list())
+    }
+
+    /// Reads the fake's own archives (see `catalog`) from the node's files.
+    async fn load_image(&self, archive: &std::path::Path) -> Result<Vec<String>, RuntimeError> {
+        self.load(&archive.display().to_string())
+    }
+
+    async fn remove_image(
+        &self,
+        reference: &str,
+        force: bool,
+    ) -> Result<Vec<String>, RuntimeError> {
+        self.untag(reference, force)
+    }
+
+    async fn inspect_image(&self, reference: &str) -> Result<crate::ImageDetails, RuntimeError> {
+        self.image_details(reference)
+    }
+
+    async fn image_history(
+        &self,
+        reference: &str,
+    ) -> Result<Vec<crate::ImageHistoryEntry>, RuntimeError> {
+        self.history_of(reference)
+    }
+
+    async fn tag_image(&self, source: &str, target: &str) -> Result<(), RuntimeError> {
+        self.tag(source, target)
+    }
+
+    /// Writes the fake's own archive among the node's files.
+    async fn save_images(
+        &self,
+        references: &[String],
+        archive: &std::path::Path,
+    ) -> Result<(), RuntimeError> {
+        self.save(references, &archive.display().to_string())
+    }
+
+    async fn create_volume(&self, spec: &crate::VolumeCreate) -> Result<VolumeInfo, RuntimeError> {
+        self.make_volume(spec)
+    }
+
+    async fn prune_volumes(
+        &self,
+        filter: &crate::VolumePrune,
+    ) -> Result<crate::VolumesPruned, RuntimeError> {
+        Ok(self.prune(filter))
     }
 }

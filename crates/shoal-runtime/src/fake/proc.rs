@@ -44,6 +44,12 @@ enum Sink {
     Log,
     /// A health check's output, both streams, as Docker keeps it.
     Capture(Vec<u8>),
+    /// An exec's output, as it is written; with a TTY both streams are the terminal's, which
+    /// turns `\n` into `\r\n`.
+    Exec {
+        tx: tokio::sync::mpsc::UnboundedSender<(LogStreamKind, Bytes)>,
+        tty: bool,
+    },
 }
 
 struct Proc {
@@ -56,6 +62,8 @@ struct Proc {
     memory_limit: u64,
     /// The task's main process handles its signals; a health check does not.
     main: bool,
+    /// What `cat` without arguments reads (an exec's input, read to its end first).
+    stdin: Option<Bytes>,
 }
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -124,7 +132,7 @@ pub(super) fn spawn_health(node: &Arc<Node>, task: &Id, check: &HealthConfig, en
                 failures += 1;
                 let out = match &p.sink {
                     Sink::Capture(b) => String::from_utf8_lossy(b).trim().to_string(),
-                    Sink::Log => String::new(),
+                    Sink::Log | Sink::Exec { .. } => String::new(),
                 };
                 (failures >= retries).then_some(Health::Unhealthy(out))
             };
@@ -133,6 +141,30 @@ pub(super) fn spawn_health(node: &Arc<Node>, task: &Id, check: &HealthConfig, en
             }
         }
     });
+}
+
+/// Runs an exec's `argv` in the running task, its output to `tx`; resolves with the exit code
+/// (137 when the task dies under it). `stdin`, when given, is read to its end first.
+pub(super) async fn run_exec(
+    node: &Arc<Node>,
+    task: &Id,
+    argv: Vec<String>,
+    env: Vec<String>,
+    tty: bool,
+    stdin: Option<tokio::io::DuplexStream>,
+    tx: tokio::sync::mpsc::UnboundedSender<(LogStreamKind, Bytes)>,
+) -> i64 {
+    let mut p = Proc::new(node, task, &env, NODE_MEMORY, false, Sink::Exec { tx, tty });
+    if let Some(mut r) = stdin {
+        let mut buf = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut r, &mut buf).await;
+        p.stdin = Some(Bytes::from(buf));
+    }
+    match run_argv(&mut p, &argv).await {
+        Flow::Next => p.status,
+        Flow::Exit(c) => c,
+        Flow::Gone => 137,
+    }
 }
 
 /// A check's argv: `sh -c SCRIPT` in the shell, anything else as one simple command.
@@ -183,6 +215,7 @@ impl Proc {
             sink,
             memory_limit: if limit > 0 { limit } else { NODE_MEMORY },
             main,
+            stdin: None,
         }
     }
 
@@ -253,12 +286,17 @@ impl Proc {
                 vars: self.vars.clone(),
                 traps: BTreeMap::new(),
                 status: 0,
-                sink: match self.sink {
+                sink: match &self.sink {
                     Sink::Log => Sink::Log,
                     Sink::Capture(_) => Sink::Capture(Vec::new()),
+                    Sink::Exec { tx, tty } => Sink::Exec {
+                        tx: tx.clone(),
+                        tty: *tty,
+                    },
                 },
                 memory_limit: self.memory_limit,
                 main: false,
+                stdin: None,
             };
             let job = job.clone();
             tokio::spawn(async move {
@@ -322,6 +360,21 @@ impl Proc {
     fn write(&mut self, stream: LogStreamKind, bytes: &[u8]) {
         match &mut self.sink {
             Sink::Capture(buf) => buf.extend_from_slice(bytes),
+            Sink::Exec { tx, tty } => {
+                let (kind, data) = if *tty {
+                    let mut v = Vec::with_capacity(bytes.len());
+                    for b in bytes {
+                        if *b == b'\n' {
+                            v.push(b'\r');
+                        }
+                        v.push(*b);
+                    }
+                    (LogStreamKind::Stdout, Bytes::from(v))
+                } else {
+                    (stream, Bytes::copy_from_slice(bytes))
+                };
+                let _ = tx.send((kind, data));
+            }
             Sink::Log => {
                 if let Some(node) = self.node.upgrade() {
                     node.log(&self.task, stream, bytes);
@@ -411,6 +464,11 @@ impl Proc {
             }
             "cat" => {
                 let mut code = 0;
+                if args.is_empty()
+                    && let Some(input) = &self.stdin
+                {
+                    out.extend_from_slice(input);
+                }
                 for a in args {
                     match self.read_file(a) {
                         Some(b) => out.extend_from_slice(&b),
