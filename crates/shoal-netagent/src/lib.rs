@@ -181,6 +181,7 @@ impl NetAgent {
         Arc::new(NetDriver {
             net: self.clone(),
             inner,
+            preparing: Default::default(),
         })
     }
 
@@ -974,6 +975,22 @@ fn join_error(e: tokio::task::JoinError) -> NetError {
 struct NetDriver {
     net: Arc<NetAgent>,
     inner: Arc<dyn RuntimeDriver>,
+    /// Tasks between their wiring and the runtime holding them: `list` (which anyone may call,
+    /// the node's engine several times a second) must not take their namespaces for strays.
+    preparing: std::sync::Mutex<BTreeSet<Id>>,
+}
+
+/// Marks a task as being prepared for as long as it lives.
+struct Preparing<'a>(&'a NetDriver, Id);
+
+impl Drop for Preparing<'_> {
+    fn drop(&mut self) {
+        self.0
+            .preparing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.1);
+    }
 }
 
 #[async_trait]
@@ -990,6 +1007,11 @@ impl RuntimeDriver for NetDriver {
         if run.networks.is_empty() && !self.net.maps.borrow().publishes(&run.task_id) {
             return self.inner.prepare(run).await;
         }
+        self.preparing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(run.task_id.clone());
+        let _preparing = Preparing(self, run.task_id.clone());
         let made = self.inner.network_sandbox(run).await?;
         let netns = match self.net.wire(run, made.clone()).await {
             Ok(n) => n,
@@ -1030,8 +1052,19 @@ impl RuntimeDriver for NetDriver {
     }
 
     async fn list(&self) -> Result<Vec<RuntimeTask>, RuntimeError> {
+        // Read before and after the runtime's list: a task that finished preparing meanwhile is
+        // in that list, one that began is in the second read.
+        let preparing = || {
+            self.preparing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        };
+        let before = preparing();
         let tasks = self.inner.list().await?;
-        let held: BTreeSet<Id> = tasks.iter().map(|t| t.task_id.clone()).collect();
+        let mut held: BTreeSet<Id> = tasks.iter().map(|t| t.task_id.clone()).collect();
+        held.extend(before);
+        held.extend(preparing());
         self.net.remove_strays(&held).await;
         Ok(tasks)
     }

@@ -163,11 +163,14 @@ impl Daemon {
             ))
         })?;
         let net = shoal_netagent::NetAgent::new(cfg.data_dir.join("net"));
+        // The engine lists the node's containers several times a second; the network layer's
+        // list also sweeps stray namespaces, which is the agent's business at its start.
+        let engine_driver = driver.clone();
         let driver = net.wrap(driver);
         net.spawn_reconciler();
         let daemon = Arc::new_cyclic(|me: &Weak<Daemon>| Daemon {
             engine: Arc::new(shoal_engine::NodeEngine::new(
-                driver.clone(),
+                engine_driver,
                 Arc::new(AssignedTasks(me.clone())),
                 clock.clone(),
                 shoal_types::id::IdGen::from_os(),
