@@ -105,13 +105,18 @@ impl NodeEngine {
         }
     }
 
+    /// An exec's event; an `action` ending in `:` is followed by the exec's command, as
+    /// Docker names `exec_create: CMD` and `exec_start: CMD` (but not `exec_die`).
     fn exec_event(&self, id: &str, action: &str, extra: &[(&str, String)]) {
         let Ok(i) = self.execs.inspect(id) else {
             return;
         };
         let mut e = shoal_control::engine::EngineEvent {
             typ: "container".into(),
-            action: format!("{action}: {}", i.config.cmd.join(" ")),
+            action: match action.strip_suffix(':') {
+                Some(a) => format!("{a}: {}", i.config.cmd.join(" ")),
+                None => action.to_string(),
+            },
             id: i.container_id.clone(),
             attributes: [("execID".to_string(), id.to_string())].into(),
             scope: "local".into(),
@@ -119,9 +124,6 @@ impl NodeEngine {
         };
         for (k, v) in extra {
             e.attributes.insert(k.to_string(), v.clone());
-        }
-        if action == "exec_die" {
-            e.action = action.to_string();
         }
         self.events.publish(e);
     }
@@ -342,13 +344,13 @@ impl Engine for NodeEngine {
             .fill(&mut bytes);
         let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let id = self.execs.create(id, c.id, task, config, self.clock.now());
-        self.exec_event(&id, "exec_create", &attrs);
+        self.exec_event(&id, "exec_create:", &attrs);
         Ok(id)
     }
 
     async fn exec_start(&self, id: &str) -> Result<ExecStreams, EngineError> {
         let s = self.execs.start(id, self.driver.as_ref()).await?;
-        self.exec_event(id, "exec_start", &[]);
+        self.exec_event(id, "exec_start:", &[]);
         Ok(s)
     }
 

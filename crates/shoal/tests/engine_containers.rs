@@ -465,6 +465,20 @@ impl Drop for Background {
     }
 }
 
+/// The ID of one running container of `service`.
+fn container_of_any(d: &Daemon, service: &str) -> String {
+    let out = d.docker_ok(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.swarm.service.name={service}"),
+    ]);
+    out.split_whitespace()
+        .next()
+        .unwrap_or_else(|| panic!("no running container of {service}"))
+        .to_string()
+}
+
 fn lines_with(text: &str, needle: &str) -> usize {
     text.lines().filter(|l| l.contains(needle)).count()
 }
@@ -514,6 +528,15 @@ fn docker_events_while_a_service_scales() {
             && s.contains("service update web")
             && lines_with(&s, "container create web.") >= 3
             && lines_with(&s, "container start web.") >= 3;
+        if ok { Ok(()) } else { Err(s) }
+    });
+    let one = container_of_any(&d, "web");
+    d.docker_ok(&["exec", &one, "true"]);
+    wait_for("the exec's events", MINUTE, || {
+        let s = live.seen();
+        let ok = s.contains("container exec_create: true web.")
+            && s.contains("container exec_start: true")
+            && s.contains("container exec_die");
         if ok { Ok(()) } else { Err(s) }
     });
     d.docker_ok(&["service", "scale", "web=1"]);

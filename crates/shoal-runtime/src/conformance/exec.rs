@@ -41,6 +41,17 @@ async fn collect<H: Harness>(h: &H, p: ExecProcess) -> (String, String, i64) {
     )
 }
 
+/// Ends a task the case started and removes it.
+async fn stop_and_remove<H: Harness>(h: &H, d: &H::Driver, id: &shoal_types::Id) {
+    let name = h.name();
+    if let Err(e) = d.stop(id, Duration::from_secs(1)).await {
+        panic!("{name}: stopping {id}: {e}");
+    }
+    if let Err(e) = d.remove(id).await {
+        panic!("{name}: removing {id}: {e}");
+    }
+}
+
 fn sh(script: &str) -> Vec<String> {
     vec!["sh".into(), "-c".into(), script.into()]
 }
@@ -81,10 +92,7 @@ pub async fn exec_runs_inside_the_task<H: Harness>(h: &H) {
         ),
         "{name}: the task runs on after the exec"
     );
-    d.stop(&r.task_id, Duration::from_secs(1))
-        .await
-        .expect("stop");
-    d.remove(&r.task_id).await.expect("remove");
+    stop_and_remove(h, &d, &r.task_id).await;
 }
 
 /// With stdin the exec reads what is written until the input is shut down.
@@ -117,10 +125,7 @@ pub async fn exec_reads_its_stdin<H: Harness>(h: &H) {
         ("ping\n", "", 0),
         "{name}: cat echoes its input and exits when it ends"
     );
-    d.stop(&r.task_id, Duration::from_secs(1))
-        .await
-        .expect("stop");
-    d.remove(&r.task_id).await.expect("remove");
+    stop_and_remove(h, &d, &r.task_id).await;
 }
 
 /// On a TTY both streams are the terminal's (newlines as `\r\n`), and the terminal can be
@@ -173,10 +178,7 @@ pub async fn exec_on_a_tty<H: Harness>(h: &H) {
     );
     let (_, _, code) = collect(h, plain).await;
     assert_eq!(code, 0, "{name}: the plain exec's exit code");
-    d.stop(&r.task_id, Duration::from_secs(1))
-        .await
-        .expect("stop");
-    d.remove(&r.task_id).await.expect("remove");
+    stop_and_remove(h, &d, &r.task_id).await;
 }
 
 /// Exec, signal, processes and usage need a running task: an exited one is `NotRunning`, an
