@@ -1,14 +1,16 @@
 //! The engine endpoints' outside input: the `POST /containers/{id}/exec` body (`exec_config`,
 //! the handler's own parser), the `filters` of `GET /containers/json` and `GET /events` with
 //! the matchers the handlers apply, a signal name (`kill?signal=`), and `ps` output as `top`
-//! filters it. The first byte picks which; the rest is the input.
+//! filters it, the `POST /containers/create` body (then shown back by inspect), and a local
+//! network's `POST /networks/create` body. The first byte picks which; the rest is the input.
 #![no_main]
 
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
 use shoal_api::engine_wire::{
-    CONTAINER_FILTERS, EVENT_FILTERS, container_matches, event_matches, exec_config, parse_signal,
+    CONTAINER_FILTERS, EVENT_FILTERS, container_create, container_matches, event_matches,
+    exec_config, inspect_json, local_network_spec, parse_signal,
 };
 use shoal_api::filters::Filters;
 use shoal_control::engine::{ContainerInfo, ContainerState, ContainerStatus, EngineEvent};
@@ -36,6 +38,7 @@ fn container() -> ContainerInfo {
         },
         networks: Vec::new(),
         runtime: "native".into(),
+        standalone: None,
     }
 }
 
@@ -43,7 +46,25 @@ fuzz_target!(|data: &[u8]| {
     let Some((which, raw)) = select(data) else {
         return;
     };
-    match which % 4 {
+    match which % 6 {
+        4 => {
+            if let Ok(create) = container_create(raw) {
+                assert!(!create.spec.image.is_empty(), "a container without an image");
+                let mut c = container();
+                c.standalone = Some(shoal_control::engine::StandaloneInfo {
+                    create,
+                    restart_count: 0,
+                    restarting: false,
+                    published: Vec::new(),
+                });
+                let _ = inspect_json(&c);
+            }
+        }
+        5 => {
+            if let Ok(spec) = local_network_spec(raw) {
+                assert_eq!(spec.driver, "bridge");
+            }
+        }
         0 => {
             if let Ok(c) = exec_config(raw) {
                 assert!(!c.cmd.is_empty(), "an exec without a command was accepted");
@@ -54,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
                 return;
             };
             let text = Some(text.to_owned());
-            if which % 4 == 1 {
+            if which % 6 == 1 {
                 if let Ok(f) = Filters::parse(text.as_ref(), CONTAINER_FILTERS) {
                     let _ = container_matches(&container(), &f);
                 }

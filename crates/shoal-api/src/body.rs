@@ -88,6 +88,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// not field names, and are left exactly as sent.
 const OPAQUE: &[&str] = &[
     "Labels",
+    // Keyed by network names.
+    "EndpointsConfig",
     "Options",
     "DriverOpts",
     "Sysctls",

@@ -28,6 +28,7 @@ pub const TASKS: &[&str] = &[
     "label",
     "desired-state",
     "_up-to-date",
+    "runtime",
 ];
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

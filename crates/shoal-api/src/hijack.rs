@@ -59,6 +59,64 @@ pub fn frame(kind: LogStreamKind, data: &[u8], tty: bool) -> Bytes {
     out.freeze()
 }
 
+/// Whether a chunk of `kind` goes to a client that asked for `(stdout, stderr)`.
+pub fn wanted(kind: LogStreamKind, (out, err): (bool, bool)) -> bool {
+    match kind {
+        LogStreamKind::Stdout => out,
+        LogStreamKind::Stderr => err,
+    }
+}
+
+/// Serves a hijacked connection: copies its input to `streams.input` (the client's half-close
+/// ends the input, not the output) and `streams.output` to it; when the output has ended,
+/// awaits `finish` (an exec's exit code, so it is final before the client is told), then
+/// closes the connection's write side.
+pub async fn pump(
+    on: hyper::upgrade::OnUpgrade,
+    streams: shoal_control::engine::ExecStreams,
+    attach: (bool, bool),
+    finish: impl std::future::Future<Output = ()>,
+) {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let upgraded = match on.await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::debug!(error = %e, "hijack: the connection was not handed over");
+            return;
+        }
+    };
+    let io = hyper_util::rt::TokioIo::new(upgraded);
+    let (mut rd, mut wr) = tokio::io::split(io);
+    let input = streams.input.map(|mut input| {
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut rd, &mut input).await;
+            let _ = input.shutdown().await;
+        })
+    });
+    let mut output = streams.output;
+    let tty = streams.tty;
+    let mut client_gone = false;
+    while let Some(chunk) = output.next().await {
+        let Ok((kind, data)) = chunk else {
+            break;
+        };
+        if client_gone || !wanted(kind, attach) {
+            continue;
+        }
+        if wr.write_all(&frame(kind, &data, tty)).await.is_err() {
+            // Keep draining so the process is never blocked on a full pipe.
+            client_gone = true;
+        }
+    }
+    finish.await;
+    let _ = wr.flush().await;
+    let _ = wr.shutdown().await;
+    if let Some(h) = input {
+        h.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,10 +25,19 @@ pub use routes::swarm::{InitBody, JoinBody};
 /// The engine endpoints' parsers and matchers, for the fuzz targets.
 pub mod engine_wire {
     pub use crate::routes::containers::{
-        FILTERS as CONTAINER_FILTERS, matches as container_matches, parse_signal,
+        FILTERS as CONTAINER_FILTERS, inspect_json, matches as container_matches, parse_signal,
     };
     pub use crate::routes::events::{FILTERS as EVENT_FILTERS, matches as event_matches};
     pub use crate::routes::exec::exec_config;
+    pub use crate::routes::standalone::container_create;
+
+    /// `POST /networks/create`'s body as a local (`bridge`) network's spec.
+    pub fn local_network_spec(
+        body: &[u8],
+    ) -> crate::error::ApiResult<shoal_types::local_net::LocalNetworkSpec> {
+        let r: bollard_stubs::models::NetworkCreateRequest = crate::body::parse_json(body)?;
+        crate::convert::network::local_spec_in(r)
+    }
 }
 pub use version::{ApiVersion, MAX_API_VERSION, MIN_API_VERSION};
 

@@ -22,6 +22,12 @@ use shoal_types::{Id, Timestamp};
 pub enum EngineError {
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    #[error("Could not find the file {path} in container {container}")]
+    NoSuchPath { path: String, container: String },
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
     #[error("No such exec instance: {0}")]
     NoSuchExec(String),
     #[error("Container {0} is not running")]
@@ -47,7 +53,11 @@ impl EngineError {
     /// Docker's status for each.
     pub fn status(&self) -> StatusCode {
         match self {
-            EngineError::NoSuchContainer(_) | EngineError::NoSuchExec(_) => StatusCode::NOT_FOUND,
+            EngineError::NoSuchContainer(_)
+            | EngineError::NoSuchExec(_)
+            | EngineError::NoSuchImage(_)
+            | EngineError::NoSuchNetwork(_)
+            | EngineError::NoSuchPath { .. } => StatusCode::NOT_FOUND,
             EngineError::NotRunning(_) | EngineError::Conflict(_) => StatusCode::CONFLICT,
             EngineError::Invalid { .. } => StatusCode::BAD_REQUEST,
             EngineError::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
@@ -61,6 +71,8 @@ impl EngineError {
 pub enum ContainerStatus {
     Created,
     Running,
+    /// Exited, and its restart policy starts it again after a delay.
+    Restarting,
     Exited,
 }
 
@@ -69,6 +81,7 @@ impl ContainerStatus {
         match self {
             ContainerStatus::Created => "created",
             ContainerStatus::Running => "running",
+            ContainerStatus::Restarting => "restarting",
             ContainerStatus::Exited => "exited",
         }
     }
@@ -92,11 +105,120 @@ pub struct ContainerState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerNetwork {
     pub id: Id,
+    /// The network's gateway, when it has one the container routes through.
+    pub gateway: String,
+    pub mac: String,
     /// Its name, when the node knows it; else the ID.
     pub name: String,
     /// The address with its prefix length (`10.0.1.5/24`).
     pub addr: String,
     pub aliases: Vec<String>,
+}
+
+/// Docker's restart policy of a standalone container (`--restart`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    Always,
+    UnlessStopped,
+    /// `on-failure[:N]`; `max_retries` 0 is no limit.
+    OnFailure {
+        max_retries: u64,
+    },
+}
+
+impl RestartPolicy {
+    /// Docker's `Name` and `MaximumRetryCount`.
+    pub fn docker(&self) -> (&'static str, u64) {
+        match self {
+            RestartPolicy::No => ("no", 0),
+            RestartPolicy::Always => ("always", 0),
+            RestartPolicy::UnlessStopped => ("unless-stopped", 0),
+            RestartPolicy::OnFailure { max_retries } => ("on-failure", *max_retries),
+        }
+    }
+
+    /// From Docker's `Name` (empty is `no`) and `MaximumRetryCount`.
+    pub fn from_docker(name: &str, max_retries: u64) -> Result<Self, EngineError> {
+        let p = match name {
+            "" | "no" => RestartPolicy::No,
+            "always" => RestartPolicy::Always,
+            "unless-stopped" => RestartPolicy::UnlessStopped,
+            "on-failure" => RestartPolicy::OnFailure { max_retries },
+            other => {
+                return Err(EngineError::invalid(
+                    "HostConfig.RestartPolicy.Name",
+                    format!(
+                        "invalid restart policy {other:?}: expected no, always, unless-stopped or on-failure"
+                    ),
+                ));
+            }
+        };
+        if max_retries > 0 && !matches!(p, RestartPolicy::OnFailure { .. }) {
+            return Err(EngineError::invalid(
+                "HostConfig.RestartPolicy.MaximumRetryCount",
+                format!("maximum retry count cannot be used with restart policy '{name}'"),
+            ));
+        }
+        Ok(p)
+    }
+}
+
+/// A network a standalone container is to join, with its aliases there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EndpointRequest {
+    /// The network's name or ID, as the client gave it.
+    pub network: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// What `docker create` asks for: a container of its own on this node, apart from any service.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ContainerCreate {
+    pub spec: ContainerSpec,
+    #[serde(default)]
+    pub resources: shoal_types::service::ResourceRequirements,
+    /// Close the process's stdin when the first attached client detaches.
+    #[serde(default)]
+    pub stdin_once: bool,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// Remove it once it has exited (`--rm`).
+    #[serde(default)]
+    pub auto_remove: bool,
+    /// `default`, `bridge`, `host`, `none`, or the first network's name or ID.
+    #[serde(default)]
+    pub network_mode: String,
+    /// The networks it joins, the one `network_mode` names first.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointRequest>,
+    /// `-p`: ports published on the node.
+    #[serde(default)]
+    pub publish: Vec<shoal_types::endpoint::PortBinding>,
+    /// `-P`: every exposed port on a port the node picks.
+    #[serde(default)]
+    pub publish_all: bool,
+    /// `80/tcp`...: the ports it says it listens on.
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
+    /// What the front end keeps to show the request back as it was sent; opaque here.
+    #[serde(default)]
+    pub as_sent: String,
+}
+
+/// What only a standalone container has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StandaloneInfo {
+    pub create: ContainerCreate,
+    /// Restarts by its policy since the user last started it.
+    pub restart_count: u64,
+    /// Exited and waiting for its policy's next start.
+    pub restarting: bool,
+    /// The ports published for it now, with the node's picks for `host_port` 0.
+    pub published: Vec<shoal_types::endpoint::PortBinding>,
 }
 
 /// A container as the engine shows it.
@@ -116,6 +238,8 @@ pub struct ContainerInfo {
     pub networks: Vec<ContainerNetwork>,
     /// The runtime it runs on (`native`, `docker`).
     pub runtime: String,
+    /// `None` for a task's container.
+    pub standalone: Option<StandaloneInfo>,
 }
 
 /// What `POST /containers/{id}/exec` asks for.
@@ -232,6 +356,67 @@ pub trait Engine: Send + Sync {
 
     /// Removes it; a running one only with `force` (which kills it first).
     async fn remove(&self, key: &str, force: bool) -> Result<(), EngineError>;
+
+    /// Makes a standalone container (not started); its ID and warnings.
+    async fn create(
+        &self,
+        name: Option<&str>,
+        create: ContainerCreate,
+    ) -> Result<(String, Vec<String>), EngineError>;
+
+    /// Starts a standalone container, or starts an exited one again; `false` when it was
+    /// already running (Docker's 304).
+    async fn start(&self, key: &str) -> Result<bool, EngineError>;
+
+    /// The container's main process's streams from now on (its output from its first byte
+    /// when attached before it starts); input only when it keeps its stdin open.
+    async fn attach(&self, key: &str, stdin: bool) -> Result<ExecStreams, EngineError>;
+
+    /// Sets the terminal size of a container running on a TTY.
+    async fn resize(&self, key: &str, rows: u16, cols: u16) -> Result<(), EngineError>;
+
+    async fn rename(&self, key: &str, name: &str) -> Result<(), EngineError>;
+
+    /// Joins a standalone container to a network (before its start, or while it runs).
+    async fn connect(&self, key: &str, endpoint: EndpointRequest) -> Result<(), EngineError>;
+
+    /// Takes a standalone container off a network.
+    async fn disconnect(&self, key: &str, network: &str, force: bool) -> Result<(), EngineError>;
+
+    /// What is at `path` in the container's filesystem.
+    async fn path_stat(
+        &self,
+        key: &str,
+        path: &str,
+    ) -> Result<shoal_runtime::PathStat, EngineError>;
+
+    /// A tar of `path` in the container's filesystem.
+    async fn archive_get(
+        &self,
+        key: &str,
+        path: &str,
+    ) -> Result<(shoal_runtime::PathStat, shoal_runtime::ArchiveStream), EngineError>;
+
+    /// Extracts a tar into the directory `dir` in the container's filesystem.
+    async fn archive_put(
+        &self,
+        key: &str,
+        dir: &str,
+        archive: shoal_runtime::ArchiveStream,
+        no_overwrite_dir_non_dir: bool,
+    ) -> Result<(), EngineError>;
+
+    /// The node's local networks (Docker's `bridge` driver), the default `bridge` among them.
+    fn local_networks(&self) -> Vec<shoal_types::local_net::LocalNetwork>;
+
+    /// Makes a local network.
+    async fn create_local_network(
+        &self,
+        spec: shoal_types::local_net::LocalNetworkSpec,
+    ) -> Result<shoal_types::local_net::LocalNetwork, EngineError>;
+
+    /// Removes the local network named by `key` (name, ID or ID prefix).
+    async fn remove_local_network(&self, key: &str) -> Result<(), EngineError>;
 
     /// Makes an exec instance in a running container; its ID.
     async fn exec_create(&self, key: &str, config: ExecConfig) -> Result<String, EngineError>;

@@ -24,6 +24,10 @@ pub enum ControlError {
     /// manager).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The caller may not do this to this object (Swarm's `PermissionDenied`: attaching a
+    /// container to a network that is not attachable).
+    #[error("{0}")]
+    PermissionDenied(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -50,6 +54,7 @@ impl ControlError {
             | ControlError::InvalidArgument { .. }
             | ControlError::FailedPrecondition(_) => StatusCode::BAD_REQUEST,
             ControlError::Conflict(_) => StatusCode::CONFLICT,
+            ControlError::PermissionDenied(_) => StatusCode::FORBIDDEN,
             ControlError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ControlError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ControlError::Remote { status, .. } => {
@@ -153,6 +158,11 @@ mod tests {
             (ControlError::invalid("Name", "empty"), 400, "Name: empty"),
             (ControlError::Conflict("taken".into()), 409, "taken"),
             (ControlError::FailedPrecondition("no".into()), 400, "no"),
+            (
+                ControlError::PermissionDenied("network x not manually attachable".into()),
+                403,
+                "network x not manually attachable",
+            ),
             (ControlError::Unavailable("later".into()), 503, "later"),
             (
                 ControlError::Internal("bug".into()),

@@ -232,41 +232,6 @@ impl DockerDriver {
         Ok(Self::exit_info(&c))
     }
 
-    /// Where a task's secret and config files live: a tmpfs outside any data directory, bound
-    /// into the container file by file.
-    fn files_dir(&self, task: &Id) -> PathBuf {
-        shoal_runtime::files::dir_for(&std::path::Path::new(&self.owner).join(task.as_str()))
-    }
-
-    async fn materialize_files(
-        &self,
-        run: &TaskRun,
-    ) -> Result<Vec<shoal_runtime::files::Bound>, RuntimeError> {
-        let (dir, files) = (self.files_dir(&run.task_id), run.files.clone());
-        tokio::task::spawn_blocking(move || shoal_runtime::files::materialize(&dir, &files))
-            .await
-            .map_err(|e| RuntimeError::failed("writing the task's files", e))?
-            .map_err(|e| RuntimeError::Io {
-                context: format!(
-                    "writing the secret and config files of task {}",
-                    run.task_id
-                ),
-                source: e,
-            })
-    }
-
-    async fn release_files(&self, task: &Id) -> Result<(), RuntimeError> {
-        let dir = self.files_dir(task);
-        let id = task.clone();
-        tokio::task::spawn_blocking(move || shoal_runtime::files::release(&dir))
-            .await
-            .map_err(|e| RuntimeError::failed("removing the task's files", e))?
-            .map_err(|e| RuntimeError::Io {
-                context: format!("removing the secret and config files of task {id}"),
-                source: e,
-            })
-    }
-
     fn exit_info(c: &ContainerInspectResponse) -> ExitInfo {
         let st = c.state.clone().unwrap_or_default();
         let code = st.exit_code.unwrap_or(0);
@@ -314,7 +279,7 @@ impl RuntimeDriver for DockerDriver {
     }
 
     async fn network_sandbox(&self, run: &TaskRun) -> Result<Option<PathBuf>, RuntimeError> {
-        if run.networks.is_empty() {
+        if !run.has_own_network() {
             return Ok(None);
         }
         self.network_sandbox_of(run).await.map(Some)
@@ -322,14 +287,21 @@ impl RuntimeDriver for DockerDriver {
 
     async fn prepare(&self, run: &TaskRun) -> Result<(), RuntimeError> {
         match self.container_of(&run.task_id).await {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                // A driver that restarted since the first prepare gets the files back.
+                self.kept.keep(&run.task_id, &run.files);
+                return Ok(());
+            }
             Err(RuntimeError::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
         let created = self.create_task_container(run).await;
+        if created.is_ok() {
+            self.kept.keep(&run.task_id, &run.files);
+        }
         // A task that cannot be prepared is rejected: its sandbox goes with it.
         if created.is_err()
-            && !run.networks.is_empty()
+            && run.has_own_network()
             && let Err(e) = self.remove_sandbox(&run.task_id).await
         {
             tracing::warn!(task.id = %run.task_id, error = %shoal_types::error::Chain(&e), "docker runtime: removing the network sandbox of a rejected task");
@@ -337,25 +309,37 @@ impl RuntimeDriver for DockerDriver {
         created
     }
 
+    /// An exited container is started again as `docker start` does; its secret and config
+    /// files, which its exit released, are made again first.
     async fn start(&self, task_id: &Id) -> Result<i64, RuntimeError> {
         let c = self.inspect(task_id).await?;
-        match Self::state_of(&c) {
-            RuntimeTaskState::Created => {}
+        let again = match Self::state_of(&c) {
+            RuntimeTaskState::Created => false,
             // Already started (by us or an earlier driver): never start twice.
             RuntimeTaskState::Running { pid } => return Ok(pid),
-            RuntimeTaskState::Exited(_) => return Ok(0),
+            RuntimeTaskState::Exited(_) => true,
+        };
+        if again {
+            self.remake_files(task_id, &c).await?;
         }
         let id = c.id.clone().unwrap_or_default();
-        self.docker
-            .start_container(&id, None)
-            .await
-            .map_err(|e| match status_of(&e) {
-                Some(404) => RuntimeError::NotFound(task_id.clone()),
-                // The daemon's own answer (e.g. the executable is missing) is the message
-                // Docker users know; a failed call keeps bollard's error as the cause.
-                Some(_) => RuntimeError::StartFailed(message_of(&e)),
-                None => RuntimeError::failed("starting the container", e),
-            })?;
+        let started =
+            self.docker
+                .start_container(&id, None)
+                .await
+                .map_err(|e| match status_of(&e) {
+                    Some(404) => RuntimeError::NotFound(task_id.clone()),
+                    // The daemon's own answer (e.g. the executable is missing) is the message
+                    // Docker users know; a failed call keeps bollard's error as the cause.
+                    Some(_) => RuntimeError::StartFailed(message_of(&e)),
+                    None => RuntimeError::failed("starting the container", e),
+                });
+        if let Err(e) = started {
+            if again {
+                self.release_files(task_id).await?;
+            }
+            return Err(e);
+        }
         let c = self.inspect(task_id).await?;
         Ok(c.state.and_then(|s| s.pid).unwrap_or(0))
     }
@@ -419,6 +403,7 @@ impl RuntimeDriver for DockerDriver {
         }
         // After the container that bound them.
         self.release_files(task_id).await?;
+        self.kept.forget(task_id);
         // After the task's container, which lives in its namespace; also when the task was
         // never prepared.
         if self.remove_sandbox(task_id).await? {
@@ -525,6 +510,37 @@ impl RuntimeDriver for DockerDriver {
 
     async fn stats(&self, task_id: &Id) -> Result<shoal_runtime::TaskStats, RuntimeError> {
         self.task_stats(task_id).await
+    }
+
+    async fn attach(&self, task_id: &Id) -> Result<shoal_runtime::ExecProcess, RuntimeError> {
+        self.attach_to(task_id).await
+    }
+
+    async fn path_stat(
+        &self,
+        task_id: &Id,
+        path: &str,
+    ) -> Result<shoal_runtime::PathStat, RuntimeError> {
+        self.stat_path(task_id, path).await
+    }
+
+    async fn archive_get(
+        &self,
+        task_id: &Id,
+        path: &str,
+    ) -> Result<(shoal_runtime::PathStat, shoal_runtime::ArchiveStream), RuntimeError> {
+        self.get_archive(task_id, path).await
+    }
+
+    async fn archive_put(
+        &self,
+        task_id: &Id,
+        dir: &str,
+        archive: shoal_runtime::ArchiveStream,
+        no_overwrite_dir_non_dir: bool,
+    ) -> Result<(), RuntimeError> {
+        self.put_archive(task_id, dir, archive, no_overwrite_dir_non_dir)
+            .await
     }
 
     async fn volumes(&self) -> Result<Vec<VolumeInfo>, RuntimeError> {

@@ -18,17 +18,23 @@
 //! - `driver`: the [`RuntimeDriver`](shoal_runtime::RuntimeDriver) implementation.
 //! - `sandbox`: a task's network sandbox, and `pause`, the image it runs.
 //! - `logs`: Docker's log frames as [`LogLine`](shoal_runtime::LogLine)s.
+//! - `archive`: a container's files as archives (`docker cp`); `attach`: the streams of its
+//!   own process; `exec`: exec, signals, processes and usage.
 //! - `store`: volumes and images; `catalog`: what an engine serves of them beyond a listing
 //!   (inspect, history, tag, save, volume create and prune).
 //!
-//! Concurrency: the driver keeps only a cache from task ID to container ID and the set of
-//! sandboxes it made (mutexes never held across an await); the drivers of a process import the
+//! Concurrency: the driver keeps only a cache from task ID to container ID, the set of
+//! sandboxes it made and the secret and config files of the tasks it prepared, for a container
+//! started again (mutexes never held across an await); the drivers of a process import the
 //! pause image one at a time (an async mutex). Docker serialises operations on one container,
 //! and every call works for containers an earlier driver made.
 
+mod archive;
+mod attach;
 mod catalog;
 mod driver;
 mod exec;
+mod files;
 mod logs;
 pub mod pause;
 pub mod sandbox;
@@ -81,6 +87,9 @@ pub struct DockerDriver {
     /// Tasks whose sandbox this driver made or handed out and that were not removed since:
     /// `list` leaves their sandboxes alone while their containers do not exist yet.
     sandboxes: Mutex<HashSet<Id>>,
+    /// The secret and config files of the tasks this driver prepared: a container started
+    /// again gets them back on a new tmpfs (its exit released the last one).
+    kept: shoal_runtime::files::KeptFiles,
 }
 
 impl std::fmt::Debug for DockerDriver {
@@ -129,6 +138,7 @@ impl DockerDriver {
             api_version,
             containers: Mutex::new(HashMap::new()),
             sandboxes: Mutex::new(HashSet::new()),
+            kept: Default::default(),
         })
     }
 

@@ -235,7 +235,7 @@ pub fn create_body(
             ));
         }
         // Refused rather than run on the engine's default bridge, away from its overlays.
-        (None, _) if !run.networks.is_empty() => {
+        (None, _) if run.has_own_network() => {
             return Err(invalid(
                 "networks",
                 "the task has networks but no network namespace was wired for them",
@@ -317,6 +317,9 @@ pub fn create_body(
         working_dir: (!c.dir.is_empty()).then(|| c.dir.clone()),
         tty: Some(c.tty),
         open_stdin: Some(c.open_stdin),
+        // As `docker run -i` makes it: the end of an attached client's input is the end of the
+        // process's (the contract's attach).
+        stdin_once: Some(c.open_stdin),
         labels: Some(task_labels(run, owner)),
         stop_signal: (!c.stop_signal.is_empty()).then(|| c.stop_signal.clone()),
         // Docker takes whole seconds; rounding up never cuts a grace period short.
@@ -354,6 +357,8 @@ pub(crate) mod tests {
             networks: Vec::new(),
             netns: None,
             files: Vec::new(),
+            local_networks: Vec::new(),
+            publish: Vec::new(),
         }
     }
 

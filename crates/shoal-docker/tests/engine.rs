@@ -77,6 +77,8 @@ impl Env {
             networks: Vec::new(),
             netns: None,
             files: Vec::new(),
+            local_networks: Vec::new(),
+            publish: Vec::new(),
         }
     }
 

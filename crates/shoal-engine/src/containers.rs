@@ -96,6 +96,8 @@ fn container(t: &Task, r: &RuntimeTask, source: &dyn TaskSource, runtime: &str) 
                 .unwrap_or_else(|| n.network.to_string()),
             addr: n.addr.to_string(),
             aliases: n.aliases.clone(),
+            gateway: String::new(),
+            mac: String::new(),
         })
         .collect();
     let hostname = if t.spec.container.hostname.is_empty() {
@@ -118,6 +120,7 @@ fn container(t: &Task, r: &RuntimeTask, source: &dyn TaskSource, runtime: &str) 
         } else {
             t.spec.runtime.clone()
         },
+        standalone: None,
     }
 }
 

@@ -68,7 +68,10 @@ pub fn diff(before: &[ContainerInfo], after: &[ContainerInfo], now: Timestamp) -
     let mut out = Vec::new();
     for c in after {
         let running = c.state.status == ContainerStatus::Running;
-        let exited = c.state.status == ContainerStatus::Exited;
+        // Restarting is exited, waiting for its restart policy's next start.
+        let ended =
+            |s: ContainerStatus| matches!(s, ContainerStatus::Exited | ContainerStatus::Restarting);
+        let exited = ended(c.state.status);
         match old.get(c.id.as_str()) {
             None => {
                 out.push(container_event(c, "create", now));
@@ -88,7 +91,8 @@ pub fn diff(before: &[ContainerInfo], after: &[ContainerInfo], now: Timestamp) -
                     }
                     out.push(container_event(c, "start", now));
                 }
-                if exited && was.state.status != ContainerStatus::Exited {
+                // A whole run between two looks shows only as a new start time.
+                if exited && (!ended(was.state.status) || restarted) {
                     if !was_running {
                         out.push(container_event(c, "start", now));
                     }
@@ -141,6 +145,7 @@ mod tests {
             },
             networks: Vec::new(),
             runtime: "native".into(),
+            standalone: None,
         }
     }
 

@@ -21,6 +21,7 @@
 pub mod containers;
 pub mod events;
 pub mod execs;
+pub mod standalone;
 pub mod top;
 
 use std::sync::Arc;
@@ -28,8 +29,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use shoal_control::engine::{
-    ContainerInfo, ContainerStatus, Engine, EngineError, ExecConfig, ExecInfo, ExecStreams,
-    StatsSample, Top, WaitCondition,
+    ContainerCreate, ContainerInfo, ContainerStatus, EndpointRequest, Engine, EngineError,
+    ExecConfig, ExecInfo, ExecStreams, StatsSample, Top, WaitCondition,
 };
 use shoal_runtime::exec::TaskStats;
 use shoal_runtime::{LogOptions, LogStream, RuntimeDriver, RuntimeError};
@@ -63,8 +64,10 @@ pub struct NodeEngine {
     execs: execs::Execs,
     events: events::EventHub,
     clock: Arc<dyn Clock>,
-    /// Exec IDs come from here.
-    ids: std::sync::Mutex<shoal_types::id::IdGen>,
+    /// Exec and container IDs come from here.
+    ids: Arc<std::sync::Mutex<shoal_types::id::IdGen>>,
+    /// The node's standalone containers; `None` until [`NodeEngine::with_standalone`].
+    standalone: Option<Arc<standalone::Standalone>>,
 }
 
 /// How often the containers are compared for their events.
@@ -83,8 +86,85 @@ impl NodeEngine {
             execs: execs::Execs::default(),
             events: events::EventHub::default(),
             clock,
-            ids: std::sync::Mutex::new(ids),
+            ids: Arc::new(std::sync::Mutex::new(ids)),
+            standalone: None,
         }
+    }
+
+    /// Serves standalone containers too, kept in `dir` and run by `runner` (the node's driver
+    /// behind its network layer). Call [`NodeEngine::resume`] once the node is up.
+    pub fn with_standalone(
+        mut self,
+        dir: std::path::PathBuf,
+        runner: Arc<dyn RuntimeDriver>,
+        nets: Arc<dyn standalone::LocalNets>,
+    ) -> Self {
+        self.standalone = Some(Arc::new(standalone::Standalone::new(
+            dir,
+            runner,
+            nets,
+            self.clock.clone(),
+            self.ids.clone(),
+        )));
+        self
+    }
+
+    /// Takes up the standalone containers a previous daemon left.
+    pub async fn resume(&self) {
+        if let Some(s) = &self.standalone {
+            s.resume().await;
+        }
+    }
+
+    /// Stops supervising standalone containers (the daemon is stopping; they keep running).
+    pub fn shutdown(&self) {
+        if let Some(s) = &self.standalone {
+            s.shutdown();
+        }
+    }
+
+    fn standalone(&self) -> Result<&Arc<standalone::Standalone>, EngineError> {
+        self.standalone.as_ref().ok_or_else(|| {
+            EngineError::Unsupported("this node does not run standalone containers".into())
+        })
+    }
+
+    /// The standalone container `key` names, or Docker's errors; a task's container is
+    /// refused for what only standalone containers do.
+    async fn standalone_of(
+        &self,
+        key: &str,
+        what: &str,
+    ) -> Result<(ContainerInfo, Arc<standalone::Standalone>), EngineError> {
+        let c = self.container(key).await?;
+        let s = self.standalone()?.clone();
+        if c.standalone.is_none() {
+            return Err(EngineError::Unsupported(format!(
+                "{what} of a service task's container ({}) is not supported: its service decides how it runs",
+                c.name
+            )));
+        }
+        Ok((c, s))
+    }
+
+    /// The container and its task, made with the runtime if it is a standalone container
+    /// that has not been yet (a copy into a created container needs its filesystem).
+    async fn filesystem_of(&self, key: &str) -> Result<(ContainerInfo, Id), EngineError> {
+        let c = self.container(key).await?;
+        let task = match (&c.standalone, &self.standalone) {
+            (Some(_), Some(s)) => s.prepared(&c.id).await?,
+            _ => self.task_of(&c)?,
+        };
+        Ok((c, task))
+    }
+
+    async fn names_in_use(&self) -> Result<Vec<String>, EngineError> {
+        Ok(self
+            .containers()
+            .await?
+            .into_iter()
+            .map(|c| c.name)
+            .collect())
     }
 
     /// Publishes the containers' events as they change, until `stop` flips.
@@ -136,6 +216,37 @@ impl NodeEngine {
     }
 }
 
+/// A runtime error of a copy, as Docker words it for the container `c`.
+fn archive_err(c: &ContainerInfo, e: RuntimeError) -> EngineError {
+    match e {
+        RuntimeError::PathNotFound { path } => EngineError::NoSuchPath {
+            path,
+            container: c.name.clone(),
+        },
+        other => from_runtime(&c.id, other),
+    }
+}
+
+/// A local network's event, as Docker's (`scope` local, `name` and `type` attributes).
+fn network_event(
+    n: &shoal_types::local_net::LocalNetwork,
+    action: &str,
+    time: shoal_types::Timestamp,
+) -> shoal_control::engine::EngineEvent {
+    shoal_control::engine::EngineEvent {
+        typ: "network".into(),
+        action: action.into(),
+        id: n.id.clone(),
+        attributes: [
+            ("name".to_string(), n.name.clone()),
+            ("type".to_string(), n.driver.clone()),
+        ]
+        .into(),
+        scope: "local".into(),
+        time,
+    }
+}
+
 /// The node's CPU time in nanoseconds from `/proc/stat`'s first line (user to steal, in
 /// USER_HZ ticks of 10 ms), as Docker computes `system_cpu_usage`.
 pub fn system_cpu_ns(proc_stat: &str) -> u64 {
@@ -174,12 +285,13 @@ impl Engine for NodeEngine {
             .await
             .map_err(|e| EngineError::Internal(shoal_types::error::chain(&e)))?;
         let tasks = self.tasks.tasks();
-        Ok(containers::view(
-            &tasks,
-            &held,
-            self.tasks.as_ref(),
-            self.driver.name(),
-        ))
+        let mut all = containers::view(&tasks, &held, self.tasks.as_ref(), self.driver.name());
+        if let Some(s) = &self.standalone {
+            let by_id = held.iter().map(|t| (&t.task_id, t)).collect();
+            all.extend(s.infos(&by_id, self.driver.name()));
+            all.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
+        }
+        Ok(all)
     }
 
     async fn container(&self, key: &str) -> Result<ContainerInfo, EngineError> {
@@ -247,6 +359,13 @@ impl Engine for NodeEngine {
 
     async fn wait(&self, key: &str, condition: WaitCondition) -> Result<i64, EngineError> {
         let c = self.container(key).await?;
+        if c.standalone.is_some() {
+            let running = matches!(
+                c.state.status,
+                ContainerStatus::Running | ContainerStatus::Restarting
+            );
+            return self.standalone()?.wait(&c.id, condition, running).await;
+        }
         let task = self.task_of(&c)?;
         if condition == WaitCondition::NotRunning && c.state.status != ContainerStatus::Running {
             return Ok(c.state.exit_code);
@@ -273,6 +392,15 @@ impl Engine for NodeEngine {
     async fn kill(&self, key: &str, signal: i32) -> Result<(), EngineError> {
         let c = self.container(key).await?;
         let task = self.task_of(&c)?;
+        if c.state.status != ContainerStatus::Running {
+            return Err(EngineError::NotRunning(c.id));
+        }
+        if c.standalone.is_some() {
+            let stop = shoal_runtime::parse_stop_signal(&c.spec.stop_signal).unwrap_or(15);
+            if signal == 9 || signal == stop {
+                self.standalone()?.killed_for_good(&c.id)?;
+            }
+        }
         self.driver
             .signal(&task, signal)
             .await
@@ -287,6 +415,12 @@ impl Engine for NodeEngine {
         let c = self.container(key).await?;
         let task = self.task_of(&c)?;
         let grace = timeout.unwrap_or_else(|| c.spec.effective_stop_grace());
+        if c.standalone.is_some() {
+            self.standalone()?.stop(&c.id, grace).await?;
+            self.events
+                .publish(events::container_event(&c, "stop", self.clock.now()));
+            return Ok(());
+        }
         self.driver
             .stop(&task, grace)
             .await
@@ -297,15 +431,24 @@ impl Engine for NodeEngine {
     }
 
     async fn restart(&self, key: &str, timeout: Option<Duration>) -> Result<(), EngineError> {
+        let c = self.container(key).await?;
+        self.stop(&c.id, timeout).await?;
+        if c.standalone.is_some() {
+            self.start(&c.id).await?;
+            self.events
+                .publish(events::container_event(&c, "restart", self.clock.now()));
+        }
         // A task's container is not restarted in place: once it stops, its service's restart
         // policy decides what runs next (see the module doc).
-        self.stop(key, timeout).await
+        Ok(())
     }
 
     async fn remove(&self, key: &str, force: bool) -> Result<(), EngineError> {
         let c = self.container(key).await?;
         let task = self.task_of(&c)?;
-        if c.state.status == ContainerStatus::Running {
+        if c.state.status == ContainerStatus::Running
+            || c.state.status == ContainerStatus::Restarting
+        {
             if !force {
                 return Err(EngineError::Conflict(format!(
                     "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
@@ -317,6 +460,11 @@ impl Engine for NodeEngine {
                 .await
                 .map_err(|e| from_runtime(key, e))?;
         }
+        if c.standalone.is_some() {
+            self.standalone()?.remove(&c.id).await?;
+            self.execs.forget_container(&c.id);
+            return Ok(());
+        }
         match self.driver.remove(&task).await {
             Ok(()) | Err(RuntimeError::NotFound(_)) => {
                 self.execs.forget_container(&c.id);
@@ -324,6 +472,156 @@ impl Engine for NodeEngine {
             }
             Err(e) => Err(from_runtime(key, e)),
         }
+    }
+
+    async fn create(
+        &self,
+        name: Option<&str>,
+        create: ContainerCreate,
+    ) -> Result<(String, Vec<String>), EngineError> {
+        let taken = self.names_in_use().await?;
+        self.standalone()?.create(name, create, &taken).await
+    }
+
+    async fn start(&self, key: &str) -> Result<bool, EngineError> {
+        let (c, s) = self.standalone_of(key, "starting").await?;
+        s.start(&c.id).await
+    }
+
+    async fn attach(&self, key: &str, stdin: bool) -> Result<ExecStreams, EngineError> {
+        let (c, task) = self.filesystem_of(key).await?;
+        let p = self
+            .driver
+            .attach(&task)
+            .await
+            .map_err(|e| from_runtime(&c.id, e))?;
+        if c.standalone.is_some()
+            && let Some(s) = &self.standalone
+        {
+            s.set_attached(&c.id, p.handle.clone());
+        }
+        self.events
+            .publish(events::container_event(&c, "attach", self.clock.now()));
+        Ok(ExecStreams {
+            input: if stdin { p.input } else { None },
+            output: p.output,
+            tty: c.spec.tty,
+        })
+    }
+
+    async fn resize(&self, key: &str, rows: u16, cols: u16) -> Result<(), EngineError> {
+        let (c, s) = self.standalone_of(key, "resizing").await?;
+        s.resize(&c.id, rows, cols).await
+    }
+
+    async fn rename(&self, key: &str, name: &str) -> Result<(), EngineError> {
+        let (c, s) = self.standalone_of(key, "renaming").await?;
+        let taken = self.names_in_use().await?;
+        let old = s.rename(&c.id, name, &taken)?;
+        let mut e = events::container_event(&c, "rename", self.clock.now());
+        e.attributes.insert("oldName".into(), format!("/{old}"));
+        e.attributes
+            .insert("name".into(), name.trim_start_matches('/').to_string());
+        self.events.publish(e);
+        Ok(())
+    }
+
+    async fn connect(&self, key: &str, endpoint: EndpointRequest) -> Result<(), EngineError> {
+        let (c, s) = self.standalone_of(key, "connecting").await?;
+        s.connect(&c.id, endpoint).await
+    }
+
+    async fn disconnect(&self, key: &str, network: &str, _force: bool) -> Result<(), EngineError> {
+        let (c, s) = self.standalone_of(key, "disconnecting").await?;
+        let on = c
+            .standalone
+            .as_ref()
+            .is_some_and(|i| i.create.endpoints.iter().any(|e| e.network == network));
+        if !on {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not connected to network {network}",
+                c.id
+            )));
+        }
+        s.disconnect(&c.id, network).await
+    }
+
+    async fn path_stat(
+        &self,
+        key: &str,
+        path: &str,
+    ) -> Result<shoal_runtime::PathStat, EngineError> {
+        let (c, task) = self.filesystem_of(key).await?;
+        self.driver
+            .path_stat(&task, path)
+            .await
+            .map_err(|e| archive_err(&c, e))
+    }
+
+    async fn archive_get(
+        &self,
+        key: &str,
+        path: &str,
+    ) -> Result<(shoal_runtime::PathStat, shoal_runtime::ArchiveStream), EngineError> {
+        let (c, task) = self.filesystem_of(key).await?;
+        let got = self
+            .driver
+            .archive_get(&task, path)
+            .await
+            .map_err(|e| archive_err(&c, e))?;
+        let mut e = events::container_event(&c, "archive-path", self.clock.now());
+        e.attributes.insert("path".into(), path.to_string());
+        self.events.publish(e);
+        Ok(got)
+    }
+
+    async fn archive_put(
+        &self,
+        key: &str,
+        dir: &str,
+        archive: shoal_runtime::ArchiveStream,
+        no_overwrite_dir_non_dir: bool,
+    ) -> Result<(), EngineError> {
+        let (c, task) = self.filesystem_of(key).await?;
+        self.driver
+            .archive_put(&task, dir, archive, no_overwrite_dir_non_dir)
+            .await
+            .map_err(|e| archive_err(&c, e))?;
+        let mut e = events::container_event(&c, "extract-to-dir", self.clock.now());
+        e.attributes.insert("path".into(), dir.to_string());
+        self.events.publish(e);
+        Ok(())
+    }
+
+    fn local_networks(&self) -> Vec<shoal_types::local_net::LocalNetwork> {
+        self.standalone
+            .as_ref()
+            .map(|s| s.nets().networks())
+            .unwrap_or_default()
+    }
+
+    async fn create_local_network(
+        &self,
+        spec: shoal_types::local_net::LocalNetworkSpec,
+    ) -> Result<shoal_types::local_net::LocalNetwork, EngineError> {
+        let n = self.standalone()?.nets().create_network(spec).await?;
+        self.events
+            .publish(network_event(&n, "create", self.clock.now()));
+        Ok(n)
+    }
+
+    async fn remove_local_network(&self, key: &str) -> Result<(), EngineError> {
+        let s = self.standalone()?;
+        let n = s
+            .nets()
+            .networks()
+            .into_iter()
+            .find(|n| n.id == key || n.name == key || n.id.starts_with(key))
+            .ok_or_else(|| EngineError::NoSuchNetwork(key.to_string()))?;
+        s.nets().remove_network(&n.id).await?;
+        self.events
+            .publish(network_event(&n, "destroy", self.clock.now()));
+        Ok(())
     }
 
     async fn exec_create(&self, key: &str, config: ExecConfig) -> Result<String, EngineError> {

@@ -409,16 +409,17 @@ impl Control {
         .clone();
         let expect = cluster.meta.version;
         cluster.removed_nodes.insert(cur.id.clone());
-        // Atomic: the node goes, and its certificate stops working, together.
-        self.write(vec![
+        // Atomic: the node goes, its certificate stops working, and its containers' places on
+        // overlays are given back, together.
+        let mut ops = vec![
             Op::DeleteNode { id: cur.id.clone() },
             Op::PutCluster {
                 cluster,
                 expect_version: Some(expect),
             },
-        ])
-        .await
-        .map(|_| ())
+        ];
+        ops.extend(crate::attachments::attachments_of_node(&view, &cur.id));
+        self.write(ops).await.map(|_| ())
     }
 
     // -- cluster --------------------------------------------------------------------------

@@ -97,7 +97,9 @@ impl Controller for Orchestrator {
         }
         let mut keys: BTreeSet<Id> = delta.services.iter().cloned().collect();
         for t in &delta.tasks {
-            keys.extend(t.services().cloned());
+            // A network attachment (no service: the empty ID) concerns no reconciler when it
+            // is made or detached; a deleted node wakes its attachments below.
+            keys.extend(t.services().filter(|s| !s.as_str().is_empty()).cloned());
         }
         if !delta.nodes.is_empty() {
             // A node's state decides the fate of the tasks on it, and a global service has (or

@@ -380,9 +380,8 @@ impl Dispatcher {
         let ops: Vec<Op> = reports
             .into_iter()
             .filter(|r| {
-                view.task(&r.task_id).is_some_and(|t| {
-                    t.node_id.as_ref() == Some(node_id) && r.status.state >= t.status.state
-                })
+                view.task(&r.task_id)
+                    .is_some_and(|t| is_assignment(t, node_id) && r.status.state >= t.status.state)
             })
             .map(|r| Op::SetTaskStatus {
                 id: r.task_id,
@@ -524,10 +523,15 @@ impl Controller for Liveness {
 }
 
 /// The tasks a node must know about: every task placed on it, whatever its state, until the
-/// store drops it, so the agent can stop what it should no longer run.
+/// store drops it, so the agent can stop what it should no longer run. A network attachment is
+/// never one: the container it stands for is the node's engine's, which the agent must not run
+/// or remove (the node learns of it through its network map).
 fn assigned<'a>(view: &'a State, node: &Id, task: &Id) -> Option<&'a Arc<Task>> {
-    view.task(task)
-        .filter(|t| t.node_id.as_ref() == Some(node) && t.status.state >= TaskState::Assigned)
+    view.task(task).filter(|t| is_assignment(t, node))
+}
+
+fn is_assignment(t: &Task, node: &Id) -> bool {
+    t.node_id.as_ref() == Some(node) && t.status.state >= TaskState::Assigned && !t.is_attachment()
 }
 
 /// The data of every secret and config version that a task on `node` may still start with or
@@ -571,7 +575,7 @@ pub fn delivery_for(view: &State, node: &Id) -> Delivery {
 pub fn assignments_for(view: &State, node: &Id) -> Assignments {
     let mut tasks: Vec<_> = view
         .tasks_on_node(node)
-        .filter(|t| t.status.state >= TaskState::Assigned)
+        .filter(|t| is_assignment(t, node))
         .map(|t| (**t).clone())
         .collect();
     tasks.sort_by(|a, b| a.id.cmp(&b.id));
@@ -703,6 +707,42 @@ mod tests {
             assignment_changes(&s2, &n1, &s2.delta_since(&s1), &mut sent),
             None
         );
+    }
+
+    /// A standalone container's network attachment is never handed to an agent, whole or as a
+    /// change, and no agent can report a status for it.
+    #[test]
+    fn a_network_attachment_is_never_an_assignment() {
+        let mut attached = task("att", Some("n1"), TaskState::Running);
+        attached.service_id = Id::default();
+        attached.attachment = Some(shoal_types::task::ContainerAttachment {
+            container_id: "c".repeat(64),
+            container_name: "probe".into(),
+        });
+        let s0 = apply(
+            &State::default(),
+            vec![
+                Op::CreateNode(shoal_types::Node {
+                    id: id("n1"),
+                    ..Default::default()
+                }),
+                Op::CreateTask(task("a", Some("n1"), TaskState::Running)),
+            ],
+        );
+        let n1 = id("n1");
+        let mut sent: BTreeMap<Id, u64> = BTreeMap::new();
+        let s1 = apply(&s0, vec![Op::CreateTask(attached)]);
+        assert_eq!(ids(&assignments_for(&s1, &n1)), (vec!["a"], vec![]));
+        assert_eq!(
+            assignment_changes(&s1, &n1, &s1.delta_since(&s0), &mut sent),
+            None
+        );
+        let s2 = apply(&s1, vec![Op::DeleteTask { id: id("att") }]);
+        assert_eq!(
+            assignment_changes(&s2, &n1, &s2.delta_since(&s1), &mut sent),
+            None
+        );
+        assert!(s1.task(&id("att")).is_some_and(|t| !is_assignment(t, &n1)));
     }
 
     /// A node is handed the payload versions its live tasks use, and nothing for tasks that

@@ -36,6 +36,7 @@ pub fn from_op(e: &OpError) -> ControlError {
         OpError::AddressesExhausted { .. }
         | OpError::PortsExhausted { .. }
         | OpError::NetworkInUse { .. }
+        | OpError::NetworkInUseByContainers { .. }
         | OpError::InUse { .. }
         | OpError::NoSuchVersion { .. }
         | OpError::Renamed { .. } => ControlError::FailedPrecondition(e.to_string()),

@@ -6,6 +6,7 @@
 //! [`views`]); [`Dispatcher`] serves node agents.
 
 pub mod api_certs;
+pub mod attachments;
 pub mod autolock;
 pub mod cluster;
 pub mod control;

@@ -51,6 +51,10 @@ pub fn reconcile_services(view: &State, now: Timestamp, keys: &[Id], ids: &mut I
                     r.requeue_at
                 }
                 None if !tasks.is_empty() => {
+                    // Network attachments have no service (their key is the empty ID): only
+                    // those of deleted nodes go; the rest are the nodes' engines' business.
+                    out.changes
+                        .extend(shoal_orchestrator::reconcile_attachments(ctx.nodes, &tasks));
                     let r = shoal_orchestrator::reconcile_orphans(ctx, &tasks);
                     out.changes.extend(r.changes);
                     r.requeue_at
@@ -113,12 +117,14 @@ pub fn dependents_of(view: &State, keys: &BTreeSet<Id>) -> Vec<Id> {
 }
 
 /// Every key the orchestrator has in `view`: each service, and each missing service that still
-/// has tasks.
+/// has tasks. Network attachments count only once their node is gone (see
+/// [`reconcile_services`]).
 pub fn service_keys(view: &State) -> Vec<Id> {
     let mut keys: Vec<Id> = view.services().map(|s| s.id.clone()).collect();
     let orphans: BTreeSet<&Id> = view
         .tasks()
         .filter(|t| view.service(&t.service_id).is_none())
+        .filter(|t| !t.is_attachment() || t.node_id.as_ref().is_none_or(|n| view.node(n).is_none()))
         .map(|t| &t.service_id)
         .collect();
     keys.extend(orphans.into_iter().cloned());

@@ -20,14 +20,26 @@ fn placed(t: &Task) -> bool {
 
 /// A task that serves its service's name and virtual IP: running (a task with a health check
 /// only gets there once healthy) and still wanted. A task that stops or fails its check leaves
-/// with the write that says so.
+/// with the write that says so. A network attachment serves no service.
 fn ready(t: &Task) -> bool {
-    t.status.state == TaskState::Running && t.desired_state <= TaskState::Running
+    t.status.state == TaskState::Running
+        && t.desired_state <= TaskState::Running
+        && !t.is_attachment()
 }
 
-/// The map for `node`: every overlay one of its live tasks is on, and, while a service
-/// publishes a port through the routing mesh, the ingress network with every node as a
-/// gateway.
+/// Whose namespace a task's address is wired into on its node: the task's own, or for a
+/// network attachment the container's (its runtime task is named after the container's ID).
+fn holder(t: &Task) -> Id {
+    match &t.attachment {
+        Some(a) => Id::from_raw(&a.container_id),
+        None => t.id.clone(),
+    }
+}
+
+/// The map for `node`: every overlay one of its live tasks (or attached containers) is on,
+/// and, while a service publishes a port through the routing mesh, the ingress network with
+/// every node as a gateway. Containers attached to an overlay are among its endpoints, and
+/// their names among its services (see [`ServiceOnNetwork`]).
 pub fn network_map(view: &State, node: &Id) -> NetworkMap {
     let node_addr =
         |id: &Id| -> Option<Ipv4Addr> { view.node(id).and_then(|n| n.status.addr.parse().ok()) };
@@ -69,15 +81,29 @@ pub fn network_map(view: &State, node: &Id) -> NetworkMap {
     let mut endpoints: BTreeMap<&Id, Vec<Endpoint>> = BTreeMap::new();
     // Ready task addresses per (network, service).
     let mut ready_on: BTreeMap<(&Id, &Id), Vec<Ipv4Addr>> = BTreeMap::new();
+    // Attached containers per network, by name.
+    let mut attached: BTreeMap<&Id, Vec<ServiceOnNetwork>> = BTreeMap::new();
     for t in view.tasks().filter(|t| placed(t)) {
         for a in t.networks.iter().filter(|a| wanted.contains(&a.network)) {
             let on = t.node_id.clone().unwrap_or_default();
             endpoints.entry(&a.network).or_default().push(Endpoint {
-                task: t.id.clone(),
+                task: holder(t),
                 addr: a.addr.addr(),
                 node_addr: node_addr(&on),
                 node: on,
             });
+            if let Some(c) = &t.attachment {
+                attached
+                    .entry(&a.network)
+                    .or_default()
+                    .push(ServiceOnNetwork {
+                        id: t.id.clone(),
+                        name: c.container_name.clone(),
+                        vip: None,
+                        aliases: a.aliases.clone(),
+                        ready: vec![a.addr.addr()],
+                    });
+            }
             if ready(t) {
                 ready_on
                     .entry((&a.network, &t.service_id))
@@ -134,7 +160,7 @@ pub fn network_map(view: &State, node: &Id) -> NetworkMap {
         let Some(network) = view.network(id) else {
             continue;
         };
-        let services = view
+        let mut services: Vec<ServiceOnNetwork> = view
             .services()
             .filter_map(|s| {
                 let vip = s
@@ -159,6 +185,7 @@ pub fn network_map(view: &State, node: &Id) -> NetworkMap {
                 })
             })
             .collect();
+        services.extend(attached.remove(id).unwrap_or_default());
         let gateways = if network.spec.ingress {
             let mut g: Vec<Ipv4Addr> = view.nodes().filter_map(|n| node_addr(&n.id)).collect();
             g.sort();
@@ -381,6 +408,117 @@ mod tests {
         let map = network_map(&s, &id("n1"));
         assert!(map.networks.is_empty(), "{map:?}");
         assert!(map.published.is_empty() && map.host_ports.is_empty());
+    }
+
+    /// `web` on the attachable overlay `appnet` runs on n1; a standalone container on n2 is
+    /// attached to it; n3 has neither.
+    fn attached() -> (State, Ipv4Addr, Ipv4Addr) {
+        let mut s = State::default();
+        let mut appnet = ingress();
+        if let Op::CreateNetwork(n) = &mut appnet {
+            n.id = id("appnet");
+            n.spec.name = "appnet".into();
+            n.spec.ingress = false;
+            n.spec.attachable = true;
+        }
+        let mut service = web(Vec::new());
+        service.spec.task.networks = vec![shoal_types::service::NetworkAttachmentConfig {
+            target: "appnet".into(),
+            ..Default::default()
+        }];
+        apply(
+            &mut s,
+            vec![
+                node("n1", "192.0.2.11"),
+                node("n2", "192.0.2.12"),
+                node("n3", "192.0.2.13"),
+                appnet,
+                Op::CreateService(service.clone()),
+            ],
+        );
+        let mut t = crate::testing::task("t1", "web", Some("n1"), TaskState::Running);
+        t.spec = service.spec.task.clone();
+        let request = shoal_types::dispatch::AttachRequest {
+            network: "appnet".into(),
+            container_id: "c".repeat(64),
+            container_name: "probe".into(),
+            aliases: vec!["client".into()],
+            check_only: false,
+        };
+        let crate::attachments::Attach::New(a) =
+            crate::attachments::plan_attach(&s, &id("n2"), &request, id("a1"), Timestamp(1))
+                .expect("attachable")
+        else {
+            panic!("expected a new attachment");
+        };
+        apply(&mut s, vec![Op::CreateTask(t), Op::CreateTask(*a)]);
+        let addr = |t: &str| s.task(&id(t)).expect("task").networks[0].addr.addr();
+        let (web_addr, probe_addr) = (addr("t1"), addr("a1"));
+        (s, web_addr, probe_addr)
+    }
+
+    #[test]
+    fn an_attached_container_is_on_its_overlay_with_its_names_for_every_node_there() {
+        let (s, web_addr, probe_addr) = attached();
+        let container = id(&"c".repeat(64));
+        for n in ["n1", "n2"] {
+            let map = network_map(&s, &id(n));
+            let plan = map
+                .networks
+                .iter()
+                .find(|p| p.network.id == id("appnet"))
+                .unwrap_or_else(|| panic!("{n} is not on appnet: {map:?}"));
+            let mut eps: Vec<(&str, Ipv4Addr, &str)> = plan
+                .endpoints
+                .iter()
+                .map(|e| (e.task.as_str(), e.addr, e.node.as_str()))
+                .collect();
+            eps.sort();
+            let mut want = vec![
+                ("t1", web_addr, "n1"),
+                (container.as_str(), probe_addr, "n2"),
+            ];
+            want.sort();
+            assert_eq!(eps, want, "{n}: the container is wired under its own ID");
+            let web = plan
+                .services
+                .iter()
+                .find(|v| v.name == "web")
+                .expect("web is on appnet");
+            assert!(web.vip.is_some());
+            assert_eq!(
+                web.ready,
+                vec![web_addr],
+                "{n}: a container serves no service"
+            );
+            let probe = plan
+                .services
+                .iter()
+                .find(|v| v.name == "probe")
+                .expect("the container's name is served");
+            assert_eq!(
+                (probe.vip, probe.aliases.as_slice(), probe.ready.as_slice()),
+                (
+                    None,
+                    ["client".to_string()].as_slice(),
+                    [probe_addr].as_slice()
+                )
+            );
+        }
+        assert!(
+            network_map(&s, &id("n3")).networks.is_empty(),
+            "a node with nothing on appnet stays off it"
+        );
+    }
+
+    #[test]
+    fn a_detached_container_leaves_the_map() {
+        let (mut s, _, _) = attached();
+        apply(&mut s, vec![Op::DeleteTask { id: id("a1") }]);
+        assert!(network_map(&s, &id("n2")).networks.is_empty());
+        let map = network_map(&s, &id("n1"));
+        assert_eq!(map.networks[0].endpoints.len(), 1);
+        assert!(map.networks[0].services.iter().all(|v| v.name == "web"));
     }
 
     #[test]

@@ -42,26 +42,46 @@ fn last_error(log: &Path, fallback: String) -> String {
         .unwrap_or(fallback)
 }
 
+/// How the container's process gets its stdio: the runtime's own (which it passes on), with
+/// `stdin` as its stdin; or, with `console_socket`, a terminal the runtime makes and sends there
+/// (the bundle asks for one), when there are no pipes.
+pub(crate) struct CreateIo {
+    pub stdin: Option<std::os::fd::OwnedFd>,
+    pub console_socket: Option<std::path::PathBuf>,
+}
+
 /// Creates the container (its init waits for `start`); returns its pid and output pipes.
-pub(crate) fn create(oci: &OciRun, task_dir: &Path) -> Result<Spawned, String> {
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
+pub(crate) fn create(oci: &OciRun, task_dir: &Path, io: CreateIo) -> Result<Spawned, String> {
     let log = task_dir.join("runtime.log");
     let pid_file = task_dir.join("container.pid");
-    let status = runtime(oci)
-        .arg(format!("--log={}", log.display()))
+    let mut cmd = runtime(oci);
+    cmd.arg(format!("--log={}", log.display()))
         .arg("--log-format=json")
         .arg("create")
         .arg("--bundle")
         .arg(&oci.bundle)
         .arg("--pid-file")
-        .arg(&pid_file)
+        .arg(&pid_file);
+    let pipes = match &io.console_socket {
+        Some(socket) => {
+            cmd.arg("--console-socket").arg(socket);
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            None
+        }
+        None => {
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            cmd.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
+            Some((out_r, err_r))
+        }
+    };
+    let status = cmd
         .arg(&oci.container_id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out_w))
-        .stderr(Stdio::from(err_w))
+        .stdin(io.stdin.map_or_else(Stdio::null, Stdio::from))
         .status()
         .map_err(|e| format!("running {}: {e}", oci.runtime.display()))?;
+    // The write ends go with the command: only the container holds them now.
+    drop(cmd);
     if !status.success() {
         let _ = delete(oci);
         return Err(last_error(
@@ -77,10 +97,14 @@ pub(crate) fn create(oci: &OciRun, task_dir: &Path) -> Result<Spawned, String> {
         let _ = delete(oci);
         return Err(format!("{} create wrote no pid", oci.runtime.display()));
     };
+    let (stdout, stderr) = match pipes {
+        Some((o, e)) => (Some(File::from(o)), Some(File::from(e))),
+        None => (None, None),
+    };
     Ok(Spawned {
         pid,
-        stdout: Some(File::from(out_r)),
-        stderr: Some(File::from(err_r)),
+        stdout,
+        stderr,
     })
 }
 

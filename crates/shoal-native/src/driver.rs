@@ -2,17 +2,15 @@
 //! `layout`) to learn where the task is, so calls work the same for tasks a previous driver
 //! started. Process identity is always checked by pid and start time before anything is signalled.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use shoal_types::Id;
-use tokio::io::AsyncBufReadExt;
 
-use super::layout::{self, HealthStatus, RunningInfo, ShimConfig, ShimReport, TaskDir};
+use super::layout::{self, HealthStatus, RunningInfo, ShimConfig, TaskDir};
 use super::{
-    KILL_TIMEOUT, LOST_EXIT_CODE, NativeDriver, SHIM_REPORT_TIMEOUT, blocking, cgroup, cgroup_err,
-    crun, image_task, io, logread, prepare, proc, volumes,
+    KILL_TIMEOUT, LOST_EXIT_CODE, NativeDriver, blocking, cgroup, cgroup_err, crun, image_task, io,
+    logread, prepare, proc, volumes,
 };
 use shoal_runtime::{
     ExitInfo, Health, ImageInfo, LogOptions, LogStream, RuntimeDriver, RuntimeError, RuntimeTask,
@@ -97,69 +95,6 @@ impl NativeDriver {
         }
     }
 
-    async fn spawn_shim(&self, task_id: &Id, dir: &TaskDir) -> Result<i64, RuntimeError> {
-        let shim_log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.file(layout::SHIM_LOG))
-            .map_err(|e| io("opening shim log", e))?;
-        let mut child = tokio::process::Command::new(&self.cfg.shim_exe)
-            .arg("shim")
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(shim_log))
-            .env_clear()
-            .spawn()
-            .map_err(|e| {
-                io(
-                    format!("running the shim {}", self.cfg.shim_exe.display()),
-                    e,
-                )
-            })?;
-        let mut line = String::new();
-        let read = match child.stdout.take() {
-            Some(out) => {
-                let mut out = tokio::io::BufReader::new(out);
-                tokio::time::timeout(SHIM_REPORT_TIMEOUT, out.read_line(&mut line)).await
-            }
-            None => Ok(Ok(0)),
-        };
-        // The first shim process exits as soon as it has forked the supervisor: reap it.
-        let _ = child.wait().await;
-        let report = match read {
-            Err(_) => {
-                return Err(RuntimeError::StartFailed(format!(
-                    "the shim did not report within {SHIM_REPORT_TIMEOUT:?}"
-                )));
-            }
-            Ok(Err(e)) => return Err(io("reading the shim's report", e)),
-            Ok(Ok(_)) => serde_json::from_str::<ShimReport>(line.trim()),
-        };
-        match report {
-            Ok(ShimReport::Started { pid, .. }) => {
-                tracing::debug!(task.id = %task_id, pid, "native: task started");
-                Ok(i64::from(pid))
-            }
-            Ok(ShimReport::Failed { error }) => Err(RuntimeError::StartFailed(error)),
-            Err(_) => {
-                let log = std::fs::read_to_string(dir.file(layout::SHIM_LOG)).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(3).collect();
-                Err(RuntimeError::StartFailed(format!(
-                    "the shim exited without reporting{}",
-                    if tail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            ": {}",
-                            tail.into_iter().rev().collect::<Vec<_>>().join("; ")
-                        )
-                    }
-                )))
-            }
-        }
-    }
-
     /// Signals the running process (verified by pid + start time) and waits up to `grace`, then
     /// SIGKILLs it. Returns once it is gone and its exit is recorded.
     async fn stop_running(
@@ -216,10 +151,17 @@ impl RuntimeDriver for NativeDriver {
     async fn prepare(&self, run: &TaskRun) -> Result<(), RuntimeError> {
         let dir = self.dir(&run.task_id)?;
         if dir.exists() {
+            // A prepared task gets its files back into this driver's memory (one that
+            // restarted since the first prepare lost them) for a start again in place.
+            self.kept.keep(&run.task_id, &run.files);
             return Ok(());
         }
         if !shoal_runtime::is_host_image(&run.container.image) {
-            return self.prepare_image(run, dir).await;
+            let prepared = self.prepare_image(run, dir).await;
+            if prepared.is_ok() {
+                self.kept.keep(&run.task_id, &run.files);
+            }
+            return prepared;
         }
         if !run.files.is_empty() {
             return Err(RuntimeError::InvalidSpec {
@@ -273,11 +215,19 @@ impl RuntimeDriver for NativeDriver {
 
     async fn start(&self, task_id: &Id) -> Result<i64, RuntimeError> {
         let dir = self.known(task_id)?;
-        if let Some(r) = dir.running().map_err(|e| io("reading task state", e))? {
+        match self.observe(&dir)? {
             // Already started (by us or a previous driver): never start twice.
-            return Ok(i64::from(r.pid));
+            RuntimeTaskState::Running { pid } => Ok(pid),
+            RuntimeTaskState::Created => self.spawn_shim(task_id, &dir).await,
+            RuntimeTaskState::Exited(exit) => {
+                self.reset_for_restart(task_id, &dir, &exit).await?;
+                let started = self.spawn_shim(task_id, &dir).await;
+                if started.is_err() {
+                    self.restart_failed(&dir, &exit).await;
+                }
+                started
+            }
         }
-        self.spawn_shim(task_id, &dir).await
     }
 
     async fn wait(&self, task_id: &Id) -> Result<ExitInfo, RuntimeError> {
@@ -344,7 +294,11 @@ impl RuntimeDriver for NativeDriver {
         let path = dir.path().display().to_string();
         blocking(move || image_task::cleanup(&dir))
             .await?
-            .map_err(|e| io(format!("removing {path}"), e))
+            .map_err(|e| io(format!("removing {path}"), e))?;
+        self.kept.forget(task_id);
+        // Clients waiting for a start that will not come: their streams end.
+        self.take_pending(task_id);
+        Ok(())
     }
 
     async fn list(&self) -> Result<Vec<RuntimeTask>, RuntimeError> {
@@ -432,6 +386,37 @@ impl RuntimeDriver for NativeDriver {
     async fn processes(&self, task_id: &Id) -> Result<Vec<i64>, RuntimeError> {
         let (_, r) = self.running_info(task_id)?;
         blocking(move || super::usage::processes(r.pid)).await
+    }
+
+    async fn attach(&self, task_id: &Id) -> Result<shoal_runtime::ExecProcess, RuntimeError> {
+        self.attach_to(task_id).await
+    }
+
+    async fn path_stat(
+        &self,
+        task_id: &Id,
+        path: &str,
+    ) -> Result<shoal_runtime::PathStat, RuntimeError> {
+        self.stat_path(task_id, path).await
+    }
+
+    async fn archive_get(
+        &self,
+        task_id: &Id,
+        path: &str,
+    ) -> Result<(shoal_runtime::PathStat, shoal_runtime::ArchiveStream), RuntimeError> {
+        self.get_archive(task_id, path).await
+    }
+
+    async fn archive_put(
+        &self,
+        task_id: &Id,
+        dir: &str,
+        archive: shoal_runtime::ArchiveStream,
+        no_overwrite_dir_non_dir: bool,
+    ) -> Result<(), RuntimeError> {
+        self.put_archive(task_id, dir, archive, no_overwrite_dir_non_dir)
+            .await
     }
 
     async fn stats(&self, task_id: &Id) -> Result<shoal_runtime::TaskStats, RuntimeError> {

@@ -353,8 +353,10 @@ fn set_controlling_tty(cmd: &mut std::process::Command) {
     install(cmd, take_terminal);
 }
 
+/// Makes the calling process (a child, before exec) a session leader whose controlling
+/// terminal is its stdin.
 #[allow(unsafe_code)]
-fn take_terminal() -> std::io::Result<()> {
+pub(crate) fn take_terminal() -> std::io::Result<()> {
     nix::unistd::setsid()?;
     // SAFETY: TIOCSCTTY takes an int argument and touches no memory of ours; fd 0 is the
     // terminal's slave, set up by the caller.

@@ -85,6 +85,17 @@ pub(crate) fn release_files(dir: &TaskDir) -> std::io::Result<()> {
     shoal_runtime::files::release(&files_dir(dir))
 }
 
+/// Puts the task's secret and config files on a new tmpfs where its bundle binds them from:
+/// the same files in the same order land at the same places as at prepare.
+pub(crate) fn remake_files(
+    dir: &TaskDir,
+    files: &[shoal_runtime::TaskFile],
+) -> std::io::Result<()> {
+    let at = files_dir(dir);
+    shoal_runtime::files::release(&at)?;
+    shoal_runtime::files::materialize(&at, files).map(|_| ())
+}
+
 /// Removes whatever a (possibly half-done) image task left in its directory: the rootfs mount,
 /// then the directory. Refuses to delete through a rootfs that is still mounted.
 pub(crate) fn cleanup(dir: &TaskDir) -> std::io::Result<()> {
@@ -252,12 +263,15 @@ pub(crate) fn materialize(
         .first()
         .filter(|_| run.netns.is_some())
         .map(|a| std::net::IpAddr::from(a.addr.addr()));
-    let node_hosts = match own {
-        Some(_) => None,
-        None => std::fs::read_to_string("/etc/hosts").ok(),
+    // A standalone container on local networks has a namespace of its own behind the embedded
+    // DNS server too, though its address (made by the network layer) is not known here.
+    let networked = run.netns.is_some() && run.has_own_network();
+    let node_hosts = match networked {
+        true => None,
+        false => std::fs::read_to_string("/etc/hosts").ok(),
     };
     let hosts = etc_files::hosts(node_hosts.as_deref(), &c.hosts, &hostname, own);
-    let resolv = etc_files::resolv_conf(&node_resolv, c.dns_config.as_ref(), own.is_some());
+    let resolv = etc_files::resolv_conf(&node_resolv, c.dns_config.as_ref(), networked);
     std::fs::write(etc.join("hostname"), format!("{hostname}\n"))
         .and_then(|()| std::fs::write(etc.join("hosts"), hosts))
         .and_then(|()| std::fs::write(etc.join("resolv.conf"), resolv))
@@ -374,6 +388,7 @@ pub(crate) fn materialize(
         sysctls: c.sysctls.clone(),
         mounts: extra,
         netns: run.netns.clone(),
+        terminal: c.tty,
     };
     let bundle_dir = dir.file(layout::BUNDLE);
     layout::write_json_atomic(&bundle_dir.join("config.json"), &bundle.to_oci())
@@ -402,6 +417,10 @@ pub(crate) fn materialize(
         volumes: named,
         image_id: image.id.clone(),
         netns: run.netns.clone(),
+        limits: run.resources.limits,
+        files: run.files.iter().map(|f| f.path.clone()).collect(),
+        tty: c.tty,
+        open_stdin: c.open_stdin,
     })
 }
 

@@ -11,6 +11,8 @@
 //! - `log.json` / `log.json.1`: the shim (see `logs`).
 //! - `shim.log`: the shim's own stderr, for diagnosing the shim itself.
 //! - `health.json` ([`HealthRecord`]): the shim's health checker, after every check.
+//! - `attach.sock`: the shim's socket for clients attaching to the process (see `attach`),
+//!   while it runs; `console.sock`, briefly, where the OCI runtime hands over a terminal.
 //!
 //! A task of a real image also has (all written at prepare, before `config.json`):
 //! - `bundle/config.json` and `bundle/rootfs`: the OCI bundle; `rootfs` is an overlay mount
@@ -113,6 +115,21 @@ pub(crate) struct ShimConfig {
     /// The network namespace the task joins (its overlays'); `None`: the node's network.
     #[serde(default)]
     pub netns: Option<PathBuf>,
+    /// The task's limits, which its cgroup is made again with when it starts again in place
+    /// (the cgroup goes with the OCI runtime's container, and a fresh one counts no old OOM
+    /// kill against the new run).
+    #[serde(default)]
+    pub limits: shoal_types::service::Limits,
+    /// The paths of its secret and config files: made again on a new tmpfs when it starts
+    /// again in place (their bytes are never on disk; see `shoal_runtime::files::KeptFiles`).
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// The process runs on a terminal the shim holds (see `attach`).
+    #[serde(default)]
+    pub tty: bool,
+    /// The shim holds the process's stdin for attached clients to write (see `attach`).
+    #[serde(default)]
+    pub open_stdin: bool,
 }
 
 /// How the shim runs an OCI bundle.

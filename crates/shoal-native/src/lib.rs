@@ -14,16 +14,30 @@
 //! finds them, `wait` and `stop` work on them (by pidfd, with pid + start-time checks so a reused
 //! pid is never signalled).
 //!
-//! Concurrency: the driver holds no per-task state in memory; calls for different tasks run
+//! A task that exited starts again in place (see `restart`): same directory, rootfs and log, a
+//! new shim. Its files can be read and written as archives (`docker cp`, see `archive`,
+//! `fsroot`).
+//!
+//! A client can attach to a task's process (see `attach`): the shim serves its output, its stdin
+//! (`open_stdin`) and its terminal (`tty`).
+//!
+//! Concurrency: the driver holds no per-task state in memory but the secret and config files of
+//! the tasks it prepared (for a start again in place) and the clients attached to tasks not
+//! running (for their next start), each behind a mutex never held across an await; calls for
+//! different tasks run
 //! concurrently, and the agent never runs start/stop for one task concurrently. Blocking cgroupfs
 //! work runs on tokio's blocking pool.
 
+mod archive;
+mod attach;
+mod attach_hub;
 mod cgroup;
 mod crun;
 mod driver;
 mod driver_images;
 mod etc_files;
 mod exec;
+mod fsroot;
 mod health;
 mod image_task;
 mod layout;
@@ -32,9 +46,11 @@ mod logs;
 mod oci;
 mod prepare;
 mod proc;
+mod restart;
 mod rootfs;
 pub mod shim;
 mod spawn;
+mod start;
 mod usage;
 mod user;
 mod volumes;
@@ -183,6 +199,12 @@ pub struct NativeDriver {
     overlay: bool,
     ncpus: i64,
     clock: Arc<dyn Clock>,
+    /// The secret and config files of the tasks this driver prepared, for a start again in
+    /// place (see `restart`).
+    kept: shoal_runtime::files::KeptFiles,
+    /// The shim's ends of the clients attached to tasks not running, for their next start (see
+    /// `attach`).
+    pending_attach: std::sync::Mutex<std::collections::HashMap<Id, Vec<std::os::fd::OwnedFd>>>,
 }
 
 fn io(context: impl Into<String>, source: std::io::Error) -> RuntimeError {
@@ -272,6 +294,8 @@ impl NativeDriver {
             overlay,
             ncpus,
             clock: Arc::new(SystemClock),
+            kept: Default::default(),
+            pending_attach: Default::default(),
         })
     }
 
@@ -325,6 +349,14 @@ impl NativeDriver {
             });
         }
         Ok(TaskDir::new(&self.cfg.root, id))
+    }
+
+    fn pending_attach(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Id, Vec<std::os::fd::OwnedFd>>> {
+        self.pending_attach
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn known(&self, task_id: &Id) -> Result<TaskDir, RuntimeError> {

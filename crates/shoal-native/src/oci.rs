@@ -310,6 +310,9 @@ pub(crate) struct Bundle {
     pub mounts: Vec<ExtraMount>,
     /// The network namespace to join; `None`: the node's.
     pub netns: Option<PathBuf>,
+    /// The task's process runs on a terminal (the OCI runtime makes it and hands the shim its
+    /// master through `--console-socket`); its health check never does.
+    pub terminal: bool,
 }
 
 const MASKED_PATHS: &[&str] = &[
@@ -423,7 +426,9 @@ impl Bundle {
         root.set_readonly(Some(self.read_only));
         let mut spec = Spec::default();
         spec.set_version("1.0.2".to_string());
-        spec.set_process(Some(self.process.to_oci()));
+        let mut process = self.process.to_oci();
+        process.set_terminal(Some(self.terminal));
+        spec.set_process(Some(process));
         spec.set_root(Some(root));
         spec.set_hostname(Some(self.hostname.clone()));
         spec.set_domainname(None);
@@ -486,6 +491,7 @@ mod tests {
                 read_only: false,
             }],
             netns: None,
+            terminal: false,
         };
         let j = serde_json::to_value(b.to_oci()).expect("serialises");
         // Only what shoal sets: no defaults of oci-spec's (youki's) leak into the bundle.

@@ -154,6 +154,10 @@ pub(crate) fn shim_config(run: &TaskRun, node: &NodeFacts) -> Result<ShimConfig,
         volumes: Vec::new(),
         image_id: String::new(),
         netns: run.netns.clone(),
+        limits: run.resources.limits,
+        files: Vec::new(),
+        tty: c.tty,
+        open_stdin: c.open_stdin,
     })
 }
 
@@ -177,6 +181,8 @@ mod tests {
             networks: Vec::new(),
             netns: None,
             files: Vec::new(),
+            local_networks: Vec::new(),
+            publish: Vec::new(),
         }
     }
 

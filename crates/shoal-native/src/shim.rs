@@ -6,7 +6,10 @@
 //! Process tree: the daemon spawns the shim (A); A forks B and exits at once, so B is reparented
 //! away from the daemon and survives the daemon being killed; B starts a new session, unshares a
 //! PID namespace, and forks the task's process (C), which is PID 1 there. B is single-threaded
-//! and never starts an async runtime: it blocks in `poll(2)` on C's two output pipes and a pidfd.
+//! and never starts an async runtime: it blocks in `poll(2)` on C's two output pipes (or, with
+//! `tty`, its terminal's master) and a pidfd, and on the clients attached to C (see `attach`:
+//! those attached before the start are inherited as `--attach-fd N`, later ones connect to
+//! `attach.sock`), whose input it writes to C's stdin when the task has `open_stdin`.
 //!
 //! An image task (`oci` in its config) is created and started by the OCI runtime instead (see
 //! `crun`); its init becomes B's child all the same, and B supervises it the same way. With a
@@ -18,8 +21,7 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::AsFd;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -30,11 +32,15 @@ use nix::unistd::{ForkResult, Pid};
 use shoal_types::Clock;
 use shoal_types::clock::SystemClock;
 
+use super::attach_hub::{self, Hub, HubFd, TaskIo};
 use super::cgroup::parse_oom_kills;
 use super::layout::{self, HealthSpec, Namespaces, RunningInfo, ShimConfig, ShimReport, TaskDir};
 use super::logs::{LineSplitter, LogWriter};
-use super::{crun, health, proc, spawn};
+use super::{attach, crun, health, proc, spawn};
 use shoal_runtime::{ExitInfo, LogStreamKind};
+
+/// Where the OCI runtime hands over the terminal it made for a task with `tty`.
+const CONSOLE: &str = "console.sock";
 
 /// How long the shim keeps reading after the task's process exited while something it started
 /// (possible only without a PID namespace) still holds its output open.
@@ -43,12 +49,59 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 pub fn main(args: &[OsString]) -> i32 {
     match args {
         [flag] if flag == "--probe" => probe_main(),
-        [dir] => run(Path::new(dir)),
+        [dir, rest @ ..] if !dir.to_string_lossy().starts_with("--") => match attach_fds(rest) {
+            Ok(fds) => run(Path::new(dir), fds),
+            Err(why) => {
+                eprintln!("shoal shim: {why}");
+                2
+            }
+        },
         _ => {
-            eprintln!("usage: shoal shim <task-dir> | shoal shim --probe");
+            eprintln!("usage: shoal shim <task-dir> [--attach-fd N]... | shoal shim --probe");
             2
         }
     }
+}
+
+/// The clients attached before the start (see `attach`), inherited from the daemon and named
+/// `--attach-fd N`.
+fn attach_fds(args: &[OsString]) -> Result<Vec<OwnedFd>, String> {
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a != "--attach-fd" {
+            return Err(format!("unknown argument {a:?}"));
+        }
+        let n = it
+            .next()
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<RawFd>().ok())
+            .ok_or("--attach-fd takes an fd number")?;
+        if fds.iter().any(|f| f.as_raw_fd() == n) {
+            return Err(format!("--attach-fd {n} given twice"));
+        }
+        fds.push(inherited(n)?);
+    }
+    Ok(fds)
+}
+
+#[allow(unsafe_code)]
+fn inherited(fd: RawFd) -> Result<OwnedFd, String> {
+    // SAFETY: F_GETFD only reads the fd's flags; a number that is not open fails with EBADF.
+    let open = fd > 2 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+    if !open {
+        return Err(format!("--attach-fd {fd}: not an open fd"));
+    }
+    // SAFETY: the daemon handed this fd to us, open (checked above) and named once (checked by
+    // the caller); nothing else in this process refers to it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Neither the task's process nor the OCI runtime may inherit it.
+    nix::fcntl::fcntl(
+        &owned,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(|e| format!("--attach-fd {fd}: {e}"))?;
+    Ok(owned)
 }
 
 /// Writes the one-line report to the daemon (our stdout).
@@ -74,7 +127,7 @@ fn fork_single_threaded() -> nix::Result<ForkResult> {
     unsafe { nix::unistd::fork() }
 }
 
-fn run(dir: &Path) -> i32 {
+fn run(dir: &Path, attach: Vec<OwnedFd>) -> i32 {
     let task = TaskDir::from_path(dir.to_path_buf());
     let cfg = match task.config() {
         Ok(Some(cfg)) => cfg,
@@ -85,11 +138,11 @@ fn run(dir: &Path) -> i32 {
         Err(e) => fail(format!("fork: {e}")),
         // A: the daemon reaps us; B carries on, reparented away from the daemon.
         Ok(ForkResult::Parent { .. }) => 0,
-        Ok(ForkResult::Child) => supervise(&task, &cfg),
+        Ok(ForkResult::Child) => supervise(&task, &cfg, attach),
     }
 }
 
-fn supervise(task: &TaskDir, cfg: &ShimConfig) -> i32 {
+fn supervise(task: &TaskDir, cfg: &ShimConfig, attach: Vec<OwnedFd>) -> i32 {
     // Out of the daemon's session and process group: its terminal and group signals, and its
     // death, no longer reach us. Off its working directory too, which may go away.
     if let Err(e) = nix::unistd::setsid() {
@@ -102,7 +155,11 @@ fn supervise(task: &TaskDir, cfg: &ShimConfig) -> i32 {
     let _ = nix::sys::prctl::set_child_subreaper(true);
     // Forked before the PID namespace below, so the checker is not inside the task's namespace
     // and sees the task's pid as the node does; it learns the pid once the task runs.
-    let mut checker = cfg.health.as_ref().and_then(|h| fork_checker(task, cfg, h));
+    let attach_raw: Vec<RawFd> = attach.iter().map(|f| f.as_raw_fd()).collect();
+    let mut checker = cfg
+        .health
+        .as_ref()
+        .and_then(|h| fork_checker(task, cfg, h, &attach_raw));
     // The OCI runtime makes an image task's namespaces itself (and joins its network one);
     // a host task inherits the shim's, so the shim joins it first.
     if cfg.oci.is_none()
@@ -122,13 +179,48 @@ fn supervise(task: &TaskDir, cfg: &ShimConfig) -> i32 {
     {
         return fail(format!("creating the PID namespace: {e}"));
     }
+    // The process's terminal (a host task's made here, an image task's by the OCI runtime,
+    // which sends it to `console.sock`) and stdin, which the shim holds for attached clients.
+    let mut tio = match TaskIo::new(cfg.tty, cfg.open_stdin, cfg.oci.is_none()) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("setting up the task's stdio: {e}")),
+    };
+    let console = match (&cfg.oci, cfg.tty) {
+        (Some(_), true) => match attach_hub::listen(task.path(), CONSOLE) {
+            Ok((l, _, dir_fd)) => Some((l, dir_fd)),
+            Err(e) => return fail(e),
+        },
+        _ => None,
+    };
     let spawned = match &cfg.oci {
-        Some(oci) => crun::create(oci, task.path()),
-        None => spawn::spawn_task(cfg).map(|mut child| crun::Spawned {
-            pid: child.id() as i32,
-            stdout: child.stdout.take().map(|p| File::from(OwnedFd::from(p))),
-            stderr: child.stderr.take().map(|p| File::from(OwnedFd::from(p))),
-        }),
+        Some(oci) => crun::create(
+            oci,
+            task.path(),
+            crun::CreateIo {
+                stdin: tio.stdin_child.take(),
+                console_socket: console.as_ref().map(|(_, dir_fd)| {
+                    attach::socket_path(
+                        task.path(),
+                        CONSOLE,
+                        dir_fd.as_raw_fd(),
+                        Some(std::process::id()),
+                    )
+                }),
+            },
+        ),
+        None => {
+            let stdio = match tio.slave.take() {
+                Some(slave) => spawn::TaskStdio::Terminal(slave),
+                None => spawn::TaskStdio::Pipes {
+                    stdin: tio.stdin_child.take(),
+                },
+            };
+            spawn::spawn_task(cfg, stdio).map(|mut child| crun::Spawned {
+                pid: child.id() as i32,
+                stdout: child.stdout.take().map(|p| File::from(OwnedFd::from(p))),
+                stderr: child.stderr.take().map(|p| File::from(OwnedFd::from(p))),
+            })
+        }
     };
     let mut spawned = match spawned {
         Ok(s) => s,
@@ -144,6 +236,42 @@ fn supervise(task: &TaskDir, cfg: &ShimConfig) -> i32 {
         }
         fail(why)
     };
+    let terminal = match console {
+        Some((l, _)) => {
+            let received = attach_hub::receive_terminal(&l);
+            let _ = std::fs::remove_file(task.file(CONSOLE));
+            received.and_then(|m| tio.set_master(m, cfg.open_stdin))
+        }
+        None => tio.master_input(cfg.open_stdin),
+    };
+    if let Err(e) = terminal {
+        return abandon(format!("the task's terminal: {e}"));
+    }
+    // A terminal's output is all on its master.
+    if let Some(m) = &tio.master {
+        match m.try_clone() {
+            Ok(out) => {
+                spawned.stdout = Some(File::from(out));
+                spawned.stderr = None;
+            }
+            Err(e) => return abandon(format!("the task's terminal: {e}")),
+        }
+    }
+    // Clients attaching from now on connect here; those attached before are in `attach`.
+    let listener = match attach_hub::listen(task.path(), attach::SOCKET) {
+        Ok((l, _, _)) => Some(l),
+        Err(e) => {
+            eprintln!("shoal shim: {e}; clients cannot attach after the start");
+            None
+        }
+    };
+    let mut hub = Hub::new(
+        listener,
+        attach,
+        tio.stdin.take(),
+        tio.master.take(),
+        cfg.tty,
+    );
     let (Some(st), Some(shim_st)) = (proc::stat(pid), proc::stat(me)) else {
         return abandon("the task's process vanished before it could be recorded".into());
     };
@@ -181,7 +309,7 @@ fn supervise(task: &TaskDir, cfg: &ShimConfig) -> i32 {
         c
     });
 
-    let status = copy_output_until_exit(task, cfg, &mut spawned, st.start_time);
+    let status = copy_output_until_exit(task, cfg, &mut spawned, st.start_time, &mut hub);
     if let Some(c) = checker {
         let _ = nix::sys::signal::kill(c, nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(c, None);
@@ -192,12 +320,21 @@ fn supervise(task: &TaskDir, cfg: &ShimConfig) -> i32 {
             break;
         }
     }
-    if record_exit(task, cfg, status) { 0 } else { 1 }
+    let (recorded, code) = record_exit(task, cfg, status);
+    // After exit.json: a client whose stream ends finds the task exited.
+    hub.finish(code);
+    let _ = std::fs::remove_file(attach_hub::socket_file(task.path()));
+    if recorded { 0 } else { 1 }
 }
 
 /// Forks the health checker (see `health`); it dies with us. It waits for the task's pid and
 /// start time on the returned pipe (closing it unwritten makes it exit).
-fn fork_checker(task: &TaskDir, cfg: &ShimConfig, spec: &HealthSpec) -> Option<(Pid, OwnedFd)> {
+fn fork_checker(
+    task: &TaskDir,
+    cfg: &ShimConfig,
+    spec: &HealthSpec,
+    attach: &[RawFd],
+) -> Option<(Pid, OwnedFd)> {
     let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
         Err(e) => {
@@ -208,6 +345,11 @@ fn fork_checker(task: &TaskDir, cfg: &ShimConfig, spec: &HealthSpec) -> Option<(
     match fork_single_threaded() {
         Ok(ForkResult::Child) => {
             drop(w);
+            // The attached clients' sockets are the shim's: a copy here would keep them open
+            // after the shim closed them.
+            for fd in attach {
+                let _ = nix::unistd::close(*fd);
+            }
             let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
             let mut buf = [0u8; 12];
             if File::from(r).read_exact(&mut buf).is_err() {
@@ -241,8 +383,8 @@ fn fork_checker(task: &TaskDir, cfg: &ShimConfig, spec: &HealthSpec) -> Option<(
     }
 }
 
-/// Writes exit.json; false if it could not be written.
-fn record_exit(task: &TaskDir, cfg: &ShimConfig, status: WaitStatus) -> bool {
+/// Writes exit.json; whether it could, and the exit code.
+fn record_exit(task: &TaskDir, cfg: &ShimConfig, status: WaitStatus) -> (bool, i64) {
     let oom_killed = cfg
         .oom
         .as_ref()
@@ -261,9 +403,9 @@ fn record_exit(task: &TaskDir, cfg: &ShimConfig, status: WaitStatus) -> bool {
     };
     if let Err(e) = layout::write_json_atomic(&task.file(layout::EXIT), &exit) {
         eprintln!("shoal shim: recording the exit: {e}");
-        return false;
+        return (false, code);
     }
-    true
+    (true, code)
 }
 
 #[derive(Clone, Copy)]
@@ -280,8 +422,9 @@ struct Stream<R> {
 }
 
 impl<R: Read + AsFd> Stream<R> {
-    /// Reads once; closes the pipe at end of file.
-    fn pump(&mut self, buf: &mut [u8], log: &mut Option<LogWriter>) {
+    /// Reads once, into the log and to attached clients; closes the pipe at end of file (a
+    /// terminal's master reads EIO once the process and its children closed the slave).
+    fn pump(&mut self, buf: &mut [u8], log: &mut Option<LogWriter>, hub: &mut Hub) {
         let Some(pipe) = &mut self.pipe else {
             return;
         };
@@ -303,6 +446,7 @@ impl<R: Read + AsFd> Stream<R> {
             self.pipe = None;
             return;
         }
+        hub.output(kind, &buf[..n]);
         self.split.push(&buf[..n], &mut emit);
     }
 }
@@ -314,6 +458,7 @@ fn copy_output_until_exit(
     cfg: &ShimConfig,
     child: &mut crun::Spawned,
     start: u64,
+    hub: &mut Hub,
 ) -> WaitStatus {
     let mut log = match LogWriter::open(&task.file(layout::LOG), cfg.log_max_bytes) {
         Ok(w) => Some(w),
@@ -359,16 +504,8 @@ fn copy_output_until_exit(
                 return s;
             }
         }
-        if !open {
-            // Both pipes are closed but the process lives on: just wait for it.
-            loop {
-                match waitpid(child_pid, None) {
-                    Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return s,
-                    Ok(_) | Err(nix::Error::EINTR) => {}
-                    Err(_) => return WaitStatus::Exited(child_pid, 255),
-                }
-            }
-        }
+        // Both pipes closed and the process still running: the loop goes on for its exit (the
+        // pidfd, or the periodic waitpid) and its attached clients.
 
         // Without a pidfd the exit is noticed by the periodic waitpid above.
         let watch_exit = status.is_none() && pidfd.is_some();
@@ -390,6 +527,11 @@ fn copy_output_until_exit(
             ids.push(Ready::Exit);
             fds.push(PollFd::new(fd.raw(), PollFlags::POLLIN));
         }
+        let hub_fds = hub.poll_fds();
+        let hub_at = fds.len();
+        for (_, fd, flags) in &hub_fds {
+            fds.push(PollFd::new(*fd, *flags));
+        }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::Error::EINTR) => {}
             Err(e) => {
@@ -403,15 +545,22 @@ fn copy_output_until_exit(
             .filter(|(_, p)| p.revents().is_some_and(|r| !r.is_empty()))
             .map(|(i, _)| i)
             .collect();
+        let hub_ready: Vec<(HubFd, PollFlags)> = hub_fds
+            .iter()
+            .zip(&fds[hub_at..])
+            .filter_map(|((id, _, _), p)| p.revents().filter(|r| !r.is_empty()).map(|r| (*id, r)))
+            .collect();
         drop(fds);
+        drop(hub_fds);
         for r in ready {
             match r {
-                Ready::Stdout => out.pump(&mut buf, &mut log),
-                Ready::Stderr => err.pump(&mut buf, &mut log),
+                Ready::Stdout => out.pump(&mut buf, &mut log, hub),
+                Ready::Stderr => err.pump(&mut buf, &mut log, hub),
                 // The next waitpid collects the status.
                 Ready::Exit => {}
             }
         }
+        hub.ready(&hub_ready);
     }
 }
 

@@ -69,8 +69,17 @@ fn cstring(s: impl AsRef<std::ffi::OsStr>, what: &str) -> Result<CString, String
     CString::new(s.as_ref().as_bytes()).map_err(|_| format!("{what} contains a NUL byte"))
 }
 
+/// The task's process's stdio: pipes the shim reads (and its stdin's, with `open_stdin`), or
+/// with `tty` the slave of the terminal the shim holds, which becomes its controlling terminal.
+pub(crate) enum TaskStdio {
+    Pipes { stdin: Option<OwnedFd> },
+    Terminal(OwnedFd),
+}
+
 /// Everything the child's setup needs, prepared before fork so the child only makes syscalls.
 struct ChildSetup {
+    /// Leads a session of its own with its stdin as controlling terminal.
+    ctty: bool,
     cgroup_procs: Vec<File>,
     unshare: CloneFlags,
     private_mounts: bool,
@@ -89,6 +98,11 @@ impl ChildSetup {
             let _ = nix::unistd::write(&self.step_w, label);
             std::io::Error::from(e)
         };
+        if self.ctty {
+            super::exec::take_terminal().inspect_err(|_| {
+                let _ = nix::unistd::write(&self.step_w, b"taking the terminal");
+            })?;
+        }
         for f in &self.cgroup_procs {
             nix::unistd::write(f, b"0").map_err(|e| fail(b"joining the task's cgroup", e))?;
         }
@@ -119,9 +133,9 @@ impl ChildSetup {
     }
 }
 
-/// Starts the task's process with piped stdout/stderr and stdin from /dev/null. The returned
-/// error is the message reported to the agent (it names the executable or the failing step).
-pub(crate) fn spawn_task(cfg: &ShimConfig) -> Result<Child, String> {
+/// Starts the task's process on `stdio` (without stdin: /dev/null). The returned error is the
+/// message reported to the agent (it names the executable or the failing step).
+pub(crate) fn spawn_task(cfg: &ShimConfig, stdio: TaskStdio) -> Result<Child, String> {
     let argv0 = cfg.argv.first().ok_or("the task has no command")?;
     let program = resolve_program(argv0, &cfg.env, &cfg.dir)?;
 
@@ -141,6 +155,7 @@ pub(crate) fn spawn_task(cfg: &ShimConfig) -> Result<Child, String> {
     let (step_r, step_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let setup = ChildSetup {
+        ctty: matches!(stdio, TaskStdio::Terminal(_)),
         cgroup_procs,
         unshare: flags,
         private_mounts: ns.mount,
@@ -168,10 +183,24 @@ pub(crate) fn spawn_task(cfg: &ShimConfig) -> Result<Child, String> {
     cmd.arg0(argv0)
         .args(&cfg.argv[1..])
         .env_clear()
-        .envs(cfg.env.iter().filter_map(|kv| kv.split_once('=')))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .envs(cfg.env.iter().filter_map(|kv| kv.split_once('=')));
+    match stdio {
+        TaskStdio::Pipes { stdin } => {
+            cmd.stdin(stdin.map_or_else(Stdio::null, Stdio::from))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+        }
+        TaskStdio::Terminal(slave) => {
+            let dup = |s: &OwnedFd| {
+                s.try_clone()
+                    .map(Stdio::from)
+                    .map_err(|e| format!("duplicating the terminal: {e}"))
+            };
+            cmd.stdin(dup(&slave)?)
+                .stdout(dup(&slave)?)
+                .stderr(Stdio::from(slave));
+        }
+    }
     install_setup(&mut cmd, setup);
     let spawned = cmd.spawn();
     // Drop the command (and the parent's copy of the step pipe's write end) before reading it.

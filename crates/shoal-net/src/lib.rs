@@ -12,6 +12,9 @@
 //! the calling threads never change namespace.
 
 pub mod nat;
+mod ports;
+
+pub use ports::{HeldPort, hold_port};
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
@@ -49,6 +52,13 @@ pub enum NetError {
     /// An argument the caller can correct: `field` names it (`vips[2].vip`).
     #[error("{field}: {why}")]
     InvalidArgument { field: String, why: String },
+    /// Refused because of what else exists (a name taken, a network still in use); the
+    /// message names it.
+    #[error("{0}")]
+    Conflict(String),
+    /// What the caller named does not exist; the message names it.
+    #[error("{0}")]
+    NotFound(String),
 }
 
 fn nl(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetError {
@@ -649,6 +659,35 @@ pub fn leave_node(node_netns: &Path, name: &str) -> Result<(), NetError> {
                 .map_err(nl(format!("removing {name}"))),
             Err(_) => Ok(()),
         }
+    })
+}
+
+/// Removes the link `name` from `netns` (a bridge takes its ports' links off it, a veth its
+/// peer); absent is fine.
+pub fn delete_link(netns: &Path, name: &str) -> Result<(), NetError> {
+    leave_node(netns, name)
+}
+
+/// The names of the links in `netns`.
+pub fn link_names(netns: &Path) -> Result<Vec<String>, NetError> {
+    use rtnetlink::packet_route::link::LinkAttribute;
+    in_netns(netns, |h| async move {
+        let links: Vec<_> = h
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl("listing links"))?;
+        Ok(links
+            .iter()
+            .filter_map(|l| {
+                l.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n.clone()),
+                    _ => None,
+                })
+            })
+            .collect())
     })
 }
 

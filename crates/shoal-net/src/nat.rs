@@ -9,6 +9,8 @@
 //!   on its way out of any other interface (Docker's `docker_gwbridge`).
 //! - Published ports, in a node's namespace: `ip <table>` (the caller's name), DNAT without
 //!   SNAT to the backends, plus `ip shoal-localnet`, a guard that [`program_published`] keeps.
+//! - Local bridge networks (Docker's `bridge` networks), in a node's namespace: `ip shoal-bridges`
+//!   (the `local` submodule), their masquerade, isolation and published ports in one table.
 //! - Return paths, in a task's namespace: `ip shoal-rp`, plus `fwmark M lookup M` rules at
 //!   priority [`RETURN_RULE_PRIORITY`] and a default route in each table M.
 //!
@@ -24,7 +26,10 @@
 //! The rule builders are pure (the `rules` submodule): what a call would apply is unit-tested
 //! without root.
 
+mod local;
 mod rules;
+
+pub use local::{BRIDGES_TABLE, BridgeNet, BridgePort, program_bridges, remove_bridges};
 
 use std::collections::{BTreeSet, HashSet};
 use std::io::Write;

@@ -10,6 +10,8 @@
 //!   store said, before the driver prepares it, so the task never runs without its network;
 //!   the namespace goes when the driver removes the task. Neither the agent nor the drivers
 //!   know how the namespace was made; drivers only join it (`TaskRun::netns`).
+//! - Node-local networks (Docker's `bridge` driver, for standalone containers): see `local`.
+//!   A task's `local_networks` are wired into the same namespace, after its overlays.
 //!
 //! Every kernel change is made through `shoal-net` (netlink), off the async threads.
 //! Namespaces are kept as bind mounts, so tasks and overlays outlive a daemon restart (a
@@ -35,7 +37,9 @@ use shoal_types::dispatch::{NetworkMap, NetworkPlan};
 use shoal_types::service::Protocol;
 
 mod gateway;
+mod local;
 use gateway::Gateway;
+pub use local::DEFAULT_BRIDGE;
 use tokio::sync::{Mutex, watch};
 
 /// How long a task waits for its node to hear of its networks: the map is sent before the
@@ -108,10 +112,35 @@ pub struct NetAgent {
     tunnel: Mutex<Option<shoal_wg::Tunnel>>,
     /// The cluster's tunnel key the tunnel runs with.
     psk: Mutex<Option<[u8; 32]>>,
+    /// The node's local bridge networks and its standalone containers' endpoints on them.
+    local: local::LocalNets,
+}
+
+/// How a [`NetAgent`] is made; [`NetAgent::new`] takes the defaults.
+pub struct NetAgentConfig {
+    /// Where the agent keeps what outlives the daemon (namespaces, addresses, networks).
+    pub dir: PathBuf,
+    /// The node's own network namespace (its underlay, gateway and local bridges, published
+    /// ports); the daemon's when `None`.
+    pub node_netns: Option<PathBuf>,
+    /// When local networks are made.
+    pub clock: Arc<dyn shoal_types::Clock>,
+    /// Where local networks' and endpoints' IDs come from.
+    pub ids: shoal_types::IdGen,
 }
 
 impl NetAgent {
     pub fn new(dir: PathBuf) -> Arc<NetAgent> {
+        NetAgent::with_config(NetAgentConfig {
+            dir,
+            node_netns: None,
+            clock: Arc::new(shoal_types::clock::SystemClock),
+            ids: shoal_types::IdGen::from_os(),
+        })
+    }
+
+    pub fn with_config(cfg: NetAgentConfig) -> Arc<NetAgent> {
+        let dir = cfg.dir;
         let (maps, _) = watch::channel(Arc::default());
         // Overlays a previous run left: adopted, and removed by the first map that does not
         // name them.
@@ -126,12 +155,16 @@ impl NetAgent {
         let upstreams = std::fs::read_to_string("/etc/resolv.conf")
             .map(|t| shoal_dns::read_resolv_conf(&t).upstreams())
             .unwrap_or_default();
-        let node_netns = PathBuf::from(format!("/proc/{}/ns/net", std::process::id()));
+        let node_netns = cfg
+            .node_netns
+            .unwrap_or_else(|| PathBuf::from(format!("/proc/{}/ns/net", std::process::id())));
         let gateway = Gateway::load(&dir, &node_netns);
+        let local = local::LocalNets::load(&dir, &node_netns, gateway.subnet(), cfg.clock, cfg.ids);
         let keys = shoal_wg::Keypair::from_os_rng()
             .inspect_err(|e| tracing::warn!(error = %e, "network: no key for encrypted overlays"))
             .ok();
         Arc::new(NetAgent {
+            local,
             keys,
             tunnel: Mutex::new(None),
             psk: Mutex::new(None),
@@ -458,14 +491,16 @@ impl NetAgent {
                 via: g,
             })
             .collect();
+        // Tasks on local networks are served whether or not they are on overlays.
+        let local_tasks = self.local_task_ids();
         let mut served = self.served.lock().await;
-        served.retain(|id, _| on.contains_key(id));
+        served.retain(|id, _| on.contains_key(id) || local_tasks.contains(id));
         for (task, plans) in on {
             let netns = self.task_netns(task);
             if !is_mounted_netns(&netns) {
                 continue;
             }
-            let view = Arc::new(view_of(&plans));
+            let view = Arc::new(self.with_local_names(task, view_of(&plans)));
             let vips = vips_of(&plans);
             // The ingress network is the task's first when it is on it.
             let on_ingress = plans.iter().any(|p| p.network.spec.ingress);
@@ -654,8 +689,14 @@ impl NetAgent {
         if is_mounted_netns(&path) {
             return Ok(path);
         }
-        let map = self.await_networks(run).await?;
+        // A standalone container on local networks only waits for no map.
+        let map = if run.networks.is_empty() && !run.local_networks.is_empty() {
+            self.maps.borrow().clone()
+        } else {
+            self.await_networks(run).await?
+        };
         self.keep_upstreams(run)?;
+        let local_plan = self.plan_local(run).await?;
         let held = self.overlays.lock().await;
         let mut links = Vec::new();
         for (i, a) in run.networks.iter().enumerate() {
@@ -678,14 +719,16 @@ impl NetAgent {
                 },
             ));
         }
-        // A task on internal networks only has no way out (`network create --internal`).
-        let needs_gateway = run.networks.is_empty()
-            || run.networks.iter().any(|a| {
-                map.networks
-                    .iter()
-                    .find(|p| p.network.id == a.network)
-                    .is_some_and(|p| !p.network.spec.internal)
-            });
+        // A task on internal networks only has no way out (`network create --internal`); one
+        // on local networks goes out through them.
+        let needs_gateway = local_plan.is_none()
+            && (run.networks.is_empty()
+                || run.networks.iter().any(|a| {
+                    map.networks
+                        .iter()
+                        .find(|p| p.network.id == a.network)
+                        .is_some_and(|p| !p.network.spec.internal)
+                }));
         let mut way_out = None;
         if needs_gateway {
             let (subnet, bridge_addr) = self
@@ -711,6 +754,10 @@ impl NetAgent {
         }
         let node_ns = self.node_netns.clone();
         let task_ns = path.clone();
+        let (local_links, local_route) = local_plan
+            .as_ref()
+            .map(|l| (l.links.clone(), l.route.clone()))
+            .unwrap_or_default();
         let wired = tokio::task::spawn_blocking(move || -> Result<(), NetError> {
             if let Some(parent) = task_ns.parent() {
                 std::fs::create_dir_all(parent).map_err(|source| NetError::Netns {
@@ -731,6 +778,12 @@ impl NetAgent {
                     shoal_net::attach_to(&node_ns, GATEWAY_BRIDGE, &task_ns, a)?;
                     shoal_net::set_default_route(&task_ns, &a.name, *via)?;
                 }
+                for (bridge, a) in &local_links {
+                    shoal_net::attach_to(&node_ns, bridge, &task_ns, a)?;
+                }
+                if let Some((dev, via)) = &local_route {
+                    shoal_net::set_default_route(&task_ns, dev, *via)?;
+                }
                 Ok(())
             })();
             if wired.is_err() {
@@ -746,12 +799,22 @@ impl NetAgent {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .release(&run.task_id);
+            if let Some(plan) = local_plan {
+                self.abandon_local(plan, &run.task_id).await;
+            }
             return Err(e);
         }
         drop(held);
         // A host-mode port waits for its task's gateway address.
         if let Err(e) = self.publish(&map).await {
             tracing::warn!(task.id = %run.task_id, error = %shoal_types::error::Chain(&e), "network: publishing the task's ports failed; retrying with the next map");
+        }
+        // Done first: it ends the local networks' lock, which unwiring takes.
+        if let Some(plan) = local_plan
+            && let Err(e) = self.finish_local(plan, &run.task_id).await
+        {
+            self.unwire(&run.task_id).await;
+            return Err(e);
         }
         // Names and virtual IPs before the task's process starts, not at the next map.
         if let Some(local) = map.local_addr
@@ -768,6 +831,7 @@ impl NetAgent {
 
     async fn unwire(&self, task: &Id) {
         self.served.lock().await.remove(task);
+        self.unwire_local(task).await;
         let _ = std::fs::remove_file(self.upstreams_file(task));
         self.gateway
             .lock()
@@ -789,6 +853,12 @@ impl NetAgent {
     /// Namespaces of tasks the runtime no longer holds: left by a crash between wiring and
     /// preparing, or by a task removed while the daemon was down.
     async fn remove_strays(&self, held: &BTreeSet<Id>) {
+        for id in self.local_task_ids() {
+            if !held.contains(&id) {
+                tracing::info!(task.id = %id, "network: releasing the local endpoints of a task the runtime no longer holds");
+                self.unwire(&id).await;
+            }
+        }
         let Ok(entries) = std::fs::read_dir(self.dir.join("task")) else {
             return;
         };
@@ -1004,7 +1074,11 @@ impl RuntimeDriver for NetDriver {
     }
 
     async fn prepare(&self, run: &TaskRun) -> Result<(), RuntimeError> {
-        if run.networks.is_empty() && !self.net.maps.borrow().publishes(&run.task_id) {
+        if run.networks.is_empty()
+            && run.local_networks.is_empty()
+            && run.publish.is_empty()
+            && !self.net.maps.borrow().publishes(&run.task_id)
+        {
             return self.inner.prepare(run).await;
         }
         self.preparing
@@ -1061,6 +1135,9 @@ impl RuntimeDriver for NetDriver {
                 .clone()
         };
         let before = preparing();
+        // The runtime's list is how a restarted daemon adopts its tasks: their local
+        // networks' ports and names come back with them.
+        self.net.restore_local().await;
         let tasks = self.inner.list().await?;
         let mut held: BTreeSet<Id> = tasks.iter().map(|t| t.task_id.clone()).collect();
         held.extend(before);
@@ -1095,6 +1172,38 @@ impl RuntimeDriver for NetDriver {
 
     async fn stats(&self, task_id: &Id) -> Result<shoal_runtime::TaskStats, RuntimeError> {
         self.inner.stats(task_id).await
+    }
+
+    async fn attach(&self, task_id: &Id) -> Result<shoal_runtime::ExecProcess, RuntimeError> {
+        self.inner.attach(task_id).await
+    }
+
+    async fn path_stat(
+        &self,
+        task_id: &Id,
+        path: &str,
+    ) -> Result<shoal_runtime::PathStat, RuntimeError> {
+        self.inner.path_stat(task_id, path).await
+    }
+
+    async fn archive_get(
+        &self,
+        task_id: &Id,
+        path: &str,
+    ) -> Result<(shoal_runtime::PathStat, shoal_runtime::ArchiveStream), RuntimeError> {
+        self.inner.archive_get(task_id, path).await
+    }
+
+    async fn archive_put(
+        &self,
+        task_id: &Id,
+        dir: &str,
+        archive: shoal_runtime::ArchiveStream,
+        no_overwrite_dir_non_dir: bool,
+    ) -> Result<(), RuntimeError> {
+        self.inner
+            .archive_put(task_id, dir, archive, no_overwrite_dir_non_dir)
+            .await
     }
 
     async fn volumes(&self) -> Result<Vec<VolumeInfo>, RuntimeError> {
@@ -1184,6 +1293,8 @@ mod tests {
             networks: Vec::new(),
             netns: None,
             files: Vec::new(),
+            local_networks: Vec::new(),
+            publish: Vec::new(),
         };
         agent.keep_upstreams(&run).expect("nothing to keep");
         assert_eq!(agent.task_upstreams(&task), None, "the node's resolvers");

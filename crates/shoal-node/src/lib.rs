@@ -14,11 +14,13 @@
 //! Concurrency: transitions (init, join, leave, promotion, demotion, shutdown) are serialised by
 //! one async mutex; API handlers read the current state through a cheap clone of an `Arc`.
 
+mod attach;
 mod autolock;
 pub(crate) mod events;
 mod identity;
 pub mod join;
 mod lifecycle;
+mod local_nets;
 pub mod remote;
 pub mod routes;
 mod start;
@@ -130,6 +132,8 @@ pub struct Daemon {
     current: RwLock<Option<Arc<Active>>>,
     /// A manager of an autolocked swarm, restarted: it waits for its unlock key.
     locked: RwLock<Option<Arc<autolock::LockedNode>>>,
+    /// Standalone containers this daemon put on the swarm's overlays.
+    attached: attach::Attached,
     me: Weak<Daemon>,
 }
 
@@ -168,13 +172,22 @@ impl Daemon {
         let engine_driver = driver.clone();
         let driver = net.wrap(driver);
         net.spawn_reconciler();
+        let engine_dir = cfg.data_dir.join("engine").join("containers");
+        let standalone_driver = driver.clone();
         let daemon = Arc::new_cyclic(|me: &Weak<Daemon>| Daemon {
-            engine: Arc::new(shoal_engine::NodeEngine::new(
-                engine_driver,
-                Arc::new(AssignedTasks(me.clone())),
-                clock.clone(),
-                shoal_types::id::IdGen::from_os(),
-            )),
+            engine: Arc::new(
+                shoal_engine::NodeEngine::new(
+                    engine_driver,
+                    Arc::new(AssignedTasks(me.clone())),
+                    clock.clone(),
+                    shoal_types::id::IdGen::from_os(),
+                )
+                .with_standalone(
+                    engine_dir,
+                    standalone_driver,
+                    Arc::new(local_nets::NodeNets(net.clone(), me.clone())),
+                ),
+            ),
             events_stop: watch::channel(false).0,
             cfg,
             clock,
@@ -183,8 +196,10 @@ impl Daemon {
             transition: tokio::sync::Mutex::new(()),
             current: RwLock::new(None),
             locked: RwLock::new(None),
+            attached: Default::default(),
             me: me.clone(),
         });
+        daemon.engine.resume().await;
         tokio::spawn(daemon.engine.clone().watch(daemon.events_stop.subscribe()));
         if let Some(identity) =
             Identity::load(&daemon.identity_path()).map_err(NodeError::Internal)?
@@ -433,6 +448,7 @@ impl Daemon {
     /// Stops the node (daemon shutdown). Tasks stop too unless configured to outlive the daemon.
     pub async fn shutdown(&self) {
         self.events_stop.send_replace(true);
+        self.engine.shutdown();
         let _guard = self.transition.lock().await;
         if let Some(active) = self.current() {
             self.set_current(None);

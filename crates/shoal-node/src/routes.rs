@@ -26,7 +26,9 @@ use shoal_pki::Identity;
 use shoal_rpc::Peer;
 use shoal_runtime::LogOptions;
 use shoal_store::{Proposal, TypeConfig};
-use shoal_types::dispatch::{JoinRequest, RenewRequest, TaskStatusReport};
+use shoal_types::dispatch::{
+    AttachRequest, DetachRequest, JoinRequest, RenewRequest, TaskStatusReport,
+};
 use shoal_types::node::NodeRole;
 use tokio::sync::watch;
 
@@ -185,6 +187,8 @@ pub fn router(shared: S) -> Router {
         .route(wire::SESSION, post(session))
         .route(wire::REPORT, post(report))
         .route(wire::HEARTBEAT, post(heartbeat))
+        .route(wire::ATTACH, post(attach))
+        .route(wire::DETACH, post(detach))
         .route(wire::RENEW, post(renew))
         .route(wire::LOGS, post(logs))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
@@ -322,6 +326,35 @@ async fn heartbeat(State(s): State<S>, Extension(p): Extension<Peer>) -> Reply {
     Ok(json_or_control(
         r.map(|period| wire::HeartbeatReply { period }),
     ))
+}
+
+/// A node attaching one of its containers to an overlay: any manager serves it (a follower
+/// forwards the write), for the calling node only.
+async fn attach(
+    State(s): State<S>,
+    Extension(p): Extension<Peer>,
+    Json(req): Json<AttachRequest>,
+) -> Reply {
+    let (id, m) = at_manager(&s, &p, false)?;
+    let r = if req.check_only {
+        m.control.check_attach(&id.node_id, &req).map(|()| None)
+    } else {
+        m.control.attach_network(&id.node_id, &req).await.map(Some)
+    };
+    Ok(json_or_control(r))
+}
+
+async fn detach(
+    State(s): State<S>,
+    Extension(p): Extension<Peer>,
+    Json(req): Json<DetachRequest>,
+) -> Reply {
+    let (id, m) = at_manager(&s, &p, false)?;
+    let r = m
+        .control
+        .detach_network(&id.node_id, &req.container_id, req.network.as_deref())
+        .await;
+    Ok(json_or_control(r.map(|()| empty())))
 }
 
 async fn renew(

@@ -15,6 +15,11 @@ pub const RAFT_JOIN: &str = "/raft/join";
 pub const SESSION: &str = "/dispatcher/session";
 pub const REPORT: &str = "/dispatcher/report";
 pub const HEARTBEAT: &str = "/dispatcher/heartbeat";
+/// A standalone container's place on an attachable overlay: `AttachRequest` in,
+/// `Option<NetworkAttachment>` out (`None` for a check only).
+pub const ATTACH: &str = "/dispatcher/attach";
+/// `DetachRequest` in, `{}` out.
+pub const DETACH: &str = "/dispatcher/detach";
 pub const RENEW: &str = "/certs/renew";
 pub const LOGS: &str = "/agent/logs";
 

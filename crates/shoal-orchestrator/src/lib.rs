@@ -26,6 +26,8 @@
 //! - [`update`]: rolling updates and rollbacks, and the service's update status.
 //! - [`reaper`]: task history retention.
 //! - [`orphans`]: tasks whose service is gone.
+//! - [`attachments`]: standalone containers' network attachments, which no reconciler owns;
+//!   only those of deleted nodes go.
 //! - [`depends`]: start order between services (compose's `depends_on`): whether a service
 //!   must wait for others before its first tasks. It looks across services, so the manager
 //!   asks it before calling [`reconcile_service`] (see `shoal-manager`'s `loops`).
@@ -88,6 +90,7 @@
 //!   on create with a time that moves between transactions; equal times (a fake clock standing
 //!   still) fall back to "still wanted is newer", then the ID.
 
+pub mod attachments;
 pub mod constraint;
 pub mod depends;
 pub mod global;
@@ -105,6 +108,7 @@ mod view;
 use shoal_types::service::UpdateStatus;
 use shoal_types::{ClusterSpec, Id, IdGen, Node, Service, ServiceMode, Task, TaskState, Timestamp};
 
+pub use attachments::reconcile_attachments;
 pub use orphans::reconcile_orphans;
 
 pub use reaper::reap_history;

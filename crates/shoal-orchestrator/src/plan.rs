@@ -122,5 +122,6 @@ pub(crate) fn new_task(
         assigned_generic_resources: Vec::new(),
         // The store gives addresses as it applies the task's creation.
         networks: Vec::new(),
+        attachment: None,
     }
 }

@@ -34,6 +34,22 @@ pub struct TaskRun {
     /// Its secrets and configs, resolved by the agent: the driver puts them on a tmpfs (see
     /// [`crate::files`]) and binds each read-only at its path.
     pub files: Vec<crate::files::TaskFile>,
+    /// The node-local networks of a standalone container, in order (its first is where its
+    /// published ports lead and its default route goes); wired by the node's network layer
+    /// into `netns`, as overlays are. Empty for services' tasks.
+    pub local_networks: Vec<shoal_types::local_net::LocalAttachment>,
+    /// The node's ports forwarded to the container's (`-p`); the network layer binds them.
+    /// Empty for services' tasks.
+    pub publish: Vec<shoal_types::local_net::PortBinding>,
+}
+
+impl TaskRun {
+    /// Whether the node's network layer gives the task a network namespace of its own: it has
+    /// overlays, local networks or published ports. Service tasks that publish host ports
+    /// without networks are the network layer's to tell apart.
+    pub fn has_own_network(&self) -> bool {
+        !self.networks.is_empty() || !self.local_networks.is_empty() || !self.publish.is_empty()
+    }
 }
 
 /// How a task's process ended.
@@ -171,6 +187,10 @@ pub enum RuntimeError {
     InvalidSpec { field: &'static str, why: String },
     #[error("task {0} is not known to this runtime")]
     NotFound(Id),
+    /// A path that does not exist in the task's filesystem (archives, `docker cp`); Docker's
+    /// words, which its clients show.
+    #[error("Could not find the file {path} in container")]
+    PathNotFound { path: String },
     /// The task exists but its process is not running (exec, signal, stats of a stopped task).
     #[error("container {0} is not running")]
     NotRunning(Id),
@@ -254,7 +274,17 @@ pub trait RuntimeDriver: Send + Sync + 'static {
     /// Errors here reject the task. Calling it again for a prepared task is a no-op.
     async fn prepare(&self, run: &TaskRun) -> Result<(), RuntimeError>;
 
-    /// Starts the prepared task's process and returns its PID once it runs.
+    /// Starts the prepared task's process and returns its PID once it runs. Starting a running
+    /// task starts nothing and returns its PID.
+    ///
+    /// Starting a task whose process has exited (or was stopped) starts it again in place, as
+    /// `docker start` does an exited container: the same container and root filesystem, with
+    /// what the previous run changed in it; its secret and config files
+    /// ([`TaskRun::files`]) are there again; its log keeps the previous runs' lines and
+    /// appends the new one's; [`RuntimeDriver::wait`] then resolves with the new run's exit and
+    /// [`RuntimeDriver::list`] shows it running with a new `started_at`. The agent never does
+    /// this (Swarm replaces a task that ended); the engine's standalone containers and their
+    /// restart policies do. A restart that fails leaves the task exited as it was.
     async fn start(&self, task_id: &Id) -> Result<i64, RuntimeError>;
 
     /// Resolves when the task's process has exited (at once if it already has). Works for tasks
@@ -300,6 +330,53 @@ pub trait RuntimeDriver: Send + Sync + 'static {
 
     /// The running task's resource usage now (`docker stats`).
     async fn stats(&self, task_id: &Id) -> Result<crate::exec::TaskStats, RuntimeError>;
+
+    /// The streams of the task's own process from now on (`docker attach`, `docker run -it`,
+    /// `docker start --attach`): its output as it writes it, from its first byte when attached
+    /// before it starts (a prepared task, or an exited one for its next start); its input when
+    /// its spec has `open_stdin` (a writer whose shutdown closes the process's stdin); the size
+    /// of its terminal when its spec has `tty` (its output then all on stdout, as the terminal
+    /// writes it, `\r\n` and all). The output ends when the process exits; the handle's `wait`
+    /// gives its exit code. Any number of attachments may be open at once: each gets all the
+    /// output, and what each writes goes to the one stdin. An unknown task is
+    /// [`RuntimeError::NotFound`]. No default: a driver that wraps another must pass it on.
+    async fn attach(&self, task_id: &Id) -> Result<crate::exec::ExecProcess, RuntimeError>;
+
+    // The archive calls (`docker cp`) work on a task that runs, was prepared and not started,
+    // or exited; paths are resolved in its root as if chrooted (see [`crate::archive`]). A
+    // path that does not exist is [`RuntimeError::PathNotFound`] naming it as requested; one
+    // that would leave the root, [`RuntimeError::InvalidSpec`] naming it. No default: a driver
+    // that wraps another must pass them on.
+
+    /// What `path` is in the task's filesystem (not following it when it is a symlink).
+    async fn path_stat(
+        &self,
+        task_id: &Id,
+        path: &str,
+    ) -> Result<crate::archive::PathStat, RuntimeError>;
+
+    /// A tar of `path` (a file, or a directory with everything under it; a symlink as the
+    /// symlink), entry names relative to the path's parent, as Docker's `GET archive`; with
+    /// the path's stat.
+    async fn archive_get(
+        &self,
+        task_id: &Id,
+        path: &str,
+    ) -> Result<(crate::archive::PathStat, crate::archive::ArchiveStream), RuntimeError>;
+
+    /// Extracts the tar `archive` into the directory `dir` of the task's filesystem (owners,
+    /// modes and times from the archive). An entry that would land outside `dir` is refused,
+    /// naming it; with `no_overwrite_dir_non_dir`, so is replacing a directory by a
+    /// non-directory or the reverse (Docker's flag); otherwise what is there is replaced (a
+    /// directory onto a directory merges). Entries before a refused one stay extracted, as with
+    /// Docker.
+    async fn archive_put(
+        &self,
+        task_id: &Id,
+        dir: &str,
+        archive: crate::archive::ArchiveStream,
+        no_overwrite_dir_non_dir: bool,
+    ) -> Result<(), RuntimeError>;
 
     /// The node's named volumes.
     async fn volumes(&self) -> Result<Vec<VolumeInfo>, RuntimeError> {

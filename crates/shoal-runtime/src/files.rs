@@ -105,3 +105,36 @@ pub fn release(dir: &Path) -> io::Result<()> {
         _ => Ok(()),
     }
 }
+
+/// The files of the tasks a driver runs, kept in the driver's memory from `prepare` on: a task
+/// started again in place (see [`crate::RuntimeDriver::start`]) gets them back on a new tmpfs
+/// after its exit released the last one. Never written to disk, so a daemon that restarted
+/// since the task's `prepare` no longer has them until the task is prepared again.
+///
+/// Concurrency: one mutex, never held across an await.
+#[derive(Debug, Default)]
+pub struct KeptFiles(std::sync::Mutex<std::collections::HashMap<shoal_types::Id, Vec<TaskFile>>>);
+
+impl KeptFiles {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<shoal_types::Id, Vec<TaskFile>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps `files` for the task (nothing for a task without files).
+    pub fn keep(&self, task: &shoal_types::Id, files: &[TaskFile]) {
+        if !files.is_empty() {
+            self.lock().insert(task.clone(), files.to_vec());
+        }
+    }
+
+    /// The task's files, when this driver still has them.
+    pub fn get(&self, task: &shoal_types::Id) -> Option<Vec<TaskFile>> {
+        self.lock().get(task).cloned()
+    }
+
+    pub fn forget(&self, task: &shoal_types::Id) {
+        self.lock().remove(task);
+    }
+}

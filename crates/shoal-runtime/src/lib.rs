@@ -5,7 +5,8 @@
 //! - the [`RuntimeDriver`] trait and its types ([`TaskRun`], [`ExitInfo`], [`LogLine`],
 //!   [`Health`], [`VolumeInfo`], [`ImageInfo`], [`RuntimeError`]…).
 //! - [`exec`]: processes started inside a running task, and what else the node asks of one
-//!   (signals, processes, usage).
+//!   (signals, processes, usage); and attaching to a task's own process.
+//! - [`archive`]: a task's files as tar archives (`docker cp`).
 //! - [`catalog`]: images and volumes in detail, as an engine serves them (inspect, history,
 //!   volume creation and pruning).
 //! - [`image`]: the seam to the node's image store, for the native runtime.
@@ -14,6 +15,7 @@
 //! - `conformance` (feature `conformance`): the driver contract as one suite every driver runs.
 //! - [`parse_stop_signal`]: stop-signal names as Docker accepts them.
 
+pub mod archive;
 pub mod catalog;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -22,9 +24,11 @@ pub mod exec;
 pub mod fake;
 pub mod files;
 pub mod image;
+mod owner;
 pub mod route;
 mod signal;
 
+pub use archive::{ArchiveStream, PathStat};
 pub use catalog::{ImageDetails, ImageHistoryEntry, VolumeCreate, VolumePrune, VolumesPruned};
 pub use driver::{
     ExitInfo, Health, ImageInfo, LogLine, LogOptions, LogStream, LogStreamKind, RuntimeDriver,
@@ -33,4 +37,5 @@ pub use driver::{
 pub use exec::{ExecHandle, ExecProcess, ExecSpec, TaskStats};
 pub use files::TaskFile;
 pub use image::is_host_image;
+pub use owner::is_standalone;
 pub use signal::parse_stop_signal;

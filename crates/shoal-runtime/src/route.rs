@@ -199,6 +199,35 @@ impl RuntimeDriver for RoutingDriver {
         self.holder(task_id).await?.stats(task_id).await
     }
 
+    async fn attach(&self, task_id: &Id) -> Result<crate::ExecProcess, RuntimeError> {
+        self.holder(task_id).await?.attach(task_id).await
+    }
+
+    async fn path_stat(&self, task_id: &Id, path: &str) -> Result<crate::PathStat, RuntimeError> {
+        self.holder(task_id).await?.path_stat(task_id, path).await
+    }
+
+    async fn archive_get(
+        &self,
+        task_id: &Id,
+        path: &str,
+    ) -> Result<(crate::PathStat, crate::ArchiveStream), RuntimeError> {
+        self.holder(task_id).await?.archive_get(task_id, path).await
+    }
+
+    async fn archive_put(
+        &self,
+        task_id: &Id,
+        dir: &str,
+        archive: crate::ArchiveStream,
+        no_overwrite_dir_non_dir: bool,
+    ) -> Result<(), RuntimeError> {
+        self.holder(task_id)
+            .await?
+            .archive_put(task_id, dir, archive, no_overwrite_dir_non_dir)
+            .await
+    }
+
     async fn volumes(&self) -> Result<Vec<VolumeInfo>, RuntimeError> {
         let mut all = Vec::new();
         for d in self.stores() {
@@ -347,6 +376,8 @@ mod tests {
             networks: Vec::new(),
             netns: None,
             files: Vec::new(),
+            local_networks: Vec::new(),
+            publish: Vec::new(),
         }
     }
 

@@ -683,3 +683,20 @@ fn a_task_holding_generic_resources_is_not_taken_out_by_hand() {
     assert!(!v.remove_task(&t));
     assert_eq!(v.task_count("gpu"), Some(1), "the view is left as it was");
 }
+
+#[test]
+fn a_network_attachment_holds_nothing_on_its_node() {
+    let big = reserving(3 * CPU, 0);
+    let mut attached = running_on("a1", "", "a", &big);
+    attached.attachment = Some(shoal_types::task::ContainerAttachment {
+        container_id: "c".repeat(64),
+        container_name: "probe".into(),
+    });
+    let mut v = ClusterView::new([&node("a")], [&attached]);
+    assert_eq!(v.task_count("a"), Some(0));
+    assert_eq!(v.available("a").map(|r| r.nano_cpus), Some(4 * CPU));
+    v.add_task(&attached);
+    assert_eq!(v.task_count("a"), Some(0), "nor when added to a kept view");
+    assert!(v.remove_task(&attached));
+    assert_eq!(v.task_count("a"), Some(0));
+}

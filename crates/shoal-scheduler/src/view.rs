@@ -46,9 +46,11 @@ pub(crate) fn reservation(task_spec_res: Resources) -> Resources {
 
 /// Whether a stored task holds a place on its node. Tasks still `New`/`Pending` are excluded even
 /// with a node ID: those are pre-assigned (global) tasks waiting for [`crate::schedule`] to confirm
-/// them, and counting them here as well would count them twice (swarmkit does the same).
+/// them, and counting them here as well would count them twice (swarmkit does the same). A
+/// standalone container's network attachment is no task the node runs: it holds nothing.
 fn occupies_node(task: &Task) -> bool {
-    task.node_id.is_some()
+    !task.is_attachment()
+        && task.node_id.is_some()
         && task.status.state >= TaskState::Assigned
         && !task.status.state.is_terminal()
 }

@@ -158,6 +158,19 @@ impl State {
         if !holds_addresses(t) {
             return Ok(());
         }
+        if t.is_attachment() {
+            self.check_new_attachment(t)?;
+            for c in &t.spec.networks {
+                let network = Id::from_raw(&c.target);
+                let addr = self.allocate(&network, &t.id)?;
+                t.networks.push(NetworkAttachment {
+                    network,
+                    addr,
+                    aliases: c.aliases.clone(),
+                });
+            }
+            return Ok(());
+        }
         let service = self.services.get(&t.service_id);
         let wanted = match service {
             Some(s) if s.spec.task == t.spec => self.service_networks(s)?,
@@ -183,6 +196,40 @@ impl State {
             });
         }
         Ok(())
+    }
+
+    /// A container is attached to a network on its node once: a second attachment of the same
+    /// container to the same network (two managers answering the same request from the same
+    /// view) is refused, naming the one that holds it, so the proposer can answer with that
+    /// one. Refused too on a node that is gone, which would never detach it.
+    fn check_new_attachment(&self, t: &Task) -> Result<(), OpError> {
+        let (Some(node), Some(of)) = (&t.node_id, &t.attachment) else {
+            return Ok(());
+        };
+        if !self.nodes.contains_key(node) {
+            return Err(OpError::NotFound {
+                kind: Kind::Node,
+                id: node.clone(),
+            });
+        }
+        let targets: Vec<&str> = t.spec.networks.iter().map(|c| c.target.as_str()).collect();
+        let held = self.tasks_on_node(node).find(|o| {
+            holds_addresses(o)
+                && o.attachment
+                    .as_ref()
+                    .is_some_and(|a| a.container_id == of.container_id)
+                && o.spec
+                    .networks
+                    .iter()
+                    .any(|c| targets.contains(&c.target.as_str()))
+        });
+        match held {
+            Some(o) => Err(OpError::Exists {
+                kind: Kind::Task,
+                id: o.id.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Fills in the service's endpoint before it is stored: published ports (a dynamic one for
@@ -272,9 +319,14 @@ impl State {
     /// `docker stack rm` removes the networks right after the services, while their tasks
     /// wind down. Their addresses stay booked until they end; the network's ID is never used
     /// again, so nothing else can take them.
+    ///
+    /// A standalone container attached to it keeps it too, until the container is detached
+    /// (Swarm: "network is in use by task"): its node's engine would otherwise hold an address
+    /// on a network that no longer exists.
     pub(crate) fn check_network_unused(&self, n: &Network) -> Result<(), OpError> {
         let holds = self.book.addrs.get(&n.id).is_some_and(|m| {
             m.values().any(|owner| match self.tasks.get(owner) {
+                Some(t) if t.is_attachment() => false,
                 Some(t) => {
                     t.desired_state <= shoal_types::TaskState::Running
                         && self.services.contains_key(&t.service_id)
@@ -303,7 +355,11 @@ impl State {
                 services = self
                     .tasks
                     .values()
-                    .filter(|t| holds_addresses(t) && t.networks.iter().any(|a| a.network == n.id))
+                    .filter(|t| {
+                        !t.is_attachment()
+                            && holds_addresses(t)
+                            && t.networks.iter().any(|a| a.network == n.id)
+                    })
                     .map(|t| t.service_name.clone())
                     .collect::<std::collections::BTreeSet<_>>()
                     .into_iter()
@@ -312,6 +368,21 @@ impl State {
             return Err(OpError::NetworkInUse {
                 name: n.spec.name.clone(),
                 services,
+            });
+        }
+        let containers: std::collections::BTreeSet<String> = self
+            .book
+            .addrs
+            .get(&n.id)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter_map(|owner| self.tasks.get(owner)?.attachment.as_ref())
+            .map(|a| a.container_name.clone())
+            .collect();
+        if !containers.is_empty() {
+            return Err(OpError::NetworkInUseByContainers {
+                name: n.spec.name.clone(),
+                containers: containers.into_iter().collect(),
             });
         }
         Ok(())
@@ -325,3 +396,7 @@ impl State {
             .expect("fewer networks than IDs")
     }
 }
+
+#[cfg(test)]
+#[path = "attach_tests.rs"]
+mod tests;

@@ -217,6 +217,12 @@ pub enum OpError {
     PortsExhausted { first: u16, last: u16 },
     #[error("network {name:?} is in use by service(s) {services:?}")]
     NetworkInUse { name: String, services: Vec<String> },
+    /// Standalone containers are attached to it (by name).
+    #[error("network {name:?} is in use by container(s) {containers:?}")]
+    NetworkInUseByContainers {
+        name: String,
+        containers: Vec<String>,
+    },
     #[error("not applied: another change in the same atomic proposal failed")]
     Aborted,
 }

@@ -186,7 +186,10 @@ pub struct Endpoint {
     pub node_addr: Option<std::net::Ipv4Addr>,
 }
 
-/// A service as the tasks on one network see it.
+/// A service as the tasks on one network see it. A standalone container attached to the
+/// network is named here too, as a service without a virtual IP whose one task is ready: its
+/// name and aliases then resolve to its address, as Docker's embedded DNS answers them (`id`
+/// is its attachment task's).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceOnNetwork {
     pub id: Id,
@@ -197,6 +200,34 @@ pub struct ServiceOnNetwork {
     pub aliases: Vec<String>,
     /// Tasks that serve: running (and healthy, where checked) and still wanted.
     pub ready: Vec<std::net::Ipv4Addr>,
+}
+
+/// A node asking for a standalone container's place on an attachable overlay (`docker run
+/// --network OVERLAY`; Swarm's `AttachNetwork`). The node is the caller: a node attaches only
+/// its own containers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AttachRequest {
+    /// The network's name, ID or ID prefix, as the user wrote it.
+    pub network: String,
+    /// The container's full ID (64 hex digits).
+    pub container_id: String,
+    pub container_name: String,
+    /// The names it answers to on the network besides its own name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Only check that it could be attached (the network exists and is attachable), writing
+    /// nothing: `docker create` refuses early what `docker start` would.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub check_only: bool,
+}
+
+/// A node giving back a container's places on overlays (Swarm's `DetachNetwork`): the one on
+/// `network`, or with `None` every one it has.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DetachRequest {
+    pub container_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 /// A node asking to join: its token, a CSR for its new key, and how to reach it.

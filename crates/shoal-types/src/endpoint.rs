@@ -131,3 +131,18 @@ pub struct Endpoint {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub virtual_ips: Vec<VirtualIp>,
 }
+
+/// A port of a standalone container published on its node (`docker run -p`), as Docker's
+/// `HostConfig.PortBindings` gives it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct PortBinding {
+    /// The node address it listens on; `None`: every address.
+    #[serde(default)]
+    pub host_ip: Option<std::net::Ipv4Addr>,
+    /// 0: a free port the node picks.
+    #[serde(default)]
+    pub host_port: u16,
+    pub container_port: u16,
+    #[serde(default)]
+    pub protocol: Protocol,
+}

@@ -144,6 +144,23 @@ pub struct Task {
     /// and taken back when the task ends (the record keeps it, for `inspect`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<NetworkAttachment>,
+    /// Set on a network attachment: a standalone container's place on an attachable overlay
+    /// (`docker run --network OVERLAY`, Swarm's attachment task). Such a task belongs to no
+    /// service (`service_id` is empty), is made on its node (never scheduled), holds exactly
+    /// one entry in `networks`, and is never run by an agent: the container it stands for is
+    /// the node's engine's. It lives until the engine detaches it or its node is removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<ContainerAttachment>,
+}
+
+/// The container a network attachment stands for: what its node wires it into (the
+/// container's namespace is the one of the runtime task named after its ID) and the name the
+/// overlay's DNS answers for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ContainerAttachment {
+    /// The container's full ID (64 hex digits).
+    pub container_id: String,
+    pub container_name: String,
 }
 
 /// A task on one network: `NetworksAttachments` in Docker's task.
@@ -165,6 +182,11 @@ impl Task {
             let node = self.node_id.as_ref().map(Id::as_str).unwrap_or("");
             format!("{}.{}.{}", self.service_name, node, self.id)
         }
+    }
+
+    /// Whether this is a standalone container's network attachment, not a service's task.
+    pub fn is_attachment(&self) -> bool {
+        self.attachment.is_some()
     }
 
     /// Whether the task still holds (or is about to hold) its slot: not yet terminal and wanted.

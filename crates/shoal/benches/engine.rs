@@ -2,9 +2,12 @@
 //! the exec, start it on a hijacked connection and read its output to the end, read its exit
 //! code) of `true` in a running container, p50 and p99, on shoal's native runtime, on shoal's
 //! Docker runtime, and on this machine's Docker Engine itself, the three interleaved so that
-//! load on the machine falls on all alike. Run with `cargo bench -p shoal --bench engine`
-//! (as root; `-- --runs N`, default 200 per target). Needs the test image
-//! (`tests/images/build.sh`) and a running Docker Engine.
+//! load on the machine falls on all alike; and the wall time of `docker run --rm IMAGE true`
+//! (the real docker CLI: create, attach, wait, start, removal) on the same three. Run with
+//! `cargo bench -p shoal --bench engine` (as root; `-- --runs N`, default 200 exec round trips
+//! per target, and N/10 runs of `docker run`). Needs the test image (`tests/images/build.sh`)
+//! and a running Docker Engine. The shoal daemons run in test hosts' network namespaces, so
+//! their bridges go with them.
 
 #![allow(clippy::disallowed_methods)] // measures wall-clock time of real processes
 
@@ -59,8 +62,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// A shoal daemon on `runtime` running one task of the test image; the daemon and the
 /// task's container ID.
-fn shoal_target(runtime: &str) -> (Daemon, String) {
-    let d = Daemon::start_with_flags(Vec::new(), vec!["--runtime".into(), runtime.into()]);
+fn shoal_target(host: &shoal_testkit::hosts::Host, runtime: &str) -> (Daemon, String) {
+    let d = Daemon::start_in(host.netns_path(), vec!["--runtime".into(), runtime.into()]);
     d.swarm_init();
     if runtime == "native" {
         let out = d.shoal(&["image", "load", "-i", ARCHIVE]);
@@ -74,10 +77,60 @@ fn shoal_target(runtime: &str) -> (Daemon, String) {
     (d, id)
 }
 
+/// `docker run --rm IMAGE true` by the docker CLI, `runs` times on each target, interleaved:
+/// p50 and p99 wall time, and the ratios to the Docker Engine's.
+fn docker_run_rm(native: &Daemon, dockerrt: &Daemon, runs: usize) {
+    let hosts = [
+        ("shoal native", native.host()),
+        ("shoal docker runtime", dockerrt.host()),
+        ("Docker Engine", "unix:///var/run/docker.sock".to_string()),
+    ];
+    let once = |host: &str| {
+        let t = Instant::now();
+        let out = std::process::Command::new("docker")
+            .args(["-H", host, "run", "--rm", IMAGE, "true"])
+            .output()
+            .expect("docker run");
+        assert!(out.status.success(), "docker -H {host} run --rm: {out:?}");
+        t.elapsed()
+    };
+    for (_, h) in &hosts {
+        once(h);
+    }
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); hosts.len()];
+    for _ in 0..runs {
+        for (i, (_, h)) in hosts.iter().enumerate() {
+            times[i].push(once(h));
+        }
+    }
+    println!(
+        "`docker run --rm {IMAGE} true` wall time (the docker CLI), {runs} runs each, interleaved:"
+    );
+    let mut p50s = Vec::new();
+    for (i, (name, _)) in hosts.iter().enumerate() {
+        let mut t = times[i].clone();
+        t.sort();
+        let (p50, p99) = (percentile(&t, 0.5), percentile(&t, 0.99));
+        p50s.push(p50);
+        println!(
+            "  {name:<22} p50 {:>7.1} ms   p99 {:>7.1} ms",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        );
+    }
+    for (i, (name, _)) in hosts.iter().enumerate().take(2) {
+        println!(
+            "  {name} / Docker Engine (p50): {:.2}",
+            p50s[i].as_secs_f64() / p50s[2].as_secs_f64()
+        );
+    }
+}
+
 fn main() {
     let runs: usize = util::arg("--runs", 200);
-    let (native, native_id) = shoal_target("native");
-    let (dockerrt, docker_id) = shoal_target("docker");
+    let hosts = shoal_testkit::hosts::Hosts::new("bench-engine", 2).expect("test hosts");
+    let (native, native_id) = shoal_target(hosts.host(1), "native");
+    let (dockerrt, docker_id) = shoal_target(hosts.host(2), "docker");
     let engine_id = {
         let out = std::process::Command::new("docker")
             .args(["run", "-d", "--rm", IMAGE, "sleep", "100000"])
@@ -142,6 +195,7 @@ fn main() {
             p50s[i].as_secs_f64() / engine
         );
     }
+    docker_run_rm(&native, &dockerrt, (runs / 10).max(3));
     for d in [&native, &dockerrt] {
         let _ = d.docker(&["service", "rm", "bench"]);
     }

@@ -105,6 +105,8 @@ fn run(id: &str, cmd: &[&str]) -> TaskRun {
         networks: Vec::new(),
         netns: None,
         files: Vec::new(),
+        local_networks: Vec::new(),
+        publish: Vec::new(),
     }
 }
 

@@ -29,10 +29,13 @@ fn refused(d: &Daemon, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The swarm's networks (the node's local ones are in `engine_standalone.rs`).
 fn names(d: &Daemon) -> Vec<String> {
     d.docker_ok(&[
         "network",
         "ls",
+        "--filter",
+        "scope=swarm",
         "--format",
         "{{.Name}} {{.Driver}} {{.Scope}}",
     ])
@@ -173,7 +176,7 @@ fn bad_networks_are_refused_naming_the_field_and_nothing_is_created() {
         let err = refused(&d, &full);
         assert!(err.contains(says), "docker {full:?}: {err}");
     }
-    let err = refused(&d, &["network", "create", "-d", "bridge", "local"]);
+    let err = refused(&d, &["network", "create", "-d", "macvlan", "local"]);
     assert!(err.contains("Driver"), "{err}");
     // What the docker CLI checks before sending, sent anyway: the daemon checks it too.
     for (body, says) in [
@@ -347,9 +350,9 @@ print(",".join(sorted(x.name for x in c.networks.list())))
         lines,
         [
             "py-net overlay swarm True 10.42.0.0/24 10.42.0.254 python",
-            "ingress,py-net",
+            "bridge,ingress,py-net",
             "refused 409 subnet 10.42.0.0/16 overlaps py-net's subnet 10.42.0.0/24",
-            "ingress",
+            "bridge,ingress",
         ],
         "{out}"
     );

@@ -377,8 +377,11 @@ async fn agent_shutdown_without_stop_leaves_tasks_running() {
 async fn adopts_running_tasks_and_removes_strays() {
     let driver = Arc::new(FakeDriver::new());
     let (a, stray) = (Id::from_raw("a"), Id::from_raw("stray"));
+    // A standalone container (`docker run` on this node) is the engine's, never a stray.
+    let standalone = Id::from_raw("0123456789abcdef".repeat(4));
     driver.preload(&a, RuntimeTaskState::Running { pid: 7 });
     driver.preload(&stray, RuntimeTaskState::Running { pid: 8 });
+    driver.preload(&standalone, RuntimeTaskState::Running { pid: 9 });
     let (d, tx) = TestDispatcher::with_session();
     let h = harness_with(driver, d, tx, false);
     // The store already has the task running (reported by the agent before it crashed).
@@ -397,6 +400,16 @@ async fn adopts_running_tasks_and_removes_strays() {
             .contains(&FakeCall::Stop(stray.clone(), DEFAULT_STOP_GRACE))
     );
     assert_eq!(h.driver.state(&stray), None);
+    assert_eq!(
+        h.driver.state(&standalone),
+        Some(RuntimeTaskState::Running { pid: 9 }),
+        "the standalone container is left alone"
+    );
+    assert!(
+        !h.driver.calls().iter().any(
+            |c| matches!(c, FakeCall::Stop(id, _) | FakeCall::Remove(id) if *id == standalone)
+        )
+    );
     assert_eq!(h.driver.starts(&a), 0, "adopted, not started again");
     assert!(h.dispatcher.states(&a).is_empty(), "nothing new to say yet");
     h.driver.exit(&a, 0);

@@ -183,7 +183,9 @@ impl Worker {
         // What the runtime held is sorted by the first complete set: what it names is adopted,
         // the rest are strays. A set of changes before that (never sent) adopts what it names.
         let mut adopted = self.adopted.take();
-        for task in a.tasks {
+        // A network attachment stands for the engine's container, never for something to run
+        // (managers do not send them; one that came anyway is not the agent's).
+        for task in a.tasks.into_iter().filter(|t| !t.is_attachment()) {
             self.take(task, &mut adopted);
         }
         if a.complete {
@@ -327,7 +329,14 @@ impl Agent {
         mut shutdown: watch::Receiver<bool>,
         stop_tasks: bool,
     ) -> Result<(), AgentError> {
-        let held = self.driver.list().await?;
+        // Standalone containers run through the same driver but are the engine's, not strays.
+        let held: Vec<_> = self
+            .driver
+            .list()
+            .await?
+            .into_iter()
+            .filter(|t| !shoal_runtime::is_standalone(&t.task_id))
+            .collect();
         tracing::info!(
             tasks = held.len(),
             runtime = self.driver.name(),

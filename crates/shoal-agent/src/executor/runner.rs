@@ -123,6 +123,8 @@ fn task_run(task: &Task, node_id: &Id, node: &NodeDescription) -> Result<TaskRun
         networks: task.networks.clone(),
         netns: None,
         files: Vec::new(),
+        local_networks: Vec::new(),
+        publish: Vec::new(),
     })
 }
 

@@ -7,6 +7,7 @@
 //! driver): those are kept, shown, and reported in the answer's `Warnings`, as Docker does.
 
 pub mod container;
+pub mod container_create;
 pub mod generic;
 pub mod image;
 pub mod network;

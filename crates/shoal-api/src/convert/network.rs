@@ -112,3 +112,60 @@ pub fn network_out(n: &Network) -> w::Network {
         peers: None,
     }
 }
+
+/// `docker network create [-d bridge]`'s body as a local network's spec; what a local network
+/// cannot be is refused by name.
+pub fn local_spec_in(
+    r: w::NetworkCreateRequest,
+) -> Result<shoal_types::local_net::LocalNetworkSpec, ApiError> {
+    if r.enable_ipv6 == Some(true) {
+        return Err(ApiError::invalid(
+            "EnableIPv6",
+            "IPv6 bridge networks are not supported",
+        ));
+    }
+    if r.attachable == Some(true) {
+        // compose 1.29 sends it for every network it makes; it means nothing locally.
+    }
+    if let Some(scope) = r
+        .scope
+        .as_deref()
+        .filter(|s| !s.is_empty() && *s != "local")
+    {
+        return Err(ApiError::invalid(
+            "Scope",
+            format!("{scope:?}: a bridge network is local to its node"),
+        ));
+    }
+    let ipam = r.ipam.unwrap_or_default();
+    let configs = ipam.config.unwrap_or_default();
+    if configs.len() > 1 {
+        return Err(ApiError::invalid(
+            "IPAM.Config",
+            "a bridge network takes one subnet",
+        ));
+    }
+    let (mut subnet, mut gateway) = (None, None);
+    if let Some(c) = configs.into_iter().next() {
+        if let Some(s) = c.subnet.filter(|s| !s.is_empty()) {
+            subnet = Some(
+                s.parse()
+                    .map_err(|e| ApiError::invalid("IPAM.Config.Subnet", format!("{s:?}: {e}")))?,
+            );
+        }
+        if let Some(g) = c.gateway.filter(|g| !g.is_empty()) {
+            gateway = Some(g.parse().map_err(|_| {
+                ApiError::invalid("IPAM.Config.Gateway", format!("{g:?}: not an IPv4 address"))
+            })?);
+        }
+    }
+    Ok(shoal_types::local_net::LocalNetworkSpec {
+        name: r.name,
+        driver: shoal_types::local_net::BRIDGE_DRIVER.into(),
+        labels: labels_in(r.labels),
+        options: r.options.unwrap_or_default().into_iter().collect(),
+        internal: r.internal.unwrap_or(false),
+        subnet,
+        gateway,
+    })
+}

@@ -102,6 +102,17 @@ fn swarm_network(n: &Network) -> serde_json::Value {
 
 fn task_model(t: &Task) -> w::Task {
     let rt = t.status.runtime.as_ref();
+    let spec = match &t.attachment {
+        // Swarm's attachment task: its spec names the container, and nothing else.
+        Some(a) => w::TaskSpec {
+            network_attachment_spec: Some(w::TaskSpecNetworkAttachmentSpec {
+                container_id: Some(a.container_id.clone()),
+            }),
+            networks: task_spec_out(&t.spec).networks,
+            ..Default::default()
+        },
+        None => task_spec_out(&t.spec),
+    };
     w::Task {
         id: Some(t.id.to_string()),
         version: version(t.meta.version),
@@ -109,7 +120,7 @@ fn task_model(t: &Task) -> w::Task {
         updated_at: time(t.meta.updated_at),
         name: Some(t.name()),
         labels: Some(Default::default()),
-        spec: Some(task_spec_out(&t.spec)),
+        spec: Some(spec),
         service_id: Some(t.service_id.to_string()),
         slot: (t.slot > 0).then(|| i64::try_from(t.slot).unwrap_or(i64::MAX)),
         node_id: t.node_id.as_ref().map(|n| n.to_string()),

@@ -71,6 +71,11 @@ pub fn status_text(c: &ContainerInfo, now: Timestamp) -> String {
             }
             s
         }
+        ContainerStatus::Restarting => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code,
+            human_duration(now.since(c.state.finished_at))
+        ),
         ContainerStatus::Exited => format!(
             "Exited ({}) {} ago",
             c.state.exit_code,
@@ -131,13 +136,13 @@ fn network_json(c: &ContainerInfo) -> Value {
                 "Aliases": n.aliases,
                 "NetworkID": n.id.as_str(),
                 "EndpointID": "",
-                "Gateway": "",
+                "Gateway": n.gateway,
                 "IPAddress": ip,
                 "IPPrefixLen": len.parse::<u32>().unwrap_or(0),
                 "IPv6Gateway": "",
                 "GlobalIPv6Address": "",
                 "GlobalIPv6PrefixLen": 0,
-                "MacAddress": "",
+                "MacAddress": n.mac,
                 "DriverOpts": null,
             }),
         );
@@ -146,9 +151,104 @@ fn network_json(c: &ContainerInfo) -> Value {
 }
 
 fn network_mode(c: &ContainerInfo) -> String {
+    if let Some(sa) = &c.standalone {
+        return if sa.create.network_mode.is_empty() {
+            "default".into()
+        } else {
+            sa.create.network_mode.clone()
+        };
+    }
     c.networks
         .first()
         .map_or_else(|| "default".to_string(), |n| n.name.clone())
+}
+
+/// `docker ps`' ports: the published ones with their node ports, then the exposed rest.
+fn ports_summary(c: &ContainerInfo) -> Value {
+    let Some(sa) = &c.standalone else {
+        return json!([]);
+    };
+    let mut out = Vec::new();
+    for p in &sa.published {
+        out.push(json!({
+            "IP": p.host_ip.map_or_else(|| "0.0.0.0".to_string(), |ip| ip.to_string()),
+            "PrivatePort": p.container_port,
+            "PublicPort": p.host_port,
+            "Type": p.protocol.as_str(),
+        }));
+    }
+    for e in &sa.create.exposed_ports {
+        let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+        let port: u16 = port.parse().unwrap_or(0);
+        if !sa
+            .published
+            .iter()
+            .any(|p| p.container_port == port && p.protocol.as_str() == proto)
+        {
+            out.push(json!({ "PrivatePort": port, "Type": proto }));
+        }
+    }
+    Value::Array(out)
+}
+
+/// Inspect's `NetworkSettings.Ports`: every exposed port, with its node bindings or null.
+fn ports_inspect(c: &ContainerInfo) -> Value {
+    let mut m = serde_json::Map::new();
+    let Some(sa) = &c.standalone else {
+        return Value::Object(m);
+    };
+    let running = c.state.status == ContainerStatus::Running;
+    for e in &sa.create.exposed_ports {
+        let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+        let port: u16 = port.parse().unwrap_or(0);
+        let bound: Vec<Value> = sa
+            .published
+            .iter()
+            .filter(|p| running && p.container_port == port && p.protocol.as_str() == proto)
+            .map(|p| {
+                json!({
+                    "HostIp": p.host_ip.map_or_else(|| "0.0.0.0".to_string(), |ip| ip.to_string()),
+                    "HostPort": p.host_port.to_string(),
+                })
+            })
+            .collect();
+        m.insert(
+            e.clone(),
+            if bound.is_empty() {
+                Value::Null
+            } else {
+                Value::Array(bound)
+            },
+        );
+    }
+    Value::Object(m)
+}
+
+fn mounts_json(c: &ContainerInfo) -> Value {
+    use shoal_types::container::MountKind;
+    Value::Array(
+        c.spec
+            .mounts
+            .iter()
+            .map(|m| {
+                let typ = match m.kind {
+                    MountKind::Volume => "volume",
+                    MountKind::Bind => "bind",
+                    MountKind::Tmpfs => "tmpfs",
+                };
+                json!({
+                    "Type": typ,
+                    "Name": if m.kind == MountKind::Volume { m.source.as_str() } else { "" },
+                    "Source": if m.kind == MountKind::Bind { m.source.as_str() } else { "" },
+                    "Destination": m.target,
+                    "Driver": if m.kind == MountKind::Volume { "local" } else { "" },
+                    "Mode": if m.read_only { "ro" } else { "rw" },
+                    "RW": !m.read_only,
+                    "Propagation": "",
+                })
+            })
+            .collect(),
+    )
 }
 
 fn summary(c: &ContainerInfo, now: Timestamp) -> Value {
@@ -159,13 +259,13 @@ fn summary(c: &ContainerInfo, now: Timestamp) -> Value {
         "ImageID": "",
         "Command": c.spec.argv().join(" "),
         "Created": c.created.0.div_euclid(1_000_000_000),
-        "Ports": [],
+        "Ports": ports_summary(c),
         "Labels": c.labels,
         "State": c.state.status.as_str(),
         "Status": status_text(c, now),
         "HostConfig": { "NetworkMode": network_mode(c) },
         "NetworkSettings": { "Networks": network_json(c) },
-        "Mounts": [],
+        "Mounts": mounts_json(c),
     })
 }
 
@@ -219,6 +319,95 @@ fn time_or_zero(t: Timestamp) -> String {
 
 /// Docker's inspect document of a container.
 pub fn inspect_json(c: &ContainerInfo) -> Value {
+    let mut doc = task_inspect_json(c);
+    if let Some(sa) = &c.standalone {
+        standalone_inspect(&mut doc, c, sa);
+    }
+    doc
+}
+
+/// What a standalone container shows beyond a task's: its config and host config as sent
+/// (with Docker's effective values where shoal applied its own), its ports, restarts, mounts.
+fn standalone_inspect(
+    doc: &mut Value,
+    c: &ContainerInfo,
+    sa: &shoal_control::engine::StandaloneInfo,
+) {
+    let sent: Value = serde_json::from_str(&sa.create.as_sent).unwrap_or(Value::Null);
+    let (name, max) = sa.create.restart.docker();
+    let mut host = sent
+        .get("HostConfig")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    if let (Some(h), Some(base)) = (host.as_object_mut(), doc["HostConfig"].as_object()) {
+        for (k, v) in base {
+            h.entry(k.clone()).or_insert(v.clone());
+        }
+        h.insert("NetworkMode".into(), json!(network_mode(c)));
+        h.insert(
+            "RestartPolicy".into(),
+            json!({ "Name": name, "MaximumRetryCount": max }),
+        );
+        h.insert("AutoRemove".into(), json!(sa.create.auto_remove));
+        let log_type = h
+            .get("LogConfig")
+            .and_then(|l| l.get("Type"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if log_type.is_empty() {
+            h.insert(
+                "LogConfig".into(),
+                json!({ "Type": "json-file", "Config": {} }),
+            );
+        }
+    }
+    doc["HostConfig"] = host;
+    let mut config = sent.clone();
+    if let Some(cfg) = config.as_object_mut() {
+        cfg.remove("HostConfig");
+        cfg.remove("NetworkingConfig");
+        if let Some(base) = doc["Config"].as_object() {
+            for (k, v) in base {
+                cfg.insert(k.clone(), v.clone());
+            }
+        }
+        let exposed: serde_json::Map<String, Value> = sa
+            .create
+            .exposed_ports
+            .iter()
+            .map(|p| (p.clone(), json!({})))
+            .collect();
+        cfg.insert(
+            "ExposedPorts".into(),
+            if exposed.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(exposed)
+            },
+        );
+        cfg.insert("StdinOnce".into(), json!(sa.create.stdin_once));
+        for k in ["AttachStdin", "AttachStdout", "AttachStderr"] {
+            cfg.entry(k.to_string()).or_insert(json!(false));
+        }
+        doc["Config"] = config;
+    }
+    doc["RestartCount"] = json!(sa.restart_count);
+    doc["Mounts"] = mounts_json(c);
+    doc["NetworkSettings"]["Ports"] = ports_inspect(c);
+    // On Docker's default network the address is shown at the top level too (`docker inspect
+    // -f '{{.NetworkSettings.IPAddress}}'`).
+    if let Some(n) = c.networks.iter().find(|n| n.name == "bridge") {
+        let (ip, len) = n.addr.split_once('/').unwrap_or((&n.addr, "0"));
+        let ns = &mut doc["NetworkSettings"];
+        ns["IPAddress"] = json!(ip);
+        ns["IPPrefixLen"] = json!(len.parse::<u32>().unwrap_or(0));
+        ns["Gateway"] = json!(n.gateway);
+        ns["MacAddress"] = json!(n.mac);
+    }
+}
+
+fn task_inspect_json(c: &ContainerInfo) -> Value {
     let argv = c.spec.argv();
     let (path, args) = argv
         .split_first()
@@ -237,9 +426,9 @@ pub fn inspect_json(c: &ContainerInfo) -> Value {
         "Args": args,
         "State": {
             "Status": s.status.as_str(),
-            "Running": running,
+            "Running": running || s.status == ContainerStatus::Restarting,
             "Paused": false,
-            "Restarting": false,
+            "Restarting": s.status == ContainerStatus::Restarting,
             "OOMKilled": s.oom_killed,
             "Dead": false,
             "Pid": if running { s.pid } else { 0 },
@@ -615,7 +804,10 @@ pub async fn stop(
     let timeout = timeout_of(&q)?;
     let engine = state.daemon.engine();
     let c = engine.container(&id).await.map_err(engine_err)?;
-    if c.state.status != ContainerStatus::Running {
+    if !matches!(
+        c.state.status,
+        ContainerStatus::Running | ContainerStatus::Restarting
+    ) {
         return Ok(StatusCode::NOT_MODIFIED);
     }
     engine.stop(&id, timeout).await.map_err(engine_err)?;

@@ -13,8 +13,6 @@ use http::StatusCode;
 use serde::Deserialize;
 use shoal_control::Engine;
 use shoal_control::engine::{ExecConfig, ExecStreams};
-use shoal_runtime::LogStreamKind;
-use tokio::io::AsyncWriteExt;
 
 use crate::AppState;
 use crate::body::{MAX_BODY, parse_json};
@@ -152,7 +150,7 @@ pub async fn start(
         _ => {
             let output = streams.output.filter_map(move |c| async move {
                 match c {
-                    Ok((kind, data)) if wanted(kind, (out, err)) => {
+                    Ok((kind, data)) if hijack::wanted(kind, (out, err)) => {
                         Some(Ok::<_, std::io::Error>(hijack::frame(kind, &data, tty)))
                     }
                     _ => None,
@@ -170,13 +168,6 @@ pub async fn start(
     }
 }
 
-fn wanted(kind: LogStreamKind, (out, err): (bool, bool)) -> bool {
-    match kind {
-        LogStreamKind::Stdout => out,
-        LogStreamKind::Stderr => err,
-    }
-}
-
 /// Copies the connection's input to the exec and its output to the connection; once the
 /// output ends and the exit code is known, closes the connection's write side.
 async fn pump(
@@ -186,47 +177,10 @@ async fn pump(
     id: String,
     attach: (bool, bool),
 ) {
-    let upgraded = match on.await {
-        Ok(u) => u,
-        Err(e) => {
-            tracing::debug!(exec.id = %id, error = %e, "exec: the connection was not handed over");
-            return;
-        }
+    let finish = async move {
+        let _ = engine.exec_wait(&id).await;
     };
-    let io = hyper_util::rt::TokioIo::new(upgraded);
-    let (mut rd, mut wr) = tokio::io::split(io);
-    let input = streams.input.map(|mut input| {
-        tokio::spawn(async move {
-            // The client's half-close is the end of input; the output goes on.
-            let _ = tokio::io::copy(&mut rd, &mut input).await;
-            let _ = input.shutdown().await;
-        })
-    });
-    let mut output = streams.output;
-    let tty = streams.tty;
-    let mut client_gone = false;
-    while let Some(chunk) = output.next().await {
-        let Ok((kind, data)) = chunk else {
-            break;
-        };
-        if client_gone || !wanted(kind, attach) {
-            continue;
-        }
-        if wr
-            .write_all(&hijack::frame(kind, &data, tty))
-            .await
-            .is_err()
-        {
-            // Keep draining so the process is never blocked on a full pipe.
-            client_gone = true;
-        }
-    }
-    let _ = engine.exec_wait(&id).await;
-    let _ = wr.flush().await;
-    let _ = wr.shutdown().await;
-    if let Some(h) = input {
-        h.abort();
-    }
+    hijack::pump(on, streams, attach, finish).await;
 }
 
 pub async fn resize(

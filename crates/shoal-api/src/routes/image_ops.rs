@@ -115,6 +115,20 @@ pub async fn search() -> ApiError {
     )
 }
 
+/// `POST /build` (`docker build`, `docker-compose build`): refused, saying what to do instead.
+/// The build context is read to its end and dropped first: a client still sending it when
+/// the answer comes sees a broken pipe instead of the message.
+pub async fn build(req: axum::extract::Request) -> ApiError {
+    use futures::StreamExt;
+    let mut body = req.into_body().into_data_stream();
+    while let Some(Ok(_)) = body.next().await {}
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "shoal does not build images yet: build the image with `docker build` on a Docker \
+         Engine, then load it into this node with `docker save IMAGE | shoal image load`",
+    )
+}
+
 async fn save(st: &AppState, names: &[String]) -> ApiResult<Response> {
     let internal = |what: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, what);
     let dir = st.daemon.data_dir().join("tmp");

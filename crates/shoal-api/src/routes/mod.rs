@@ -1,6 +1,7 @@
 //! The routes. Each handler resolves what it needs from the daemon, calls the control API and
 //! converts the answer; errors are [`ApiError`]s with Docker's statuses.
 
+mod archive;
 mod autolock;
 mod certificates;
 pub(crate) mod containers;
@@ -13,6 +14,7 @@ mod networks;
 pub(crate) mod nodes;
 mod payloads;
 mod services;
+pub(crate) mod standalone;
 pub(crate) mod swarm;
 mod system;
 mod tasks;
@@ -55,6 +57,8 @@ pub fn router(state: AppState) -> Router {
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
         .route("/networks/prune", post(networks::prune))
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route(
             "/networks/{id}",
             get(networks::inspect).delete(networks::remove),
@@ -85,6 +89,10 @@ pub fn router(state: AppState) -> Router {
             post(images::load).layer(DefaultBodyLimit::disable()),
         )
         .route("/images/search", get(image_ops::search))
+        .route(
+            "/build",
+            post(image_ops::build).layer(DefaultBodyLimit::disable()),
+        )
         .route("/images/get", get(image_ops::save_many))
         // Image names hold slashes (`host:5000/team/app:1`): the path's last segment says
         // which call it is (`json`, `history`, `get`, `tag`).
@@ -102,6 +110,18 @@ pub fn router(state: AppState) -> Router {
             get(volumes::inspect).delete(volumes::remove),
         )
         .route("/containers/json", get(containers::list))
+        .route("/containers/create", post(standalone::create))
+        .route("/containers/{id}/start", post(standalone::start))
+        .route("/containers/{id}/rename", post(standalone::rename))
+        .route("/containers/{id}/attach", post(standalone::attach))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::get)
+                .head(archive::head)
+                .put(archive::put)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/containers/{id}/resize", post(standalone::resize))
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),

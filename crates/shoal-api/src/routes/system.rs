@@ -151,7 +151,16 @@ pub async fn info(State(state): State<AppState>) -> axum::Json<w::SystemInfo> {
         }
     };
     let (cpus, mem) = host_resources();
+    let containers = state.daemon.engine().containers().await.unwrap_or_default();
+    let count = |s: shoal_control::engine::ContainerStatus| {
+        containers.iter().filter(|c| c.state.status == s).count() as i64
+    };
+    let running = count(shoal_control::engine::ContainerStatus::Running);
     axum::Json(w::SystemInfo {
+        containers: Some(containers.len() as i64),
+        containers_running: Some(running),
+        containers_paused: Some(0),
+        containers_stopped: Some(containers.len() as i64 - running),
         id: Some(host.clone()),
         name: Some(host),
         server_version: Some(state.engine_version.clone()),

@@ -43,6 +43,7 @@ pub async fn list(
                 // which is how `docker stack ps` finds a stack's tasks.
                 && f.labels("label", &t.service_labels)
                 && (desired.is_empty() || desired.contains(&t.desired_state))
+                && runtime_matches(f.get("runtime"), t)
                 && (!up_to_date
                     || view
                         .service(&t.service_id)
@@ -51,6 +52,22 @@ pub async fn list(
         .map(|t| task_json(t, task_out(t, |n| view.find_network(n.as_str()).ok())))
         .collect::<Result<_, _>>()?;
     Ok(axum::Json(out))
+}
+
+/// Swarm lists container tasks only unless the `runtime` filter asks for others: a standalone
+/// container's network attachment (runtime `attachment`) is no task of `docker node ps`.
+fn runtime_matches(asked: &[String], t: &shoal_types::Task) -> bool {
+    let runtime = if t.is_attachment() {
+        "attachment"
+    } else {
+        "container"
+    };
+    if asked.is_empty() {
+        return runtime == "container";
+    }
+    asked
+        .iter()
+        .any(|v| v == runtime || (v.is_empty() && runtime == "container"))
 }
 
 pub async fn inspect(
@@ -74,4 +91,24 @@ fn task_json(t: &shoal_types::Task, wire: WireTask) -> Result<serde_json::Value,
     })?;
     task_pins_out(&mut out, &t.spec);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runtime_matches;
+
+    #[test]
+    fn attachments_are_listed_only_when_asked_for() {
+        let task = shoal_types::Task::default();
+        let attachment = shoal_types::Task {
+            attachment: Some(Default::default()),
+            ..Default::default()
+        };
+        let asked = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(runtime_matches(&[], &task));
+        assert!(!runtime_matches(&[], &attachment));
+        assert!(runtime_matches(&asked(&["attachment"]), &attachment));
+        assert!(!runtime_matches(&asked(&["attachment"]), &task));
+        assert!(runtime_matches(&asked(&["container", ""]), &task));
+    }
 }

@@ -24,6 +24,8 @@ use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook, RejectCode};
 use super::{LB_TABLE, LOCALNET_TABLE, Published, RP_TABLE, ReturnPath, Vip};
 use crate::NetError;
 
+pub(super) mod local;
+
 /// nftables' standard priorities, as numbers: nft 1.0.6 rejects `dstnat` in an output chain.
 const PRIO_RAW: i32 = -300;
 const PRIO_MANGLE: i32 = -150;

@@ -11,8 +11,8 @@ use super::{DEADLINE, Harness, SIGUSR1, start, task, until_output, wait};
 use crate::exec::{ExecProcess, ExecSpec};
 use crate::{LogStreamKind, RuntimeDriver, RuntimeError};
 
-/// Everything the exec wrote, stdout and stderr apart, and its exit code.
-async fn collect<H: Harness>(h: &H, p: ExecProcess) -> (String, String, i64) {
+/// Everything the exec (or attachment) wrote, stdout and stderr apart, and its exit code.
+pub(super) async fn collect<H: Harness>(h: &H, p: ExecProcess) -> (String, String, i64) {
     let name = h.name();
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let mut output = p.output;

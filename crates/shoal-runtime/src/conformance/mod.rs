@@ -9,7 +9,9 @@
 //!
 //! What a driver does beyond the contract (Docker's image pulls, the native runtime's rootfs
 //! and cgroup files) keeps its own tests next to the driver. Later capabilities (secrets
-//! mounts, exec) add their behaviours here (exec, signals, processes and usage: `exec`).
+//! mounts, exec) add their behaviours here (exec, signals, processes and usage: `exec`; a
+//! task started again in place: `restart`; file archives: `archive`; attaching to a task's
+//! own process: `attach`).
 //!
 //! A task with networks needs a network namespace: the driver's own (`network_sandbox`), else
 //! one the harness makes ([`Harness::netns`]); the harness also marks it
@@ -19,11 +21,14 @@
 //! Waits are bounded ([`DEADLINE`]) and poll; nothing assumes how fast a driver is. Time is
 //! tokio's, so the fake's suite can run with paused time.
 
+mod archive;
+mod attach;
 mod cases;
 mod exec;
 mod images;
 mod limits;
 mod networks;
+mod restart;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,11 +41,14 @@ use crate::{
     ExitInfo, LogOptions, LogStreamKind, RuntimeDriver, RuntimeError, TaskRun, next_log_line,
 };
 
+pub use archive::*;
+pub use attach::*;
 pub use cases::*;
 pub use exec::*;
 pub use images::*;
 pub use limits::*;
 pub use networks::*;
+pub use restart::*;
 
 /// How long any one wait of the suite may take before it fails, printing what it last saw.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -183,6 +191,8 @@ pub fn command_task<H: Harness>(h: &H, name: &str, argv: &[&str]) -> TaskRun {
         networks: Vec::new(),
         netns: None,
         files: Vec::new(),
+        local_networks: Vec::new(),
+        publish: Vec::new(),
     }
 }
 
@@ -346,7 +356,13 @@ macro_rules! conformance_tests {
             signal_processes_and_stats,
             image_inspect_and_history,
             image_tag_save_and_load,
-            volume_create_and_prune
+            volume_create_and_prune,
+            start_again_in_place,
+            archive_put_then_get,
+            archive_stays_in_the_task,
+            attach_before_start_sees_the_first_output,
+            attach_writes_the_stdin_of_an_open_stdin_task,
+            attach_to_a_tty_task
         );
     };
     (@each $harness:ty, [$attr:meta], $($name:ident),*) => {
@@ -392,4 +408,10 @@ pub async fn run_all<H: Harness>(h: &H) {
     image_inspect_and_history(h).await;
     image_tag_save_and_load(h).await;
     volume_create_and_prune(h).await;
+    start_again_in_place(h).await;
+    archive_put_then_get(h).await;
+    archive_stays_in_the_task(h).await;
+    attach_before_start_sees_the_first_output(h).await;
+    attach_writes_the_stdin_of_an_open_stdin_task(h).await;
+    attach_to_a_tty_task(h).await;
 }

@@ -11,11 +11,18 @@
 //! - Any other command is an opaque process: it runs until told to ([`FakeDriver::exit`]) or
 //!   stopped (it dies of the stop signal at once), and its health moves only by
 //!   [`FakeDriver::set_health`].
-//! - An exec runs its argv in the task's shell the same way (see `exec`).
+//! - An exec runs its argv in the task's shell the same way (see `exec`); an attached client
+//!   gets the task's output as its log does and writes its stdin (`cat`, `read`), and a task
+//!   with `tty` has a terminal (`[ -t 0 ]`, `stty size`, `\r\n`) (see `attach`).
+//! - Archives (`docker cp`) read and write the same files, with what `archive` keeps beside
+//!   them (modes, times, directories, symlinks; `ln -s` in a script makes one too).
 //! - Images all exist for tasks except one named `missing` (any repository or tag); a task's
 //!   image enters the node's image table at `prepare`, as if pulled (see `catalog`, which also
 //!   holds the volume calls an engine serves). Executables all exist except `fail-start` and
 //!   paths with a component starting `no-such`.
+//!
+//! The node's primitives (clock, exits, signals, files) are `node`'s; a process's stdin and
+//! terminal, `stdio`'s.
 //!
 //! The state is a [`FakeNode`]: a new driver made [`FakeDriver::on`] the node of a previous one
 //! adopts its tasks, as a real driver does after a restart. Processes outlive the driver that
@@ -24,10 +31,14 @@
 //! Concurrency: one mutex around the node's tables, never held across an await; waiters are
 //! woken through a watch channel bumped on every change.
 
+mod archive;
+mod attach;
 mod catalog;
 mod exec;
+mod node;
 mod proc;
 mod shell;
+mod stdio;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,7 +55,6 @@ use crate::{
     ExitInfo, Health, LogLine, LogOptions, LogStream, RuntimeDriver, RuntimeError, RuntimeTask,
     RuntimeTaskState, TaskRun, VolumeInfo, parse_stop_signal,
 };
-use proc::Place;
 
 /// One recorded driver call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,11 +74,29 @@ struct Task {
     logs: Vec<LogLine>,
     /// The task's own root filesystem (and tmpfs mounts), path → content.
     files: BTreeMap<String, Bytes>,
+    /// What is kept of its paths beside contents: modes, times, directories, symlinks (see
+    /// `archive`).
+    meta: BTreeMap<String, archive::Meta>,
     /// Signals sent to a scripted process, handled between its commands.
     signals: Vec<i32>,
     scripted: bool,
     /// The task's scripted processes alive now: its main one and its background jobs.
     procs: i64,
+    /// When its process last started (zero before its first start).
+    started_at: Timestamp,
+    /// Which run of the task is the current one (each start makes a new one): what a process
+    /// of an earlier run does is no longer the task's, as a real run's processes die with it.
+    run_gen: u64,
+    /// Who is attached to its process (see `attach`): its current run's, or its next run's
+    /// when it is not running. They go when the run ends, which ends their output.
+    attachers: Vec<tokio::sync::mpsc::UnboundedSender<(crate::LogStreamKind, Bytes)>>,
+    /// Its running process's stdin, with `open_stdin` (dropped: the end of its input).
+    stdin_tx: Option<tokio::sync::mpsc::UnboundedSender<Bytes>>,
+    /// What was written to its stdin before it started (and whether the writer closed it).
+    stdin_early: Vec<u8>,
+    stdin_closed: bool,
+    /// Its terminal's size, with `tty`.
+    tty_size: (u16, u16),
 }
 
 struct Volume {
@@ -125,131 +153,6 @@ impl FakeNode {
             .host_files
             .insert(path.to_string(), Bytes::copy_from_slice(content));
         self.0.bump();
-    }
-}
-
-impl Node {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn bump(&self) {
-        self.changed.send_modify(|n| *n += 1);
-    }
-
-    fn now(&self) -> Timestamp {
-        let since = self.epoch.elapsed().as_nanos();
-        Timestamp(EPOCH_NANOS.saturating_add(i64::try_from(since).unwrap_or(i64::MAX)))
-    }
-
-    fn state(&self, task_id: &Id) -> Option<RuntimeTaskState> {
-        self.lock().tasks.get(task_id).map(|t| t.state.clone())
-    }
-
-    /// Ends a running task's process.
-    fn exited(&self, task_id: &Id, code: i64, signal: Option<i32>, oom_killed: bool) {
-        let finished_at = self.now();
-        let mut g = self.lock();
-        if let Some(t) = g.tasks.get_mut(task_id)
-            && let RuntimeTaskState::Running { .. } = t.state
-        {
-            t.state = RuntimeTaskState::Exited(ExitInfo {
-                code,
-                signal,
-                oom_killed,
-                finished_at,
-            });
-        }
-        drop(g);
-        self.bump();
-    }
-
-    /// Delivers a signal from outside the task, as `kill` on the node does.
-    fn kill(&self, task_id: &Id, signal: i32) {
-        let mut g = self.lock();
-        let Some(t) = g.tasks.get_mut(task_id) else {
-            return;
-        };
-        if !matches!(t.state, RuntimeTaskState::Running { .. }) {
-            return;
-        }
-        let scripted = t.scripted;
-        if scripted && signal != 9 {
-            t.signals.push(signal);
-            drop(g);
-            self.bump();
-            return;
-        }
-        drop(g);
-        // SIGKILL, or an opaque process, which dies of any signal.
-        self.exited(task_id, 128 + i64::from(signal), Some(signal), false);
-    }
-
-    fn read_file(&self, task_id: &Id, path: &str) -> Option<Bytes> {
-        let g = self.lock();
-        let t = g.tasks.get(task_id)?;
-        match t.place(path).0 {
-            Place::Task(p) => t.files.get(&p).cloned(),
-            Place::Volume(v, p) => g.volumes.get(&v)?.files.get(&p).cloned(),
-            Place::Host(p) => g.host_files.get(&p).cloned(),
-        }
-    }
-
-    fn write_file(
-        &self,
-        task_id: &Id,
-        path: &str,
-        data: &[u8],
-        append: bool,
-    ) -> Result<(), String> {
-        let mut g = self.lock();
-        let g = &mut *g;
-        let t = g.tasks.get_mut(task_id).ok_or("no such task")?;
-        let (place, writable) = t.place(path);
-        if !writable {
-            return Err(format!("can't create {path}: Read-only file system"));
-        }
-        let files = match place {
-            Place::Task(p) => Some((&mut t.files, p)),
-            Place::Volume(v, p) => g.volumes.get_mut(&v).map(|v| (&mut v.files, p)),
-            Place::Host(p) => Some((&mut g.host_files, p)),
-        };
-        let (files, p) = files.ok_or_else(|| format!("can't create {path}: No such volume"))?;
-        let mut content = if append {
-            files.get(&p).map(|b| b.to_vec()).unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        content.extend_from_slice(data);
-        files.insert(p, Bytes::from(content));
-        Ok(())
-    }
-
-    fn remove_file(&self, task_id: &Id, path: &str) -> bool {
-        let mut g = self.lock();
-        let g = &mut *g;
-        let Some(t) = g.tasks.get_mut(task_id) else {
-            return false;
-        };
-        match t.place(path) {
-            (_, false) => false,
-            (Place::Task(p), _) => t.files.remove(&p).is_some(),
-            (Place::Volume(v, p), _) => g
-                .volumes
-                .get_mut(&v)
-                .is_some_and(|v| v.files.remove(&p).is_some()),
-            (Place::Host(p), _) => g.host_files.remove(&p).is_some(),
-        }
-    }
-
-    /// Waits until the task is no longer running (or is gone).
-    async fn until_not_running(&self, task_id: &Id) {
-        let mut rx = self.changed.subscribe();
-        while matches!(self.state(task_id), Some(RuntimeTaskState::Running { .. })) {
-            if rx.changed().await.is_err() {
-                return;
-            }
-        }
     }
 }
 
@@ -319,9 +222,17 @@ impl FakeDriver {
                 state,
                 logs: Vec::new(),
                 files: BTreeMap::new(),
+                meta: BTreeMap::new(),
                 signals: Vec::new(),
                 scripted: false,
                 procs: 0,
+                started_at: Timestamp::ZERO,
+                run_gen: 0,
+                attachers: Vec::new(),
+                stdin_tx: None,
+                stdin_early: Vec::new(),
+                stdin_closed: false,
+                tty_size: (0, 0),
             },
         );
         self.bump();
@@ -426,9 +337,25 @@ impl RuntimeDriver for FakeDriver {
                     .iter()
                     .map(|f| (f.path.clone(), Bytes::copy_from_slice(f.data.as_slice())))
                     .collect(),
+                meta: archive::IMAGE_DIRS
+                    .iter()
+                    .map(|d| (d.to_string(), archive::Meta::dir(0o755, now)))
+                    .chain(run.files.iter().map(|f| {
+                        let mut m = archive::Meta::file(f.mode & 0o7777, now);
+                        (m.uid, m.gid) = (u64::from(f.uid), u64::from(f.gid));
+                        (f.path.clone(), m)
+                    }))
+                    .collect(),
                 signals: Vec::new(),
                 scripted: false,
                 procs: 0,
+                started_at: Timestamp::ZERO,
+                run_gen: 0,
+                attachers: Vec::new(),
+                stdin_tx: None,
+                stdin_early: Vec::new(),
+                stdin_closed: false,
+                tty_size: (0, 0),
             },
         );
         drop(g);
@@ -436,7 +363,10 @@ impl RuntimeDriver for FakeDriver {
         Ok(())
     }
 
+    /// A task that exited starts again in place: its files (secrets included) and log are
+    /// kept, and what the previous run's processes still do is no longer the task's.
     async fn start(&self, task_id: &Id) -> Result<i64, RuntimeError> {
+        let now = self.node.now();
         let mut g = self.lock();
         g.calls.push(FakeCall::Start(task_id.clone()));
         let pid = g.next_pid;
@@ -461,6 +391,28 @@ impl RuntimeDriver for FakeDriver {
         t.state = RuntimeTaskState::Running { pid };
         t.scripted = script.is_some();
         t.procs = 1;
+        t.signals.clear();
+        t.started_at = now;
+        t.run_gen += 1;
+        let (tty, open_stdin) = t.run.as_ref().map_or((false, false), |r| {
+            (r.container.tty, r.container.open_stdin)
+        });
+        let stdin = if open_stdin {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let early = std::mem::take(&mut t.stdin_early);
+            if !early.is_empty() {
+                let _ = tx.send(Bytes::from(early));
+            }
+            if !std::mem::take(&mut t.stdin_closed) {
+                t.stdin_tx = Some(tx);
+            }
+            stdio::Input::Live {
+                rx,
+                buf: Vec::new(),
+            }
+        } else {
+            stdio::Input::Empty
+        };
         let run = t.run.clone();
         let check = run
             .as_ref()
@@ -474,7 +426,7 @@ impl RuntimeDriver for FakeDriver {
         if let (Some(script), Some(run)) = (script, &run) {
             let env = &run.container.env;
             let limit = u64::try_from(run.resources.limits.memory_bytes).unwrap_or(0);
-            proc::spawn_main(&self.node, task_id, &script, env, limit);
+            proc::spawn_main(&self.node, task_id, &script, env, limit, tty, stdin);
             if let Some(check) = &check {
                 proc::spawn_health(&self.node, task_id, check, env);
             }
@@ -545,7 +497,7 @@ impl RuntimeDriver for FakeDriver {
                 task_id: id.clone(),
                 state: t.state.clone(),
                 container_id: None,
-                started_at: Timestamp::ZERO,
+                started_at: t.started_at,
             })
             .collect())
     }
@@ -572,6 +524,33 @@ impl RuntimeDriver for FakeDriver {
 
     async fn stats(&self, task_id: &Id) -> Result<crate::TaskStats, RuntimeError> {
         self.task_stats(task_id)
+    }
+
+    async fn attach(&self, task_id: &Id) -> Result<crate::ExecProcess, RuntimeError> {
+        self.attach_to(task_id)
+    }
+
+    async fn path_stat(&self, task_id: &Id, path: &str) -> Result<crate::PathStat, RuntimeError> {
+        self.stat_path(task_id, path)
+    }
+
+    async fn archive_get(
+        &self,
+        task_id: &Id,
+        path: &str,
+    ) -> Result<(crate::PathStat, crate::ArchiveStream), RuntimeError> {
+        self.get_archive(task_id, path)
+    }
+
+    async fn archive_put(
+        &self,
+        task_id: &Id,
+        dir: &str,
+        archive: crate::ArchiveStream,
+        no_overwrite_dir_non_dir: bool,
+    ) -> Result<(), RuntimeError> {
+        self.put_archive(task_id, dir, archive, no_overwrite_dir_non_dir)
+            .await
     }
 
     async fn logs(&self, task_id: &Id, opts: LogOptions) -> Result<LogStream, RuntimeError> {

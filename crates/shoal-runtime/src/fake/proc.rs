@@ -18,6 +18,7 @@ use shoal_types::Id;
 use shoal_types::container::HealthConfig;
 
 use super::shell::{self, Command, Join, List, Part, Redirect, Simple, Word};
+use super::stdio::{Input, on_terminal};
 use super::{Node, Task};
 use crate::{Health, LogLine, LogStreamKind, RuntimeTaskState, parse_stop_signal};
 
@@ -62,15 +63,29 @@ struct Proc {
     memory_limit: u64,
     /// The task's main process handles its signals; a health check does not.
     main: bool,
-    /// What `cat` without arguments reads (an exec's input, read to its end first).
-    stdin: Option<Bytes>,
+    /// What `cat` without arguments and `read` read.
+    stdin: Input,
+    /// Its stdin and stdout are a terminal (`[ -t 0 ]`, `stty`; `\n` written as `\r\n`).
+    tty: bool,
+    /// The run of the task this process belongs to (see `Task::run_gen`).
+    run_gen: u64,
 }
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Starts the task's script; the task must be `Running` already.
-pub(super) fn spawn_main(node: &Arc<Node>, task: &Id, script: &str, env: &[String], limit: u64) {
+pub(super) fn spawn_main(
+    node: &Arc<Node>,
+    task: &Id,
+    script: &str,
+    env: &[String],
+    limit: u64,
+    tty: bool,
+    stdin: Input,
+) {
     let mut p = Proc::new(node, task, env, limit, true, Sink::Log);
+    p.tty = tty;
+    p.stdin = stdin;
     let script = script.to_string();
     tokio::spawn(async move {
         let code = match shell::parse(&script) {
@@ -85,7 +100,7 @@ pub(super) fn spawn_main(node: &Arc<Node>, task: &Id, script: &str, env: &[Strin
             }
         };
         if let Some(node) = p.node.upgrade() {
-            node.exited(&p.task, code, None, false);
+            node.exited_run(&p.task, Some(p.run_gen), code, None, false);
         }
     });
 }
@@ -98,6 +113,7 @@ pub(super) fn spawn_health(node: &Arc<Node>, task: &Id, check: &HealthConfig, en
     let interval = check.interval.unwrap_or(HEALTH_INTERVAL);
     let retries = check.retries.unwrap_or(HEALTH_RETRIES).max(1);
     let (weak, task, env) = (Arc::downgrade(node), task.clone(), env.to_vec());
+    let run_gen = node.run_gen(&task);
     tokio::spawn(async move {
         let mut failures = 0;
         loop {
@@ -105,7 +121,7 @@ pub(super) fn spawn_health(node: &Arc<Node>, task: &Id, check: &HealthConfig, en
             let Some(node) = weak.upgrade() else {
                 return;
             };
-            if !node.is_running(&task) {
+            if !node.is_current(&task, run_gen) {
                 return;
             }
             let mut p = Proc::new(
@@ -155,10 +171,11 @@ pub(super) async fn run_exec(
     tx: tokio::sync::mpsc::UnboundedSender<(LogStreamKind, Bytes)>,
 ) -> i64 {
     let mut p = Proc::new(node, task, &env, NODE_MEMORY, false, Sink::Exec { tx, tty });
+    p.tty = tty;
     if let Some(mut r) = stdin {
         let mut buf = Vec::new();
         let _ = tokio::io::AsyncReadExt::read_to_end(&mut r, &mut buf).await;
-        p.stdin = Some(Bytes::from(buf));
+        p.stdin = Input::Known(Bytes::from(buf));
     }
     match run_argv(&mut p, &argv).await {
         Flow::Next => p.status,
@@ -215,7 +232,9 @@ impl Proc {
             sink,
             memory_limit: if limit > 0 { limit } else { NODE_MEMORY },
             main,
-            stdin: None,
+            stdin: Input::Empty,
+            tty: false,
+            run_gen: node.run_gen(task),
         }
     }
 
@@ -271,7 +290,7 @@ impl Proc {
             let Some(node) = self.node.upgrade() else {
                 return Flow::Gone;
             };
-            if !node.fork(&self.task) {
+            if !node.fork(&self.task, self.run_gen) {
                 self.write(
                     LogStreamKind::Stderr,
                     b"sh: can't fork: Resource temporarily unavailable\n",
@@ -296,13 +315,15 @@ impl Proc {
                 },
                 memory_limit: self.memory_limit,
                 main: false,
-                stdin: None,
+                stdin: Input::Empty,
+                tty: self.tty,
+                run_gen: self.run_gen,
             };
             let job = job.clone();
             tokio::spawn(async move {
                 child.command(&job).await;
                 if let Some(node) = child.node.upgrade() {
-                    node.reaped(&child.task);
+                    node.reaped(&child.task, child.run_gen);
                 }
             });
             self.status = 0;
@@ -315,7 +336,7 @@ impl Proc {
         // A loop that never sleeps must still let the rest of the node run.
         tokio::task::yield_now().await;
         let node = self.node.upgrade()?;
-        if !node.is_running(&self.task) {
+        if !node.is_current(&self.task, self.run_gen) {
             return Some(Flow::Gone);
         }
         if !self.main {
@@ -362,14 +383,7 @@ impl Proc {
             Sink::Capture(buf) => buf.extend_from_slice(bytes),
             Sink::Exec { tx, tty } => {
                 let (kind, data) = if *tty {
-                    let mut v = Vec::with_capacity(bytes.len());
-                    for b in bytes {
-                        if *b == b'\n' {
-                            v.push(b'\r');
-                        }
-                        v.push(*b);
-                    }
-                    (LogStreamKind::Stdout, Bytes::from(v))
+                    (LogStreamKind::Stdout, on_terminal(bytes))
                 } else {
                     (stream, Bytes::copy_from_slice(bytes))
                 };
@@ -377,7 +391,11 @@ impl Proc {
             }
             Sink::Log => {
                 if let Some(node) = self.node.upgrade() {
-                    node.log(&self.task, stream, bytes);
+                    if self.tty {
+                        node.log(&self.task, LogStreamKind::Stdout, &on_terminal(bytes));
+                    } else {
+                        node.log(&self.task, stream, bytes);
+                    }
                 }
             }
         }
@@ -393,7 +411,7 @@ impl Proc {
                 let old = self.vars.get(name).map_or(0, |v| v.len() as u64);
                 if used - old + self.expanded_len(value) > self.memory_limit {
                     if let Some(node) = self.node.upgrade() {
-                        node.exited(&self.task, 137, Some(9), true);
+                        node.exited_run(&self.task, Some(self.run_gen), 137, Some(9), true);
                     }
                     return Flow::Gone;
                 }
@@ -464,10 +482,8 @@ impl Proc {
             }
             "cat" => {
                 let mut code = 0;
-                if args.is_empty()
-                    && let Some(input) = &self.stdin
-                {
-                    out.extend_from_slice(input);
+                if args.is_empty() {
+                    out.extend_from_slice(&self.stdin.read_all().await);
                 }
                 for a in args {
                     match self.read_file(a) {
@@ -521,6 +537,38 @@ impl Proc {
                 }
                 code
             }
+            "read" => match self.stdin.read_line().await {
+                Some(line) => {
+                    if let Some(var) = args.first() {
+                        let line = String::from_utf8_lossy(&line).into_owned();
+                        self.vars.insert(var.clone(), line);
+                    }
+                    0
+                }
+                None => 1,
+            },
+            "stty" => match (self.tty, args) {
+                (false, _) => fail("stty: standard input: Not a tty\n".into(), 1),
+                (true, [size]) if size == "size" => {
+                    let (rows, cols) = self
+                        .node
+                        .upgrade()
+                        .map_or((0, 0), |n| n.tty_size(&self.task));
+                    out.extend_from_slice(format!("{rows} {cols}\n").as_bytes());
+                    0
+                }
+                (true, _) => fail("stty: only stty size is supported\n".into(), 1),
+            },
+            "ln" => match args {
+                [s, target, link] if s == "-s" => {
+                    match self.node.upgrade() {
+                        Some(node) => node.symlink(&self.task, target, link),
+                        None => return Flow::Gone,
+                    }
+                    0
+                }
+                _ => fail("ln: only ln -s TARGET LINK is supported\n".into(), 1),
+            },
             "test" | "[" => {
                 let args = match (name, args.split_last()) {
                     ("[", Some((last, rest))) if last == "]" => rest,
@@ -530,6 +578,9 @@ impl Proc {
                 match args {
                     [op, path] if op == "-f" || op == "-e" => {
                         i64::from(self.read_file(path).is_none())
+                    }
+                    [op, fd] if op == "-t" => {
+                        i64::from(!(self.tty && ["0", "1", "2"].contains(&fd.as_str())))
                     }
                     _ => fail(format!("{name}: unsupported test\n"), 2),
                 }
@@ -586,32 +637,53 @@ impl Proc {
 }
 
 impl Node {
-    fn is_running(&self, task: &Id) -> bool {
-        self.lock()
-            .tasks
-            .get(task)
-            .is_some_and(|t| matches!(t.state, RuntimeTaskState::Running { .. }))
+    /// The task's current run (0 before its first start, or for a task that is gone).
+    fn run_gen(&self, task: &Id) -> u64 {
+        self.lock().tasks.get(task).map_or(0, |t| t.run_gen)
+    }
+
+    /// Whether the task runs, in its run `run_gen`.
+    fn is_current(&self, task: &Id, run_gen: u64) -> bool {
+        self.lock().tasks.get(task).is_some_and(|t| {
+            matches!(t.state, RuntimeTaskState::Running { .. }) && t.run_gen == run_gen
+        })
     }
 
     /// A new process of the running task, when its PIDs limit (0: none) leaves room for one.
-    fn fork(&self, task: &Id) -> bool {
+    fn fork(&self, task: &Id, run_gen: u64) -> bool {
         let mut g = self.lock();
         let Some(t) = g.tasks.get_mut(task) else {
             return false;
         };
         let limit = t.run.as_ref().map_or(0, |r| r.resources.limits.pids);
-        if !matches!(t.state, RuntimeTaskState::Running { .. }) || (limit > 0 && t.procs >= limit) {
+        if !matches!(t.state, RuntimeTaskState::Running { .. })
+            || t.run_gen != run_gen
+            || (limit > 0 && t.procs >= limit)
+        {
             return false;
         }
         t.procs += 1;
         true
     }
 
-    /// A background process of the task ended.
-    fn reaped(&self, task: &Id) {
-        if let Some(t) = self.lock().tasks.get_mut(task) {
+    /// A background process of the task's run `run_gen` ended.
+    fn reaped(&self, task: &Id, run_gen: u64) {
+        if let Some(t) = self.lock().tasks.get_mut(task)
+            && t.run_gen == run_gen
+        {
             t.procs = (t.procs - 1).max(0);
         }
+    }
+
+    /// `ln -s target link` in the task's own files.
+    fn symlink(&self, task: &Id, target: &str, link: &str) {
+        let now = self.now();
+        if let Some(t) = self.lock().tasks.get_mut(task) {
+            let mut m = super::archive::Meta::file(0o777, now);
+            m.kind = super::archive::Kind::Symlink(target.to_string());
+            t.meta.insert(link.to_string(), m);
+        }
+        self.bump();
     }
 
     fn take_signals(&self, task: &Id) -> Vec<i32> {
@@ -622,10 +694,13 @@ impl Node {
             .unwrap_or_default()
     }
 
-    fn log(&self, task: &Id, stream: LogStreamKind, bytes: &[u8]) {
+    /// The task's own output: into its log, and to whoever is attached to it.
+    pub(super) fn log(&self, task: &Id, stream: LogStreamKind, bytes: &[u8]) {
         let time = self.now();
         let mut g = self.lock();
         if let Some(t) = g.tasks.get_mut(task) {
+            t.attachers
+                .retain(|a| a.send((stream, Bytes::copy_from_slice(bytes))).is_ok());
             for line in bytes.split_inclusive(|b| *b == b'\n') {
                 t.logs.push(LogLine {
                     time,

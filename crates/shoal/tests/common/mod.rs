@@ -67,6 +67,8 @@ pub struct Daemon {
     pub cluster_addr: String,
     /// Extra `shoal daemon` flags, given on every (re)start.
     pub extra_flags: Vec<String>,
+    /// The network namespace (a test host's) the daemon runs in; `None`: the machine's.
+    pub netns: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -89,6 +91,25 @@ impl Daemon {
             extra_hosts,
             cluster_addr: format!("127.0.0.1:{}", free_port()),
             extra_flags,
+            netns: None,
+        };
+        d.spawn();
+        d
+    }
+
+    /// A daemon in the network namespace at `netns` (a test host's), so that what it makes
+    /// there (local bridges, published ports, nftables) goes with the namespace.
+    pub fn start_in(netns: PathBuf, extra_flags: Vec<String>) -> Daemon {
+        let (dir, log, cgroup_parent) = daemon_dir("it");
+        let mut d = Daemon {
+            dir,
+            child: None,
+            log,
+            cgroup_parent,
+            extra_hosts: Vec::new(),
+            cluster_addr: format!("127.0.0.1:{}", free_port()),
+            extra_flags,
+            netns: Some(netns),
         };
         d.spawn();
         d
@@ -118,7 +139,8 @@ impl Daemon {
 
     /// Starts (or restarts) the daemon process on this data dir and waits for its API.
     pub fn spawn(&mut self) {
-        let child = daemon_command(
+        let child = daemon_command_in(
+            self.netns.as_deref(),
             self.dir.path(),
             &self.host(),
             &self.cgroup_parent,
