@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shoal_control::engine::{ContainerCreate, EngineError, RestartPolicy, WaitCondition};
-use shoal_runtime::fake::{FakeCall, FakeDriver};
 use shoal_runtime::RuntimeTaskState;
+use shoal_runtime::fake::{FakeCall, FakeDriver};
 use shoal_types::clock::FakeClock;
 use shoal_types::id::IdGen;
 use shoal_types::{Id, Timestamp};
