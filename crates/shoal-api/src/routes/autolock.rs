@@ -22,6 +22,9 @@ fn served_while_locked(path: &str) -> bool {
 /// Refuses everything but [`served_while_locked`] while the node waits for its unlock key.
 pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if state.daemon.locked() && !served_while_locked(req.uri().path()) {
+        // Read the request to its end first: a client still writing its body when the answer
+        // comes sees a broken pipe instead of the message.
+        let _ = axum::body::to_bytes(req.into_body(), crate::body::MAX_BODY).await;
         return ApiError::from(NodeError::Locked).into_response();
     }
     next.run(req).await
