@@ -183,11 +183,8 @@ async fn pump(
     hijack::pump(on, streams, attach, finish).await;
 }
 
-pub async fn resize(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
+/// A resize's `h` (rows) and `w` (columns) query parameters, for execs and containers alike.
+pub(crate) fn terminal_size(q: &HashMap<String, String>) -> ApiResult<(u16, u16)> {
     let dim = |k: &str| -> ApiResult<u16> {
         let v = q.get(k).map(String::as_str).unwrap_or("");
         v.parse::<u16>().map_err(|_| {
@@ -197,7 +194,15 @@ pub async fn resize(
             ))
         })
     };
-    let (h, w) = (dim("h")?, dim("w")?);
+    Ok((dim("h")?, dim("w")?))
+}
+
+pub async fn resize(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    let (h, w) = terminal_size(&q)?;
     state
         .daemon
         .engine()

@@ -74,16 +74,7 @@ pub async fn resize(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<StatusCode> {
-    let dim = |k: &str| -> ApiResult<u16> {
-        let v = q.get(k).map(String::as_str).unwrap_or("");
-        v.parse::<u16>().map_err(|_| {
-            ApiError::bad_request(format!(
-                "query parameter {k}: expected a number of {}, got {v:?}",
-                if k == "h" { "rows" } else { "columns" }
-            ))
-        })
-    };
-    let (h, w) = (dim("h")?, dim("w")?);
+    let (h, w) = super::exec::terminal_size(&q)?;
     state
         .daemon
         .engine()
