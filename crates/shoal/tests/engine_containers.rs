@@ -104,50 +104,6 @@ fn follow_logs(
     seen
 }
 
-/// Runs `docker exec -it CONTAINER sh` inside a real pseudo-terminal (`script`), typing
-/// `input`; what the terminal showed and the exit status.
-fn exec_on_a_terminal(d: &Daemon, container: &str, input: &str) -> (String, i32) {
-    // The terminal's size is set first: the CLI sends it, and the shell must see it.
-    let cmd = format!(
-        "stty rows 33 cols 77; docker -H {} exec -it {container} sh",
-        d.host()
-    );
-    let mut child = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_string();
-    // Typed a moment after the shell starts, as a person would; the pipe stays open until
-    // the shell has exited, so `script` does not end the session early.
-    let typer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
-        let _ = stdin.write_all(input.as_bytes());
-        let _ = stdin.flush();
-        std::thread::sleep(Duration::from_secs(5));
-    });
-    let deadline = Instant::now() + MINUTE;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("docker exec -it did not end");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let _ = typer.join();
-    let mut out = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_string(&mut out);
-    }
-    (out, status.code().unwrap_or(-1))
-}
-
 fn a_node_answers_for_its_containers(runtime: &str) {
     let d = start(runtime);
     let secret = format!("s3cret-{runtime}-{}", std::process::id());
@@ -269,9 +225,9 @@ fn a_node_answers_for_its_containers(runtime: &str) {
 
     // exec -it through a real terminal: the shell's input is a terminal of the client's size,
     // typed input runs, the output comes back raw.
-    let (screen, code) = exec_on_a_terminal(
+    let (screen, code) = common::on_a_terminal(
         &d,
-        &id,
+        &format!("exec -it {id} sh"),
         "[ -t 0 ] && echo on-a-tty; stty size; echo $((6*7)); exit 5\n",
     );
     assert!(

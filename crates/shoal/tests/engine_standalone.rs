@@ -14,9 +14,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use common::{Daemon, wait_for};
 use shoal_testkit::hosts::{Host, Hosts};
@@ -63,44 +62,6 @@ fn fetch(host: &Host, url: &str) -> Result<String, String> {
     } else {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
-}
-
-/// Runs `docker ARGS` inside a real pseudo-terminal (`script`, 33 rows by 77 columns),
-/// typing `input`; what the terminal showed and the exit status.
-fn on_a_terminal(d: &Daemon, args: &str, input: &str) -> (String, i32) {
-    let cmd = format!("stty rows 33 cols 77; docker -H {} {args}", d.host());
-    let mut child = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_string();
-    let typer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
-        let _ = stdin.write_all(input.as_bytes());
-        let _ = stdin.flush();
-        std::thread::sleep(Duration::from_secs(5));
-    });
-    let deadline = Instant::now() + MINUTE;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("docker {args} on a terminal did not end");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let _ = typer.join();
-    let mut out = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_string(&mut out);
-    }
-    (out, status.code().unwrap_or(-1))
 }
 
 fn standalone_containers(runtime: &str) {
@@ -217,7 +178,7 @@ fn standalone_containers(runtime: &str) {
 
     // -it through a real terminal: its stdin is a terminal of the CLI's size, typed input
     // runs, and the exit code is passed on.
-    let (screen, code) = on_a_terminal(
+    let (screen, code) = common::on_a_terminal(
         &d,
         &format!("run -it --rm {IMAGE} sh"),
         "[ -t 0 ] && echo on-a-tty; stty size; exit 5\n",

@@ -606,3 +606,41 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Runs `docker ARGS` against `d` inside a real pseudo-terminal (`script`, 33 rows by 77 columns),
+/// typing `input`; what the terminal showed and the exit status.
+pub fn on_a_terminal(d: &Daemon, args: &str, input: &str) -> (String, i32) {
+    let cmd = format!("stty rows 33 cols 77; docker -H {} {args}", d.host());
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_string();
+    let typer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = stdin.write_all(input.as_bytes());
+        let _ = stdin.flush();
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("docker {args} on a terminal did not end");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = typer.join();
+    let mut out = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut out);
+    }
+    (out, status.code().unwrap_or(-1))
+}
