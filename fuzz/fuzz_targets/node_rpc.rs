@@ -3,7 +3,8 @@
 //! then handled where the handling is pure: a join or renewal through the manager's real
 //! admission (`shoal_manager::cluster::join`/`renew`, token check, CSR parse and signing) on a
 //! real cluster object; a proposal or an append's entries applied to the store's state machine
-//! (`State::apply`); a snapshot chunk's base64; a CA answer's PEMs as a joining node reads them.
+//! (`State::apply`); a snapshot chunk's base64; a CA answer's PEMs as a joining node reads them;
+//! a container's network attachment request, planned on the cluster state.
 //!
 //! The first byte picks the message (its high bit swaps in the cluster's real worker token, so a
 //! join's CSR is reached without guessing a secret); the rest is the body.
@@ -218,6 +219,29 @@ fuzz_target!(|data: &[u8]| {
             let _ = decode::<AppendEntriesResponse<u64>>(body);
             let _ = decode::<VoteResponse<u64>>(body);
             let _ = decode::<InstallSnapshotResponse<u64>>(body);
+        }
+        // A standalone container's network attachment, planned on the real cluster state.
+        19 => {
+            if let Some(req) = decode::<shoal_types::dispatch::AttachRequest>(body) {
+                let node = s
+                    .state
+                    .nodes()
+                    .next()
+                    .map(|n| n.id.clone())
+                    .unwrap_or_default();
+                if let Ok(shoal_manager::attachments::Attach::New(t)) =
+                    shoal_manager::attachments::plan_attach(
+                        &s.state,
+                        &node,
+                        &req,
+                        Id::from_raw("a"),
+                        now(),
+                    )
+                {
+                    assert!(t.is_attachment(), "an attachment plan made a plain task");
+                }
+            }
+            let _ = decode::<shoal_types::dispatch::DetachRequest>(body);
         }
         _ => {}
     }
