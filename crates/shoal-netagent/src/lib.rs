@@ -196,8 +196,8 @@ impl NetAgent {
         let mut rx = self.maps.subscribe();
         tokio::spawn(async move {
             loop {
-                let map = rx.borrow_and_update().clone();
-                if let Err(e) = me.reconcile(&map).await {
+                rx.borrow_and_update();
+                if let Err(e) = me.reconcile().await {
                     tracing::warn!(error = %shoal_types::error::Chain(&e), "network: programming the overlays failed; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     rx.mark_changed();
@@ -226,11 +226,18 @@ impl NetAgent {
         self.dir.join("task").join(task.as_str())
     }
 
-    /// Brings the overlays to what `map` says.
-    async fn reconcile(&self, map: &NetworkMap) -> Result<(), NetError> {
+    /// Brings the overlays to what the latest map says, and answers that map.
+    ///
+    /// The map is read once the overlays are held, never before: a map read earlier may be
+    /// older than the one a task was just wired by (a rolling update's old task gone, its
+    /// successor not yet placed), and applying it would delete the overlay under the new
+    /// task's interfaces.
+    async fn reconcile(&self) -> Result<Arc<NetworkMap>, NetError> {
         let mut overlays = self.overlays.lock().await;
+        let latest = self.maps.borrow().clone();
+        let map = &*latest;
         let Some(local) = map.local_addr else {
-            return Ok(());
+            return Ok(latest);
         };
         self.tunnel_to(map, local).await?;
         let mut wanted = BTreeSet::new();
@@ -299,7 +306,8 @@ impl NetAgent {
         }
         drop(overlays);
         self.publish(map).await?;
-        self.serve_tasks(map, local).await
+        self.serve_tasks(map, local).await?;
+        Ok(latest)
     }
 
     /// The MTU of the node's interface that holds its underlay address: overlays subtract
@@ -615,11 +623,10 @@ impl NetAgent {
                 .iter()
                 .all(|w| m.networks.iter().any(|p| p.network.id == **w))
         };
-        let map = tokio::time::timeout(MAP_WAIT, async {
+        tokio::time::timeout(MAP_WAIT, async {
             loop {
-                let m = rx.borrow_and_update().clone();
-                if covered(&m) {
-                    return Some(m);
+                if covered(&rx.borrow_and_update()) {
+                    return Some(());
                 }
                 if rx.changed().await.is_err() {
                     return None;
@@ -639,9 +646,15 @@ impl NetAgent {
                     .join(", ")
             ))
         })?;
-        self.reconcile(&map)
+        let map = self
+            .reconcile()
             .await
             .map_err(|e| RuntimeError::failed("programming the task's overlays", e))?;
+        if !covered(&map) {
+            return Err(RuntimeError::StartFailed(
+                "the task's networks left this node's map while it was being wired".into(),
+            ));
+        }
         Ok(map)
     }
 
