@@ -29,6 +29,7 @@ pub mod filters;
 pub mod format;
 pub mod image;
 pub mod imageref;
+pub mod kubeconfig;
 pub mod node;
 pub mod secret;
 pub mod service;
@@ -73,6 +74,9 @@ pub enum ClientCommand {
     Volume(image::VolumeCommand),
     /// Execute a command in a running container (a task) on this node
     Exec(container::ExecArgs),
+    /// Write a kubeconfig for kubectl against the swarm's managers (a client certificate
+    /// under the cluster's root)
+    Kubeconfig(kubeconfig::KubeconfigArgs),
     /// Show the client and daemon version information
     Version,
     /// Display system-wide information
@@ -114,6 +118,7 @@ async fn run(opts: &GlobalOpts, cmd: ClientCommand) -> Result<(), CliError> {
         ClientCommand::Image(c) => image::run_image(&client, c).await,
         ClientCommand::Volume(c) => image::run_volume(&client, c).await,
         ClientCommand::Exec(a) => container::exec(&client, a).await,
+        ClientCommand::Kubeconfig(a) => kubeconfig::run(&client, a, &mut std::io::stdout()).await,
         ClientCommand::Version => system::version(&client).await,
         ClientCommand::Info => system::info(&client).await,
     }

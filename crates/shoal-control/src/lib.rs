@@ -17,5 +17,7 @@ pub mod views;
 pub use certs::{ApiCertRequest, ApiCertUse, ApiCertificate};
 pub use engine::{Engine, EngineError};
 pub use error::{ControlError, NodeError};
-pub use surface::{ClusterView, ControlSurface, InitRequest, JoinRequest, Membership, NodeSurface};
+pub use surface::{
+    ChangeFeed, ClusterView, ControlSurface, InitRequest, JoinRequest, Membership, NodeSurface,
+};
 pub use views::{Quorum, RaftMembership, ServiceStatus};

@@ -56,10 +56,22 @@ pub trait ClusterView: Send + Sync {
 
 /// The manager's control surface: validated writes (each carrying the version the caller read,
 /// so a change based on a stale read is refused) and read views.
+/// The versions a manager's state reaches, one call at a time.
+#[async_trait]
+pub trait ChangeFeed: Send {
+    /// Waits for the next applied change and answers the version after it; `None` once the
+    /// manager stopped. Changes that come faster than the caller reads are coalesced: the
+    /// caller reads the view again and sees all of them.
+    async fn next(&mut self) -> Option<u64>;
+}
+
 #[async_trait]
 pub trait ControlSurface: Send + Sync {
     /// The cluster's objects as this manager holds them now.
     fn view(&self) -> Arc<dyn ClusterView>;
+    /// A feed of the versions the cluster's state reaches from now on, for front ends that
+    /// push changes to their clients (Kubernetes watches).
+    fn changes(&self) -> Box<dyn ChangeFeed>;
     /// The Raft group as this manager sees it.
     fn raft(&self) -> RaftMembership;
     /// How many voting managers are reachable, from `view`'s nodes and the Raft group.

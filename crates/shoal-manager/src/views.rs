@@ -161,10 +161,32 @@ pub fn quorum(view: &dyn ClusterView, raft: &RaftMembership) -> Quorum {
     }
 }
 
+/// The store's applied changes as versions.
+struct Feed(tokio::sync::broadcast::Receiver<Arc<shoal_store::Changes>>);
+
+#[async_trait]
+impl shoal_control::ChangeFeed for Feed {
+    async fn next(&mut self) -> Option<u64> {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match self.0.recv().await {
+                Ok(c) => return Some(c.version),
+                // Lagging only skips versions: the caller reads the whole view anyway.
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl ControlSurface for Manager {
     fn view(&self) -> Arc<dyn ClusterView> {
         Arc::new(Snapshot(self.store.view()))
+    }
+
+    fn changes(&self) -> Box<dyn shoal_control::ChangeFeed> {
+        Box::new(Feed(self.store.changes()))
     }
 
     fn raft(&self) -> RaftMembership {

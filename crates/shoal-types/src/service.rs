@@ -443,6 +443,36 @@ pub struct ServiceSpec {
     /// The client gave no `EndpointSpec`: the API shows none (`endpoint` holds the defaults).
     #[serde(default, skip_serializing_if = "is_false")]
     pub endpoint_omitted: bool,
+    /// What a workload written through the Kubernetes API holds beyond a service's fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube: Option<KubeWorkload>,
+}
+
+/// The parts of a Kubernetes workload (a Deployment, a DaemonSet) that a service has no field
+/// for: kept so the Kubernetes API shows the object as it was written (kubectl's three-way
+/// apply reads its annotations back), and carried over when the Docker API updates the
+/// service. Stages never read it: everything that changes what runs is in the service's own
+/// fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KubeWorkload {
+    /// `metadata.annotations`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// `spec.template.metadata.annotations`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+    /// `spec.selector`, as JSON.
+    #[serde(default)]
+    pub selector: String,
+    /// The name of the pod's container.
+    #[serde(default)]
+    pub container: String,
+    /// The workload's and its container's fields kept as written (JSON objects): `spec`
+    /// fields such as `revisionHistoryLimit`, and container fields such as `ports`.
+    #[serde(default)]
+    pub spec_extra: String,
+    #[serde(default)]
+    pub container_extra: String,
 }
 
 impl ServiceSpec {

@@ -48,6 +48,12 @@ pub struct DaemonArgs {
     /// Log filter, e.g. `info` or `shoal_manager=debug,info` (overridden by RUST_LOG).
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Serve the Kubernetes API for kubectl at ADDR:PORT once this node is a manager, over
+    /// TLS with client certificates from the cluster's root (`shoal kubeconfig` writes a
+    /// kubeconfig); `none` turns it off. Without the flag: 0.0.0.0:6443, skipped with a
+    /// warning when that port is taken
+    #[arg(long = "kube-addr", value_name = "ADDR:PORT|none")]
+    pub kube_addr: Option<String>,
     /// TLS for `tcp://` endpoints, with dockerd's flags.
     #[command(flatten)]
     pub api_tls: crate::api_tls::ApiTlsArgs,
@@ -234,6 +240,26 @@ impl Running {
             });
             tracing::info!(host = %h, "API listening");
         }
+        if let Some(l) = kube_listener(
+            args.kube_addr.as_deref(),
+            &daemon,
+            &clock,
+            args.hostname.clone(),
+        )
+        .await?
+        {
+            let state = shoal_kube::KubeState {
+                daemon: daemon.clone(),
+                clock: clock.clone(),
+                shutdown: rx.clone(),
+                cache: Default::default(),
+            };
+            servers.spawn(async move {
+                if let Err(e) = shoal_kube::serve(l, state).await {
+                    tracing::error!(error = %shoal_types::error::Chain(&e), "Kubernetes API server stopped");
+                }
+            });
+        }
         Ok(Running {
             daemon,
             endpoints: hosts,
@@ -318,6 +344,44 @@ async fn tcp_endpoints(args: &DaemonArgs, hosts: &[String]) -> anyhow::Result<Tc
         tracing::warn!("--tls/--tlsverify apply to tcp:// endpoints; none is given (-H)");
     }
     Ok(TcpEndpoints { mode, addrs: all })
+}
+
+/// The Kubernetes API's listener, if it is to be served: TLS under the cluster's root, with a
+/// server certificate for its own address.
+async fn kube_listener(
+    flag: Option<&str>,
+    daemon: &Arc<Daemon>,
+    clock: &Arc<SystemClock>,
+    hostname: Option<String>,
+) -> anyhow::Result<Option<shoal_api::tls::TlsListener>> {
+    const DEFAULT: &str = "0.0.0.0:6443";
+    let (addr, explicit) = match flag {
+        Some("none") => return Ok(None),
+        Some(a) => (a, true),
+        None => (DEFAULT, false),
+    };
+    let sock: std::net::SocketAddr = addr
+        .parse()
+        .with_context(|| format!("--kube-addr {addr:?}: expected ADDR:PORT or none"))?;
+    let tcp = match tokio::net::TcpListener::bind(sock).await {
+        Ok(t) => t,
+        Err(e) if !explicit => {
+            tracing::warn!(addr, error = %e, "the Kubernetes API is not served: its default port is taken (give --kube-addr)");
+            return Ok(None);
+        }
+        Err(e) => return Err(e).with_context(|| format!("--kube-addr {addr}: cannot listen")),
+    };
+    let local = tcp.local_addr()?;
+    let source: Arc<dyn shoal_api::tls::TlsSource> = Arc::new(crate::api_tls::ClusterTls::new(
+        daemon.clone(),
+        clock.clone(),
+        vec![local],
+        hostname,
+    ));
+    let l = shoal_api::tls::TlsListener::new(tcp, source)
+        .with_context(|| format!("--kube-addr {addr}: cannot listen"))?;
+    tracing::info!(addr = %local, "Kubernetes API listening (TLS, once this node is a manager)");
+    Ok(Some(l))
 }
 
 async fn bind(

@@ -84,6 +84,8 @@ async fn run(a: UpArgs, hosts: Vec<String>) -> anyhow::Result<()> {
         log_level: a.log_level.clone(),
         // `up` serves plain HTTP: its `-H tcp://` must be on loopback.
         api_tls: Default::default(),
+        // The Kubernetes API on its default port (TLS with client certificates only).
+        kube_addr: None,
     };
     let mut signals = Signals::catch();
     let running = Running::start(&args, &hosts).await?;
@@ -184,6 +186,12 @@ async fn bring_up(running: &Running, a: &UpArgs) -> anyhow::Result<()> {
     }
     println!("  cargo run --release --bin shoal --{client} service ls");
     println!("  docker -H {endpoint} service ls        # the real docker CLI works too");
+    println!(
+        "  cargo run --release --bin shoal --{client} kubeconfig --server https://127.0.0.1:6443 -o shoal.kubeconfig"
+    );
+    println!(
+        "  KUBECONFIG=shoal.kubeconfig kubectl get deployments,pods   # and kubectl, on the same objects"
+    );
     println!();
     Ok(())
 }

@@ -146,6 +146,9 @@ pub fn spec_in(s: w::ServiceSpec) -> Result<ServiceSpec, ApiError> {
         rollback,
         endpoint,
         endpoint_omitted,
+        // Carried over from the current service by an update (the Docker API has no field
+        // for it).
+        kube: None,
     })
 }
 

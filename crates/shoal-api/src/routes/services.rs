@@ -133,6 +133,8 @@ pub async fn update(
         let mut spec = spec_in(body)?;
         let current = h.view().find_service(&id)?;
         pins_in(&raw, &mut spec, Some(&current.spec))?;
+        // What the Kubernetes API keeps of a workload survives an update through this one.
+        spec.kube = current.spec.kube.clone();
         spec
     };
     let warnings = if rollback {

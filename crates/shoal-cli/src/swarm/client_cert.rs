@@ -40,20 +40,43 @@ struct IssueBody<'a> {
 }
 
 #[derive(Deserialize)]
-struct Issued {
+pub(crate) struct Issued {
     #[serde(rename = "Certificate")]
-    certificate: String,
+    pub(crate) certificate: String,
     #[serde(rename = "CA")]
-    ca: String,
+    pub(crate) ca: String,
     #[serde(rename = "NotAfter", default)]
-    not_after: String,
+    pub(crate) not_after: String,
+}
+
+/// A key made here and a client certificate for it issued to `name` by the manager: the key
+/// never leaves this process until the caller writes it.
+pub(crate) async fn issue(
+    client: &Client,
+    name: &str,
+    expiry: Option<i64>,
+) -> Result<(String, Issued)> {
+    shoal_pki::check_client_name(name)
+        .map_err(|e| CliError::Usage(format!("client certificate {name:?}: {e}")))?;
+    let (key_pem, csr_pem) = shoal_pki::new_key_and_csr()
+        .map_err(|e| CliError::Failed(format!("cannot make a key: {e}")))?;
+    let issued: Issued = client
+        .post(
+            "/shoal/certificates",
+            &[],
+            &IssueBody {
+                name,
+                csr: &csr_pem,
+                expiry,
+            },
+        )
+        .await?;
+    Ok((key_pem, issued))
 }
 
 const FILES: [&str; 3] = ["ca.pem", "cert.pem", "key.pem"];
 
 pub async fn run(client: &Client, args: ClientCertArgs, out: &mut impl Write) -> Result<()> {
-    shoal_pki::check_client_name(&args.name)
-        .map_err(|e| CliError::Usage(format!("client certificate {:?}: {e}", args.name)))?;
     let expiry = args
         .expiry
         .as_deref()
@@ -76,19 +99,7 @@ pub async fn run(client: &Client, args: ClientCertArgs, out: &mut impl Write) ->
             dir.display()
         )));
     }
-    let (key_pem, csr_pem) = shoal_pki::new_key_and_csr()
-        .map_err(|e| CliError::Failed(format!("cannot make a key: {e}")))?;
-    let issued: Issued = client
-        .post(
-            "/shoal/certificates",
-            &[],
-            &IssueBody {
-                name: &args.name,
-                csr: &csr_pem,
-                expiry,
-            },
-        )
-        .await?;
+    let (key_pem, issued) = issue(client, &args.name, expiry).await?;
     make_dir(dir)?;
     write_file(&dir.join("ca.pem"), &issued.ca, 0o644)?;
     write_file(&dir.join("cert.pem"), &issued.certificate, 0o644)?;
@@ -125,7 +136,7 @@ fn make_dir(dir: &Path) -> Result<()> {
 
 /// Writes `text` to a temporary file made with `mode`, then renames it over `path`: the key is
 /// never readable by others, not even for a moment, and an old file is replaced whole.
-fn write_file(path: &Path, text: &str, mode: u32) -> Result<()> {
+pub(crate) fn write_file(path: &Path, text: &str, mode: u32) -> Result<()> {
     let tmp = path.with_extension("pem.tmp");
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()

@@ -148,6 +148,14 @@ impl Daemon {
         )
         .args(self.extra_hosts.iter().flat_map(|h| ["-H", h.as_str()]))
         .args(&self.extra_flags)
+        // The Kubernetes API only where a test asks for it: concurrent daemons would race for
+        // its default port.
+        .args(
+            (!self.extra_flags.iter().any(|f| f == "--kube-addr"))
+                .then_some(["--kube-addr", "none"])
+                .into_iter()
+                .flatten(),
+        )
         .spawn()
         .expect("start shoal daemon");
         self.child = Some(child);
