@@ -145,7 +145,13 @@ static ALL: &[ResourceInfo] = &[
         namespaced: true,
         verbs: OBSERVED,
         categories: &["all"],
-        subresources: &[],
+        subresources: &[Subresource {
+            name: "log",
+            group: "",
+            version: "v1",
+            kind: "Pod",
+            verbs: &["get"],
+        }],
     },
     ResourceInfo {
         group: "apps",

@@ -248,6 +248,20 @@ async fn route(
             let obj = read(st, manager.as_ref(), &target, name)?;
             Ok(object_response(st, target.resource, &obj, accept))
         }
+        (Method::GET, Some(name), Some("log")) if target.resource.kind == "Pod" => {
+            let pod = read(st, manager.as_ref(), &target, name)?;
+            let q = crate::logs::log_query(query)?;
+            crate::logs::pod_logs(
+                st.daemon.clone(),
+                manager.clone(),
+                target.resource,
+                &pod,
+                q,
+                st.clock.now(),
+                st.shutdown.clone(),
+            )
+            .await
+        }
         (Method::GET, Some(name), Some("scale")) => {
             let obj = read(st, manager.as_ref(), &target, name)?;
             Ok(ok_json(&writes::scale_of(&obj)))

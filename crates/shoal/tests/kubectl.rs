@@ -649,6 +649,43 @@ fn kubectl_create_makes_secrets_configs_namespaces_and_deployments() {
     let (code, svc) = d.api("GET", "/v1.45/services/team_web2", None);
     assert_eq!(code, 200, "{svc}");
 
+    // A pod's output, read from its node.
+    d.service_create_with(
+        &format!("--name talker {IMAGE} sh -c"),
+        &["echo line1; echo line2 >&2; sleep 1000"],
+    );
+    let pod = k.wait("the talker's pod", &["get", "pods", "-o", "name"], |t| {
+        t.contains("pod/talker.1.")
+    });
+    let pod = pod
+        .lines()
+        .find(|l| l.starts_with("pod/talker.1."))
+        .unwrap_or_default()
+        .to_string();
+    let logs = k.wait("the talker's output", &["logs", &pod], |t| {
+        t.contains("line2")
+    });
+    assert!(logs.contains("line1\n"), "{logs}");
+    assert_eq!(k.ok(&["logs", "--tail=1", &pod]), "line2\n");
+    let stamped = k.ok(&["logs", "--timestamps", "--tail=1", &pod]);
+    assert!(stamped.ends_with("Z line2\n"), "{stamped}");
+    let followed = Command::new("timeout")
+        .args(["3"])
+        .arg("kubectl")
+        .args(["logs", "-f", &pod])
+        .env("KUBECONFIG", &k.kubeconfig)
+        .env("HOME", &k.home)
+        .env("KUBECACHEDIR", k.home.join("cache"))
+        .output()
+        .expect("kubectl logs -f");
+    assert!(
+        String::from_utf8_lossy(&followed.stdout).contains("line1"),
+        "{followed:?}"
+    );
+    let out = k.run(&["logs", "--previous", &pod]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("previous terminated container"), "{err}");
+
     // A bad secret is refused with the field named.
     let bad = dir.path().join("bad.yaml");
     std::fs::write(
