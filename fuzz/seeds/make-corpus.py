@@ -89,6 +89,76 @@ put("constraint", "docker-docs", "node.labels.zone==east\nnode.role!=manager\nno
 put("constraint", "ip-and-engine", "node.ip==10.0.0.0/8\nnode.ip != 2001:db8::1\nengine.labels.disk==ssd")
 put("constraint", "hostname-id", "node.hostname==node-1\nnode.id!=3n5m7b9v1c3x5z7l9k1j3h5g7\nnode.platform.arch==x86_64")
 
+# Kubernetes selectors: what `kubectl get -l ... --field-selector ...` sends, each text going to
+# both the label and the field selector parser.
+put("kube_selector", "kubectl-l", "app=web,tier in (front,back),!canary")
+put("kube_selector", "set-based", "environment in (production, qa),tier notin (frontend,backend),partition,!legacy")
+put("kube_selector", "prefixed-and-ints", "app.kubernetes.io/name==web,replicas>2,replicas<10,x in (,a)")
+put("kube_selector", "field-selector", "metadata.name=web-0,status.phase!=Running,spec.nodeName==")
+put("kube_selector", "field-escapes", "metadata.name=a\\,b\\=c\\\\,status.phase!=")
+
+# Kubernetes strategic merge patches: the object as the API shows it on the first line, then what
+# kubectl 1.32 sends (`apply` of a changed manifest, `set image`, `rollout restart`, `cordon`).
+patch_deploy = {
+    "apiVersion": "apps/v1", "kind": "Deployment",
+    "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web", "tier": "front"},
+                 "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}\n"},
+                 "finalizers": ["a", "b"]},
+    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+                 "containers": [{"name": "web", "image": "nginx:1.25", "args": ["--a"],
+                                 "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                                 "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]},
+                                {"name": "log", "image": "busybox:1.36"}],
+                 "volumes": [{"name": "data", "emptyDir": {}}]}}},
+}
+
+
+def kube_patch(name, patch, original=patch_deploy):
+    put("kube_patch", name, js(original) + "\n" + js(patch))
+
+
+tmpl = lambda spec: {"spec": {"template": {"spec": spec}}}
+kube_patch("apply-image", {
+    "metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"new\":1}\n"}},
+    **tmpl({"$setElementOrder/containers": [{"name": "web"}, {"name": "log"}],
+            "containers": [{"image": "nginx:1.26", "name": "web"}]})})
+kube_patch("apply-env-removed", tmpl({
+    "$setElementOrder/containers": [{"name": "web"}, {"name": "log"}],
+    "containers": [{"$setElementOrder/env": [{"name": "B"}], "env": [{"$patch": "delete", "name": "A"}],
+                    "name": "web"}]}))
+kube_patch("apply-container-added", tmpl({
+    "$setElementOrder/containers": [{"name": "web"}, {"name": "sidecar"}, {"name": "log"}],
+    "containers": [{"image": "busybox", "name": "sidecar", "command": ["sleep", "1d"]},
+                   {"$patch": "delete", "name": "log"}]}))
+kube_patch("apply-ports", tmpl({"containers": [{
+    "$setElementOrder/ports": [{"containerPort": 80}, {"containerPort": 443}], "name": "web",
+    "ports": [{"containerPort": 443, "name": "https"}]}]}))
+kube_patch("set-image", tmpl({"containers": [{"image": "nginx:1.27", "name": "web"}]}))
+kube_patch("rollout-restart", {"spec": {"template": {"metadata": {"annotations": {
+    "kubectl.kubernetes.io/restartedAt": "2026-05-01T10:00:00Z"}}}}})
+kube_patch("labels-null-finalizers", {"metadata": {
+    "labels": {"tier": None}, "$setElementOrder/finalizers": ["b", "c"],
+    "$deleteFromPrimitiveList/finalizers": ["a"], "finalizers": ["c"]}})
+kube_patch("strategy-retain-keys", {"spec": {"strategy": {
+    "$retainKeys": ["type"], "rollingUpdate": None, "type": "Recreate"}}})
+kube_patch("replace-list-and-map", {"metadata": {"labels": {"$patch": "replace", "x": "1"}},
+                                    **tmpl({"volumes": [{"$patch": "replace"}, {"name": "v", "configMap": {"name": "c"}}],
+                                            "containers": [{"name": "web", "$retainKeys": ["name"]}]})})
+kube_patch("cordon", {"spec": {"unschedulable": True}},
+           {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+            "spec": {"podCIDRs": ["10.0.0.0/24"]}})
+
+# Kubernetes protobuf bodies: what kubectl 1.32 sent for `create secret|configmap|namespace|
+# deployment|job|cronjob|service|serviceaccount`, `create job --from`, `debug`, `auth can-i` and
+# the DELETE of `drain` (shoal-kube's test fixtures, recorded against a stub server).
+PROTO = os.path.join(os.path.dirname(os.path.dirname(HERE)), "crates", "shoal-kube", "tests", "fixtures", "proto")
+for f in sorted(os.listdir(PROTO)):
+    if f.endswith(".pb"):
+        with open(os.path.join(PROTO, f), "rb") as fh:
+            put("kube_proto", f[:-len(".pb")], fh.read())
+
 put("template", "hostname", b"\x00{{.Service.Name}}-{{.Task.Slot}}.{{.Node.Hostname}}")
 put("template", "labels-and-join", b"\x00{{index .Service.Labels \"tier\"}}/{{join \"-\" .Node.Platform.OS .Node.Platform.Architecture}}/{{.Service.Labels.tier}}")
 put("template", "env", b"\x01SLOT={{.Task.Slot}}-{{- .Task.Name -}}")

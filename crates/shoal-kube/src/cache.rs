@@ -275,13 +275,24 @@ fn collect(view: &dyn ClusterView, old: &BTreeMap<Key, Entry>) -> BTreeMap<Key, 
                 .and_then(|d| serde_json::to_value(d).ok())
                 .map(|v| objects::with_kube_extras(v, s))
         });
+        put(("jobs", ns.clone(), name.clone()), fp, &|| {
+            objects::job(view, s)
+                .and_then(|d| serde_json::to_value(d).ok())
+                .map(|v| objects::with_kube_extras(v, s))
+        });
         put(("daemonsets", ns, name), fp, &|| {
             objects::daemon_set(view, s)
                 .and_then(|d| serde_json::to_value(d).ok())
                 .map(|v| objects::with_kube_extras(v, s))
         });
     }
-    for t in view.tasks().filter(|t| objects::is_pod(t)) {
+    let mut tasks: Vec<&std::sync::Arc<shoal_types::task::Task>> =
+        view.tasks().filter(|t| objects::is_pod(t)).collect();
+    // A bare Pod's tasks share its name: the newest is the pod.
+    tasks.sort_by_key(|t| t.meta.created_at);
+    tasks.reverse();
+    let mut seen_pods: std::collections::HashSet<Key> = std::collections::HashSet::new();
+    for t in tasks {
         let svc = view.service(&t.service_id);
         let (ns, svc_name) = match svc {
             Some(s) => objects::split_service_name(s),
@@ -295,8 +306,12 @@ fn collect(view: &dyn ClusterView, old: &BTreeMap<Key, Entry>) -> BTreeMap<Key, 
             .as_ref()
             .and_then(|n| view.node(n))
             .map_or(0, |n| n.meta.version);
+        let key = ("pods", ns, objects::pod_name(t, &svc_name));
+        if !seen_pods.insert(key.clone()) {
+            continue;
+        }
         put(
-            ("pods", ns, objects::pod_name(t, &svc_name)),
+            key,
             [t.meta.version, svc.map_or(0, |s| s.meta.version), node_v],
             &|| serde_json::to_value(objects::pod(view, t)).ok(),
         );

@@ -120,6 +120,13 @@ pub fn is_pod(t: &Task) -> bool {
 
 /// The name of a task's pod: its container's name, without the stack prefix.
 pub fn pod_name(t: &Task, svc_name_in_ns: &str) -> String {
+    if t.service_labels
+        .get(crate::workload::KIND_LABEL)
+        .map(String::as_str)
+        == Some("Pod")
+    {
+        return svc_name_in_ns.to_string();
+    }
     let full = t.name();
     let prefix = format!("{}.", t.service_name);
     match full.strip_prefix(&prefix) {
@@ -548,6 +555,9 @@ pub fn deployment(view: &dyn ClusterView, s: &Service) -> Option<apps::Deploymen
     let ServiceMode::Replicated { replicas } = s.spec.mode else {
         return None;
     };
+    if is_bare_pod(s) {
+        return None;
+    }
     let (ns, name) = split_service_name(s);
     let replicas = i32::try_from(replicas).unwrap_or(i32::MAX);
     let c = counts(view, s);
@@ -686,6 +696,99 @@ pub fn with_kube_extras(mut v: serde_json::Value, s: &Service) -> serde_json::Va
         crate::writes::merge_patch(c, &extra);
     }
     v
+}
+
+/// Whether the service is a bare Pod written through the Kubernetes API.
+pub fn is_bare_pod(s: &Service) -> bool {
+    s.spec
+        .labels
+        .get(crate::workload::KIND_LABEL)
+        .map(String::as_str)
+        == Some("Pod")
+}
+
+/// The Job a replicated job service is (made with `kubectl` or `docker service create --mode
+/// replicated-job`).
+pub fn job(view: &dyn ClusterView, s: &Service) -> Option<k8s_openapi::api::batch::v1::Job> {
+    use k8s_openapi::api::batch::v1 as batch;
+    let ServiceMode::ReplicatedJob {
+        max_concurrent,
+        total_completions,
+    } = s.spec.mode
+    else {
+        return None;
+    };
+    if is_bare_pod(s) {
+        return None;
+    }
+    let (ns, name) = split_service_name(s);
+    let (mut succeeded, mut failed, mut active) = (0i32, 0i32, 0i32);
+    let mut finished = Timestamp::ZERO;
+    for t in view.tasks_of_service(&s.id) {
+        match t.status.state {
+            TaskState::Complete => {
+                succeeded += 1;
+                finished = finished.max(t.status.timestamp);
+            }
+            TaskState::Failed | TaskState::Rejected => failed += 1,
+            st if !st.is_terminal() && t.desired_state <= TaskState::Complete => active += 1,
+            _ => {}
+        }
+    }
+    let completions = i32::try_from(total_completions).unwrap_or(i32::MAX);
+    let done = succeeded >= completions;
+    let mut m = meta(
+        name.clone(),
+        Some(ns),
+        &s.id,
+        workload_version(view, s),
+        s.meta.created_at,
+        kube_labels(&s.spec.labels),
+    );
+    m.generation = Some(i64::try_from(s.meta.version).unwrap_or(i64::MAX));
+    if let Some(k) = &s.spec.kube
+        && !k.annotations.is_empty()
+    {
+        m.annotations = Some(k.annotations.clone());
+    }
+    let mut tpl = template(s, &name);
+    if let Some(spec) = tpl.spec.as_mut() {
+        spec.restart_policy = Some(
+            match s.spec.task.restart.condition {
+                shoal_types::service::RestartCondition::None => "Never",
+                _ => "OnFailure",
+            }
+            .into(),
+        );
+    }
+    Some(batch::Job {
+        metadata: m,
+        spec: Some(batch::JobSpec {
+            completions: Some(completions),
+            parallelism: Some(i32::try_from(max_concurrent).unwrap_or(i32::MAX)),
+            selector: Some(selector(s)),
+            template: tpl,
+            ..Default::default()
+        }),
+        status: Some(batch::JobStatus {
+            active: Some(active),
+            succeeded: Some(succeeded),
+            failed: Some(failed),
+            ready: Some(active),
+            start_time: time(s.meta.created_at),
+            completion_time: if done { time(finished) } else { None },
+            conditions: done.then(|| {
+                vec![batch::JobCondition {
+                    type_: "Complete".into(),
+                    status: "True".into(),
+                    last_probe_time: time(finished),
+                    last_transition_time: time(finished),
+                    ..Default::default()
+                }]
+            }),
+            ..Default::default()
+        }),
+    })
 }
 
 /// The DaemonSet a global service is.

@@ -143,7 +143,9 @@ static ALL: &[ResourceInfo] = &[
         singular: "pod",
         short_names: &["po"],
         namespaced: true,
-        verbs: OBSERVED,
+        verbs: &[
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ],
         categories: &["all"],
         subresources: &[Subresource {
             name: "log",
@@ -174,6 +176,20 @@ static ALL: &[ResourceInfo] = &[
         short_names: &["ds"],
         namespaced: true,
         verbs: READ_WRITE,
+        categories: &["all"],
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: "batch",
+        version: "v1",
+        kind: "Job",
+        plural: "jobs",
+        singular: "job",
+        short_names: &[],
+        namespaced: true,
+        verbs: &[
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ],
         categories: &["all"],
         subresources: &[],
     },

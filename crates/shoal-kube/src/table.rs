@@ -212,6 +212,41 @@ fn columns_of(kind: &str) -> Vec<Column> {
                 "A label query over pods that are managed by the daemon set.",
             ),
         ],
+        "Job" => vec![
+            NAME,
+            ("Status", "string", 0, "Status of the job."),
+            (
+                "Completions",
+                "string",
+                0,
+                "The desired number of successfully finished pods the job should be run with.",
+            ),
+            (
+                "Duration",
+                "string",
+                0,
+                "Time required to complete the job.",
+            ),
+            AGE,
+            (
+                "Containers",
+                "string",
+                1,
+                "Names of each container in the template.",
+            ),
+            (
+                "Images",
+                "string",
+                1,
+                "Images referenced by each container in the template.",
+            ),
+            (
+                "Selector",
+                "string",
+                1,
+                "A label query over pods that should match the pod count.",
+            ),
+        ],
         _ => vec![NAME, AGE],
     }
 }
@@ -451,6 +486,46 @@ fn cells(r: &ResourceInfo, o: &Value, now: Timestamp) -> Vec<Value> {
                 json!(int(o, &["status", "updatedNumberScheduled"])),
                 json!(int(o, &["status", "numberAvailable"])),
                 json!(or_none(node_selector)),
+                json!(age(o, now)),
+                json!(template_containers(o, "name")),
+                json!(template_containers(o, "image")),
+                json!(or_none(selector_text(o))),
+            ]
+        }
+        "Job" => {
+            let complete = s(o, &["status", "conditions"])
+                .as_array()
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Complete" && c["status"] == "True")
+                });
+            let status = if complete {
+                "Complete"
+            } else if int(o, &["status", "failed"]) > 0 && int(o, &["status", "active"]) == 0 {
+                "Failed"
+            } else {
+                "Running"
+            };
+            let parse = |p: &[&str]| text(o, p).parse::<jiff::Timestamp>().ok();
+            let duration = match (
+                parse(&["status", "startTime"]),
+                parse(&["status", "completionTime"]),
+            ) {
+                (Some(a), Some(b)) => human_duration(b.as_second() - a.as_second()),
+                (Some(a), None) => {
+                    human_duration(now.unix_nanos().div_euclid(1_000_000_000) - a.as_second())
+                }
+                _ => String::new(),
+            };
+            vec![
+                name,
+                json!(status),
+                json!(format!(
+                    "{}/{}",
+                    int(o, &["status", "succeeded"]),
+                    int(o, &["spec", "completions"])
+                )),
+                json!(duration),
                 json!(age(o, now)),
                 json!(template_containers(o, "name")),
                 json!(template_containers(o, "image")),

@@ -247,87 +247,80 @@ fn rest_of(from: &Value, except: &[&str]) -> String {
     }
 }
 
-/// A Deployment (as JSON, in `namespace`) as the spec of the service it is.
-pub fn deployment_in(obj: &Value, namespace: &str) -> Result<ServiceSpec, Vec<Cause>> {
-    let d: apps::Deployment = serde_json::from_value(obj.clone())
-        .map_err(|e| vec![cause("body", format!("Invalid value: {e}"))])?;
-    let mut causes = Vec::new();
-    let name = d.metadata.name.clone().unwrap_or_default();
-    if let Some(why) = crate::names::dns_subdomain_errors(&name).into_iter().next() {
-        causes.push(cause(
-            "metadata.name",
-            format!("Invalid value: {name:?}: {why}"),
-        ));
-    }
-    let spec = d.spec.clone().unwrap_or_default();
-    let replicas = i64::from(spec.replicas.unwrap_or(1));
-    if replicas < 0 {
-        causes.push(cause(
-            "spec.replicas",
-            format!("Invalid value: {replicas}: must be greater than or equal to 0"),
-        ));
-    }
-    let raw_spec = &obj["spec"];
-    let raw_pod = &raw_spec["template"]["spec"];
-    refuse_set(raw_pod, POD_REFUSED, "spec.template.spec", &mut causes);
-    let template_labels = spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
-    match crate::selector::LabelSelector::from_label_selector(&spec.selector) {
-        Ok(sel) if sel.is_empty() => causes.push(cause(
-            "spec.selector",
-            "Invalid value: v1.LabelSelector{}: empty selector is invalid for deployment",
-        )),
-        Ok(sel) if !sel.matches(&template_labels) => causes.push(cause(
-            "spec.template.metadata.labels",
-            format!(
-                "Invalid value: {}: `selector` does not match template `labels`",
-                json!(template_labels)
-            ),
-        )),
-        Ok(_) => {}
-        Err(e) => causes.push(cause("spec.selector", e.to_string())),
-    }
-    for (k, v) in d
-        .metadata
-        .labels
-        .iter()
-        .flatten()
-        .chain(template_labels.iter())
-    {
+/// The label that says which Kubernetes kind a service written here is, when it is not a
+/// Deployment or DaemonSet (those follow from its mode).
+pub const KIND_LABEL: &str = "shoal.kube.kind";
+
+/// A pod template as a service's task template, and what the service keeps of it.
+struct TemplateIn {
+    task: shoal_types::service::TaskSpec,
+    restart_policy: String,
+    pod_annotations: BTreeMap<String, String>,
+    container: String,
+    container_extra: String,
+}
+
+/// A pod spec and its metadata (`at` names where they are: `spec.template`, or `` for a
+/// Pod) as a task template; `allowed` lists the restart policies the kind takes.
+fn template_in(
+    raw_template: &Value,
+    meta: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+    pod: &core::PodSpec,
+    at: &str,
+    allowed: &[&str],
+    causes: &mut Vec<Cause>,
+) -> TemplateIn {
+    let field = |f: &str| {
+        if at.is_empty() {
+            f.to_string()
+        } else {
+            format!("{at}.{f}")
+        }
+    };
+    let raw_pod = &raw_template["spec"];
+    refuse_set(raw_pod, POD_REFUSED, &field("spec"), causes);
+    let labels = meta.and_then(|m| m.labels.clone()).unwrap_or_default();
+    for (k, v) in &labels {
         for why in crate::selector::label_key_errors(k) {
             causes.push(cause(
-                "metadata.labels",
+                &field("metadata.labels"),
                 format!("Invalid value: {k:?}: {why}"),
             ));
         }
         for why in crate::selector::label_value_errors(v) {
             causes.push(cause(
-                "metadata.labels",
+                &field("metadata.labels"),
                 format!("Invalid value: {v:?}: {why}"),
             ));
         }
     }
-    let pod = spec.template.spec.clone().unwrap_or_default();
-    let restart = pod.restart_policy.as_deref().unwrap_or("Always");
-    if restart != "Always" {
+    let restart = pod
+        .restart_policy
+        .clone()
+        .unwrap_or_else(|| allowed[0].to_string());
+    if !allowed.contains(&restart.as_str()) {
         causes.push(cause(
-            "spec.template.spec.restartPolicy",
-            format!("Unsupported value: {restart:?}: supported values: \"Always\""),
+            &field("spec.restartPolicy"),
+            format!(
+                "Unsupported value: {restart:?}: supported values: {}",
+                allowed
+                    .iter()
+                    .map(|a| format!("\"{a}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         ));
     }
+    let c_at = field("spec.containers[0]");
     let container = match pod.containers.as_slice() {
         [] => {
-            causes.push(cause("spec.template.spec.containers", "Required value"));
+            causes.push(cause(&field("spec.containers"), "Required value"));
             core::Container::default()
         }
         [c] => c.clone(),
         [_, ..] => {
             causes.push(cause(
-                "spec.template.spec.containers",
+                &field("spec.containers"),
                 format!(
                     "Too many: {}: shoal runs one container per pod so far",
                     pod.containers.len()
@@ -337,13 +330,7 @@ pub fn deployment_in(obj: &Value, namespace: &str) -> Result<ServiceSpec, Vec<Ca
         }
     };
     let raw_c = &raw_pod["containers"][0];
-    refuse_set(
-        raw_c,
-        CONTAINER_REFUSED,
-        "spec.template.spec.containers[0]",
-        &mut causes,
-    );
-    let c_at = "spec.template.spec.containers[0]";
+    refuse_set(raw_c, CONTAINER_REFUSED, &c_at, causes);
     if container.name.is_empty() {
         causes.push(cause(&format!("{c_at}.name"), "Required value"));
     }
@@ -370,20 +357,20 @@ pub fn deployment_in(obj: &Value, namespace: &str) -> Result<ServiceSpec, Vec<Ca
     if let Some(r) = &container.resources {
         for (which, map) in [("requests", &r.requests), ("limits", &r.limits)] {
             for (k, q) in map.iter().flatten() {
-                let field = format!("{c_at}.resources.{which}[{k}]");
+                let f = format!("{c_at}.resources.{which}[{k}]");
                 let parsed = match k.as_str() {
                     "cpu" => cpu_nanos(&q.0),
                     "memory" => bytes(&q.0),
                     _ => {
                         causes.push(cause(
-                            &field,
+                            &f,
                             "Forbidden: shoal schedules by cpu and memory only",
                         ));
                         continue;
                     }
                 };
                 let Some(v) = parsed else {
-                    causes.push(cause(&field, format!("Invalid value: {:?}: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'", q.0)));
+                    causes.push(cause(&f, format!("Invalid value: {:?}: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'", q.0)));
                     continue;
                 };
                 match (which, k.as_str()) {
@@ -407,27 +394,9 @@ pub fn deployment_in(obj: &Value, namespace: &str) -> Result<ServiceSpec, Vec<Ca
     if let Some(n) = pod.node_name.as_deref().filter(|n| !n.is_empty()) {
         constraints.push(format!("node.hostname=={n}"));
     }
-    let update = update_config(spec.strategy.as_ref(), replicas.max(0), &mut causes);
-    if !causes.is_empty() {
-        return Err(causes);
-    }
-
-    let mut labels: BTreeMap<String, String> = d.metadata.labels.clone().unwrap_or_default();
-    if namespace != objects::DEFAULT_NAMESPACE {
-        labels.insert(NAMESPACE_LABEL.to_string(), namespace.to_string());
-    }
-    let mut out = ServiceSpec {
-        name: objects::service_name(namespace, &name),
-        labels,
-        mode: ServiceMode::Replicated {
-            replicas: u64::try_from(replicas).unwrap_or(0),
-        },
-        update: Some(update),
-        ..ServiceSpec::default()
-    };
-    out.task.container = ContainerSpec {
+    let container_spec = ContainerSpec {
         image,
-        labels: template_labels,
+        labels,
         command: container.command.clone().unwrap_or_default(),
         args: container.args.clone().unwrap_or_default(),
         env,
@@ -441,20 +410,22 @@ pub fn deployment_in(obj: &Value, namespace: &str) -> Result<ServiceSpec, Vec<Ca
         hostname: pod.hostname.clone().unwrap_or_default(),
         ..ContainerSpec::default()
     };
-    out.task.resources = resources;
-    out.task.restart.condition = RestartCondition::Any;
-    out.task.placement.constraints = constraints;
-    out.kube = Some(KubeWorkload {
-        annotations: d.metadata.annotations.clone().unwrap_or_default(),
-        pod_annotations: spec
-            .template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.annotations.clone())
-            .unwrap_or_default(),
-        selector: serde_json::to_string(&spec.selector).unwrap_or_default(),
+    let mut task = shoal_types::service::TaskSpec {
+        container: container_spec,
+        resources,
+        ..Default::default()
+    };
+    task.restart.condition = match restart.as_str() {
+        "Never" => RestartCondition::None,
+        "OnFailure" => RestartCondition::OnFailure,
+        _ => RestartCondition::Any,
+    };
+    task.placement.constraints = constraints;
+    TemplateIn {
+        task,
+        restart_policy: restart,
+        pod_annotations: meta.and_then(|m| m.annotations.clone()).unwrap_or_default(),
         container: container.name.clone(),
-        spec_extra: rest_of(raw_spec, &["replicas", "selector", "template", "strategy"]),
         container_extra: rest_of(
             raw_c,
             &[
@@ -469,20 +440,249 @@ pub fn deployment_in(obj: &Value, namespace: &str) -> Result<ServiceSpec, Vec<Ca
                 "resources",
             ],
         ),
-    });
-    if let Some(s) = raw_spec.get("strategy").filter(|s| !s.is_null()) {
-        // The strategy as written, for the object shown back.
-        let mut extra: Value = out
-            .kube
-            .as_ref()
-            .and_then(|k| serde_json::from_str(&k.spec_extra).ok())
-            .unwrap_or_else(|| json!({}));
-        extra["strategy"] = s.clone();
-        if let Some(k) = out.kube.as_mut() {
-            k.spec_extra = extra.to_string();
+    }
+}
+
+fn check_name(name: &str, causes: &mut Vec<Cause>) {
+    if let Some(why) = crate::names::dns_subdomain_errors(name).into_iter().next() {
+        causes.push(cause(
+            "metadata.name",
+            format!("Invalid value: {name:?}: {why}"),
+        ));
+    }
+}
+
+/// The service's labels: the object's, with its namespace's (a stack's) and its kind's.
+fn service_labels(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    namespace: &str,
+    kind: Option<&str>,
+    causes: &mut Vec<Cause>,
+) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = meta.labels.clone().unwrap_or_default();
+    for (k, v) in &labels {
+        for why in crate::selector::label_key_errors(k) {
+            causes.push(cause(
+                "metadata.labels",
+                format!("Invalid value: {k:?}: {why}"),
+            ));
+        }
+        for why in crate::selector::label_value_errors(v) {
+            causes.push(cause(
+                "metadata.labels",
+                format!("Invalid value: {v:?}: {why}"),
+            ));
         }
     }
-    Ok(out)
+    if namespace != objects::DEFAULT_NAMESPACE {
+        labels.insert(NAMESPACE_LABEL.to_string(), namespace.to_string());
+    }
+    if let Some(k) = kind {
+        labels.insert(KIND_LABEL.to_string(), k.to_string());
+    }
+    labels
+}
+
+fn check_selector(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    template_labels: &BTreeMap<String, String>,
+    kind: &str,
+    causes: &mut Vec<Cause>,
+) {
+    match crate::selector::LabelSelector::from_label_selector(selector) {
+        Ok(sel) if sel.is_empty() => causes.push(cause(
+            "spec.selector",
+            format!("Invalid value: v1.LabelSelector{{}}: empty selector is invalid for {kind}"),
+        )),
+        Ok(sel) if !sel.matches(template_labels) => causes.push(cause(
+            "spec.template.metadata.labels",
+            format!(
+                "Invalid value: {}: `selector` does not match template `labels`",
+                json!(template_labels)
+            ),
+        )),
+        Ok(_) => {}
+        Err(e) => causes.push(cause("spec.selector", e.to_string())),
+    }
+}
+
+/// A Deployment (as JSON, in `namespace`) as the spec of the service it is.
+pub fn deployment_in(obj: &Value, namespace: &str) -> Result<ServiceSpec, Vec<Cause>> {
+    let d: apps::Deployment = serde_json::from_value(obj.clone())
+        .map_err(|e| vec![cause("body", format!("Invalid value: {e}"))])?;
+    let mut causes = Vec::new();
+    let name = d.metadata.name.clone().unwrap_or_default();
+    check_name(&name, &mut causes);
+    let spec = d.spec.clone().unwrap_or_default();
+    let replicas = i64::from(spec.replicas.unwrap_or(1));
+    if replicas < 0 {
+        causes.push(cause(
+            "spec.replicas",
+            format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+        ));
+    }
+    let raw_spec = &obj["spec"];
+    let tmeta = spec.template.metadata.as_ref();
+    let labels_of_template = tmeta.and_then(|m| m.labels.clone()).unwrap_or_default();
+    check_selector(
+        &spec.selector,
+        &labels_of_template,
+        "deployment",
+        &mut causes,
+    );
+    let pod = spec.template.spec.clone().unwrap_or_default();
+    let t = template_in(
+        &raw_spec["template"],
+        tmeta,
+        &pod,
+        "spec.template",
+        &["Always"],
+        &mut causes,
+    );
+    let update = update_config(spec.strategy.as_ref(), replicas.max(0), &mut causes);
+    let labels = service_labels(&d.metadata, namespace, None, &mut causes);
+    if !causes.is_empty() {
+        return Err(causes);
+    }
+    let mut spec_extra = rest_of(raw_spec, &["replicas", "selector", "template"]);
+    if spec_extra.is_empty() {
+        spec_extra = "{}".into();
+    }
+    Ok(ServiceSpec {
+        name: objects::service_name(namespace, &name),
+        labels,
+        mode: ServiceMode::Replicated {
+            replicas: u64::try_from(replicas).unwrap_or(0),
+        },
+        update: Some(update),
+        task: t.task,
+        kube: Some(KubeWorkload {
+            annotations: d.metadata.annotations.clone().unwrap_or_default(),
+            pod_annotations: t.pod_annotations,
+            selector: serde_json::to_string(&spec.selector).unwrap_or_default(),
+            container: t.container,
+            spec_extra,
+            container_extra: t.container_extra,
+        }),
+        ..ServiceSpec::default()
+    })
+}
+
+/// A Job as a replicated job service: `completions` its total, `parallelism` how many run at
+/// once; `OnFailure` restarts a failed pod, `Never` does not (shoal counts a failure against
+/// the job either way; `backoffLimit` is kept as written).
+pub fn job_in(obj: &Value, namespace: &str) -> Result<ServiceSpec, Vec<Cause>> {
+    let j: k8s_openapi::api::batch::v1::Job = serde_json::from_value(obj.clone())
+        .map_err(|e| vec![cause("body", format!("Invalid value: {e}"))])?;
+    let mut causes = Vec::new();
+    let name = j.metadata.name.clone().unwrap_or_default();
+    check_name(&name, &mut causes);
+    let spec = j.spec.clone().unwrap_or_default();
+    let completions = i64::from(spec.completions.unwrap_or(1));
+    let parallelism = i64::from(spec.parallelism.unwrap_or(1));
+    for (f, v) in [
+        ("spec.completions", completions),
+        ("spec.parallelism", parallelism),
+    ] {
+        if v < 0 {
+            causes.push(cause(
+                f,
+                format!("Invalid value: {v}: must be greater than or equal to 0"),
+            ));
+        }
+    }
+    let raw_spec = &obj["spec"];
+    let tmeta = spec.template.metadata.as_ref();
+    let pod = spec.template.spec.clone().unwrap_or_default();
+    if pod.restart_policy.is_none() {
+        causes.push(cause(
+            "spec.template.spec.restartPolicy",
+            "Required value: valid values: \"OnFailure\", \"Never\"",
+        ));
+    }
+    let t = template_in(
+        &raw_spec["template"],
+        tmeta,
+        &pod,
+        "spec.template",
+        &["OnFailure", "Never"],
+        &mut causes,
+    );
+    let labels = service_labels(&j.metadata, namespace, Some("Job"), &mut causes);
+    if !causes.is_empty() {
+        return Err(causes);
+    }
+    let mut spec_extra = rest_of(
+        raw_spec,
+        &["completions", "parallelism", "template", "selector"],
+    );
+    if spec_extra.is_empty() {
+        spec_extra = "{}".into();
+    }
+    Ok(ServiceSpec {
+        name: objects::service_name(namespace, &name),
+        labels,
+        mode: ServiceMode::ReplicatedJob {
+            max_concurrent: u64::try_from(parallelism).unwrap_or(1),
+            total_completions: u64::try_from(completions).unwrap_or(1),
+        },
+        task: t.task,
+        kube: Some(KubeWorkload {
+            annotations: j.metadata.annotations.clone().unwrap_or_default(),
+            pod_annotations: t.pod_annotations,
+            selector: String::new(),
+            container: t.container,
+            spec_extra,
+            container_extra: t.container_extra,
+        }),
+        ..ServiceSpec::default()
+    })
+}
+
+/// A bare Pod (`kubectl run`) as a service of one task: replicated while its restart policy
+/// is `Always`, else a job of one completion. Its pod is named as the Pod is.
+pub fn pod_in(obj: &Value, namespace: &str) -> Result<ServiceSpec, Vec<Cause>> {
+    let p: core::Pod = serde_json::from_value(obj.clone())
+        .map_err(|e| vec![cause("body", format!("Invalid value: {e}"))])?;
+    let mut causes = Vec::new();
+    let name = p.metadata.name.clone().unwrap_or_default();
+    check_name(&name, &mut causes);
+    let pod = p.spec.clone().unwrap_or_default();
+    let t = template_in(
+        obj,
+        Some(&p.metadata),
+        &pod,
+        "",
+        &["Always", "OnFailure", "Never"],
+        &mut causes,
+    );
+    let labels = service_labels(&p.metadata, namespace, Some("Pod"), &mut causes);
+    if !causes.is_empty() {
+        return Err(causes);
+    }
+    let mode = if t.restart_policy == "Always" {
+        ServiceMode::Replicated { replicas: 1 }
+    } else {
+        ServiceMode::ReplicatedJob {
+            max_concurrent: 1,
+            total_completions: 1,
+        }
+    };
+    Ok(ServiceSpec {
+        name: objects::service_name(namespace, &name),
+        labels,
+        mode,
+        task: t.task,
+        kube: Some(KubeWorkload {
+            annotations: p.metadata.annotations.clone().unwrap_or_default(),
+            pod_annotations: BTreeMap::new(),
+            selector: String::new(),
+            container: t.container,
+            spec_extra: rest_of(&obj["spec"], &["containers"]),
+            container_extra: t.container_extra,
+        }),
+        ..ServiceSpec::default()
+    })
 }
 
 #[cfg(test)]

@@ -465,6 +465,21 @@ fn strict_check<T: serde::de::DeserializeOwned + serde::Serialize>(
     )))
 }
 
+async fn create_service(
+    m: &dyn ControlSurface,
+    r: &'static crate::registry::ResourceInfo,
+    name: &str,
+    spec: shoal_types::ServiceSpec,
+) -> KubeResult<()> {
+    if m.view().services().any(|s| s.spec.name == spec.name) {
+        return Err(KubeError::already_exists(r, name));
+    }
+    m.create_service(spec)
+        .await
+        .map_err(|e| KubeError::from_control(r, name, e))?;
+    Ok(())
+}
+
 /// Creates the object `body` describes in `namespace`.
 pub async fn create(
     m: &dyn ControlSurface,
@@ -527,12 +542,25 @@ pub async fn create(
             }
             let spec = crate::workload::deployment_in(&obj, namespace)
                 .map_err(|causes| KubeError::invalid(r, &name, &causes))?;
-            if m.view().services().any(|s| s.spec.name == spec.name) {
-                return Err(KubeError::already_exists(r, &name));
+            create_service(m, r, &name, spec).await?;
+            Ok(obj)
+        }
+        "Job" => {
+            if strict {
+                strict_check::<k8s_openapi::api::batch::v1::Job>("Job", &obj)?;
             }
-            m.create_service(spec)
-                .await
-                .map_err(|e| KubeError::from_control(r, &name, e))?;
+            let spec = crate::workload::job_in(&obj, namespace)
+                .map_err(|causes| KubeError::invalid(r, &name, &causes))?;
+            create_service(m, r, &name, spec).await?;
+            Ok(obj)
+        }
+        "Pod" => {
+            if strict {
+                strict_check::<k8s_openapi::api::core::v1::Pod>("Pod", &obj)?;
+            }
+            let spec = crate::workload::pod_in(&obj, namespace)
+                .map_err(|causes| KubeError::invalid(r, &name, &causes))?;
+            create_service(m, r, &name, spec).await?;
             Ok(obj)
         }
         "ConfigMap" | "Secret" => {
@@ -652,10 +680,25 @@ pub async fn delete(m: &dyn ControlSurface, t: &Target<'_>, obj: &Value) -> Kube
     let name = t.name.unwrap_or_default();
     let id = objects::id_of_uid(obj["metadata"]["uid"].as_str().unwrap_or_default());
     match t.resource.kind {
-        "Deployment" | "DaemonSet" => m
+        "Deployment" | "DaemonSet" | "Job" => m
             .remove_service(id.as_str())
             .await
             .map_err(|e| KubeError::from_control(t.resource, name, e)),
+        "Pod" => {
+            let view = m.view();
+            let svc = view
+                .task(&id)
+                .and_then(|task| view.service(&task.service_id))
+                .filter(|s| objects::is_bare_pod(s))
+                .ok_or_else(|| {
+                    KubeError::method_not_allowed(format!(
+                        "pod \"{name}\" belongs to a workload: scale or update it instead (deleting one of its pods is not served yet)"
+                    ))
+                })?;
+            m.remove_service(svc.id.as_str())
+                .await
+                .map_err(|e| KubeError::from_control(t.resource, name, e))
+        }
         "Node" => m
             .remove_node(id.as_str(), false)
             .await

@@ -652,7 +652,7 @@ fn kubectl_create_makes_secrets_configs_namespaces_and_deployments() {
     // A pod's output, read from its node.
     d.service_create_with(
         &format!("--name talker {IMAGE} sh -c"),
-        &["echo line1; echo line2 >&2; sleep 1000"],
+        &["echo line1; sleep 1; echo line2 >&2; sleep 1000"],
     );
     let pod = k.wait("the talker's pod", &["get", "pods", "-o", "name"], |t| {
         t.contains("pod/talker.1.")
@@ -711,4 +711,124 @@ fn kubectl_create_makes_secrets_configs_namespaces_and_deployments() {
     assert!(k.ok(&["delete", "namespace", "team"]).contains("deleted"));
     let (code, _) = d.api("GET", "/v1.45/services/team_web2", None);
     assert_eq!(code, 404);
+}
+
+#[test]
+fn kubectl_runs_pods_and_jobs_as_swarm_services() {
+    if !need(&[
+        Need::Root,
+        Need::Tool("kubectl"),
+        Need::DockerEngine,
+        Need::TestImage,
+    ]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (d, k) = kube_daemon(dir.path());
+    let image = format!("--image={IMAGE}");
+
+    // Bare pods: one that keeps running, one that runs once.
+    assert!(
+        k.ok(&["run", "sleeper", &image, "--", "sleep", "1000"])
+            .contains("pod/sleeper created")
+    );
+    assert!(
+        k.ok(&[
+            "run",
+            "once",
+            &image,
+            "--restart=Never",
+            "--",
+            "echo",
+            "done"
+        ])
+        .contains("pod/once created")
+    );
+    k.wait("sleeper running", &["get", "pod", "sleeper"], |t| {
+        t.contains(" Running ")
+    });
+    k.wait("once completed", &["get", "pod", "once"], |t| {
+        t.contains(" Completed ")
+    });
+    assert_eq!(k.ok(&["logs", "once"]), "done\n");
+    let (_, svc) = d.api("GET", "/v1.45/services/once", None);
+    assert!(svc["Spec"]["Mode"]["ReplicatedJob"].is_object(), "{svc}");
+
+    // A Job with parallelism finishes its completions.
+    let job = dir.path().join("job.yaml");
+    std::fs::write(
+        &job,
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: calc\nspec:\n  completions: 3\n  parallelism: 2\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: calc\n        image: {IMAGE}\n        command: [sh, -c, 'echo computed']\n"
+        ),
+    )
+    .expect("write");
+    assert!(
+        k.ok(&["apply", "-f", &job.to_string_lossy()])
+            .contains("job.batch/calc created")
+    );
+    let jobs = k.wait("the job complete", &["get", "jobs"], |t| {
+        t.lines()
+            .any(|l| l.starts_with("calc ") && l.contains("Complete") && l.contains(" 3/3 "))
+    });
+    assert!(jobs.contains("COMPLETIONS"), "{jobs}");
+    let (_, svc) = d.api("GET", "/v1.45/services/calc", None);
+    assert_eq!(
+        svc["Spec"]["Mode"]["ReplicatedJob"]["MaxConcurrent"], 2,
+        "{svc}"
+    );
+    assert_eq!(
+        svc["Spec"]["Mode"]["ReplicatedJob"]["TotalCompletions"], 3,
+        "{svc}"
+    );
+    let done = k.ok(&["get", "pods", "-o", "name"]);
+    assert_eq!(
+        done.lines().filter(|l| l.starts_with("pod/calc.")).count(),
+        3,
+        "{done}"
+    );
+
+    // A Swarm job is a Job.
+    let out = d.shoal(&[
+        "service",
+        "create",
+        "--name",
+        "swarmjob",
+        "--mode",
+        "replicated-job",
+        "--detach",
+        IMAGE,
+        "true",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    k.wait("the Swarm job complete", &["get", "job", "swarmjob"], |t| {
+        t.contains("Complete")
+    });
+
+    // A Job needs its restart policy; a Pod's must be one of Kubernetes'.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: bad\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        image: {IMAGE}\n"),
+    )
+    .expect("write");
+    let out = k.run(&["apply", "-f", &bad.to_string_lossy()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("spec.template.spec.restartPolicy: Required value"),
+        "{err}"
+    );
+
+    assert!(
+        k.ok(&["delete", "pod", "sleeper", "once"])
+            .contains("deleted")
+    );
+    assert!(
+        k.ok(&["delete", "job", "calc", "swarmjob"])
+            .contains("deleted")
+    );
+    for name in ["sleeper", "once", "calc", "swarmjob"] {
+        let (code, _) = d.api("GET", &format!("/v1.45/services/{name}"), None);
+        assert_eq!(code, 404, "{name}");
+    }
 }
