@@ -275,6 +275,18 @@ fn collect(view: &dyn ClusterView, old: &BTreeMap<Key, Entry>) -> BTreeMap<Key, 
                 .and_then(|d| serde_json::to_value(d).ok())
                 .map(|v| objects::with_kube_extras(v, s))
         });
+        for (rs_name, rs) in objects::replica_sets(view, s) {
+            put(("replicasets", ns.clone(), rs_name), fp, &|| {
+                let mut v = serde_json::to_value(&rs).ok()?;
+                if let Some(k) = &s.spec.kube
+                    && let Ok(extra) = serde_json::from_str::<Value>(&k.container_extra)
+                    && let Some(c) = v.pointer_mut("/spec/template/spec/containers/0")
+                {
+                    crate::writes::merge_patch(c, &extra);
+                }
+                Some(v)
+            });
+        }
         put(("jobs", ns.clone(), name.clone()), fp, &|| {
             objects::job(view, s)
                 .and_then(|d| serde_json::to_value(d).ok())

@@ -673,10 +673,14 @@ pub fn deployment(view: &dyn ClusterView, s: &Service) -> Option<apps::Deploymen
     })
 }
 
-/// The revision of a service's template: 1, or 2 once it was updated (Swarm keeps one
-/// previous spec).
+/// The revision of a service's template: 1, or 2 while Swarm's previous spec has another
+/// template (Swarm keeps one previous spec, and any update replaces it: history is one
+/// revision deep).
 pub fn revision(s: &Service) -> u64 {
-    if s.previous_spec.is_some() { 2 } else { 1 }
+    match &s.previous_spec {
+        Some(p) if p.task != s.spec.task => 2,
+        _ => 1,
+    }
 }
 
 /// Merges what the Kubernetes API kept of a workload (`spec` and container fields shoal has
@@ -696,6 +700,130 @@ pub fn with_kube_extras(mut v: serde_json::Value, s: &Service) -> serde_json::Va
         crate::writes::merge_patch(c, &extra);
     }
     v
+}
+
+/// A short hash of a task template: the `pod-template-hash` of its ReplicaSet.
+pub fn template_hash(spec: &shoal_types::service::TaskSpec) -> String {
+    let text = serde_json::to_string(spec).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    // Kubernetes' alphabet for generated names: no vowels, no look-alikes.
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut out = String::new();
+    for _ in 0..10 {
+        out.push(char::from(ALPHABET[(h % 27) as usize]));
+        h /= 27;
+    }
+    out
+}
+
+/// The ReplicaSets of a Deployment: its current template and, once it was updated, the one
+/// before (Swarm keeps one previous spec), with the revision annotations and owner reference
+/// `kubectl rollout history|undo` read.
+pub fn replica_sets(view: &dyn ClusterView, s: &Service) -> Vec<(String, apps::ReplicaSet)> {
+    let Some(d) = deployment(view, s) else {
+        return Vec::new();
+    };
+    let (ns, name) = split_service_name(s);
+    let mut out = Vec::new();
+    let mut specs = vec![(revision(s), s.spec.clone())];
+    if let Some(p) = &s.previous_spec
+        && p.task != s.spec.task
+    {
+        specs.push((1, p.clone()));
+    }
+    for (rev, spec) in specs {
+        let hash = template_hash(&spec.task);
+        let rs_name = format!("{name}-{hash}");
+        let mut view_of = s.clone();
+        view_of.spec = spec.clone();
+        let mut tpl = template(&view_of, &name);
+        let mut sel = selector(&view_of);
+        if let Some(m) = tpl.metadata.as_mut() {
+            m.labels
+                .get_or_insert_with(Default::default)
+                .insert("pod-template-hash".into(), hash.clone());
+        }
+        sel.match_labels
+            .get_or_insert_with(Default::default)
+            .insert("pod-template-hash".into(), hash.clone());
+        let (mut current, mut ready) = (0, 0);
+        for t in view.tasks_of_service(&s.id) {
+            if t.spec == spec.task
+                && !t.status.state.is_terminal()
+                && t.desired_state <= TaskState::Running
+            {
+                current += 1;
+                if t.status.state == TaskState::Running {
+                    ready += 1;
+                }
+            }
+        }
+        let wanted = if spec.task == s.spec.task {
+            d.spec.as_ref().and_then(|x| x.replicas).unwrap_or(0)
+        } else {
+            0
+        };
+        let mut labels = tpl
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        labels.insert("pod-template-hash".into(), hash.clone());
+        let rs = apps::ReplicaSet {
+            metadata: ObjectMeta {
+                name: Some(rs_name.clone()),
+                namespace: Some(ns.clone()),
+                uid: Some(format!("{}-{hash}", uid_of(&s.id))),
+                resource_version: Some(s.meta.version.to_string()),
+                creation_timestamp: time(s.meta.created_at),
+                labels: Some(labels),
+                annotations: Some(
+                    [
+                        (
+                            "deployment.kubernetes.io/revision".to_string(),
+                            rev.to_string(),
+                        ),
+                        (
+                            "deployment.kubernetes.io/desired-replicas".to_string(),
+                            wanted.to_string(),
+                        ),
+                    ]
+                    .into(),
+                ),
+                owner_references: Some(vec![
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                        api_version: "apps/v1".into(),
+                        kind: "Deployment".into(),
+                        name: name.clone(),
+                        uid: uid_of(&s.id),
+                        controller: Some(true),
+                        block_owner_deletion: Some(true),
+                    },
+                ]),
+                ..Default::default()
+            },
+            spec: Some(apps::ReplicaSetSpec {
+                replicas: Some(wanted),
+                selector: sel,
+                template: Some(tpl),
+                min_ready_seconds: None,
+            }),
+            status: Some(apps::ReplicaSetStatus {
+                replicas: current,
+                ready_replicas: Some(ready),
+                available_replicas: Some(ready),
+                fully_labeled_replicas: Some(current),
+                observed_generation: d.metadata.generation,
+                conditions: None,
+                terminating_replicas: None,
+            }),
+        };
+        out.push((rs_name, rs));
+    }
+    out
 }
 
 /// Whether the service is a bare Pod written through the Kubernetes API.

@@ -180,6 +180,18 @@ static ALL: &[ResourceInfo] = &[
         subresources: &[],
     },
     ResourceInfo {
+        group: "apps",
+        version: "v1",
+        kind: "ReplicaSet",
+        plural: "replicasets",
+        singular: "replicaset",
+        short_names: &["rs"],
+        namespaced: true,
+        verbs: &["get", "list", "watch"],
+        categories: &["all"],
+        subresources: &[],
+    },
+    ResourceInfo {
         group: "batch",
         version: "v1",
         kind: "Job",

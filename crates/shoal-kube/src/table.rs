@@ -212,6 +212,36 @@ fn columns_of(kind: &str) -> Vec<Column> {
                 "A label query over pods that are managed by the daemon set.",
             ),
         ],
+        "ReplicaSet" => vec![
+            NAME,
+            ("Desired", "integer", 0, "Number of desired pods."),
+            ("Current", "integer", 0, "Number of actual replicas."),
+            (
+                "Ready",
+                "integer",
+                0,
+                "The number of ready replicas for this replica set.",
+            ),
+            AGE,
+            (
+                "Containers",
+                "string",
+                1,
+                "Names of each container in the template.",
+            ),
+            (
+                "Images",
+                "string",
+                1,
+                "Images referenced by each container in the template.",
+            ),
+            (
+                "Selector",
+                "string",
+                1,
+                "Selector is a label query over pods that should match the replica count.",
+            ),
+        ],
         "Job" => vec![
             NAME,
             ("Status", "string", 0, "Status of the job."),
@@ -492,6 +522,16 @@ fn cells(r: &ResourceInfo, o: &Value, now: Timestamp) -> Vec<Value> {
                 json!(or_none(selector_text(o))),
             ]
         }
+        "ReplicaSet" => vec![
+            name,
+            json!(int(o, &["spec", "replicas"])),
+            json!(int(o, &["status", "replicas"])),
+            json!(int(o, &["status", "readyReplicas"])),
+            json!(age(o, now)),
+            json!(template_containers(o, "name")),
+            json!(template_containers(o, "image")),
+            json!(or_none(selector_text(o))),
+        ],
         "Job" => {
             let complete = s(o, &["status", "conditions"])
                 .as_array()

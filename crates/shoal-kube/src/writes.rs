@@ -436,6 +436,16 @@ pub fn overlay(
     update.parallelism = written_update.parallelism;
     update.order = written_update.order;
     out.update = Some(update);
+    // A new pod template annotation (`kubectl rollout restart`) restarts the pods, as a new
+    // ReplicaSet would.
+    let annotations = |k: &Option<shoal_types::service::KubeWorkload>| {
+        k.as_ref()
+            .map(|k| k.pod_annotations.clone())
+            .unwrap_or_default()
+    };
+    if annotations(&current.kube) != annotations(&written.kube) {
+        out.task.force_update = current.task.force_update + 1;
+    }
     out.kube = written.kube;
     out
 }

@@ -410,6 +410,39 @@ fn kubectl_apply_makes_services_and_refuses_bad_manifests() {
     assert!(out.contains("deployment.apps/hello unchanged"), "{out}");
     k.ok(&["rollout", "status", "deployment/hello", "--timeout=60s"]);
 
+    // Two revisions, one undone; a restart rolls the pods.
+    let history = k.ok(&["rollout", "history", "deployment/hello"]);
+    assert!(
+        history.contains("REVISION")
+            && history.lines().any(|l| l.starts_with("1 "))
+            && history.lines().any(|l| l.starts_with("2 ")),
+        "{history}"
+    );
+    let rs = k.ok(&["get", "replicasets", "-l", "app=hello", "-o", "name"]);
+    assert_eq!(rs.lines().count(), 2, "{rs}");
+    assert!(
+        k.ok(&["rollout", "undo", "deployment/hello"])
+            .contains("rolled back")
+    );
+    let (_, svc) = d.api("GET", "/v1.45/services/hello", None);
+    let env = svc["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"].to_string();
+    assert!(env.contains("GREETING=hi"), "{env}");
+    k.ok(&["rollout", "status", "deployment/hello", "--timeout=60s"]);
+    let before = svc["Spec"]["TaskTemplate"]["ForceUpdate"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        k.ok(&["rollout", "restart", "deployment/hello"])
+            .contains("restarted")
+    );
+    let (_, svc) = d.api("GET", "/v1.45/services/hello", None);
+    assert_eq!(
+        svc["Spec"]["TaskTemplate"]["ForceUpdate"].as_u64(),
+        Some(before + 1),
+        "{svc}"
+    );
+    k.ok(&["rollout", "status", "deployment/hello", "--timeout=60s"]);
+
     // Scaled through Swarm, seen by kubectl; the manifest's other fields survive.
     let out = d.shoal(&["service", "scale", "hello=1", "--detach"]);
     assert!(out.status.success(), "{out:?}");
