@@ -147,13 +147,22 @@ static ALL: &[ResourceInfo] = &[
             "create", "delete", "get", "list", "patch", "update", "watch",
         ],
         categories: &["all"],
-        subresources: &[Subresource {
-            name: "log",
-            group: "",
-            version: "v1",
-            kind: "Pod",
-            verbs: &["get"],
-        }],
+        subresources: &[
+            Subresource {
+                name: "exec",
+                group: "",
+                version: "v1",
+                kind: "PodExecOptions",
+                verbs: &["create", "get"],
+            },
+            Subresource {
+                name: "log",
+                group: "",
+                version: "v1",
+                kind: "Pod",
+                verbs: &["get"],
+            },
+        ],
     },
     ResourceInfo {
         group: "apps",

@@ -179,15 +179,14 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    ws: Result<
+        axum::extract::ws::WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
     body: Bytes,
 ) -> Response {
-    let path = uri.path().trim_end_matches('/');
-    let accept = headers
-        .get(http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    match route(&st, &method, path, uri.query(), &accept, &headers, body).await {
+    let ws = ws.ok();
+    match route(&st, &method, &uri, &headers, body, ws).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -196,12 +195,17 @@ async fn handle(
 async fn route(
     st: &KubeState,
     method: &Method,
-    path: &str,
-    query: Option<&str>,
-    accept: &str,
+    uri: &Uri,
     headers: &HeaderMap,
     body: Bytes,
+    ws: Option<axum::extract::ws::WebSocketUpgrade>,
 ) -> KubeResult<Response> {
+    let path = uri.path().trim_end_matches('/');
+    let query = uri.query();
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let get = method == Method::GET;
     match path {
         "/version" if get => return Ok(ok_json(&discovery::version())),
@@ -247,6 +251,40 @@ async fn route(
         (Method::GET, Some(name), None) => {
             let obj = read(st, manager.as_ref(), &target, name)?;
             Ok(object_response(st, target.resource, &obj, accept))
+        }
+        (Method::GET | Method::POST, Some(name), Some("exec")) if target.resource.kind == "Pod" => {
+            let pod = read(st, manager.as_ref(), &target, name)?;
+            let q = crate::exec::exec_query(query)?;
+            let container = pod["spec"]["containers"][0]["name"]
+                .as_str()
+                .unwrap_or_default();
+            if let Some(c) = q.container.as_deref().filter(|c| *c != container) {
+                return Err(KubeError::bad_request(format!(
+                    "container {c} is not valid for pod {name}"
+                )));
+            }
+            let id = crate::objects::id_of_uid(pod["metadata"]["uid"].as_str().unwrap_or_default());
+            let view = manager.view();
+            let task = view
+                .task(&id)
+                .ok_or_else(|| KubeError::not_found(target.resource, name))?;
+            if task.status.state != shoal_types::task::TaskState::Running {
+                return Err(KubeError::bad_request(format!(
+                    "unable to upgrade connection: container not found (\"{container}\")"
+                )));
+            }
+            let here = st.daemon.swarm().await.map(|s| s.node_id);
+            if task.node_id != here {
+                return Err(KubeError::bad_request(format!(
+                    "pod {name} runs on another node: exec there through that node's engine (docker -H) — exec across nodes through this API is not served yet"
+                )));
+            }
+            let Some(ws) = ws else {
+                return Err(KubeError::bad_request(
+                    "Upgrade request required: kubectl exec speaks WebSocket (v5.channel.k8s.io)",
+                ));
+            };
+            crate::exec::exec(st.daemon.engine(), &task.name(), q, ws).await
         }
         (Method::GET, Some(name), Some("log")) if target.resource.kind == "Pod" => {
             let pod = read(st, manager.as_ref(), &target, name)?;

@@ -35,7 +35,7 @@
 //! JSON (`80` and `80.0` differ, as they do there); a `$setElementOrder` for an absent or null
 //! list is ignored.
 //!
-//! The merge strategies and keys are [`crate::openapi::PATCH_STRATEGIES`] (the same the OpenAPI
+//! The merge strategies and keys are `openapi::PATCH_STRATEGIES` (the same the OpenAPI
 //! documents give `kubectl`), read along the types of k8s-openapi's JSON schemas: a field's
 //! schema is found by following `$ref`s (`allOf`, list `items`, map `additionalProperties`)
 //! from the kind's. [`Kind::Other`] has no schema: every list is replaced.
@@ -142,7 +142,7 @@ pub enum SmpError {
         directive: String,
         field: String,
     },
-    /// Nested deeper than [`MAX_DEPTH`].
+    /// Nested deeper than 128 levels.
     #[error("{path}: nested more than {MAX_DEPTH} levels deep")]
     TooDeep { path: String },
 }

@@ -751,6 +751,7 @@ fn kubectl_runs_pods_and_jobs_as_swarm_services() {
     if !need(&[
         Need::Root,
         Need::Tool("kubectl"),
+        Need::Tool("script"),
         Need::DockerEngine,
         Need::TestImage,
     ]) {
@@ -783,6 +784,44 @@ fn kubectl_runs_pods_and_jobs_as_swarm_services() {
     k.wait("once completed", &["get", "pod", "once"], |t| {
         t.contains(" Completed ")
     });
+
+    // exec over kubectl's WebSocket protocol: output, exit codes, stdin, a terminal.
+    assert_eq!(k.ok(&["exec", "sleeper", "--", "echo", "hi"]), "hi\n");
+    let out = k.run(&["exec", "sleeper", "--", "sh", "-c", "echo oops >&2; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).lines().next(),
+        Some("oops")
+    );
+    let mut cat = k
+        .command(&["exec", "-i", "sleeper", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("kubectl exec -i");
+    {
+        use std::io::Write;
+        let mut stdin = cat.stdin.take().expect("stdin");
+        stdin.write_all(b"typed\n").expect("write");
+    }
+    let out = cat.wait_with_output().expect("kubectl exec -i");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "typed\n");
+    let script = format!(
+        "KUBECONFIG={} HOME={} KUBECACHEDIR={} kubectl exec -it sleeper -- sh -c '[ -t 0 ] && echo on-a-tty; exit 5'",
+        k.kubeconfig.display(),
+        k.home.display(),
+        k.home.join("cache").display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &script, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("on-a-tty"),
+        "{out:?}"
+    );
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
     assert_eq!(k.ok(&["logs", "once"]), "done\n");
     let (_, svc) = d.api("GET", "/v1.45/services/once", None);
     assert!(svc["Spec"]["Mode"]["ReplicatedJob"].is_object(), "{svc}");
