@@ -936,14 +936,38 @@ pub fn daemon_set(view: &dyn ClusterView, s: &Service) -> Option<apps::DaemonSet
         s.meta.created_at,
         kube_labels(&s.spec.labels),
     );
+    let annotations = s
+        .spec
+        .kube
+        .as_ref()
+        .map(|k| k.annotations.clone())
+        .filter(|a| !a.is_empty());
     Some(apps::DaemonSet {
         metadata: ObjectMeta {
             generation: Some(generation),
+            annotations,
             ..m
         },
         spec: Some(apps::DaemonSetSpec {
             selector: selector(s),
             template: template(s, &name),
+            update_strategy: Some(apps::DaemonSetUpdateStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some({
+                    let u = s.spec.update_config();
+                    let step = IntOrString::Int(i32::try_from(u.parallelism.max(1)).unwrap_or(1));
+                    match u.order {
+                        UpdateOrder::StartFirst => apps::RollingUpdateDaemonSet {
+                            max_surge: Some(step),
+                            max_unavailable: Some(IntOrString::Int(0)),
+                        },
+                        UpdateOrder::StopFirst => apps::RollingUpdateDaemonSet {
+                            max_surge: Some(IntOrString::Int(0)),
+                            max_unavailable: Some(step),
+                        },
+                    }
+                }),
+            }),
             ..Default::default()
         }),
         status: Some(apps::DaemonSetStatus {

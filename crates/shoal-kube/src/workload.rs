@@ -568,6 +568,85 @@ pub fn deployment_in(obj: &Value, namespace: &str) -> Result<ServiceSpec, Vec<Ca
     })
 }
 
+/// A DaemonSet as a global service: a pod on every node that fits, new nodes too; its
+/// rolling update stops `maxUnavailable` pods at a time (default 1), or starts `maxSurge`
+/// first.
+pub fn daemon_set_in(obj: &Value, namespace: &str) -> Result<ServiceSpec, Vec<Cause>> {
+    let d: apps::DaemonSet = serde_json::from_value(obj.clone())
+        .map_err(|e| vec![cause("body", format!("Invalid value: {e}"))])?;
+    let mut causes = Vec::new();
+    let name = d.metadata.name.clone().unwrap_or_default();
+    check_name(&name, &mut causes);
+    let spec = d.spec.clone().unwrap_or_default();
+    let raw_spec = &obj["spec"];
+    let tmeta = spec.template.metadata.as_ref();
+    let labels_of_template = tmeta.and_then(|m| m.labels.clone()).unwrap_or_default();
+    check_selector(
+        &spec.selector,
+        &labels_of_template,
+        "daemonset",
+        &mut causes,
+    );
+    let pod = spec.template.spec.clone().unwrap_or_default();
+    let t = template_in(
+        &raw_spec["template"],
+        tmeta,
+        &pod,
+        "spec.template",
+        &["Always"],
+        &mut causes,
+    );
+    let mut update = UpdateConfig::default();
+    let strategy = spec.update_strategy.clone().unwrap_or_default();
+    match strategy.type_.as_deref().unwrap_or("RollingUpdate") {
+        "RollingUpdate" => {
+            let ru = strategy.rolling_update.unwrap_or_default();
+            let surge = ru.max_surge.unwrap_or(IntOrString::Int(0));
+            let unavailable = ru.max_unavailable.unwrap_or(IntOrString::Int(1));
+            // Percentages count nodes; without the node count here, they round to one.
+            let n = |v: &IntOrString| match v {
+                IntOrString::Int(i) => u64::try_from(*i).unwrap_or(0),
+                IntOrString::String(_) => 1,
+            };
+            if n(&surge) > 0 {
+                update.order = UpdateOrder::StartFirst;
+                update.parallelism = n(&surge);
+            } else {
+                update.order = UpdateOrder::StopFirst;
+                update.parallelism = n(&unavailable).max(1);
+            }
+        }
+        other => causes.push(cause(
+            "spec.updateStrategy.type",
+            format!("Unsupported value: {other:?}: supported values: \"RollingUpdate\""),
+        )),
+    }
+    let labels = service_labels(&d.metadata, namespace, None, &mut causes);
+    if !causes.is_empty() {
+        return Err(causes);
+    }
+    let mut spec_extra = rest_of(raw_spec, &["selector", "template"]);
+    if spec_extra.is_empty() {
+        spec_extra = "{}".into();
+    }
+    Ok(ServiceSpec {
+        name: objects::service_name(namespace, &name),
+        labels,
+        mode: ServiceMode::Global,
+        update: Some(update),
+        task: t.task,
+        kube: Some(KubeWorkload {
+            annotations: d.metadata.annotations.clone().unwrap_or_default(),
+            pod_annotations: t.pod_annotations,
+            selector: serde_json::to_string(&spec.selector).unwrap_or_default(),
+            container: t.container,
+            spec_extra,
+            container_extra: t.container_extra,
+        }),
+        ..ServiceSpec::default()
+    })
+}
+
 /// A Job as a replicated job service: `completions` its total, `parallelism` how many run at
 /// once; `OnFailure` restarts a failed pod, `Never` does not (shoal counts a failure against
 /// the job either way; `backoffLimit` is kept as written).

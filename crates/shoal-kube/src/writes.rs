@@ -252,6 +252,25 @@ pub async fn modify(
             update_node(m, view, t, obj, &new).await?;
             Ok(new)
         }
+        ("DaemonSet", None) => {
+            let new = patched(obj, is_put, content_type, body)?;
+            check_version(obj, &new, t, name)?;
+            if strict {
+                strict_check::<k8s_openapi::api::apps::v1::DaemonSet>("DaemonSet", &new)?;
+            }
+            let id = objects::id_of_uid(obj["metadata"]["uid"].as_str().unwrap_or_default());
+            let svc = view
+                .service(&id)
+                .ok_or_else(|| KubeError::not_found(t.resource, name))?;
+            let namespace = t.namespace.unwrap_or(objects::DEFAULT_NAMESPACE);
+            let written = crate::workload::daemon_set_in(&new, namespace)
+                .map_err(|causes| KubeError::invalid(t.resource, name, &causes))?;
+            let spec = overlay(&svc.spec, written);
+            m.update_service(id.as_str(), svc.meta.version, spec, false)
+                .await
+                .map_err(|e| KubeError::from_control(t.resource, name, e))?;
+            Ok(new)
+        }
         ("ConfigMap" | "Secret", None) => {
             let new = patched(obj, is_put, content_type, body)?;
             check_version(obj, &new, t, name)?;
@@ -551,6 +570,15 @@ pub async fn create(
                 strict_check::<k8s_openapi::api::apps::v1::Deployment>("Deployment", &obj)?;
             }
             let spec = crate::workload::deployment_in(&obj, namespace)
+                .map_err(|causes| KubeError::invalid(r, &name, &causes))?;
+            create_service(m, r, &name, spec).await?;
+            Ok(obj)
+        }
+        "DaemonSet" => {
+            if strict {
+                strict_check::<k8s_openapi::api::apps::v1::DaemonSet>("DaemonSet", &obj)?;
+            }
+            let spec = crate::workload::daemon_set_in(&obj, namespace)
                 .map_err(|causes| KubeError::invalid(r, &name, &causes))?;
             create_service(m, r, &name, spec).await?;
             Ok(obj)

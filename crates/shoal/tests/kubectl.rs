@@ -275,6 +275,32 @@ fn kubectl_drives_the_same_services_and_nodes_as_docker() {
         "{explained}"
     );
 
+    // A DaemonSet is a global service: a pod on the node.
+    let ds = dir.path().join("ds.yaml");
+    std::fs::write(
+        &ds,
+        format!(
+            "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: agent\nspec:\n  selector:\n    matchLabels: {{app: agent}}\n  template:\n    metadata:\n      labels: {{app: agent}}\n    spec:\n      containers:\n      - name: agent\n        image: {IMAGE}\n        command: [sleep, '1000']\n"
+        ),
+    )
+    .expect("write");
+    assert!(
+        k.ok(&["apply", "-f", &ds.to_string_lossy()])
+            .contains("daemonset.apps/agent created")
+    );
+    let (_, svc) = d.api("GET", "/v1.45/services/agent", None);
+    assert!(svc["Spec"]["Mode"]["Global"].is_object(), "{svc}");
+    k.wait("the daemon set ready", &["get", "daemonsets"], |t| {
+        t.lines()
+            .any(|l| l.starts_with("agent ") && l.split_whitespace().nth(3) == Some("1"))
+    });
+    let status = k.ok(&["rollout", "status", "daemonset/agent", "--timeout=60s"]);
+    assert!(status.contains("successfully rolled out"), "{status}");
+    assert!(
+        k.ok(&["delete", "-f", &ds.to_string_lossy()])
+            .contains("deleted")
+    );
+
     // Deleted with kubectl: the service is gone.
     assert!(k.ok(&["delete", "deployment", "web"]).contains("deleted"));
     let (code, _) = d.api("GET", "/v1.45/services/web", None);
