@@ -79,7 +79,9 @@ fn every_registry_kind_has_a_schema() {
             r.api_version(),
             r.kind
         );
-        for s in r.subresources {
+        // Connect subresources (exec) take options, not an object: k8s-openapi has no type
+        // for them, and kubectl reads no schema of theirs.
+        for s in r.subresources.iter().filter(|s| s.kind != "PodExecOptions") {
             assert!(
                 kind_schema(&mut g, s.group, s.version, s.kind).is_some(),
                 "no schema for {}/{}",
