@@ -103,7 +103,10 @@ impl Cache {
         if inner.synced_once && version <= inner.version {
             return inner.version;
         }
-        let fresh = collect(view, &inner.objects);
+        let mut fresh = collect(view, &inner.objects);
+        if inner.synced_once {
+            add_events(&inner, &mut fresh, version);
+        }
         let mut changes: Vec<Change> = Vec::new();
         for (key, e) in &fresh {
             match inner.objects.get(key) {
@@ -184,6 +187,49 @@ impl Cache {
 
     pub fn version(&self) -> u64 {
         self.lock().version
+    }
+}
+
+/// Carries the events kept over, adds those of the pods that moved, and drops the oldest past
+/// [`crate::events::KEEP`].
+fn add_events(inner: &Inner, fresh: &mut BTreeMap<Key, Entry>, version: u64) {
+    let mut kept: Vec<(Key, Entry)> = inner
+        .objects
+        .iter()
+        .filter(|(k, _)| k.0 == "events")
+        .map(|(k, e)| (k.clone(), e.clone()))
+        .collect();
+    let mut seq = 0u32;
+    for (key, e) in fresh.iter().filter(|(k, _)| k.0 == "pods") {
+        let old = inner.objects.get(key).map(|o| o.object.as_ref());
+        if old == Some(e.object.as_ref()) {
+            continue;
+        }
+        for mut ev in crate::events::of_pod(old, &e.object) {
+            seq += 1;
+            let name = format!("{}.{version:x}{seq:04x}", key.2);
+            if let Some(m) = ev.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.insert("name".into(), Value::String(name.clone()));
+                m.insert(
+                    "uid".into(),
+                    Value::String(format!("event-{version:x}-{seq:x}")),
+                );
+                m.insert("resourceVersion".into(), Value::String(version.to_string()));
+            }
+            kept.push((
+                ("events", key.1.clone(), name),
+                Entry {
+                    rv: version,
+                    fingerprint: [version, u64::from(seq), 0],
+                    object: Arc::new(ev),
+                },
+            ));
+        }
+    }
+    kept.sort_by_key(|(_, e)| (e.rv, e.fingerprint[1]));
+    let drop = kept.len().saturating_sub(crate::events::KEEP);
+    for (k, e) in kept.into_iter().skip(drop) {
+        fresh.insert(k, e);
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod discovery;
+pub mod events;
 pub mod exec;
 pub mod logs;
 pub mod names;

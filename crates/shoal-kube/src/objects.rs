@@ -111,7 +111,13 @@ pub fn is_pod(t: &Task) -> bool {
     if t.is_attachment() {
         return false;
     }
-    if t.desired_state <= TaskState::Running {
+    // A bare Pod stays, as Kubernetes keeps a finished pod: its newest task is shown.
+    if t.desired_state <= TaskState::Running
+        || t.service_labels
+            .get(crate::workload::KIND_LABEL)
+            .map(String::as_str)
+            == Some("Pod")
+    {
         return true;
     }
     // Stopping but not stopped yet: a terminating pod. Jobs keep their completed tasks.

@@ -126,6 +126,18 @@ static ALL: &[ResourceInfo] = &[
     ResourceInfo {
         group: "",
         version: "v1",
+        kind: "Event",
+        plural: "events",
+        singular: "event",
+        short_names: &["ev"],
+        namespaced: true,
+        verbs: &["get", "list", "watch"],
+        categories: &[],
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: "",
+        version: "v1",
         kind: "Node",
         plural: "nodes",
         singular: "node",

@@ -451,6 +451,20 @@ fn supported_fields(r: &ResourceInfo) -> &'static [&'static str] {
             "status.podIP",
         ],
         "Node" => &["metadata.name", "spec.unschedulable"],
+        "Event" => &[
+            "metadata.name",
+            "metadata.namespace",
+            "involvedObject.kind",
+            "involvedObject.name",
+            "involvedObject.namespace",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "type",
+            "source",
+            "reportingComponent",
+        ],
         _ => &["metadata.name", "metadata.namespace"],
     }
 }

@@ -212,6 +212,62 @@ fn columns_of(kind: &str) -> Vec<Column> {
                 "A label query over pods that are managed by the daemon set.",
             ),
         ],
+        "Event" => vec![
+            (
+                "Last Seen",
+                "string",
+                0,
+                "Time when this Event was last observed.",
+            ),
+            (
+                "Type",
+                "string",
+                0,
+                "Type of this event (Normal, Warning), new types could be added in the future.",
+            ),
+            (
+                "Reason",
+                "string",
+                0,
+                "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
+            ),
+            (
+                "Object",
+                "string",
+                0,
+                "The object that this event is about.",
+            ),
+            (
+                "Message",
+                "string",
+                0,
+                "A human-readable description of the status of this operation.",
+            ),
+            (
+                "Source",
+                "string",
+                1,
+                "The component reporting this event. Should be a short machine understandable string.",
+            ),
+            (
+                "First Seen",
+                "string",
+                1,
+                "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
+            ),
+            (
+                "Count",
+                "string",
+                1,
+                "The number of times this event has occurred.",
+            ),
+            (
+                "Name",
+                "string",
+                1,
+                "Name must be unique within a namespace.",
+            ),
+        ],
         "ReplicaSet" => vec![
             NAME,
             ("Desired", "integer", 0, "Number of desired pods."),
@@ -520,6 +576,34 @@ fn cells(r: &ResourceInfo, o: &Value, now: Timestamp) -> Vec<Value> {
                 json!(template_containers(o, "name")),
                 json!(template_containers(o, "image")),
                 json!(or_none(selector_text(o))),
+            ]
+        }
+        "Event" => {
+            let since = |field: &str| match text(o, &[field]).parse::<jiff::Timestamp>() {
+                Ok(t) => human_duration(now.unix_nanos().div_euclid(1_000_000_000) - t.as_second()),
+                Err(_) => "<unknown>".into(),
+            };
+            vec![
+                json!(since("lastTimestamp")),
+                json!(text(o, &["type"])),
+                json!(text(o, &["reason"])),
+                json!(format!(
+                    "{}/{}",
+                    text(o, &["involvedObject", "kind"]).to_lowercase(),
+                    text(o, &["involvedObject", "name"])
+                )),
+                json!(text(o, &["message"])),
+                json!(format!(
+                    "{}{}",
+                    text(o, &["source", "component"]),
+                    match text(o, &["source", "host"]) {
+                        h if h.is_empty() => String::new(),
+                        h => format!(", {h}"),
+                    }
+                )),
+                json!(since("firstTimestamp")),
+                json!(int(o, &["count"]).to_string()),
+                name,
             ]
         }
         "ReplicaSet" => vec![

@@ -811,6 +811,33 @@ fn kubectl_runs_pods_and_jobs_as_swarm_services() {
         t.contains(" Completed ")
     });
 
+    // Events of what the pods went through, for describe and get events.
+    let described = k.ok(&["describe", "pod", "sleeper"]);
+    assert!(
+        described.contains("Successfully assigned default/sleeper to "),
+        "{described}"
+    );
+    assert!(
+        described.contains("Started container sleeper"),
+        "{described}"
+    );
+    k.ok(&[
+        "run",
+        "bad",
+        &image,
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    let warned = k.wait(
+        "a warning for the failed pod",
+        &["get", "events", "--field-selector", "type=Warning"],
+        |t| t.contains("Error: container bad exited with code 3"),
+    );
+    assert!(warned.contains("pod/bad"), "{warned}");
+
     // exec over kubectl's WebSocket protocol: output, exit codes, stdin, a terminal.
     assert_eq!(k.ok(&["exec", "sleeper", "--", "echo", "hi"]), "hi\n");
     let out = k.run(&["exec", "sleeper", "--", "sh", "-c", "echo oops >&2; exit 3"]);
@@ -918,14 +945,14 @@ fn kubectl_runs_pods_and_jobs_as_swarm_services() {
     );
 
     assert!(
-        k.ok(&["delete", "pod", "sleeper", "once"])
+        k.ok(&["delete", "pod", "sleeper", "once", "bad"])
             .contains("deleted")
     );
     assert!(
         k.ok(&["delete", "job", "calc", "swarmjob"])
             .contains("deleted")
     );
-    for name in ["sleeper", "once", "calc", "swarmjob"] {
+    for name in ["sleeper", "once", "bad", "calc", "swarmjob"] {
         let (code, _) = d.api("GET", &format!("/v1.45/services/{name}"), None);
         assert_eq!(code, 404, "{name}");
     }
