@@ -443,6 +443,25 @@ fn template_in(
     }
 }
 
+impl TemplateIn {
+    /// What the service keeps of the workload beside its task template.
+    fn kube(
+        &self,
+        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        selector: String,
+        spec_extra: String,
+    ) -> KubeWorkload {
+        KubeWorkload {
+            annotations: meta.annotations.clone().unwrap_or_default(),
+            pod_annotations: self.pod_annotations.clone(),
+            selector,
+            container: self.container.clone(),
+            spec_extra,
+            container_extra: self.container_extra.clone(),
+        }
+    }
+}
+
 fn check_name(name: &str, causes: &mut Vec<Cause>) {
     if let Some(why) = crate::names::dns_subdomain_errors(name).into_iter().next() {
         causes.push(cause(
@@ -544,10 +563,7 @@ pub fn deployment_in(obj: &Value, namespace: &str) -> Result<ServiceSpec, Vec<Ca
     if !causes.is_empty() {
         return Err(causes);
     }
-    let mut spec_extra = rest_of(raw_spec, &["replicas", "selector", "template"]);
-    if spec_extra.is_empty() {
-        spec_extra = "{}".into();
-    }
+    let spec_extra = rest_of(raw_spec, &["replicas", "selector", "template"]);
     Ok(ServiceSpec {
         name: objects::service_name(namespace, &name),
         labels,
@@ -555,15 +571,12 @@ pub fn deployment_in(obj: &Value, namespace: &str) -> Result<ServiceSpec, Vec<Ca
             replicas: u64::try_from(replicas).unwrap_or(0),
         },
         update: Some(update),
-        task: t.task,
-        kube: Some(KubeWorkload {
-            annotations: d.metadata.annotations.clone().unwrap_or_default(),
-            pod_annotations: t.pod_annotations,
-            selector: serde_json::to_string(&spec.selector).unwrap_or_default(),
-            container: t.container,
+        kube: Some(t.kube(
+            &d.metadata,
+            serde_json::to_string(&spec.selector).unwrap_or_default(),
             spec_extra,
-            container_extra: t.container_extra,
-        }),
+        )),
+        task: t.task,
         ..ServiceSpec::default()
     })
 }
@@ -625,24 +638,18 @@ pub fn daemon_set_in(obj: &Value, namespace: &str) -> Result<ServiceSpec, Vec<Ca
     if !causes.is_empty() {
         return Err(causes);
     }
-    let mut spec_extra = rest_of(raw_spec, &["selector", "template"]);
-    if spec_extra.is_empty() {
-        spec_extra = "{}".into();
-    }
+    let spec_extra = rest_of(raw_spec, &["selector", "template"]);
     Ok(ServiceSpec {
         name: objects::service_name(namespace, &name),
         labels,
         mode: ServiceMode::Global,
         update: Some(update),
-        task: t.task,
-        kube: Some(KubeWorkload {
-            annotations: d.metadata.annotations.clone().unwrap_or_default(),
-            pod_annotations: t.pod_annotations,
-            selector: serde_json::to_string(&spec.selector).unwrap_or_default(),
-            container: t.container,
+        kube: Some(t.kube(
+            &d.metadata,
+            serde_json::to_string(&spec.selector).unwrap_or_default(),
             spec_extra,
-            container_extra: t.container_extra,
-        }),
+        )),
+        task: t.task,
         ..ServiceSpec::default()
     })
 }
@@ -691,13 +698,10 @@ pub fn job_in(obj: &Value, namespace: &str) -> Result<ServiceSpec, Vec<Cause>> {
     if !causes.is_empty() {
         return Err(causes);
     }
-    let mut spec_extra = rest_of(
+    let spec_extra = rest_of(
         raw_spec,
         &["completions", "parallelism", "template", "selector"],
     );
-    if spec_extra.is_empty() {
-        spec_extra = "{}".into();
-    }
     Ok(ServiceSpec {
         name: objects::service_name(namespace, &name),
         labels,
@@ -705,15 +709,8 @@ pub fn job_in(obj: &Value, namespace: &str) -> Result<ServiceSpec, Vec<Cause>> {
             max_concurrent: u64::try_from(parallelism).unwrap_or(1),
             total_completions: u64::try_from(completions).unwrap_or(1),
         },
+        kube: Some(t.kube(&j.metadata, String::new(), spec_extra)),
         task: t.task,
-        kube: Some(KubeWorkload {
-            annotations: j.metadata.annotations.clone().unwrap_or_default(),
-            pod_annotations: t.pod_annotations,
-            selector: String::new(),
-            container: t.container,
-            spec_extra,
-            container_extra: t.container_extra,
-        }),
         ..ServiceSpec::default()
     })
 }
@@ -751,15 +748,12 @@ pub fn pod_in(obj: &Value, namespace: &str) -> Result<ServiceSpec, Vec<Cause>> {
         name: objects::service_name(namespace, &name),
         labels,
         mode,
+        kube: Some(t.kube(
+            &p.metadata,
+            String::new(),
+            rest_of(&obj["spec"], &["containers"]),
+        )),
         task: t.task,
-        kube: Some(KubeWorkload {
-            annotations: p.metadata.annotations.clone().unwrap_or_default(),
-            pod_annotations: BTreeMap::new(),
-            selector: String::new(),
-            container: t.container,
-            spec_extra: rest_of(&obj["spec"], &["containers"]),
-            container_extra: t.container_extra,
-        }),
         ..ServiceSpec::default()
     })
 }

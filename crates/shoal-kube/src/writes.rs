@@ -220,7 +220,7 @@ pub async fn modify(
             out["spec"]["replicas"] = json!(replicas);
             Ok(out)
         }
-        ("Deployment", None) => {
+        ("Deployment" | "DaemonSet", None) => {
             let new = patched(obj, is_put, content_type, body)?;
             check_version(obj, &new, t, name)?;
             if new["metadata"]["name"] != obj["metadata"]["name"] {
@@ -234,9 +234,9 @@ pub async fn modify(
                 ));
             }
             if strict {
-                strict_check::<k8s_openapi::api::apps::v1::Deployment>("Deployment", &new)?;
+                strict_for(t.resource.kind, &new)?;
             }
-            update_deployment(m, view, t, obj, &new).await?;
+            update_workload(m, view, t, obj, &new).await?;
             Ok(new)
         }
         ("Node", None) => {
@@ -250,25 +250,6 @@ pub async fn modify(
                 name,
             )?;
             update_node(m, view, t, obj, &new).await?;
-            Ok(new)
-        }
-        ("DaemonSet", None) => {
-            let new = patched(obj, is_put, content_type, body)?;
-            check_version(obj, &new, t, name)?;
-            if strict {
-                strict_check::<k8s_openapi::api::apps::v1::DaemonSet>("DaemonSet", &new)?;
-            }
-            let id = objects::id_of_uid(obj["metadata"]["uid"].as_str().unwrap_or_default());
-            let svc = view
-                .service(&id)
-                .ok_or_else(|| KubeError::not_found(t.resource, name))?;
-            let namespace = t.namespace.unwrap_or(objects::DEFAULT_NAMESPACE);
-            let written = crate::workload::daemon_set_in(&new, namespace)
-                .map_err(|causes| KubeError::invalid(t.resource, name, &causes))?;
-            let spec = overlay(&svc.spec, written);
-            m.update_service(id.as_str(), svc.meta.version, spec, false)
-                .await
-                .map_err(|e| KubeError::from_control(t.resource, name, e))?;
             Ok(new)
         }
         ("ConfigMap" | "Secret", None) => {
@@ -387,10 +368,10 @@ async fn set_replicas(
     Ok(())
 }
 
-/// Writes a Deployment over the service it is a view of. The service's fields the
+/// Writes a Deployment or DaemonSet over the service it is a view of. The service's fields the
 /// Kubernetes object does not show (networks, published ports, secrets, mounts, health
 /// checks, update timing) are kept as they are.
-async fn update_deployment(
+async fn update_workload(
     m: &dyn ControlSurface,
     view: &dyn ClusterView,
     t: &Target<'_>,
@@ -403,8 +384,11 @@ async fn update_deployment(
         .service(&id)
         .ok_or_else(|| KubeError::not_found(t.resource, name))?;
     let namespace = t.namespace.unwrap_or(objects::DEFAULT_NAMESPACE);
-    let written = crate::workload::deployment_in(new, namespace)
-        .map_err(|causes| KubeError::invalid(t.resource, name, &causes))?;
+    let convert = workload_in(t.resource.kind).ok_or_else(|| {
+        KubeError::method_not_allowed(format!("{} is not a workload", t.resource.kind))
+    })?;
+    let written =
+        convert(new, namespace).map_err(|causes| KubeError::invalid(t.resource, name, &causes))?;
     let spec = overlay(&svc.spec, written);
     m.update_service(id.as_str(), svc.meta.version, spec, false)
         .await
@@ -509,6 +493,34 @@ async fn create_service(
     Ok(())
 }
 
+/// The API server's strict decoding for `kind`, by its k8s-openapi type.
+fn strict_for(kind: &str, obj: &Value) -> KubeResult<()> {
+    use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, core::v1 as core};
+    match kind {
+        "Deployment" => strict_check::<apps::Deployment>(kind, obj),
+        "DaemonSet" => strict_check::<apps::DaemonSet>(kind, obj),
+        "Job" => strict_check::<batch::Job>(kind, obj),
+        "Pod" => strict_check::<core::Pod>(kind, obj),
+        "ConfigMap" => strict_check::<core::ConfigMap>(kind, obj),
+        "Secret" => strict_check::<core::Secret>(kind, obj),
+        "Namespace" => strict_check::<core::Namespace>(kind, obj),
+        _ => Ok(()),
+    }
+}
+
+/// How a workload kind written here becomes the spec of the service it is.
+type WorkloadIn = fn(&Value, &str) -> Result<shoal_types::ServiceSpec, Vec<crate::workload::Cause>>;
+
+fn workload_in(kind: &str) -> Option<WorkloadIn> {
+    match kind {
+        "Deployment" => Some(crate::workload::deployment_in),
+        "DaemonSet" => Some(crate::workload::daemon_set_in),
+        "Job" => Some(crate::workload::job_in),
+        "Pod" => Some(crate::workload::pod_in),
+        _ => None,
+    }
+}
+
 /// Creates the object `body` describes in `namespace`.
 pub async fn create(
     m: &dyn ControlSurface,
@@ -564,52 +576,20 @@ pub async fn create(
             )],
         ));
     }
+    if strict {
+        strict_for(r.kind, &obj)?;
+    }
     match r.kind {
-        "Deployment" => {
-            if strict {
-                strict_check::<k8s_openapi::api::apps::v1::Deployment>("Deployment", &obj)?;
+        kind if workload_in(kind).is_some() => {
+            if let Some(convert) = workload_in(kind) {
+                let spec = convert(&obj, namespace)
+                    .map_err(|causes| KubeError::invalid(r, &name, &causes))?;
+                create_service(m, r, &name, spec).await?;
             }
-            let spec = crate::workload::deployment_in(&obj, namespace)
-                .map_err(|causes| KubeError::invalid(r, &name, &causes))?;
-            create_service(m, r, &name, spec).await?;
-            Ok(obj)
-        }
-        "DaemonSet" => {
-            if strict {
-                strict_check::<k8s_openapi::api::apps::v1::DaemonSet>("DaemonSet", &obj)?;
-            }
-            let spec = crate::workload::daemon_set_in(&obj, namespace)
-                .map_err(|causes| KubeError::invalid(r, &name, &causes))?;
-            create_service(m, r, &name, spec).await?;
-            Ok(obj)
-        }
-        "Job" => {
-            if strict {
-                strict_check::<k8s_openapi::api::batch::v1::Job>("Job", &obj)?;
-            }
-            let spec = crate::workload::job_in(&obj, namespace)
-                .map_err(|causes| KubeError::invalid(r, &name, &causes))?;
-            create_service(m, r, &name, spec).await?;
-            Ok(obj)
-        }
-        "Pod" => {
-            if strict {
-                strict_check::<k8s_openapi::api::core::v1::Pod>("Pod", &obj)?;
-            }
-            let spec = crate::workload::pod_in(&obj, namespace)
-                .map_err(|causes| KubeError::invalid(r, &name, &causes))?;
-            create_service(m, r, &name, spec).await?;
             Ok(obj)
         }
         "ConfigMap" | "Secret" => {
             let kind = payload_kind(r.kind);
-            if strict {
-                if kind == PayloadKind::Secret {
-                    strict_check::<k8s_openapi::api::core::v1::Secret>("Secret", &obj)?;
-                } else {
-                    strict_check::<k8s_openapi::api::core::v1::ConfigMap>("ConfigMap", &obj)?;
-                }
-            }
             let (spec, data) = crate::payloads::payload_in(kind, &obj, namespace)
                 .map_err(|causes| KubeError::invalid(r, &name, &causes))?;
             if m.view().payloads(kind).any(|p| p.spec.name == spec.name) {

@@ -265,8 +265,21 @@ fn kubectl_drives_the_same_services_and_nodes_as_docker() {
         err.contains("Error from server (NotFound): deployments.apps \"nope\" not found"),
         "{err}"
     );
-    let out = k.run(&["scale", "deployment", "web", "--replicas=-1"]);
-    assert!(!out.status.success(), "{out:?}");
+    // kubectl refuses a negative --replicas itself; a patch reaches the server's check.
+    let out = k.run(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"replicas":-1}}"#,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
+        "{err}"
+    );
+    assert_eq!(replicas(&d), Some(1), "the refused patch changed nothing");
 
     // The OpenAPI documents serve `explain`.
     let explained = k.ok(&["explain", "pods.spec.containers"]);
